@@ -1,0 +1,3 @@
+//! The generic netlink ABI shared by rfw.ko and fwctl.
+#![no_std]
+#![forbid(unsafe_code)]

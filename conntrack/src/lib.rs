@@ -1,0 +1,3 @@
+//! rfw's connection tracking engine.
+#![no_std]
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! rfw's ruleset, NAT and mangle engine.
+#![no_std]
+#![forbid(unsafe_code)]

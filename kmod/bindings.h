@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What bindgen turns into kmod/bindings_generated.rs (see ../Kbuild): the
+ * kernel interfaces rfw.ko uses and the 6.12 `kernel` crate does not wrap
+ * (netfilter hooks, pernet operations, generic netlink, per-CPU memory).
+ */
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
+#include <linux/percpu.h>
+#include <linux/skbuff.h>
+#include <net/genetlink.h>
+#include <net/net_namespace.h>
+#include <net/netlink.h>
+
+#include "helpers.h"

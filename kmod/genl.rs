@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The generic netlink family `rfw` (ABI in the `rfw_abi` crate).
+//!
+//! Every operation carries `GENL_UNS_ADMIN_PERM`: the caller needs
+//! `CAP_NET_ADMIN` in the user namespace that owns the network namespace of
+//! its socket, which is where each command acts (`netnsok`), as nf_tables'
+//! family does. Requests are validated strictly against the family policy
+//! (`resv_start_op` = 1): an attribute a command does not take is rejected
+//! with an extended ACK before the handler runs.
+
+use core::ffi::c_int;
+
+use kernel::error::to_result;
+use kernel::prelude::*;
+use rfw_abi::{attr, hook_stats, nfproto, Cmd};
+
+use crate::bindings;
+use crate::kernel_static::KernelStatic;
+use crate::nlmsg::Reply;
+use crate::percpu::{FAMILIES, HOOKS};
+use crate::pernet;
+
+const N_OPS: usize = 1;
+const N_POLICY: usize = attr::MAX as usize + 1;
+
+static FAMILY: KernelStatic<bindings::genl_family> =
+    // SAFETY: `genl_family` is a C struct of integers, a char array,
+    // pointers and optional function pointers; zero is valid for all.
+    KernelStatic::new(unsafe { core::mem::zeroed() });
+static OPS: KernelStatic<[bindings::genl_small_ops; N_OPS]> =
+    // SAFETY: as above, for `genl_small_ops`.
+    KernelStatic::new(unsafe { core::mem::zeroed() });
+/// All entries `NLA_UNSPEC` (zero): under strict validation no request
+/// attribute is accepted yet. Commands that take attributes set theirs.
+static POLICY: KernelStatic<[bindings::nla_policy; N_POLICY]> =
+    // SAFETY: as above, for `nla_policy`.
+    KernelStatic::new(unsafe { core::mem::zeroed() });
+
+/// The registered family, for as long as this value lives.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Fills in and registers the family.
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        let fam = FAMILY.get();
+        let ops = OPS.get();
+        // SAFETY: module init runs once and the family is not registered
+        // yet, so nothing else reads these statics (`KernelStatic` invariant).
+        unsafe {
+            (*ops)[0].cmd = Cmd::StatsGet as u8;
+            (*ops)[0].flags = bindings::GENL_UNS_ADMIN_PERM as u8;
+            (*ops)[0].doit = Some(stats_get);
+
+            for (d, s) in (*fam).name.iter_mut().zip(rfw_abi::FAMILY_NAME_C) {
+                *d = *s as core::ffi::c_char;
+            }
+            (*fam).version = rfw_abi::FAMILY_VERSION.into();
+            (*fam).maxattr = attr::MAX.into();
+            (*fam).policy = POLICY.get().cast::<bindings::nla_policy>();
+            (*fam).set_netnsok(1);
+            (*fam).set_parallel_ops(1);
+            (*fam).resv_start_op = 1;
+            (*fam).small_ops = ops.cast::<bindings::genl_small_ops>();
+            (*fam).n_small_ops = N_OPS as u8;
+            (*fam).module = module.as_ptr().cast();
+        }
+        // SAFETY: the family is fully initialised and static.
+        to_result(unsafe { bindings::genl_register_family(fam) })?;
+        Ok(Registration(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`. This waits for running handlers
+        // (they hold the family's cb_lock for reading).
+        unsafe { bindings::genl_unregister_family(FAMILY.get()) };
+    }
+}
+
+/// Runs a handler, turning its `Result` into the errno netlink expects.
+fn errno(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `Cmd::StatsGet`: the caller's namespace's per-hook counters.
+unsafe extern "C" fn stats_get(_skb: *mut bindings::sk_buff, info: *mut bindings::genl_info) -> c_int {
+    // SAFETY: genetlink passes the request's valid `info` for the call.
+    let net = unsafe { bindings::rfw_genl_info_net(info) };
+    // SAFETY: a command runs in the live namespace of its socket while the
+    // family, hence the pernet operations, are registered (`pernet::get`).
+    let totals = unsafe { pernet::get(net) }.counters.sum();
+    // SAFETY: `info` is this doit's request and FAMILY the registered family.
+    let reply = unsafe { Reply::new(info, FAMILY.get(), Cmd::StatsGet as u8) };
+    errno(reply.and_then(|mut r| {
+        for (f, pf) in [nfproto::IPV4, nfproto::IPV6].iter().enumerate().take(FAMILIES) {
+            for h in 0..HOOKS {
+                let c = totals[f][h];
+                let nest = r.nest_start(attr::HOOK_STATS)?;
+                r.put_u8(hook_stats::FAMILY, *pf)?;
+                r.put_u8(hook_stats::HOOK, h as u8)?;
+                r.put_u64(hook_stats::PACKETS, c.packets, hook_stats::PAD)?;
+                r.put_u64(hook_stats::BYTES, c.bytes, hook_stats::PAD)?;
+                r.nest_end(nest);
+            }
+        }
+        r.send()
+    }))
+}

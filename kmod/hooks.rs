@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rfw's netfilter hooks: IPv4 and IPv6 at the five inet hook points.
+//!
+//! One table of `nf_hook_ops` serves every namespace (the kernel only reads
+//! it); each namespace registers it in `pernet::net_init`. The hook finds its
+//! namespace's state through `state->net`, as netfilter's own modules do.
+
+use core::ffi::{c_int, c_uint, c_void};
+
+use rfw_abi::{hook, nfproto};
+
+use crate::bindings;
+use crate::kernel_static::KernelStatic;
+use crate::pernet;
+
+/// Number of hooks registered per namespace.
+pub(crate) const COUNT: usize = 2 * hook::COUNT;
+
+/// Where rfw sits among other hooks at each point: with connection tracking
+/// (`NF_IP_PRI_CONNTRACK`, -200), before any NAT or filter table.
+const PRIORITY: c_int = -200;
+
+static TABLE: KernelStatic<[bindings::nf_hook_ops; COUNT]> =
+    // SAFETY: `nf_hook_ops` is a C struct of pointers, integers and an
+    // optional function pointer; zero is valid for all.
+    KernelStatic::new(unsafe { core::mem::zeroed() });
+
+/// Fills the table. Called once, from module init, before the first
+/// namespace registers it.
+pub(crate) fn init_table() {
+    let families = [nfproto::IPV4, nfproto::IPV6];
+    for (i, pf) in families.iter().enumerate() {
+        for h in 0..hook::COUNT {
+            // SAFETY: module init runs once, before any registration of the
+            // table (`KernelStatic` invariant); the index is in bounds.
+            let ops = unsafe { &mut (*TABLE.get())[i * hook::COUNT + h] };
+            ops.hook = Some(rfw_hook);
+            ops.pf = *pf;
+            ops.hooknum = h as c_uint;
+            ops.priority = PRIORITY;
+        }
+    }
+}
+
+/// The table, for `nf_register_net_hooks`.
+pub(crate) fn table() -> *const bindings::nf_hook_ops {
+    TABLE.get().cast::<bindings::nf_hook_ops>()
+}
+
+fn family_index(pf: u8) -> usize {
+    match pf {
+        nfproto::IPV4 => 0,
+        nfproto::IPV6 => 1,
+        _ => usize::MAX,
+    }
+}
+
+unsafe extern "C" fn rfw_hook(
+    _priv: *mut c_void,
+    skb: *mut bindings::sk_buff,
+    state: *const bindings::nf_hook_state,
+) -> c_uint {
+    // SAFETY: netfilter calls a hook with a valid skb and state that outlive
+    // the call, under rcu_read_lock.
+    let (skb, state) = unsafe { (&*skb, &*state) };
+    // SAFETY: this hook is registered in `state.net` only between its
+    // `init` and `pre_exit`, so its `RfwNet` is live (see `pernet::get`).
+    let rn = unsafe { pernet::get(state.net) };
+    rn.counters
+        .add(family_index(state.pf), usize::from(state.hook), u64::from(skb.len));
+    bindings::NF_ACCEPT
+}

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-network-namespace state (the kernel's `pernet_operations`).
+//!
+//! Every namespace, the initial one and each one created later, gets an
+//! [`RfwNet`] in its `net_generic` area and its own registration of rfw's
+//! netfilter hooks. Teardown is split the way the kernel intends:
+//! `pre_exit` unregisters the hooks, the core then waits for an RCU grace
+//! period (every hook invocation runs under `rcu_read_lock`), and only `exit`
+//! drops the state the hooks used. Module unload takes the same path for each
+//! namespace (`unregister_pernet_subsys`).
+
+use core::ffi::{c_int, c_uint};
+use core::mem::size_of;
+
+use kernel::error::to_result;
+use kernel::prelude::*;
+
+use crate::bindings;
+use crate::hooks;
+use crate::kernel_static::KernelStatic;
+use crate::percpu::HookCounters;
+
+/// rfw's state in one network namespace.
+pub(crate) struct RfwNet {
+    /// Packets and bytes per family and hook.
+    pub(crate) counters: HookCounters,
+}
+
+impl RfwNet {
+    fn new() -> Result<Self> {
+        Ok(RfwNet {
+            counters: HookCounters::new()?,
+        })
+    }
+}
+
+/// The id the kernel assigns for `net_generic` lookups.
+static NET_ID: KernelStatic<c_uint> = KernelStatic::new(0);
+
+static OPS: KernelStatic<bindings::pernet_operations> =
+    // SAFETY: `pernet_operations` is a C struct of pointers, integers and
+    // optional function pointers, for all of which zero is a valid value.
+    KernelStatic::new(unsafe { core::mem::zeroed() });
+
+/// The storage of `net`'s [`RfwNet`].
+///
+/// # Safety
+///
+/// `net` must be a live namespace and rfw's pernet operations registered.
+unsafe fn slot(net: *const bindings::net) -> *mut RfwNet {
+    // SAFETY: `NET_ID` was written by the kernel at registration, before any
+    // `init` call, and is not written again while registered.
+    let id = unsafe { NET_ID.get().read() };
+    // SAFETY: the caller guarantees `net` is live and our id is registered,
+    // so this is our `size_of::<RfwNet>()` bytes in `net`'s generic area.
+    unsafe { bindings::rfw_net_generic(net, id) }.cast::<RfwNet>()
+}
+
+/// rfw's state in `net`.
+///
+/// # Safety
+///
+/// `net` must be a live namespace whose `init` has run and whose `exit` has
+/// not: true inside rfw's hooks (registered after init, unregistered a grace
+/// period before exit) and inside netlink commands (the family is registered
+/// after, and unregistered before, the pernet operations; the requesting
+/// socket holds its namespace alive).
+pub(crate) unsafe fn get<'a>(net: *const bindings::net) -> &'a RfwNet {
+    // SAFETY: per this function's contract `slot` holds an initialised value.
+    unsafe { &*slot(net) }
+}
+
+unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
+    let state = match RfwNet::new() {
+        Ok(s) => s,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: the kernel calls `init` for a live namespace with our id
+    // registered; the slot is zeroed memory we now initialise.
+    let slot = unsafe { slot(net) };
+    // SAFETY: `slot` is valid for writes and holds no value yet.
+    unsafe { slot.write(state) };
+    // SAFETY: `hooks::table()` is initialised (before registration) and
+    // lives as long as the module; `net` is live.
+    let ret = unsafe { bindings::nf_register_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
+    if ret != 0 {
+        // No hook is registered, so nothing else can see the state: drop it.
+        // The kernel does not call `exit` for a namespace whose `init` failed.
+        // SAFETY: `slot` holds the value written above.
+        unsafe { core::ptr::drop_in_place(slot) };
+    }
+    ret
+}
+
+unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
+    // SAFETY: `init` succeeded for `net`, so these hooks are registered.
+    unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
+}
+
+unsafe extern "C" fn net_exit(net: *mut bindings::net) {
+    // SAFETY: `init` succeeded for `net`; the hooks were unregistered in
+    // `pre_exit` and the core waited a grace period since, so no hook is
+    // still running; netlink commands cannot reach a dying namespace.
+    unsafe { core::ptr::drop_in_place(slot(net)) };
+}
+
+/// rfw's pernet operations, registered for as long as this value lives.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Registers the operations: the kernel runs `init` for every existing
+    /// namespace now and for every new one later.
+    pub(crate) fn new() -> Result<Self> {
+        hooks::init_table();
+        let ops = OPS.get();
+        // SAFETY: module init runs once; the operations are not registered
+        // yet, so nothing else reads them (`KernelStatic` invariant).
+        unsafe {
+            (*ops).init = Some(net_init);
+            (*ops).pre_exit = Some(net_pre_exit);
+            (*ops).exit = Some(net_exit);
+            (*ops).id = NET_ID.get();
+            (*ops).size = size_of::<RfwNet>();
+        }
+        // SAFETY: `ops` is fully initialised and static.
+        to_result(unsafe { bindings::register_pernet_subsys(ops) })?;
+        Ok(Registration(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`; this runs `pre_exit`, a grace period
+        // and `exit` for every namespace before it returns.
+        unsafe { bindings::unregister_pernet_subsys(OPS.get()) };
+    }
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rfw.ko: stateful connection tracking and NAT for Linux, in Rust.
+//!
+//! This crate is the kernel glue, and the only place in rfw that holds
+//! `unsafe` code. It owns the registrations with the kernel (pernet
+//! operations, netfilter hooks, the generic netlink family) and the kernel
+//! memory (per-CPU counters); packet parsing, tracking, NAT and rules are
+//! decided by the `conntrack` and `nat` crates, which have no `unsafe` at all.
+//!
+//! Lifetime of the registrations (see `Rfw`): pernet operations first, so that
+//! every namespace has its hooks and counters before any command can ask for
+//! them; the netlink family last. Teardown runs in the opposite order.
+
+use kernel::prelude::*;
+
+mod bindings;
+mod genl;
+mod hooks;
+mod kernel_static;
+mod nlmsg;
+mod percpu;
+mod pernet;
+
+module! {
+    type: Rfw,
+    name: "rfw",
+    author: "rfw developers",
+    description: "Stateful connection tracking and NAT, in Rust",
+    license: "GPL",
+}
+
+/// The loaded module. Dropping it unregisters everything, in field order:
+/// the netlink family first (no command can reach per-namespace state any
+/// more), then the pernet operations (hooks gone, memory freed).
+struct Rfw {
+    _genl: genl::Registration,
+    _pernet: pernet::Registration,
+}
+
+impl kernel::Module for Rfw {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let pernet = pernet::Registration::new()?;
+        let genl = genl::Registration::new(module)?;
+        pr_info!("loaded: hooks for IPv4 and IPv6 in every network namespace\n");
+        Ok(Rfw {
+            _genl: genl,
+            _pernet: pernet,
+        })
+    }
+}
+
+impl Drop for Rfw {
+    fn drop(&mut self) {
+        pr_info!("unloading\n");
+    }
+}

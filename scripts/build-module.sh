@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build rfw.ko against a cached test kernel: scripts/build-module.sh [debug|perf] [CLIPPY=1 ...]
+#
+# The module is built in a staging copy of its sources under
+# target/kmod/<flavour>/, not in the work tree: one tree can then hold modules
+# for both kernels, and the work tree stays free of Kbuild's output. Copies keep
+# their timestamps, so Kbuild rebuilds only what changed.
+# Prints the path of rfw.ko on stdout.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+flavour=${1:-debug}
+shift || true
+kdir=$("$RFW_ROOT/scripts/build-kernel.sh" "$flavour")
+stage="$RFW_ROOT/target/kmod/$flavour"
+mkdir -p "$stage"/{abi,conntrack,nat}
+cp -a "$RFW_ROOT/Kbuild" "$stage/"
+cp -a "$RFW_ROOT/kmod" "$stage/"
+for c in abi conntrack nat; do cp -a "$RFW_ROOT/$c/src" "$stage/$c/"; done
+
+make -s -C "$kdir" M="$stage" "${KMAKE_FLAGS[@]}" CLIPPY_DRIVER=/usr/bin/clippy-driver "$@" modules >&2
+echo "$stage/rfw.ko"

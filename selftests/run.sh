@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Run rfw's selftests inside the test kernel under QEMU (virtme-ng).
+#
+#   selftests/run.sh                 the whole suite (selftests/rfw_*.sh)
+#   selftests/run.sh PATH...         these test scripts (any path)
+#   selftests/run.sh -- CMD ARGS...  one command, e.g. -- fwctl stats
+#
+# In the guest, rfw.ko is installed so that `modprobe rfw` works (not loaded),
+# fwctl is on PATH, and the host's tools are there (the guest's root is the
+# host's, read-only over 9p). Output is KTAP; the exit code is kselftest's:
+# 0 all passed, 1 something failed, 4 everything skipped. The run fails if a
+# test fails, if the guest panics or hangs (timeout), or if the kernel log
+# shows a BUG, WARNING, Oops, KASAN, lockdep or RCU report.
+#
+# Environment: RFW_KERNEL=debug|perf (default debug), RFW_ACCEL=auto|kvm|tcg,
+# RFW_CPUS (2), RFW_MEM (2G), RFW_VM_TIMEOUT (seconds, default from the
+# tests' `settings`), RFW_NO_BUILD=1 to use what is built.
+set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
+
+flavour=${RFW_KERNEL:-debug}
+cpus=${RFW_CPUS:-2}
+mem=${RFW_MEM:-2G}
+
+mode=tests
+tests=()
+cmd=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--) shift; mode=cmd; cmd=("$@"); break ;;
+	-h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) tests+=("$(realpath "$1")"); shift ;;
+	esac
+done
+if [ "$mode" = tests ] && [ ${#tests[@]} -eq 0 ]; then
+	for t in "$RFW_ROOT"/selftests/rfw_*.sh; do tests+=("$t"); done
+fi
+for t in "${tests[@]}"; do
+	[ -f "$t" ] || { echo "run.sh: no such test: $t" >&2; exit 1; }
+done
+
+if [ -z "${RFW_NO_BUILD:-}" ]; then
+	"$RFW_ROOT/scripts/build.sh" "$flavour" >&2
+fi
+kdir=$("$RFW_ROOT/scripts/build-kernel.sh" "$flavour")
+ko="$RFW_ROOT/target/kmod/$flavour/rfw.ko"
+fwctl_dir="$RFW_ROOT/target/release"
+[ -f "$ko" ] || { echo "run.sh: $ko is not built" >&2; exit 1; }
+[ -x "$fwctl_dir/fwctl" ] || { echo "run.sh: $fwctl_dir/fwctl is not built" >&2; exit 1; }
+
+# The results directory is shared read-write with the guest: the guest writes
+# its KTAP output, kernel log and status there, apart from the console noise.
+results="$RFW_ROOT/target/vm/$(date +%Y%m%d-%H%M%S)-$$"
+mkdir -p "$results"
+console="$results/console.log"
+
+# Tests may live anywhere on the host, but /tmp is the guest's own: copy them.
+guest_tests=()
+for t in "${tests[@]}"; do
+	case "$t" in
+	"$RFW_ROOT"/*) guest_tests+=("$t") ;;
+	*) mkdir -p "$results/tests"; cp "$t" "$results/tests/"; guest_tests+=("$results/tests/$(basename "$t")") ;;
+	esac
+done
+
+# Time budget: each test's timeout (from `settings`, kselftest style) plus the
+# boot; a guest that is still running after that has hung.
+per_test=$(sed -n 's/^timeout=//p' "$RFW_ROOT/selftests/settings" 2>/dev/null || true)
+per_test=${per_test:-300}
+if [ "$mode" = tests ]; then
+	budget=$((120 + per_test * ${#guest_tests[@]}))
+else
+	budget=$((120 + per_test))
+fi
+budget=${RFW_VM_TIMEOUT:-$budget}
+
+accel=$("$RFW_ROOT/selftests/vm/accel.sh" "$kdir")
+accel_args=()
+[ "$accel" = kvm ] || accel_args=(--disable-kvm)
+
+if [ "$mode" = tests ]; then
+	guest_cmd=(bash "$RFW_ROOT/selftests/vm/guest.sh" "$results" "$ko" "$fwctl_dir" tests "${guest_tests[@]}")
+else
+	guest_cmd=(bash "$RFW_ROOT/selftests/vm/guest.sh" "$results" "$ko" "$fwctl_dir" cmd "${cmd[@]}")
+fi
+printf -v guest_line '%q ' "${guest_cmd[@]}"
+
+echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s" >&2
+start=$(date +%s)
+set +e
+timeout --foreground -k 20 "$budget" \
+	vng --run "$kdir" --force-9p --disable-microvm "${accel_args[@]}" \
+	--cpus "$cpus" --memory "$mem" --rwdir="$results" --verbose \
+	--append "panic_on_oops=1 softlockup_panic=1" \
+	--exec "$guest_line" </dev/null >"$console" 2>&1
+vm_rc=$?
+set -e
+elapsed=$(($(date +%s) - start))
+
+# The command's own output (cmd mode) or the KTAP stream (tests mode).
+[ -f "$results/output" ] && cat "$results/output"
+
+fail=""
+if [ ! -f "$results/done" ]; then
+	if [ "$vm_rc" -eq 124 ] || [ "$vm_rc" -eq 137 ]; then
+		fail="guest timed out after ${budget}s (hang?)"
+	else
+		fail="guest did not finish (exit $vm_rc): panic or crash?"
+	fi
+elif grep -qE "Kernel panic|BUG:|Oops" "$console"; then
+	fail="kernel panic or BUG on the console"
+fi
+
+status=1
+[ -f "$results/status" ] && status=$(cat "$results/status")
+if [ -n "$fail" ]; then
+	echo "# FAIL: $fail" >&2
+	echo "# ---- guest console, last 80 lines ($console) ----" >&2
+	tail -n 80 "$console" >&2
+	exit 1
+fi
+if [ "$status" -ne 0 ] && [ "$status" -ne 4 ]; then
+	echo "# ---- guest console, last 60 lines ($console) ----" >&2
+	tail -n 60 "$console" >&2
+fi
+echo "# vm run: ${elapsed}s, exit $status, results in $results" >&2
+exit "$status"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build rfw.ko against a cached test kernel: scripts/build-module.sh [debug|perf] [CLIPPY=1 ...]
+# Build rfw.ko against a cached test kernel: scripts/build-module.sh [debug|perf] [MAKEVAR=...]
 #
 # The module is built in a staging copy of its sources under
 # target/kmod/<flavour>/, not in the work tree: one tree can then hold modules
@@ -18,5 +18,9 @@ cp -a "$RFW_ROOT/Kbuild" "$stage/"
 cp -a "$RFW_ROOT/kmod" "$stage/"
 for c in abi conntrack nat; do cp -a "$RFW_ROOT/$c/src" "$stage/$c/"; done
 
-make -s -C "$kdir" M="$stage" "${KMAKE_FLAGS[@]}" CLIPPY_DRIVER=/usr/bin/clippy-driver "$@" modules >&2
+# Always through clippy, with warnings as errors: the kernel's own lints
+# (missing_docs, unreachable_pub, clippy::all, ...) hold for the engine crates
+# as they are compiled into the module, and for the glue.
+make -s -C "$kdir" M="$stage" "${KMAKE_FLAGS[@]}" \
+	CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver KRUSTFLAGS=-Dwarnings "$@" modules >&2
 echo "$stage/rfw.ko"

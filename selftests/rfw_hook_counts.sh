@@ -1,0 +1,89 @@
+#!/bin/bash
+# (b) Per-hook, per-namespace counters are exact.
+#
+#   ns1 (10.0.1.1, fd00:1::1) <--veth--> ns2 (10.0.1.2, fd00:1::2)    ns3 idle
+#
+# 10 IPv4 pings ns1 -> ns2, then 10 IPv6 pings. Each echo request leaves ns1
+# through OUTPUT and POSTROUTING and enters ns2 through PREROUTING and INPUT;
+# each reply goes the other way; nothing is forwarded. Noise is removed
+# rather than subtracted: ARP is not IP (no IP hooks), IPv6 addresses are
+# added without DAD, neighbours are static (no NDP), and the counters are read
+# after the MLD reports that joining the address's groups sends have passed.
+# The idle namespace ns3 must read zero everywhere. The end hosts' own ICMP
+# counters (/proc/net/snmp) are the independent witness.
+source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
+
+checktool "modinfo rfw" "rfw.ko installed for modprobe"
+checktool "ping -V" "ping"
+trap 'cleanup_all_ns; modprobe -r rfw 2>/dev/null' EXIT
+
+modprobe rfw || { fail "modprobe rfw"; exit $ret; }
+setup_ns ns1 ns2 ns3 || { fail "setup_ns"; exit $ret; }
+
+ip link add veth1 netns "$ns1" type veth peer name veth2 netns "$ns2"
+mac1=02:00:00:00:01:01
+mac2=02:00:00:00:01:02
+ip -net "$ns1" link set veth1 address $mac1
+ip -net "$ns2" link set veth2 address $mac2
+for n in "$ns1" "$ns2"; do
+	# No SLAAC/link-local address: no DAD or router solicitation traffic.
+	ip netns exec "$n" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
+done
+ip -net "$ns1" link set veth1 addrgenmode none
+ip -net "$ns2" link set veth2 addrgenmode none
+ip -net "$ns1" addr add 10.0.1.1/24 dev veth1
+ip -net "$ns2" addr add 10.0.1.2/24 dev veth2
+ip -net "$ns1" addr add fd00:1::1/64 dev veth1 nodad
+ip -net "$ns2" addr add fd00:1::2/64 dev veth2 nodad
+ip -net "$ns1" neigh add fd00:1::2 lladdr $mac2 dev veth1 nud permanent
+ip -net "$ns2" neigh add fd00:1::1 lladdr $mac1 dev veth2 nud permanent
+ip -net "$ns1" link set veth1 up
+ip -net "$ns2" link set veth2 up
+
+# Let the MLD reports for the new multicast memberships go out.
+sleep 3
+snap() { # snap NS -> "fam/hook=packets/bytes ..." for all 10 counters
+	local ns=$1 f h
+	for f in ipv4 ipv6; do
+		for h in prerouting input forward output postrouting; do
+			printf '%s/%s=%s/%s ' $f $h "$(fwctl_stat "$ns" $f $h packets)" "$(fwctl_stat "$ns" $f $h bytes)"
+		done
+	done
+}
+count() { # count SNAPSHOT FAM HOOK FIELD(1=packets,2=bytes)
+	echo "$1" | tr ' ' '\n' | grep "^$2/$3=" | cut -d= -f2 | cut -d/ -f"$4"
+}
+before1=$(snap "$ns1")
+before2=$(snap "$ns2")
+icmp_in_before=$(ip netns exec "$ns2" awk '/^Icmp:/ {getline; print $3}' /proc/net/snmp)
+
+ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 2 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
+ip netns exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 2 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
+
+after1=$(snap "$ns1")
+after2=$(snap "$ns2")
+after3=$(snap "$ns3")
+icmp_in_after=$(ip netns exec "$ns2" awk '/^Icmp:/ {getline; print $3}' /proc/net/snmp)
+check "witness: ns2 received 10 ICMP messages (its own /proc/net/snmp)" 10 $((icmp_in_after - icmp_in_before))
+
+# 84 bytes per IPv4 echo (20 IP + 8 ICMP + 56 data), 104 per IPv6 echo.
+declare -A size=([ipv4]=84 [ipv6]=104)
+# Expected packets per hook: ns1 sends requests and receives replies.
+declare -A exp1=([prerouting]=10 [input]=10 [forward]=0 [output]=10 [postrouting]=10)
+declare -A exp2=([prerouting]=10 [input]=10 [forward]=0 [output]=10 [postrouting]=10)
+for f in ipv4 ipv6; do
+	for h in prerouting input forward output postrouting; do
+		for side in 1 2; do
+			if [ $side = 1 ]; then b=$before1 a=$after1 e=${exp1[$h]}; else b=$before2 a=$after2 e=${exp2[$h]}; fi
+			dp=$(($(count "$a" $f $h 1) - $(count "$b" $f $h 1)))
+			db=$(($(count "$a" $f $h 2) - $(count "$b" $f $h 2)))
+			check "ns$side $f $h packets" "$e" "$dp"
+			check "ns$side $f $h bytes" "$((e * ${size[$f]}))" "$db"
+		done
+		check "idle ns3 $f $h" "0/0" "$(count "$after3" $f $h 1)/$(count "$after3" $f $h 2)"
+	done
+done
+
+# Nothing but the pings was counted in ns1: its IPv4 totals are absolute.
+check "ns1 ipv4 output packets since the namespace was created" 10 "$(count "$after1" ipv4 output 1)"
+exit $ret

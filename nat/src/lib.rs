@@ -27,6 +27,9 @@ extern crate std;
 
 pub mod codec;
 pub mod eval;
+pub mod nat_core;
 pub mod rule;
 #[cfg(feature = "host")]
 pub mod spec;
+#[cfg(feature = "host")]
+pub mod text;

@@ -1,0 +1,144 @@
+//! fwctl's errors, each printed as one line: `fwctl: <Display>`.
+
+use std::{fmt, io};
+
+/// `ENOENT`, as the kernel puts it in `nlmsgerr.error` (negated).
+pub const ENOENT: i32 = 2;
+/// `EPERM`.
+pub const EPERM: i32 = 1;
+/// `EACCES`.
+pub const EACCES: i32 = 13;
+
+/// Everything that can go wrong talking to rfw.
+#[derive(Debug)]
+pub enum Error {
+    /// The `rfw` generic netlink family does not exist: the module is not loaded.
+    NotLoaded,
+    /// The kernel answered `EPERM` or `EACCES`.
+    PermissionDenied,
+    /// The kernel answered a request with another error.
+    Kernel {
+        /// What was being done.
+        what: String,
+        /// Positive errno.
+        errno: i32,
+        /// The extended ACK message (`NLMSGERR_ATTR_MSG`), if the kernel sent one.
+        extack: Option<String>,
+    },
+    /// A system call failed.
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error from the system call.
+        source: io::Error,
+    },
+    /// The kernel's answer did not make sense.
+    Protocol {
+        /// What was being done.
+        what: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Maps an errno from an `NLMSG_ERROR` or `NLMSG_DONE`.
+    pub fn from_kernel(what: &str, errno: i32, extack: Option<String>) -> Self {
+        match errno {
+            EPERM | EACCES => Error::PermissionDenied,
+            _ => Error::Kernel {
+                what: what.to_owned(),
+                errno,
+                extack,
+            },
+        }
+    }
+
+    /// A failed system call.
+    pub fn io(what: &str, source: io::Error) -> Self {
+        Error::Io {
+            what: what.to_owned(),
+            source,
+        }
+    }
+
+    /// A malformed or unexpected answer.
+    pub fn protocol(what: &str, detail: impl fmt::Display) -> Self {
+        Error::Protocol {
+            what: what.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// The C library's text for an errno, without std's " (os error N)" suffix.
+pub fn errno_text(errno: i32) -> String {
+    let full = io::Error::from_raw_os_error(errno).to_string();
+    match full.strip_suffix(&format!(" (os error {errno})")) {
+        Some(text) => text.to_owned(),
+        None => full,
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotLoaded => write!(
+                f,
+                "rfw is not loaded (no generic netlink family \"{}\"); try: modprobe rfw",
+                rfw_abi::FAMILY_NAME
+            ),
+            Error::PermissionDenied => {
+                f.write_str("permission denied: rfw needs CAP_NET_ADMIN in this network namespace")
+            }
+            Error::Kernel {
+                what,
+                errno,
+                extack: Some(msg),
+            } => write!(f, "{what}: {msg} ({})", errno_text(*errno)),
+            Error::Kernel {
+                what,
+                errno,
+                extack: None,
+            } => write!(f, "{what}: {}", errno_text(*errno)),
+            Error::Io { what, source } => match source.raw_os_error() {
+                Some(errno) => write!(f, "{what}: {}", errno_text(errno)),
+                None => write!(f, "{what}: {source}"),
+            },
+            Error::Protocol { what, detail } => write!(f, "{what}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_text_drops_the_os_error_suffix() {
+        assert_eq!(errno_text(22), "Invalid argument");
+    }
+
+    #[test]
+    fn every_error_is_one_line() {
+        let errors = [
+            Error::NotLoaded,
+            Error::PermissionDenied,
+            Error::from_kernel("x", 22, Some("bad\nthing".replace('\n', " "))),
+            Error::io("x", io::Error::from_raw_os_error(97)),
+            Error::protocol("x", "y"),
+        ];
+        for e in errors {
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+}

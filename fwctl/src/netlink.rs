@@ -263,9 +263,11 @@ where
 
 /// The replies to one request, in order, until its ACK, error or `NLMSG_DONE`.
 ///
-/// Stops after the first error. Dropping it early is safe: what the kernel
-/// still sends for this request carries an old sequence number and the next
-/// request skips it.
+/// Stops after the first error. Dropping it early is safe for the next
+/// request: what the kernel still sends for this one carries an old sequence
+/// number and is skipped. But the kernel keeps an unfinished dump running on
+/// the socket and refuses another dump there (`EBUSY`) until it is read to
+/// the end, so a caller that wants a second dump reads the first one out.
 pub struct Replies<'c, M, T: Transport> {
     transport: &'c mut T,
     port_id: u32,

@@ -27,7 +27,9 @@ extern crate std;
 
 pub mod codec;
 pub mod eval;
+pub mod mangle;
 pub mod nat_core;
+pub mod nat_proto;
 pub mod rule;
 #[cfg(feature = "host")]
 pub mod spec;

@@ -18,6 +18,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(clippy::float_arithmetic)]
+// The trackers mirror the C code's `switch` / `if` structure on purpose (the
+// kernel's own flags allow this lint too).
+#![allow(clippy::collapsible_match)]
 #![cfg_attr(
     not(test),
     deny(
@@ -29,8 +32,21 @@
 )]
 
 pub mod checksum;
+pub mod conn;
+pub mod parse;
+pub mod process;
+pub mod proto;
 pub mod seq;
+pub mod table;
 pub mod tuple;
+pub mod verdict;
 pub mod wire;
 
-pub use tuple::{Direction, Family, HashKey, Tuple};
+pub use conn::{Action, Config, Conn, Status, Timeouts, Update};
+pub use parse::{parse, PacketInfo, ParseError};
+pub use process::{process, track, Processed};
+#[cfg(feature = "host")]
+pub use table::{HostHandle, HostTable};
+pub use table::{InsertError, Table, TableStats};
+pub use tuple::{Direction, Family, HashKey, PerDir, Tuple};
+pub use verdict::{Class, IgnoreReason, InvalidReason, Verdict};

@@ -46,12 +46,50 @@ impl Direction {
         self as usize
     }
 
+    /// Direction from its bit (0 original, anything odd reply).
+    #[inline]
+    pub const fn from_bits(v: u8) -> Direction {
+        if v & 1 == 0 {
+            Direction::Original
+        } else {
+            Direction::Reply
+        }
+    }
+
     /// The other direction.
     #[inline]
     pub const fn opposite(self) -> Direction {
         match self {
             Direction::Original => Direction::Reply,
             Direction::Reply => Direction::Original,
+        }
+    }
+}
+
+/// A pair of values, one per [`Direction`], indexable by direction
+/// without a panic path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PerDir<T>(pub [T; 2]);
+
+impl<T> core::ops::Index<Direction> for PerDir<T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, d: Direction) -> &T {
+        let [o, r] = &self.0;
+        match d {
+            Direction::Original => o,
+            Direction::Reply => r,
+        }
+    }
+}
+
+impl<T> core::ops::IndexMut<Direction> for PerDir<T> {
+    #[inline]
+    fn index_mut(&mut self, d: Direction) -> &mut T {
+        let [o, r] = &mut self.0;
+        match d {
+            Direction::Original => o,
+            Direction::Reply => r,
         }
     }
 }

@@ -160,58 +160,65 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// unknown numbers end the walk. After a fragment header with a
     /// non-zero offset the walk stops too: what follows is not a header.
     pub fn upper_layer(&self, max_headers: usize) -> Result<UpperLayer> {
-        let pkt = self.packet();
-        let mut proto = self.next_header();
-        let mut off = HEADER_LEN;
-        let mut fragment = None;
-        let mut crossed = 0usize;
-        loop {
-            let len = match proto {
-                IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts => {
-                    let l = pkt.get(off + 1).ok_or(Error::Truncated)?;
-                    (*l as usize + 1) * 8
-                }
-                IpProtocol::Ah => {
-                    let l = pkt.get(off + 1).ok_or(Error::Truncated)?;
-                    (*l as usize + 2) * 4
-                }
-                IpProtocol::Ipv6Frag => 8,
-                _ => {
-                    return Ok(UpperLayer {
-                        protocol: proto,
-                        offset: off,
-                        fragment,
-                    })
-                }
-            };
-            if crossed >= max_headers {
-                return Err(Error::TooManyExtHeaders);
+        walk_ext_headers(self.packet(), max_headers)
+    }
+}
+
+/// Walks the extension header chain of `pkt`, which starts with a fixed
+/// IPv6 header (only its next-header byte is read) and ends where the
+/// caller's data ends: used directly for the truncated packet quoted in an
+/// ICMPv6 error. See [`Packet::upper_layer`].
+pub fn walk_ext_headers(pkt: &[u8], max_headers: usize) -> Result<UpperLayer> {
+    let mut proto = IpProtocol::from(*pkt.get(field::NXT_HDR).ok_or(Error::Truncated)?);
+    let mut off = HEADER_LEN;
+    let mut fragment = None;
+    let mut crossed = 0usize;
+    loop {
+        let len = match proto {
+            IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts => {
+                let l = pkt.get(off + 1).ok_or(Error::Truncated)?;
+                (*l as usize + 1) * 8
             }
-            crossed += 1;
-            let next = IpProtocol::from(*pkt.get(off).ok_or(Error::Truncated)?);
-            if pkt.len() < off + len {
-                return Err(Error::Truncated);
+            IpProtocol::Ah => {
+                let l = pkt.get(off + 1).ok_or(Error::Truncated)?;
+                (*l as usize + 2) * 4
             }
-            if proto == IpProtocol::Ipv6Frag {
-                let fo = be16(pkt, off + 2).ok_or(Error::Truncated)?;
-                let ident: [u8; 4] = array(pkt, off + 4);
-                let info = FragmentInfo {
-                    offset: fo & 0xfff8,
-                    more: fo & 1 != 0,
-                    ident: u32::from_be_bytes(ident),
-                };
-                fragment = Some(info);
-                if info.offset != 0 {
-                    return Ok(UpperLayer {
-                        protocol: next,
-                        offset: off + len,
-                        fragment,
-                    });
-                }
+            IpProtocol::Ipv6Frag => 8,
+            _ => {
+                return Ok(UpperLayer {
+                    protocol: proto,
+                    offset: off,
+                    fragment,
+                })
             }
-            off += len;
-            proto = next;
+        };
+        if crossed >= max_headers {
+            return Err(Error::TooManyExtHeaders);
         }
+        crossed += 1;
+        let next = IpProtocol::from(*pkt.get(off).ok_or(Error::Truncated)?);
+        if pkt.len() < off + len {
+            return Err(Error::Truncated);
+        }
+        if proto == IpProtocol::Ipv6Frag {
+            let fo = be16(pkt, off + 2).ok_or(Error::Truncated)?;
+            let ident: [u8; 4] = array(pkt, off + 4);
+            let info = FragmentInfo {
+                offset: fo & 0xfff8,
+                more: fo & 1 != 0,
+                ident: u32::from_be_bytes(ident),
+            };
+            fragment = Some(info);
+            if info.offset != 0 {
+                return Ok(UpperLayer {
+                    protocol: next,
+                    offset: off + len,
+                    fragment,
+                });
+            }
+        }
+        off += len;
+        proto = next;
     }
 }
 

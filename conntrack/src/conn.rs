@@ -1,0 +1,509 @@
+//! The per-connection record [`Conn`], its creation from a first packet
+//! and its per-packet [`Conn::update`]; the [`Config`] with Linux 6.12's
+//! default timeouts.
+//!
+//! Kernel counterpart: `struct nf_conn` and `init_conntrack()`,
+//! `nf_conntrack_handle_packet()`, `nf_ct_refresh_acct()`,
+//! `resolve_normal_ct()` in `net/netfilter/nf_conntrack_core.c`.
+//!
+//! # Time
+//! `now` is a monotonic time in **milliseconds** from the caller (the
+//! kernel glue passes `jiffies_to_msecs(jiffies)` or `ktime_get_ns() /
+//! 1_000_000`). The record keeps its deadline as the low 32 bits and
+//! compares wrap-safely, like `nf_ct_is_expired()` does with jiffies: a
+//! deadline is correct for up to 2^31 ms (24.8 days) around `now`, so every
+//! timeout is capped at [`MAX_TIMEOUT_MS`] and the table's expiry must
+//! visit each entry at least that often (it visits them all every few
+//! seconds to minutes).
+
+use crate::parse::{IcmpInfo, L4Info, PacketInfo};
+use crate::proto::tcp::{Outcome, Tcp, TcpState};
+use crate::proto::udp::Udp;
+use crate::proto::{generic, icmp};
+use crate::tuple::{Direction, PerDir, Tuple};
+use crate::verdict::{Class, InvalidReason, Verdict};
+
+/// The largest timeout a deadline can hold (2^31 - 1 ms, 24.8 days).
+pub const MAX_TIMEOUT_MS: u32 = i32::MAX as u32;
+
+/// `a` is after `b` on the wrapping 32-bit millisecond clock.
+#[inline]
+pub const fn time_after(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) < 0
+}
+
+/// TCP timeouts per state, in ms (Linux 6.12 `tcp_timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTimeouts {
+    /// SYN_SENT: 120 s.
+    pub syn_sent: u32,
+    /// SYN_RECV: 60 s.
+    pub syn_recv: u32,
+    /// ESTABLISHED: 5 days.
+    pub established: u32,
+    /// FIN_WAIT: 120 s.
+    pub fin_wait: u32,
+    /// CLOSE_WAIT: 60 s.
+    pub close_wait: u32,
+    /// LAST_ACK: 30 s.
+    pub last_ack: u32,
+    /// TIME_WAIT: 120 s.
+    pub time_wait: u32,
+    /// CLOSE: 10 s.
+    pub close: u32,
+    /// SYN_SENT2: 120 s.
+    pub syn_sent2: u32,
+    /// After `tcp_max_retrans` retransmissions: 300 s.
+    pub retrans: u32,
+    /// With unacknowledged data: 300 s.
+    pub unack: u32,
+}
+
+/// All timeouts, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP, per state.
+    pub tcp: TcpTimeouts,
+    /// UDP without a reply: 30 s.
+    pub udp_unreplied: u32,
+    /// UDP stream (replied, active after 2 s): 120 s.
+    pub udp_replied: u32,
+    /// ICMP / ICMPv6: 30 s.
+    pub icmp: u32,
+    /// Other protocols: 600 s.
+    pub generic: u32,
+}
+
+const S: u32 = 1000;
+
+impl Default for Timeouts {
+    /// Linux 6.12's defaults.
+    fn default() -> Self {
+        Timeouts {
+            tcp: TcpTimeouts {
+                syn_sent: 120 * S,
+                syn_recv: 60 * S,
+                established: 5 * 24 * 3600 * S,
+                fin_wait: 120 * S,
+                close_wait: 60 * S,
+                last_ack: 30 * S,
+                time_wait: 120 * S,
+                close: 10 * S,
+                syn_sent2: 120 * S,
+                retrans: 300 * S,
+                unack: 300 * S,
+            },
+            udp_unreplied: 30 * S,
+            udp_replied: 120 * S,
+            icmp: 30 * S,
+            generic: generic::DEFAULT_TIMEOUT_MS,
+        }
+    }
+}
+
+/// Tracking settings (Linux's `net.netfilter.nf_conntrack_*` sysctls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Timeouts, in ms (each capped at [`MAX_TIMEOUT_MS`] when used).
+    pub timeouts: Timeouts,
+    /// Pick up TCP connections midstream (`nf_conntrack_tcp_loose`,
+    /// Linux default on). When off, only a SYN creates a TCP connection.
+    pub tcp_loose: bool,
+    /// Accept out-of-window TCP packets (`nf_conntrack_tcp_be_liberal`,
+    /// default off): the "liberal mode".
+    pub tcp_be_liberal: bool,
+    /// Do not mark RSTs below the highest ACK invalid
+    /// (`nf_conntrack_tcp_ignore_invalid_rst`, default off).
+    pub tcp_ignore_invalid_rst: bool,
+    /// Retransmissions after which the RETRANS timeout applies
+    /// (`nf_conntrack_tcp_max_retrans`, default 3).
+    pub tcp_max_retrans: u8,
+    /// Parse settings.
+    pub parse: crate::parse::ParseOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timeouts: Timeouts::default(),
+            tcp_loose: true,
+            tcp_be_liberal: false,
+            tcp_ignore_invalid_rst: false,
+            tcp_max_retrans: 3,
+            parse: crate::parse::ParseOptions::default(),
+        }
+    }
+}
+
+/// Connection status bits; the numbering is the kernel's `IPS_*_BIT`, so
+/// that they can be reported over netlink unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Status(pub u16);
+
+impl Status {
+    /// Expected connection (unused by rfw yet).
+    pub const EXPECTED: u16 = 1 << 0;
+    /// A packet was seen in the reply direction.
+    pub const SEEN_REPLY: u16 = 1 << 1;
+    /// The connection is assured: not early-dropped.
+    pub const ASSURED: u16 = 1 << 2;
+    /// The connection is in the table (set by the table on insert).
+    pub const CONFIRMED: u16 = 1 << 3;
+    /// Source NAT applies (set by the NAT crate).
+    pub const SRC_NAT: u16 = 1 << 4;
+    /// Destination NAT applies (set by the NAT crate).
+    pub const DST_NAT: u16 = 1 << 5;
+    /// Sequence adjustment (unused by rfw).
+    pub const SEQ_ADJUST: u16 = 1 << 6;
+    /// Source NAT set up.
+    pub const SRC_NAT_DONE: u16 = 1 << 7;
+    /// Destination NAT set up.
+    pub const DST_NAT_DONE: u16 = 1 << 8;
+    /// Being removed.
+    pub const DYING: u16 = 1 << 9;
+    /// The timeout is fixed: packets do not refresh it.
+    pub const FIXED_TIMEOUT: u16 = 1 << 10;
+
+    /// True when all bits of `mask` are set.
+    #[inline]
+    pub const fn has(self, mask: u16) -> bool {
+        self.0 & mask == mask
+    }
+
+    /// Sets the bits of `mask`.
+    #[inline]
+    pub fn insert(&mut self, mask: u16) {
+        self.0 |= mask;
+    }
+
+    /// Clears the bits of `mask`.
+    #[inline]
+    pub fn remove(&mut self, mask: u16) {
+        self.0 &= !mask;
+    }
+}
+
+/// The protocol part of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4State {
+    /// TCP: state and windows.
+    Tcp(Tcp),
+    /// UDP: stream detection.
+    Udp(Udp),
+    /// ICMP / ICMPv6 queries.
+    Icmp,
+    /// Any other protocol.
+    Generic,
+}
+
+/// What the caller must do with the connection after [`Conn::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing.
+    Keep,
+    /// Remove it from the table (an RST was the only reply); the packet is
+    /// accepted with the verdict given.
+    Remove,
+    /// Remove it and process the packet again as the first of a new
+    /// connection (a SYN reopening a closed TCP connection; Linux's
+    /// `nf_ct_kill()` + `NF_REPEAT`).
+    RemoveAndRepeat,
+}
+
+/// Result of [`Conn::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update {
+    /// The packet's verdict.
+    pub verdict: Verdict,
+    /// What to do with the connection.
+    pub action: Action,
+}
+
+/// One connection: both tuples, protocol state, deadline, status and
+/// counters. `size_of::<Conn>()` is reported by the tests and benches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    orig: Tuple,
+    reply: ReplyPart,
+    l4: L4State,
+    bytes: PerDir<u64>,
+    packets: PerDir<u32>,
+    expires: u32,
+    status: Status,
+}
+
+/// The reply tuple without the protocol and family it shares with the
+/// original tuple (saves 2 bytes, which keeps [`Conn`] at 160).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReplyPart {
+    src: [u8; 16],
+    dst: [u8; 16],
+    src_port: u16,
+    dst_port: u16,
+}
+
+impl ReplyPart {
+    fn of(t: &Tuple) -> ReplyPart {
+        ReplyPart {
+            src: t.src,
+            dst: t.dst,
+            src_port: t.src_port,
+            dst_port: t.dst_port,
+        }
+    }
+}
+
+fn cap(t: u32) -> u32 {
+    t.min(MAX_TIMEOUT_MS)
+}
+
+impl Conn {
+    /// Creates the (unconfirmed) connection of a packet that matched no
+    /// entry, or says why that packet may not create one
+    /// (`init_conntrack()` and the l4proto `new` checks: `tcp_new()`,
+    /// ICMP `valid_new`). The reply tuple is the inverse of the packet's
+    /// tuple; NAT may change it before the entry is inserted.
+    ///
+    /// The packet itself is not accounted yet: call [`Conn::update`] with
+    /// [`Direction::Original`] next, as Linux runs the tracker on the first
+    /// packet after creating the entry.
+    pub fn new(info: &PacketInfo, now: u64, cfg: &Config) -> Result<Conn, InvalidReason> {
+        let orig = info.tuple;
+        let l4 = match &info.l4 {
+            L4Info::Tcp(t) => {
+                if !crate::proto::tcp::valid_flags(t.flags) {
+                    return Err(InvalidReason::TcpFlags);
+                }
+                L4State::Tcp(Tcp::new(t, cfg)?)
+            }
+            L4Info::Udp { .. } => L4State::Udp(Udp::new(now as u32)),
+            L4Info::Icmp(IcmpInfo::Query { .. }) => {
+                icmp::check_new(&orig)?;
+                L4State::Icmp
+            }
+            L4Info::Icmp(IcmpInfo::Other { ty, .. }) => {
+                if orig.family == crate::Family::Ipv4 && *ty > crate::wire::icmpv4::MAX_KNOWN_TYPE {
+                    return Err(InvalidReason::IcmpUnknownType);
+                }
+                return Err(InvalidReason::IcmpNotNew);
+            }
+            L4Info::Icmp(_) => return Err(InvalidReason::IcmpNotNew),
+            L4Info::Other => L4State::Generic,
+        };
+        let reply = orig.invert().ok_or(InvalidReason::IcmpNotNew)?;
+        Ok(Conn {
+            orig,
+            reply: ReplyPart::of(&reply),
+            l4,
+            bytes: PerDir([0, 0]),
+            packets: PerDir([0, 0]),
+            expires: now as u32,
+            status: Status::default(),
+        })
+    }
+
+    /// The tuple of one direction.
+    #[inline]
+    pub fn tuple(&self, dir: Direction) -> Tuple {
+        match dir {
+            Direction::Original => self.orig,
+            Direction::Reply => Tuple {
+                src: self.reply.src,
+                dst: self.reply.dst,
+                src_port: self.reply.src_port,
+                dst_port: self.reply.dst_port,
+                proto: self.orig.proto,
+                family: self.orig.family,
+            },
+        }
+    }
+
+    /// Replaces the reply tuple's addresses and ports (NAT, before the
+    /// entry is inserted). Its protocol and family are the original's.
+    pub fn set_reply_tuple(&mut self, t: Tuple) {
+        self.reply = ReplyPart::of(&t);
+    }
+
+    /// Status bits.
+    #[inline]
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Status bits, writable (NAT and the table set theirs).
+    #[inline]
+    pub fn status_mut(&mut self) -> &mut Status {
+        &mut self.status
+    }
+
+    /// The protocol state.
+    pub fn l4(&self) -> &L4State {
+        &self.l4
+    }
+
+    /// The TCP state, for TCP connections.
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        match &self.l4 {
+            L4State::Tcp(t) => Some(t.state),
+            _ => None,
+        }
+    }
+
+    /// Packets and bytes seen in one direction.
+    pub fn counters(&self, dir: Direction) -> (u32, u64) {
+        (self.packets[dir], self.bytes[dir])
+    }
+
+    /// True when the deadline has passed (`nf_ct_is_expired()`).
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        !time_after(self.expires, now as u32)
+    }
+
+    /// Milliseconds until expiry (0 when expired).
+    pub fn expires_in(&self, now: u64) -> u32 {
+        if self.is_expired(now) {
+            0
+        } else {
+            self.expires.wrapping_sub(now as u32)
+        }
+    }
+
+    /// Sets the deadline to `now + timeout` (capped).
+    pub fn set_timeout(&mut self, now: u64, timeout_ms: u32) {
+        self.expires = (now as u32).wrapping_add(cap(timeout_ms));
+    }
+
+    /// True when the table may evict this entry to make room
+    /// (`early_drop_list()` / `gc_worker_can_early_drop()`): not assured,
+    /// or a TCP connection that is closing.
+    pub fn can_early_drop(&self) -> bool {
+        if !self.status.has(Status::ASSURED) {
+            return true;
+        }
+        matches!(&self.l4, L4State::Tcp(t) if t.can_early_drop())
+    }
+
+    /// The class of a packet in `dir` before tracking
+    /// (`resolve_normal_ct()`): reply packets and packets of replied
+    /// connections are ESTABLISHED, others NEW.
+    pub fn class_of(&self, dir: Direction) -> Class {
+        if dir == Direction::Reply || self.status.has(Status::SEEN_REPLY) {
+            Class::Established
+        } else {
+            Class::New
+        }
+    }
+
+    /// Runs the protocol tracker on one packet of this connection
+    /// (`nf_conntrack_handle_packet()` and what `nf_conntrack_in()` does
+    /// after it): updates the state, the deadline, the counters and the
+    /// SEEN_REPLY / ASSURED bits, and returns the verdict and what the
+    /// table must do. `info` must belong to this connection in `dir`.
+    pub fn update(&mut self, info: &PacketInfo, dir: Direction, now: u64, cfg: &Config) -> Update {
+        let class = self.class_of(dir);
+        let now32 = now as u32;
+        let expires_in = self.expires_in(now);
+        let status = self.status;
+        let mut action = Action::Keep;
+        let mut assure = false;
+        let refresh: Option<u32> = match (&mut self.l4, &info.l4) {
+            (L4State::Tcp(t), L4Info::Tcp(ti)) => {
+                if !crate::proto::tcp::valid_flags(ti.flags) {
+                    return invalid(dir, InvalidReason::TcpFlags);
+                }
+                match t.packet(ti, dir, status, expires_in, cfg) {
+                    Outcome::Accept {
+                        timeout,
+                        assure: a,
+                        kill,
+                    } => {
+                        assure = a;
+                        if kill {
+                            action = Action::Remove;
+                        }
+                        timeout
+                    }
+                    Outcome::Ignore(r) => {
+                        return Update {
+                            verdict: Verdict {
+                                dir,
+                                class,
+                                ignored: Some(r),
+                            },
+                            action: Action::Keep,
+                        }
+                    }
+                    Outcome::Invalid {
+                        reason,
+                        lower_timeout,
+                    } => {
+                        if let Some(t) = lower_timeout {
+                            self.set_timeout(now, t);
+                        }
+                        return invalid(dir, reason);
+                    }
+                    Outcome::Repeat => {
+                        return Update {
+                            verdict: Verdict::new(dir, Class::New),
+                            action: Action::RemoveAndRepeat,
+                        }
+                    }
+                }
+            }
+            (L4State::Udp(u), L4Info::Udp { .. }) => {
+                let (t, a) = u.packet(status, now32, cfg);
+                assure = a;
+                Some(t)
+            }
+            (L4State::Icmp, L4Info::Icmp(IcmpInfo::Query { .. })) => Some(cfg.timeouts.icmp),
+            (L4State::Generic, _) => Some(cfg.timeouts.generic),
+            // A packet whose protocol does not match the entry's: the
+            // caller looked up the wrong entry. Say so, change nothing.
+            _ => return invalid(dir, InvalidReason::TcpState),
+        };
+        if let Some(t) = refresh {
+            if !self.status.has(Status::FIXED_TIMEOUT) {
+                self.set_timeout(now, t);
+            }
+        }
+        // nf_ct_refresh_acct(): counters.
+        self.packets[dir] = self.packets[dir].wrapping_add(1);
+        self.bytes[dir] = self.bytes[dir].wrapping_add(info.ip_len as u64);
+        if assure {
+            self.status.insert(Status::ASSURED);
+        }
+        if dir == Direction::Reply {
+            self.status.insert(Status::SEEN_REPLY);
+        }
+        Update {
+            verdict: Verdict::new(dir, class),
+            action,
+        }
+    }
+}
+
+fn invalid(dir: Direction, reason: InvalidReason) -> Update {
+    Update {
+        verdict: Verdict::invalid(dir, reason),
+        action: Action::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn record_size() {
+        let n = core::mem::size_of::<Conn>();
+        std::println!(
+            "size_of::<Conn>() = {n}, Tuple = {}, Tcp = {}, L4State = {}",
+            core::mem::size_of::<Tuple>(),
+            core::mem::size_of::<Tcp>(),
+            core::mem::size_of::<L4State>()
+        );
+        assert!(n <= 160, "Conn grew to {n} bytes");
+    }
+}

@@ -1,0 +1,402 @@
+//! From bytes to a [`PacketInfo`]: the tuple and the L4 details the
+//! trackers need, or a typed [`ParseError`].
+//!
+//! Kernel counterpart: `nf_ct_get_tuple()`, `ipv4_get_l4proto()`,
+//! `ipv6_get_l4proto()` in `net/netfilter/nf_conntrack_core.c`, the
+//! `*_pkt_to_tuple()` functions and the length checks of `tcp_error()`,
+//! `udp_error()`, `nf_conntrack_icmpv4_error()` and
+//! `nf_conntrack_icmpv6_error()`; for ICMP errors, `nf_ct_get_tuplepr()`
+//! on the quoted packet.
+
+use crate::checksum;
+use crate::tuple::{Family, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::wire::{self, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, IpProtocol};
+use core::fmt;
+
+/// Parse settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Verify TCP / UDP / ICMP checksums (Linux's `nf_conntrack_checksum`,
+    /// default on; the kernel glue turns it off for packets whose checksum
+    /// the NIC or the stack already verified, and on output paths).
+    pub verify_checksums: bool,
+    /// Bound on the IPv6 extension headers walked.
+    pub max_ext_headers: usize,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            verify_checksums: false,
+            max_ext_headers: ipv6::MAX_EXT_HEADERS,
+        }
+    }
+}
+
+/// Why a packet could not be parsed into a [`PacketInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParseError {
+    /// The IPv4 / IPv6 header is bad.
+    Ip(wire::Error),
+    /// A non-first fragment: it has no L4 header. Conntrack only sees
+    /// reassembled packets (Linux defragments before conntrack).
+    Fragment,
+    /// The TCP header is truncated or malformed.
+    Tcp(wire::Error),
+    /// The UDP header or length is truncated or malformed.
+    Udp(wire::Error),
+    /// The ICMP / ICMPv6 header is truncated.
+    Icmp(wire::Error),
+    /// The packet quoted by an ICMP error is unusable.
+    IcmpInner,
+    /// Checksum verification was requested and failed.
+    BadChecksum,
+}
+
+impl ParseError {
+    /// A sentence a person understands.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ParseError::Ip(_) => "bad IP header",
+            ParseError::Fragment => "non-first fragment (not reassembled)",
+            ParseError::Tcp(_) => "truncated or malformed TCP header",
+            ParseError::Udp(_) => "truncated or malformed UDP packet",
+            ParseError::Icmp(_) => "short ICMP packet",
+            ParseError::IcmpInner => "ICMP error quoting an unusable packet",
+            ParseError::BadChecksum => "bad checksum",
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Ip(e) | ParseError::Tcp(e) | ParseError::Udp(e) | ParseError::Icmp(e) => {
+                write!(f, "{}: {}", self.as_str(), e)
+            }
+            _ => f.write_str(self.as_str()),
+        }
+    }
+}
+
+/// Fragment status of the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FragmentStatus {
+    /// Not a fragment.
+    #[default]
+    Whole,
+    /// The first fragment (offset 0, more fragments follow): it carries the
+    /// L4 header but not the whole payload.
+    First,
+}
+
+/// TCP details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// Flag byte.
+    pub flags: tcp::Flags,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Window field (unscaled).
+    pub window: u16,
+    /// Options summary.
+    pub options: tcp::Options,
+    /// The header carried options (Linux re-reads the scale and SACK
+    /// flags only then).
+    pub has_options: bool,
+    /// Payload length (from the IP length, minus the TCP header).
+    pub payload_len: u32,
+}
+
+impl TcpInfo {
+    /// `seq + payload + SYN + FIN`, wrapping (`segment_seq_plus_len()`).
+    pub fn end(&self) -> u32 {
+        self.seq
+            .wrapping_add(self.payload_len)
+            .wrapping_add(self.flags.syn() as u32)
+            .wrapping_add(self.flags.fin() as u32)
+    }
+}
+
+/// ICMP / ICMPv6 details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpInfo {
+    /// A query or reply that can be paired (echo, timestamp, info,
+    /// address mask, node information): the tuple carries id/type/code.
+    Query {
+        /// Message type.
+        ty: u8,
+        /// Message code.
+        code: u8,
+    },
+    /// An error message quoting a packet.
+    Error {
+        /// Message type.
+        ty: u8,
+        /// Message code.
+        code: u8,
+        /// The tuple of the quoted packet, as it was sent (Linux's
+        /// `origtuple`). The connection it belongs to is found by looking
+        /// up its inverse.
+        quoted: Tuple,
+    },
+    /// A type conntrack leaves alone (ICMPv6 neighbour discovery and
+    /// multicast listener messages).
+    Untracked {
+        /// Message type.
+        ty: u8,
+    },
+    /// Any other type (unknown, or not starting a connection).
+    Other {
+        /// Message type.
+        ty: u8,
+        /// Message code.
+        code: u8,
+    },
+}
+
+/// L4 details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Info {
+    /// TCP.
+    Tcp(TcpInfo),
+    /// UDP.
+    Udp {
+        /// Payload length (from the UDP length field).
+        payload_len: u16,
+    },
+    /// ICMP or ICMPv6.
+    Icmp(IcmpInfo),
+    /// Any other protocol (tracked by the generic tracker).
+    Other,
+}
+
+/// What conntrack needs from one packet. Small and `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// The tuple of the packet (for ICMP errors: outer addresses, protocol
+    /// ICMP, ports 0; the connection is found through
+    /// [`IcmpInfo::Error::quoted`]).
+    pub tuple: Tuple,
+    /// L4 details.
+    pub l4: L4Info,
+    /// Fragment status.
+    pub fragment: FragmentStatus,
+    /// Length of the IP packet (header included), for the byte counters.
+    pub ip_len: u32,
+}
+
+/// Parses an IP packet starting at the IP header.
+pub fn parse(bytes: &[u8], family: Family, opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
+    match family {
+        Family::Ipv4 => parse_v4(bytes, opts),
+        Family::Ipv6 => parse_v6(bytes, opts),
+    }
+}
+
+/// Parses an IP packet, taking the family from its version nibble.
+pub fn parse_any(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
+    match bytes.first().map(|b| b >> 4) {
+        Some(4) => parse_v4(bytes, opts),
+        Some(6) => parse_v6(bytes, opts),
+        Some(_) => Err(ParseError::Ip(wire::Error::BadVersion)),
+        None => Err(ParseError::Ip(wire::Error::Truncated)),
+    }
+}
+
+fn parse_v4(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
+    let ip = ipv4::Packet::new_checked(bytes).map_err(ParseError::Ip)?;
+    if ip.frag_offset() != 0 {
+        return Err(ParseError::Fragment);
+    }
+    let fragment = if ip.more_frags() {
+        FragmentStatus::First
+    } else {
+        FragmentStatus::Whole
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let payload = ip.payload();
+    let proto: u8 = ip.next_header().into();
+    let pseudo = |len: usize| checksum::pseudo_header_v4(&src, &dst, proto, len as u16);
+    let verify = opts.verify_checksums && fragment == FragmentStatus::Whole;
+    let base = Tuple::v4(src, dst, proto, 0, 0);
+    let (tuple, l4) = l4(base, payload, verify, &pseudo, opts)?;
+    Ok(PacketInfo {
+        tuple,
+        l4,
+        fragment,
+        ip_len: ip.total_len() as u32,
+    })
+}
+
+fn parse_v6(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
+    let ip = ipv6::Packet::new_checked(bytes).map_err(ParseError::Ip)?;
+    let ul = ip
+        .upper_layer(opts.max_ext_headers)
+        .map_err(ParseError::Ip)?;
+    let fragment = match ul.fragment {
+        Some(f) if f.offset != 0 => return Err(ParseError::Fragment),
+        Some(f) if f.more => FragmentStatus::First,
+        _ => FragmentStatus::Whole,
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let payload = ip.packet().get(ul.offset..).unwrap_or(&[]);
+    let proto: u8 = ul.protocol.into();
+    let pseudo = |len: usize| checksum::pseudo_header_v6(&src, &dst, proto, len as u32);
+    let verify = opts.verify_checksums && fragment == FragmentStatus::Whole;
+    let base = Tuple::v6(src, dst, proto, 0, 0);
+    let (tuple, l4) = l4(base, payload, verify, &pseudo, opts)?;
+    Ok(PacketInfo {
+        tuple,
+        l4,
+        fragment,
+        ip_len: (ipv6::HEADER_LEN + ip.payload_len() as usize) as u32,
+    })
+}
+
+fn l4(
+    mut t: Tuple,
+    payload: &[u8],
+    verify: bool,
+    pseudo: &dyn Fn(usize) -> u16,
+    opts: &ParseOptions,
+) -> Result<(Tuple, L4Info), ParseError> {
+    match (t.family, t.proto) {
+        (_, PROTO_TCP) => {
+            let p = tcp::Packet::new_checked(payload).map_err(ParseError::Tcp)?;
+            if verify && !p.verify_checksum(pseudo(payload.len())) {
+                return Err(ParseError::BadChecksum);
+            }
+            t.src_port = p.src_port();
+            t.dst_port = p.dst_port();
+            let info = TcpInfo {
+                flags: p.flags(),
+                seq: p.seq_number(),
+                ack: p.ack_number(),
+                window: p.window_len(),
+                options: tcp::parse_options(p.options()),
+                has_options: !p.options().is_empty(),
+                payload_len: p.payload().len() as u32,
+            };
+            Ok((t, L4Info::Tcp(info)))
+        }
+        (_, PROTO_UDP) => {
+            let p = udp::Packet::new_checked(payload).map_err(ParseError::Udp)?;
+            if verify && !p.verify_checksum(pseudo(p.len() as usize)) {
+                return Err(ParseError::BadChecksum);
+            }
+            t.src_port = p.src_port();
+            t.dst_port = p.dst_port();
+            let payload_len = p.len().saturating_sub(udp::HEADER_LEN as u16);
+            Ok((t, L4Info::Udp { payload_len }))
+        }
+        (Family::Ipv4, PROTO_ICMP) => {
+            let p = icmpv4::Packet::new_checked(payload).map_err(ParseError::Icmp)?;
+            if verify && !p.verify_checksum() {
+                return Err(ParseError::BadChecksum);
+            }
+            let (ty, code) = (p.msg_type(), p.msg_code());
+            let info = if icmpv4::is_error(ty) {
+                let quoted = quoted_tuple(p.data(), Family::Ipv4, opts)?;
+                IcmpInfo::Error { ty, code, quoted }
+            } else if icmpv4::inverse_type(ty).is_some() {
+                t.src_port = p.echo_ident();
+                t.dst_port = u16::from_be_bytes([ty, code]);
+                IcmpInfo::Query { ty, code }
+            } else {
+                IcmpInfo::Other { ty, code }
+            };
+            Ok((t, L4Info::Icmp(info)))
+        }
+        (Family::Ipv6, PROTO_ICMPV6) => {
+            let p = icmpv6::Packet::new_checked(payload).map_err(ParseError::Icmp)?;
+            if verify && !p.verify_checksum(pseudo(payload.len())) {
+                return Err(ParseError::BadChecksum);
+            }
+            let (ty, code) = (p.msg_type(), p.msg_code());
+            let info = if icmpv6::is_untracked(ty) {
+                IcmpInfo::Untracked { ty }
+            } else if icmpv6::is_error(ty) {
+                let quoted = quoted_tuple(p.data(), Family::Ipv6, opts)?;
+                IcmpInfo::Error { ty, code, quoted }
+            } else if icmpv6::inverse_type(ty).is_some() {
+                t.src_port = p.echo_ident();
+                t.dst_port = u16::from_be_bytes([ty, code]);
+                IcmpInfo::Query { ty, code }
+            } else {
+                IcmpInfo::Other { ty, code }
+            };
+            Ok((t, L4Info::Icmp(info)))
+        }
+        _ => Ok((t, L4Info::Other)),
+    }
+}
+
+/// The tuple of the packet quoted in an ICMP error: the IP header must be
+/// whole, the L4 part needs only its first 8 bytes (ports, or the ICMP
+/// header). The quoted packet is usually cut short, so its length fields
+/// are not checked against the buffer.
+fn quoted_tuple(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, ParseError> {
+    let (mut t, l4) = match family {
+        Family::Ipv4 => {
+            let ip = ipv4::Packet::new_unchecked(data);
+            let hl = ip.header_len() as usize;
+            if data.len() < ipv4::HEADER_LEN || ip.version() != 4 || hl < ipv4::HEADER_LEN {
+                return Err(ParseError::IcmpInner);
+            }
+            if ip.frag_offset() != 0 {
+                return Err(ParseError::IcmpInner);
+            }
+            let l4 = data.get(hl..).ok_or(ParseError::IcmpInner)?;
+            let proto = ip.next_header().into();
+            (Tuple::v4(ip.src_addr(), ip.dst_addr(), proto, 0, 0), l4)
+        }
+        Family::Ipv6 => {
+            if data.len() < ipv6::HEADER_LEN {
+                return Err(ParseError::IcmpInner);
+            }
+            let ip = ipv6::Packet::new_unchecked(data);
+            if ip.version() != 6 {
+                return Err(ParseError::IcmpInner);
+            }
+            let ul = quoted_v6_upper(data, opts.max_ext_headers)?;
+            let l4 = data.get(ul.offset..).ok_or(ParseError::IcmpInner)?;
+            let proto = ul.protocol.into();
+            (Tuple::v6(ip.src_addr(), ip.dst_addr(), proto, 0, 0), l4)
+        }
+    };
+    match (family, t.proto) {
+        (_, PROTO_TCP) | (_, PROTO_UDP) => {
+            let p = udp::Packet::new_unchecked(l4);
+            p.check_header_len().map_err(|_| ParseError::IcmpInner)?;
+            t.src_port = p.src_port();
+            t.dst_port = p.dst_port();
+        }
+        (Family::Ipv4, PROTO_ICMP) => {
+            let p = icmpv4::Packet::new_checked(l4).map_err(|_| ParseError::IcmpInner)?;
+            // An error quoting an error is not tracked (`icmp_is_err` on
+            // the inner type fails the inversion too).
+            t.src_port = p.echo_ident();
+            t.dst_port = u16::from_be_bytes([p.msg_type(), p.msg_code()]);
+        }
+        (Family::Ipv6, PROTO_ICMPV6) => {
+            let p = icmpv6::Packet::new_checked(l4).map_err(|_| ParseError::IcmpInner)?;
+            t.src_port = p.echo_ident();
+            t.dst_port = u16::from_be_bytes([p.msg_type(), p.msg_code()]);
+        }
+        _ => {}
+    }
+    Ok(t)
+}
+
+fn quoted_v6_upper(data: &[u8], max: usize) -> Result<ipv6::UpperLayer, ParseError> {
+    // The quoted header's payload length describes the original packet,
+    // not the quote: walk over the bytes that are there.
+    let ul = ipv6::walk_ext_headers(data, max).map_err(|_| ParseError::IcmpInner)?;
+    if ul.fragment.is_some_and(|f| f.offset != 0) || ul.protocol == IpProtocol::Ipv6NoNxt {
+        return Err(ParseError::IcmpInner);
+    }
+    Ok(ul)
+}

@@ -1,0 +1,186 @@
+//! The all-in-one path: bytes in, verdict out, with the table updated.
+//! Used by host tests, benchmarks, the fuzz target and host tools; the
+//! kernel glue composes the same steps itself (parse, lookup,
+//! [`Conn::update`] under the entry lock, create on a miss, insert on
+//! confirmation).
+//!
+//! Kernel counterpart: `nf_conntrack_in()`, `resolve_normal_ct()`,
+//! `nf_conntrack_handle_icmp()` in `net/netfilter/nf_conntrack_core.c` and
+//! `nf_conntrack_inet_error()` in `nf_conntrack_proto_icmp.c`.
+
+use crate::conn::{Action, Config, Conn};
+use crate::parse::{self, IcmpInfo, L4Info, PacketInfo};
+use crate::table::{InsertError, Table};
+use crate::tuple::{Direction, Family};
+use crate::verdict::{Class, InvalidReason, Verdict};
+use crate::wire::icmpv4;
+
+/// The result of [`process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Processed<H> {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The connection the packet belongs to (for RELATED: the connection
+    /// it is related to), if it is still in the table.
+    pub conn: Option<H>,
+}
+
+fn only<H>(verdict: Verdict) -> Processed<H> {
+    Processed {
+        verdict,
+        conn: None,
+    }
+}
+
+/// Parses, classifies and tracks one packet (starting at its IP header),
+/// creating and inserting its connection if it is the first.
+pub fn process<T: Table>(
+    table: &mut T,
+    bytes: &[u8],
+    family: Family,
+    now: u64,
+    cfg: &Config,
+) -> Processed<T::Handle> {
+    match parse::parse(bytes, family, &cfg.parse) {
+        Ok(info) => track(table, &info, now, cfg),
+        Err(e) => only(Verdict::invalid(
+            Direction::Original,
+            InvalidReason::Malformed(e),
+        )),
+    }
+}
+
+/// [`process`] for an already parsed packet.
+pub fn track<T: Table>(
+    table: &mut T,
+    info: &PacketInfo,
+    now: u64,
+    cfg: &Config,
+) -> Processed<T::Handle> {
+    match &info.l4 {
+        L4Info::Icmp(IcmpInfo::Untracked { .. }) => {
+            return only(Verdict::new(Direction::Original, Class::Untracked))
+        }
+        L4Info::Icmp(IcmpInfo::Error { quoted, .. }) => return related(table, info, quoted, now),
+        L4Info::Icmp(IcmpInfo::Other { ty, .. })
+            if info.tuple.family == Family::Ipv4 && *ty > icmpv4::MAX_KNOWN_TYPE =>
+        {
+            return only(Verdict::invalid(
+                Direction::Original,
+                InvalidReason::IcmpUnknownType,
+            ))
+        }
+        L4Info::Tcp(t) if !crate::proto::tcp::valid_flags(t.flags) => {
+            return only(Verdict::invalid(
+                Direction::Original,
+                InvalidReason::TcpFlags,
+            ))
+        }
+        _ => {}
+    }
+    // Two rounds at most: a SYN reopening a closed connection removes it
+    // and is processed again as the first packet of a new one.
+    for _ in 0..2 {
+        let Some((h, dir)) = table.lookup(&info.tuple) else {
+            return create(table, info, now, cfg);
+        };
+        let upd = table.with_conn_mut(h, |c| {
+            if c.is_expired(now) {
+                None
+            } else {
+                Some(c.update(info, dir, now, cfg))
+            }
+        });
+        match upd {
+            Some(Some(u)) => match u.action {
+                Action::Keep => {
+                    return Processed {
+                        verdict: u.verdict,
+                        conn: Some(h),
+                    }
+                }
+                Action::Remove => {
+                    table.remove(h);
+                    return only(u.verdict);
+                }
+                Action::RemoveAndRepeat => {
+                    table.remove(h);
+                }
+            },
+            // Expired but not collected yet: gone, as in
+            // `nf_ct_gc_expired()`.
+            Some(None) => {
+                table.remove(h);
+                return create(table, info, now, cfg);
+            }
+            None => return create(table, info, now, cfg),
+        }
+    }
+    create(table, info, now, cfg)
+}
+
+fn create<T: Table>(
+    table: &mut T,
+    info: &PacketInfo,
+    now: u64,
+    cfg: &Config,
+) -> Processed<T::Handle> {
+    let mut conn = match Conn::new(info, now, cfg) {
+        Ok(c) => c,
+        Err(r) => return only(Verdict::invalid(Direction::Original, r)),
+    };
+    let upd = conn.update(info, Direction::Original, now, cfg);
+    if upd.verdict.class.is_invalid() || upd.action != Action::Keep {
+        return only(upd.verdict);
+    }
+    match table.insert(conn, now) {
+        Ok(h) => Processed {
+            verdict: upd.verdict,
+            conn: Some(h),
+        },
+        Err(InsertError::Full) => only(Verdict::invalid(
+            Direction::Original,
+            InvalidReason::TableFull,
+        )),
+        Err(InsertError::Clash) => only(Verdict::invalid(
+            Direction::Original,
+            InvalidReason::TableClash,
+        )),
+    }
+}
+
+/// An ICMP error: RELATED to the connection of the quoted packet, if the
+/// outer destination is that connection's endpoint in that direction.
+fn related<T: Table>(
+    table: &mut T,
+    info: &PacketInfo,
+    quoted: &crate::Tuple,
+    now: u64,
+) -> Processed<T::Handle> {
+    let no_conn = only(Verdict::invalid(
+        Direction::Original,
+        InvalidReason::IcmpErrorNoConn,
+    ));
+    let Some(inner) = quoted.invert() else {
+        return no_conn;
+    };
+    let Some((h, dir)) = table.lookup(&inner) else {
+        return no_conn;
+    };
+    let outer_dst = info.tuple.dst;
+    let ok = table.with_conn_mut(h, |c| {
+        if c.is_expired(now) {
+            None
+        } else {
+            Some(c.tuple(dir).dst == outer_dst)
+        }
+    });
+    match ok {
+        Some(Some(true)) => Processed {
+            verdict: Verdict::new(dir, Class::Related),
+            conn: Some(h),
+        },
+        Some(Some(false)) => only(Verdict::invalid(dir, InvalidReason::IcmpErrorAddr)),
+        _ => no_conn,
+    }
+}

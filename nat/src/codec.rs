@@ -107,7 +107,8 @@ pub enum ErrorKind {
     BadChainName,
     /// Two chains with the same name.
     DuplicateChain,
-    /// A built-in chain of the table is missing.
+    /// A built-in chain of the table is missing (built-in chains come
+    /// first, in hook order).
     MissingBuiltin(Hook),
     /// A policy on a user chain, a missing policy on a built-in chain, or a
     /// built-in chain name that is not one of this table's.
@@ -499,7 +500,6 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
 
     let mut hook_entry = [0u32; 5];
     let mut underflow = [0u32; 5];
-    let mut seen_hooks = 0u8;
     let mut next = 0usize;
 
     // Pass 1: chains and rules in order, each rule checked on its own.
@@ -518,20 +518,28 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
             2 => Some(Policy::Drop),
             _ => return Err(err(ErrorKind::Malformed("policy"))),
         };
-        let hook = Hook::from_name(name_bytes).filter(|hk| h.kind.has_hook(*hk));
-        match (hook, policy) {
-            (Some(hk), Some(_)) => {
-                if seen_hooks & hk.bit() != 0 {
-                    return Err(err(ErrorKind::DuplicateChain));
+        // Built-in chains come first, in hook order; then user chains.
+        let hook = Hook::ALL
+            .into_iter()
+            .filter(|hk| h.kind.has_hook(*hk))
+            .nth(usize::from(c));
+        match hook {
+            Some(hk) => {
+                if hk.name().as_bytes() != name_bytes {
+                    return Err(err(ErrorKind::MissingBuiltin(hk)));
                 }
-                seen_hooks |= hk.bit();
+                if policy.is_none() {
+                    return Err(err(ErrorKind::BadPolicy));
+                }
             }
-            (None, None) => {
+            None => {
+                if policy.is_some() {
+                    return Err(err(ErrorKind::BadPolicy));
+                }
                 if !is_valid_chain_name(name_bytes) || Hook::from_name(name_bytes).is_some() {
                     return Err(err(ErrorKind::BadChainName));
                 }
             }
-            _ => return Err(err(ErrorKind::BadPolicy)),
         }
         // Names are unique: compare with every earlier chain's end entry.
         let dup = store
@@ -589,10 +597,12 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
     if r.pos() != blob.len() || next != needed {
         return Err(Error::at(ErrorKind::BadLength));
     }
-    for hk in Hook::ALL {
-        if h.kind.has_hook(hk) && seen_hooks & hk.bit() == 0 {
-            return Err(Error::at(ErrorKind::MissingBuiltin(hk)));
-        }
+    if let Some(hk) = Hook::ALL
+        .into_iter()
+        .filter(|hk| h.kind.has_hook(*hk))
+        .nth(usize::from(h.chains))
+    {
+        return Err(Error::at(ErrorKind::MissingBuiltin(hk)));
     }
 
     // Built-in chains are reached from their own hook.

@@ -1071,14 +1071,15 @@ fn parse_counter(s: &str) -> Res<Counter> {
     })
 }
 
-/// Parses a whole save file. Each table must end with `COMMIT`; chains are
-/// declared (`:name policy [p:b]`) before rules use them; built-in chains
-/// not declared get policy ACCEPT. Tables are validated as the kernel
+/// Parses a whole save file. Each table must end with `COMMIT`; user
+/// chains are declared (`:name - [p:b]`) before rules use them; built-in
+/// chains exist from the start (policy ACCEPT unless declared otherwise). Tables are validated as the kernel
 /// would validate them; an error names the line of the offending rule.
 pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
     let mut rs = Ruleset::default();
     // The table being read, and the line of each of its rules (for errors).
     let mut cur: Option<(TableSpec, Vec<Vec<usize>>)> = None;
+    let mut declared: Vec<ChainName> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let lineno = n + 1;
         let err = |message: String| ParseError {
@@ -1099,13 +1100,10 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             if rs.tables.iter().any(|t| t.kind == kind) {
                 return Err(err(format!("table {name} given twice")));
             }
-            cur = Some((
-                TableSpec {
-                    kind,
-                    chains: Vec::new(),
-                },
-                Vec::new(),
-            ));
+            let table = TableSpec::new(kind);
+            let lines = alloc::vec![Vec::new(); table.chains.len()];
+            declared.clear();
+            cur = Some((table, lines));
             continue;
         }
         let Some((table, lines)) = cur.as_mut() else {
@@ -1115,33 +1113,27 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             if words.len() != 1 {
                 return Err(err("junk after COMMIT".into()));
             }
-            let Some((mut table, mut lines)) = cur.take() else {
+            let Some((table, lines)) = cur.take() else {
                 continue;
             };
-            for hook in crate::rule::Hook::ALL {
-                if table.kind.has_hook(hook) && table.chain_id(hook.name()).is_none() {
-                    table.chains.push(ChainSpec {
-                        name: ChainName::new(hook.name().as_bytes()).unwrap_or(ChainName::EMPTY),
-                        policy: Some(Policy::Accept),
-                        counter: Counter::default(),
-                        rules: Vec::new(),
-                    });
-                    lines.push(Vec::new());
-                }
-            }
             if let Err(e) = table.validate() {
                 let chain = e.chain.and_then(|c| table.chain_id(c.as_str()));
-                let line = chain
+                let rule_line = chain
                     .and_then(|c| lines.get(usize::from(c.0)))
-                    .and_then(|l| {
-                        if e.rule == 0 {
-                            l.first()
-                        } else {
-                            l.get(e.rule as usize - 1)
-                        }
-                    })
-                    .copied()
-                    .unwrap_or(lineno);
+                    .and_then(|l| l.get((e.rule as usize).checked_sub(1)?))
+                    .copied();
+                // A chain-level error points at the chain's declaration.
+                let decl_line = e.chain.and_then(|c| {
+                    let decl = format!(":{c} ");
+                    let pos = text
+                        .lines()
+                        .take(lineno)
+                        .enumerate()
+                        .filter(|(_, l)| l.starts_with(&decl))
+                        .last()?;
+                    Some(pos.0 + 1)
+                });
+                let line = rule_line.or(decl_line).unwrap_or(lineno);
                 return Err(ParseError {
                     line,
                     message: format!("{} table: {e}", table.kind),
@@ -1156,22 +1148,33 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             };
             let name = ChainName::new(name.as_bytes())
                 .ok_or_else(|| err(format!("chain name {name:?} too long")))?;
-            if table.chain_id(name.as_str()).is_some() {
+            if declared.contains(&name) {
                 return Err(err(format!("chain {name} declared twice")));
             }
+            declared.push(name);
             let policy = match policy.as_str() {
                 "ACCEPT" => Some(Policy::Accept),
                 "DROP" => Some(Policy::Drop),
                 "-" => None,
                 p => return Err(err(format!("bad policy {p:?}"))),
             };
-            table.chains.push(ChainSpec {
-                name,
-                policy,
-                counter: parse_counter(counter).map_err(err)?,
-                rules: Vec::new(),
-            });
-            lines.push(Vec::new());
+            let counter = parse_counter(counter).map_err(err)?;
+            match table.chain_mut(name.as_str()) {
+                // A built-in chain: its policy and counters.
+                Some(c) => {
+                    c.policy = policy;
+                    c.counter = counter;
+                }
+                None => {
+                    table.chains.push(ChainSpec {
+                        name,
+                        policy,
+                        counter,
+                        rules: Vec::new(),
+                    });
+                    lines.push(Vec::new());
+                }
+            }
             continue;
         }
         let (counter, rest) = if first.starts_with('[') {

@@ -1008,3 +1008,194 @@ fn store_invalid(liberal: bool, w: Window) -> Window {
         w
     }
 }
+
+#[cfg(test)]
+mod table_tests {
+    //! Every cell of the state table, checked against the kernel's table
+    //! as text (copied from nf_conntrack_proto_tcp.c, Linux 6.12), by
+    //! running a packet through a connection in each state.
+    extern crate std;
+    use super::*;
+    use crate::conn::Config;
+    use crate::wire::tcp::Options;
+    use std::vec::Vec;
+
+    const KERNEL: [[&str; 6]; 2] = [
+        [
+            "sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2", // syn
+            "sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR", // synack
+            "sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV", // fin
+            "sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV", // ack
+            "sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL", // rst
+            "sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV", // none
+        ],
+        [
+            "sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2",
+            "sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR",
+            "sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV",
+            "sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG",
+            "sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL",
+            "sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV",
+        ],
+    ];
+
+    fn parse_cell(s: &str) -> Transition {
+        match s.trim() {
+            "sNO" => Transition::To(TcpState::None),
+            "sSS" => Transition::To(TcpState::SynSent),
+            "sSR" => Transition::To(TcpState::SynRecv),
+            "sES" => Transition::To(TcpState::Established),
+            "sFW" => Transition::To(TcpState::FinWait),
+            "sCW" => Transition::To(TcpState::CloseWait),
+            "sLA" => Transition::To(TcpState::LastAck),
+            "sTW" => Transition::To(TcpState::TimeWait),
+            "sCL" => Transition::To(TcpState::Close),
+            "sS2" => Transition::To(TcpState::SynSent2),
+            "sIV" => Transition::Invalid,
+            "sIG" => Transition::Ignore,
+            other => panic!("bad cell {other}"),
+        }
+    }
+
+    const FLAGS: [u8; 6] = [
+        Flags::SYN,
+        Flags::SYN | Flags::ACK,
+        Flags::FIN | Flags::ACK,
+        Flags::ACK,
+        Flags::RST,
+        0,
+    ];
+
+    fn info(flags: u8) -> TcpInfo {
+        TcpInfo {
+            flags: Flags(flags),
+            seq: 1000,
+            ack: 5000,
+            window: 1000,
+            options: Options::default(),
+            has_options: false,
+            payload_len: 0,
+        }
+    }
+
+    #[test]
+    fn the_table_is_the_kernels() {
+        for (d, dir) in [Direction::Original, Direction::Reply]
+            .into_iter()
+            .enumerate()
+        {
+            for (i, row) in KERNEL[d].iter().enumerate() {
+                let cells: Vec<Transition> = row.split(',').map(parse_cell).collect();
+                for (s, &expected) in cells.iter().enumerate() {
+                    let state = TcpState::ALL[s];
+                    let index = FlagIndex::of(Flags(FLAGS[i]));
+                    assert_eq!(index as usize, i);
+                    assert_eq!(
+                        transition(dir, index, state),
+                        expected,
+                        "{dir:?} {i} {state:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs each cell's packet through a connection in that state, with
+    /// the window checks in liberal mode so that only the table decides.
+    #[test]
+    fn every_cell_behaves_as_the_table_says() {
+        let cfg = Config {
+            tcp_be_liberal: true,
+            ..Config::default()
+        };
+        let status = Status(Status::SEEN_REPLY | Status::ASSURED);
+        for (d, dir) in [Direction::Original, Direction::Reply]
+            .into_iter()
+            .enumerate()
+        {
+            for (i, row) in KERNEL[d].iter().enumerate() {
+                for (s, cell) in row.split(',').enumerate() {
+                    let state = TcpState::ALL[s];
+                    let mut t = Tcp {
+                        state,
+                        last_index: FlagIndex::None as u8,
+                        ..Tcp::default()
+                    };
+                    t.seen = PerDir([
+                        TcpPeer {
+                            end: 1000,
+                            maxend: 6000,
+                            maxwin: 5000,
+                            maxack: 0,
+                        },
+                        TcpPeer {
+                            end: 5000,
+                            maxend: 10000,
+                            maxwin: 5000,
+                            maxack: 0,
+                        },
+                    ]);
+                    if dir == Direction::Reply {
+                        t.seen.0.swap(0, 1);
+                    }
+                    let out = t.packet(&info(FLAGS[i]), dir, status, 1_000_000, &cfg);
+                    let what = std::format!("{dir:?} flags {:#x} in {state:?}", FLAGS[i]);
+                    match parse_cell(cell) {
+                        Transition::Invalid => assert_eq!(
+                            out,
+                            Outcome::Invalid {
+                                reason: InvalidReason::TcpState,
+                                lower_timeout: None
+                            },
+                            "{what}"
+                        ),
+                        Transition::Ignore => {
+                            assert_eq!(out, Outcome::Ignore(IgnoreReason::State), "{what}")
+                        }
+                        // A SYN in TIME_WAIT / CLOSE without a close seen
+                        // and without an RST last is let through untracked.
+                        Transition::To(TcpState::SynSent) if state >= TcpState::TimeWait => {
+                            assert_eq!(out, Outcome::Ignore(IgnoreReason::State), "{what}")
+                        }
+                        Transition::To(next) => {
+                            assert!(matches!(out, Outcome::Accept { .. }), "{what}: {out:?}");
+                            assert_eq!(t.state, next, "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn syn_reopens_time_wait_after_a_close() {
+        let cfg = Config::default();
+        let mut t = Tcp {
+            state: TcpState::TimeWait,
+            ..Tcp::default()
+        };
+        t.flags[Direction::Reply] |= FLAG_CLOSE_INIT;
+        let status = Status(Status::SEEN_REPLY | Status::ASSURED);
+        let out = t.packet(&info(Flags::SYN), Direction::Original, status, 1000, &cfg);
+        assert_eq!(out, Outcome::Repeat);
+        // An RST last in the same direction also allows it (CLOSE).
+        let mut t = Tcp {
+            state: TcpState::Close,
+            last_index: FlagIndex::Rst as u8,
+            last_dir: Direction::Original as u8,
+            ..Tcp::default()
+        };
+        let out = t.packet(&info(Flags::SYN), Direction::Original, status, 1000, &cfg);
+        assert_eq!(out, Outcome::Repeat);
+    }
+
+    #[test]
+    fn flag_validity() {
+        assert!(valid_flags(Flags(Flags::SYN | Flags::ECE | Flags::CWR)));
+        assert!(valid_flags(Flags(Flags::FIN | Flags::ACK | Flags::PSH)));
+        assert!(!valid_flags(Flags(Flags::SYN | Flags::FIN)));
+        assert!(!valid_flags(Flags(Flags::FIN)));
+        assert!(!valid_flags(Flags(0)));
+        assert!(!valid_flags(Flags(Flags::SYN | Flags::RST)));
+    }
+}

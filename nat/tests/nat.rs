@@ -1,0 +1,587 @@
+//! NAT bindings: unique tuple choice, exhaustion, flags, both directions.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use common::ip;
+use conntrack::{Direction, HashKey, Tuple};
+use nat::nat_core::*;
+use nat::rule::{AddrRange, Family, Hook, NatFlags, NatRange, PortRange};
+
+/// A conntrack table: the set of all tuples of all connections.
+#[derive(Default)]
+struct Table(HashSet<Tuple>);
+
+impl TupleTable for Table {
+    fn reply_in_use(&self, reply: &Tuple) -> bool {
+        self.0.contains(reply)
+    }
+}
+
+impl Table {
+    fn add(&mut self, b: &Binding) {
+        assert!(
+            self.0.insert(b.tuples[0]),
+            "duplicate original tuple {:?}",
+            b.tuples[0]
+        );
+        assert!(
+            self.0.insert(b.tuples[1]),
+            "duplicate reply tuple {:?}",
+            b.tuples[1]
+        );
+    }
+}
+
+struct Rng(u64);
+impl Entropy for Rng {
+    fn next_u32(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 16) as u32
+    }
+}
+
+fn key() -> HashKey {
+    HashKey::from_bytes(*b"0123456789abcdef")
+}
+
+fn t(src: &str, sport: u16, dst: &str, dport: u16, proto: u8) -> Tuple {
+    match (ip(src), ip(dst)) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Tuple::v4(s.octets(), d.octets(), proto, sport, dport),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Tuple::v6(s.octets(), d.octets(), proto, sport, dport),
+        _ => panic!("mixed families"),
+    }
+}
+
+fn snat_to(a: &str) -> NatRange {
+    NatRange {
+        addrs: Some(AddrRange::single(ip(a))),
+        ports: None,
+        flags: NatFlags(0),
+    }
+}
+
+fn setup(
+    table: &mut Table,
+    rng: &mut Rng,
+    orig: Tuple,
+    range: &NatRange,
+    manip: ManipType,
+) -> Result<Binding, NatError> {
+    let mut b = Binding::new(orig).unwrap();
+    b.setup(range, manip, table, rng, &key())?;
+    table.add(&b);
+    Ok(b)
+}
+
+#[test]
+fn thousand_clients_from_one_source_port_get_distinct_mappings() {
+    let mut table = Table::default();
+    let mut rng = Rng(0x1234_5678);
+    let range = snat_to("198.51.100.1");
+    let mut seen = HashSet::new();
+    for i in 0..1000u32 {
+        let src = format!("10.0.{}.{}", i / 250, i % 250 + 1);
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t(&src, 5000, "93.184.216.34", 443, 6),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        let new = b.target(Direction::Original).unwrap();
+        assert_eq!(
+            IpAddr::from(<[u8; 4]>::try_from(&new.src[..4]).unwrap()),
+            ip("198.51.100.1")
+        );
+        if i == 0 {
+            assert_eq!(new.src_port, 5000, "original port kept while free");
+        } else {
+            assert!(
+                new.src_port >= 1024,
+                "port class above 1024 kept: {}",
+                new.src_port
+            );
+        }
+        assert!(
+            seen.insert((new.src, new.src_port)),
+            "mapping {} reused",
+            new.src_port
+        );
+    }
+    assert_eq!(seen.len(), 1000);
+}
+
+#[test]
+fn a_full_pool_reports_exhaustion_and_never_duplicates() {
+    for flags in [0, NatFlags::RANDOM, NatFlags::FULLY_RANDOM] {
+        let mut table = Table::default();
+        let mut rng = Rng(99);
+        let range = NatRange {
+            addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+            ports: Some(PortRange { lo: 2000, hi: 2099 }),
+            flags: NatFlags(flags),
+        };
+        for i in 0..100 {
+            let src = format!("10.0.0.{}", i + 1);
+            setup(
+                &mut table,
+                &mut rng,
+                t(&src, 40000, "93.184.216.34", 80, 17),
+                &range,
+                ManipType::Src,
+            )
+            .unwrap_or_else(|e| panic!("flags {flags}: client {i}: {e}"));
+        }
+        let err = setup(
+            &mut table,
+            &mut rng,
+            t("10.0.1.1", 40000, "93.184.216.34", 80, 17),
+            &range,
+            ManipType::Src,
+        );
+        assert_eq!(err.unwrap_err(), NatError::NoFreeTuple);
+        // Another destination is another tuple: still free.
+        setup(
+            &mut table,
+            &mut rng,
+            t("10.0.1.1", 40000, "93.184.216.35", 80, 17),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+    }
+    // A single port, in use: exhaustion, not a duplicate (the kernel would
+    // return the duplicate and drop at confirm time).
+    let mut table = Table::default();
+    let mut rng = Rng(5);
+    let one = NatRange {
+        addrs: None,
+        ports: Some(PortRange::single(7000)),
+        flags: NatFlags(0),
+    };
+    setup(
+        &mut table,
+        &mut rng,
+        t("10.0.0.1", 1, "10.9.9.9", 80, 6),
+        &one,
+        ManipType::Dst,
+    )
+    .unwrap();
+    let r = setup(
+        &mut table,
+        &mut rng,
+        t("10.0.0.1", 1, "10.9.9.9", 80, 6),
+        &one,
+        ManipType::Dst,
+    );
+    assert_eq!(r.unwrap_err(), NatError::NoFreeTuple);
+}
+
+#[test]
+fn large_nearly_full_pool_mostly_succeeds_and_full_fails() {
+    // 64512 ports above 1024: fill 99 % through the table directly, then
+    // the bounded search (128 + 64 + 32 + 16 probes) still finds room.
+    let mut table = Table::default();
+    let mut rng = Rng(77);
+    let dst = "93.184.216.34";
+    let mut free = Vec::new();
+    for p in 1024..=65535u16 {
+        if p % 100 == 0 {
+            free.push(p);
+            continue;
+        }
+        let reply = t(dst, 443, "198.51.100.1", p, 6);
+        table.0.insert(reply);
+    }
+    let range = snat_to("198.51.100.1");
+    let mut ok = 0;
+    for i in 0..100 {
+        let src = format!("10.1.0.{}", i + 1);
+        if setup(
+            &mut table,
+            &mut rng,
+            t(&src, 1024, dst, 443, 6),
+            &range,
+            ManipType::Src,
+        )
+        .is_ok()
+        {
+            ok += 1;
+        }
+    }
+    assert!(ok >= 90, "only {ok} of 100 found a port at 99 % use");
+    // Completely full: exhaustion.
+    for p in free {
+        table.0.insert(t(dst, 443, "198.51.100.1", p, 6));
+    }
+    let r = setup(
+        &mut table,
+        &mut rng,
+        t("10.2.0.1", 1024, dst, 443, 6),
+        &range,
+        ManipType::Src,
+    );
+    assert_eq!(r.unwrap_err(), NatError::NoFreeTuple);
+}
+
+#[test]
+fn port_classes_are_kept() {
+    let mut table = Table::default();
+    let mut rng = Rng(3);
+    let range = snat_to("198.51.100.1");
+    // Occupy each original port first.
+    for (port, lo, hi) in [
+        (100u16, 1u16, 511u16),
+        (700, 600, 1023),
+        (5000, 1024, 65535),
+    ] {
+        setup(
+            &mut table,
+            &mut rng,
+            t("10.0.0.1", port, "10.9.9.9", 80, 6),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        for i in 0..20 {
+            let src = format!("10.0.0.{}", i + 2);
+            let b = setup(
+                &mut table,
+                &mut rng,
+                t(&src, port, "10.9.9.9", 80, 6),
+                &range,
+                ManipType::Src,
+            )
+            .unwrap();
+            let p = b.target(Direction::Original).unwrap().src_port;
+            assert!(
+                (lo..=hi).contains(&p),
+                "port {port} mapped to {p}, outside {lo}..={hi}"
+            );
+        }
+    }
+}
+
+#[test]
+fn random_flags_do_not_keep_the_original_port() {
+    let mut changed = 0;
+    for seed in 1..50u64 {
+        let mut table = Table::default();
+        let mut rng = Rng(seed);
+        let range = NatRange {
+            addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+            ports: None,
+            flags: NatFlags(NatFlags::FULLY_RANDOM),
+        };
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t("10.0.0.1", 40000, "10.9.9.9", 80, 6),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        if b.target(Direction::Original).unwrap().src_port != 40000 {
+            changed += 1;
+        }
+    }
+    assert!(changed >= 48);
+    // --random is a keyed hash of the connection: the same for the same key.
+    let range = NatRange {
+        addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+        ports: None,
+        flags: NatFlags(NatFlags::RANDOM),
+    };
+    let pick = |seed| {
+        let mut table = Table::default();
+        let mut rng = Rng(seed);
+        setup(
+            &mut table,
+            &mut rng,
+            t("10.0.0.1", 40000, "10.9.9.9", 80, 6),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap()
+        .target(Direction::Original)
+        .unwrap()
+        .src_port
+    };
+    assert_eq!(pick(1), pick(2));
+    assert_ne!(pick(1), 40000);
+}
+
+#[test]
+fn address_choice_spreads_and_persistent_sticks() {
+    let range = NatRange {
+        addrs: Some(AddrRange {
+            lo: ip("198.51.100.1"),
+            hi: ip("198.51.100.8"),
+        }),
+        ports: None,
+        flags: NatFlags(0),
+    };
+    let mut table = Table::default();
+    let mut rng = Rng(11);
+    let mut addrs = HashSet::new();
+    for i in 0..200 {
+        let src = format!("10.0.{}.{}", i / 200, i % 200 + 1);
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t(&src, 1234, "93.184.216.34", 80, 6),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        let a = b.target(Direction::Original).unwrap().src;
+        assert!(
+            (1..=8).contains(&a[3]) && a[..3] == [198, 51, 100],
+            "{a:?} outside range"
+        );
+        addrs.insert(a);
+    }
+    assert!(
+        addrs.len() >= 6,
+        "200 clients used only {} of 8 addresses",
+        addrs.len()
+    );
+    // Persistent: one client, many destinations, one address.
+    let pr = NatRange {
+        flags: NatFlags(NatFlags::PERSISTENT),
+        ..range
+    };
+    let mut table = Table::default();
+    let mut used = HashSet::new();
+    for d in 1..50 {
+        let dst = format!("203.0.113.{d}");
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t("10.0.0.7", 1234, &dst, 80, 6),
+            &pr,
+            ManipType::Src,
+        )
+        .unwrap();
+        used.insert(b.target(Direction::Original).unwrap().src);
+    }
+    assert_eq!(used.len(), 1);
+    // Without it, destinations spread one client over addresses.
+    let mut used = HashSet::new();
+    for d in 1..50 {
+        let dst = format!("203.0.113.{d}");
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t("10.0.0.8", 1234, &dst, 80, 6),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        used.insert(b.target(Direction::Original).unwrap().src);
+    }
+    assert!(used.len() > 1);
+    // IPv6 range.
+    let r6 = NatRange {
+        addrs: Some(AddrRange {
+            lo: ip("2001:db8::100"),
+            hi: ip("2001:db8::1ff"),
+        }),
+        ports: None,
+        flags: NatFlags(0),
+    };
+    for i in 0..100 {
+        let src = format!("fd00::{:x}", i + 1);
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t(&src, 1234, "2001:db8:1::1", 80, 6),
+            &r6,
+            ManipType::Src,
+        )
+        .unwrap();
+        let a = IpAddr::from(b.target(Direction::Original).unwrap().src);
+        assert!(r6.addrs.unwrap().contains(&a), "{a} outside");
+    }
+}
+
+#[test]
+fn dnat_keeps_or_maps_the_port_and_icmp_ids_are_unique() {
+    let mut table = Table::default();
+    let mut rng = Rng(8);
+    let to = NatRange {
+        addrs: Some(AddrRange::single(ip("192.168.1.10"))),
+        ports: None,
+        flags: NatFlags(0),
+    };
+    let b = setup(
+        &mut table,
+        &mut rng,
+        t("198.51.100.7", 5555, "203.0.113.1", 80, 6),
+        &to,
+        ManipType::Dst,
+    )
+    .unwrap();
+    let n = b.target(Direction::Original).unwrap();
+    assert_eq!(
+        (n.dst[..4].to_vec(), n.dst_port),
+        (vec![192, 168, 1, 10], 80)
+    );
+    let to = NatRange {
+        ports: Some(PortRange { lo: 8080, hi: 8089 }),
+        ..to
+    };
+    let b = setup(
+        &mut table,
+        &mut rng,
+        t("198.51.100.7", 5556, "203.0.113.1", 80, 6),
+        &to,
+        ManipType::Dst,
+    )
+    .unwrap();
+    assert_eq!(
+        b.target(Direction::Original).unwrap().dst_port,
+        8080,
+        "DNAT starts at the range's first port"
+    );
+    // ICMP echo: the id is what varies.
+    let snat = snat_to("198.51.100.1");
+    let mut ids = HashSet::new();
+    for i in 0..50 {
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[10, 0, 0, i + 1]);
+        let mut dst = [0u8; 16];
+        dst[..4].copy_from_slice(&[8, 8, 8, 8]);
+        let orig = Tuple::icmp(conntrack::Family::Ipv4, src, dst, 1, 8, 0);
+        let b = setup(&mut table, &mut rng, orig, &snat, ManipType::Src).unwrap();
+        assert!(ids.insert(b.target(Direction::Original).unwrap().src_port));
+    }
+}
+
+#[test]
+fn the_binding_governs_both_directions() {
+    let mut table = Table::default();
+    let mut rng = Rng(1);
+    let orig = t("10.0.0.2", 40000, "93.184.216.34", 80, 6);
+    let mut b = Binding::new(orig).unwrap();
+    assert!(!b.is_nat());
+    // DNAT first (PREROUTING), then SNAT (POSTROUTING), as a router does.
+    b.setup(
+        &NatRange {
+            addrs: Some(AddrRange::single(ip("93.184.216.99"))),
+            ports: Some(PortRange::single(8080)),
+            flags: NatFlags(0),
+        },
+        ManipType::Dst,
+        &table,
+        &mut rng,
+        &key(),
+    )
+    .unwrap();
+    b.setup(
+        &NatRange {
+            addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+            ports: Some(PortRange::single(2000)),
+            flags: NatFlags(0),
+        },
+        ManipType::Src,
+        &table,
+        &mut rng,
+        &key(),
+    )
+    .unwrap();
+    table.add(&b);
+    assert!(b.is_nat());
+    let ep = |a: &str, p| {
+        Some(Endpoint {
+            addr: ip(a),
+            port: p,
+        })
+    };
+    assert_eq!(
+        b.manip(Direction::Original, ManipType::Dst),
+        ep("93.184.216.99", 8080)
+    );
+    assert_eq!(
+        b.manip(Direction::Original, ManipType::Src),
+        ep("198.51.100.1", 2000)
+    );
+    assert_eq!(
+        b.manip(Direction::Reply, ManipType::Dst),
+        ep("10.0.0.2", 40000)
+    );
+    assert_eq!(
+        b.manip(Direction::Reply, ManipType::Src),
+        ep("93.184.216.34", 80)
+    );
+    assert_eq!(
+        *b.reply(),
+        t("93.184.216.99", 8080, "198.51.100.1", 2000, 6)
+    );
+    // A second identical connection cannot get the same mapping.
+    let mut b2 = Binding::new(t("10.0.0.3", 40000, "93.184.216.34", 80, 6)).unwrap();
+    b2.setup(
+        &NatRange {
+            addrs: Some(AddrRange::single(ip("93.184.216.99"))),
+            ports: Some(PortRange::single(8080)),
+            flags: NatFlags(0),
+        },
+        ManipType::Dst,
+        &table,
+        &mut rng,
+        &key(),
+    )
+    .unwrap();
+    let r = b2.setup(
+        &NatRange {
+            addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+            ports: Some(PortRange::single(2000)),
+            flags: NatFlags(0),
+        },
+        ManipType::Src,
+        &table,
+        &mut rng,
+        &key(),
+    );
+    assert_eq!(r, Err(NatError::NoFreeTuple));
+}
+
+#[test]
+fn masquerade_and_redirect_ranges() {
+    let rule = NatRange {
+        addrs: None,
+        ports: Some(PortRange { lo: 3128, hi: 3128 }),
+        flags: NatFlags(NatFlags::RANDOM),
+    };
+    let m = masquerade_range(&rule, Some(ip("198.51.100.1"))).unwrap();
+    assert_eq!(m.addrs, Some(AddrRange::single(ip("198.51.100.1"))));
+    assert_eq!((m.ports, m.flags), (rule.ports, rule.flags));
+    assert_eq!(masquerade_range(&rule, None), Err(NatError::NoAddress));
+    let r = redirect_range(&rule, Hook::Prerouting, Family::V4, Some(ip("192.168.1.1"))).unwrap();
+    assert_eq!(r.addrs, Some(AddrRange::single(ip("192.168.1.1"))));
+    let r = redirect_range(&rule, Hook::Output, Family::V6, None).unwrap();
+    assert_eq!(r.addrs, Some(AddrRange::single(ip("::1"))));
+    assert_eq!(
+        redirect_range(&rule, Hook::Prerouting, Family::V4, None),
+        Err(NatError::NoAddress)
+    );
+    assert_eq!(
+        redirect_range(&rule, Hook::Prerouting, Family::V4, Some(ip("::1"))),
+        Err(NatError::FamilyMismatch)
+    );
+    let mut table = Table::default();
+    let r = setup(
+        &mut table,
+        &mut Rng(1),
+        t("10.0.0.1", 1, "10.0.0.2", 2, 6),
+        &snat_to("2001:db8::1"),
+        ManipType::Src,
+    );
+    assert_eq!(r.unwrap_err(), NatError::FamilyMismatch);
+}

@@ -13,6 +13,8 @@
     missing_docs,
     unreachable_pub,
     improper_ctypes,
+    unknown_lints,
+    unnecessary_transmutes,
     unsafe_op_in_unsafe_fn,
     clippy::all,
     clippy::undocumented_unsafe_blocks

@@ -18,7 +18,6 @@ use rfw_abi::{attr, hook_stats, nfproto, Cmd};
 use crate::bindings;
 use crate::kernel_static::KernelStatic;
 use crate::nlmsg::Reply;
-use crate::percpu::{FAMILIES, HOOKS};
 use crate::pernet;
 
 const N_OPS: usize = 1;
@@ -88,7 +87,14 @@ fn errno(r: Result) -> c_int {
 }
 
 /// `Cmd::StatsGet`: the caller's namespace's per-hook counters.
-unsafe extern "C" fn stats_get(_skb: *mut bindings::sk_buff, info: *mut bindings::genl_info) -> c_int {
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+unsafe extern "C" fn stats_get(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
     // SAFETY: genetlink passes the request's valid `info` for the call.
     let net = unsafe { bindings::rfw_genl_info_net(info) };
     // SAFETY: a command runs in the live namespace of its socket while the
@@ -97,9 +103,8 @@ unsafe extern "C" fn stats_get(_skb: *mut bindings::sk_buff, info: *mut bindings
     // SAFETY: `info` is this doit's request and FAMILY the registered family.
     let reply = unsafe { Reply::new(info, FAMILY.get(), Cmd::StatsGet as u8) };
     errno(reply.and_then(|mut r| {
-        for (f, pf) in [nfproto::IPV4, nfproto::IPV6].iter().enumerate().take(FAMILIES) {
-            for h in 0..HOOKS {
-                let c = totals[f][h];
+        for (pf, fam) in [nfproto::IPV4, nfproto::IPV6].iter().zip(totals.iter()) {
+            for (h, c) in fam.iter().enumerate() {
                 let nest = r.nest_start(attr::HOOK_STATS)?;
                 r.put_u8(hook_stats::FAMILY, *pf)?;
                 r.put_u8(hook_stats::HOOK, h as u8)?;

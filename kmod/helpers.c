@@ -21,6 +21,11 @@ struct net *rfw_genl_info_net(const struct genl_info *info)
 	return genl_info_net(info);
 }
 
+void __percpu *rfw_alloc_percpu(size_t size, size_t align)
+{
+	return __alloc_percpu_gfp(size, align, GFP_KERNEL);
+}
+
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value)
 {
 	this_cpu_add(*counter, value);

@@ -18,6 +18,7 @@ struct nlattr;
 void *rfw_net_generic(const struct net *net, unsigned int id);
 struct net *rfw_genl_info_net(const struct genl_info *info);
 
+void __percpu *rfw_alloc_percpu(size_t size, size_t align);
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value);
 void *rfw_per_cpu_ptr(void __percpu *ptr, int cpu);
 int rfw_next_possible_cpu(int cpu);

@@ -56,6 +56,11 @@ fn family_index(pf: u8) -> usize {
     }
 }
 
+/// Counts the packet and lets it continue.
+///
+/// # Safety
+///
+/// Called by netfilter only, in a namespace where the hook is registered.
 unsafe extern "C" fn rfw_hook(
     _priv: *mut c_void,
     skb: *mut bindings::sk_buff,
@@ -67,7 +72,10 @@ unsafe extern "C" fn rfw_hook(
     // SAFETY: this hook is registered in `state.net` only between its
     // `init` and `pre_exit`, so its `RfwNet` is live (see `pernet::get`).
     let rn = unsafe { pernet::get(state.net) };
-    rn.counters
-        .add(family_index(state.pf), usize::from(state.hook), u64::from(skb.len));
+    rn.counters.add(
+        family_index(state.pf),
+        usize::from(state.hook),
+        u64::from(skb.len),
+    );
     bindings::NF_ACCEPT
 }

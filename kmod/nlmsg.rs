@@ -13,6 +13,11 @@ use kernel::prelude::*;
 
 use crate::bindings;
 
+/// The error of a full message (the 6.12 `kernel` crate has no `EMSGSIZE`).
+pub(crate) fn emsgsize() -> Error {
+    Error::from_errno(-(bindings::EMSGSIZE as core::ffi::c_int))
+}
+
 /// A reply being built for one request.
 ///
 /// # Invariants
@@ -44,7 +49,7 @@ impl Reply {
         let skb = unsafe {
             bindings::rfw_genlmsg_new(
                 bindings::rfw_nlmsg_default_size(),
-                kernel::alloc::flags::GFP_KERNEL.as_raw(),
+                kernel::bindings::GFP_KERNEL,
             )
         };
         let skb = NonNull::new(skb).ok_or(ENOMEM)?;
@@ -53,7 +58,7 @@ impl Reply {
         if hdr.is_null() {
             // SAFETY: `skb` is ours and unsent.
             unsafe { bindings::rfw_nlmsg_free(skb.as_ptr()) };
-            return Err(EMSGSIZE);
+            return Err(emsgsize());
         }
         // INVARIANT: `skb` is ours, with a header at `hdr`.
         Ok(Reply { skb, hdr, info })
@@ -63,7 +68,7 @@ impl Reply {
         if ret == 0 {
             Ok(())
         } else {
-            Err(EMSGSIZE)
+            Err(emsgsize())
         }
     }
 
@@ -85,7 +90,7 @@ impl Reply {
     pub(crate) fn nest_start(&mut self, ty: u16) -> Result<Nest> {
         // SAFETY: `skb` is ours (type invariant).
         let a = unsafe { bindings::rfw_nla_nest_start(self.skb.as_ptr(), ty.into()) };
-        NonNull::new(a).map(Nest).ok_or(EMSGSIZE)
+        NonNull::new(a).map(Nest).ok_or_else(emsgsize)
     }
 
     /// Closes a nested attribute opened on this reply.

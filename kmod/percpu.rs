@@ -9,7 +9,7 @@
 //! whole, so a sum is never torn, only a moment old.
 
 use core::ffi::{c_int, c_void};
-use core::mem::{offset_of, size_of};
+use core::mem::{align_of, offset_of, size_of};
 use core::ptr::NonNull;
 
 use kernel::prelude::*;
@@ -42,7 +42,7 @@ pub(crate) type Totals = [[Counter; HOOKS]; FAMILIES];
 ///
 /// # Invariants
 ///
-/// `block` is a live allocation from `__alloc_percpu_gfp` of one `Block`
+/// `block` is a live allocation from `__alloc_percpu_gfp`, through `rfw_alloc_percpu`, of one `Block`
 /// (zeroed by the allocator), owned by this value and freed on drop.
 pub(crate) struct HookCounters {
     block: NonNull<c_void>,
@@ -58,13 +58,7 @@ impl HookCounters {
     /// Allocates zeroed counters for every possible CPU.
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: plain allocation call; size and alignment are those of `Block`.
-        let p = unsafe {
-            bindings::__alloc_percpu_gfp(
-                size_of::<Block>(),
-                core::mem::align_of::<Block>(),
-                kernel::alloc::flags::GFP_KERNEL.as_raw(),
-            )
-        };
+        let p = unsafe { bindings::rfw_alloc_percpu(size_of::<Block>(), align_of::<Block>()) };
         // INVARIANT: a non-null result is a fresh, zeroed per-CPU block.
         NonNull::new(p)
             .map(|block| HookCounters { block })
@@ -87,7 +81,13 @@ impl HookCounters {
             };
         // A per-CPU address is not dereferenceable; it is only offset here
         // and handed to the per-CPU accessors, as `&ptr->field` is in C.
-        Some(self.block.as_ptr().cast::<u8>().wrapping_add(off).cast::<u64>())
+        Some(
+            self.block
+                .as_ptr()
+                .cast::<u8>()
+                .wrapping_add(off)
+                .cast::<u64>(),
+        )
     }
 
     /// Adds one packet of `len` bytes to the current CPU's counters.
@@ -115,8 +115,8 @@ impl HookCounters {
         let mut cpu = unsafe { bindings::rfw_next_possible_cpu(-1) };
         while cpu >= 0 && cpu < nr {
             // SAFETY: `cpu` is a possible CPU and the block is live.
-            let blk = unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) }
-                .cast::<Block>();
+            let blk =
+                unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) }.cast::<Block>();
             for (f, fam) in t.iter_mut().enumerate() {
                 for (h, c) in fam.iter_mut().enumerate() {
                     // SAFETY: `blk` is this CPU's copy of the block; the

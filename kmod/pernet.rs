@@ -71,6 +71,11 @@ pub(crate) unsafe fn get<'a>(net: *const bindings::net) -> &'a RfwNet {
     unsafe { &*slot(net) }
 }
 
+/// `pernet_operations.init`: state and hooks for a new namespace.
+///
+/// # Safety
+///
+/// Called by the namespace core only, with a live `net`.
 unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     let state = match RfwNet::new() {
         Ok(s) => s,
@@ -83,7 +88,8 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     unsafe { slot.write(state) };
     // SAFETY: `hooks::table()` is initialised (before registration) and
     // lives as long as the module; `net` is live.
-    let ret = unsafe { bindings::nf_register_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
+    let ret =
+        unsafe { bindings::nf_register_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
     if ret != 0 {
         // No hook is registered, so nothing else can see the state: drop it.
         // The kernel does not call `exit` for a namespace whose `init` failed.
@@ -93,11 +99,22 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     ret
 }
 
+/// `pernet_operations.pre_exit`: unhooks a dying namespace.
+///
+/// # Safety
+///
+/// Called by the namespace core only, for a `net` whose `init` succeeded.
 unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
     // SAFETY: `init` succeeded for `net`, so these hooks are registered.
     unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
 }
 
+/// `pernet_operations.exit`: frees a dead namespace's state.
+///
+/// # Safety
+///
+/// Called by the namespace core only, for a `net` whose `init` succeeded,
+/// an RCU grace period after `pre_exit`.
 unsafe extern "C" fn net_exit(net: *mut bindings::net) {
     // SAFETY: `init` succeeded for `net`; the hooks were unregistered in
     // `pre_exit` and the core waited a grace period since, so no hook is

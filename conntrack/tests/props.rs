@@ -1,0 +1,150 @@
+//! Property tests.
+
+mod common;
+use common::*;
+use conntrack::checksum;
+use conntrack::conn::Config;
+use conntrack::proto::tcp::TcpState;
+use conntrack::seq::{after, before};
+use conntrack::table::{HostTable, Table};
+use conntrack::{parse, process, Class, Family, Tuple};
+use proptest::prelude::*;
+
+fn family() -> impl Strategy<Value = Family> {
+    prop_oneof![Just(Family::Ipv4), Just(Family::Ipv6)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), fam in family()) {
+        let _ = parse(&bytes, fam, &Config::default().parse);
+        let _ = conntrack::parse::parse_any(&bytes, &Config::default().parse);
+    }
+
+    #[test]
+    fn parse_never_panics_behind_a_valid_header(
+        tail in proptest::collection::vec(any::<u8>(), 0..120),
+        proto in prop_oneof![Just(1u8), Just(6), Just(17), Just(58), Just(0), Just(44), any::<u8>()],
+        fam in family(),
+    ) {
+        let mut p = match fam {
+            Family::Ipv4 => {
+                let total = (20 + tail.len()) as u16;
+                let mut h = vec![0x45, 0];
+                h.extend_from_slice(&total.to_be_bytes());
+                h.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+                h
+            }
+            Family::Ipv6 => {
+                let mut h = vec![0x60, 0, 0, 0];
+                h.extend_from_slice(&(tail.len() as u16).to_be_bytes());
+                h.extend_from_slice(&[proto, 64]);
+                h.extend_from_slice(&[1; 32]);
+                h
+            }
+        };
+        p.extend_from_slice(&tail);
+        let cfg = Config::default();
+        let _ = parse(&p, fam, &cfg.parse);
+        let mut t = HostTable::new(4, KEY);
+        let _ = process(&mut t, &p, fam, 0, &cfg);
+        t.check_consistency().unwrap();
+    }
+
+    #[test]
+    fn invert_is_an_involution(
+        src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(),
+        sp in any::<u16>(), dp in any::<u16>(),
+        proto in prop_oneof![Just(6u8), Just(17), Just(47), Just(132)],
+    ) {
+        let t = Tuple::v6(src, dst, proto, sp, dp);
+        let r = t.invert().unwrap();
+        prop_assert_eq!(r.src, t.dst);
+        prop_assert_eq!(r.invert().unwrap(), t);
+        let key = conntrack::HashKey { k0: 7, k1: 9 };
+        prop_assert_eq!(t.hash_with(&key), t.hash_with(&key));
+    }
+
+    #[test]
+    fn incremental_checksum_equals_recompute(
+        mut data in proptest::collection::vec(any::<u8>(), 2..200),
+        word in any::<usize>(), new in any::<u16>(),
+    ) {
+        if data.len() % 2 == 1 { data.push(0); }
+        let stored = checksum::finish(checksum::data(&data));
+        let i = (word % (data.len() / 2)) * 2;
+        let old = u16::from_be_bytes([data[i], data[i + 1]]);
+        data[i..i + 2].copy_from_slice(&new.to_be_bytes());
+        let inc = checksum::update16(stored, old, new);
+        let full = checksum::finish(checksum::data(&data));
+        // 0x0000 and 0xffff are the same number in ones-complement.
+        prop_assert!(inc == full || (inc ^ full) == 0xffff && (inc == 0 || full == 0));
+    }
+
+    #[test]
+    fn seq_comparison_is_antisymmetric(a in any::<u32>(), b in any::<u32>()) {
+        prop_assert_eq!(before(a, b), after(b, a));
+        if a.wrapping_sub(b) != 0x8000_0000 {
+            prop_assert!(!(before(a, b) && before(b, a)));
+        }
+        prop_assert!(!before(a, a));
+    }
+
+    /// In-order transfers with any ISNs, segment sizes and window scales
+    /// stay ESTABLISHED, with no INVALID or ignored packet.
+    #[test]
+    fn in_order_transfers_stay_established(
+        c_isn in any::<u32>(), s_isn in any::<u32>(),
+        ws in 0u8..=14,
+        sizes in proptest::collection::vec(1usize..1461, 1..60),
+        fam in family(),
+    ) {
+        let mut f = Flow::new(fam);
+        let o = wscale(ws);
+        let ok = |v: conntrack::Verdict| !is_invalid(&v) && v.ignored.is_none();
+        prop_assert!(ok(f.c(SYN, c_isn, 0, 65535, &o, 0)));
+        prop_assert!(ok(f.s(SYN | ACK, s_isn, c_isn.wrapping_add(1), 65535, &o, 0)));
+        let (mut c, mut s) = (c_isn.wrapping_add(1), s_isn.wrapping_add(1));
+        let win = 65535u16 >> ws.min(15);
+        let win = win.max(1);
+        prop_assert!(ok(f.c(ACK, c, s, win, &[], 0)));
+        prop_assert!(ok(f.s(ACK, s, c, win, &[], 0)));
+        for (i, &n) in sizes.iter().enumerate() {
+            let n = n.min((win as usize) << ws).max(1);
+            if i % 2 == 0 {
+                let v = f.c(PSH | ACK, c, s, win, &[], n);
+                prop_assert!(ok(v), "client segment {}: {:?}", i, v);
+                c = c.wrapping_add(n as u32);
+                prop_assert!(ok(f.s(ACK, s, c, win, &[], 0)));
+            } else {
+                let v = f.s(PSH | ACK, s, c, win, &[], n);
+                prop_assert!(ok(v), "server segment {}: {:?}", i, v);
+                s = s.wrapping_add(n as u32);
+                prop_assert!(ok(f.c(ACK, c, s, win, &[], 0)));
+            }
+        }
+        prop_assert_eq!(f.state(), Some(TcpState::Established));
+    }
+
+    /// Many UDP flows and clock steps in a small table: consistent, never
+    /// over capacity, every packet classified.
+    #[test]
+    fn small_table_stays_consistent(ops in proptest::collection::vec((0u16..40, any::<bool>(), 0u32..5000), 1..200)) {
+        let cfg = Config::default();
+        let mut t = HostTable::new(8, KEY);
+        let mut now = 0u64;
+        for (port, reply, step) in ops {
+            now += step as u64;
+            let (a, b) = (ep4([10, 0, 0, 1], 1000 + port), ep4([10, 0, 0, 2], 53));
+            let p = if reply { udp(Family::Ipv4, &b, &a, 1) } else { udp(Family::Ipv4, &a, &b, 1) };
+            let v = process(&mut t, &p, Family::Ipv4, now, &cfg);
+            prop_assert!(matches!(v.verdict.class, Class::New | Class::Established | Class::Invalid(_)));
+            prop_assert!(t.len() <= 8);
+            t.check_consistency().unwrap();
+            t.expire(now, 3);
+            t.check_consistency().unwrap();
+        }
+    }
+}

@@ -393,9 +393,29 @@ pub fn unique_tuple<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
     Ok(t)
 }
 
+/// Which manips a connection has (`IPS_SRC_NAT`, `IPS_DST_NAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct NatStatus(pub u8);
+
+impl NatStatus {
+    /// Source NAT was set up (`IPS_SRC_NAT`).
+    pub const SRC_NAT: u8 = 1;
+    /// Destination NAT was set up (`IPS_DST_NAT`).
+    pub const DST_NAT: u8 = 2;
+
+    /// The bit a manip of this kind sets up.
+    pub const fn bit(manip: ManipType) -> u8 {
+        match manip {
+            ManipType::Src => Self::SRC_NAT,
+            ManipType::Dst => Self::DST_NAT,
+        }
+    }
+}
+
 /// A connection's NAT state: its two tuples, as conntrack keeps them
-/// (`ct->tuplehash[dir].tuple`). Without NAT the reply tuple is the
-/// inverse of the original; each NAT setup moves the reply tuple.
+/// (`ct->tuplehash[dir].tuple`), and which manips were set up
+/// (`ct->status`). Without NAT the reply tuple is the inverse of the
+/// original; each NAT setup moves the reply tuple.
 ///
 /// The binding governs both directions: [`Binding::manip`] says what to
 /// write into a packet of either direction.
@@ -403,6 +423,8 @@ pub fn unique_tuple<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
 pub struct Binding {
     /// `[original, reply]`.
     pub tuples: [Tuple; 2],
+    /// Which manips apply.
+    pub status: NatStatus,
 }
 
 /// The address and port (or ICMP id) a manip writes.
@@ -420,13 +442,15 @@ impl Binding {
         let reply = orig.invert().ok_or(NatError::Uninvertible)?;
         Ok(Binding {
             tuples: [orig, reply],
+            status: NatStatus::default(),
         })
     }
 
-    /// A binding from both tuples, as stored in a conntrack entry.
-    pub const fn from_tuples(orig: Tuple, reply: Tuple) -> Binding {
+    /// A binding from what a conntrack entry stores.
+    pub const fn from_parts(orig: Tuple, reply: Tuple, status: NatStatus) -> Binding {
         Binding {
             tuples: [orig, reply],
+            status,
         }
     }
 
@@ -455,6 +479,7 @@ impl Binding {
         let new = unique_tuple(&curr, range, manip, table, rng, key)?;
         if new != curr {
             self.tuples[1] = new.invert().ok_or(NatError::Uninvertible)?;
+            self.status.0 |= NatStatus::bit(manip);
         }
         Ok(())
     }
@@ -469,36 +494,43 @@ impl Binding {
         other.invert()
     }
 
+    /// True when a packet of direction `dir` is rewritten at a hook of kind
+    /// `manip`: source NAT rewrites the source of original packets and the
+    /// destination of replies, destination NAT the other way round.
+    pub const fn applies(&self, dir: Direction, manip: ManipType) -> bool {
+        let mut bit = NatStatus::bit(manip);
+        if let Direction::Reply = dir {
+            bit ^= NatStatus::SRC_NAT | NatStatus::DST_NAT;
+        }
+        self.status.0 & bit != 0
+    }
+
     /// What a packet of direction `dir` gets written at a hook of kind
     /// `manip` (`nf_nat_packet`), or `None` when that side is not NATed.
     pub fn manip(&self, dir: Direction, manip: ManipType) -> Option<Endpoint> {
-        let target = self.target(dir)?;
-        let cur = match dir {
-            Direction::Original => self.original(),
-            Direction::Reply => self.reply(),
-        };
-        let (new_addr, new_port, old_addr, old_port) = match manip {
-            ManipType::Src => (&target.src, target.src_port, &cur.src, cur.src_port),
-            ManipType::Dst => (&target.dst, target.dst_port, &cur.dst, cur.dst_port),
-        };
-        // ICMP ids live in src_port in both directions.
-        let (new_port, old_port) = if is_icmp(cur) {
-            (target.src_port, cur.src_port)
-        } else {
-            (new_port, old_port)
-        };
-        if new_addr == old_addr && new_port == old_port {
+        if !self.applies(dir, manip) {
             return None;
         }
+        let target = self.target(dir)?;
+        let (addr, port) = match manip {
+            ManipType::Src => (&target.src, target.src_port),
+            ManipType::Dst => (&target.dst, target.dst_port),
+        };
+        // ICMP ids live in src_port in both directions.
+        let port = if is_icmp(&target) {
+            target.src_port
+        } else {
+            port
+        };
         Some(Endpoint {
-            addr: tuple_addr(cur, new_addr),
-            port: new_port,
+            addr: tuple_addr(&target, addr),
+            port,
         })
     }
 
     /// True when any NAT applies to this connection.
-    pub fn is_nat(&self) -> bool {
-        self.original().invert().as_ref() != Some(self.reply())
+    pub const fn is_nat(&self) -> bool {
+        self.status.0 != 0
     }
 }
 

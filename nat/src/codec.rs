@@ -45,6 +45,9 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_CHAINS: usize = 4096;
 /// Most rules in one table.
 pub const MAX_RULES: usize = 1 << 20;
+/// The fewest bytes a chain (name length, a 1-byte name, policy, rule
+/// count) or a rule (length, present, invert, target tag) takes.
+const MIN_ITEM_LEN: u64 = 7;
 
 /// Bits of a rule's `present` and `invert` words.
 pub(crate) mod field {
@@ -471,6 +474,13 @@ fn header(blob: &[u8]) -> Result<Header, ErrorKind> {
         return Err(ErrorKind::TooBig);
     }
     if blob.len().checked_sub(HEADER_LEN) != Some(body as usize) {
+        return Err(ErrorKind::BadLength);
+    }
+    // Every chain and every rule takes at least MIN_ITEM_LEN bytes, so a
+    // header cannot make the caller allocate more entries than the blob
+    // could describe.
+    let min_body = (u64::from(rules) + u64::from(chains)) * MIN_ITEM_LEN;
+    if min_body > u64::from(body) {
         return Err(ErrorKind::BadLength);
     }
     Ok(Header {

@@ -840,3 +840,17 @@ fn random_tables_are_often_valid() {
         .count();
     assert!(valid > 100, "only {valid} of 500 random tables valid");
 }
+
+/// `NAT_WRITE_SEEDS=dir cargo test -p nat --test ruleset write_fuzz_seeds`
+/// writes the sample tables' blobs as seeds for the decode fuzz target.
+#[test]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("NAT_WRITE_SEEDS") else {
+        return;
+    };
+    let rs = text::parse(SAMPLE).unwrap();
+    for t in &rs.tables {
+        let path = std::path::Path::new(&dir).join(format!("{}.bin", t.kind));
+        std::fs::write(path, t.encode().unwrap()).unwrap();
+    }
+}

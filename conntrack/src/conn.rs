@@ -460,7 +460,7 @@ impl Conn {
             (L4State::Generic, _) => Some(cfg.timeouts.generic),
             // A packet whose protocol does not match the entry's: the
             // caller looked up the wrong entry. Say so, change nothing.
-            _ => return invalid(dir, InvalidReason::TcpState),
+            _ => return invalid(dir, InvalidReason::WrongConn),
         };
         if let Some(t) = refresh {
             if !self.status.has(Status::FIXED_TIMEOUT) {

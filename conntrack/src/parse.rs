@@ -176,9 +176,10 @@ pub enum L4Info {
 /// What conntrack needs from one packet. Small and `Copy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketInfo {
-    /// The tuple of the packet (for ICMP errors: outer addresses, protocol
-    /// ICMP, ports 0; the connection is found through
-    /// [`IcmpInfo::Error::quoted`]).
+    /// The tuple of the packet. For ICMP it holds the identifier, type and
+    /// code of every message, as Linux's `icmp_pkt_to_tuple()`; for ICMP
+    /// errors the connection is found through the `quoted` tuple of
+    /// [`IcmpInfo::Error`] instead.
     pub tuple: Tuple,
     /// L4 details.
     pub l4: L4Info,
@@ -298,12 +299,13 @@ fn l4(
                 return Err(ParseError::BadChecksum);
             }
             let (ty, code) = (p.msg_type(), p.msg_code());
+            // icmp_pkt_to_tuple(): id, type and code, for every message.
+            t.src_port = p.echo_ident();
+            t.dst_port = u16::from_be_bytes([ty, code]);
             let info = if icmpv4::is_error(ty) {
                 let quoted = quoted_tuple(p.data(), Family::Ipv4, opts)?;
                 IcmpInfo::Error { ty, code, quoted }
             } else if icmpv4::inverse_type(ty).is_some() {
-                t.src_port = p.echo_ident();
-                t.dst_port = u16::from_be_bytes([ty, code]);
                 IcmpInfo::Query { ty, code }
             } else {
                 IcmpInfo::Other { ty, code }
@@ -316,14 +318,15 @@ fn l4(
                 return Err(ParseError::BadChecksum);
             }
             let (ty, code) = (p.msg_type(), p.msg_code());
+            // icmpv6_pkt_to_tuple(): id, type and code, for every message.
+            t.src_port = p.echo_ident();
+            t.dst_port = u16::from_be_bytes([ty, code]);
             let info = if icmpv6::is_untracked(ty) {
                 IcmpInfo::Untracked { ty }
             } else if icmpv6::is_error(ty) {
                 let quoted = quoted_tuple(p.data(), Family::Ipv6, opts)?;
                 IcmpInfo::Error { ty, code, quoted }
             } else if icmpv6::inverse_type(ty).is_some() {
-                t.src_port = p.echo_ident();
-                t.dst_port = u16::from_be_bytes([ty, code]);
                 IcmpInfo::Query { ty, code }
             } else {
                 IcmpInfo::Other { ty, code }
@@ -399,4 +402,107 @@ fn quoted_v6_upper(data: &[u8], max: usize) -> Result<ipv6::UpperLayer, ParseErr
         return Err(ParseError::IcmpInner);
     }
     Ok(ul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 192.168.0.1:49152 -> 192.168.0.2:80, SYN, seq 0x01020304, win 29200,
+    // MSS 1460, SACK_PERM, TS 0x0a0b0c0d/0, NOP, WS 7. Checksums filled.
+    const SYN: [u8; 60] = [
+        0x45, 0x00, 0x00, 0x3c, 0x00, 0x01, 0x40, 0x00, 0x40, 0x06, 0xb9, 0x67, 0xc0, 0xa8, 0x00,
+        0x01, 0xc0, 0xa8, 0x00, 0x02, // IPv4
+        0xc0, 0x00, 0x00, 0x50, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0x72,
+        0x10, 0x00, 0x00, 0x00, 0x00, // TCP
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x03, 0x03, 0x07,
+    ];
+
+    #[test]
+    fn literal_tcp_syn() {
+        let info = parse(&SYN, Family::Ipv4, &ParseOptions::default()).unwrap();
+        assert_eq!(info.tuple.src_v4(), [192, 168, 0, 1]);
+        assert_eq!(info.tuple.dst_v4(), [192, 168, 0, 2]);
+        assert_eq!((info.tuple.src_port, info.tuple.dst_port), (49152, 80));
+        assert_eq!(info.tuple.proto, PROTO_TCP);
+        assert_eq!(info.ip_len, 60);
+        assert_eq!(info.fragment, FragmentStatus::Whole);
+        let L4Info::Tcp(t) = info.l4 else {
+            panic!("not TCP")
+        };
+        assert!(t.flags.syn() && !t.flags.ack());
+        assert_eq!(t.seq, 0x0102_0304);
+        assert_eq!(t.window, 29200);
+        assert_eq!(t.payload_len, 0);
+        assert_eq!(t.end(), 0x0102_0305);
+        assert!(t.has_options);
+        assert_eq!(t.options.mss, Some(1460));
+        assert_eq!(t.options.wscale, Some(7));
+        assert!(t.options.sack_permitted);
+        assert_eq!(t.options.timestamps, Some((0x0a0b_0c0d, 0)));
+        // The IPv4 header checksum of the literal is right.
+        assert!(ipv4::Packet::new_checked(&SYN[..])
+            .unwrap()
+            .verify_checksum());
+        // Family mismatch and truncation are typed errors.
+        assert_eq!(
+            parse(&SYN, Family::Ipv6, &ParseOptions::default()),
+            Err(ParseError::Ip(wire::Error::BadVersion))
+        );
+        assert_eq!(
+            parse(&SYN[..30], Family::Ipv4, &ParseOptions::default()),
+            Err(ParseError::Ip(wire::Error::Truncated))
+        );
+        let mut cut = SYN;
+        cut[3] = 30; // total length 30: the TCP header does not fit
+        assert_eq!(
+            parse(&cut[..30], Family::Ipv4, &ParseOptions::default()),
+            Err(ParseError::Tcp(wire::Error::Truncated))
+        );
+        assert_eq!(
+            parse_any(&[0x55], &ParseOptions::default()),
+            Err(ParseError::Ip(wire::Error::BadVersion))
+        );
+    }
+
+    #[test]
+    fn checksum_verification() {
+        let opts = ParseOptions {
+            verify_checksums: true,
+            ..ParseOptions::default()
+        };
+        // The literal's TCP checksum is zero: wrong.
+        assert_eq!(
+            parse(&SYN, Family::Ipv4, &opts),
+            Err(ParseError::BadChecksum)
+        );
+        let mut good = SYN;
+        let ph = checksum::pseudo_header_v4(&[192, 168, 0, 1], &[192, 168, 0, 2], 6, 40);
+        let mut t = tcp::Packet::new_unchecked(&mut good[20..]);
+        t.fill_checksum(ph);
+        assert!(parse(&good, Family::Ipv4, &opts).is_ok());
+    }
+
+    #[test]
+    fn literal_icmp_error_quotes_udp() {
+        // 10.0.0.9 -> 10.0.0.1: port unreachable quoting 10.0.0.1:5000 ->
+        // 10.0.0.2:53 UDP.
+        let pkt: [u8; 56] = [
+            0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 9, 10, 0, 0, 1, // outer IPv4
+            3, 3, 0, 0, 0, 0, 0, 0, // ICMP port unreachable
+            0x45, 0, 0, 128, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, // inner IPv4
+            0x13, 0x88, 0x00, 0x35, 0x00, 0x6c, 0x00, 0x00, // inner UDP header
+        ];
+        let info = parse(&pkt, Family::Ipv4, &ParseOptions::default()).unwrap();
+        let L4Info::Icmp(IcmpInfo::Error { ty, code, quoted }) = info.l4 else {
+            panic!("not an ICMP error: {:?}", info.l4)
+        };
+        assert_eq!((ty, code), (3, 3));
+        assert_eq!(
+            quoted,
+            Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], PROTO_UDP, 5000, 53)
+        );
+        assert_eq!(info.tuple.dst_v4(), [10, 0, 0, 1]);
+    }
 }

@@ -46,6 +46,9 @@ pub enum InvalidReason {
     TableFull,
     /// A tuple of the new connection is already in the table.
     TableClash,
+    /// The packet's protocol is not the connection's (a caller passed a
+    /// packet to the wrong entry).
+    WrongConn,
 }
 
 impl InvalidReason {
@@ -72,6 +75,7 @@ impl InvalidReason {
             }
             InvalidReason::TableFull => "connection table full and nothing could be evicted",
             InvalidReason::TableClash => "a tuple of the new connection is already taken",
+            InvalidReason::WrongConn => "packet does not belong to this connection",
         }
     }
 }

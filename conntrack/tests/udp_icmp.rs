@@ -330,3 +330,36 @@ fn ipv6_extension_headers_and_bound() {
         Class::Invalid(InvalidReason::Malformed(ParseError::Ip(_)))
     ));
 }
+
+#[test]
+fn icmp_tuple_carries_the_type() {
+    // An echo with id 0: its reply tuple has id 0, type 0, code 0. Another
+    // non-query message (router advertisement, type 9) must not match it.
+    let cfg = Config::default();
+    let mut t = HostTable::new(16, KEY);
+    let (a, b) = (ep4([10, 0, 0, 1], 0), ep4([10, 0, 0, 2], 0));
+    let v = process(
+        &mut t,
+        &echo(Family::Ipv4, &a, &b, false, 0, 1),
+        Family::Ipv4,
+        0,
+        &cfg,
+    );
+    assert_eq!(v.verdict.class, Class::New);
+    let v = process(
+        &mut t,
+        &icmp(Family::Ipv4, &b, &a, 9, 0, [0; 4], &[]),
+        Family::Ipv4,
+        0,
+        &cfg,
+    );
+    assert_eq!(v.verdict.class, Class::Invalid(InvalidReason::IcmpNotNew));
+    let v = process(
+        &mut t,
+        &echo(Family::Ipv4, &b, &a, true, 0, 1),
+        Family::Ipv4,
+        0,
+        &cfg,
+    );
+    assert_eq!(v.verdict.class, Class::Established);
+}

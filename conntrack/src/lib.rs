@@ -2,15 +2,60 @@
 //!
 //! Written once, tested on the host with `cargo test`, fuzzing and
 //! benchmarks, and compiled unchanged into `rfw.ko` by Kbuild (one rustc
-//! invocation, edition 2021, `core` only). Nothing here allocates, reads a
-//! clock or panics on the packet path: time, the hash seed and storage come
-//! from the caller.
+//! invocation, edition 2021, `core` only; `kbuild-check.sh` reproduces it).
+//! Nothing here allocates, reads a clock or panics on the packet path:
+//! time, the hash seed and storage come from the caller.
 //!
-//! Layers, each usable on its own (the kernel glue and the NAT crate use
-//! them separately):
-//! * [`wire`]: zero-copy packet views; [`checksum`]: RFC 1071/1624 sums.
-//! * [`tuple`]: [`Tuple`], [`Direction`], the keyed hash.
-//! * [`seq`]: wrapping sequence-number comparison.
+//! # Layers
+//! Each layer is usable on its own; the kernel glue and the NAT crate use
+//! them separately. Every module names the netfilter file it corresponds
+//! to.
+//!
+//! | module | what | Linux counterpart |
+//! | --- | --- | --- |
+//! | [`wire`] | zero-copy views: [`wire::ipv4`], [`wire::ipv6`], [`wire::tcp`], [`wire::udp`], [`wire::icmpv4`], [`wire::icmpv6`] | header structs, `skb_header_pointer()` |
+//! | [`checksum`] | ones-complement sums, pseudo-headers, RFC 1624 updates | `include/net/checksum.h` |
+//! | [`tuple`](mod@tuple) | [`Tuple`], [`Direction`], [`PerDir`], inversion, keyed SipHash-1-3 | `nf_conntrack_tuple.h`, `hash_conntrack_raw()` |
+//! | [`parse`](mod@parse) | bytes + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
+//! | [`conn`] | [`Conn`] (160 bytes), [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
+//! | [`proto`] | TCP, UDP, ICMP/ICMPv6, generic trackers | `nf_conntrack_proto_*.c` |
+//! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]) | `enum ip_conntrack_info` |
+//! | [`table`] | [`Table`] trait, `HostTable` (feature `host`) | hash table, `early_drop()`, `gc_worker()` |
+//! | [`process`](mod@process) | all-in-one [`process()`] / [`track()`] | `nf_conntrack_in()` |
+//!
+//! # The kernel glue's path
+//! ```text
+//! let info = conntrack::parse(skb_linear_bytes, family, &cfg.parse)?;     // or INVALID
+//! match info.l4 {                                                          // before lookup:
+//!     L4Info::Icmp(IcmpInfo::Untracked { .. }) => UNTRACKED,
+//!     L4Info::Icmp(IcmpInfo::Error { quoted, .. }) => lookup(quoted.invert()),
+//!         // RELATED when conn.tuple(dir).dst == info.tuple.dst
+//!     _ => {}
+//! }
+//! match rcu_table.lookup(&info.tuple) {         // hash: info.tuple.hash_with(&seed)
+//!     Some((entry, dir)) => {
+//!         // under the entry's lock:
+//!         let upd = entry.conn.update(&info, dir, now_ms, &cfg);
+//!         // upd.verdict: dir + class; upd.action: Keep / Remove / RemoveAndRepeat
+//!     }
+//!     None => {
+//!         let mut conn = Conn::new(&info, now_ms, &cfg)?;                // or INVALID(reason)
+//!         let upd = conn.update(&info, Direction::Original, now_ms, &cfg); // NEW
+//!         // attach `conn` to the skb unconfirmed; NAT may call
+//!         // conn.set_reply_tuple(); at the last hook insert both
+//!         // conn.tuple(Original) and conn.tuple(Reply) (Table::insert).
+//!     }
+//! }
+//! ```
+//! Periodically: `table.expire(now_ms, budget)`.
+//!
+//! # Time
+//! `now` is monotonic **milliseconds** (`u64`) from the caller; the record
+//! keeps a wrap-safe 32-bit deadline (see [`conn`]).
+//!
+//! # Features
+//! `host`: `HostTable` over hashbrown, for tests, benchmarks, fuzzing and
+//! host tools. Kbuild sets no feature, so none of it reaches `rfw.ko`.
 // Kbuild also passes `-Zcrate-attr=no_std`: the attribute then appears
 // twice, which is harmless; say so rather than drop it from the file.
 #![allow(unused_attributes, clippy::duplicated_attributes)]

@@ -1,5 +1,5 @@
 //! The connection table: a [`Table`] trait the kernel module implements
-//! with its RCU hash table, and [`HostTable`] (feature `host`, hashbrown)
+//! with its RCU hash table, and `HostTable` (feature `host`, hashbrown)
 //! for tests, benchmarks, fuzzing and host tools.
 //!
 //! Kernel counterpart: the hash table, `__nf_conntrack_find_get()`,
@@ -110,7 +110,7 @@ mod host {
     /// entries of `NF_CT_EVICTION_RANGE` = 8 buckets).
     const EVICTION_RANGE: usize = 64;
 
-    /// A handle into a [`HostTable`]: slot and generation.
+    /// A handle into a `HostTable`: slot and generation.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct HostHandle {
         slot: u32,
@@ -355,7 +355,7 @@ mod host {
 }
 
 /// Marks an entry for insertion by a table implementation: sets
-/// [`Status::CONFIRMED`]. Tables other than [`HostTable`] call it.
+/// [`Status::CONFIRMED`]. Tables other than `HostTable` call it.
 pub fn confirm(conn: &mut Conn) {
     conn.status_mut().insert(Status::CONFIRMED);
 }

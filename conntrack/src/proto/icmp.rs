@@ -1,5 +1,5 @@
 //! The ICMP and ICMPv6 trackers: request/reply pairing. Errors are
-//! classified RELATED in [`crate::process`] through the quoted tuple.
+//! classified RELATED in [`crate::process()`] through the quoted tuple.
 //!
 //! Kernel counterpart: `net/netfilter/nf_conntrack_proto_icmp.c` and
 //! `nf_conntrack_proto_icmpv6.c` (`nf_conntrack_icmp{,v6}_packet()`,

@@ -2,7 +2,7 @@
 //!
 //! Kernel counterpart: `net/netfilter/nf_conntrack_proto_udp.c`
 //! (`nf_conntrack_udp_packet()`); the length checks of `udp_error()` are
-//! in [`crate::parse`].
+//! in [`crate::parse()`].
 
 use crate::conn::{Config, Status};
 

@@ -425,6 +425,12 @@ impl Conn {
                         timeout
                     }
                     Outcome::Ignore(r) => {
+                        // Accepted without tracking: no refresh, no
+                        // accounting, but `nf_conntrack_in()` still marks
+                        // the reply as seen.
+                        if dir == Direction::Reply {
+                            self.status.insert(Status::SEEN_REPLY);
+                        }
                         return Update {
                             verdict: Verdict {
                                 dir,
@@ -432,7 +438,7 @@ impl Conn {
                                 ignored: Some(r),
                             },
                             action: Action::Keep,
-                        }
+                        };
                     }
                     Outcome::Invalid {
                         reason,

@@ -143,6 +143,8 @@ fn syn_challenge_ack() {
         let v = n.input(f.s(ACK, 145_824_453, L.wrapping_add(643_160_523), 240, &ch, 0));
         assert!(v.ignored.is_some(), "{v:?}");
         n.output(f.c(RST, L.wrapping_add(643_160_523), 0, 0, &[], 0));
+        assert_eq!(f.state(), Some(TcpState::Close));
+        assert!(f.status().has(Status::SEEN_REPLY));
         // Must go through.
         f.advance(10);
         n.output(f.c(SYN, L, 0, 65535, &syn_opts(), 0));

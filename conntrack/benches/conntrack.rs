@@ -3,7 +3,7 @@
 //! same hasher; `size_of` of the per-connection record. Figures are
 //! printed, not asserted.
 //!
-//! Run: `cargo bench -p conntrack --features host`
+//! Run: `cargo bench -p conntrack`
 
 use conntrack::checksum;
 use conntrack::conn::Config;

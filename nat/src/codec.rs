@@ -27,10 +27,10 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::rule::{
-    is_valid_chain_name, is_valid_log_prefix, proto, AddrRange, ChainId, ChainName, CtStateSet,
-    Family, Hook, IcmpMatch, IfName, LogPrefix, LogSpec, MarkMatch, MarkOp, Match, NatFlags,
-    NatRange, Neg, Policy, PortRange, Prefix, RejectWith, Rule, TableKind, Target, TcpFlagsMatch,
-    TosOp, TtlOp,
+    is_valid_chain_name, is_valid_if_pattern, is_valid_log_prefix, proto, AddrRange, ChainId,
+    ChainName, CtStateSet, Family, Hook, IcmpMatch, IfName, LogPrefix, LogSpec, MarkMatch, MarkOp,
+    Match, NatFlags, NatRange, Neg, Policy, PortRange, Prefix, RejectWith, Rule, TableKind, Target,
+    TcpFlagsMatch, TosOp, TtlOp,
 };
 
 /// The four bytes every blob starts with.
@@ -398,7 +398,11 @@ impl<'a> Reader<'a> {
 
     fn if_name(&mut self) -> Result<IfName, ErrorKind> {
         let n = self.u8()? as usize;
-        IfName::new(self.bytes(n)?).ok_or(ErrorKind::Malformed("interface name"))
+        let b = self.bytes(n)?;
+        if !is_valid_if_pattern(b) {
+            return Err(ErrorKind::BadValue("interface name"));
+        }
+        IfName::new(b).ok_or(ErrorKind::BadValue("interface name"))
     }
 
     fn nat_range(&mut self) -> Result<NatRange, ErrorKind> {

@@ -379,6 +379,18 @@ impl fmt::Debug for IfName {
     }
 }
 
+/// True when `n` may be an interface pattern in a rule: 1 to 15 printable
+/// ASCII bytes without `/`, `:` (which Linux does not allow in device
+/// names), quotes or backslashes, not starting with `!` or `#` (which the
+/// text form reads as negation and comment).
+pub fn is_valid_if_pattern(n: &[u8]) -> bool {
+    !n.is_empty()
+        && n.len() < IFNAMSIZ
+        && !matches!(n.first(), Some(b'!' | b'#'))
+        && n.iter()
+            .all(|&c| c.is_ascii_graphic() && !matches!(c, b'/' | b':' | b'"' | b'\\' | b'\''))
+}
+
 /// A packet's conntrack state, as `xt_conntrack --ctstate` sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CtState {

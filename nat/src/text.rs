@@ -728,8 +728,9 @@ fn parse_rule_words(words: &[String], table: &TableSpec) -> Res<Rule> {
             }
             "-i" | "--in-interface" | "-o" | "--out-interface" => {
                 let (inv, v) = value(&mut it, opt, &mut pre_bang)?;
-                let name =
-                    IfName::new(v.as_bytes()).ok_or_else(|| format!("bad interface name {v:?}"))?;
+                let name = IfName::new(v.as_bytes())
+                    .filter(|n| crate::rule::is_valid_if_pattern(n.as_bytes()))
+                    .ok_or_else(|| format!("bad interface name {v:?}"))?;
                 let slot = if opt == "-i" || opt == "--in-interface" {
                     &mut m.in_if
                 } else {

@@ -16,9 +16,11 @@ use core::fmt;
 /// Parse settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
-    /// Verify TCP / UDP / ICMP checksums (Linux's `nf_conntrack_checksum`,
-    /// default on; the kernel glue turns it off for packets whose checksum
-    /// the NIC or the stack already verified, and on output paths).
+    /// Verify TCP / UDP / ICMP checksums. Linux (`nf_conntrack_checksum`
+    /// = 1) verifies in PRE_ROUTING only, and not when the NIC or the
+    /// stack already did (`skb_csum_unnecessary()`). Off by default here:
+    /// the kernel glue knows per packet whether that is needed and sets
+    /// it. Bad checksums give [`ParseError::BadChecksum`].
     pub verify_checksums: bool,
     /// Bound on the IPv6 extension headers walked.
     pub max_ext_headers: usize,

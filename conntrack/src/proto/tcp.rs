@@ -693,7 +693,7 @@ impl Tcp {
                 // In the middle of a connection, its history lost for us:
                 // use the data from the packet.
                 self.seen[dir].end = end;
-                let swin = win << self.scale[dir];
+                let swin = win.checked_shl(self.scale[dir] as u32).unwrap_or(0);
                 self.seen[dir].maxwin = swin.max(1);
                 self.seen[dir].maxend = end.wrapping_add(self.seen[dir].maxwin);
                 if self.seen[odir].maxwin == 0 {

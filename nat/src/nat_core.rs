@@ -484,6 +484,30 @@ impl Binding {
         Ok(())
     }
 
+    /// Sets up a null binding for a connection no NAT rule matched at a
+    /// hook of kind `manip` (`nf_nat_alloc_null_binding`): it keeps its
+    /// address, and its port too unless another connection's NAT already
+    /// uses that tuple, which would make the two indistinguishable.
+    pub fn setup_null<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
+        &mut self,
+        manip: ManipType,
+        table: &T,
+        rng: &mut R,
+        key: &HashKey,
+    ) -> Result<(), NatError> {
+        let curr = self.reply().invert().ok_or(NatError::Uninvertible)?;
+        let addr = match manip {
+            ManipType::Src => tuple_addr(&curr, &curr.src),
+            ManipType::Dst => tuple_addr(&curr, &curr.dst),
+        };
+        let range = NatRange {
+            addrs: Some(AddrRange::single(addr)),
+            ports: None,
+            flags: NatFlags(0),
+        };
+        self.setup(&range, manip, table, rng, key)
+    }
+
     /// The tuple a packet of direction `dir` must carry after NAT: the
     /// inverse of the other direction's tuple.
     pub fn target(&self, dir: Direction) -> Option<Tuple> {
@@ -570,5 +594,27 @@ pub fn redirect_range(
         addrs: Some(AddrRange::single(addr)),
         ports: rule_range.ports,
         flags: rule_range.flags,
+    })
+}
+
+/// What a nat-table verdict asks for: the manip and the range to map into,
+/// with MASQUERADE's and REDIRECT's addresses filled in from the caller's
+/// interface addresses (`out_addr`: the outgoing interface's source address
+/// for the destination; `in_addr`: the incoming interface's primary
+/// address). `None` for verdicts that are not NAT.
+pub fn nat_request(
+    verdict: &crate::eval::Verdict,
+    hook: Hook,
+    family: Family,
+    out_addr: Option<IpAddr>,
+    in_addr: Option<IpAddr>,
+) -> Result<Option<(ManipType, NatRange)>, NatError> {
+    use crate::eval::Verdict;
+    Ok(match verdict {
+        Verdict::Snat(r) => Some((ManipType::Src, *r)),
+        Verdict::Dnat(r) => Some((ManipType::Dst, *r)),
+        Verdict::Masquerade(r) => Some((ManipType::Src, masquerade_range(r, out_addr)?)),
+        Verdict::Redirect(r) => Some((ManipType::Dst, redirect_range(r, hook, family, in_addr)?)),
+        _ => None,
     })
 }

@@ -585,3 +585,101 @@ fn masquerade_and_redirect_ranges() {
     );
     assert_eq!(r.unwrap_err(), NatError::FamilyMismatch);
 }
+
+#[test]
+fn null_binding_moves_a_local_flow_off_a_natted_tuple() {
+    let mut table = Table::default();
+    let mut rng = Rng(21);
+    // A NATed client takes 198.51.100.1:40000 -> 93.184.216.34:80.
+    let a = setup(
+        &mut table,
+        &mut rng,
+        t("10.0.0.2", 40000, "93.184.216.34", 80, 6),
+        &snat_to("198.51.100.1"),
+        ManipType::Src,
+    )
+    .unwrap();
+    assert_eq!(a.target(Direction::Original).unwrap().src_port, 40000);
+    // The router itself then opens the same tuple: its null binding must
+    // move it to another port.
+    let mut b = Binding::new(t("198.51.100.1", 40000, "93.184.216.34", 80, 6)).unwrap();
+    b.setup_null(ManipType::Src, &table, &mut rng, &key())
+        .unwrap();
+    let n = b.target(Direction::Original).unwrap();
+    assert_eq!(n.src[..4], [198, 51, 100, 1]);
+    assert_ne!(n.src_port, 40000);
+    assert!(b.is_nat());
+    table.add(&b);
+    // A flow that clashes with nothing keeps everything.
+    let mut c = Binding::new(t("198.51.100.1", 40001, "93.184.216.34", 80, 6)).unwrap();
+    c.setup_null(ManipType::Src, &table, &mut rng, &key())
+        .unwrap();
+    assert!(!c.is_nat());
+}
+
+#[test]
+fn nat_request_fills_in_masquerade_and_redirect() {
+    use nat::eval::Verdict;
+    let r = NatRange {
+        addrs: None,
+        ports: Some(PortRange::single(3128)),
+        flags: NatFlags(0),
+    };
+    let (m, got) = nat_request(
+        &Verdict::Redirect(r),
+        Hook::Prerouting,
+        Family::V4,
+        None,
+        Some(ip("192.168.1.1")),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (m, got.addrs),
+        (ManipType::Dst, Some(AddrRange::single(ip("192.168.1.1"))))
+    );
+    let (m, got) = nat_request(
+        &Verdict::Masquerade(r),
+        Hook::Postrouting,
+        Family::V4,
+        Some(ip("198.51.100.1")),
+        None,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (m, got.addrs, got.ports),
+        (
+            ManipType::Src,
+            Some(AddrRange::single(ip("198.51.100.1"))),
+            r.ports
+        )
+    );
+    assert_eq!(
+        nat_request(
+            &Verdict::Masquerade(r),
+            Hook::Postrouting,
+            Family::V4,
+            None,
+            None
+        ),
+        Err(NatError::NoAddress)
+    );
+    assert_eq!(
+        nat_request(&Verdict::Accept, Hook::Postrouting, Family::V4, None, None),
+        Ok(None)
+    );
+    let s = NatRange {
+        addrs: Some(AddrRange::single(ip("1.2.3.4"))),
+        ports: None,
+        flags: NatFlags(0),
+    };
+    assert_eq!(
+        nat_request(&Verdict::Snat(s), Hook::Postrouting, Family::V4, None, None),
+        Ok(Some((ManipType::Src, s)))
+    );
+    assert_eq!(
+        nat_request(&Verdict::Dnat(s), Hook::Prerouting, Family::V4, None, None),
+        Ok(Some((ManipType::Dst, s)))
+    );
+}

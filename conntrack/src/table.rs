@@ -12,8 +12,10 @@
 //! * [`Table::insert`] indexes an entry (setting [`Status::CONFIRMED`]);
 //!   it fails with [`InsertError::Clash`] when one of its tuples is taken,
 //!   and when the table is at capacity it first tries to evict an entry
-//!   that is expired or not ASSURED (Linux's early drop), else fails with
-//!   [`InsertError::Full`]. Both are counted in [`TableStats`].
+//!   that is expired or [`Conn::can_early_drop`] (not ASSURED, i.e. never
+//!   saw a reply or a stream; or a closing TCP connection: Linux's early
+//!   drop), else fails with [`InsertError::Full`]. Evictions and refusals
+//!   are counted in [`TableStats`].
 //! * [`Table::expire`] removes expired entries, examining at most `budget`
 //!   entries per call (bounded work, like one `gc_worker` pass).
 //! * A concurrent implementation implements the trait for a shared handle
@@ -236,7 +238,9 @@ mod host {
         }
 
         /// Linux's early drop: look at up to `EVICTION_RANGE` slots for an
-        /// expired entry or one that is not ASSURED, and evict it.
+        /// expired entry or one that may be dropped ([`Conn::can_early_drop`]:
+        /// not ASSURED, as `early_drop_list()`, or a closing TCP
+        /// connection, as `gc_worker_can_early_drop()`), and evict it.
         fn early_drop(&mut self, now: u64) -> bool {
             let n = self.slots.len();
             for _ in 0..EVICTION_RANGE.min(n) {
@@ -244,7 +248,7 @@ mod host {
                 self.drop_cursor = (i + 1) % n;
                 let victim = match self.slots.get(i).and_then(|s| s.conn.as_ref()) {
                     Some(c) if c.is_expired(now) => Some(true),
-                    Some(c) if !c.status().has(Status::ASSURED) => Some(false),
+                    Some(c) if c.can_early_drop() => Some(false),
                     _ => None,
                 };
                 if let Some(expired) = victim {

@@ -176,3 +176,60 @@ fn record_size() {
     println!("size_of::<Conn>() = {n}");
     assert!(n <= 160, "{n}");
 }
+
+#[test]
+fn closing_tcp_connections_are_evicted_before_refusing() {
+    let cfg = Config::default();
+    let mut t = HostTable::new(2, KEY);
+    let fam = Family::Ipv4;
+    let s = ep4([10, 0, 0, 9], 80);
+    for (i, close) in [(0u16, false), (1, true)] {
+        let c = ep4([10, 0, 0, 1], 2000 + i);
+        process(
+            &mut t,
+            &tcp(fam, &c, &s, SYN, 1, 0, 1000, &[], 0),
+            fam,
+            0,
+            &cfg,
+        );
+        process(
+            &mut t,
+            &tcp(fam, &s, &c, SYN | ACK, 9, 2, 1000, &[], 0),
+            fam,
+            0,
+            &cfg,
+        );
+        process(
+            &mut t,
+            &tcp(fam, &c, &s, ACK, 2, 10, 1000, &[], 0),
+            fam,
+            0,
+            &cfg,
+        );
+        if close {
+            process(
+                &mut t,
+                &tcp(fam, &c, &s, FIN | ACK, 2, 10, 1000, &[], 0),
+                fam,
+                0,
+                &cfg,
+            );
+        }
+    }
+    assert!(t.iter().all(|(_, c)| c.status().has(Status::ASSURED)));
+    let c = ep4([10, 0, 0, 1], 3000);
+    let v = process(
+        &mut t,
+        &tcp(fam, &c, &s, SYN, 1, 0, 1000, &[], 0),
+        fam,
+        0,
+        &cfg,
+    );
+    assert_eq!(v.verdict.class, Class::New);
+    assert_eq!(t.stats().early_dropped, 1);
+    // The established one is still there; the closing one went.
+    let states: Vec<_> = t.iter().filter_map(|(_, c)| c.tcp_state()).collect();
+    assert!(states.contains(&conntrack::proto::tcp::TcpState::Established));
+    assert!(states.contains(&conntrack::proto::tcp::TcpState::SynSent));
+    t.check_consistency().unwrap();
+}

@@ -361,3 +361,72 @@ fn ignored_syn_resync() {
     assert_ok(&f.c(ACK, 70_001, 9_000_001, 65535, &[], 0));
     assert_eq!(f.state(), Some(TcpState::Established));
 }
+
+#[test]
+fn out_of_window_fin_and_rst_from_both_sides_lower_the_timeout() {
+    // nf_tcp_handle_invalid(): an assured connection whose both ends send
+    // FIN/RST out of window gets the UNACK timeout instead of 5 days.
+    let mut f = Flow::new(Family::Ipv4);
+    handshake(&mut f, 1, 100, &[]);
+    let t = Config::default().timeouts.tcp;
+    assert_eq!(f.conn().unwrap().expires_in(f.now), t.established);
+    let v = f.c(FIN | ACK, 1 + 500_000, 101, 512, &[], 0);
+    assert!(is_invalid(&v));
+    assert_eq!(f.conn().unwrap().expires_in(f.now), t.established);
+    let v = f.s(RST | ACK, 101 + 500_000, 2, 0, &[], 0);
+    assert!(is_invalid(&v));
+    assert_eq!(f.conn().unwrap().expires_in(f.now), t.unack);
+    assert_eq!(f.state(), Some(TcpState::Established));
+}
+
+#[test]
+fn keepalive_and_zero_window() {
+    let mut f = Flow::new(Family::Ipv4);
+    handshake(&mut f, 1000, 5000, &[]);
+    assert_ok(&f.s(ACK, 5001, 1001, 512, &[], 0));
+    // Keepalive: one byte below the next sequence, no data.
+    let v = f.c(ACK, 1000, 5001, 512, &[], 0);
+    assert_eq!((v.class, v.ignored), (Class::Established, None));
+    assert_ok(&f.s(ACK, 5001, 1001, 512, &[], 0));
+    // A zero window: RETRANS timeout (300 s) instead of 5 days.
+    assert_ok(&f.s(ACK, 5001, 1001, 0, &[], 0));
+    let t = Config::default().timeouts.tcp;
+    assert_eq!(f.conn().unwrap().expires_in(f.now), t.retrans);
+}
+
+#[test]
+fn ipv4_options_do_not_disturb_tracking() {
+    // A SYN whose IPv4 header carries options (IHL 6: NOP NOP NOP EOL).
+    let mut f = Flow::new(Family::Ipv4);
+    let p = tcp(Family::Ipv4, &f.client, &f.server, SYN, 7, 0, 1000, &[], 0);
+    let mut q = Vec::new();
+    q.push(0x46);
+    q.extend_from_slice(&p[1..20]);
+    q.extend_from_slice(&[1, 1, 1, 0]);
+    q.extend_from_slice(&p[20..]);
+    let total = q.len() as u16;
+    q[2..4].copy_from_slice(&total.to_be_bytes());
+    let v = conntrack::process(&mut f.table, &q, Family::Ipv4, f.now, &f.cfg);
+    assert_eq!(v.verdict.class, Class::New);
+    assert_eq!(f.state(), Some(TcpState::SynSent));
+    let info = conntrack::parse(&q, Family::Ipv4, &f.cfg.parse).unwrap();
+    assert_eq!(
+        (info.tuple.src_port, info.tuple.dst_port),
+        (f.client.port, f.server.port)
+    );
+}
+
+#[test]
+fn rst_train_closes() {
+    // foo:80 > bar: P 235946583:235946602(19) ack 42, then R 235946602.
+    let mut f = Flow::new(Family::Ipv4);
+    handshake(&mut f, 41, 235_946_582, &[]);
+    assert_ok(&f.c(ACK, 42, 235_946_583, 512, &[], 0));
+    assert_ok(&f.s(PSH | ACK, 235_946_583, 42, 512, &[], 19));
+    assert_ok(&f.s(RST, 235_946_602, 0, 0, &[], 0));
+    assert_eq!(f.state(), Some(TcpState::Close));
+    assert_eq!(
+        f.conn().unwrap().expires_in(f.now),
+        Config::default().timeouts.tcp.close
+    );
+}

@@ -556,7 +556,7 @@ fn parse_nat_range(s: &str) -> Res<NatRange> {
             p => Some(p.strip_prefix(':').ok_or("expected ':' after ']'")?),
         };
         (Some(a), ports)
-    } else if s.starts_with(':') {
+    } else if s.starts_with(':') && s.matches(':').count() == 1 {
         (None, s.strip_prefix(':'))
     } else if s.matches(':').count() > 1 {
         (Some(s), None) // bare IPv6, no ports

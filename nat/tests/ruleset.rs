@@ -45,6 +45,7 @@ COMMIT
 -A POSTROUTING -p tcp -o ppp1 --masquerade --to-ports 1024-2047 --fully-random
 -A POSTROUTING -4 -o eth1 --to-source 1.2.3.4-1.2.3.10 --persistent
 -A POSTROUTING -6 -p udp --to-source 2001:db8::1-2001:db8::5
+-A POSTROUTING -6 --to-source ::a:d00:0:0:1-2001:db8::5
 COMMIT
 *mangle
 :PREROUTING ACCEPT [0:0]

@@ -491,9 +491,12 @@ impl Tcp {
                                 lower_timeout: None,
                             }
                         }
-                        RstCheck::KeepState => new_state = old_state,
-                        RstCheck::SkipWindow => skip_window = true,
-                        RstCheck::Check => {}
+                        RstCheck::Window { keep_state, skip } => {
+                            if keep_state {
+                                new_state = old_state;
+                            }
+                            skip_window = skip;
+                        }
                     }
                 }
                 _ => {}
@@ -599,7 +602,10 @@ impl Tcp {
         // If we are closing, the tuple may have been reused already: the
         // fields used for validation are outdated. Skip the checks.
         if self.can_early_drop() {
-            return RstCheck::SkipWindow;
+            return RstCheck::Window {
+                keep_state: false,
+                skip: true,
+            };
         }
         let mut keep_state = false;
         // td_maxack might be outdated if we let a SYN through earlier.
@@ -609,20 +615,20 @@ impl Tcp {
             // Not established and SEQ 0: most likely the answer to a SYN
             // we let through (last_index can move with out-of-order ACKs).
             if seq == 0 && !self.established(status) {
-                return RstCheck::Check;
+                return RstCheck::CHECK;
             }
             if before(seq, maxack) && !cfg.tcp_ignore_invalid_rst {
                 return RstCheck::Invalid;
             }
             if !self.established(status) || seq == maxack {
-                return RstCheck::Check;
+                return RstCheck::CHECK;
             }
             // Part of a train, such as
             //   foo:80 > bar:4379: P, 235946583:235946602(19) ack 42
             //   foo:80 > bar:4379: R, 235946602:235946602(0)  ack 42
             if self.last_index == FlagIndex::Ack as u8 && self.last_dir == d && seq == self.last_end
             {
-                return RstCheck::Check;
+                return RstCheck::CHECK;
             }
             // The RST sequence does not match exactly: keep the state to
             // allow a possible challenge ACK.
@@ -636,7 +642,10 @@ impl Tcp {
         {
             // RST sent to an invalid SYN or ACK we let through (a and c):
             // skip the window check, the packet may ACK ignored segments.
-            return RstCheck::SkipWindow;
+            return RstCheck::Window {
+                keep_state,
+                skip: true,
+            };
         }
         // Reset answering a challenge ACK we let through earlier.
         if old_state == TcpState::SynSent
@@ -644,12 +653,14 @@ impl Tcp {
             && self.last_dir == Direction::Reply as u8
             && info.seq == self.last_ack
         {
-            return RstCheck::SkipWindow;
+            return RstCheck::Window {
+                keep_state,
+                skip: true,
+            };
         }
-        if keep_state {
-            RstCheck::KeepState
-        } else {
-            RstCheck::Check
+        RstCheck::Window {
+            keep_state,
+            skip: false,
         }
     }
 
@@ -985,12 +996,20 @@ impl Tcp {
     }
 }
 
-/// Result of the RST checks.
+/// Result of the RST checks: invalid, or go on, keeping the old state
+/// ("keep established state to allow a possible challenge ACK") and/or
+/// skipping the window check (`goto in_window`).
 enum RstCheck {
     Invalid,
-    KeepState,
-    SkipWindow,
-    Check,
+    Window { keep_state: bool, skip: bool },
+}
+
+impl RstCheck {
+    /// `break`: the window check decides, the state becomes CLOSE.
+    const CHECK: RstCheck = RstCheck::Window {
+        keep_state: false,
+        skip: false,
+    };
 }
 
 /// Result of `tcp_in_window()`.

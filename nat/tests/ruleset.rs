@@ -859,3 +859,141 @@ fn write_fuzz_seeds() {
         std::fs::write(path, t.encode().unwrap()).unwrap();
     }
 }
+
+// ------------------------------------------- evaluation against a reference
+
+/// The family a rule is limited to, computed independently of the codec.
+fn rule_family(rule: &Rule) -> Option<Family> {
+    let m = &rule.matches;
+    let mut f = m.family;
+    for p in [m.src, m.dst].into_iter().flatten() {
+        f = Some(p.value.family());
+    }
+    if m.icmp.is_some() {
+        f = m.proto.map(|p| {
+            if p.value == proto::ICMP {
+                Family::V4
+            } else {
+                Family::V6
+            }
+        });
+    }
+    if let Target::Snat(r) | Target::Dnat(r) = rule.target {
+        if let Some(a) = r.addrs {
+            f = Some(Family::of(&a.lo));
+        }
+    }
+    f
+}
+
+enum Flow {
+    Verdict(Verdict),
+    Return,
+}
+
+/// A recursive interpreter of iptables semantics over the owned model.
+fn reference(t: &TableSpec, chain: usize, p: &PacketMeta, mark: &mut u32) -> Flow {
+    for r in &t.chains[chain].rules {
+        let mut view = *p;
+        view.mark = *mark;
+        if !nat::eval::matches(&r.rule.matches, rule_family(&r.rule), &view) {
+            continue;
+        }
+        match r.rule.target {
+            Target::Accept => return Flow::Verdict(Verdict::Accept),
+            Target::Drop => return Flow::Verdict(Verdict::Drop),
+            Target::Reject(w) => return Flow::Verdict(Verdict::Reject(w)),
+            Target::Queue(q) => return Flow::Verdict(Verdict::Queue(q)),
+            Target::Snat(r) => return Flow::Verdict(Verdict::Snat(r)),
+            Target::Dnat(r) => return Flow::Verdict(Verdict::Dnat(r)),
+            Target::Masquerade(r) => return Flow::Verdict(Verdict::Masquerade(r)),
+            Target::Redirect(r) => return Flow::Verdict(Verdict::Redirect(r)),
+            Target::Return => return Flow::Return,
+            Target::Jump(c) => {
+                if let Flow::Verdict(v) = reference(t, c.0 as usize, p, mark) {
+                    return Flow::Verdict(v);
+                }
+            }
+            Target::Goto(c) => return reference(t, c.0 as usize, p, mark),
+            Target::Mark(op) => *mark = op.apply(*mark),
+            Target::Continue | Target::Log(_) | Target::Tos(_) | Target::Ttl(_) => {}
+        }
+    }
+    Flow::Return
+}
+
+fn rand_packet(r: &mut Rng) -> PacketMeta {
+    let v6 = r.coin();
+    let pick = |r: &mut Rng| -> IpAddr {
+        // Mostly addresses near zero or all-ones, so that short prefixes match.
+        let a = rand_addr(r, v6);
+        if r.coin() {
+            a
+        } else {
+            match a {
+                IpAddr::V4(x) => IpAddr::V4((x.to_bits() >> 28).into()),
+                IpAddr::V6(x) => IpAddr::V6((x.to_bits() >> 120).into()),
+            }
+        }
+    };
+    let names: [&[u8]; 4] = [b"eth0", b"wlan7", b"veth-a.1", b"x"];
+    PacketMeta {
+        family: if v6 { Family::V6 } else { Family::V4 },
+        proto: [
+            proto::TCP,
+            proto::UDP,
+            if v6 { proto::ICMPV6 } else { proto::ICMP },
+            47,
+        ][r.below(4) as usize],
+        src: pick(r),
+        dst: pick(r),
+        sport: r.next() as u16,
+        dport: r.next() as u16,
+        in_if: IfName::new(names[r.below(4) as usize]).unwrap(),
+        out_if: IfName::new(names[r.below(4) as usize]).unwrap(),
+        ct_state: [
+            CtState::New,
+            CtState::Established,
+            CtState::Related,
+            CtState::Invalid,
+            CtState::Untracked,
+        ][r.below(5) as usize],
+        mark: r.below(4) as u32,
+        icmp_type: r.below(4) as u8,
+        icmp_code: r.below(2) as u8,
+        tcp_flags: r.next() as u8,
+        fragment: r.below(8) == 0,
+        len: 100,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn evaluation_agrees_with_a_reference_interpreter(seed in proptest::prelude::any::<u64>()) {
+        let t = rand_table(seed);
+        proptest::prop_assume!(t.validate().is_ok());
+        let blob = t.encode().unwrap();
+        let mut store = vec![Entry::EMPTY; entries_needed(&blob).unwrap()];
+        let table = decode_into(&blob, &mut store).unwrap();
+        let mut r = Rng(seed ^ 0x5555_5555_5555_5555 | 1);
+        for _ in 0..20 {
+            let p = rand_packet(&mut r);
+            for hook in Hook::ALL {
+                let got = table.evaluate(hook, &p, &mut NoSink);
+                let want = match t.chain_id(hook.name()).filter(|_| t.kind.has_hook(hook)) {
+                    None => (Verdict::Accept, p.mark),
+                    Some(c) => {
+                        let mut mark = p.mark;
+                        let v = match reference(&t, c.0 as usize, &p, &mut mark) {
+                            Flow::Verdict(v) => v,
+                            Flow::Return => t.chains[c.0 as usize].policy.unwrap().into(),
+                        };
+                        (v, mark)
+                    }
+                };
+                proptest::prop_assert_eq!((got.verdict, got.mark), want, "hook {} packet {:?}", hook, p);
+            }
+        }
+    }
+}

@@ -8,7 +8,9 @@ use nat::rule::Counter;
 use nat::spec::TableSpec;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     // The option parser alone, on each line's words.
     let filter = TableSpec::new(nat::rule::TableKind::Filter);
     for line in s.lines() {
@@ -18,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(rs) = nat::text::parse(s) else { return };
     let printed = nat::text::print(&rs);
-    let back = nat::text::parse(&printed).unwrap_or_else(|e| panic!("printed text does not parse: {e}\n{printed}"));
+    let back = nat::text::parse(&printed)
+        .unwrap_or_else(|e| panic!("printed text does not parse: {e}\n{printed}"));
     assert_eq!(back, rs, "{printed}");
     assert_eq!(nat::text::print(&back), printed);
     for t in &rs.tables {
@@ -27,7 +30,12 @@ fuzz_target!(|data: &[u8]| {
         let counters: Vec<Counter> = t
             .chains
             .iter()
-            .flat_map(|c| c.rules.iter().map(|r| r.counter).chain(std::iter::once(c.counter)))
+            .flat_map(|c| {
+                c.rules
+                    .iter()
+                    .map(|r| r.counter)
+                    .chain(std::iter::once(c.counter))
+            })
             .collect();
         d.set_counters(&counters);
         assert_eq!(&d, t);

@@ -302,7 +302,7 @@ fn unique_l4<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
         rng.next_u32()
     } else if range.flags.has(NatFlags::RANDOM) {
         orig.hash_with(key) as u32
-    } else if manip == ManipType::Src || icmp {
+    } else if manip == ManipType::Src {
         rng.next_u32()
     } else {
         0

@@ -264,8 +264,21 @@ impl Tuple {
     /// key, so a kernel table and a host `HashMap` agree.
     #[inline]
     pub fn hash_with(&self, key: &HashKey) -> u64 {
+        // One-shot: four full words and a 6-byte tail, no buffering.
+        let b = self.to_bytes();
         let mut h = SipHasher13::new_with_key(key);
-        h.write(&self.to_bytes());
+        let (words, tail) = b.split_at(32);
+        for w in words.chunks_exact(8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            h.compress(u64::from_le_bytes(a));
+        }
+        let mut t = [0u8; 8];
+        if let Some(dst) = t.get_mut(..tail.len()) {
+            dst.copy_from_slice(tail);
+        }
+        h.tail = u64::from_le_bytes(t);
+        h.length = TUPLE_BYTES;
         h.finish()
     }
 }

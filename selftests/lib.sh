@@ -61,22 +61,34 @@ dmesg_splats() {
 	dmesg | grep -E 'BUG:|WARNING:|Oops|KASAN|UBSAN:|Call Trace:|general protection fault|soft lockup|detected stalls|circular locking'
 }
 
-# fwctl_stat NS FAMILY HOOK FIELD: one counter from `fwctl -o json stats`,
-# read in namespace NS (empty NS: the current one).
-fwctl_stat() {
-	local ns=$1 fam=$2 hook=$3 field=$4 json
-	if [ -n "$ns" ]; then
-		json=$(ip netns exec "$ns" fwctl -o json stats) || return 1
+# fwctl_stats NS: all counters of namespace NS (empty: the current one), one
+# "FAMILY HOOK PACKETS BYTES" line each, from one `fwctl stats` call (awk, not
+# python: under emulation every process start costs).
+fwctl_stats() {
+	if [ -n "$1" ]; then
+		ip netns exec "$1" fwctl stats
 	else
-		json=$(fwctl -o json stats) || return 1
-	fi
-	python3 -c '
-import json, sys
-doc = json.loads(sys.argv[1])
-for r in doc["hooks"]:
-    if r["family"] == sys.argv[2] and r["hook"] == sys.argv[3]:
-        print(r[sys.argv[4]]); break
-else:
-    sys.exit(1)
-' "$json" "$fam" "$hook" "$field"
+		fwctl stats
+	fi | awk 'NR > 1 { print $1, $2, $3, $4 }'
+}
+
+# stat_of SNAPSHOT FAMILY HOOK packets|bytes: one counter of a fwctl_stats snapshot.
+stat_of() {
+	echo "$1" | awk -v f="$2" -v h="$3" -v k="$4" \
+		'$1 == f && $2 == h { print (k == "bytes") ? $4 : $3; found = 1 } END { if (!found) print "missing" }'
+}
+
+# snmp_counter NS NAME: a counter of the namespace's own IP stack, e.g.
+# "Icmp:InEchos" (/proc/net/snmp) or "Icmp6InEchos" (/proc/net/snmp6): the
+# end host's witness, independent of rfw.
+snmp_counter() {
+	local ns=$1 name=$2
+	case "$name" in
+	*:*)
+		ip netns exec "$ns" awk -v grp="${name%%:*}:" -v key="${name#*:}" '
+			$1 == grp && !hdr { for (i = 2; i <= NF; i++) col[$i] = i; hdr = 1; next }
+			$1 == grp && hdr { print $col[key]; exit }' /proc/net/snmp ;;
+	*)
+		ip netns exec "$ns" awk -v key="$name" '$1 == key { print $2 }' /proc/net/snmp6 ;;
+	esac
 }

@@ -42,29 +42,21 @@ ip -net "$ns2" link set veth2 up
 
 # Let the MLD reports for the new multicast memberships go out.
 sleep 3
-snap() { # snap NS -> "fam/hook=packets/bytes ..." for all 10 counters
-	local ns=$1 f h
-	for f in ipv4 ipv6; do
-		for h in prerouting input forward output postrouting; do
-			printf '%s/%s=%s/%s ' $f $h "$(fwctl_stat "$ns" $f $h packets)" "$(fwctl_stat "$ns" $f $h bytes)"
-		done
-	done
-}
-count() { # count SNAPSHOT FAM HOOK FIELD(1=packets,2=bytes)
-	echo "$1" | tr ' ' '\n' | grep "^$2/$3=" | cut -d= -f2 | cut -d/ -f"$4"
-}
-before1=$(snap "$ns1")
-before2=$(snap "$ns2")
-icmp_in_before=$(ip netns exec "$ns2" awk '/^Icmp:/ {getline; print $3}' /proc/net/snmp)
+before1=$(fwctl_stats "$ns1")
+before2=$(fwctl_stats "$ns2")
+echo4_before=$(snmp_counter "$ns2" Icmp:InEchos)
+echo6_before=$(snmp_counter "$ns2" Icmp6InEchos)
 
 ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 2 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
 ip netns exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 2 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
 
-after1=$(snap "$ns1")
-after2=$(snap "$ns2")
-after3=$(snap "$ns3")
-icmp_in_after=$(ip netns exec "$ns2" awk '/^Icmp:/ {getline; print $3}' /proc/net/snmp)
-check "witness: ns2 received 10 ICMP messages (its own /proc/net/snmp)" 10 $((icmp_in_after - icmp_in_before))
+after1=$(fwctl_stats "$ns1")
+after2=$(fwctl_stats "$ns2")
+after3=$(fwctl_stats "$ns3")
+check "witness: ns2 received 10 IPv4 echo requests (its /proc/net/snmp)" 10 \
+	$(($(snmp_counter "$ns2" Icmp:InEchos) - echo4_before))
+check "witness: ns2 received 10 IPv6 echo requests (its /proc/net/snmp6)" 10 \
+	$(($(snmp_counter "$ns2" Icmp6InEchos) - echo6_before))
 
 # 84 bytes per IPv4 echo (20 IP + 8 ICMP + 56 data), 104 per IPv6 echo.
 declare -A size=([ipv4]=84 [ipv6]=104)
@@ -75,15 +67,15 @@ for f in ipv4 ipv6; do
 	for h in prerouting input forward output postrouting; do
 		for side in 1 2; do
 			if [ $side = 1 ]; then b=$before1 a=$after1 e=${exp1[$h]}; else b=$before2 a=$after2 e=${exp2[$h]}; fi
-			dp=$(($(count "$a" $f $h 1) - $(count "$b" $f $h 1)))
-			db=$(($(count "$a" $f $h 2) - $(count "$b" $f $h 2)))
+			dp=$(($(stat_of "$a" $f $h packets) - $(stat_of "$b" $f $h packets)))
+			db=$(($(stat_of "$a" $f $h bytes) - $(stat_of "$b" $f $h bytes)))
 			check "ns$side $f $h packets" "$e" "$dp"
 			check "ns$side $f $h bytes" "$((e * ${size[$f]}))" "$db"
 		done
-		check "idle ns3 $f $h" "0/0" "$(count "$after3" $f $h 1)/$(count "$after3" $f $h 2)"
+		check "idle ns3 $f $h" "0/0" "$(stat_of "$after3" $f $h packets)/$(stat_of "$after3" $f $h bytes)"
 	done
 done
 
 # Nothing but the pings was counted in ns1: its IPv4 totals are absolute.
-check "ns1 ipv4 output packets since the namespace was created" 10 "$(count "$after1" ipv4 output 1)"
+check "ns1 ipv4 output packets since the namespace was created" 10 "$(stat_of "$after1" ipv4 output packets)"
 exit $ret

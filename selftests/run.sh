@@ -54,12 +54,20 @@ results="$RFW_ROOT/target/vm/$(date +%Y%m%d-%H%M%S)-$$"
 mkdir -p "$results"
 console="$results/console.log"
 
-# Tests may live anywhere on the host, but /tmp is the guest's own: copy them.
+# The guest reads what it runs over 9p while the host may go on editing and
+# building (and a file that changes under a 9p read can trip the 6.12 netfs
+# retry path): it gets a snapshot of the suite, rfw.ko and fwctl instead.
+# Tests from outside the repo are copied in as well.
+snap="$results/snapshot"
+mkdir -p "$snap/bin" "$snap/tests"
+cp -a "$RFW_ROOT/selftests" "$snap/"
+cp "$ko" "$snap/rfw.ko"
+cp "$fwctl_dir/fwctl" "$snap/bin/fwctl"
 guest_tests=()
 for t in "${tests[@]}"; do
 	case "$t" in
-	"$RFW_ROOT"/*) guest_tests+=("$t") ;;
-	*) mkdir -p "$results/tests"; cp "$t" "$results/tests/"; guest_tests+=("$results/tests/$(basename "$t")") ;;
+	"$RFW_ROOT"/selftests/*) guest_tests+=("$snap/selftests/${t#"$RFW_ROOT"/selftests/}") ;;
+	*) cp "$t" "$snap/tests/"; guest_tests+=("$snap/tests/$(basename "$t")") ;;
 	esac
 done
 
@@ -79,9 +87,9 @@ accel_args=()
 [ "$accel" = kvm ] || accel_args=(--disable-kvm)
 
 if [ "$mode" = tests ]; then
-	guest_cmd=(bash "$RFW_ROOT/selftests/vm/guest.sh" "$results" "$ko" "$fwctl_dir" tests "${guest_tests[@]}")
+	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" tests "${guest_tests[@]}")
 else
-	guest_cmd=(bash "$RFW_ROOT/selftests/vm/guest.sh" "$results" "$ko" "$fwctl_dir" cmd "${cmd[@]}")
+	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" cmd "${cmd[@]}")
 fi
 printf -v guest_line '%q ' "${guest_cmd[@]}"
 
@@ -91,7 +99,7 @@ set +e
 timeout --foreground -k 20 "$budget" \
 	vng --run "$kdir" --force-9p --disable-microvm "${accel_args[@]}" \
 	--cpus "$cpus" --memory "$mem" --rwdir="$results" --verbose \
-	--append "panic_on_oops=1 softlockup_panic=1" \
+	--append "oops=panic softlockup_panic=1" \
 	--exec "$guest_line" </dev/null >"$console" 2>&1
 vm_rc=$?
 set -e

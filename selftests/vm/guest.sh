@@ -77,6 +77,7 @@ per_test=${per_test:-300}
 n=$#
 echo "TAP version 13" >>"$out"
 echo "1..$n" >>"$out"
+echo "# guest kernel $(uname -r), booted to first test in $(cut -d' ' -f1 /proc/uptime)s" >>"$out"
 if [ -s "$results/boot-splats" ]; then
 	echo "# kernel log reports during boot:" >>"$out"
 	sed 's/^/# /' "$results/boot-splats" >>"$out"

@@ -95,14 +95,31 @@ printf -v guest_line '%q ' "${guest_cmd[@]}"
 
 echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s" >&2
 start=$(date +%s)
-set +e
-timeout --foreground -k 20 "$budget" \
-	vng --run "$kdir" --force-9p --disable-microvm "${accel_args[@]}" \
+# vng runs in a session of its own so that a timeout can kill the whole
+# group, QEMU included (timeout(1) alone would leave QEMU running).
+setsid vng --run "$kdir" --force-9p --disable-microvm "${accel_args[@]}" \
 	--cpus "$cpus" --memory "$mem" --rwdir="$results" --verbose \
 	--append "oops=panic softlockup_panic=1" \
-	--exec "$guest_line" </dev/null >"$console" 2>&1
+	--exec "$guest_line" </dev/null >"$console" 2>&1 &
+vm_pid=$!
+(
+	for ((i = 0; i < budget; i++)); do
+		sleep 1
+		kill -0 "$vm_pid" 2>/dev/null || exit 0
+	done
+	echo "# guest still running after ${budget}s: killing it" >>"$console"
+	kill -TERM -- "-$vm_pid" 2>/dev/null
+	sleep 10
+	kill -KILL -- "-$vm_pid" 2>/dev/null
+) </dev/null >/dev/null 2>&1 &
+watchdog=$!
+trap 'kill -KILL -- "-$vm_pid" 2>/dev/null; kill "$watchdog" 2>/dev/null' EXIT
+set +e
+wait "$vm_pid"
 vm_rc=$?
 set -e
+kill "$watchdog" 2>/dev/null || true
+wait "$watchdog" 2>/dev/null || true
 elapsed=$(($(date +%s) - start))
 
 # The command's own output (cmd mode) or the KTAP stream (tests mode).
@@ -110,7 +127,7 @@ elapsed=$(($(date +%s) - start))
 
 fail=""
 if [ ! -f "$results/done" ]; then
-	if [ "$vm_rc" -eq 124 ] || [ "$vm_rc" -eq 137 ]; then
+	if grep -q "guest still running after" "$console"; then
 		fail="guest timed out after ${budget}s (hang?)"
 	else
 		fail="guest did not finish (exit $vm_rc): panic or crash?"

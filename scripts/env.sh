@@ -16,6 +16,10 @@ KMAKE_FLAGS=(
 )
 export LIBCLANG_PATH=/usr/lib/llvm-16/lib
 export PATH="$HOME/.cargo/bin:$PATH"
+# Where pip puts virtme-ng's `vng` (pyenv's or the system's scripts dir).
+if command -v python3 >/dev/null 2>&1; then
+	PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)"
+fi
 
 # Kernel flavours: "debug" (selftests: lockdep, KASAN, ...) and "perf"
 # (benchmarks). Their build directories are keyed by every input.

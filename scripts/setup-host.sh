@@ -44,9 +44,13 @@ fi
 
 # virtme-ng boots the test kernel over a 9p view of the host root.
 VNG_VERSION=1.42
+PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 if ! command -v vng >/dev/null 2>&1 || ! vng --version 2>/dev/null | grep -q "$VNG_VERSION"; then
 	log "installing virtme-ng $VNG_VERSION"
-	python3 -m pip install -q "virtme-ng==$VNG_VERSION"
+	# Debian's own python3 refuses system-wide pip installs (PEP 668); the
+	# machine's pyenv python does not. Either way vng must end up on PATH.
+	python3 -m pip install -q "virtme-ng==$VNG_VERSION" 2>/dev/null ||
+		python3 -m pip install -q --break-system-packages "virtme-ng==$VNG_VERSION"
 fi
 
 # The cargo workspace's own tools.

@@ -215,6 +215,25 @@ fn lookup(c: &mut Criterion) {
             ))
         })
     });
+    g.bench_function("Conn::update alone (TCP ACK, established)", |b| {
+        let cfg = Config::default();
+        let f = Family::Ipv4;
+        let (c, sp) = (addr(1), 1024);
+        let syn =
+            conntrack::parse(&tcp(c, SERVER, sp, 443, 0x02, 1000, 0, 0), f, &cfg.parse).unwrap();
+        let sa =
+            conntrack::parse(&tcp(SERVER, c, 443, sp, 0x12, 5000, 1001, 0), f, &cfg.parse).unwrap();
+        let ack =
+            conntrack::parse(&tcp(c, SERVER, sp, 443, 0x10, 1001, 5001, 0), f, &cfg.parse).unwrap();
+        let mut conn = Conn::new(&syn, 0, &cfg).unwrap();
+        conn.update(&syn, conntrack::Direction::Original, 0, &cfg);
+        conn.update(&sa, conntrack::Direction::Reply, 0, &cfg);
+        let mut now = 0u64;
+        b.iter(|| {
+            now += 1;
+            black_box(conn.update(black_box(&ack), conntrack::Direction::Original, now, &cfg))
+        })
+    });
     g.bench_function("new connection (UDP, insert + expire)", |b| {
         let mut table = HostTable::new(1 << 16, KEY);
         let cfg = Config::default();

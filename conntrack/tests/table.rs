@@ -233,3 +233,20 @@ fn closing_tcp_connections_are_evicted_before_refusing() {
     assert!(states.contains(&conntrack::proto::tcp::TcpState::SynSent));
     t.check_consistency().unwrap();
 }
+
+#[test]
+fn deadlines_survive_the_32_bit_millisecond_wrap() {
+    let cfg = Config::default();
+    let mut t = HostTable::new(4, KEY);
+    let start = u32::MAX as u64 - 10_000; // 10 s before the low 32 bits wrap
+    let h = process(&mut t, &udp_from(1), Family::Ipv4, start, &cfg)
+        .conn
+        .unwrap();
+    let c = t.get(h).unwrap();
+    assert_eq!(c.expires_in(start), 30_000);
+    assert!(!c.is_expired(start + 29_999));
+    assert_eq!(c.expires_in(start + 20_000), 10_000);
+    assert!(c.is_expired(start + 30_000));
+    assert_eq!(t.expire(start + 29_999, 4), 0);
+    assert_eq!(t.expire(start + 30_000, 4), 1);
+}

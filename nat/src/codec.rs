@@ -246,6 +246,11 @@ pub struct Entry {
     pub(crate) hooks: u8,
     /// At a chain's first entry: the longest jump path reaching it.
     pub(crate) depth: u16,
+    /// At a chain's first entry, during validation: jumps to it not yet
+    /// accounted for (Kahn's in-degree).
+    pub(crate) indeg: u32,
+    /// At a chain's first entry, during validation: the next ready chain.
+    pub(crate) link: u32,
 }
 
 impl Entry {
@@ -261,6 +266,8 @@ impl Entry {
         family: None,
         hooks: 0,
         depth: 0,
+        indeg: 0,
+        link: 0,
     };
 
     /// What this entry is.
@@ -555,14 +562,14 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
                 }
             }
         }
-        // Names are unique: compare with every earlier chain's end entry.
-        let dup = store
-            .get(..next)
-            .unwrap_or(&[])
-            .iter()
-            .any(|e| matches!(e.kind, EntryKind::End { name: n, .. } if n == name));
-        if dup {
-            return Err(err(ErrorKind::DuplicateChain));
+        // Names are unique: compare with every earlier chain, walking back
+        // from end entry to end entry (O(chains)).
+        let mut back = next;
+        while let Some(e) = back.checked_sub(1).and_then(|b| store.get(b)) {
+            if matches!(e.kind, EntryKind::End { name: n, .. } if n == name) {
+                return Err(err(ErrorKind::DuplicateChain));
+            }
+            back = e.chain_start as usize;
         }
         let n_rules = r.u32().map_err(err)?;
         let start = next;
@@ -586,6 +593,8 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
                 family,
                 hooks: 0,
                 depth: 0,
+                indeg: 0,
+                link: 0,
             };
             next += 1;
         }
@@ -598,6 +607,8 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
             family: None,
             hooks: 0,
             depth: 0,
+            indeg: 0,
+            link: 0,
         };
         if let Some(hk) = hook {
             let i = hk as usize;
@@ -658,48 +669,80 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
         }
     }
 
-    // Pass 3: longest jump path to each chain (Bellman-Ford on the chain
-    // graph). Without a cycle it settles within `chains` rounds; a depth
-    // beyond the number of chains proves a cycle.
-    let mut settled = false;
-    for _ in 0..=h.chains as usize + 1 {
-        let mut changed = false;
-        for i in 0..store.len() {
-            let Some(e) = store.get(i).copied() else {
-                break;
-            };
-            if !is_jump(&e) {
-                continue;
-            }
-            let from = store
-                .get(e.chain_start as usize)
-                .map(|s| (s.depth, s.hooks))
-                .unwrap_or((0, 0));
-            let d = from.0.saturating_add(1);
-            if let Some(t) = store.get_mut(e.jump_to as usize) {
-                if d > t.depth {
-                    if usize::from(d) > usize::from(h.chains) {
-                        return Err(Error {
-                            kind: ErrorKind::JumpLoop,
-                            ..position(store, i)
-                        });
-                    }
-                    t.depth = d;
-                    changed = true;
-                }
-                if t.hooks | from.1 != t.hooks {
-                    t.hooks |= from.1;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            settled = true;
+    // Pass 3: topological order of the chain graph (Kahn), in O(entries):
+    // in-degrees first, then chains whose callers are all done, carrying
+    // the longest jump path (depth) and the hooks that reach them. Chains
+    // left over are on a cycle or only reachable through one.
+    for i in 0..store.len() {
+        let Some(e) = store.get(i).copied() else {
             break;
+        };
+        if is_jump(&e) {
+            if let Some(t) = store.get_mut(e.jump_to as usize) {
+                t.indeg = t.indeg.saturating_add(1);
+            }
         }
     }
-    if !settled {
-        return Err(Error::at(ErrorKind::JumpLoop));
+    const NONE: u32 = u32::MAX;
+    let mut ready = NONE;
+    for i in 0..store.len() {
+        let Some(e) = store.get(i).copied() else {
+            break;
+        };
+        if matches!(e.kind, EntryKind::End { .. }) {
+            if let Some(s) = store.get_mut(e.chain_start as usize) {
+                if s.indeg == 0 {
+                    s.link = ready;
+                    ready = e.chain_start;
+                }
+            }
+        }
+    }
+    let mut done = 0usize;
+    while let Some(s) = store.get(ready as usize).copied() {
+        let start = ready as usize;
+        ready = s.link;
+        done += 1;
+        let mut i = start;
+        while let Some(e) = store.get(i).copied() {
+            if matches!(e.kind, EntryKind::End { .. }) {
+                break;
+            }
+            if is_jump(&e) {
+                if usize::from(s.depth) + 1 > MAX_DEPTH {
+                    return Err(Error {
+                        kind: ErrorKind::TooDeep,
+                        ..position(store, i)
+                    });
+                }
+                if let Some(t) = store.get_mut(e.jump_to as usize) {
+                    t.depth = t.depth.max(s.depth + 1);
+                    t.hooks |= s.hooks;
+                    t.indeg = t.indeg.saturating_sub(1);
+                    if t.indeg == 0 {
+                        t.link = ready;
+                        ready = e.jump_to;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    if done < usize::from(h.chains) {
+        // A jump between two chains that never became ready.
+        let stuck = |x: u32| store.get(x as usize).is_some_and(|s| s.indeg > 0);
+        let at = (0..store.len())
+            .find(|&i| {
+                store
+                    .get(i)
+                    .is_some_and(|e| is_jump(e) && stuck(e.chain_start) && stuck(e.jump_to))
+            })
+            .map(|i| position(store, i))
+            .unwrap_or(Error::at(ErrorKind::JumpLoop));
+        return Err(Error {
+            kind: ErrorKind::JumpLoop,
+            ..at
+        });
     }
 
     // Pass 4: depth and hook checks.
@@ -714,12 +757,6 @@ pub fn decode_into<'r>(blob: &[u8], storage: &'r mut [Entry]) -> Result<Table<'r
             .get(e.chain_start as usize)
             .map(|s| (s.depth, s.hooks))
             .unwrap_or((0, 0));
-        if is_jump(&e) && usize::from(head.0) + 1 > MAX_DEPTH {
-            return Err(Error {
-                kind: ErrorKind::TooDeep,
-                ..position(store, i)
-            });
-        }
         check_hooks(&rule, head.1).map_err(|kind| Error {
             kind,
             ..position(store, i)

@@ -670,18 +670,17 @@ fn once<T>(slot: &mut Option<T>, v: T, opt: &str) -> Res<()> {
 /// `add` arguments), resolving `--jump`/`--goto` names in `table`.
 pub fn parse_rule<S: AsRef<str>>(args: &[S], table: &TableSpec) -> Result<Rule, ParseError> {
     let words: Vec<String> = args.iter().map(|s| s.as_ref().to_string()).collect();
-    parse_rule_words(&words, table).map_err(|message| ParseError { line: 0, message })
+    parse_rule_words(&words, &|name: &str| table.chain_id(name))
+        .map_err(|message| ParseError { line: 0, message })
 }
 
-fn parse_rule_words(words: &[String], table: &TableSpec) -> Res<Rule> {
+fn parse_rule_words(words: &[String], lookup: &dyn Fn(&str) -> Option<ChainId>) -> Res<Rule> {
     let mut m = Match::ANY;
     let mut t = TargetParts::default();
     let mut it = words.iter();
     let mut pre_bang = false;
     let chain = |name: &str| -> Res<ChainId> {
-        table
-            .chain_id(name)
-            .ok_or_else(|| format!("no chain {name:?} (declare it first)"))
+        lookup(name).ok_or_else(|| format!("no chain {name:?} (declare it first)"))
     };
     while let Some(w) = it.next() {
         let opt = w.as_str();
@@ -1080,7 +1079,9 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
     let mut rs = Ruleset::default();
     // The table being read, and the line of each of its rules (for errors).
     let mut cur: Option<(TableSpec, Vec<Vec<usize>>)> = None;
-    let mut declared: Vec<ChainName> = Vec::new();
+    let mut declared: std::collections::HashSet<ChainName> = std::collections::HashSet::new();
+    // Chain name -> id of the table being read.
+    let mut ids: std::collections::HashMap<String, ChainId> = std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let lineno = n + 1;
         let err = |message: String| ParseError {
@@ -1104,6 +1105,10 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             let table = TableSpec::new(kind);
             let lines = alloc::vec![Vec::new(); table.chains.len()];
             declared.clear();
+            ids.clear();
+            for (i, c) in table.chains.iter().enumerate() {
+                ids.insert(c.name.to_string(), ChainId(i as u16));
+            }
             cur = Some((table, lines));
             continue;
         }
@@ -1149,10 +1154,9 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             };
             let name = ChainName::new(name.as_bytes())
                 .ok_or_else(|| err(format!("chain name {name:?} too long")))?;
-            if declared.contains(&name) {
+            if !declared.insert(name) {
                 return Err(err(format!("chain {name} declared twice")));
             }
-            declared.push(name);
             let policy = match policy.as_str() {
                 "ACCEPT" => Some(Policy::Accept),
                 "DROP" => Some(Policy::Drop),
@@ -1160,13 +1164,17 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
                 p => return Err(err(format!("bad policy {p:?}"))),
             };
             let counter = parse_counter(counter).map_err(err)?;
-            match table.chain_mut(name.as_str()) {
+            let existing = ids.get(name.as_str()).copied();
+            match existing.and_then(|id| table.chains.get_mut(usize::from(id.0))) {
                 // A built-in chain: its policy and counters.
                 Some(c) => {
                     c.policy = policy;
                     c.counter = counter;
                 }
                 None => {
+                    let id = u16::try_from(table.chains.len())
+                        .map_err(|_| err("too many chains".into()))?;
+                    ids.insert(name.to_string(), ChainId(id));
                     table.chains.push(ChainSpec {
                         name,
                         policy,
@@ -1192,10 +1200,10 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
         if a != "-A" && a != "--append" {
             return Err(err(format!("unexpected {a:?}")));
         }
-        let id = table
-            .chain_id(chain)
+        let id = *ids
+            .get(chain.as_str())
             .ok_or_else(|| err(format!("no chain {chain:?} (declare it first)")))?;
-        let rule = parse_rule_words(opts, table).map_err(err)?;
+        let rule = parse_rule_words(opts, &|name: &str| ids.get(name).copied()).map_err(err)?;
         if let (Some(c), Some(l)) = (
             table.chains.get_mut(usize::from(id.0)),
             lines.get_mut(usize::from(id.0)),

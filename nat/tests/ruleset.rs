@@ -997,3 +997,63 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn big_tables_validate_in_linear_time() {
+    // INPUT jumps to 4000 chains, each of which jumps to 10 leaf chains.
+    let mut s = String::from("*filter\n");
+    for i in 0..4000 {
+        s += &format!(":c{i} - [0:0]\n");
+    }
+    for i in 0..10 {
+        s += &format!(":leaf{i} - [0:0]\n");
+    }
+    for i in 0..4000 {
+        s += &format!("-A INPUT -p tcp --dport {} --jump c{i}\n", i + 1);
+    }
+    for i in 0..4000 {
+        for j in 0..10 {
+            s += &format!("-A c{i} --mark {j} --jump leaf{j}\n");
+        }
+    }
+    for j in 0..10 {
+        s += &format!("-A leaf{j} --accept\n");
+    }
+    s += "COMMIT\n";
+    let start = std::time::Instant::now();
+    let rs = text::parse(&s).unwrap();
+    assert_eq!(rs.tables[0].entry_count(), 4000 + 40000 + 10 + 4013);
+    assert!(
+        start.elapsed().as_secs() < 20,
+        "validation took {:?}",
+        start.elapsed()
+    );
+    // The same chains in a ring: a loop, found without a blow-up.
+    let mut s = String::from("*filter\n");
+    for i in 0..4000 {
+        s += &format!(":c{i} - [0:0]\n");
+    }
+    s += "-A INPUT --jump c0\n";
+    for i in 0..4000 {
+        s += &format!("-A c{i} --jump c{}\n", (i + 1) % 4000);
+    }
+    s += "COMMIT\n";
+    let e = text::parse(&s).unwrap_err();
+    assert!(e.message.contains("jump loop"), "{e}");
+    let mut ring = TableSpec::new(TableKind::Filter);
+    for i in 0..4000u16 {
+        ring.chains.push(nat::spec::ChainSpec {
+            name: ChainName::new(format!("c{i}").as_bytes()).unwrap(),
+            policy: None,
+            counter: Counter::default(),
+            rules: vec![Rule::new(Target::Jump(ChainId(3 + (i + 1) % 4000))).into()],
+        });
+    }
+    let start = std::time::Instant::now();
+    assert_eq!(ring.validate().unwrap_err().kind, ErrorKind::JumpLoop);
+    assert!(
+        start.elapsed().as_millis() < 2000,
+        "took {:?}",
+        start.elapsed()
+    );
+}

@@ -304,7 +304,53 @@ pub struct Table<'r> {
     pub(crate) chains: u16,
 }
 
+/// What a [`Table`] holds besides its entries: small and `Copy`, so the
+/// kernel can keep it next to the entry storage it owns and re-attach it per
+/// packet ([`TableInfo::attach`]) instead of keeping a borrowing `Table`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    kind: TableKind,
+    hook_entry: [u32; 5],
+    underflow: [u32; 5],
+    chains: u16,
+    entries: u32,
+}
+
+impl TableInfo {
+    /// The table over `entries`, which must be the storage
+    /// [`decode_into`] filled when it returned this info (its first
+    /// `entries` slots). With any other slice evaluation stays memory-safe
+    /// and panic-free, but its verdicts mean nothing; a slice of another
+    /// length gives `None`.
+    pub fn attach<'r>(&self, entries: &'r [Entry]) -> Option<Table<'r>> {
+        let entries = entries.get(..self.entries as usize)?;
+        Some(Table {
+            kind: self.kind,
+            entries,
+            hook_entry: self.hook_entry,
+            underflow: self.underflow,
+            chains: self.chains,
+        })
+    }
+
+    /// Which table this is.
+    pub const fn kind(&self) -> TableKind {
+        self.kind
+    }
+}
+
 impl<'r> Table<'r> {
+    /// The table without its entries, to [`TableInfo::attach`] again later.
+    pub fn info(&self) -> TableInfo {
+        TableInfo {
+            kind: self.kind,
+            hook_entry: self.hook_entry,
+            underflow: self.underflow,
+            chains: self.chains,
+            entries: self.entries.len() as u32,
+        }
+    }
+
     /// Which table this is.
     pub const fn kind(&self) -> TableKind {
         self.kind

@@ -1057,3 +1057,22 @@ fn big_tables_validate_in_linear_time() {
         start.elapsed()
     );
 }
+
+#[test]
+fn table_info_reattaches_to_its_storage() {
+    let rs = text::parse(SAMPLE).unwrap();
+    let blob = rs.table(TableKind::Filter).unwrap().encode().unwrap();
+    let n = entries_needed(&blob).unwrap();
+    // Storage may be larger than needed; the info remembers the length.
+    let mut store = vec![Entry::EMPTY; n + 3];
+    let info = decode_into(&blob, &mut store).unwrap().info();
+    assert_eq!(info.kind(), TableKind::Filter);
+    let t = info.attach(&store).unwrap();
+    assert_eq!(t.entries().len(), n);
+    let p = pkt("192.168.1.1", "10.2.2.2", proto::TCP, 5555, 22);
+    assert_eq!(
+        t.evaluate(Hook::Input, &p, &mut NoSink).verdict,
+        Verdict::Accept
+    );
+    assert!(info.attach(&store[..n - 1]).is_none());
+}

@@ -113,7 +113,7 @@ vm_pid=$!
 	kill -KILL -- "-$vm_pid" 2>/dev/null
 ) </dev/null >/dev/null 2>&1 &
 watchdog=$!
-trap 'kill -KILL -- "-$vm_pid" 2>/dev/null; kill "$watchdog" 2>/dev/null' EXIT
+trap 'kill -KILL -- "-$vm_pid" 2>/dev/null || true; kill "$watchdog" 2>/dev/null || true' EXIT
 set +e
 wait "$vm_pid"
 vm_rc=$?

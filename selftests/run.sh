@@ -14,7 +14,9 @@
 #
 # Environment: RFW_KERNEL=debug|perf (default debug), RFW_ACCEL=auto|kvm|tcg,
 # RFW_CPUS (2), RFW_MEM (2G), RFW_VM_TIMEOUT (seconds, default from the
-# tests' `settings`), RFW_NO_BUILD=1 to use what is built.
+# tests' `settings`), RFW_NO_BUILD=1 to use what is built, RFW_RESULTS_DIR
+# (default target/vm/DATE-PID; shared read-write with the guest, which sees
+# it at the same path: bench/run.sh uses it).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
 
@@ -50,7 +52,7 @@ fwctl_dir="$RFW_ROOT/target/release"
 
 # The results directory is shared read-write with the guest: the guest writes
 # its KTAP output, kernel log and status there, apart from the console noise.
-results="$RFW_ROOT/target/vm/$(date +%Y%m%d-%H%M%S)-$$"
+results=${RFW_RESULTS_DIR:-"$RFW_ROOT/target/vm/$(date +%Y%m%d-%H%M%S)-$$"}
 mkdir -p "$results"
 console="$results/console.log"
 

@@ -1,0 +1,432 @@
+#!/bin/bash
+# The in-guest half of bench/run.sh: runs in ONE VM boot of the perf kernel
+# (started by selftests/run.sh -- bash .../guest-bench.sh OUTDIR KEY=VALUE...).
+#
+# Topology (three namespaces, two veth pairs, static neighbours):
+#
+#   snd  s0 10.0.1.1/24 ---- r0 10.0.1.254/24  rtr  r1 10.0.2.254/24 ---- k0 10.0.2.1/24  snk
+#
+# Set-ups of the router (each built and torn down again in every round, in the
+# order of SETUPS; the first WARMUP rounds are marked warmup=1):
+#   B0      drop at the router's ingress: a blackhole route for the sink's
+#           address (this kernel has neither NF_TABLES_NETDEV nor NET_CLS_ACT,
+#           so no netdev/tc ingress drop); counted at the router's r0 rx
+#   B1      plain forwarding, no netfilter module loaded (checked with lsmod)
+#   P1      nftables: forward policy drop, ct state established,related accept,
+#           new from r0 to r1 accept; masquerade out of r1
+#   P2      P1 plus a software flowtable (flow add @ft) on r0 and r1
+#   R0      rfw.ko loaded: its hooks and per-CPU counters only, no tracking,
+#           no NAT (the hook overhead that exists today). It is NOT R.
+#   P1r1000 P1 with 1000 non-matching rules ahead of the stateful accept
+#   R       rfw with masquerade and stateful accept: setup_R says it is not
+#           available yet; it is recorded as missing, never measured.
+#
+# Workloads (each measured over DUR seconds after RAMP seconds of traffic):
+#   udp1k   established UDP, 64-byte frames, 1000 flows (pktgen, flag !SHARED,
+#           sequential source ports), packets/s counted by the sink's own UDP
+#           counters (/proc/net/snmp); before it, one packet per flow each
+#           way so that conntrack sees the flows as established
+#   udp64k  the same with 64511 flows
+#   newconn a new tuple per packet (random source address in 10.1.0.0/16 and
+#           random source port): sink packets/s, and new conntrack entries/s
+#   tcp     TCP bulk, iperf3 from snd to snk, receiver's bits/s
+#   mem     once per MEM_REPEATS, P1 only: slab bytes per tracked connection
+#           at MEM_ENTRIES entries (/proc/slabinfo nf_conntrack and
+#           /proc/meminfo Slab deltas) and the hash table's share
+#
+# Output: OUTDIR/raw.csv (round,warmup,setup,workload,metric,value,unit),
+# OUTDIR/meta.txt, OUTDIR/log.txt and per-measurement files under OUTDIR/files.
+set -u
+
+out=$1
+shift
+WARMUP=1 ROUNDS=5 DUR=4 RAMP=1 MEM_ENTRIES=100000 MEM_REPEATS=2
+SETUPS="B0 B1 P1 P2 R0 P1r1000"
+WORKLOADS="udp1k udp64k tcp newconn"
+for kv in "$@"; do
+	case "$kv" in
+	WARMUP=*|ROUNDS=*|DUR=*|RAMP=*|MEM_ENTRIES=*|MEM_REPEATS=*) eval "${kv%%=*}=\${kv#*=}" ;;
+	SETUPS=*) SETUPS=${kv#*=}; SETUPS=${SETUPS//,/ } ;;
+	WORKLOADS=*) WORKLOADS=${kv#*=}; WORKLOADS=${WORKLOADS//,/ } ;;
+	*) echo "guest-bench: unknown setting $kv" >&2; exit 2 ;;
+	esac
+done
+
+mkdir -p "$out/files"
+csv=$out/raw.csv
+log=$out/log.txt
+echo "round,warmup,setup,workload,metric,value,unit" >"$csv"
+: >"$log"
+
+say() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*" | tee -a "$log"; }
+rec() { # rec ROUND SETUP WORKLOAD METRIC VALUE UNIT
+	local w=0
+	case "$1" in
+	''|*[!0-9]*) ;;
+	*) [ "$3" != mem ] && [ "$1" -lt "$WARMUP" ] && w=1 ;;
+	esac
+	echo "$1,$w,$2,$3,$4,$5,$6" >>"$csv"
+}
+
+# ---- fixed addresses ------------------------------------------------------
+S_IP=10.0.1.1 R0_IP=10.0.1.254 R1_IP=10.0.2.254 K_IP=10.0.2.1
+S_MAC=02:00:0a:00:01:01 R0_MAC=02:00:0a:00:01:fe
+R1_MAC=02:00:0a:00:02:fe K_MAC=02:00:0a:00:02:01
+FLOW_PORT_MIN=10000 # udp1k: source ports 10000..10999
+UDP_DPORT=9
+CT_HASHSIZE=131072
+CT_MAX=524288
+
+# nf modules that B1 must not have, in an order rmmod can take them out
+NF_MODS="nft_flow_offload nf_flow_table_inet nf_flow_table nft_masq nft_chain_nat
+nft_ct nft_nat nf_nat nf_conntrack_netlink nf_conntrack nf_defrag_ipv6
+nf_defrag_ipv4 nf_tables nfnetlink"
+
+nf_loaded() { lsmod | awk 'NR > 1 && $1 ~ /^(nf_|nft_|nfnetlink|x_tables|ip_tables|ip6_tables|iptable_|rfw)/ { printf "%s ", $1 }'; }
+
+unload_nf() {
+	local i m
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		for m in $NF_MODS; do
+			lsmod | grep -q "^$m " && rmmod "$m" 2>/dev/null
+		done
+		[ -z "$(nf_loaded)" ] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+# ---- topology -------------------------------------------------------------
+topology() {
+	ip netns add snd && ip netns add rtr && ip netns add snk || return 1
+	local n
+	for n in snd rtr snk; do ip -n $n link set lo up; done
+	ip link add s0 address $S_MAC netns snd type veth peer name r0 address $R0_MAC netns rtr || return 1
+	ip link add r1 address $R1_MAC netns rtr type veth peer name k0 address $K_MAC netns snk || return 1
+	ip -n snd addr add $S_IP/24 dev s0
+	ip -n rtr addr add $R0_IP/24 dev r0
+	ip -n rtr addr add $R1_IP/24 dev r1
+	ip -n snk addr add $K_IP/24 dev k0
+	for n in "snd s0" "rtr r0" "rtr r1" "snk k0"; do
+		set -- $n
+		ip -n "$1" link set "$2" up
+	done
+	ip -n snd route add default via $R0_IP
+	ip -n snk route add default via $R1_IP
+	ip -n rtr route add 10.1.0.0/16 via $S_IP
+	ip -n snd neigh replace $R0_IP lladdr $R0_MAC dev s0 nud permanent
+	ip -n rtr neigh replace $S_IP lladdr $S_MAC dev r0 nud permanent
+	ip -n rtr neigh replace $K_IP lladdr $K_MAC dev r1 nud permanent
+	ip -n snk neigh replace $R1_IP lladdr $R1_MAC dev k0 nud permanent
+	ip netns exec rtr sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.r0.rp_filter=0 net.ipv4.conf.r1.rp_filter=0
+	# The end hosts answer UDP to closed ports with ICMP errors: none, so that
+	# only the generated traffic crosses the router.
+	for n in snd snk; do
+		ip netns exec $n sysctl -qw net.ipv4.icmp_msgs_per_sec=0 net.ipv4.icmp_msgs_burst=0 \
+			net.ipv4.icmp_ratelimit=100000
+	done
+	# Long-lived processes in each namespace: counters are read through
+	# /proc/PID/net/ without starting a process per sample.
+	ip netns exec snk sleep 1000000 & SNK_PID=$!
+	ip netns exec rtr sleep 1000000 & RTR_PID=$!
+	ip netns exec snk iperf3 -s -D -p 5201 >/dev/null 2>&1
+	sleep 0.5
+}
+
+# ---- counters --------------------------------------------------------------
+# sample: "TIME SINK_UDP SINK_K0_RX ROUTER_R0_RX" from one process; TIME is
+# the middle of the read.
+sample() {
+	local a=$EPOCHREALTIME v b
+	v=$(awk -v r="/proc/$RTR_PID/net/dev" '
+		FILENAME ~ /snmp$/ && $1 == "Udp:" && !h { for (i = 2; i <= NF; i++) c[$i] = i; h = 1; next }
+		FILENAME ~ /snmp$/ && $1 == "Udp:" { udp = $c["InDatagrams"] + $c["NoPorts"] + $c["InErrors"] }
+		FILENAME ~ /dev$/ { l = $0; sub(/^ +/, "", l); split(l, x, ":"); split(x[2], f, " ")
+			if (FILENAME == r && x[1] == "r0") rr = f[2]
+			if (FILENAME != r && x[1] == "k0") kk = f[2] }
+		END { print udp, kk, rr }' "/proc/$SNK_PID/net/snmp" "/proc/$SNK_PID/net/dev" "/proc/$RTR_PID/net/dev")
+	b=$EPOCHREALTIME
+	awk -v a="$a" -v b="$b" -v v="$v" 'BEGIN { printf "%.6f %s\n", (a + b) / 2, v }'
+}
+ct_count() { ip netns exec rtr cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0; }
+
+# ---- pktgen ----------------------------------------------------------------
+# pg_config NS DEV COUNT SETTINGS... : configures pktgen's thread 0 of NS
+# for DEV. pg_start NS then sends: COUNT 0 runs until pg_stop (start it with
+# & then); otherwise it returns when COUNT packets are sent.
+pg_config() {
+	local ns=$1 dev=$2 count=$3
+	shift 3
+	local cfg="echo rem_device_all > /proc/net/pktgen/kpktgend_0
+echo add_device $dev > /proc/net/pktgen/kpktgend_0
+pg() { echo \"\$1\" > /proc/net/pktgen/$dev || echo \"pktgen: \$1 refused\" >&2; }
+pg 'flag !SHARED'
+pg 'clone_skb 0'
+pg 'pkt_size 60'
+pg 'delay 0'
+pg 'count $count'
+pg 'flag NO_TIMESTAMP'"
+	local s
+	for s in "$@"; do cfg+=$'\n'"pg '$s'"; done
+	ip netns exec "$ns" bash -c "$cfg"
+}
+pg_start() { ip netns exec "$1" bash -c 'echo start > /proc/net/pktgen/pgctrl'; }
+pg_run() { pg_config "$@" && pg_start "$1"; }
+pg_stop() { ip netns exec "$1" bash -c 'echo stop > /proc/net/pktgen/pgctrl'; }
+pg_sent() { ip netns exec "$1" awk '/pkts-sofar/ { print $2; exit }' "/proc/net/pktgen/$2" 2>/dev/null; }
+
+flow_args() { # NFLOWS: sets FLOW, pktgen settings of the snd->snk flows (sequential ports)
+	FLOW=("dst $K_IP" "dst_mac $R0_MAC" "src_min $S_IP" "src_max $S_IP"
+		"udp_dst_min $UDP_DPORT" "udp_dst_max $UDP_DPORT"
+		"udp_src_min $FLOW_PORT_MIN" "udp_src_max $((FLOW_PORT_MIN + $1))")
+}
+NEWCONN=("dst $K_IP" "dst_mac $R0_MAC" "src_min 10.1.0.1" "src_max 10.1.255.254" "flag IPSRC_RND"
+	"udp_dst_min $UDP_DPORT" "udp_dst_max $UDP_DPORT" "udp_src_min 1024" "udp_src_max 65535" "flag UDPSRC_RND")
+
+# Pre-warm: one packet per flow forward, then one reply per flow from the
+# sink to the address the flow has on the sink's side (REPLY_DST: the
+# router's r1 when it masquerades, the sender otherwise), so that a stateful
+# router sees every flow as established before the measurement.
+prewarm() { # NFLOWS
+	local n=$1
+	flow_args "$n"
+	pg_run snd s0 "$n" "${FLOW[@]}" 2>>"$log"
+	pg_run snk k0 "$n" "dst $REPLY_DST" "dst_mac $R1_MAC" "src_min $K_IP" "src_max $K_IP" \
+		"udp_src_min $UDP_DPORT" "udp_src_max $UDP_DPORT" \
+		"udp_dst_min $FLOW_PORT_MIN" "udp_dst_max $((FLOW_PORT_MIN + n))" 2>>"$log"
+	sleep 0.2
+}
+
+# measure_pps ROUND SETUP WORKLOAD PKTGEN-SETTINGS...: runs pktgen on snd
+# for RAMP+DUR seconds and records the rates seen by the witnesses.
+measure_pps() {
+	local round=$1 setup=$2 wl=$3
+	shift 3
+	local pid t0 t1 k0 k1 r0 r1 d0 d1 c0=0 c1=0 s0 s1
+	pg_config snd s0 0 "$@" 2>>"$log"
+	pg_start snd 2>>"$log" &
+	pid=$!
+	sleep "$RAMP"
+	read -r t0 k0 d0 r0 < <(sample)
+	[ "$wl" = newconn ] && c0=$(ct_count)
+	sleep "$DUR"
+	read -r t1 k1 d1 r1 < <(sample)
+	[ "$wl" = newconn ] && c1=$(ct_count)
+	pg_stop snd
+	wait "$pid"
+	s1=$(pg_sent snd s0); s1=${s1:-error}
+	local dt
+	dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+	rate() { awk -v x="$1" -v y="$2" -v t="$dt" 'BEGIN { printf "%.0f", (y - x) / t }'; }
+	local sink router
+	sink=$(rate "$k0" "$k1")
+	router=$(rate "$r0" "$r1")
+	if [ "$setup" = B0 ]; then
+		rec "$round" "$setup" "$wl" pps "$router" pps # dropped at the router: counted there
+	else
+		rec "$round" "$setup" "$wl" pps "$sink" pps
+	fi
+	rec "$round" "$setup" "$wl" sink_udp_pps "$sink" pps
+	rec "$round" "$setup" "$wl" sink_dev_pps "$(rate "$d0" "$d1")" pps
+	rec "$round" "$setup" "$wl" router_rx_pps "$router" pps
+	rec "$round" "$setup" "$wl" sender_pkts "$s1" packets
+	[ "$wl" = newconn ] && [ "$c1" != 0 ] && rec "$round" "$setup" "$wl" ct_new_per_s "$(rate "$c0" "$c1")" conn/s
+	say "  $setup $wl: sink $sink pps, router rx $router pps"
+}
+
+measure_tcp() { # ROUND SETUP
+	local f="$out/files/iperf3-r$1-$2.json" bps
+	ip netns exec snd timeout $((DUR + 30)) iperf3 -c $K_IP -p 5201 -t "$DUR" -O "$RAMP" -J >"$f" 2>>"$log"
+	bps=$(awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { gsub(/[^0-9.eE+-]/, "", $2); print $2; exit }' "$f")
+	rec "$1" "$2" tcp bps "${bps:-error}" bit/s
+	say "  $2 tcp: ${bps:-error} bit/s"
+}
+
+run_workload() { # ROUND SETUP WORKLOAD
+	local round=$1 setup=$2 wl=$3
+	case "$wl" in
+	udp1k|udp64k)
+		local n=1000
+		[ "$wl" = udp64k ] && n=64511
+		prewarm "$n"
+		flow_args "$n"
+		measure_pps "$round" "$setup" "$wl" "${FLOW[@]}"
+		[ "$setup" != B0 ] && [ "$setup" != B1 ] && [ "$setup" != R0 ] &&
+			rec "$round" "$setup" "$wl" ct_entries "$(ct_count)" entries
+		;;
+	newconn)
+		measure_pps "$round" "$setup" "$wl" "${NEWCONN[@]}"
+		;;
+	tcp)
+		if [ "$setup" = B0 ]; then
+			rec "$round" "$setup" tcp bps n/a "B0 drops everything: no connection"
+		else
+			measure_tcp "$round" "$setup"
+		fi
+		;;
+	esac
+	# every workload starts from an empty connection table
+	lsmod | grep -q '^nf_conntrack ' && ip netns exec rtr conntrack -F >/dev/null 2>&1
+	return 0
+}
+
+# ---- set-ups ---------------------------------------------------------------
+nft_ruleset() { # EXTRA_RULES FLOWTABLE(0|1)
+	local i
+	echo "table inet bench {"
+	[ "$2" = 1 ] && echo "  flowtable ft { hook ingress priority 0; devices = { r0, r1 }; }"
+	echo "  chain forward {"
+	echo "    type filter hook forward priority 0; policy drop;"
+	for ((i = 0; i < $1; i++)); do
+		echo "    udp dport $((20000 + i)) drop"
+	done
+	[ "$2" = 1 ] && echo "    meta l4proto { tcp, udp } flow add @ft"
+	echo "    ct state established,related accept"
+	echo "    iifname \"r0\" oifname \"r1\" accept"
+	echo "  }"
+	echo "  chain postrouting {"
+	echo "    type nat hook postrouting priority srcnat; policy accept;"
+	echo "    oifname \"r1\" masquerade"
+	echo "  }"
+	echo "}"
+}
+
+setup_nft() { # EXTRA_RULES FLOWTABLE
+	modprobe nf_conntrack hashsize=$CT_HASHSIZE || return 1
+	sysctl -qw net.netfilter.nf_conntrack_max=$CT_MAX
+	modprobe nf_conntrack_netlink
+	nft_ruleset "$1" "$2" >/tmp/bench.nft
+	ip netns exec rtr nft -f /tmp/bench.nft || return 1
+	# established flows must not expire during a measurement
+	ip netns exec rtr sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300 \
+		net.netfilter.nf_conntrack_udp_timeout_stream=300
+	REPLY_DST=$R1_IP
+}
+
+# setup_R: the R set-up of issue 7 (rfw with masquerade and stateful
+# accept). rfw has no in-kernel connection tracking or NAT yet: when it has,
+# this function loads rfw, installs the masquerade and stateful-accept
+# ruleset with fwctl, sets REPLY_DST=$R1_IP and returns 0 -- nothing else in
+# this harness needs to change (add R to SETUPS).
+setup_R() {
+	echo "not available: rfw has no in-kernel NAT yet"
+	return 3
+}
+
+setup() { # SETUP
+	REPLY_DST=$S_IP
+	case "$1" in
+	B0) ip -n rtr route add blackhole $K_IP/32 ;;
+	B1) [ -z "$(nf_loaded)" ] || { say "B1: netfilter modules still loaded: $(nf_loaded)"; return 1; } ;;
+	P1) setup_nft 0 0 ;;
+	P2) setup_nft 0 1 ;;
+	P1r1000) setup_nft 1000 0 ;;
+	R0) modprobe rfw ;;
+	R) setup_R ;;
+	*) say "unknown set-up $1"; return 1 ;;
+	esac
+}
+
+teardown() { # SETUP ROUND
+	case "$1" in
+	B0) ip -n rtr route del blackhole $K_IP/32 ;;
+	P1|P2|P1r1000)
+		ip netns exec rtr nft flush ruleset
+		ip netns exec rtr conntrack -F >/dev/null 2>&1
+		;;
+	R0)
+		ip netns exec rtr fwctl stats >"$out/files/fwctl-stats-r$2.txt" 2>&1
+		modprobe -r rfw
+		;;
+	esac
+	unload_nf || say "  could not unload: $(nf_loaded)"
+}
+
+# ---- memory per connection (P1) -------------------------------------------
+measure_mem() { # REPEAT
+	local rep=$1 ct0 ct1 sl0 sl1 ms0 ms1 i line objsize buckets
+	setup P1 || { say "mem: P1 set-up failed"; return; }
+	ip netns exec rtr sysctl -qw net.netfilter.nf_conntrack_udp_timeout=600
+	sleep 1
+	ct0=$(ct_count)
+	sl0=$(awk '$1 == "nf_conntrack" { print $15 * $6 * 4096 }' /proc/slabinfo)
+	ms0=$(awk '$1 == "Slab:" { print $2 * 1024 }' /proc/meminfo)
+	for ((i = 0; i < 4; i++)); do
+		local have
+		have=$(ct_count)
+		[ "$((have - ct0))" -ge "$MEM_ENTRIES" ] && break
+		pg_run snd s0 $((MEM_ENTRIES - (have - ct0))) "${NEWCONN[@]}" 2>>"$log"
+		sleep 0.5
+	done
+	sleep 1
+	ct1=$(ct_count)
+	line=$(awk '$1 == "nf_conntrack"' /proc/slabinfo)
+	sl1=$(echo "$line" | awk '{ print $15 * $6 * 4096 }')
+	objsize=$(echo "$line" | awk '{ print $4 }')
+	ms1=$(awk '$1 == "Slab:" { print $2 * 1024 }' /proc/meminfo)
+	buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
+	local n=$((ct1 - ct0))
+	echo "$line" >"$out/files/slabinfo-mem$rep.txt"
+	rec "$rep" P1 mem entries "$ct1" entries
+	if [ "$n" -gt 0 ]; then
+		rec "$rep" P1 mem ct_slab_bytes_per_conn "$(awk -v a="$sl0" -v b="$sl1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')" B
+		rec "$rep" P1 mem all_slab_bytes_per_conn "$(awk -v a="$ms0" -v b="$ms1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')" B
+		rec "$rep" P1 mem hash_bytes_per_conn "$(awk -v b="$buckets" -v n="$ct1" 'BEGIN { printf "%.1f", b * 8 / n }')" B
+	fi
+	rec "$rep" P1 mem nf_conntrack_objsize "$objsize" B
+	rec "$rep" P1 mem hash_buckets "$buckets" buckets
+	say "mem $rep: $n new entries ($ct1 in all), nf_conntrack slab $sl0 -> $sl1 B, Slab $ms0 -> $ms1 B, objsize $objsize, $buckets buckets"
+	teardown P1 "mem$rep"
+}
+
+# ---- main --------------------------------------------------------------------
+{
+	echo "kernel $(uname -r)"
+	echo "cmdline $(cat /proc/cmdline)"
+	echo "cpus $(nproc)"
+	echo "mem_kb $(awk '/MemTotal/ { print $2 }' /proc/meminfo)"
+	echo "settings WARMUP=$WARMUP ROUNDS=$ROUNDS DUR=$DUR RAMP=$RAMP MEM_ENTRIES=$MEM_ENTRIES MEM_REPEATS=$MEM_REPEATS"
+	echo "setups $SETUPS"
+	echo "workloads $WORKLOADS"
+	echo "slabinfo $([ -r /proc/slabinfo ] && echo yes || echo no)"
+	echo "started $(date -u +%FT%TZ)"
+} >"$out/meta.txt"
+
+say "bench: kernel $(uname -r), $(nproc) cpus, setups: $SETUPS, workloads: $WORKLOADS"
+modprobe pktgen || { say "no pktgen"; exit 1; }
+topology || { say "topology failed"; exit 1; }
+unload_nf
+
+for ((round = 0; round < WARMUP + ROUNDS; round++)); do
+	say "round $round$([ "$round" -lt "$WARMUP" ] && echo ' (warm-up)')"
+	for s in $SETUPS; do
+		setup "$s" >/tmp/bench-setup.out 2>&1
+		rc=$?
+		cat /tmp/bench-setup.out >>"$log"
+		if [ "$rc" -ne 0 ]; then
+			msg=$(head -c 300 /tmp/bench-setup.out | tr '\n,' '; ')
+			say "  $s: set-up failed: $msg"
+			for wl in $WORKLOADS; do rec "$round" "$s" "$wl" pps "n/a" "set-up failed: $msg"; done
+			teardown "$s" "$round" >>"$log" 2>&1
+			continue
+		fi
+		rec "$round" "$s" - nf_modules "\"$(nf_loaded)\"" -
+		wls=$WORKLOADS
+		[ "$s" = P1r1000 ] && wls=udp1k
+		for wl in $wls; do run_workload "$round" "$s" "$wl"; done
+		teardown "$s" "$round" >>"$log" 2>&1
+	done
+done
+# R, recorded as missing (see setup_R)
+if ! msg=$(setup_R); then
+	for wl in $WORKLOADS mem; do rec - R "$wl" pps "n/a" "${msg//,/;}"; done
+fi
+
+for ((rep = 0; rep < MEM_REPEATS; rep++)); do measure_mem "$rep"; done
+
+echo "finished $(date -u +%FT%TZ)" >>"$out/meta.txt"
+pg_stop snd 2>/dev/null
+kill "$SNK_PID" "$RTR_PID" 2>/dev/null
+ip -all netns delete
+say "bench: done"

@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""Turn a bench/run.sh results directory into PERFORMANCE.md and a plot.
+
+    bench/report.py RESULTS_DIR [--docs DOCS_DIR]
+
+Reads RESULTS_DIR/host.txt, RESULTS_DIR/vm/bench/{raw.csv,meta.txt} and
+RESULTS_DIR/criterion/**/new/{benchmark,estimates}.json; writes
+RESULTS_DIR/PERFORMANCE.md and RESULTS_DIR/perf-pps-vs-flows.png, and with
+--docs the same two files into DOCS_DIR. Medians over the measured rounds
+(warm-up rounds excluded), spread as min-max, ratios of medians. Nothing here
+judges a figure: the targets are shown next to what was measured.
+"""
+
+import csv
+import json
+import os
+import shutil
+import statistics
+import sys
+from collections import defaultdict
+
+SETUPS = ["B0", "B1", "P1", "P2", "R0", "R"]
+SETUP_DOC = {
+    "B0": "drop at the router's ingress (blackhole route; counted at the router's rx)",
+    "B1": "plain forwarding, no netfilter module loaded",
+    "P1": "nftables: `ct state established,related accept` + masquerade (nf_conntrack, nf_nat)",
+    "P2": "P1 + software flowtable (`flow add @ft`)",
+    "R0": "rfw.ko loaded: hooks + per-CPU counters only (no tracking, no NAT: NOT R)",
+    "R": "rfw with the same masquerade and stateful accept",
+    "P1r1000": "P1 with 1000 non-matching rules ahead of the stateful accept",
+}
+WORKLOADS = [
+    ("udp1k", "pps", "established UDP, 64 B, 1000 flows", "packets/s"),
+    ("udp64k", "pps", "established UDP, 64 B, 64511 flows", "packets/s"),
+    ("newconn", "pps", "new tuple per packet (UDP, 64 B)", "packets/s"),
+    ("newconn", "ct_new_per_s", "new conntrack entries per second", "entries/s"),
+    ("tcp", "bps", "TCP bulk (iperf3, 1 stream)", "Mbit/s"),
+]
+FLOWS = {"udp1k": 1000, "udp64k": 64511}
+
+
+def read_kv(path):
+    kv = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if "=" in line and not line.startswith(" "):
+                    k, v = line.split("=", 1)
+                    kv[k] = v
+    return kv
+
+
+def read_meta(path):
+    kv = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition(" ")
+                kv[k] = v
+    return kv
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    if unit == "Mbit/s":
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}"
+
+
+def quartiles(xs):
+    xs = sorted(xs)
+    if len(xs) < 4:
+        return None
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def load(results):
+    raw = os.path.join(results, "vm", "bench", "raw.csv")
+    data = defaultdict(list)  # (setup, workload, metric) -> [values]
+    notes = {}  # (setup, workload) -> why n/a
+    extra = defaultdict(list)
+    rounds = set()
+    if not os.path.exists(raw):
+        return data, notes, extra, rounds
+    with open(raw) as f:
+        for row in csv.DictReader(f):
+            key = (row["setup"], row["workload"], row["metric"])
+            if row["warmup"] == "1":
+                continue
+            v = num(row["value"])
+            if v is None:
+                if row["value"] == "n/a":
+                    notes[(row["setup"], row["workload"])] = row["unit"]
+                extra[key].append(row["value"])
+                continue
+            if row["workload"] != "mem" and row["round"].isdigit():
+                rounds.add(int(row["round"]))
+            data[key].append(v)
+    return data, notes, extra, rounds
+
+
+def stats(xs):
+    if not xs:
+        return None
+    return {
+        "median": statistics.median(xs),
+        "min": min(xs),
+        "max": max(xs),
+        "iqr": quartiles(xs),
+        "n": len(xs),
+    }
+
+
+def micro(results):
+    rows = []
+    root = os.path.join(results, "criterion")
+    for dirpath, _, files in os.walk(root):
+        if not dirpath.endswith(os.sep + "new") or "estimates.json" not in files:
+            continue
+        try:
+            with open(os.path.join(dirpath, "benchmark.json")) as f:
+                b = json.load(f)
+            with open(os.path.join(dirpath, "estimates.json")) as f:
+                e = json.load(f)
+        except (OSError, ValueError):
+            continue
+        med = e["median"]["point_estimate"]
+        lo = e["median"]["confidence_interval"]["lower_bound"]
+        hi = e["median"]["confidence_interval"]["upper_bound"]
+        elems = (b.get("throughput") or {}).get("Elements")
+        rows.append((b.get("group_id", ""), b.get("function_id") or "", b.get("value_str") or "", med, lo, hi, elems))
+    rows.sort()
+    return rows
+
+
+def plot(results, st, accel):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    markers = {"B0": "v", "B1": "o", "P1": "s", "P2": "D", "R0": "^", "R": "*"}
+    any_line = False
+    for s in SETUPS:
+        xs, ys, lo, hi = [], [], [], []
+        for wl, n in FLOWS.items():
+            x = st.get((s, wl, "pps"))
+            if x:
+                xs.append(n)
+                ys.append(x["median"])
+                lo.append(x["median"] - x["min"])
+                hi.append(x["max"] - x["median"])
+        if xs:
+            any_line = True
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker=markers.get(s, "o"), capsize=3, label=f"{s}")
+    if not any_line:
+        plt.close(fig)
+        return None
+    ax.set_xscale("log")
+    ax.set_xticks(list(FLOWS.values()))
+    ax.set_xticklabels([f"{n:,}" for n in FLOWS.values()])
+    ax.set_xlabel("established UDP flows (64-byte packets)")
+    ax.set_ylabel("packets/s at the sink (median, min-max bars)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"rfw bench: forwarding rate against flow count ({accel})", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, title="set-up (B0: at the router)", title_fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(results, "perf-pps-vs-flows.png")
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    results = os.path.abspath(args[0])
+    docs = None
+    if "--docs" in args:
+        docs = args[args.index("--docs") + 1]
+    host = read_kv(os.path.join(results, "host.txt"))
+    meta = read_meta(os.path.join(results, "vm", "bench", "meta.txt"))
+    data, notes, extra, rounds = load(results)
+    st = {k: stats(v) for k, v in data.items()}
+    accel = host.get("accel", "")
+    accel_txt = {"tcg": "emulated (QEMU TCG)", "kvm": "KVM"}.get(accel, "no VM run")
+    vm_ran = bool(data) or bool(notes)
+    png = None
+
+    def med(s, wl, m):
+        x = st.get((s, wl, m))
+        return x["median"] if x else None
+
+    def scale(wl, m, v):
+        if v is None:
+            return None
+        return v / 1e6 if m == "bps" else v
+
+    def ratio(a, b):
+        return f"{a / b:.2f}x" if a is not None and b not in (None, 0) else "n/a"
+
+    L = []
+    L.append("# rfw performance")
+    L.append("")
+    L.append("Generated by `bench/report.py` from one run of the benchmark (issue 7). Reproduce with:")
+    L.append("")
+    L.append("```sh")
+    L.append(host.get("command", "bench/run.sh"))
+    L.append("```")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    L.append(f"| date | {host.get('date', '?')} |")
+    L.append(f"| commit | {host.get('commit', '?')} |")
+    L.append(f"| machine | {host.get('host', '?')} |")
+    if vm_ran:
+        L.append(f"| **execution** | **{accel_txt}** |")
+        L.append(f"| guest kernel | {meta.get('kernel', '?')}, {host.get('kernel', 'perf')}: no lockdep/KASAN/debug objects (`bench/config.perf`) |")
+        L.append(f"| guest | {meta.get('cpus', '?')} vCPUs, {int(num(meta.get('mem_kb')) or 0) // 1024} MiB |")
+        L.append(f"| settings | {meta.get('settings', host.get('settings', '?'))} |")
+        L.append(f"| rounds | {len(rounds)} measured (ABAB... over the set-ups, warm-up excluded) |")
+        L.append(f"| run | {meta.get('started', '?')} to {meta.get('finished', 'unfinished')} |")
+    if host.get("vm_exit"):
+        L.append(f"| VM exit | {host['vm_exit']} (partial results) |")
+    L.append("")
+    if vm_ran and accel == "tcg":
+        L.append("Everything in the VM is emulated by QEMU's TCG on this machine (no working KVM): absolute")
+        L.append("rates are one to two orders of magnitude below real hardware. Compare set-ups by their ratios;")
+        L.append("all set-ups ran in the same boot, interleaved round by round, so drift hits them alike.")
+        L.append("")
+
+    if vm_ran:
+        L.append("## Set-ups")
+        L.append("")
+        L.append("Topology: sender namespace `snd` (s0) -- veth -- router `rtr` (r0, r1) -- veth -- sink `snk` (k0).")
+        L.append("Traffic is generated by pktgen in `snd` (`flag !SHARED`, 60-byte frames + FCS = 64 B) and counted")
+        L.append("by the sink's own UDP counters (`/proc/net/snmp` InDatagrams+NoPorts+InErrors); B0 drops")
+        L.append("everything, so it is counted at the router's r0 rx. TCP: iperf3's receiver figure.")
+        L.append("")
+        L.append("| set-up | what |")
+        L.append("|---|---|")
+        for s in SETUPS + ["P1r1000"]:
+            L.append(f"| {s} | {SETUP_DOC[s]} |")
+        L.append("")
+
+        L.append(f"## Results ({accel_txt})")
+        L.append("")
+        L.append("Median over the measured rounds; spread = min-max (IQR where there are 4 or more rounds);")
+        L.append("ratios are of medians.")
+        L.append("")
+        L.append("| workload | set-up | median | spread (min-max) | IQR | n | / B1 | / P1 |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for wl, m, title, unit in WORKLOADS:
+            b1 = scale(wl, m, med("B1", wl, m))
+            p1 = scale(wl, m, med("P1", wl, m))
+            for s in SETUPS:
+                x = st.get((s, wl, m))
+                if x is None:
+                    why = notes.get((s, wl))
+                    if s in ("B0", "B1", "R0", "R") and m == "ct_new_per_s":
+                        continue  # no connection table
+                    if why is None and (s, wl, m) not in extra:
+                        if s != "R":
+                            continue
+                        why = "not run"
+                    if why is None:
+                        why = "; ".join(sorted(set(extra[(s, wl, m)])))
+                    if len(why) > 100:
+                        why = why[:100] + "... (see raw.csv)"
+                    L.append(f"| {title} ({unit}) | {s} | n/a | {why} | | | | |")
+                    continue
+                md = scale(wl, m, x["median"])
+                iqr = x["iqr"]
+                iqr_s = f"{fmt(scale(wl, m, iqr[0]), unit)}-{fmt(scale(wl, m, iqr[1]), unit)}" if iqr else ""
+                L.append(
+                    f"| {title} ({unit}) | {s} | {fmt(md, unit)} | "
+                    f"{fmt(scale(wl, m, x['min']), unit)}-{fmt(scale(wl, m, x['max']), unit)} | {iqr_s} | {x['n']} | "
+                    f"{ratio(md, b1) if m != 'ct_new_per_s' else ''} | {ratio(md, p1)} |"
+                )
+        L.append("")
+
+        # rule evaluation
+        L.append("## Rule evaluation (P1, established UDP, 1000 flows)")
+        L.append("")
+        r0 = st.get(("P1", "udp1k", "pps"))
+        r1k = st.get(("P1r1000", "udp1k", "pps"))
+        L.append("| rules ahead of the stateful accept | median packets/s | spread | n | / 0 rules |")
+        L.append("|---|---:|---:|---:|---:|")
+        for label, x in (("0", r0), ("1000 non-matching (`udp dport N drop`)", r1k)):
+            if x:
+                L.append(f"| {label} | {fmt(x['median'])} | {fmt(x['min'])}-{fmt(x['max'])} | {x['n']} | {ratio(x['median'], r0['median'] if r0 else None)} |")
+            else:
+                L.append(f"| {label} | n/a | | | |")
+        if r0 and r1k and r0["median"] and r1k["median"]:
+            extra_ns = (1 / r1k["median"] - 1 / r0["median"]) * 1e9 / 1000
+            L.append("")
+            L.append(f"Added time per packet per rule, from the medians: {extra_ns:.1f} ns ({accel_txt}).")
+        L.append("")
+        L.append("R with 0 and 1000 rules: not available (rfw has no in-kernel rule evaluation yet).")
+        L.append("")
+
+        # memory
+        L.append("## Bytes per tracked connection")
+        L.append("")
+        me = {m: st.get(("P1", "mem", m)) for m in
+              ("entries", "ct_slab_bytes_per_conn", "all_slab_bytes_per_conn", "hash_bytes_per_conn",
+               "nf_conntrack_objsize", "hash_buckets")}
+        L.append("P1 with the table filled by new UDP connections (random source address and port) up to the")
+        L.append("target, slab deltas over the fill: `/proc/slabinfo` (the `nf_conntrack` cache: slabs x pages) and")
+        L.append("`/proc/meminfo` Slab (everything, including the conntrack extensions' kmalloc). Hash table:")
+        L.append("buckets x 8 bytes over the entries.")
+        L.append("")
+        L.append("| set-up | entries | nf_conntrack object | nf_conntrack slab / conn | all slab / conn | hash table / conn | n |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        if me["ct_slab_bytes_per_conn"]:
+            L.append(
+                f"| P1 | {fmt(me['entries']['median'])} | {fmt(me['nf_conntrack_objsize']['median'])} B | "
+                f"{me['ct_slab_bytes_per_conn']['median']:.0f} B | {me['all_slab_bytes_per_conn']['median']:.0f} B "
+                f"({me['all_slab_bytes_per_conn']['min']:.0f}-{me['all_slab_bytes_per_conn']['max']:.0f}) | "
+                f"{me['hash_bytes_per_conn']['median']:.1f} B ({fmt(me['hash_buckets']['median'])} buckets) | "
+                f"{me['ct_slab_bytes_per_conn']['n']} |"
+            )
+        else:
+            L.append("| P1 | n/a | | | | | |")
+        L.append("| R | n/a | not available: rfw has no in-kernel connection table yet | | | | |")
+        L.append("")
+
+        # targets
+        L.append("## Targets of issue 7 (shown, not asserted)")
+        L.append("")
+        L.append("| target | R | for reference today |")
+        L.append("|---|---|---|")
+        def rr(a, b):
+            return ratio(med(a[0], a[1], a[2]), med(b[0], b[1], b[2]))
+        L.append(
+            f"| established forwarding >= 1.25x P1 | n/a (no R yet) | udp1k: P1/B1 {rr(('P1','udp1k','pps'), ('B1','udp1k','pps'))}, "
+            f"P2/P1 {rr(('P2','udp1k','pps'), ('P1','udp1k','pps'))}; udp64k: P1/B1 {rr(('P1','udp64k','pps'), ('B1','udp64k','pps'))} |")
+        L.append(
+            f"| established forwarding within 15 % of B1 | n/a (no R yet) | R0 (hooks only)/B1: udp1k {rr(('R0','udp1k','pps'), ('B1','udp1k','pps'))}, "
+            f"udp64k {rr(('R0','udp64k','pps'), ('B1','udp64k','pps'))} |")
+        L.append(
+            f"| new connections/s >= 1.5x P1 | n/a (no R yet) | P1/B1 {rr(('P1','newconn','pps'), ('B1','newconn','pps'))}, "
+            f"R0/B1 {rr(('R0','newconn','pps'), ('B1','newconn','pps'))} |")
+        ct = me["all_slab_bytes_per_conn"]
+        L.append(f"| bytes per connection <= 0.5x P1 | n/a (no R yet) | P1: {ct['median']:.0f} B/conn (all slab) |" if ct else
+                 "| bytes per connection <= 0.5x P1 | n/a (no R yet) | P1: n/a |")
+        L.append("")
+        png = plot(results, st, accel_txt)
+        if png:
+            L.append("## Packets per second against flow count")
+            L.append("")
+            L.append("![pps against flow count](perf-pps-vs-flows.png)")
+            L.append("")
+
+        # witnesses
+        L.append("## Witnesses")
+        L.append("")
+        L.append("Other counters of the same measurements (medians), to check the main figures against:")
+        L.append("")
+        L.append("| workload | set-up | sink UDP pps | sink k0 rx pps | router r0 rx pps | conntrack entries after |")
+        L.append("|---|---|---:|---:|---:|---:|")
+        for wl in ("udp1k", "udp64k", "newconn"):
+            for s in SETUPS + ["P1r1000"]:
+                if not st.get((s, wl, "sink_udp_pps")):
+                    continue
+                ce = med(s, wl, "ct_entries")
+                L.append(f"| {wl} | {s} | {fmt(med(s, wl, 'sink_udp_pps'))} | {fmt(med(s, wl, 'sink_dev_pps'))} | "
+                         f"{fmt(med(s, wl, 'router_rx_pps'))} | {fmt(ce) if ce is not None else ''} |")
+        mods = {s: "; ".join(sorted(set(extra.get((s, "-", "nf_modules"), [])))) for s in SETUPS + ["P1r1000"]}
+        L.append("")
+        L.append("Netfilter-related modules loaded during each set-up (`lsmod`): " +
+                 ", ".join(f"{s}: `{m.strip() or 'none'}`" for s, m in mods.items() if (s, "-", "nf_modules") in extra) + ".")
+        L.append("")
+
+    # microbenchmarks
+    rows = micro(results)
+    L.append("## Host microbenchmarks of the engine crates (criterion)")
+    L.append("")
+    if rows:
+        L.append("`cargo bench -p conntrack` and `cargo bench -p nat` on the host (not emulated), same run.")
+        L.append("Median time per iteration with criterion's 95 % confidence interval.")
+        L.append("")
+        L.append("| group | benchmark | median | 95 % CI | per element |")
+        L.append("|---|---|---:|---:|---:|")
+        for g, fn, val, m, lo, hi, el in rows:
+            name = fn + (f" / {val}" if val else "")
+            per = f"{m / el:.1f} ns" if el and el > 1 else ""
+            L.append(f"| {g} | {name} | {m:,.1f} ns | {lo:,.1f}-{hi:,.1f} | {per} |")
+    else:
+        L.append("Not run in this run (`--no-micro`) or no criterion results found.")
+    L.append("")
+    L.append("## Not measured")
+    L.append("")
+    L.append("- R (rfw with masquerade and stateful accept): rfw has no in-kernel connection tracking or NAT")
+    L.append("  yet; `setup_R` in `bench/guest-bench.sh` is where it plugs in. R0 is only the cost of rfw's")
+    L.append("  hooks and counters.")
+    L.append("- B0 as an nft `netdev` ingress or tc drop: the test kernel has neither `NF_TABLES_NETDEV` nor")
+    L.append("  `NET_CLS_ACT`; B0 drops at the router's first routing decision instead (no netfilter).")
+    L.append("")
+
+    text = "\n".join(L)
+    with open(os.path.join(results, "PERFORMANCE.md"), "w") as f:
+        f.write(text)
+    print(text)
+    if docs:
+        shutil.copy(os.path.join(results, "PERFORMANCE.md"), os.path.join(docs, "PERFORMANCE.md"))
+        if png:
+            shutil.copy(png, os.path.join(docs, "perf-pps-vs-flows.png"))
+        print(f"bench: wrote {docs}/PERFORMANCE.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1104,7 +1104,7 @@ fn check_nat_range(
         if p.lo == 0 {
             return Err(ErrorKind::BadRange);
         }
-        if !positive_proto(m).is_some_and(proto::has_ports) {
+        if !positive_proto(m).is_some_and(proto::nat_rewrites_ports) {
             return Err(ErrorKind::NeedsProtocol("a NAT port range"));
         }
     }

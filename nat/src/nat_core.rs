@@ -157,7 +157,7 @@ fn l4_in_range(t: &Tuple, manip: ManipType, r: &PortRange) -> bool {
     if is_icmp(t) {
         return r.contains(t.src_port);
     }
-    if proto::has_ports(t.proto) {
+    if proto::nat_rewrites_ports(t.proto) {
         let p = match manip {
             ManipType::Src => t.src_port,
             ManipType::Dst => t.dst_port,
@@ -265,7 +265,7 @@ fn unique_l4<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
             Some(p) => (u32::from(p.lo), p.size()),
             None => (0, 65536),
         }
-    } else if proto::has_ports(t.proto) {
+    } else if proto::nat_rewrites_ports(t.proto) {
         match &range.ports {
             Some(p) => (u32::from(p.lo), p.size()),
             None => {

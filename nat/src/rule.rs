@@ -64,6 +64,14 @@ pub mod proto {
     pub const fn has_ports(p: u8) -> bool {
         matches!(p, TCP | UDP | UDPLITE | SCTP | DCCP)
     }
+
+    /// Does NAT rewrite this protocol's ports? Not SCTP's: its CRC32c
+    /// covers the ports (but, unlike the others' checksums, no addresses),
+    /// and rfw does not recompute CRC32c. So SCTP gets address translation
+    /// only, and a NAT port range for it is refused at validation.
+    pub const fn nat_rewrites_ports(p: u8) -> bool {
+        matches!(p, TCP | UDP | UDPLITE | DCCP)
+    }
 }
 
 /// A netfilter hook (`enum nf_inet_hooks`), which is also a built-in chain.

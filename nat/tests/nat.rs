@@ -683,3 +683,36 @@ fn nat_request_fills_in_masquerade_and_redirect() {
         Ok(Some((ManipType::Dst, s)))
     );
 }
+
+#[test]
+fn sctp_gets_address_translation_only() {
+    // Source NAT of two SCTP associations from different clients but the
+    // same port, onto one address: the port cannot be changed (CRC32c), so
+    // the second is refused rather than given a port the packet never gets.
+    let mut table = Table::default();
+    let mut rng = Rng(7);
+    let range = NatRange {
+        addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+        ports: None,
+        flags: NatFlags(0),
+    };
+    let first = setup(
+        &mut table,
+        &mut rng,
+        t("10.0.0.1", 5000, "93.184.216.34", 80, 132),
+        &range,
+        ManipType::Src,
+    )
+    .expect("the first association is mapped");
+    let new = first.target(Direction::Original).unwrap();
+    assert_eq!(&new.src[..4], &[198, 51, 100, 1], "address translated");
+    assert_eq!(new.src_port, 5000, "SCTP ports are never rewritten");
+    let second = setup(
+        &mut table,
+        &mut rng,
+        t("10.0.0.2", 5000, "93.184.216.34", 80, 132),
+        &range,
+        ManipType::Src,
+    );
+    assert_eq!(second.unwrap_err(), NatError::NoFreeTuple);
+}

@@ -254,6 +254,9 @@ run_workload() { # ROUND SETUP WORKLOAD
 		measure_pps "$round" "$setup" "$wl" "${FLOW[@]}"
 		[ "$setup" != B0 ] && [ "$setup" != B1 ] && [ "$setup" != R0 ] &&
 			rec "$round" "$setup" "$wl" ct_entries "$(ct_count)" entries
+		# witness that P2's flows really went through the flowtable
+		[ "$setup" = P2 ] && rec "$round" "$setup" "$wl" ct_offloaded \
+			"$(ip netns exec rtr conntrack -L 2>/dev/null | grep -c OFFLOAD)" entries
 		;;
 	newconn)
 		measure_pps "$round" "$setup" "$wl" "${NEWCONN[@]}"

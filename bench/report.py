@@ -73,7 +73,7 @@ def fmt(v, unit=""):
         return "n/a"
     if unit == "Mbit/s":
         return f"{v:,.0f}"
-    if abs(v) >= 100:
+    if abs(v) >= 100 or float(v).is_integer():
         return f"{v:,.0f}"
     return f"{v:.2f}"
 
@@ -151,6 +151,7 @@ def plot(results, st, accel):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
@@ -172,7 +173,9 @@ def plot(results, st, accel):
         plt.close(fig)
         return None
     ax.set_xscale("log")
+    ax.set_xlim(500, 130000)
     ax.set_xticks(list(FLOWS.values()))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticklabels([f"{n:,}" for n in FLOWS.values()])
     ax.set_xlabel("established UDP flows (64-byte packets)")
     ax.set_ylabel("packets/s at the sink (median, min-max bars)")
@@ -375,15 +378,16 @@ def main():
         L.append("")
         L.append("Other counters of the same measurements (medians), to check the main figures against:")
         L.append("")
-        L.append("| workload | set-up | sink UDP pps | sink k0 rx pps | router r0 rx pps | conntrack entries after |")
-        L.append("|---|---|---:|---:|---:|---:|")
+        L.append("| workload | set-up | sink UDP pps | sink k0 rx pps | router r0 rx pps | conntrack entries after | of which offloaded |")
+        L.append("|---|---|---:|---:|---:|---:|---:|")
         for wl in ("udp1k", "udp64k", "newconn"):
             for s in SETUPS + ["P1r1000"]:
                 if not st.get((s, wl, "sink_udp_pps")):
                     continue
                 ce = med(s, wl, "ct_entries")
                 L.append(f"| {wl} | {s} | {fmt(med(s, wl, 'sink_udp_pps'))} | {fmt(med(s, wl, 'sink_dev_pps'))} | "
-                         f"{fmt(med(s, wl, 'router_rx_pps'))} | {fmt(ce) if ce is not None else ''} |")
+                         f"{fmt(med(s, wl, 'router_rx_pps'))} | {fmt(ce) if ce is not None else ''} | "
+                         f"{fmt(med(s, wl, 'ct_offloaded')) if med(s, wl, 'ct_offloaded') is not None else ''} |")
         mods = {s: "; ".join(sorted(set(extra.get((s, "-", "nf_modules"), [])))) for s in SETUPS + ["P1r1000"]}
         L.append("")
         L.append("Netfilter-related modules loaded during each set-up (`lsmod`): " +

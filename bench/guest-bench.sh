@@ -85,13 +85,15 @@ nf_defrag_ipv4 nf_tables nfnetlink"
 nf_loaded() { lsmod | awk 'NR > 1 && $1 ~ /^(nf_|nft_|nfnetlink|x_tables|ip_tables|ip6_tables|iptable_|rfw)/ { printf "%s ", $1 }'; }
 
 unload_nf() {
-	local i m
+	local i m loaded
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		for m in $NF_MODS; do
-			lsmod | grep -q "^$m " && rmmod "$m" 2>/dev/null
+		loaded=" $(nf_loaded)"
+		[ "$loaded" = " " ] && return 0
+		for m in $NF_MODS rfw; do
+			case "$loaded" in *" $m "*) rmmod "$m" 2>/dev/null ;; esac
 		done
 		[ -z "$(nf_loaded)" ] && return 0
-		sleep 0.5
+		sleep 0.3
 	done
 	return 1
 }

@@ -152,6 +152,15 @@ sample() {
 	awk -v a="$a" -v b="$b" -v v="$v" 'BEGIN { printf "%.6f %s\n", (a + b) / 2, v }'
 }
 ct_count() { ip netns exec rtr cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0; }
+# ct_sample: "TIME COUNT" from a shell that lives in rtr (no process start
+# between the clock and the counter; /proc/sys is the reader's namespace's).
+ct_sample() { # sets CT_T and CT_C
+	if [ -z "${CTQ[1]:-}" ]; then
+		coproc CTQ { ip netns exec rtr bash -c 'while read -r _; do c=0; read -r c </proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null; echo "$EPOCHREALTIME $c"; done'; }
+	fi
+	echo >&"${CTQ[1]}"
+	read -r CT_T CT_C <&"${CTQ[0]}"
+}
 
 # ---- pktgen ----------------------------------------------------------------
 # pg_config NS DEV COUNT SETTINGS... : configures pktgen's thread 0 of NS
@@ -210,11 +219,12 @@ measure_pps() {
 	pg_start snd 2>>"$log" &
 	pid=$!
 	sleep "$RAMP"
+	local ct0=0 ct1=0
 	read -r t0 k0 d0 r0 < <(sample)
-	[ "$wl" = newconn ] && c0=$(ct_count)
+	[ "$wl" = newconn ] && { ct_sample; ct0=$CT_T c0=$CT_C; }
 	sleep "$DUR"
 	read -r t1 k1 d1 r1 < <(sample)
-	[ "$wl" = newconn ] && c1=$(ct_count)
+	[ "$wl" = newconn ] && { ct_sample; ct1=$CT_T c1=$CT_C; }
 	pg_stop snd
 	wait "$pid"
 	s1=$(pg_sent snd s0); s1=${s1:-error}
@@ -233,7 +243,8 @@ measure_pps() {
 	rec "$round" "$setup" "$wl" sink_dev_pps "$(rate "$d0" "$d1")" pps
 	rec "$round" "$setup" "$wl" router_rx_pps "$router" pps
 	rec "$round" "$setup" "$wl" sender_pkts "$s1" packets
-	[ "$wl" = newconn ] && [ "$c1" != 0 ] && rec "$round" "$setup" "$wl" ct_new_per_s "$(rate "$c0" "$c1")" conn/s
+	[ "$wl" = newconn ] && [ "$c1" != 0 ] && rec "$round" "$setup" "$wl" ct_new_per_s \
+		"$(awk -v x="$c0" -v y="$c1" -v a="$ct0" -v b="$ct1" 'BEGIN { printf "%.0f", (y - x) / (b - a) }')" conn/s
 	say "  $setup $wl: sink $sink pps, router rx $router pps"
 }
 

@@ -405,7 +405,7 @@ def main():
         L.append("| group | benchmark | median | 95 % CI | per element |")
         L.append("|---|---|---:|---:|---:|")
         for g, fn, val, m, lo, hi, el in rows:
-            name = fn + (f" / {val}" if val else "")
+            name = " / ".join(x for x in (fn, val) if x)
             per = f"{m / el:.1f} ns" if el and el > 1 else ""
             L.append(f"| {g} | {name} | {m:,.1f} ns | {lo:,.1f}-{hi:,.1f} | {per} |")
     else:

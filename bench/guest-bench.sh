@@ -192,8 +192,11 @@ flow_args() { # NFLOWS: sets FLOW, pktgen settings of the snd->snk flows (sequen
 		"udp_dst_min $UDP_DPORT" "udp_dst_max $UDP_DPORT"
 		"udp_src_min $FLOW_PORT_MIN" "udp_src_max $((FLOW_PORT_MIN + $1))")
 }
+# A new tuple per packet. The destination port varies too: masquerade maps
+# every connection to one address, and towards one destination address and
+# port it has only 64512 source ports to give out (the table would stop there).
 NEWCONN=("dst $K_IP" "dst_mac $R0_MAC" "src_min 10.1.0.1" "src_max 10.1.255.254" "flag IPSRC_RND"
-	"udp_dst_min $UDP_DPORT" "udp_dst_max $UDP_DPORT" "udp_src_min 1024" "udp_src_max 65535" "flag UDPSRC_RND")
+	"udp_dst_min 10000" "udp_dst_max 60000" "flag UDPDST_RND" "udp_src_min 1024" "udp_src_max 65535" "flag UDPSRC_RND")
 
 # Pre-warm: one packet per flow forward, then one reply per flow from the
 # sink to the address the flow has on the sink's side (REPLY_DST: the

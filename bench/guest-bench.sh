@@ -351,6 +351,8 @@ teardown() { # SETUP ROUND
 	case "$1" in
 	B0) ip -n rtr route del blackhole $K_IP/32 ;;
 	P1|P2|P1r1000)
+		# conntrack's own drop/insert_failed/early_drop counters, per CPU
+		ip netns exec rtr conntrack -S >"$out/files/conntrack-S-$1-r$2.txt" 2>&1
 		ip netns exec rtr nft flush ruleset
 		ip netns exec rtr conntrack -F >/dev/null 2>&1
 		;;

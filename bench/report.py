@@ -273,7 +273,7 @@ def main():
         L.append("  for RAMP + DUR seconds, the sink's counters read at both ends of the DUR window.")
         L.append("  Flows differ by source port (1024 up). Witnesses below: conntrack entries after the")
         L.append("  measurement (= flows) and, for P2, how many of them were offloaded to the flowtable.")
-        L.append("- New connections: random source address in 10.1.0.0/16 and random source port per packet;")
+        L.append("- New connections: random source address in 10.1.0.0/16, random source and destination port;")
         L.append("  packets/s at the sink, and new conntrack entries/s (`nf_conntrack_count` with its own clock).")
         L.append("- P1/P2: nf_conntrack `hashsize=131072`, `nf_conntrack_max=524288`, UDP timeouts 300 s.")
         L.append("- TCP: one iperf3 stream, snd to snk, DUR seconds after RAMP seconds omitted.")

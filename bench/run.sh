@@ -36,6 +36,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ -z "$docs" ] && { [ "$quick" = 1 ] && docs=0 || docs=1; }
+# settings given in the environment, for the report's command line
+env_given=""
+for v in BENCH_WARMUP BENCH_ROUNDS BENCH_DUR BENCH_RAMP BENCH_MEM_ENTRIES BENCH_MEM_REPEATS BENCH_SETUPS BENCH_WORKLOADS; do
+	[ -n "${!v:-}" ] && env_given+="$v=$(printf '%q' "${!v}") "
+done
 log() { printf 'bench: %s\n' "$*" >&2; }
 
 if [ "$quick" = 1 ]; then
@@ -48,7 +53,7 @@ fi
 : "${BENCH_SETUPS:=B0 B1 P1 P2 R0 P1r1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
 
 # The exact command, for the report.
-cmd="bench/run.sh"
+cmd="${env_given}bench/run.sh"
 [ "$quick" = 1 ] && cmd+=" --quick"
 [ "$micro" = 0 ] && cmd+=" --no-micro"
 [ "$vm" = 0 ] && cmd+=" --no-vm"

@@ -5,7 +5,7 @@
 # bench/report.py writes the report.
 #
 #   bench/run.sh            full run: warm-up + 5 rounds, writes docs/PERFORMANCE.md
-#                           and docs/perf-pps-vs-flows.png (about 25 min under TCG)
+#                           and docs/perf-pps-vs-flows.png (about 30 min under TCG)
 #   bench/run.sh --quick    the harness end to end in a few minutes: 1 warm-up +
 #                           1 round of 1 s measurements; report in target/bench/.../
 #   options: --no-micro (skip cargo bench), --no-vm (microbenchmarks only),
@@ -13,7 +13,7 @@
 #            of an earlier run's results directory)
 #
 # Environment (defaults of the full run): BENCH_WARMUP=1 BENCH_ROUNDS=5
-# BENCH_DUR=4 (seconds per measurement) BENCH_RAMP=1 BENCH_MEM_ENTRIES=100000
+# BENCH_DUR=2 (seconds per measurement) BENCH_RAMP=1 BENCH_MEM_ENTRIES=100000
 # BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 P2 R0 P1r1000"
 # BENCH_WORKLOADS="udp1k udp64k tcp newconn"; and selftests/run.sh's
 # RFW_ACCEL, RFW_CPUS, RFW_MEM. Results: target/bench/DATE/.
@@ -47,7 +47,7 @@ if [ "$quick" = 1 ]; then
 	: "${BENCH_WARMUP:=1}" "${BENCH_ROUNDS:=1}" "${BENCH_DUR:=1}" "${BENCH_RAMP:=1}"
 	: "${BENCH_MEM_ENTRIES:=20000}" "${BENCH_MEM_REPEATS:=1}"
 else
-	: "${BENCH_WARMUP:=1}" "${BENCH_ROUNDS:=5}" "${BENCH_DUR:=4}" "${BENCH_RAMP:=1}"
+	: "${BENCH_WARMUP:=1}" "${BENCH_ROUNDS:=5}" "${BENCH_DUR:=2}" "${BENCH_RAMP:=1}"
 	: "${BENCH_MEM_ENTRIES:=100000}" "${BENCH_MEM_REPEATS:=2}"
 fi
 : "${BENCH_SETUPS:=B0 B1 P1 P2 R0 P1r1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"

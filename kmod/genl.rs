@@ -24,8 +24,8 @@ const N_OPS: usize = 1;
 const N_POLICY: usize = attr::MAX as usize + 1;
 
 static FAMILY: KernelStatic<bindings::genl_family> =
-    // SAFETY: `genl_family` is a C struct of integers, a char array,
-    // pointers and optional function pointers; zero is valid for all.
+    // `genl_family` holds integers, a char array and (function) pointers.
+    // SAFETY: zero is a valid value for every field.
     KernelStatic::new(unsafe { core::mem::zeroed() });
 static OPS: KernelStatic<[bindings::genl_small_ops; N_OPS]> =
     // SAFETY: as above, for `genl_small_ops`.
@@ -44,8 +44,8 @@ impl Registration {
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
         let fam = FAMILY.get();
         let ops = OPS.get();
-        // SAFETY: module init runs once and the family is not registered
-        // yet, so nothing else reads these statics (`KernelStatic` invariant).
+        // Module init runs once and the family is not registered yet.
+        // SAFETY: nothing else reads these statics now (`KernelStatic` invariant).
         unsafe {
             (*ops)[0].cmd = Cmd::StatsGet as u8;
             (*ops)[0].flags = bindings::GENL_UNS_ADMIN_PERM as u8;
@@ -72,8 +72,8 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        // SAFETY: registered in `new`. This waits for running handlers
-        // (they hold the family's cb_lock for reading).
+        // This waits for running handlers (they hold the family's cb_lock).
+        // SAFETY: the family was registered in `new`.
         unsafe { bindings::genl_unregister_family(FAMILY.get()) };
     }
 }
@@ -97,8 +97,8 @@ unsafe extern "C" fn stats_get(
 ) -> c_int {
     // SAFETY: genetlink passes the request's valid `info` for the call.
     let net = unsafe { bindings::rfw_genl_info_net(info) };
-    // SAFETY: a command runs in the live namespace of its socket while the
-    // family, hence the pernet operations, are registered (`pernet::get`).
+    // A command runs in the live namespace of its socket, while the family,
+    // SAFETY: hence the pernet operations, are registered (`pernet::get`).
     let totals = unsafe { pernet::get(net) }.counters.sum();
     // SAFETY: `info` is this doit's request and FAMILY the registered family.
     let reply = unsafe { Reply::new(info, FAMILY.get(), Cmd::StatsGet as u8) };

@@ -22,8 +22,8 @@ pub(crate) const COUNT: usize = 2 * hook::COUNT;
 const PRIORITY: c_int = -200;
 
 static TABLE: KernelStatic<[bindings::nf_hook_ops; COUNT]> =
-    // SAFETY: `nf_hook_ops` is a C struct of pointers, integers and an
-    // optional function pointer; zero is valid for all.
+    // `nf_hook_ops` holds pointers, integers and an optional function pointer.
+    // SAFETY: zero is a valid value for every field.
     KernelStatic::new(unsafe { core::mem::zeroed() });
 
 /// Fills the table. Called once, from module init, before the first
@@ -32,8 +32,8 @@ pub(crate) fn init_table() {
     let families = [nfproto::IPV4, nfproto::IPV6];
     for (i, pf) in families.iter().enumerate() {
         for h in 0..hook::COUNT {
-            // SAFETY: module init runs once, before any registration of the
-            // table (`KernelStatic` invariant); the index is in bounds.
+            // Module init runs once, before any registration of the table.
+            // SAFETY: nothing else reads it now (`KernelStatic`); index in bounds.
             let ops = unsafe { &mut (*TABLE.get())[i * hook::COUNT + h] };
             ops.hook = Some(rfw_hook);
             ops.pf = *pf;
@@ -66,11 +66,10 @@ unsafe extern "C" fn rfw_hook(
     skb: *mut bindings::sk_buff,
     state: *const bindings::nf_hook_state,
 ) -> c_uint {
-    // SAFETY: netfilter calls a hook with a valid skb and state that outlive
-    // the call, under rcu_read_lock.
+    // SAFETY: netfilter passes a valid skb and state that outlive the call.
     let (skb, state) = unsafe { (&*skb, &*state) };
-    // SAFETY: this hook is registered in `state.net` only between its
-    // `init` and `pre_exit`, so its `RfwNet` is live (see `pernet::get`).
+    // This hook is registered in `state.net` only between `init` and `pre_exit`.
+    // SAFETY: so its `RfwNet` is live (see `pernet::get`).
     let rn = unsafe { pernet::get(state.net) };
     rn.counters.add(
         family_index(state.pf),

@@ -102,9 +102,8 @@ impl Reply {
     /// Finishes the message and unicasts it to the requester.
     pub(crate) fn send(self) -> Result {
         let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: the skb is ours with its header at `hdr`; `genlmsg_reply`
-        // takes ownership of the skb whatever it returns, so it is not freed
-        // here (ManuallyDrop).
+        // `genlmsg_reply` takes the skb whatever it returns: not freed here.
+        // SAFETY: the skb is ours, with its header at `hdr` (type invariant).
         let ret = unsafe {
             bindings::rfw_genlmsg_end(this.skb.as_ptr(), this.hdr);
             bindings::rfw_genlmsg_reply(this.skb.as_ptr(), this.info)

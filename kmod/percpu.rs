@@ -97,8 +97,8 @@ impl HookCounters {
             self.field(family, hook, false),
             self.field(family, hook, true),
         ) {
-            // SAFETY: `p` and `b` are per-CPU addresses inside the live block
-            // (type invariant and the bounds check in `field`).
+            // Both are per-CPU addresses inside the live block (invariant, `field`).
+            // SAFETY: `this_cpu_add` on them touches only this CPU's copy.
             unsafe {
                 bindings::rfw_this_cpu_add_u64(p, 1);
                 bindings::rfw_this_cpu_add_u64(b, len);
@@ -115,13 +115,12 @@ impl HookCounters {
         let mut cpu = unsafe { bindings::rfw_next_possible_cpu(-1) };
         while cpu >= 0 && cpu < nr {
             // SAFETY: `cpu` is a possible CPU and the block is live.
-            let blk =
-                unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) }.cast::<Block>();
+            let p = unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) };
+            let blk = p.cast::<Block>();
             for (f, fam) in t.iter_mut().enumerate() {
                 for (h, c) in fam.iter_mut().enumerate() {
-                    // SAFETY: `blk` is this CPU's copy of the block; the
-                    // owner CPU may be adding concurrently, and a volatile
-                    // aligned u64 load sees either the old or the new value.
+                    // The owner CPU may be adding: an aligned u64 load sees old or new.
+                    // SAFETY: `blk` is that CPU's copy of the live block.
                     let v = unsafe { core::ptr::read_volatile(&raw const (*blk).hooks[f][h]) };
                     c.packets = c.packets.wrapping_add(v.packets);
                     c.bytes = c.bytes.wrapping_add(v.bytes);
@@ -136,9 +135,9 @@ impl HookCounters {
 
 impl Drop for HookCounters {
     fn drop(&mut self) {
-        // SAFETY: the block is ours (type invariant) and nothing can reach it
-        // any more: its owner is dropped only after the hooks that used it
-        // were unregistered and a grace period passed (see pernet.rs).
+        // Its owner is dropped only after the hooks that used it were
+        // unregistered and a grace period passed (see pernet.rs).
+        // SAFETY: the block is ours (type invariant) and unreachable now.
         unsafe { bindings::free_percpu(self.block.as_ptr()) };
     }
 }

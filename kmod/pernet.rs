@@ -39,8 +39,8 @@ impl RfwNet {
 static NET_ID: KernelStatic<c_uint> = KernelStatic::new(0);
 
 static OPS: KernelStatic<bindings::pernet_operations> =
-    // SAFETY: `pernet_operations` is a C struct of pointers, integers and
-    // optional function pointers, for all of which zero is a valid value.
+    // `pernet_operations` holds pointers, integers and function pointers.
+    // SAFETY: zero is a valid value for every field.
     KernelStatic::new(unsafe { core::mem::zeroed() });
 
 /// The storage of `net`'s [`RfwNet`].
@@ -49,11 +49,11 @@ static OPS: KernelStatic<bindings::pernet_operations> =
 ///
 /// `net` must be a live namespace and rfw's pernet operations registered.
 unsafe fn slot(net: *const bindings::net) -> *mut RfwNet {
-    // SAFETY: `NET_ID` was written by the kernel at registration, before any
-    // `init` call, and is not written again while registered.
+    // The kernel wrote `NET_ID` at registration, before any `init` call.
+    // SAFETY: and does not write it again while registered.
     let id = unsafe { NET_ID.get().read() };
-    // SAFETY: the caller guarantees `net` is live and our id is registered,
-    // so this is our `size_of::<RfwNet>()` bytes in `net`'s generic area.
+    // `net` is live and our id registered (caller): this is our area.
+    // SAFETY: `rfw_net_generic` returns `size_of::<RfwNet>()` bytes of `net`.
     unsafe { bindings::rfw_net_generic(net, id) }.cast::<RfwNet>()
 }
 
@@ -81,15 +81,15 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
         Ok(s) => s,
         Err(e) => return e.to_errno(),
     };
-    // SAFETY: the kernel calls `init` for a live namespace with our id
-    // registered; the slot is zeroed memory we now initialise.
+    // The kernel calls `init` for a live namespace with our id registered.
+    // SAFETY: so the slot is zeroed memory of ours, initialised below.
     let slot = unsafe { slot(net) };
     // SAFETY: `slot` is valid for writes and holds no value yet.
     unsafe { slot.write(state) };
-    // SAFETY: `hooks::table()` is initialised (before registration) and
-    // lives as long as the module; `net` is live.
-    let ret =
-        unsafe { bindings::nf_register_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
+    let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
+    // The table is filled (before registration) and lives as long as the module.
+    // SAFETY: `table` holds `n` valid entries and `net` is live.
+    let ret = unsafe { bindings::nf_register_net_hooks(net, table, n) };
     if ret != 0 {
         // No hook is registered, so nothing else can see the state: drop it.
         // The kernel does not call `exit` for a namespace whose `init` failed.
@@ -116,9 +116,9 @@ unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
 /// Called by the namespace core only, for a `net` whose `init` succeeded,
 /// an RCU grace period after `pre_exit`.
 unsafe extern "C" fn net_exit(net: *mut bindings::net) {
-    // SAFETY: `init` succeeded for `net`; the hooks were unregistered in
-    // `pre_exit` and the core waited a grace period since, so no hook is
-    // still running; netlink commands cannot reach a dying namespace.
+    // `init` succeeded for `net`; the hooks went in `pre_exit`, a grace
+    // period ago, and netlink commands cannot reach a dying namespace.
+    // SAFETY: the slot holds our value and nothing can reach it any more.
     unsafe { core::ptr::drop_in_place(slot(net)) };
 }
 
@@ -131,8 +131,8 @@ impl Registration {
     pub(crate) fn new() -> Result<Self> {
         hooks::init_table();
         let ops = OPS.get();
-        // SAFETY: module init runs once; the operations are not registered
-        // yet, so nothing else reads them (`KernelStatic` invariant).
+        // Module init runs once; the operations are not registered yet.
+        // SAFETY: nothing else reads them now (`KernelStatic` invariant).
         unsafe {
             (*ops).init = Some(net_init);
             (*ops).pre_exit = Some(net_pre_exit);
@@ -148,8 +148,8 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        // SAFETY: registered in `new`; this runs `pre_exit`, a grace period
-        // and `exit` for every namespace before it returns.
+        // This runs `pre_exit`, a grace period and `exit` for every namespace.
+        // SAFETY: the operations were registered in `new`.
         unsafe { bindings::unregister_pernet_subsys(OPS.get()) };
     }
 }

@@ -56,6 +56,29 @@ pub enum Cmd {
     /// Request has no attributes; reply carries one [`attr::HOOK_STATS`] per
     /// (family, hook).
     StatsGet = 1,
+    /// Connections. `doit`: the request carries [`attr::CT_ORIG`] or
+    /// [`attr::CT_REPLY`] (a tuple of either direction finds the entry); the
+    /// reply is one connection message. Dump (`NLM_F_DUMP`, no attributes):
+    /// every confirmed connection of the namespace, one message each, paged
+    /// over as many `recvmsg` calls as it takes. A connection message
+    /// carries [`attr::CT_ORIG`], [`attr::CT_REPLY`], [`attr::CT_STATUS`],
+    /// [`attr::CT_TIMEOUT`], [`attr::CT_PROTO_STATE`] (TCP only),
+    /// [`attr::CT_COUNTERS_ORIG`] and [`attr::CT_COUNTERS_REPLY`].
+    CtGet = 2,
+    /// Deletes the connection one of whose tuples is given ([`attr::CT_ORIG`]
+    /// or [`attr::CT_REPLY`]); `ENOENT` when there is none.
+    CtDelete = 3,
+    /// Deletes every connection of the namespace; the reply carries
+    /// [`attr::CT_COUNT`], how many were deleted.
+    CtFlush = 4,
+    /// The namespace's table statistics: reply [`attr::CT_STATS`].
+    CtStatsGet = 5,
+    /// The namespace's tracking settings: reply [`attr::CT_CONFIG`].
+    CtConfigGet = 6,
+    /// Changes settings: request [`attr::CT_CONFIG`] with any of
+    /// [`ct_config::LIMIT`] and [`ct_config::TIMEOUT`] entries; all are
+    /// checked before any is applied. The reply is the new [`attr::CT_CONFIG`].
+    CtConfigSet = 7,
 }
 
 impl Cmd {
@@ -63,6 +86,12 @@ impl Cmd {
     pub const fn from_u8(v: u8) -> Option<Cmd> {
         match v {
             1 => Some(Cmd::StatsGet),
+            2 => Some(Cmd::CtGet),
+            3 => Some(Cmd::CtDelete),
+            4 => Some(Cmd::CtFlush),
+            5 => Some(Cmd::CtStatsGet),
+            6 => Some(Cmd::CtConfigGet),
+            7 => Some(Cmd::CtConfigSet),
             _ => None,
         }
     }
@@ -74,8 +103,189 @@ pub mod attr {
     pub const PAD: u16 = 1;
     /// Nested, repeated: one hook's counters, attributes in [`super::hook_stats`].
     pub const HOOK_STATS: u16 = 2;
+    /// Nested [`super::ct_tuple`]: the tuple of the original direction.
+    pub const CT_ORIG: u16 = 3;
+    /// Nested [`super::ct_tuple`]: the tuple of the reply direction.
+    pub const CT_REPLY: u16 = 4;
+    /// u32: status bits, numbered as the kernel's `IPS_*_BIT`
+    /// ([`super::ct_status`]).
+    pub const CT_STATUS: u16 = 5;
+    /// u32: milliseconds until the connection expires.
+    pub const CT_TIMEOUT: u16 = 6;
+    /// u8: the TCP state ([`super::tcp_state`]); TCP connections only.
+    pub const CT_PROTO_STATE: u16 = 7;
+    /// Nested [`super::ct_counters`]: packets and bytes, original direction.
+    pub const CT_COUNTERS_ORIG: u16 = 8;
+    /// Nested [`super::ct_counters`]: packets and bytes, reply direction.
+    pub const CT_COUNTERS_REPLY: u16 = 9;
+    /// Nested [`super::ct_stats`]: table statistics.
+    pub const CT_STATS: u16 = 10;
+    /// Nested [`super::ct_config`]: limit and timeouts.
+    pub const CT_CONFIG: u16 = 11;
+    /// u64: a number of connections (the reply to [`super::Cmd::CtFlush`]).
+    pub const CT_COUNT: u16 = 12;
     /// Highest top-level attribute number (`genl_family.maxattr`).
-    pub const MAX: u16 = HOOK_STATS;
+    pub const MAX: u16 = CT_COUNT;
+}
+
+/// Attributes nested in [`attr::CT_ORIG`] and [`attr::CT_REPLY`]. All five
+/// are present in a tuple the kernel sends and required in one it receives.
+pub mod ct_tuple {
+    /// u8: [`super::nfproto`] value.
+    pub const FAMILY: u16 = 1;
+    /// u8: IP protocol number.
+    pub const PROTO: u16 = 2;
+    /// Binary, 4 bytes (IPv4) or 16 bytes (IPv6): source address.
+    pub const SRC: u16 = 3;
+    /// Binary, as [`SRC`]: destination address.
+    pub const DST: u16 = 4;
+    /// u16 (host order): source port; for ICMP and ICMPv6 the identifier.
+    pub const SRC_PORT: u16 = 5;
+    /// u16 (host order): destination port; for ICMP and ICMPv6
+    /// `type << 8 | code`. Zero for protocols without ports.
+    pub const DST_PORT: u16 = 6;
+    /// Highest attribute number.
+    pub const MAX: u16 = DST_PORT;
+}
+
+/// Attributes nested in [`attr::CT_COUNTERS_ORIG`] / [`attr::CT_COUNTERS_REPLY`].
+pub mod ct_counters {
+    /// Padding for 64-bit alignment of u64 attributes.
+    pub const PAD: u16 = 1;
+    /// u64: packets.
+    pub const PACKETS: u16 = 2;
+    /// u64: bytes (IP header included).
+    pub const BYTES: u16 = 3;
+}
+
+/// Status bits in [`attr::CT_STATUS`] (the kernel's `IPS_*_BIT` numbering).
+pub mod ct_status {
+    /// A packet was seen in the reply direction.
+    pub const SEEN_REPLY: u32 = 1 << 1;
+    /// Assured: never evicted early.
+    pub const ASSURED: u32 = 1 << 2;
+    /// In the table.
+    pub const CONFIRMED: u32 = 1 << 3;
+    /// Source NAT applies.
+    pub const SRC_NAT: u32 = 1 << 4;
+    /// Destination NAT applies.
+    pub const DST_NAT: u32 = 1 << 5;
+    /// Being removed.
+    pub const DYING: u32 = 1 << 9;
+}
+
+/// TCP states in [`attr::CT_PROTO_STATE`] (the kernel's
+/// `enum tcp_conntrack` numbering).
+pub mod tcp_state {
+    /// Names as `conntrack -L` prints them, indexed by state number.
+    pub const NAMES: [&str; 10] = [
+        "NONE",
+        "SYN_SENT",
+        "SYN_RECV",
+        "ESTABLISHED",
+        "FIN_WAIT",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "TIME_WAIT",
+        "CLOSE",
+        "SYN_SENT2",
+    ];
+}
+
+/// Attributes nested in [`attr::CT_STATS`].
+pub mod ct_stats {
+    /// Padding for 64-bit alignment of u64 attributes.
+    pub const PAD: u16 = 1;
+    /// u64: entries of the namespace (confirmed and not yet confirmed).
+    pub const COUNT: u16 = 2;
+    /// u64: the namespace's entry limit.
+    pub const LIMIT: u16 = 3;
+    /// u64: entries created by a packet that has not left its last hook yet.
+    pub const UNCONFIRMED: u16 = 4;
+    /// u64: hash buckets (shared by all namespaces).
+    pub const BUCKETS: u16 = 5;
+    /// u64: packets that found their connection.
+    pub const FOUND: u16 = 6;
+    /// u64: connections created.
+    pub const NEW: u16 = 7;
+    /// u64: packets classified INVALID (all reasons).
+    pub const INVALID: u16 = 8;
+    /// u64: packets accepted but ignored by the TCP window tracking.
+    pub const IGNORED: u16 = 9;
+    /// u64: entries evicted to make room for a new one.
+    pub const EARLY_DROP: u16 = 10;
+    /// u64: packets dropped because the table was full.
+    pub const DROP: u16 = 11;
+    /// u64: inserts that lost a race for the same tuple.
+    pub const INSERT_FAILED: u16 = 12;
+    /// u64: inserts refused because a hash chain was too long.
+    pub const CHAIN_TOO_LONG: u16 = 13;
+    /// u64: entries removed because they expired.
+    pub const EXPIRED: u16 = 14;
+    /// u64: entries removed by a command, a flush or the tracker (RST).
+    pub const DELETED: u16 = 15;
+    /// u64: entries whose first packet never left its last hook (dropped or
+    /// stolen after rfw saw it), removed by the garbage collector.
+    pub const UNCONFIRMED_REAPED: u16 = 16;
+    /// Nested, repeated: one INVALID reason, attributes in [`super::ct_reason`].
+    pub const INVALID_REASON: u16 = 17;
+    /// Nested, repeated: one kind of malformed packet, in [`super::ct_reason`].
+    pub const MALFORMED_REASON: u16 = 18;
+    /// u64: packets whose hash lookup walked a chain longer than the
+    /// insert bound (a sign of hash flooding).
+    pub const LONG_CHAIN_LOOKUPS: u16 = 19;
+}
+
+/// Attributes nested in [`ct_stats::INVALID_REASON`] / [`ct_stats::MALFORMED_REASON`].
+pub mod ct_reason {
+    /// Padding for 64-bit alignment of u64 attributes.
+    pub const PAD: u16 = 1;
+    /// NUL-terminated string: the reason's stable snake_case name.
+    pub const NAME: u16 = 2;
+    /// u64: packets.
+    pub const COUNT: u16 = 3;
+}
+
+/// Attributes nested in [`attr::CT_CONFIG`].
+pub mod ct_config {
+    /// u32: the namespace's entry limit (1 ..= [`LIMIT_MAX`]).
+    pub const LIMIT: u16 = 1;
+    /// u32: hash buckets (read only; the `hashsize` module parameter).
+    pub const BUCKETS: u16 = 2;
+    /// Nested, repeated: one timeout, attributes in [`super::ct_timeout`].
+    pub const TIMEOUT: u16 = 3;
+    /// Highest attribute number.
+    pub const MAX: u16 = TIMEOUT;
+    /// The largest entry limit accepted.
+    pub const LIMIT_MAX: u32 = 1 << 26;
+}
+
+/// Attributes nested in [`ct_config::TIMEOUT`].
+pub mod ct_timeout {
+    /// NUL-terminated string: one of [`NAMES`].
+    pub const NAME: u16 = 1;
+    /// u32: milliseconds (1 ..= 2^31 - 1).
+    pub const MS: u16 = 2;
+    /// Highest attribute number.
+    pub const MAX: u16 = MS;
+    /// The timeouts, by name (Linux's `nf_conntrack_*_timeout*` sysctls).
+    pub const NAMES: [&str; 15] = [
+        "tcp_syn_sent",
+        "tcp_syn_recv",
+        "tcp_established",
+        "tcp_fin_wait",
+        "tcp_close_wait",
+        "tcp_last_ack",
+        "tcp_time_wait",
+        "tcp_close",
+        "tcp_syn_sent2",
+        "tcp_retrans",
+        "tcp_unacknowledged",
+        "udp_unreplied",
+        "udp_replied",
+        "icmp",
+        "generic",
+    ];
 }
 
 /// Attributes nested in [`attr::HOOK_STATS`].
@@ -92,8 +302,248 @@ pub mod hook_stats {
     pub const BYTES: u16 = 5;
 }
 
+/// Reading attributes: a bounds-checked walk over the payload of a nested
+/// attribute, for the kernel side's request parsing (the kernel's strict
+/// validation has checked the top level; nested payloads are checked here,
+/// in safe code that the host tests exercise).
+pub mod nla {
+    /// `NLA_F_NESTED | NLA_F_NET_BYTEORDER`: flag bits of `nla_type`.
+    pub const TYPE_MASK: u16 = 0x3fff;
+
+    /// One attribute: its type (flags removed) and payload.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Attr<'a> {
+        /// Attribute type without flag bits.
+        pub kind: u16,
+        /// Payload.
+        pub data: &'a [u8],
+    }
+
+    impl<'a> Attr<'a> {
+        /// The payload as a u8.
+        pub fn u8(&self) -> Result<u8, &'static str> {
+            match self.data {
+                [v] => Ok(*v),
+                _ => Err("attribute must be a u8"),
+            }
+        }
+
+        /// The payload as a native-endian u16.
+        pub fn u16(&self) -> Result<u16, &'static str> {
+            match self.data {
+                [a, b] => Ok(u16::from_ne_bytes([*a, *b])),
+                _ => Err("attribute must be a u16"),
+            }
+        }
+
+        /// The payload as a native-endian u32.
+        pub fn u32(&self) -> Result<u32, &'static str> {
+            match self.data {
+                [a, b, c, d] => Ok(u32::from_ne_bytes([*a, *b, *c, *d])),
+                _ => Err("attribute must be a u32"),
+            }
+        }
+
+        /// The payload as a NUL-terminated string (the NUL not included).
+        pub fn str(&self) -> Result<&'a str, &'static str> {
+            match self.data.split_last() {
+                Some((0, s)) if !s.contains(&0) => {
+                    core::str::from_utf8(s).map_err(|_| "string attribute is not UTF-8")
+                }
+                _ => Err("string attribute must end with its only NUL"),
+            }
+        }
+    }
+
+    /// Iterates over the attributes in `buf`; yields an error (and then
+    /// stops) at the first malformed header or length.
+    pub fn iter(buf: &[u8]) -> Iter<'_> {
+        Iter { buf, failed: false }
+    }
+
+    /// See [`iter`].
+    #[derive(Clone, Debug)]
+    pub struct Iter<'a> {
+        buf: &'a [u8],
+        failed: bool,
+    }
+
+    impl<'a> Iterator for Iter<'a> {
+        type Item = Result<Attr<'a>, &'static str>;
+
+        fn next(&mut self) -> Option<Self::Item> {
+            if self.failed || self.buf.is_empty() {
+                return None;
+            }
+            let Some((hdr, _)) = self.buf.split_first_chunk::<4>() else {
+                self.failed = true;
+                return Some(Err("truncated attribute header"));
+            };
+            let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
+            let kind = u16::from_ne_bytes([hdr[2], hdr[3]]) & TYPE_MASK;
+            if len < 4 || len > self.buf.len() {
+                self.failed = true;
+                return Some(Err("attribute length out of bounds"));
+            }
+            let data = &self.buf[4..len];
+            let aligned = (len + 3) & !3;
+            self.buf = self.buf.get(aligned..).unwrap_or(&[]);
+            Some(Ok(Attr { kind, data }))
+        }
+    }
+}
+
+/// A tuple as it travels in [`attr::CT_ORIG`] / [`attr::CT_REPLY`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct WireTuple {
+    /// [`nfproto`] value.
+    pub family: u8,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address; IPv4 in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    /// Destination address, as `src`.
+    pub dst: [u8; 16],
+    /// See [`ct_tuple::SRC_PORT`].
+    pub src_port: u16,
+    /// See [`ct_tuple::DST_PORT`].
+    pub dst_port: u16,
+}
+
+impl WireTuple {
+    /// Parses the payload of a tuple attribute: all of [`ct_tuple`]'s
+    /// attributes exactly once, addresses of the family's length. The error
+    /// is a sentence for the extended ACK.
+    pub fn parse(payload: &[u8]) -> Result<WireTuple, &'static str> {
+        let mut t = WireTuple::default();
+        let mut seen = 0u8;
+        let mut src_len = 0;
+        let mut dst_len = 0;
+        for a in nla::iter(payload) {
+            let a = a?;
+            let bit = match a.kind {
+                k @ ct_tuple::FAMILY..=ct_tuple::MAX => 1u8 << k,
+                _ => return Err("unknown attribute in tuple"),
+            };
+            if seen & bit != 0 {
+                return Err("repeated attribute in tuple");
+            }
+            seen |= bit;
+            match a.kind {
+                ct_tuple::FAMILY => t.family = a.u8()?,
+                ct_tuple::PROTO => t.proto = a.u8()?,
+                ct_tuple::SRC | ct_tuple::DST => {
+                    let (dst, len) = if a.kind == ct_tuple::SRC {
+                        (&mut t.src, &mut src_len)
+                    } else {
+                        (&mut t.dst, &mut dst_len)
+                    };
+                    if a.data.len() != 4 && a.data.len() != 16 {
+                        return Err("tuple address must be 4 or 16 bytes");
+                    }
+                    dst[..a.data.len()].copy_from_slice(a.data);
+                    *len = a.data.len();
+                }
+                ct_tuple::SRC_PORT => t.src_port = a.u16()?,
+                _ => t.dst_port = a.u16()?,
+            }
+        }
+        if seen != 0b111_1110 {
+            return Err("tuple needs family, protocol, source, destination and both ports");
+        }
+        let want = match t.family {
+            nfproto::IPV4 => 4,
+            nfproto::IPV6 => 16,
+            _ => return Err("tuple family must be IPv4 (2) or IPv6 (10)"),
+        };
+        if src_len != want || dst_len != want {
+            return Err("tuple address length does not match its family");
+        }
+        Ok(t)
+    }
+}
+
+/// A change of settings parsed from [`attr::CT_CONFIG`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ConfigChange {
+    /// New limit, if given.
+    pub limit: Option<u32>,
+    /// New timeouts, by index into [`ct_timeout::NAMES`], in ms.
+    pub timeouts: [Option<u32>; ct_timeout::NAMES.len()],
+}
+
+impl ConfigChange {
+    /// Parses and range-checks the payload of [`attr::CT_CONFIG`]. The
+    /// error is a sentence for the extended ACK.
+    pub fn parse(payload: &[u8]) -> Result<ConfigChange, &'static str> {
+        let mut c = ConfigChange::default();
+        let mut any = false;
+        for a in nla::iter(payload) {
+            let a = a?;
+            match a.kind {
+                ct_config::LIMIT => {
+                    if c.limit.is_some() {
+                        return Err("limit given twice");
+                    }
+                    let v = a.u32()?;
+                    if v == 0 || v > ct_config::LIMIT_MAX {
+                        return Err("limit must be between 1 and 67108864");
+                    }
+                    c.limit = Some(v);
+                }
+                ct_config::BUCKETS => {
+                    return Err(
+                        "the bucket count is the hashsize module parameter and cannot be set",
+                    )
+                }
+                ct_config::TIMEOUT => {
+                    let (i, ms) = parse_timeout(a.data)?;
+                    if c.timeouts[i].is_some() {
+                        return Err("timeout given twice");
+                    }
+                    c.timeouts[i] = Some(ms);
+                }
+                _ => return Err("unknown attribute in config"),
+            }
+            any = true;
+        }
+        if !any {
+            return Err("config change is empty");
+        }
+        Ok(c)
+    }
+}
+
+fn parse_timeout(payload: &[u8]) -> Result<(usize, u32), &'static str> {
+    let (mut name, mut ms) = (None, None);
+    for a in nla::iter(payload) {
+        let a = a?;
+        match a.kind {
+            ct_timeout::NAME if name.is_none() => {
+                let s = a.str()?;
+                let i = ct_timeout::NAMES.iter().position(|n| *n == s);
+                name = Some(i.ok_or("unknown timeout name")?);
+            }
+            ct_timeout::MS if ms.is_none() => {
+                let v = a.u32()?;
+                if v == 0 || v > i32::MAX as u32 {
+                    return Err("timeout must be between 1 ms and 2^31-1 ms (24.8 days)");
+                }
+                ms = Some(v);
+            }
+            ct_timeout::NAME | ct_timeout::MS => return Err("repeated attribute in timeout"),
+            _ => return Err("unknown attribute in timeout"),
+        }
+    }
+    match (name, ms) {
+        (Some(n), Some(v)) => Ok((n, v)),
+        _ => Err("timeout needs a name and a value"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -101,6 +551,121 @@ mod tests {
         assert_eq!(Cmd::from_u8(Cmd::StatsGet as u8), Some(Cmd::StatsGet));
         assert_eq!(Cmd::from_u8(0), None);
         assert_eq!(Cmd::from_u8(200), None);
+    }
+
+    fn put(buf: &mut std::vec::Vec<u8>, kind: u16, data: &[u8]) {
+        let len = 4 + data.len();
+        buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(data);
+        while !buf.len().is_multiple_of(4) {
+            buf.push(0);
+        }
+    }
+
+    fn tuple_v4() -> std::vec::Vec<u8> {
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_tuple::FAMILY, &[nfproto::IPV4]);
+        put(&mut b, ct_tuple::PROTO, &[6]);
+        put(&mut b, ct_tuple::SRC, &[10, 0, 1, 1]);
+        put(&mut b, ct_tuple::DST, &[10, 0, 2, 1]);
+        put(&mut b, ct_tuple::SRC_PORT, &1234u16.to_ne_bytes());
+        put(&mut b, ct_tuple::DST_PORT, &80u16.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn tuple_parses() {
+        let t = WireTuple::parse(&tuple_v4()).unwrap();
+        assert_eq!(t.family, nfproto::IPV4);
+        assert_eq!(t.proto, 6);
+        assert_eq!(&t.src[..4], &[10, 0, 1, 1]);
+        assert_eq!(t.src[4..], [0; 12]);
+        assert_eq!((t.src_port, t.dst_port), (1234, 80));
+    }
+
+    #[test]
+    fn tuple_errors_are_sentences() {
+        // Every truncation of a valid tuple is refused, none panics (the
+        // last attribute's 2 bytes of padding may be left out).
+        let full = tuple_v4();
+        assert!(WireTuple::parse(&full[..full.len() - 2]).is_ok());
+        for n in 0..full.len() - 2 {
+            assert!(WireTuple::parse(&full[..n]).is_err(), "prefix {n}");
+        }
+        let mut b = tuple_v4();
+        put(&mut b, ct_tuple::PROTO, &[17]);
+        assert_eq!(WireTuple::parse(&b), Err("repeated attribute in tuple"));
+        let mut b = tuple_v4();
+        put(&mut b, 99, &[]);
+        assert_eq!(WireTuple::parse(&b), Err("unknown attribute in tuple"));
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_tuple::FAMILY, &[nfproto::IPV6]);
+        put(&mut b, ct_tuple::PROTO, &[6]);
+        put(&mut b, ct_tuple::SRC, &[10, 0, 1, 1]);
+        put(&mut b, ct_tuple::DST, &[10, 0, 2, 1]);
+        put(&mut b, ct_tuple::SRC_PORT, &[0, 0]);
+        put(&mut b, ct_tuple::DST_PORT, &[0, 0]);
+        assert_eq!(
+            WireTuple::parse(&b),
+            Err("tuple address length does not match its family")
+        );
+        // A length field pointing past the end.
+        assert_eq!(
+            WireTuple::parse(&[200, 0, 1, 0, 2]),
+            Err("attribute length out of bounds")
+        );
+    }
+
+    #[test]
+    fn config_parses_and_checks_ranges() {
+        let mut t = std::vec::Vec::new();
+        put(&mut t, ct_timeout::NAME, b"udp_unreplied\0");
+        put(&mut t, ct_timeout::MS, &5000u32.to_ne_bytes());
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::LIMIT, &100u32.to_ne_bytes());
+        put(&mut b, ct_config::TIMEOUT | 0x8000, &t);
+        let c = ConfigChange::parse(&b).unwrap();
+        assert_eq!(c.limit, Some(100));
+        assert_eq!(c.timeouts[11], Some(5000));
+        assert_eq!(c.timeouts.iter().flatten().count(), 1);
+
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::LIMIT, &0u32.to_ne_bytes());
+        assert!(ConfigChange::parse(&b).is_err());
+        assert_eq!(ConfigChange::parse(&[]), Err("config change is empty"));
+        let mut t = std::vec::Vec::new();
+        put(&mut t, ct_timeout::NAME, b"bogus\0");
+        put(&mut t, ct_timeout::MS, &1u32.to_ne_bytes());
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::TIMEOUT, &t);
+        assert_eq!(ConfigChange::parse(&b), Err("unknown timeout name"));
+        let mut t = std::vec::Vec::new();
+        put(&mut t, ct_timeout::NAME, b"icmp\0");
+        put(&mut t, ct_timeout::MS, &u32::MAX.to_ne_bytes());
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::TIMEOUT, &t);
+        assert!(ConfigChange::parse(&b).is_err());
+    }
+
+    #[test]
+    fn nla_iter_never_panics_on_garbage() {
+        // Deterministic pseudo-random buffers.
+        let mut x = 0x1234_5678u32;
+        for len in 0..64 {
+            let mut b = std::vec::Vec::new();
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                b.push(x as u8);
+            }
+            for a in nla::iter(&b) {
+                let _ = a.map(|a| (a.u8(), a.u16(), a.u32(), a.str()));
+            }
+            let _ = WireTuple::parse(&b);
+            let _ = ConfigChange::parse(&b);
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+use core::ffi::CStr;
+
 /// Generic netlink family name (`genl_family.name`).
 pub const FAMILY_NAME: &str = "rfw";
 /// The same name, NUL-terminated, as the kernel's `char name[GENL_NAMSIZ]` wants it.
@@ -307,6 +309,8 @@ pub mod hook_stats {
 /// validation has checked the top level; nested payloads are checked here,
 /// in safe code that the host tests exercise).
 pub mod nla {
+    use core::ffi::CStr;
+
     /// `NLA_F_NESTED | NLA_F_NET_BYTEORDER`: flag bits of `nla_type`.
     pub const TYPE_MASK: u16 = 0x3fff;
 
@@ -321,36 +325,36 @@ pub mod nla {
 
     impl<'a> Attr<'a> {
         /// The payload as a u8.
-        pub fn u8(&self) -> Result<u8, &'static str> {
+        pub fn u8(&self) -> Result<u8, &'static CStr> {
             match self.data {
                 [v] => Ok(*v),
-                _ => Err("attribute must be a u8"),
+                _ => Err(c"attribute must be a u8"),
             }
         }
 
         /// The payload as a native-endian u16.
-        pub fn u16(&self) -> Result<u16, &'static str> {
+        pub fn u16(&self) -> Result<u16, &'static CStr> {
             match self.data {
                 [a, b] => Ok(u16::from_ne_bytes([*a, *b])),
-                _ => Err("attribute must be a u16"),
+                _ => Err(c"attribute must be a u16"),
             }
         }
 
         /// The payload as a native-endian u32.
-        pub fn u32(&self) -> Result<u32, &'static str> {
+        pub fn u32(&self) -> Result<u32, &'static CStr> {
             match self.data {
                 [a, b, c, d] => Ok(u32::from_ne_bytes([*a, *b, *c, *d])),
-                _ => Err("attribute must be a u32"),
+                _ => Err(c"attribute must be a u32"),
             }
         }
 
         /// The payload as a NUL-terminated string (the NUL not included).
-        pub fn str(&self) -> Result<&'a str, &'static str> {
+        pub fn str(&self) -> Result<&'a str, &'static CStr> {
             match self.data.split_last() {
                 Some((0, s)) if !s.contains(&0) => {
-                    core::str::from_utf8(s).map_err(|_| "string attribute is not UTF-8")
+                    core::str::from_utf8(s).map_err(|_| c"string attribute is not UTF-8")
                 }
-                _ => Err("string attribute must end with its only NUL"),
+                _ => Err(c"string attribute must end with its only NUL"),
             }
         }
     }
@@ -369,7 +373,7 @@ pub mod nla {
     }
 
     impl<'a> Iterator for Iter<'a> {
-        type Item = Result<Attr<'a>, &'static str>;
+        type Item = Result<Attr<'a>, &'static CStr>;
 
         fn next(&mut self) -> Option<Self::Item> {
             if self.failed || self.buf.is_empty() {
@@ -377,13 +381,13 @@ pub mod nla {
             }
             let Some((hdr, _)) = self.buf.split_first_chunk::<4>() else {
                 self.failed = true;
-                return Some(Err("truncated attribute header"));
+                return Some(Err(c"truncated attribute header"));
             };
             let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
             let kind = u16::from_ne_bytes([hdr[2], hdr[3]]) & TYPE_MASK;
             if len < 4 || len > self.buf.len() {
                 self.failed = true;
-                return Some(Err("attribute length out of bounds"));
+                return Some(Err(c"attribute length out of bounds"));
             }
             let data = &self.buf[4..len];
             let aligned = (len + 3) & !3;
@@ -413,8 +417,9 @@ pub struct WireTuple {
 impl WireTuple {
     /// Parses the payload of a tuple attribute: all of [`ct_tuple`]'s
     /// attributes exactly once, addresses of the family's length. The error
-    /// is a sentence for the extended ACK.
-    pub fn parse(payload: &[u8]) -> Result<WireTuple, &'static str> {
+    /// is a sentence for the extended ACK (NUL-terminated: the kernel
+    /// hands it to `NL_SET_ERR_MSG_ATTR` as is).
+    pub fn parse(payload: &[u8]) -> Result<WireTuple, &'static CStr> {
         let mut t = WireTuple::default();
         let mut seen = 0u8;
         let mut src_len = 0;
@@ -423,10 +428,10 @@ impl WireTuple {
             let a = a?;
             let bit = match a.kind {
                 k @ ct_tuple::FAMILY..=ct_tuple::MAX => 1u8 << k,
-                _ => return Err("unknown attribute in tuple"),
+                _ => return Err(c"unknown attribute in tuple"),
             };
             if seen & bit != 0 {
-                return Err("repeated attribute in tuple");
+                return Err(c"repeated attribute in tuple");
             }
             seen |= bit;
             match a.kind {
@@ -439,7 +444,7 @@ impl WireTuple {
                         (&mut t.dst, &mut dst_len)
                     };
                     if a.data.len() != 4 && a.data.len() != 16 {
-                        return Err("tuple address must be 4 or 16 bytes");
+                        return Err(c"tuple address must be 4 or 16 bytes");
                     }
                     dst[..a.data.len()].copy_from_slice(a.data);
                     *len = a.data.len();
@@ -449,15 +454,15 @@ impl WireTuple {
             }
         }
         if seen != 0b111_1110 {
-            return Err("tuple needs family, protocol, source, destination and both ports");
+            return Err(c"tuple needs family, protocol, source, destination and both ports");
         }
         let want = match t.family {
             nfproto::IPV4 => 4,
             nfproto::IPV6 => 16,
-            _ => return Err("tuple family must be IPv4 (2) or IPv6 (10)"),
+            _ => return Err(c"tuple family must be IPv4 (2) or IPv6 (10)"),
         };
         if src_len != want || dst_len != want {
-            return Err("tuple address length does not match its family");
+            return Err(c"tuple address length does not match its family");
         }
         Ok(t)
     }
@@ -475,7 +480,7 @@ pub struct ConfigChange {
 impl ConfigChange {
     /// Parses and range-checks the payload of [`attr::CT_CONFIG`]. The
     /// error is a sentence for the extended ACK.
-    pub fn parse(payload: &[u8]) -> Result<ConfigChange, &'static str> {
+    pub fn parse(payload: &[u8]) -> Result<ConfigChange, &'static CStr> {
         let mut c = ConfigChange::default();
         let mut any = false;
         for a in nla::iter(payload) {
@@ -483,38 +488,38 @@ impl ConfigChange {
             match a.kind {
                 ct_config::LIMIT => {
                     if c.limit.is_some() {
-                        return Err("limit given twice");
+                        return Err(c"limit given twice");
                     }
                     let v = a.u32()?;
                     if v == 0 || v > ct_config::LIMIT_MAX {
-                        return Err("limit must be between 1 and 67108864");
+                        return Err(c"limit must be between 1 and 67108864");
                     }
                     c.limit = Some(v);
                 }
                 ct_config::BUCKETS => {
                     return Err(
-                        "the bucket count is the hashsize module parameter and cannot be set",
+                        c"the bucket count is the hashsize module parameter and cannot be set",
                     )
                 }
                 ct_config::TIMEOUT => {
                     let (i, ms) = parse_timeout(a.data)?;
                     if c.timeouts[i].is_some() {
-                        return Err("timeout given twice");
+                        return Err(c"timeout given twice");
                     }
                     c.timeouts[i] = Some(ms);
                 }
-                _ => return Err("unknown attribute in config"),
+                _ => return Err(c"unknown attribute in config"),
             }
             any = true;
         }
         if !any {
-            return Err("config change is empty");
+            return Err(c"config change is empty");
         }
         Ok(c)
     }
 }
 
-fn parse_timeout(payload: &[u8]) -> Result<(usize, u32), &'static str> {
+fn parse_timeout(payload: &[u8]) -> Result<(usize, u32), &'static CStr> {
     let (mut name, mut ms) = (None, None);
     for a in nla::iter(payload) {
         let a = a?;
@@ -522,22 +527,22 @@ fn parse_timeout(payload: &[u8]) -> Result<(usize, u32), &'static str> {
             ct_timeout::NAME if name.is_none() => {
                 let s = a.str()?;
                 let i = ct_timeout::NAMES.iter().position(|n| *n == s);
-                name = Some(i.ok_or("unknown timeout name")?);
+                name = Some(i.ok_or(c"unknown timeout name")?);
             }
             ct_timeout::MS if ms.is_none() => {
                 let v = a.u32()?;
                 if v == 0 || v > i32::MAX as u32 {
-                    return Err("timeout must be between 1 ms and 2^31-1 ms (24.8 days)");
+                    return Err(c"timeout must be between 1 ms and 2^31-1 ms (24.8 days)");
                 }
                 ms = Some(v);
             }
-            ct_timeout::NAME | ct_timeout::MS => return Err("repeated attribute in timeout"),
-            _ => return Err("unknown attribute in timeout"),
+            ct_timeout::NAME | ct_timeout::MS => return Err(c"repeated attribute in timeout"),
+            _ => return Err(c"unknown attribute in timeout"),
         }
     }
     match (name, ms) {
         (Some(n), Some(v)) => Ok((n, v)),
-        _ => Err("timeout needs a name and a value"),
+        _ => Err(c"timeout needs a name and a value"),
     }
 }
 
@@ -595,10 +600,10 @@ mod tests {
         }
         let mut b = tuple_v4();
         put(&mut b, ct_tuple::PROTO, &[17]);
-        assert_eq!(WireTuple::parse(&b), Err("repeated attribute in tuple"));
+        assert_eq!(WireTuple::parse(&b), Err(c"repeated attribute in tuple"));
         let mut b = tuple_v4();
         put(&mut b, 99, &[]);
-        assert_eq!(WireTuple::parse(&b), Err("unknown attribute in tuple"));
+        assert_eq!(WireTuple::parse(&b), Err(c"unknown attribute in tuple"));
         let mut b = std::vec::Vec::new();
         put(&mut b, ct_tuple::FAMILY, &[nfproto::IPV6]);
         put(&mut b, ct_tuple::PROTO, &[6]);
@@ -608,12 +613,12 @@ mod tests {
         put(&mut b, ct_tuple::DST_PORT, &[0, 0]);
         assert_eq!(
             WireTuple::parse(&b),
-            Err("tuple address length does not match its family")
+            Err(c"tuple address length does not match its family")
         );
         // A length field pointing past the end.
         assert_eq!(
             WireTuple::parse(&[200, 0, 1, 0, 2]),
-            Err("attribute length out of bounds")
+            Err(c"attribute length out of bounds")
         );
     }
 
@@ -633,13 +638,13 @@ mod tests {
         let mut b = std::vec::Vec::new();
         put(&mut b, ct_config::LIMIT, &0u32.to_ne_bytes());
         assert!(ConfigChange::parse(&b).is_err());
-        assert_eq!(ConfigChange::parse(&[]), Err("config change is empty"));
+        assert_eq!(ConfigChange::parse(&[]), Err(c"config change is empty"));
         let mut t = std::vec::Vec::new();
         put(&mut t, ct_timeout::NAME, b"bogus\0");
         put(&mut t, ct_timeout::MS, &1u32.to_ne_bytes());
         let mut b = std::vec::Vec::new();
         put(&mut b, ct_config::TIMEOUT, &t);
-        assert_eq!(ConfigChange::parse(&b), Err("unknown timeout name"));
+        assert_eq!(ConfigChange::parse(&b), Err(c"unknown timeout name"));
         let mut t = std::vec::Vec::new();
         put(&mut t, ct_timeout::NAME, b"icmp\0");
         put(&mut t, ct_timeout::MS, &u32::MAX.to_ne_bytes());

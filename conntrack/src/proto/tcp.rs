@@ -14,7 +14,7 @@ use crate::parse::TcpInfo;
 use crate::seq::{after, before};
 use crate::tuple::{Direction, PerDir};
 use crate::verdict::{IgnoreReason, InvalidReason};
-use crate::wire::tcp::Flags;
+use crate::wire::tcp::{Flags, MAX_WSCALE};
 
 /// The TCP connection states of conntrack (`enum tcp_conntrack`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -265,7 +265,15 @@ pub struct TcpPeer {
     pub maxack: u32,
 }
 
-/// The TCP part of a connection (`struct ip_ct_tcp`): 56 bytes.
+/// The TCP part of a connection (`struct ip_ct_tcp`): 52 bytes.
+///
+/// The annotation of the last packet (Linux's `last_dir`, `last_index`,
+/// `last_wscale`, `last_end`) is packed: the end is kept as its distance
+/// from [`Tcp::last_seq`] (16 bits: an IP packet's length is 16 bits, so
+/// `payload + SYN + FIN` of any parsed segment fits), the direction, flag
+/// index and window scale share one byte. Read them with
+/// [`Tcp::last_dir`], [`Tcp::last_index`], [`Tcp::last_wscale`] and
+/// [`Tcp::last_end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Tcp {
     /// Window data per direction.
@@ -278,23 +286,24 @@ pub struct Tcp {
     pub last_seq: u32,
     /// Ack of the last packet.
     pub last_ack: u32,
-    /// End of the last packet.
-    pub last_end: u32,
     /// Window of the last packet (raw).
     pub last_win: u16,
+    /// `last_end - last_seq` (saturated at `u16::MAX`).
+    last_len: u16,
     /// The state.
     pub state: TcpState,
-    /// Direction of the last packet (0 / 1).
-    pub last_dir: u8,
-    /// [`FlagIndex`] of the last packet.
-    pub last_index: u8,
+    /// Bits 0-2: flag index, bit 3: direction, bits 4-7: window scale of
+    /// the annotated ignored SYN.
+    last: u8,
     /// Number of retransmissions seen (saturating).
     pub retrans: u8,
     /// Connection flags (`FLAG_*`, for the annotated ignored SYN).
     pub last_flags: u8,
-    /// Window scale of the annotated ignored SYN.
-    pub last_wscale: u8,
 }
+
+const LAST_INDEX_MASK: u8 = 0x07;
+const LAST_DIR_BIT: u8 = 0x08;
+const LAST_WSCALE_SHIFT: u32 = 4;
 
 /// `tcp_error()`'s flag check: is this combination valid?
 pub const fn valid_flags(f: Flags) -> bool {
@@ -354,14 +363,56 @@ fn apply_options(info: &TcpInfo, scale: &mut u8, flags: &mut u8) {
 }
 
 impl Tcp {
+    /// Direction of the last packet (0 original, 1 reply).
+    #[inline]
+    pub const fn last_dir(&self) -> u8 {
+        (self.last & LAST_DIR_BIT != 0) as u8
+    }
+
+    /// [`FlagIndex`] of the last packet, as a number.
+    #[inline]
+    pub const fn last_index(&self) -> u8 {
+        self.last & LAST_INDEX_MASK
+    }
+
+    /// Window scale of the annotated ignored SYN.
+    #[inline]
+    pub const fn last_wscale(&self) -> u8 {
+        self.last >> LAST_WSCALE_SHIFT
+    }
+
+    /// End (`seq + len + SYN + FIN`) of the last packet.
+    #[inline]
+    pub const fn last_end(&self) -> u32 {
+        self.last_seq.wrapping_add(self.last_len as u32)
+    }
+
+    fn set_last_dir(&mut self, d: u8) {
+        self.last = (self.last & !LAST_DIR_BIT) | if d & 1 != 0 { LAST_DIR_BIT } else { 0 };
+    }
+
+    fn set_last_index(&mut self, index: FlagIndex) {
+        self.last = (self.last & !LAST_INDEX_MASK) | (index as u8 & LAST_INDEX_MASK);
+    }
+
+    /// Window scales are at most [`MAX_WSCALE`] (14): 4 bits.
+    fn set_last_wscale(&mut self, ws: u8) {
+        let ws = if ws > MAX_WSCALE { MAX_WSCALE } else { ws };
+        self.last = (self.last & !(0x0f << LAST_WSCALE_SHIFT)) | (ws << LAST_WSCALE_SHIFT);
+    }
+
+    /// Sets [`Tcp::last_seq`] and [`Tcp::last_end`].
+    fn set_last_segment(&mut self, seq: u32, end: u32) {
+        self.last_seq = seq;
+        self.last_len = u16::try_from(end.wrapping_sub(seq)).unwrap_or(u16::MAX);
+    }
+
     /// `tcp_new()`: the TCP part of a connection created by its first
     /// packet, or why that packet may not create one.
     pub fn new(info: &TcpInfo, cfg: &Config) -> Result<Tcp, InvalidReason> {
         let index = FlagIndex::of(info.flags);
-        let mut t = Tcp {
-            last_index: FlagIndex::None as u8,
-            ..Tcp::default()
-        };
+        let mut t = Tcp::default();
+        t.set_last_index(FlagIndex::None);
         match transition(Direction::Original, index, TcpState::None) {
             Transition::To(TcpState::SynSent) => {
                 let end = info.end();
@@ -442,7 +493,7 @@ impl Tcp {
             // a connection but the client aborted it and starts anew.
             let either = self.flags[dir] | self.flags[odir];
             if either & FLAG_CLOSE_INIT != 0
-                || (self.last_dir == d && self.last_index == FlagIndex::Rst as u8)
+                || (self.last_dir() == d && self.last_index() == FlagIndex::Rst as u8)
             {
                 return Outcome::Repeat;
             }
@@ -463,8 +514,8 @@ impl Tcp {
                     // must not be taken as the ACK of the last FIN.
                     if old_state == TcpState::LastAck
                         && index == FlagIndex::Ack
-                        && self.last_dir != d
-                        && self.last_index == FlagIndex::Syn as u8
+                        && self.last_dir() != d
+                        && self.last_index() == FlagIndex::Syn as u8
                         && self.last_flags & FLAG_EXP_CHALLENGE_ACK != 0
                     {
                         self.last_flags &= !FLAG_EXP_CHALLENGE_ACK;
@@ -525,18 +576,18 @@ impl Tcp {
     fn resync(&mut self, info: &TcpInfo, dir: Direction, index: FlagIndex) -> bool {
         let d = dir as u8;
         if !(index == FlagIndex::SynAck
-            && self.last_index == FlagIndex::Syn as u8
-            && self.last_dir != d
-            && info.ack == self.last_end)
+            && self.last_index() == FlagIndex::Syn as u8
+            && self.last_dir() != d
+            && info.ack == self.last_end())
         {
             return false;
         }
-        let ld = Direction::from_bits(self.last_dir);
-        let (last_end, last_win) = (self.last_end, self.last_win);
+        let ld = Direction::from_bits(self.last_dir());
+        let (last_end, last_win) = (self.last_end(), self.last_win);
         self.seen[ld].end = last_end;
         self.seen[ld].maxend = last_end;
         self.seen[ld].maxwin = (last_win as u32).max(1);
-        self.scale[ld] = self.last_wscale;
+        self.scale[ld] = self.last_wscale();
         self.last_flags &= !FLAG_EXP_CHALLENGE_ACK;
         self.flags[ld] = self.last_flags;
         // nf_ct_tcp_state_reset(&seen[dir])
@@ -555,21 +606,20 @@ impl Tcp {
         index: FlagIndex,
         old_state: TcpState,
     ) -> Outcome {
-        self.last_index = index as u8;
-        self.last_dir = dir.index() as u8;
-        self.last_seq = info.seq;
-        self.last_end = info.end();
+        self.set_last_index(index);
+        self.set_last_dir(dir.index() as u8);
+        self.set_last_segment(info.seq, info.end());
         self.last_win = info.window;
         // a) A SYN in ORIGINAL: annotate its options. If it is valid the
         // server answers with a SYN/ACK and we get in sync (resync);
         // otherwise it may answer with an RFC 5961 challenge ACK.
         if index == FlagIndex::Syn && dir == Direction::Original {
             self.last_flags = 0;
-            self.last_wscale = 0;
+            self.set_last_wscale(0);
             if info.has_options {
                 if let Some(ws) = info.options.wscale {
                     self.last_flags |= FLAG_WINDOW_SCALE;
-                    self.last_wscale = ws;
+                    self.set_last_wscale(ws);
                 }
                 if info.options.sack_permitted {
                     self.last_flags |= FLAG_SACK_PERM;
@@ -609,7 +659,7 @@ impl Tcp {
         }
         let mut keep_state = false;
         // td_maxack might be outdated if we let a SYN through earlier.
-        if self.flags[odir] & FLAG_MAXACK_SET != 0 && self.last_index != FlagIndex::Syn as u8 {
+        if self.flags[odir] & FLAG_MAXACK_SET != 0 && self.last_index() != FlagIndex::Syn as u8 {
             let seq = info.seq;
             let maxack = self.seen[odir].maxack;
             // Not established and SEQ 0: most likely the answer to a SYN
@@ -626,7 +676,9 @@ impl Tcp {
             // Part of a train, such as
             //   foo:80 > bar:4379: P, 235946583:235946602(19) ack 42
             //   foo:80 > bar:4379: R, 235946602:235946602(0)  ack 42
-            if self.last_index == FlagIndex::Ack as u8 && self.last_dir == d && seq == self.last_end
+            if self.last_index() == FlagIndex::Ack as u8
+                && self.last_dir() == d
+                && seq == self.last_end()
             {
                 return RstCheck::CHECK;
             }
@@ -635,10 +687,10 @@ impl Tcp {
             keep_state = true;
         }
         if ((status.has(Status::SEEN_REPLY)
-            && self.last_index == FlagIndex::Syn as u8
-            && self.last_dir != d)
-            || (!status.has(Status::ASSURED) && self.last_index == FlagIndex::Ack as u8))
-            && info.ack == self.last_end
+            && self.last_index() == FlagIndex::Syn as u8
+            && self.last_dir() != d)
+            || (!status.has(Status::ASSURED) && self.last_index() == FlagIndex::Ack as u8))
+            && info.ack == self.last_end()
         {
             // RST sent to an invalid SYN or ACK we let through (a and c):
             // skip the window check, the packet may ACK ignored segments.
@@ -649,8 +701,8 @@ impl Tcp {
         }
         // Reset answering a challenge ACK we let through earlier.
         if old_state == TcpState::SynSent
-            && self.last_index == FlagIndex::Ack as u8
-            && self.last_dir == Direction::Reply as u8
+            && self.last_index() == FlagIndex::Ack as u8
+            && self.last_dir() == Direction::Reply as u8
             && info.seq == self.last_ack
         {
             return RstCheck::Window {
@@ -844,18 +896,17 @@ impl Tcp {
 
         // Check retransmissions.
         if index == FlagIndex::Ack {
-            if self.last_dir == d
+            if self.last_dir() == d
                 && self.last_seq == seq
                 && self.last_ack == ack
-                && self.last_end == end
+                && self.last_end() == end
                 && self.last_win == win_raw
             {
                 self.retrans = self.retrans.saturating_add(1);
             } else {
-                self.last_dir = d;
-                self.last_seq = seq;
+                self.set_last_dir(d);
+                self.set_last_segment(seq, end);
                 self.last_ack = ack;
-                self.last_end = end;
                 self.last_win = win_raw;
                 self.retrans = 0;
             }
@@ -904,8 +955,9 @@ impl Tcp {
             return None;
         }
         let d = dir as u8;
-        if self.last_dir != d
-            && (self.last_index == FlagIndex::Fin as u8 || self.last_index == FlagIndex::Rst as u8)
+        if self.last_dir() != d
+            && (self.last_index() == FlagIndex::Fin as u8
+                || self.last_index() == FlagIndex::Rst as u8)
         {
             if expires_in < 120_000 {
                 return None;
@@ -915,8 +967,8 @@ impl Tcp {
                 return Some(timeout);
             }
         } else {
-            self.last_index = index as u8;
-            self.last_dir = d;
+            self.set_last_index(index);
+            self.set_last_dir(d);
         }
         None
     }
@@ -934,8 +986,8 @@ impl Tcp {
         cfg: &Config,
     ) -> Outcome {
         let d = dir as u8;
-        self.last_index = index as u8;
-        self.last_dir = d;
+        self.set_last_index(index);
+        self.set_last_dir(d);
         self.state = new_state;
         if old_state != new_state && new_state == TcpState::FinWait {
             self.flags[dir] |= FLAG_CLOSE_INIT;
@@ -1137,9 +1189,9 @@ mod table_tests {
                     let state = TcpState::ALL[s];
                     let mut t = Tcp {
                         state,
-                        last_index: FlagIndex::None as u8,
                         ..Tcp::default()
                     };
+                    t.set_last_index(FlagIndex::None);
                     t.seen = PerDir([
                         TcpPeer {
                             end: 1000,
@@ -1200,12 +1252,52 @@ mod table_tests {
         // An RST last in the same direction also allows it (CLOSE).
         let mut t = Tcp {
             state: TcpState::Close,
-            last_index: FlagIndex::Rst as u8,
-            last_dir: Direction::Original as u8,
             ..Tcp::default()
         };
+        t.set_last_index(FlagIndex::Rst);
+        t.set_last_dir(Direction::Original as u8);
         let out = t.packet(&info(Flags::SYN), Direction::Original, status, 1000, &cfg);
         assert_eq!(out, Outcome::Repeat);
+    }
+
+    #[test]
+    fn packed_last_packet_annotation() {
+        assert_eq!(core::mem::size_of::<Tcp>(), 52);
+        let mut t = Tcp::default();
+        for ws in 0..=MAX_WSCALE {
+            for index in [
+                FlagIndex::Syn,
+                FlagIndex::SynAck,
+                FlagIndex::Fin,
+                FlagIndex::Ack,
+                FlagIndex::Rst,
+                FlagIndex::None,
+            ] {
+                for d in [0u8, 1] {
+                    t.set_last_wscale(ws);
+                    t.set_last_index(index);
+                    t.set_last_dir(d);
+                    assert_eq!(
+                        (t.last_wscale(), t.last_index(), t.last_dir()),
+                        (ws, index as u8, d)
+                    );
+                    t.set_last_dir(d ^ 1);
+                    t.set_last_wscale(MAX_WSCALE - ws);
+                    assert_eq!(t.last_index(), index as u8);
+                }
+            }
+        }
+        t.set_last_wscale(200);
+        assert_eq!(t.last_wscale(), MAX_WSCALE);
+        // The end of the largest segment an IP packet can carry, across
+        // the sequence wrap.
+        for seq in [0u32, 0xFFFF_FF00, u32::MAX] {
+            for len in [0u32, 1, 1460, 65_517, 65_535] {
+                t.set_last_segment(seq, seq.wrapping_add(len));
+                assert_eq!(t.last_seq, seq);
+                assert_eq!(t.last_end(), seq.wrapping_add(len));
+            }
+        }
     }
 
     #[test]

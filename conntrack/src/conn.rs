@@ -1,6 +1,11 @@
 //! The per-connection record [`Conn`], its creation from a first packet
-//! and its per-packet [`Conn::update`]; the [`Config`] with Linux 6.12's
-//! default timeouts.
+//! and its per-packet [`ConnState::update`]; the [`Config`] with Linux
+//! 6.12's default timeouts.
+//!
+//! A [`Conn`] is a [`ConnKey`] (both tuples: immutable once a table has
+//! indexed the entry, so that lock-free readers may compare them) and a
+//! [`ConnState`] (everything a packet changes, written under the entry's
+//! lock).
 //!
 //! Kernel counterpart: `struct nf_conn` and `init_conntrack()`,
 //! `nf_conntrack_handle_packet()`, `nf_ct_refresh_acct()`,
@@ -163,6 +168,11 @@ impl Status {
     pub const DYING: u16 = 1 << 9;
     /// The timeout is fixed: packets do not refresh it.
     pub const FIXED_TIMEOUT: u16 = 1 << 10;
+    /// Reserved for table implementations: never set or read by this
+    /// crate; a table implementation may use it (the kernel table marks
+    /// unconfirmed entries seen by one garbage-collection pass). Not an
+    /// `IPS_*` bit: mask it out before reporting the status.
+    pub const TABLE_PRIVATE: u16 = 1 << 15;
 
     /// True when all bits of `mask` are set.
     #[inline]
@@ -219,21 +229,41 @@ pub struct Update {
     pub action: Action,
 }
 
-/// One connection: both tuples, protocol state, deadline, status and
-/// counters. `size_of::<Conn>()` is reported by the tests and benches.
+/// One connection: its [`ConnKey`] (both tuples, immutable once the entry
+/// is in a table) and its [`ConnState`] (protocol state, deadline, status
+/// and counters, changed by every packet).
+///
+/// The split lets a concurrent table compare tuples without a lock while
+/// a writer holds `&mut ConnState` under the entry's lock: in Rust a
+/// reader reading any field of a `Conn` while another CPU holds
+/// `&mut Conn` is a data race, even if the fields differ. `Conn` keeps
+/// the whole-record API (thin delegating methods) for code that owns the
+/// record, such as a new connection before it is inserted.
+///
+/// `size_of::<Conn>()` is at most 160 bytes (the tests check it, the
+/// benches print it): [`ConnKey`] 74, [`ConnState`] 84.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {
+    key: ConnKey,
+    state: ConnState,
+}
+
+/// The immutable part of a connection: the original tuple and the reply
+/// tuple (`nf_conn.tuplehash[]`'s tuples). A table indexes an entry by
+/// both; once the entry is indexed they never change, so that lock-free
+/// readers may compare them (see [`crate::table`]). NAT chooses the reply
+/// tuple before that ([`Conn::set_reply_tuple`]).
+///
+/// 74 bytes, alignment 2: the reply tuple is kept without the protocol
+/// and family it shares with the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnKey {
     orig: Tuple,
     reply: ReplyPart,
-    l4: L4State,
-    bytes: PerDir<u64>,
-    packets: PerDir<u32>,
-    expires: u32,
-    status: Status,
 }
 
 /// The reply tuple without the protocol and family it shares with the
-/// original tuple (saves 2 bytes, which keeps [`Conn`] at 160).
+/// original tuple (saves 2 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ReplyPart {
     src: [u8; 16],
@@ -250,6 +280,97 @@ impl ReplyPart {
             src_port: t.src_port,
             dst_port: t.dst_port,
         }
+    }
+}
+
+impl ConnKey {
+    /// The tuple of one direction.
+    #[inline]
+    pub fn tuple(&self, dir: Direction) -> Tuple {
+        match dir {
+            Direction::Original => self.orig,
+            Direction::Reply => Tuple {
+                src: self.reply.src,
+                dst: self.reply.dst,
+                src_port: self.reply.src_port,
+                dst_port: self.reply.dst_port,
+                proto: self.orig.proto,
+                family: self.orig.family,
+            },
+        }
+    }
+
+    /// The original tuple.
+    #[inline]
+    pub fn orig(&self) -> &Tuple {
+        &self.orig
+    }
+
+    /// True when the tuple of `dir` equals `t` (compares in place,
+    /// without building the reply tuple).
+    #[inline]
+    pub fn matches(&self, dir: Direction, t: &Tuple) -> bool {
+        match dir {
+            Direction::Original => self.orig == *t,
+            Direction::Reply => {
+                self.orig.proto == t.proto
+                    && self.orig.family == t.family
+                    && self.reply.src_port == t.src_port
+                    && self.reply.dst_port == t.dst_port
+                    && self.reply.src == t.src
+                    && self.reply.dst == t.dst
+            }
+        }
+    }
+
+    /// The direction whose tuple equals `t` (the original first, as a
+    /// connection whose tuples are equal is found in that direction).
+    #[inline]
+    pub fn direction_of(&self, t: &Tuple) -> Option<Direction> {
+        if self.matches(Direction::Original, t) {
+            Some(Direction::Original)
+        } else if self.matches(Direction::Reply, t) {
+            Some(Direction::Reply)
+        } else {
+            None
+        }
+    }
+}
+
+/// The mutable part of a connection: protocol state, byte and packet
+/// counters, deadline and status. Everything a packet changes; a
+/// concurrent table hands out `&mut ConnState` only under the entry's
+/// lock ([`crate::table::Table::with_conn_mut`]).
+///
+/// 84 bytes, alignment 4 (the 64-bit byte counters are stored as two
+/// 32-bit halves so that no padding is needed next to the 74-byte key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnState {
+    l4: L4State,
+    bytes: PerDir<Bytes>,
+    packets: PerDir<u32>,
+    expires: u32,
+    status: Status,
+}
+
+/// A 64-bit counter with 4-byte alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Bytes {
+    lo: u32,
+    hi: u32,
+}
+
+impl Bytes {
+    #[inline]
+    fn get(self) -> u64 {
+        (self.hi as u64) << 32 | self.lo as u64
+    }
+
+    #[inline]
+    fn add(&mut self, n: u64) {
+        let v = self.get().wrapping_add(n);
+        self.lo = v as u32;
+        self.hi = (v >> 32) as u32;
     }
 }
 
@@ -292,38 +413,134 @@ impl Conn {
         };
         let reply = orig.invert().ok_or(InvalidReason::IcmpNotNew)?;
         Ok(Conn {
-            orig,
-            reply: ReplyPart::of(&reply),
-            l4,
-            bytes: PerDir([0, 0]),
-            packets: PerDir([0, 0]),
-            expires: now as u32,
-            status: Status::default(),
+            key: ConnKey {
+                orig,
+                reply: ReplyPart::of(&reply),
+            },
+            state: ConnState {
+                l4,
+                bytes: PerDir([Bytes::default(); 2]),
+                packets: PerDir([0, 0]),
+                expires: now as u32,
+                status: Status::default(),
+            },
         })
     }
 
-    /// The tuple of one direction.
+    /// Reassembles a connection from its parts (e.g. when a table hands
+    /// an entry back).
+    #[inline]
+    pub fn from_parts(key: ConnKey, state: ConnState) -> Conn {
+        Conn { key, state }
+    }
+
+    /// Splits the connection into its key and its state (e.g. to store
+    /// them apart in a table entry).
+    #[inline]
+    pub fn into_parts(self) -> (ConnKey, ConnState) {
+        (self.key, self.state)
+    }
+
+    /// The key: both tuples.
+    #[inline]
+    pub fn key(&self) -> &ConnKey {
+        &self.key
+    }
+
+    /// The state.
+    #[inline]
+    pub fn state(&self) -> &ConnState {
+        &self.state
+    }
+
+    /// The state, writable.
+    #[inline]
+    pub fn state_mut(&mut self) -> &mut ConnState {
+        &mut self.state
+    }
+
+    /// The key, read-only, and the state, writable, at once (what
+    /// [`crate::table::Table::with_conn_mut`] hands out).
+    #[inline]
+    pub fn parts_mut(&mut self) -> (&ConnKey, &mut ConnState) {
+        (&self.key, &mut self.state)
+    }
+
+    /// The tuple of one direction ([`ConnKey::tuple`]).
     #[inline]
     pub fn tuple(&self, dir: Direction) -> Tuple {
-        match dir {
-            Direction::Original => self.orig,
-            Direction::Reply => Tuple {
-                src: self.reply.src,
-                dst: self.reply.dst,
-                src_port: self.reply.src_port,
-                dst_port: self.reply.dst_port,
-                proto: self.orig.proto,
-                family: self.orig.family,
-            },
-        }
+        self.key.tuple(dir)
     }
 
     /// Replaces the reply tuple's addresses and ports (NAT, before the
-    /// entry is inserted). Its protocol and family are the original's.
+    /// entry is inserted: a table never gives write access to the key of
+    /// an indexed entry). Its protocol and family are the original's.
     pub fn set_reply_tuple(&mut self, t: Tuple) {
-        self.reply = ReplyPart::of(&t);
+        self.key.reply = ReplyPart::of(&t);
     }
 
+    /// Status bits ([`ConnState::status`]).
+    #[inline]
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+
+    /// Status bits, writable ([`ConnState::status_mut`]).
+    #[inline]
+    pub fn status_mut(&mut self) -> &mut Status {
+        self.state.status_mut()
+    }
+
+    /// The protocol state ([`ConnState::l4`]).
+    pub fn l4(&self) -> &L4State {
+        self.state.l4()
+    }
+
+    /// The TCP state, for TCP connections ([`ConnState::tcp_state`]).
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        self.state.tcp_state()
+    }
+
+    /// Packets and bytes seen in one direction ([`ConnState::counters`]).
+    pub fn counters(&self, dir: Direction) -> (u32, u64) {
+        self.state.counters(dir)
+    }
+
+    /// True when the deadline has passed ([`ConnState::is_expired`]).
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.state.is_expired(now)
+    }
+
+    /// Milliseconds until expiry ([`ConnState::expires_in`]).
+    pub fn expires_in(&self, now: u64) -> u32 {
+        self.state.expires_in(now)
+    }
+
+    /// Sets the deadline ([`ConnState::set_timeout`]).
+    pub fn set_timeout(&mut self, now: u64, timeout_ms: u32) {
+        self.state.set_timeout(now, timeout_ms)
+    }
+
+    /// True when the table may evict this entry
+    /// ([`ConnState::can_early_drop`]).
+    pub fn can_early_drop(&self) -> bool {
+        self.state.can_early_drop()
+    }
+
+    /// The class of a packet in `dir` before tracking
+    /// ([`ConnState::class_of`]).
+    pub fn class_of(&self, dir: Direction) -> Class {
+        self.state.class_of(dir)
+    }
+
+    /// Runs the protocol tracker on one packet ([`ConnState::update`]).
+    pub fn update(&mut self, info: &PacketInfo, dir: Direction, now: u64, cfg: &Config) -> Update {
+        self.state.update(info, dir, now, cfg)
+    }
+}
+
+impl ConnState {
     /// Status bits.
     #[inline]
     pub fn status(&self) -> Status {
@@ -351,7 +568,7 @@ impl Conn {
 
     /// Packets and bytes seen in one direction.
     pub fn counters(&self, dir: Direction) -> (u32, u64) {
-        (self.packets[dir], self.bytes[dir])
+        (self.packets[dir], self.bytes[dir].get())
     }
 
     /// True when the deadline has passed (`nf_ct_is_expired()`).
@@ -399,7 +616,8 @@ impl Conn {
     /// (`nf_conntrack_handle_packet()` and what `nf_conntrack_in()` does
     /// after it): updates the state, the deadline, the counters and the
     /// SEEN_REPLY / ASSURED bits, and returns the verdict and what the
-    /// table must do. `info` must belong to this connection in `dir`.
+    /// table must do. `info` must belong to this connection in `dir`
+    /// (the tuples are not needed: the caller found the entry by them).
     pub fn update(&mut self, info: &PacketInfo, dir: Direction, now: u64, cfg: &Config) -> Update {
         let class = self.class_of(dir);
         let now32 = now as u32;
@@ -475,7 +693,7 @@ impl Conn {
         }
         // nf_ct_refresh_acct(): counters.
         self.packets[dir] = self.packets[dir].wrapping_add(1);
-        self.bytes[dir] = self.bytes[dir].wrapping_add(info.ip_len as u64);
+        self.bytes[dir].add(info.ip_len as u64);
         if assure {
             self.status.insert(Status::ASSURED);
         }
@@ -503,13 +721,72 @@ mod tests {
 
     #[test]
     fn record_size() {
-        let n = core::mem::size_of::<Conn>();
+        use core::mem::{align_of, size_of};
+        let (n, k, st) = (
+            size_of::<Conn>(),
+            size_of::<ConnKey>(),
+            size_of::<ConnState>(),
+        );
         std::println!(
-            "size_of::<Conn>() = {n}, Tuple = {}, Tcp = {}, L4State = {}",
-            core::mem::size_of::<Tuple>(),
-            core::mem::size_of::<Tcp>(),
-            core::mem::size_of::<L4State>()
+            "size_of::<Conn>() = {n}, ConnKey = {k} (align {}), ConnState = {st} (align {}), \
+             Tuple = {}, Tcp = {}, L4State = {}",
+            align_of::<ConnKey>(),
+            align_of::<ConnState>(),
+            size_of::<Tuple>(),
+            size_of::<Tcp>(),
+            size_of::<L4State>()
         );
         assert!(n <= 160, "Conn grew to {n} bytes");
+        assert!(k + st <= 160, "ConnKey + ConnState = {k} + {st} bytes");
+        assert_eq!(k, 74, "ConnKey holds 74 bytes of data");
+    }
+
+    #[test]
+    fn key_matches_its_tuples() {
+        let cfg = Config::default();
+        let t = Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], 17, 1000, 53);
+        let info = PacketInfo {
+            tuple: t,
+            l4: L4Info::Udp { payload_len: 0 },
+            fragment: crate::parse::FragmentStatus::Whole,
+            ip_len: 28,
+        };
+        let mut c = Conn::new(&info, 0, &cfg).unwrap();
+        let mut r = t.invert().unwrap();
+        r.dst = [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        r.dst_port = 6000;
+        c.set_reply_tuple(r);
+        let k = c.key();
+        for dir in [Direction::Original, Direction::Reply] {
+            assert!(k.matches(dir, &k.tuple(dir)));
+            assert!(!k.matches(dir, &k.tuple(dir.opposite())));
+            assert_eq!(k.direction_of(&k.tuple(dir)), Some(dir));
+        }
+        assert_eq!(k.orig(), &t);
+        assert_eq!(k.tuple(Direction::Reply), r);
+        // Protocol and family of the reply are the original's.
+        let mut other = r;
+        other.proto = 6;
+        assert!(!k.matches(Direction::Reply, &other));
+        assert_eq!(k.direction_of(&other), None);
+        other = r;
+        other.src_port ^= 1;
+        assert!(!k.matches(Direction::Reply, &other));
+        // Parts round-trip.
+        let c2 = c.clone();
+        let (key, mut state) = c.into_parts();
+        assert_eq!(Conn::from_parts(key, state.clone()), c2);
+        // The state updates without the key.
+        let u = state.update(&info, Direction::Original, 5, &cfg);
+        assert_eq!(u.verdict.class, Class::New);
+        assert_eq!(state.counters(Direction::Original), (1, 28));
+        assert_eq!(state.expires_in(5), cfg.timeouts.udp_unreplied);
+        // 64-bit byte counters across the 32-bit boundary.
+        let mut b = Bytes::default();
+        b.add(u32::MAX as u64);
+        b.add(2);
+        assert_eq!(b.get(), (1 << 32) + 1);
+        b.add(u64::MAX);
+        assert_eq!(b.get(), 1 << 32);
     }
 }

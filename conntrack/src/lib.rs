@@ -17,7 +17,7 @@
 //! | [`checksum`] | ones-complement sums, pseudo-headers, RFC 1624 updates | `include/net/checksum.h` |
 //! | [`tuple`](mod@tuple) | [`Tuple`], [`Direction`], [`PerDir`], inversion, keyed SipHash-1-3 | `nf_conntrack_tuple.h`, `hash_conntrack_raw()` |
 //! | [`parse`](mod@parse) | bytes + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
-//! | [`conn`] | [`Conn`] (160 bytes), [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
+//! | [`conn`] | [`Conn`] = [`ConnKey`] (tuples, immutable once indexed) + [`ConnState`] (the rest), 160 bytes; [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
 //! | [`proto`] | TCP, UDP, ICMP/ICMPv6, generic trackers | `nf_conntrack_proto_*.c` |
 //! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]) | `enum ip_conntrack_info` |
 //! | [`table`] | [`Table`] trait, `HostTable` (feature `host`) | hash table, `early_drop()`, `gc_worker()` |
@@ -25,25 +25,27 @@
 //!
 //! # The kernel glue's path
 //! ```text
-//! let info = conntrack::parse(skb_linear_bytes, family, &cfg.parse)?;     // or INVALID
-//! match info.l4 {                                                          // before lookup:
+//! let info = conntrack::parse(skb_linear_bytes, family, &cfg.parse)?;   // or INVALID
+//! match info.l4 {                                                        // before lookup:
 //!     L4Info::Icmp(IcmpInfo::Untracked { .. }) => UNTRACKED,
 //!     L4Info::Icmp(IcmpInfo::Error { quoted, .. }) => lookup(quoted.invert()),
-//!         // RELATED when conn.tuple(dir).dst == info.tuple.dst
+//!         // RELATED when key.tuple(dir).dst == info.tuple.dst
 //!     _ => {}
 //! }
-//! match rcu_table.lookup(&info.tuple) {         // hash: info.tuple.hash_with(&seed)
+//! match rcu_table.lookup(&info.tuple) {   // hash: info.tuple.hash_with(&seed);
+//!                                         // lock-free: entry.key.matches(dir, &info.tuple)
 //!     Some((entry, dir)) => {
-//!         // under the entry's lock:
-//!         let upd = entry.conn.update(&info, dir, now_ms, &cfg);
+//!         // under the entry's lock, &mut ConnState only:
+//!         let upd = entry.state.update(&info, dir, now_ms, &cfg);
 //!         // upd.verdict: dir + class; upd.action: Keep / Remove / RemoveAndRepeat
 //!     }
 //!     None => {
 //!         let mut conn = Conn::new(&info, now_ms, &cfg)?;                // or INVALID(reason)
 //!         let upd = conn.update(&info, Direction::Original, now_ms, &cfg); // NEW
-//!         // attach `conn` to the skb unconfirmed; NAT may call
-//!         // conn.set_reply_tuple(); at the last hook insert both
-//!         // conn.tuple(Original) and conn.tuple(Reply) (Table::insert).
+//!         // NAT may call conn.set_reply_tuple() now: the key is frozen
+//!         // once indexed. Table::insert indexes conn.tuple(Original) and
+//!         // conn.tuple(Reply), possibly before confirmation; the table
+//!         // sets CONFIRMED (table::confirm) at the packet's last hook.
 //!     }
 //! }
 //! ```
@@ -87,7 +89,7 @@ pub mod tuple;
 pub mod verdict;
 pub mod wire;
 
-pub use conn::{Action, Config, Conn, Status, Timeouts, Update};
+pub use conn::{Action, Config, Conn, ConnKey, ConnState, Status, Timeouts, Update};
 pub use parse::{parse, PacketInfo, ParseError};
 pub use process::{process, track, Processed};
 #[cfg(feature = "host")]

@@ -1,8 +1,8 @@
 //! The all-in-one path: bytes in, verdict out, with the table updated.
 //! Used by host tests, benchmarks, the fuzz target and host tools; the
 //! kernel glue composes the same steps itself (parse, lookup,
-//! [`Conn::update`] under the entry lock, create on a miss, insert on
-//! confirmation).
+//! [`ConnState::update`](crate::conn::ConnState::update) under the entry
+//! lock, create on a miss, insert, confirmation).
 //!
 //! Kernel counterpart: `nf_conntrack_in()`, `resolve_normal_ct()`,
 //! `nf_conntrack_handle_icmp()` in `net/netfilter/nf_conntrack_core.c` and
@@ -84,11 +84,11 @@ pub fn track<T: Table>(
         let Some((h, dir)) = table.lookup(&info.tuple) else {
             return create(table, info, now, cfg);
         };
-        let upd = table.with_conn_mut(h, |c| {
-            if c.is_expired(now) {
+        let upd = table.with_conn_mut(h, |_, state| {
+            if state.is_expired(now) {
                 None
             } else {
-                Some(c.update(info, dir, now, cfg))
+                Some(state.update(info, dir, now, cfg))
             }
         });
         match upd {
@@ -168,11 +168,11 @@ fn related<T: Table>(
         return no_conn;
     };
     let outer_dst = info.tuple.dst;
-    let ok = table.with_conn_mut(h, |c| {
-        if c.is_expired(now) {
+    let ok = table.with_conn_mut(h, |key, state| {
+        if state.is_expired(now) {
             None
         } else {
-            Some(c.tuple(dir).dst == outer_dst)
+            Some(key.tuple(dir).dst == outer_dst)
         }
     });
     match ok {

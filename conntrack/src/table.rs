@@ -9,20 +9,32 @@
 //! # Contract
 //! * Both tuples of an entry are indexed; [`Table::lookup`] returns the
 //!   entry and the [`Direction`] of the tuple that matched.
-//! * [`Table::insert`] indexes an entry (setting [`Status::CONFIRMED`]);
-//!   it fails with [`InsertError::Clash`] when one of its tuples is taken,
-//!   and when the table is at capacity it first tries to evict an entry
-//!   that is expired or [`Conn::can_early_drop`] (not ASSURED, i.e. never
+//! * [`Table::insert`] indexes an entry; it fails with
+//!   [`InsertError::Clash`] when one of its tuples is taken, and when the
+//!   table is at capacity it first tries to evict an entry that is
+//!   expired or [`ConnState::can_early_drop`] (not ASSURED, i.e. never
 //!   saw a reply or a stream; or a closing TCP connection: Linux's early
 //!   drop), else fails with [`InsertError::Full`]. Evictions and refusals
 //!   are counted in [`TableStats`].
+//! * A table may index an entry before it is confirmed: the kernel table
+//!   indexes it at the packet's first hook and sets [`Status::CONFIRMED`]
+//!   (see [`confirm`]) when the packet leaves its last hook. `HostTable`
+//!   sets CONFIRMED on insert.
+//! * The [`ConnKey`] (both tuples) of an indexed entry never changes:
+//!   lock-free readers of a concurrent table compare tuples while a
+//!   writer updates the entry. [`Table::with_conn_mut`] therefore gives
+//!   `&ConnKey` and `&mut ConnState`, the latter only under the entry's
+//!   lock. NAT chooses the reply tuple before the insert
+//!   ([`Conn::set_reply_tuple`]).
 //! * [`Table::expire`] removes expired entries, examining at most `budget`
 //!   entries per call (bounded work, like one `gc_worker` pass).
 //! * A concurrent implementation implements the trait for a shared handle
 //!   (e.g. `impl Table for &RcuTable`), taking its per-entry lock inside
 //!   [`Table::with_conn_mut`]; `&mut self` then asks for nothing more.
+//! * [`Status::TABLE_PRIVATE`] is the table's: this crate never sets or
+//!   reads it.
 
-use crate::conn::{Conn, Status};
+use crate::conn::{Conn, ConnKey, ConnState, Status};
 use crate::tuple::{Direction, Tuple};
 use core::fmt;
 
@@ -69,11 +81,17 @@ pub trait Table {
     /// Finds the entry one of whose tuples equals `tuple`.
     fn lookup(&mut self, tuple: &Tuple) -> Option<(Self::Handle, Direction)>;
 
-    /// Runs `f` on the entry (under the entry's lock in a concurrent
-    /// table); `None` if the handle is stale.
-    fn with_conn_mut<R>(&mut self, h: Self::Handle, f: impl FnOnce(&mut Conn) -> R) -> Option<R>;
+    /// Runs `f` on the entry's key (read-only: the key of an indexed
+    /// entry never changes) and state (under the entry's lock in a
+    /// concurrent table); `None` if the handle is stale.
+    fn with_conn_mut<R>(
+        &mut self,
+        h: Self::Handle,
+        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+    ) -> Option<R>;
 
-    /// Inserts a new entry (see the module contract).
+    /// Inserts a new entry (see the module contract: the table may index
+    /// it before it is confirmed; `HostTable` sets [`Status::CONFIRMED`]).
     fn insert(&mut self, conn: Conn, now: u64) -> Result<Self::Handle, InsertError>;
 
     /// Removes an entry; false if the handle is stale.
@@ -103,7 +121,7 @@ mod host {
     extern crate alloc;
 
     use super::{InsertError, Table, TableStats};
-    use crate::conn::{Conn, Status};
+    use crate::conn::{Conn, ConnKey, ConnState, Status};
     use crate::tuple::{Direction, HashKey, SipBuildHasher, Tuple};
     use alloc::vec::Vec;
     use hashbrown::HashMap;
@@ -238,7 +256,7 @@ mod host {
         }
 
         /// Linux's early drop: look at up to `EVICTION_RANGE` slots for an
-        /// expired entry or one that may be dropped ([`Conn::can_early_drop`]:
+        /// expired entry or one that may be dropped ([`ConnState::can_early_drop`]:
         /// not ASSURED, as `early_drop_list()`, or a closing TCP
         /// connection, as `gc_worker_can_early_drop()`), and evict it.
         fn early_drop(&mut self, now: u64) -> bool {
@@ -274,20 +292,18 @@ mod host {
             Some((HostHandle { slot, gen }, dir))
         }
 
-        fn with_conn_mut<R>(&mut self, h: HostHandle, f: impl FnOnce(&mut Conn) -> R) -> Option<R> {
+        fn with_conn_mut<R>(
+            &mut self,
+            h: HostHandle,
+            f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+        ) -> Option<R> {
             let s = self.slots.get_mut(h.slot as usize)?;
             if s.gen != h.gen {
                 return None;
             }
-            // The tuples are the index keys: they must not change while
-            // the entry is in the table. Check, and undo a change.
-            let conn = s.conn.as_mut()?;
-            let reply = conn.tuple(Direction::Reply);
-            let r = f(conn);
-            if conn.tuple(Direction::Reply) != reply {
-                conn.set_reply_tuple(reply);
-            }
-            Some(r)
+            // The key is the index's: `f` only reads it.
+            let (key, state) = s.conn.as_mut()?.parts_mut();
+            Some(f(key, state))
         }
 
         fn insert(&mut self, mut conn: Conn, now: u64) -> Result<HostHandle, InsertError> {
@@ -305,7 +321,7 @@ mod host {
                 self.stats.insert_full += 1;
                 return Err(InsertError::Full);
             };
-            conn.status_mut().insert(Status::CONFIRMED);
+            super::confirm(conn.state_mut());
             let Some(s) = self.slots.get_mut(slot as usize) else {
                 return Err(InsertError::Full);
             };
@@ -358,8 +374,10 @@ mod host {
     }
 }
 
-/// Marks an entry for insertion by a table implementation: sets
-/// [`Status::CONFIRMED`]. Tables other than `HostTable` call it.
-pub fn confirm(conn: &mut Conn) {
-    conn.status_mut().insert(Status::CONFIRMED);
+/// Marks an entry confirmed: sets [`Status::CONFIRMED`]. `HostTable`
+/// does it on insert; a table that indexes entries before they are
+/// confirmed (the kernel table) calls it, under the entry's lock, when the
+/// packet that created the entry leaves its last hook.
+pub fn confirm(state: &mut ConnState) {
+    state.status_mut().insert(Status::CONFIRMED);
 }

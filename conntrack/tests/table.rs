@@ -144,9 +144,18 @@ fn nat_reply_tuple_is_looked_up() {
     assert_eq!(t.lookup(&reply), Some((h, Direction::Reply)));
     assert_eq!(t.lookup(&info.tuple), Some((h, Direction::Original)));
     assert_eq!(t.lookup(&info.tuple.invert().unwrap()), None);
-    // The tuples cannot be changed while the entry is in the table.
-    t.with_conn_mut(h, |c| c.set_reply_tuple(info.tuple.invert().unwrap()));
+    // The tuples cannot be changed while the entry is in the table: the
+    // key is handed out read-only, the state writable.
+    let seen = t.with_conn_mut(h, |key, state| {
+        state.status_mut().insert(Status::DST_NAT);
+        (
+            key.tuple(Direction::Reply),
+            key.matches(Direction::Reply, &reply),
+        )
+    });
+    assert_eq!(seen, Some((reply, true)));
     assert_eq!(t.get(h).unwrap().tuple(Direction::Reply), reply);
+    assert!(t.get(h).unwrap().status().has(Status::DST_NAT));
     t.check_consistency().unwrap();
 }
 
@@ -172,9 +181,15 @@ fn self_connection_with_equal_tuples() {
 
 #[test]
 fn record_size() {
+    use conntrack::{ConnKey, ConnState};
     let n = std::mem::size_of::<Conn>();
-    println!("size_of::<Conn>() = {n}");
+    let (k, s) = (
+        std::mem::size_of::<ConnKey>(),
+        std::mem::size_of::<ConnState>(),
+    );
+    println!("size_of::<Conn>() = {n}, ConnKey = {k}, ConnState = {s}");
     assert!(n <= 160, "{n}");
+    assert!(k + s <= 160, "{k} + {s}");
 }
 
 #[test]

@@ -236,6 +236,9 @@ pub mod ct_stats {
     /// u64: packets whose hash lookup walked a chain longer than the
     /// insert bound (a sign of hash flooding).
     pub const LONG_CHAIN_LOOKUPS: u16 = 19;
+    /// u64: bytes of one entry as allocated from rfw's slab cache (the
+    /// object size; the slab may round it up, see `/proc/slabinfo`).
+    pub const ENTRY_BYTES: u16 = 20;
 }
 
 /// Attributes nested in [`ct_stats::INVALID_REASON`] / [`ct_stats::MALFORMED_REASON`].

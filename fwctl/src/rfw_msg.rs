@@ -2,16 +2,27 @@
 //!
 //! Counterpart of the kernel module's genl ops (as `nf_conntrack_netlink.c`
 //! is for conntrack): one [`RfwMessage`] per genl message, one enum per
-//! attribute set ([`RfwAttr`] top level, [`HookStatsAttr`] nested), each with
-//! an `Other(DefaultNla)` escape hatch so attributes a newer kernel adds are
-//! kept, not rejected. Numbers come from `rfw_abi`, never from here.
+//! attribute set ([`RfwAttr`] top level; [`HookStatsAttr`], [`CtTupleAttr`],
+//! [`CtCountersAttr`], [`CtStatsAttr`], [`CtReasonAttr`], [`CtConfigAttr`]
+//! and [`CtTimeoutAttr`] nested), each with an `Other(DefaultNla)` escape
+//! hatch so attributes a newer kernel adds are kept, not rejected. Numbers
+//! come from `rfw_abi`, never from here.
+//!
+//! Nests are emitted with `NLA_F_NESTED`, as the kernel's `nla_nest_start()`
+//! sends them and as its strict validation (`NL_VALIDATE_NESTED`) requires
+//! them in requests. Strings are emitted NUL-terminated (`NLA_NUL_STRING`).
+
+use std::net::IpAddr;
 
 use netlink_packet_core::{
-    emit_u64, parse_u64, parse_u8, DecodeError, DefaultNla, Emitable, ErrorContext, Nla, NlaBuffer,
-    NlasIterator, Parseable, ParseableParametrized, NLA_F_NESTED,
+    emit_u16, emit_u32, emit_u64, parse_ip, parse_string, parse_u16, parse_u32, parse_u64,
+    parse_u8, DecodeError, DefaultNla, Emitable, ErrorContext, Nla, NlaBuffer, NlasIterator,
+    Parseable, ParseableParametrized, NLA_F_NESTED,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
-use rfw_abi::{attr, hook_stats, Cmd};
+use rfw_abi::{
+    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, hook_stats, Cmd,
+};
 
 /// One rfw generic netlink message: the command from the genl header and the
 /// top-level attributes that follow it.
@@ -30,6 +41,11 @@ impl RfwMessage {
             cmd: Cmd::StatsGet,
             attrs: Vec::new(),
         }
+    }
+
+    /// A message of `cmd` with `attrs`.
+    pub fn new(cmd: Cmd, attrs: Vec<RfwAttr>) -> Self {
+        RfwMessage { cmd, attrs }
     }
 
     /// Every [`RfwAttr::HookStats`] record of this message, decoded.
@@ -83,6 +99,12 @@ impl ParseableParametrized<[u8], GenlHeader> for RfwMessage {
 pub fn describe(cmd: Cmd) -> &'static str {
     match cmd {
         Cmd::StatsGet => "reading rfw hook counters",
+        Cmd::CtGet => "reading rfw connections",
+        Cmd::CtDelete => "deleting an rfw connection",
+        Cmd::CtFlush => "flushing rfw connections",
+        Cmd::CtStatsGet => "reading rfw connection tracking statistics",
+        Cmd::CtConfigGet => "reading rfw connection tracking settings",
+        Cmd::CtConfigSet => "changing rfw connection tracking settings",
     }
 }
 
@@ -103,6 +125,26 @@ pub enum RfwAttr {
     Pad,
     /// [`attr::HOOK_STATS`]: one hook's counters, nested.
     HookStats(Vec<HookStatsAttr>),
+    /// [`attr::CT_ORIG`]: the original direction's tuple, nested.
+    CtOrig(Vec<CtTupleAttr>),
+    /// [`attr::CT_REPLY`]: the reply direction's tuple, nested.
+    CtReply(Vec<CtTupleAttr>),
+    /// [`attr::CT_STATUS`]: [`rfw_abi::ct_status`] bits.
+    CtStatus(u32),
+    /// [`attr::CT_TIMEOUT`]: milliseconds until the connection expires.
+    CtTimeout(u32),
+    /// [`attr::CT_PROTO_STATE`]: a [`rfw_abi::tcp_state`] number.
+    CtProtoState(u8),
+    /// [`attr::CT_COUNTERS_ORIG`]: original direction's counters, nested.
+    CtCountersOrig(Vec<CtCountersAttr>),
+    /// [`attr::CT_COUNTERS_REPLY`]: reply direction's counters, nested.
+    CtCountersReply(Vec<CtCountersAttr>),
+    /// [`attr::CT_STATS`]: table statistics, nested.
+    CtStats(Vec<CtStatsAttr>),
+    /// [`attr::CT_CONFIG`]: limit and timeouts, nested.
+    CtConfig(Vec<CtConfigAttr>),
+    /// [`attr::CT_COUNT`]: a number of connections.
+    CtCount(u64),
     /// Anything else, kept as it came.
     Other(DefaultNla),
 }
@@ -112,6 +154,15 @@ impl Nla for RfwAttr {
         match self {
             RfwAttr::Pad => 0,
             RfwAttr::HookStats(nested) => nested.as_slice().buffer_len(),
+            RfwAttr::CtOrig(nested) | RfwAttr::CtReply(nested) => nested.as_slice().buffer_len(),
+            RfwAttr::CtStatus(_) | RfwAttr::CtTimeout(_) => 4,
+            RfwAttr::CtProtoState(_) => 1,
+            RfwAttr::CtCountersOrig(nested) | RfwAttr::CtCountersReply(nested) => {
+                nested.as_slice().buffer_len()
+            }
+            RfwAttr::CtStats(nested) => nested.as_slice().buffer_len(),
+            RfwAttr::CtConfig(nested) => nested.as_slice().buffer_len(),
+            RfwAttr::CtCount(_) => 8,
             RfwAttr::Other(nla) => nla.value_len(),
         }
     }
@@ -121,14 +172,39 @@ impl Nla for RfwAttr {
             RfwAttr::Pad => attr::PAD,
             // The kernel's nla_nest_start() sets NLA_F_NESTED.
             RfwAttr::HookStats(_) => attr::HOOK_STATS | NLA_F_NESTED,
+            RfwAttr::CtOrig(_) => attr::CT_ORIG | NLA_F_NESTED,
+            RfwAttr::CtReply(_) => attr::CT_REPLY | NLA_F_NESTED,
+            RfwAttr::CtStatus(_) => attr::CT_STATUS,
+            RfwAttr::CtTimeout(_) => attr::CT_TIMEOUT,
+            RfwAttr::CtProtoState(_) => attr::CT_PROTO_STATE,
+            RfwAttr::CtCountersOrig(_) => attr::CT_COUNTERS_ORIG | NLA_F_NESTED,
+            RfwAttr::CtCountersReply(_) => attr::CT_COUNTERS_REPLY | NLA_F_NESTED,
+            RfwAttr::CtStats(_) => attr::CT_STATS | NLA_F_NESTED,
+            RfwAttr::CtConfig(_) => attr::CT_CONFIG | NLA_F_NESTED,
+            RfwAttr::CtCount(_) => attr::CT_COUNT,
             RfwAttr::Other(nla) => nla.kind(),
         }
     }
 
     fn emit_value(&self, buffer: &mut [u8]) {
+        // `Emitable::emit` hands over exactly `value_len()` bytes, so the
+        // writes below cannot run short; their Results carry no information.
         match self {
             RfwAttr::Pad => {}
             RfwAttr::HookStats(nested) => nested.as_slice().emit(buffer),
+            RfwAttr::CtOrig(nested) | RfwAttr::CtReply(nested) => nested.as_slice().emit(buffer),
+            RfwAttr::CtStatus(v) | RfwAttr::CtTimeout(v) => {
+                let _ = emit_u32(buffer, *v);
+            }
+            RfwAttr::CtProtoState(v) => emit_u8(buffer, *v),
+            RfwAttr::CtCountersOrig(nested) | RfwAttr::CtCountersReply(nested) => {
+                nested.as_slice().emit(buffer)
+            }
+            RfwAttr::CtStats(nested) => nested.as_slice().emit(buffer),
+            RfwAttr::CtConfig(nested) => nested.as_slice().emit(buffer),
+            RfwAttr::CtCount(v) => {
+                let _ = emit_u64(buffer, *v);
+            }
             RfwAttr::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -142,7 +218,557 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for RfwAttr {
             attr::HOOK_STATS => {
                 RfwAttr::HookStats(parse_nlas(value).context("invalid RFW_ATTR_HOOK_STATS")?)
             }
+            attr::CT_ORIG => {
+                RfwAttr::CtOrig(parse_nlas(value).context("invalid RFW_ATTR_CT_ORIG")?)
+            }
+            attr::CT_REPLY => {
+                RfwAttr::CtReply(parse_nlas(value).context("invalid RFW_ATTR_CT_REPLY")?)
+            }
+            attr::CT_STATUS => {
+                RfwAttr::CtStatus(parse_u32(value).context("invalid RFW_ATTR_CT_STATUS")?)
+            }
+            attr::CT_TIMEOUT => {
+                RfwAttr::CtTimeout(parse_u32(value).context("invalid RFW_ATTR_CT_TIMEOUT")?)
+            }
+            attr::CT_PROTO_STATE => {
+                RfwAttr::CtProtoState(parse_u8(value).context("invalid RFW_ATTR_CT_PROTO_STATE")?)
+            }
+            attr::CT_COUNTERS_ORIG => RfwAttr::CtCountersOrig(
+                parse_nlas(value).context("invalid RFW_ATTR_CT_COUNTERS_ORIG")?,
+            ),
+            attr::CT_COUNTERS_REPLY => RfwAttr::CtCountersReply(
+                parse_nlas(value).context("invalid RFW_ATTR_CT_COUNTERS_REPLY")?,
+            ),
+            attr::CT_STATS => {
+                RfwAttr::CtStats(parse_nlas(value).context("invalid RFW_ATTR_CT_STATS")?)
+            }
+            attr::CT_CONFIG => {
+                RfwAttr::CtConfig(parse_nlas(value).context("invalid RFW_ATTR_CT_CONFIG")?)
+            }
+            attr::CT_COUNT => {
+                RfwAttr::CtCount(parse_u64(value).context("invalid RFW_ATTR_CT_COUNT")?)
+            }
             _ => RfwAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// Writes one byte; `Emitable::emit` hands over exactly the value's length.
+fn emit_u8(buffer: &mut [u8], v: u8) {
+    if let Some(b) = buffer.first_mut() {
+        *b = v;
+    }
+}
+
+/// Writes a NUL-terminated string (`value_len` is `s.len() + 1`).
+fn emit_cstr(buffer: &mut [u8], s: &str) {
+    for (d, c) in buffer.iter_mut().zip(s.bytes().chain([0])) {
+        *d = c;
+    }
+}
+
+/// Attributes nested in [`attr::CT_ORIG`] and [`attr::CT_REPLY`]
+/// ([`rfw_abi::ct_tuple`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtTupleAttr {
+    /// [`ct_tuple::FAMILY`]: an [`rfw_abi::nfproto`] value.
+    Family(u8),
+    /// [`ct_tuple::PROTO`]: the IP protocol number.
+    Proto(u8),
+    /// [`ct_tuple::SRC`]: 4 bytes for IPv4, 16 for IPv6.
+    Src(IpAddr),
+    /// [`ct_tuple::DST`]: as [`CtTupleAttr::Src`].
+    Dst(IpAddr),
+    /// [`ct_tuple::SRC_PORT`]: host order; the ICMP identifier for ICMP.
+    SrcPort(u16),
+    /// [`ct_tuple::DST_PORT`]: host order; `type << 8 | code` for ICMP.
+    DstPort(u16),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+fn ip_len(ip: &IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(_) => 4,
+        IpAddr::V6(_) => 16,
+    }
+}
+
+impl Nla for CtTupleAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            CtTupleAttr::Family(_) | CtTupleAttr::Proto(_) => 1,
+            CtTupleAttr::Src(ip) | CtTupleAttr::Dst(ip) => ip_len(ip),
+            CtTupleAttr::SrcPort(_) | CtTupleAttr::DstPort(_) => 2,
+            CtTupleAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            CtTupleAttr::Family(_) => ct_tuple::FAMILY,
+            CtTupleAttr::Proto(_) => ct_tuple::PROTO,
+            CtTupleAttr::Src(_) => ct_tuple::SRC,
+            CtTupleAttr::Dst(_) => ct_tuple::DST,
+            CtTupleAttr::SrcPort(_) => ct_tuple::SRC_PORT,
+            CtTupleAttr::DstPort(_) => ct_tuple::DST_PORT,
+            CtTupleAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            CtTupleAttr::Family(v) | CtTupleAttr::Proto(v) => emit_u8(buffer, *v),
+            CtTupleAttr::Src(ip) | CtTupleAttr::Dst(ip) => {
+                let octets = match ip {
+                    IpAddr::V4(a) => a.octets().to_vec(),
+                    IpAddr::V6(a) => a.octets().to_vec(),
+                };
+                for (d, s) in buffer.iter_mut().zip(octets) {
+                    *d = s;
+                }
+            }
+            CtTupleAttr::SrcPort(v) | CtTupleAttr::DstPort(v) => {
+                let _ = emit_u16(buffer, *v);
+            }
+            CtTupleAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtTupleAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        Ok(match buf.kind() {
+            ct_tuple::FAMILY => {
+                CtTupleAttr::Family(parse_u8(value).context("invalid CT_TUPLE_FAMILY")?)
+            }
+            ct_tuple::PROTO => {
+                CtTupleAttr::Proto(parse_u8(value).context("invalid CT_TUPLE_PROTO")?)
+            }
+            ct_tuple::SRC => CtTupleAttr::Src(parse_ip(value).context("invalid CT_TUPLE_SRC")?),
+            ct_tuple::DST => CtTupleAttr::Dst(parse_ip(value).context("invalid CT_TUPLE_DST")?),
+            ct_tuple::SRC_PORT => {
+                CtTupleAttr::SrcPort(parse_u16(value).context("invalid CT_TUPLE_SRC_PORT")?)
+            }
+            ct_tuple::DST_PORT => {
+                CtTupleAttr::DstPort(parse_u16(value).context("invalid CT_TUPLE_DST_PORT")?)
+            }
+            _ => CtTupleAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// Attributes nested in [`attr::CT_COUNTERS_ORIG`] and
+/// [`attr::CT_COUNTERS_REPLY`] ([`rfw_abi::ct_counters`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtCountersAttr {
+    /// [`ct_counters::PAD`]: alignment filler before a u64, no value.
+    Pad,
+    /// [`ct_counters::PACKETS`].
+    Packets(u64),
+    /// [`ct_counters::BYTES`].
+    Bytes(u64),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for CtCountersAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            CtCountersAttr::Pad => 0,
+            CtCountersAttr::Packets(_) | CtCountersAttr::Bytes(_) => 8,
+            CtCountersAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            CtCountersAttr::Pad => ct_counters::PAD,
+            CtCountersAttr::Packets(_) => ct_counters::PACKETS,
+            CtCountersAttr::Bytes(_) => ct_counters::BYTES,
+            CtCountersAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            CtCountersAttr::Pad => {}
+            CtCountersAttr::Packets(v) | CtCountersAttr::Bytes(v) => {
+                let _ = emit_u64(buffer, *v);
+            }
+            CtCountersAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtCountersAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        Ok(match buf.kind() {
+            ct_counters::PAD => CtCountersAttr::Pad,
+            ct_counters::PACKETS => {
+                CtCountersAttr::Packets(parse_u64(value).context("invalid CT_COUNTERS_PACKETS")?)
+            }
+            ct_counters::BYTES => {
+                CtCountersAttr::Bytes(parse_u64(value).context("invalid CT_COUNTERS_BYTES")?)
+            }
+            _ => CtCountersAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// The u64 counters nested in [`attr::CT_STATS`], in the order `fwctl ct
+/// stats` prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtCounter {
+    /// [`ct_stats::COUNT`].
+    Count,
+    /// [`ct_stats::LIMIT`].
+    Limit,
+    /// [`ct_stats::UNCONFIRMED`].
+    Unconfirmed,
+    /// [`ct_stats::BUCKETS`].
+    Buckets,
+    /// [`ct_stats::FOUND`].
+    Found,
+    /// [`ct_stats::NEW`].
+    New,
+    /// [`ct_stats::INVALID`].
+    Invalid,
+    /// [`ct_stats::IGNORED`].
+    Ignored,
+    /// [`ct_stats::EARLY_DROP`].
+    EarlyDrop,
+    /// [`ct_stats::DROP`].
+    Drop,
+    /// [`ct_stats::INSERT_FAILED`].
+    InsertFailed,
+    /// [`ct_stats::CHAIN_TOO_LONG`].
+    ChainTooLong,
+    /// [`ct_stats::LONG_CHAIN_LOOKUPS`].
+    LongChainLookups,
+    /// [`ct_stats::EXPIRED`].
+    Expired,
+    /// [`ct_stats::DELETED`].
+    Deleted,
+    /// [`ct_stats::UNCONFIRMED_REAPED`].
+    UnconfirmedReaped,
+}
+
+impl CtCounter {
+    /// Every counter, in print order.
+    pub const ALL: [CtCounter; 16] = [
+        CtCounter::Count,
+        CtCounter::Limit,
+        CtCounter::Unconfirmed,
+        CtCounter::Buckets,
+        CtCounter::Found,
+        CtCounter::New,
+        CtCounter::Invalid,
+        CtCounter::Ignored,
+        CtCounter::EarlyDrop,
+        CtCounter::Drop,
+        CtCounter::InsertFailed,
+        CtCounter::ChainTooLong,
+        CtCounter::LongChainLookups,
+        CtCounter::Expired,
+        CtCounter::Deleted,
+        CtCounter::UnconfirmedReaped,
+    ];
+
+    /// The attribute number.
+    pub const fn kind(self) -> u16 {
+        match self {
+            CtCounter::Count => ct_stats::COUNT,
+            CtCounter::Limit => ct_stats::LIMIT,
+            CtCounter::Unconfirmed => ct_stats::UNCONFIRMED,
+            CtCounter::Buckets => ct_stats::BUCKETS,
+            CtCounter::Found => ct_stats::FOUND,
+            CtCounter::New => ct_stats::NEW,
+            CtCounter::Invalid => ct_stats::INVALID,
+            CtCounter::Ignored => ct_stats::IGNORED,
+            CtCounter::EarlyDrop => ct_stats::EARLY_DROP,
+            CtCounter::Drop => ct_stats::DROP,
+            CtCounter::InsertFailed => ct_stats::INSERT_FAILED,
+            CtCounter::ChainTooLong => ct_stats::CHAIN_TOO_LONG,
+            CtCounter::LongChainLookups => ct_stats::LONG_CHAIN_LOOKUPS,
+            CtCounter::Expired => ct_stats::EXPIRED,
+            CtCounter::Deleted => ct_stats::DELETED,
+            CtCounter::UnconfirmedReaped => ct_stats::UNCONFIRMED_REAPED,
+        }
+    }
+
+    /// The counter for an attribute number, if it is one.
+    pub fn from_kind(kind: u16) -> Option<CtCounter> {
+        CtCounter::ALL.into_iter().find(|c| c.kind() == kind)
+    }
+
+    /// The name `fwctl ct stats` prints.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CtCounter::Count => "count",
+            CtCounter::Limit => "limit",
+            CtCounter::Unconfirmed => "unconfirmed",
+            CtCounter::Buckets => "buckets",
+            CtCounter::Found => "found",
+            CtCounter::New => "new",
+            CtCounter::Invalid => "invalid",
+            CtCounter::Ignored => "ignored",
+            CtCounter::EarlyDrop => "early_drop",
+            CtCounter::Drop => "drop",
+            CtCounter::InsertFailed => "insert_failed",
+            CtCounter::ChainTooLong => "chain_too_long",
+            CtCounter::LongChainLookups => "long_chain_lookups",
+            CtCounter::Expired => "expired",
+            CtCounter::Deleted => "deleted",
+            CtCounter::UnconfirmedReaped => "unconfirmed_reaped",
+        }
+    }
+}
+
+/// Attributes nested in [`attr::CT_STATS`] ([`rfw_abi::ct_stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtStatsAttr {
+    /// [`ct_stats::PAD`]: alignment filler before a u64, no value.
+    Pad,
+    /// One of the u64 counters.
+    Counter(CtCounter, u64),
+    /// [`ct_stats::INVALID_REASON`]: one reason packets were INVALID, nested.
+    InvalidReason(Vec<CtReasonAttr>),
+    /// [`ct_stats::MALFORMED_REASON`]: one kind of malformed packet, nested.
+    MalformedReason(Vec<CtReasonAttr>),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for CtStatsAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            CtStatsAttr::Pad => 0,
+            CtStatsAttr::Counter(..) => 8,
+            CtStatsAttr::InvalidReason(nested) | CtStatsAttr::MalformedReason(nested) => {
+                nested.as_slice().buffer_len()
+            }
+            CtStatsAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            CtStatsAttr::Pad => ct_stats::PAD,
+            CtStatsAttr::Counter(c, _) => c.kind(),
+            CtStatsAttr::InvalidReason(_) => ct_stats::INVALID_REASON | NLA_F_NESTED,
+            CtStatsAttr::MalformedReason(_) => ct_stats::MALFORMED_REASON | NLA_F_NESTED,
+            CtStatsAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            CtStatsAttr::Pad => {}
+            CtStatsAttr::Counter(_, v) => {
+                let _ = emit_u64(buffer, *v);
+            }
+            CtStatsAttr::InvalidReason(nested) | CtStatsAttr::MalformedReason(nested) => {
+                nested.as_slice().emit(buffer)
+            }
+            CtStatsAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtStatsAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        let kind = buf.kind();
+        if let Some(counter) = CtCounter::from_kind(kind) {
+            let v = parse_u64(value)
+                .with_context(|| format!("invalid CT_STATS counter {}", counter.name()))?;
+            return Ok(CtStatsAttr::Counter(counter, v));
+        }
+        Ok(match kind {
+            ct_stats::PAD => CtStatsAttr::Pad,
+            ct_stats::INVALID_REASON => CtStatsAttr::InvalidReason(
+                parse_nlas(value).context("invalid CT_STATS_INVALID_REASON")?,
+            ),
+            ct_stats::MALFORMED_REASON => CtStatsAttr::MalformedReason(
+                parse_nlas(value).context("invalid CT_STATS_MALFORMED_REASON")?,
+            ),
+            _ => CtStatsAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// Attributes nested in [`ct_stats::INVALID_REASON`] and
+/// [`ct_stats::MALFORMED_REASON`] ([`rfw_abi::ct_reason`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtReasonAttr {
+    /// [`ct_reason::PAD`]: alignment filler before a u64, no value.
+    Pad,
+    /// [`ct_reason::NAME`]: the reason's snake_case name.
+    Name(String),
+    /// [`ct_reason::COUNT`]: packets.
+    Count(u64),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for CtReasonAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            CtReasonAttr::Pad => 0,
+            CtReasonAttr::Name(s) => s.len() + 1,
+            CtReasonAttr::Count(_) => 8,
+            CtReasonAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            CtReasonAttr::Pad => ct_reason::PAD,
+            CtReasonAttr::Name(_) => ct_reason::NAME,
+            CtReasonAttr::Count(_) => ct_reason::COUNT,
+            CtReasonAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            CtReasonAttr::Pad => {}
+            CtReasonAttr::Name(s) => emit_cstr(buffer, s),
+            CtReasonAttr::Count(v) => {
+                let _ = emit_u64(buffer, *v);
+            }
+            CtReasonAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtReasonAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        Ok(match buf.kind() {
+            ct_reason::PAD => CtReasonAttr::Pad,
+            ct_reason::NAME => {
+                CtReasonAttr::Name(parse_string(value).context("invalid CT_REASON_NAME")?)
+            }
+            ct_reason::COUNT => {
+                CtReasonAttr::Count(parse_u64(value).context("invalid CT_REASON_COUNT")?)
+            }
+            _ => CtReasonAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// Attributes nested in [`attr::CT_CONFIG`] ([`rfw_abi::ct_config`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtConfigAttr {
+    /// [`ct_config::LIMIT`]: the entry limit.
+    Limit(u32),
+    /// [`ct_config::BUCKETS`]: hash buckets (read only).
+    Buckets(u32),
+    /// [`ct_config::TIMEOUT`]: one timeout, nested.
+    Timeout(Vec<CtTimeoutAttr>),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for CtConfigAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            CtConfigAttr::Limit(_) | CtConfigAttr::Buckets(_) => 4,
+            CtConfigAttr::Timeout(nested) => nested.as_slice().buffer_len(),
+            CtConfigAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            CtConfigAttr::Limit(_) => ct_config::LIMIT,
+            CtConfigAttr::Buckets(_) => ct_config::BUCKETS,
+            CtConfigAttr::Timeout(_) => ct_config::TIMEOUT | NLA_F_NESTED,
+            CtConfigAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            CtConfigAttr::Limit(v) | CtConfigAttr::Buckets(v) => {
+                let _ = emit_u32(buffer, *v);
+            }
+            CtConfigAttr::Timeout(nested) => nested.as_slice().emit(buffer),
+            CtConfigAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtConfigAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        Ok(match buf.kind() {
+            ct_config::LIMIT => {
+                CtConfigAttr::Limit(parse_u32(value).context("invalid CT_CONFIG_LIMIT")?)
+            }
+            ct_config::BUCKETS => {
+                CtConfigAttr::Buckets(parse_u32(value).context("invalid CT_CONFIG_BUCKETS")?)
+            }
+            ct_config::TIMEOUT => {
+                CtConfigAttr::Timeout(parse_nlas(value).context("invalid CT_CONFIG_TIMEOUT")?)
+            }
+            _ => CtConfigAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// Attributes nested in [`ct_config::TIMEOUT`] ([`rfw_abi::ct_timeout`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtTimeoutAttr {
+    /// [`ct_timeout::NAME`]: one of [`ct_timeout::NAMES`].
+    Name(String),
+    /// [`ct_timeout::MS`]: milliseconds.
+    Ms(u32),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for CtTimeoutAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            CtTimeoutAttr::Name(s) => s.len() + 1,
+            CtTimeoutAttr::Ms(_) => 4,
+            CtTimeoutAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            CtTimeoutAttr::Name(_) => ct_timeout::NAME,
+            CtTimeoutAttr::Ms(_) => ct_timeout::MS,
+            CtTimeoutAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            CtTimeoutAttr::Name(s) => emit_cstr(buffer, s),
+            CtTimeoutAttr::Ms(v) => {
+                let _ = emit_u32(buffer, *v);
+            }
+            CtTimeoutAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtTimeoutAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        Ok(match buf.kind() {
+            ct_timeout::NAME => {
+                CtTimeoutAttr::Name(parse_string(value).context("invalid CT_TIMEOUT_NAME")?)
+            }
+            ct_timeout::MS => CtTimeoutAttr::Ms(parse_u32(value).context("invalid CT_TIMEOUT_MS")?),
+            _ => CtTimeoutAttr::Other(DefaultNla::parse(buf)?),
         })
     }
 }

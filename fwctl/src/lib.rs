@@ -3,6 +3,7 @@
 //! * [`netlink`]: the socket, family resolution, requests and dumps ([`netlink::Client`]).
 //! * [`rfw_msg`]: rfw's messages and attributes as types, numbers from `rfw_abi`.
 //! * [`stats`]: `fwctl stats`.
+//! * [`ct`]: connection tracking records, their formats and user input.
 //! * [`error`]: every failure as one printable line.
 //!
 //! A command is a request (or a dump) of [`rfw_msg::RfwMessage`]s:
@@ -29,6 +30,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod ct;
 pub mod error;
 pub mod netlink;
 pub mod rfw_msg;

@@ -1,0 +1,555 @@
+//! Connection tracking records: what the `Ct*` commands send and receive,
+//! as plain structs, converted from and to [`crate::rfw_msg`] attributes.
+//!
+//! * [`Conn`]: one connection of a [`Cmd::CtGet`] dump, [`CtTuple`]s and
+//!   [`Counters`] for both directions.
+//! * [`CtStats`]: the [`Cmd::CtStatsGet`] reply.
+//! * [`CtConfig`]: the [`Cmd::CtConfigGet`] / [`Cmd::CtConfigSet`] reply;
+//!   [`ConfigChange`] is what `CtConfigSet` sends.
+//!
+//! Formatting is in [`format`], parsing what users type in [`input`]; none
+//! of the three does I/O.
+
+pub mod format;
+pub mod input;
+
+use std::net::IpAddr;
+
+use netlink_packet_core::DecodeError;
+use rfw_abi::{ct_status, nfproto, Cmd};
+
+use crate::rfw_msg::{
+    CtConfigAttr, CtCounter, CtCountersAttr, CtReasonAttr, CtStatsAttr, CtTimeoutAttr, CtTupleAttr,
+    RfwAttr, RfwMessage,
+};
+
+/// `IPPROTO_ICMP`.
+pub const IPPROTO_ICMP: u8 = 1;
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: u8 = 6;
+/// `IPPROTO_UDP`.
+pub const IPPROTO_UDP: u8 = 17;
+/// `IPPROTO_DCCP`.
+pub const IPPROTO_DCCP: u8 = 33;
+/// `IPPROTO_GRE`.
+pub const IPPROTO_GRE: u8 = 47;
+/// `IPPROTO_ICMPV6`.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// `IPPROTO_SCTP`.
+pub const IPPROTO_SCTP: u8 = 132;
+/// `IPPROTO_UDPLITE`.
+pub const IPPROTO_UDPLITE: u8 = 136;
+
+/// Protocol names, as `conntrack -L` prints them and `-p` takes them.
+pub const PROTO_NAMES: [(u8, &str); 8] = [
+    (IPPROTO_TCP, "tcp"),
+    (IPPROTO_UDP, "udp"),
+    (IPPROTO_UDPLITE, "udplite"),
+    (IPPROTO_ICMP, "icmp"),
+    (IPPROTO_ICMPV6, "icmpv6"),
+    (IPPROTO_SCTP, "sctp"),
+    (IPPROTO_DCCP, "dccp"),
+    (IPPROTO_GRE, "gre"),
+];
+
+/// The name of an IP protocol; `unknown` for one without a name, as
+/// `conntrack -L` prints it.
+pub fn proto_name(proto: u8) -> &'static str {
+    PROTO_NAMES
+        .iter()
+        .find(|(n, _)| *n == proto)
+        .map_or("unknown", |(_, name)| name)
+}
+
+/// What the two 16-bit tuple fields mean for a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4Kind {
+    /// Source and destination ports (TCP, UDP, UDP-Lite, SCTP, DCCP).
+    Ports,
+    /// ICMP or ICMPv6: `SRC_PORT` is the identifier, `DST_PORT` is
+    /// `type << 8 | code`.
+    Icmp,
+    /// Neither: both fields are zero.
+    None,
+}
+
+impl L4Kind {
+    /// The kind for an IP protocol number.
+    pub fn of(proto: u8) -> L4Kind {
+        match proto {
+            IPPROTO_TCP | IPPROTO_UDP | IPPROTO_UDPLITE | IPPROTO_SCTP | IPPROTO_DCCP => {
+                L4Kind::Ports
+            }
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => L4Kind::Icmp,
+            _ => L4Kind::None,
+        }
+    }
+}
+
+/// One direction's tuple ([`rfw_abi::ct_tuple`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtTuple {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address; its version is the tuple's family.
+    pub src: IpAddr,
+    /// Destination address, the same version as `src`.
+    pub dst: IpAddr,
+    /// Source port; the identifier for ICMP.
+    pub src_port: u16,
+    /// Destination port; `type << 8 | code` for ICMP.
+    pub dst_port: u16,
+}
+
+impl CtTuple {
+    /// An ICMP or ICMPv6 tuple.
+    pub fn icmp(proto: u8, src: IpAddr, dst: IpAddr, icmp_type: u8, code: u8, id: u16) -> Self {
+        CtTuple {
+            proto,
+            src,
+            dst,
+            src_port: id,
+            dst_port: u16::from(icmp_type) << 8 | u16::from(code),
+        }
+    }
+
+    /// The [`rfw_abi::nfproto`] family of the addresses.
+    pub fn family(&self) -> u8 {
+        match self.src {
+            IpAddr::V4(_) => nfproto::IPV4,
+            IpAddr::V6(_) => nfproto::IPV6,
+        }
+    }
+
+    /// ICMP type (from `DST_PORT`).
+    pub fn icmp_type(&self) -> u8 {
+        (self.dst_port >> 8) as u8
+    }
+
+    /// ICMP code (from `DST_PORT`).
+    pub fn icmp_code(&self) -> u8 {
+        self.dst_port as u8
+    }
+
+    /// ICMP identifier (from `SRC_PORT`).
+    pub fn icmp_id(&self) -> u16 {
+        self.src_port
+    }
+
+    /// Decodes a tuple. Family, protocol and both addresses are required,
+    /// the addresses of the family's version; a missing port reads zero.
+    pub fn from_attrs(attrs: &[CtTupleAttr]) -> Result<Self, DecodeError> {
+        let (mut family, mut proto, mut src, mut dst) = (None, None, None, None);
+        let (mut src_port, mut dst_port) = (0, 0);
+        for a in attrs {
+            match *a {
+                CtTupleAttr::Family(v) => family = Some(v),
+                CtTupleAttr::Proto(v) => proto = Some(v),
+                CtTupleAttr::Src(v) => src = Some(v),
+                CtTupleAttr::Dst(v) => dst = Some(v),
+                CtTupleAttr::SrcPort(v) => src_port = v,
+                CtTupleAttr::DstPort(v) => dst_port = v,
+                CtTupleAttr::Other(_) => {}
+            }
+        }
+        let family = family.ok_or("tuple without FAMILY")?;
+        let proto = proto.ok_or("tuple without PROTO")?;
+        let src = src.ok_or("tuple without SRC")?;
+        let dst = dst.ok_or("tuple without DST")?;
+        let t = CtTuple {
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+        };
+        if family != t.family() || src.is_ipv4() != dst.is_ipv4() {
+            return Err(format!("tuple of family {family} with addresses {src} and {dst}").into());
+        }
+        Ok(t)
+    }
+
+    /// The attributes of this tuple, all six, in number order.
+    pub fn to_attrs(&self) -> Vec<CtTupleAttr> {
+        vec![
+            CtTupleAttr::Family(self.family()),
+            CtTupleAttr::Proto(self.proto),
+            CtTupleAttr::Src(self.src),
+            CtTupleAttr::Dst(self.dst),
+            CtTupleAttr::SrcPort(self.src_port),
+            CtTupleAttr::DstPort(self.dst_port),
+        ]
+    }
+}
+
+/// Packets and bytes of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes, IP header included.
+    pub bytes: u64,
+}
+
+impl Counters {
+    /// Decodes a counters nest; a missing value reads zero.
+    pub fn from_attrs(attrs: &[CtCountersAttr]) -> Self {
+        let mut c = Counters::default();
+        for a in attrs {
+            match *a {
+                CtCountersAttr::Packets(v) => c.packets = v,
+                CtCountersAttr::Bytes(v) => c.bytes = v,
+                CtCountersAttr::Pad | CtCountersAttr::Other(_) => {}
+            }
+        }
+        c
+    }
+}
+
+/// One connection, as a [`Cmd::CtGet`] message carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conn {
+    /// The original direction's tuple.
+    pub orig: CtTuple,
+    /// The reply direction's tuple (NAT shows here).
+    pub reply: CtTuple,
+    /// [`rfw_abi::ct_status`] bits.
+    pub status: u32,
+    /// Milliseconds until the connection expires.
+    pub timeout_ms: u32,
+    /// [`rfw_abi::tcp_state`] number, TCP only.
+    pub tcp_state: Option<u8>,
+    /// The original direction's counters.
+    pub orig_counters: Counters,
+    /// The reply direction's counters.
+    pub reply_counters: Counters,
+}
+
+impl Conn {
+    /// Decodes a connection message. Both tuples are required; missing
+    /// status, timeout or counters read zero.
+    pub fn from_attrs(attrs: &[RfwAttr]) -> Result<Self, DecodeError> {
+        let (mut orig, mut reply) = (None, None);
+        let mut c = Conn {
+            orig: placeholder_tuple(),
+            reply: placeholder_tuple(),
+            status: 0,
+            timeout_ms: 0,
+            tcp_state: None,
+            orig_counters: Counters::default(),
+            reply_counters: Counters::default(),
+        };
+        for a in attrs {
+            match a {
+                RfwAttr::CtOrig(t) => orig = Some(CtTuple::from_attrs(t)?),
+                RfwAttr::CtReply(t) => reply = Some(CtTuple::from_attrs(t)?),
+                RfwAttr::CtStatus(v) => c.status = *v,
+                RfwAttr::CtTimeout(v) => c.timeout_ms = *v,
+                RfwAttr::CtProtoState(v) => c.tcp_state = Some(*v),
+                RfwAttr::CtCountersOrig(n) => c.orig_counters = Counters::from_attrs(n),
+                RfwAttr::CtCountersReply(n) => c.reply_counters = Counters::from_attrs(n),
+                _ => {}
+            }
+        }
+        c.orig = orig.ok_or("connection without CT_ORIG")?;
+        c.reply = reply.ok_or("connection without CT_REPLY")?;
+        Ok(c)
+    }
+
+    /// Whether a packet was seen in the reply direction.
+    pub fn seen_reply(&self) -> bool {
+        self.status & ct_status::SEEN_REPLY != 0
+    }
+
+    /// Whether the connection is assured.
+    pub fn assured(&self) -> bool {
+        self.status & ct_status::ASSURED != 0
+    }
+}
+
+fn placeholder_tuple() -> CtTuple {
+    CtTuple {
+        proto: 0,
+        src: IpAddr::from([0, 0, 0, 0]),
+        dst: IpAddr::from([0, 0, 0, 0]),
+        src_port: 0,
+        dst_port: 0,
+    }
+}
+
+/// One named counter of [`CtStats`]: an INVALID reason or a malformed kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason {
+    /// The kernel's stable snake_case name.
+    pub name: String,
+    /// Packets.
+    pub count: u64,
+}
+
+impl Reason {
+    fn from_attrs(attrs: &[CtReasonAttr]) -> Result<Self, DecodeError> {
+        let (mut name, mut count) = (None, 0);
+        for a in attrs {
+            match a {
+                CtReasonAttr::Name(s) => name = Some(s.clone()),
+                CtReasonAttr::Count(v) => count = *v,
+                CtReasonAttr::Pad | CtReasonAttr::Other(_) => {}
+            }
+        }
+        Ok(Reason {
+            name: name.ok_or("reason without NAME")?,
+            count,
+        })
+    }
+}
+
+/// The table statistics ([`rfw_abi::ct_stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CtStats {
+    /// Entries, confirmed and not yet confirmed.
+    pub count: u64,
+    /// The entry limit.
+    pub limit: u64,
+    /// Entries whose first packet has not left its last hook yet.
+    pub unconfirmed: u64,
+    /// Hash buckets.
+    pub buckets: u64,
+    /// Packets that found their connection.
+    pub found: u64,
+    /// Connections created.
+    pub new: u64,
+    /// Packets classified INVALID.
+    pub invalid: u64,
+    /// Packets the TCP window tracking ignored.
+    pub ignored: u64,
+    /// Entries evicted to make room.
+    pub early_drop: u64,
+    /// Packets dropped because the table was full.
+    pub drop: u64,
+    /// Inserts that lost a race.
+    pub insert_failed: u64,
+    /// Inserts refused for a too long hash chain.
+    pub chain_too_long: u64,
+    /// Lookups that walked a chain longer than the insert bound.
+    pub long_chain_lookups: u64,
+    /// Entries removed on expiry.
+    pub expired: u64,
+    /// Entries removed by a command, a flush or the tracker.
+    pub deleted: u64,
+    /// Unconfirmed entries removed by the garbage collector.
+    pub unconfirmed_reaped: u64,
+    /// INVALID packets by reason, in the kernel's order.
+    pub invalid_reasons: Vec<Reason>,
+    /// Malformed packets by kind, in the kernel's order.
+    pub malformed: Vec<Reason>,
+}
+
+impl CtStats {
+    /// Decodes [`rfw_abi::attr::CT_STATS`]'s payload. Counters the kernel
+    /// left out read zero; attributes this fwctl does not know are ignored.
+    pub fn from_attrs(attrs: &[CtStatsAttr]) -> Result<Self, DecodeError> {
+        let mut s = CtStats::default();
+        for a in attrs {
+            match a {
+                CtStatsAttr::Counter(c, v) => *s.counter_mut(*c) = *v,
+                CtStatsAttr::InvalidReason(n) => s.invalid_reasons.push(Reason::from_attrs(n)?),
+                CtStatsAttr::MalformedReason(n) => s.malformed.push(Reason::from_attrs(n)?),
+                CtStatsAttr::Pad | CtStatsAttr::Other(_) => {}
+            }
+        }
+        Ok(s)
+    }
+
+    fn counter_mut(&mut self, c: CtCounter) -> &mut u64 {
+        match c {
+            CtCounter::Count => &mut self.count,
+            CtCounter::Limit => &mut self.limit,
+            CtCounter::Unconfirmed => &mut self.unconfirmed,
+            CtCounter::Buckets => &mut self.buckets,
+            CtCounter::Found => &mut self.found,
+            CtCounter::New => &mut self.new,
+            CtCounter::Invalid => &mut self.invalid,
+            CtCounter::Ignored => &mut self.ignored,
+            CtCounter::EarlyDrop => &mut self.early_drop,
+            CtCounter::Drop => &mut self.drop,
+            CtCounter::InsertFailed => &mut self.insert_failed,
+            CtCounter::ChainTooLong => &mut self.chain_too_long,
+            CtCounter::LongChainLookups => &mut self.long_chain_lookups,
+            CtCounter::Expired => &mut self.expired,
+            CtCounter::Deleted => &mut self.deleted,
+            CtCounter::UnconfirmedReaped => &mut self.unconfirmed_reaped,
+        }
+    }
+
+    /// The value of one counter.
+    pub fn counter(&self, c: CtCounter) -> u64 {
+        match c {
+            CtCounter::Count => self.count,
+            CtCounter::Limit => self.limit,
+            CtCounter::Unconfirmed => self.unconfirmed,
+            CtCounter::Buckets => self.buckets,
+            CtCounter::Found => self.found,
+            CtCounter::New => self.new,
+            CtCounter::Invalid => self.invalid,
+            CtCounter::Ignored => self.ignored,
+            CtCounter::EarlyDrop => self.early_drop,
+            CtCounter::Drop => self.drop,
+            CtCounter::InsertFailed => self.insert_failed,
+            CtCounter::ChainTooLong => self.chain_too_long,
+            CtCounter::LongChainLookups => self.long_chain_lookups,
+            CtCounter::Expired => self.expired,
+            CtCounter::Deleted => self.deleted,
+            CtCounter::UnconfirmedReaped => self.unconfirmed_reaped,
+        }
+    }
+
+    /// Every counter with its name, in print order.
+    pub fn counters(&self) -> [(&'static str, u64); 16] {
+        CtCounter::ALL.map(|c| (c.name(), self.counter(c)))
+    }
+}
+
+/// One timeout of [`CtConfig`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeout {
+    /// Its name, one of [`rfw_abi::ct_timeout::NAMES`] (or a newer one).
+    pub name: String,
+    /// Milliseconds.
+    pub ms: u32,
+}
+
+/// The tracking settings ([`rfw_abi::ct_config`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CtConfig {
+    /// The entry limit, if the kernel sent it.
+    pub limit: Option<u32>,
+    /// Hash buckets, if the kernel sent them.
+    pub buckets: Option<u32>,
+    /// The timeouts, in the kernel's order.
+    pub timeouts: Vec<Timeout>,
+}
+
+impl CtConfig {
+    /// Decodes [`rfw_abi::attr::CT_CONFIG`]'s payload; attributes this fwctl
+    /// does not know are ignored.
+    pub fn from_attrs(attrs: &[CtConfigAttr]) -> Result<Self, DecodeError> {
+        let mut c = CtConfig::default();
+        for a in attrs {
+            match a {
+                CtConfigAttr::Limit(v) => c.limit = Some(*v),
+                CtConfigAttr::Buckets(v) => c.buckets = Some(*v),
+                CtConfigAttr::Timeout(n) => {
+                    let (mut name, mut ms) = (None, None);
+                    for t in n {
+                        match t {
+                            CtTimeoutAttr::Name(s) => name = Some(s.clone()),
+                            CtTimeoutAttr::Ms(v) => ms = Some(*v),
+                            CtTimeoutAttr::Other(_) => {}
+                        }
+                    }
+                    c.timeouts.push(Timeout {
+                        name: name.ok_or("timeout without NAME")?,
+                        ms: ms.ok_or("timeout without MS")?,
+                    });
+                }
+                CtConfigAttr::Other(_) => {}
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// A change of settings: what [`Cmd::CtConfigSet`] sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigChange {
+    /// A new entry limit.
+    pub limit: Option<u32>,
+    /// New timeouts: (name, ms), in the order given.
+    pub timeouts: Vec<(&'static str, u32)>,
+}
+
+impl ConfigChange {
+    /// The payload of [`rfw_abi::attr::CT_CONFIG`]: the limit first, then
+    /// one [`rfw_abi::ct_config::TIMEOUT`] nest per timeout.
+    pub fn to_attrs(&self) -> Vec<CtConfigAttr> {
+        let limit = self.limit.map(CtConfigAttr::Limit);
+        let timeouts = self.timeouts.iter().map(|(name, ms)| {
+            CtConfigAttr::Timeout(vec![
+                CtTimeoutAttr::Name((*name).to_owned()),
+                CtTimeoutAttr::Ms(*ms),
+            ])
+        });
+        limit.into_iter().chain(timeouts).collect()
+    }
+}
+
+/// Which direction a tuple given to [`Cmd::CtDelete`] is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// [`rfw_abi::attr::CT_ORIG`].
+    Orig,
+    /// [`rfw_abi::attr::CT_REPLY`].
+    Reply,
+}
+
+/// Requests of the `Ct*` commands.
+impl RfwMessage {
+    /// [`Cmd::CtGet`] without attributes: with `NLM_F_DUMP`, every connection.
+    pub fn ct_dump() -> Self {
+        RfwMessage::new(Cmd::CtGet, Vec::new())
+    }
+
+    /// [`Cmd::CtDelete`] of the connection with `tuple` in direction `dir`.
+    pub fn ct_delete(dir: Direction, tuple: &CtTuple) -> Self {
+        let nest = tuple.to_attrs();
+        let attr = match dir {
+            Direction::Orig => RfwAttr::CtOrig(nest),
+            Direction::Reply => RfwAttr::CtReply(nest),
+        };
+        RfwMessage::new(Cmd::CtDelete, vec![attr])
+    }
+
+    /// [`Cmd::CtFlush`].
+    pub fn ct_flush() -> Self {
+        RfwMessage::new(Cmd::CtFlush, Vec::new())
+    }
+
+    /// [`Cmd::CtStatsGet`].
+    pub fn ct_stats_get() -> Self {
+        RfwMessage::new(Cmd::CtStatsGet, Vec::new())
+    }
+
+    /// [`Cmd::CtConfigGet`].
+    pub fn ct_config_get() -> Self {
+        RfwMessage::new(Cmd::CtConfigGet, Vec::new())
+    }
+
+    /// [`Cmd::CtConfigSet`] with `change`.
+    pub fn ct_config_set(change: &ConfigChange) -> Self {
+        RfwMessage::new(Cmd::CtConfigSet, vec![RfwAttr::CtConfig(change.to_attrs())])
+    }
+
+    /// The first [`RfwAttr::CtStats`] of this message, decoded.
+    pub fn ct_stats(&self) -> Option<Result<CtStats, DecodeError>> {
+        self.attrs.iter().find_map(|a| match a {
+            RfwAttr::CtStats(n) => Some(CtStats::from_attrs(n)),
+            _ => None,
+        })
+    }
+
+    /// The first [`RfwAttr::CtConfig`] of this message, decoded.
+    pub fn ct_config(&self) -> Option<Result<CtConfig, DecodeError>> {
+        self.attrs.iter().find_map(|a| match a {
+            RfwAttr::CtConfig(n) => Some(CtConfig::from_attrs(n)),
+            _ => None,
+        })
+    }
+
+    /// The first [`RfwAttr::CtCount`] of this message.
+    pub fn ct_count(&self) -> Option<u64> {
+        self.attrs.iter().find_map(|a| match a {
+            RfwAttr::CtCount(n) => Some(*n),
+            _ => None,
+        })
+    }
+}

@@ -239,6 +239,8 @@ pub mod ct_stats {
     /// u64: bytes of one entry as allocated from rfw's slab cache (the
     /// object size; the slab may round it up, see `/proc/slabinfo`).
     pub const ENTRY_BYTES: u16 = 20;
+    /// u64: packets classified RELATED (ICMP errors about a connection).
+    pub const RELATED: u16 = 21;
 }
 
 /// Attributes nested in [`ct_stats::INVALID_REASON`] / [`ct_stats::MALFORMED_REASON`].

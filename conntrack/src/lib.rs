@@ -90,7 +90,7 @@ pub mod verdict;
 pub mod wire;
 
 pub use conn::{Action, Config, Conn, ConnKey, ConnState, Status, Timeouts, Update};
-pub use parse::{parse, PacketInfo, ParseError};
+pub use parse::{parse, parse_prefix, PacketInfo, ParseError};
 pub use process::{process, track, Processed};
 #[cfg(feature = "host")]
 pub use table::{HostHandle, HostTable};

@@ -1,6 +1,12 @@
 //! From bytes to a [`PacketInfo`]: the tuple and the L4 details the
 //! trackers need, or a typed [`ParseError`].
 //!
+//! [`parse`] takes a whole packet; [`parse_prefix`] takes its first bytes
+//! (the kernel glue copies at most the first 384 bytes of a non-linear
+//! skb): lengths come from the headers, only the headers must be in the
+//! prefix, and the result is the same as [`parse`]'s (without checksum
+//! verification). Both share one implementation.
+//!
 //! Kernel counterpart: `nf_ct_get_tuple()`, `ipv4_get_l4proto()`,
 //! `ipv6_get_l4proto()` in `net/netfilter/nf_conntrack_core.c`, the
 //! `*_pkt_to_tuple()` functions and the length checks of `tcp_error()`,
@@ -20,7 +26,9 @@ pub struct ParseOptions {
     /// = 1) verifies in PRE_ROUTING only, and not when the NIC or the
     /// stack already did (`skb_csum_unnecessary()`). Off by default here:
     /// the kernel glue knows per packet whether that is needed and sets
-    /// it. Bad checksums give [`ParseError::BadChecksum`].
+    /// it. Bad checksums give [`ParseError::BadChecksum`]. Ignored by
+    /// [`parse_prefix`]: a prefix cannot be checksummed (the kernel glue
+    /// calls the kernel's `nf_checksum()` on the skb instead).
     pub verify_checksums: bool,
     /// Bound on the IPv6 extension headers walked.
     pub max_ext_headers: usize,
@@ -56,6 +64,18 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// True for a layer's [`wire::Error::Truncated`]: the packet (or, with
+    /// [`parse_prefix`], the prefix given) is shorter than its headers.
+    pub const fn is_truncated(self) -> bool {
+        matches!(
+            self,
+            ParseError::Ip(wire::Error::Truncated)
+                | ParseError::Tcp(wire::Error::Truncated)
+                | ParseError::Udp(wire::Error::Truncated)
+                | ParseError::Icmp(wire::Error::Truncated)
+        )
+    }
+
     /// A sentence a person understands.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -191,26 +211,116 @@ pub struct PacketInfo {
     pub ip_len: u32,
 }
 
-/// Parses an IP packet starting at the IP header.
+/// Parses an IP packet starting at the IP header. `bytes` holds the
+/// whole packet (bytes past the length in the IP header, such as
+/// link-layer padding, are ignored).
 pub fn parse(bytes: &[u8], family: Family, opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
     match family {
-        Family::Ipv4 => parse_v4(bytes, opts),
-        Family::Ipv6 => parse_v6(bytes, opts),
+        Family::Ipv4 => parse_v4(bytes, opts, Have::Whole),
+        Family::Ipv6 => parse_v6(bytes, opts, Have::Whole),
     }
 }
 
 /// Parses an IP packet, taking the family from its version nibble.
 pub fn parse_any(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
+    parse_any_with(bytes, opts, Have::Whole)
+}
+
+/// Parses the first bytes of an IP packet: the kernel glue's path, which
+/// copies a prefix of a (possibly non-linear) skb into a stack buffer.
+///
+/// `prefix` starts at the IP header; the packet's full length is the one
+/// its IP header gives, and the caller guarantees that the packet is that
+/// long (the IP stack has trimmed the skb to it). Every length is derived
+/// from the headers, never from `prefix.len()`: [`PacketInfo::ip_len`],
+/// the TCP payload length, the UDP length check against the IP payload
+/// length. The headers themselves must lie within `prefix`: the IPv4
+/// header with its options, the IPv6 extension header chain, the TCP
+/// header with its options, the UDP header, the ICMP header and, for ICMP
+/// errors, what [`parse`] reads of the quoted packet (its IP header and
+/// the first 8 bytes of its L4 header); otherwise the error is the
+/// layer's `Truncated` ([`ParseError::is_truncated`]).
+///
+/// When `prefix` holds all the headers the result is exactly that of
+/// [`parse`] on the whole packet with `verify_checksums` off: a prefix
+/// cannot be checksummed, so `opts.verify_checksums` is ignored (the
+/// kernel glue calls the kernel's `nf_checksum()` on the skb instead, as
+/// nf_conntrack does).
+pub fn parse_prefix(
+    prefix: &[u8],
+    family: Family,
+    opts: &ParseOptions,
+) -> Result<PacketInfo, ParseError> {
+    match family {
+        Family::Ipv4 => parse_v4(prefix, opts, Have::Prefix),
+        Family::Ipv6 => parse_v6(prefix, opts, Have::Prefix),
+    }
+}
+
+/// [`parse_prefix`], taking the family from the version nibble.
+pub fn parse_prefix_any(prefix: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
+    parse_any_with(prefix, opts, Have::Prefix)
+}
+
+/// How much of the packet the parser is given. One implementation serves
+/// both: lengths come from the headers (the "wire" lengths), bytes are
+/// read from what is there; with the whole packet the two are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Have {
+    /// The whole packet ([`parse`]): the buffer must hold the length the
+    /// IP header gives.
+    Whole,
+    /// A prefix ([`parse_prefix`]): only the headers must be there.
+    Prefix,
+}
+
+/// The bytes of a layer that are there and the layer's length on the
+/// wire (`bytes.len() <= wire_len`; equal with [`Have::Whole`]).
+#[derive(Debug, Clone, Copy)]
+struct Layer<'a> {
+    bytes: &'a [u8],
+    wire_len: usize,
+}
+
+impl<'a> Layer<'a> {
+    /// The part of the packet after the first `n` bytes.
+    fn after(self, n: usize) -> Layer<'a> {
+        Layer {
+            bytes: self.bytes.get(n..).unwrap_or(&[]),
+            wire_len: self.wire_len.saturating_sub(n),
+        }
+    }
+
+    /// True when bytes of this layer are missing from the buffer.
+    fn is_cut(&self) -> bool {
+        self.bytes.len() < self.wire_len
+    }
+}
+
+/// The IP packet's bytes that are there, up to its length on the wire.
+fn ip_layer(bytes: &[u8], wire_len: usize) -> Layer<'_> {
+    Layer {
+        bytes: bytes.get(..wire_len).unwrap_or(bytes),
+        wire_len,
+    }
+}
+
+fn parse_any_with(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
     match bytes.first().map(|b| b >> 4) {
-        Some(4) => parse_v4(bytes, opts),
-        Some(6) => parse_v6(bytes, opts),
+        Some(4) => parse_v4(bytes, opts, have),
+        Some(6) => parse_v6(bytes, opts, have),
         Some(_) => Err(ParseError::Ip(wire::Error::BadVersion)),
         None => Err(ParseError::Ip(wire::Error::Truncated)),
     }
 }
 
-fn parse_v4(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
-    let ip = ipv4::Packet::new_checked(bytes).map_err(ParseError::Ip)?;
+fn parse_v4(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
+    let ip = ipv4::Packet::new_unchecked(bytes);
+    match have {
+        Have::Whole => ip.check_len(),
+        Have::Prefix => ip.check_header_len(),
+    }
+    .map_err(ParseError::Ip)?;
     if ip.frag_offset() != 0 {
         return Err(ParseError::Fragment);
     }
@@ -220,56 +330,67 @@ fn parse_v4(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError>
         FragmentStatus::Whole
     };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let payload = ip.payload();
+    let total = ip.total_len() as usize;
+    let payload = ip_layer(bytes, total).after(ip.header_len() as usize);
     let proto: u8 = ip.next_header().into();
     let pseudo = |len: usize| checksum::pseudo_header_v4(&src, &dst, proto, len as u16);
-    let verify = opts.verify_checksums && fragment == FragmentStatus::Whole;
+    let verify = have == Have::Whole && opts.verify_checksums && fragment == FragmentStatus::Whole;
     let base = Tuple::v4(src, dst, proto, 0, 0);
     let (tuple, l4) = l4(base, payload, verify, &pseudo, opts)?;
     Ok(PacketInfo {
         tuple,
         l4,
         fragment,
-        ip_len: ip.total_len() as u32,
+        ip_len: total as u32,
     })
 }
 
-fn parse_v6(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
-    let ip = ipv6::Packet::new_checked(bytes).map_err(ParseError::Ip)?;
-    let ul = ip
-        .upper_layer(opts.max_ext_headers)
-        .map_err(ParseError::Ip)?;
+fn parse_v6(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
+    let ip = ipv6::Packet::new_unchecked(bytes);
+    match have {
+        Have::Whole => ip.check_len(),
+        Have::Prefix => ip.check_header_len(),
+    }
+    .map_err(ParseError::Ip)?;
+    let total = ipv6::HEADER_LEN + ip.payload_len() as usize;
+    let packet = ip_layer(bytes, total);
+    // The chain must be in the bytes that are there (and within the
+    // packet's length).
+    let ul = ipv6::walk_ext_headers(packet.bytes, opts.max_ext_headers).map_err(ParseError::Ip)?;
     let fragment = match ul.fragment {
         Some(f) if f.offset != 0 => return Err(ParseError::Fragment),
         Some(f) if f.more => FragmentStatus::First,
         _ => FragmentStatus::Whole,
     };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let payload = ip.packet().get(ul.offset..).unwrap_or(&[]);
+    let payload = packet.after(ul.offset);
     let proto: u8 = ul.protocol.into();
     let pseudo = |len: usize| checksum::pseudo_header_v6(&src, &dst, proto, len as u32);
-    let verify = opts.verify_checksums && fragment == FragmentStatus::Whole;
+    let verify = have == Have::Whole && opts.verify_checksums && fragment == FragmentStatus::Whole;
     let base = Tuple::v6(src, dst, proto, 0, 0);
     let (tuple, l4) = l4(base, payload, verify, &pseudo, opts)?;
     Ok(PacketInfo {
         tuple,
         l4,
         fragment,
-        ip_len: (ipv6::HEADER_LEN + ip.payload_len() as usize) as u32,
+        ip_len: total as u32,
     })
 }
 
 fn l4(
     mut t: Tuple,
-    payload: &[u8],
+    payload: Layer<'_>,
     verify: bool,
     pseudo: &dyn Fn(usize) -> u16,
     opts: &ParseOptions,
 ) -> Result<(Tuple, L4Info), ParseError> {
+    // `verify` is only set with the whole packet: `payload.bytes` is then
+    // the whole L4 segment.
+    let bytes = payload.bytes;
     match (t.family, t.proto) {
         (_, PROTO_TCP) => {
-            let p = tcp::Packet::new_checked(payload).map_err(ParseError::Tcp)?;
-            if verify && !p.verify_checksum(pseudo(payload.len())) {
+            let p = tcp::Packet::new_checked(bytes).map_err(ParseError::Tcp)?;
+            if verify && !p.verify_checksum(pseudo(bytes.len())) {
                 return Err(ParseError::BadChecksum);
             }
             t.src_port = p.src_port();
@@ -281,12 +402,14 @@ fn l4(
                 window: p.window_len(),
                 options: tcp::parse_options(p.options()),
                 has_options: !p.options().is_empty(),
-                payload_len: p.payload().len() as u32,
+                payload_len: payload.wire_len.saturating_sub(p.header_len() as usize) as u32,
             };
             Ok((t, L4Info::Tcp(info)))
         }
         (_, PROTO_UDP) => {
-            let p = udp::Packet::new_checked(payload).map_err(ParseError::Udp)?;
+            let p = udp::Packet::new_unchecked(bytes);
+            p.check_len_within(payload.wire_len)
+                .map_err(ParseError::Udp)?;
             if verify && !p.verify_checksum(pseudo(p.len() as usize)) {
                 return Err(ParseError::BadChecksum);
             }
@@ -296,7 +419,7 @@ fn l4(
             Ok((t, L4Info::Udp { payload_len }))
         }
         (Family::Ipv4, PROTO_ICMP) => {
-            let p = icmpv4::Packet::new_checked(payload).map_err(ParseError::Icmp)?;
+            let p = icmpv4::Packet::new_checked(bytes).map_err(ParseError::Icmp)?;
             if verify && !p.verify_checksum() {
                 return Err(ParseError::BadChecksum);
             }
@@ -305,7 +428,8 @@ fn l4(
             t.src_port = p.echo_ident();
             t.dst_port = u16::from_be_bytes([ty, code]);
             let info = if icmpv4::is_error(ty) {
-                let quoted = quoted_tuple(p.data(), Family::Ipv4, opts)?;
+                let data = payload.after(icmpv4::HEADER_LEN);
+                let quoted = quoted_tuple(data, Family::Ipv4, opts)?;
                 IcmpInfo::Error { ty, code, quoted }
             } else if icmpv4::inverse_type(ty).is_some() {
                 IcmpInfo::Query { ty, code }
@@ -315,8 +439,8 @@ fn l4(
             Ok((t, L4Info::Icmp(info)))
         }
         (Family::Ipv6, PROTO_ICMPV6) => {
-            let p = icmpv6::Packet::new_checked(payload).map_err(ParseError::Icmp)?;
-            if verify && !p.verify_checksum(pseudo(payload.len())) {
+            let p = icmpv6::Packet::new_checked(bytes).map_err(ParseError::Icmp)?;
+            if verify && !p.verify_checksum(pseudo(bytes.len())) {
                 return Err(ParseError::BadChecksum);
             }
             let (ty, code) = (p.msg_type(), p.msg_code());
@@ -326,7 +450,8 @@ fn l4(
             let info = if icmpv6::is_untracked(ty) {
                 IcmpInfo::Untracked { ty }
             } else if icmpv6::is_error(ty) {
-                let quoted = quoted_tuple(p.data(), Family::Ipv6, opts)?;
+                let data = payload.after(icmpv6::HEADER_LEN);
+                let quoted = quoted_tuple(data, Family::Ipv6, opts)?;
                 IcmpInfo::Error { ty, code, quoted }
             } else if icmpv6::inverse_type(ty).is_some() {
                 IcmpInfo::Query { ty, code }
@@ -339,35 +464,53 @@ fn l4(
     }
 }
 
+/// Why a quoted packet is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    /// Too short for what is read of it.
+    Short,
+    /// Malformed.
+    Bad,
+}
+
 /// The tuple of the packet quoted in an ICMP error: the IP header must be
 /// whole, the L4 part needs only its first 8 bytes (ports, or the ICMP
 /// header). The quoted packet is usually cut short, so its length fields
-/// are not checked against the buffer.
-fn quoted_tuple(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, ParseError> {
+/// are not checked against the buffer. Unusable: [`ParseError::IcmpInner`]
+/// or, when the quote is short because the caller gave only a prefix of
+/// the packet, `Icmp(Truncated)`.
+fn quoted_tuple(data: Layer<'_>, family: Family, opts: &ParseOptions) -> Result<Tuple, ParseError> {
+    quoted(data.bytes, family, opts).map_err(|e| match e {
+        Quote::Short if data.is_cut() => ParseError::Icmp(wire::Error::Truncated),
+        _ => ParseError::IcmpInner,
+    })
+}
+
+fn quoted(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, Quote> {
     let (mut t, l4) = match family {
         Family::Ipv4 => {
+            if data.len() < ipv4::HEADER_LEN {
+                return Err(Quote::Short);
+            }
             let ip = ipv4::Packet::new_unchecked(data);
             let hl = ip.header_len() as usize;
-            if data.len() < ipv4::HEADER_LEN || ip.version() != 4 || hl < ipv4::HEADER_LEN {
-                return Err(ParseError::IcmpInner);
+            if ip.version() != 4 || hl < ipv4::HEADER_LEN || ip.frag_offset() != 0 {
+                return Err(Quote::Bad);
             }
-            if ip.frag_offset() != 0 {
-                return Err(ParseError::IcmpInner);
-            }
-            let l4 = data.get(hl..).ok_or(ParseError::IcmpInner)?;
+            let l4 = data.get(hl..).ok_or(Quote::Short)?;
             let proto = ip.next_header().into();
             (Tuple::v4(ip.src_addr(), ip.dst_addr(), proto, 0, 0), l4)
         }
         Family::Ipv6 => {
             if data.len() < ipv6::HEADER_LEN {
-                return Err(ParseError::IcmpInner);
+                return Err(Quote::Short);
             }
             let ip = ipv6::Packet::new_unchecked(data);
             if ip.version() != 6 {
-                return Err(ParseError::IcmpInner);
+                return Err(Quote::Bad);
             }
             let ul = quoted_v6_upper(data, opts.max_ext_headers)?;
-            let l4 = data.get(ul.offset..).ok_or(ParseError::IcmpInner)?;
+            let l4 = data.get(ul.offset..).ok_or(Quote::Short)?;
             let proto = ul.protocol.into();
             (Tuple::v6(ip.src_addr(), ip.dst_addr(), proto, 0, 0), l4)
         }
@@ -375,19 +518,19 @@ fn quoted_tuple(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tupl
     match (family, t.proto) {
         (_, PROTO_TCP) | (_, PROTO_UDP) => {
             let p = udp::Packet::new_unchecked(l4);
-            p.check_header_len().map_err(|_| ParseError::IcmpInner)?;
+            p.check_header_len().map_err(|_| Quote::Short)?;
             t.src_port = p.src_port();
             t.dst_port = p.dst_port();
         }
         (Family::Ipv4, PROTO_ICMP) => {
-            let p = icmpv4::Packet::new_checked(l4).map_err(|_| ParseError::IcmpInner)?;
+            let p = icmpv4::Packet::new_checked(l4).map_err(|_| Quote::Short)?;
             // An error quoting an error is not tracked (`icmp_is_err` on
             // the inner type fails the inversion too).
             t.src_port = p.echo_ident();
             t.dst_port = u16::from_be_bytes([p.msg_type(), p.msg_code()]);
         }
         (Family::Ipv6, PROTO_ICMPV6) => {
-            let p = icmpv6::Packet::new_checked(l4).map_err(|_| ParseError::IcmpInner)?;
+            let p = icmpv6::Packet::new_checked(l4).map_err(|_| Quote::Short)?;
             t.src_port = p.echo_ident();
             t.dst_port = u16::from_be_bytes([p.msg_type(), p.msg_code()]);
         }
@@ -396,12 +539,15 @@ fn quoted_tuple(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tupl
     Ok(t)
 }
 
-fn quoted_v6_upper(data: &[u8], max: usize) -> Result<ipv6::UpperLayer, ParseError> {
+fn quoted_v6_upper(data: &[u8], max: usize) -> Result<ipv6::UpperLayer, Quote> {
     // The quoted header's payload length describes the original packet,
     // not the quote: walk over the bytes that are there.
-    let ul = ipv6::walk_ext_headers(data, max).map_err(|_| ParseError::IcmpInner)?;
+    let ul = ipv6::walk_ext_headers(data, max).map_err(|e| match e {
+        wire::Error::Truncated => Quote::Short,
+        _ => Quote::Bad,
+    })?;
     if ul.fragment.is_some_and(|f| f.offset != 0) || ul.protocol == IpProtocol::Ipv6NoNxt {
-        return Err(ParseError::IcmpInner);
+        return Err(Quote::Bad);
     }
     Ok(ul)
 }

@@ -7,11 +7,151 @@ use conntrack::conn::Config;
 use conntrack::proto::tcp::TcpState;
 use conntrack::seq::{after, before};
 use conntrack::table::{HostTable, Table};
-use conntrack::{parse, process, Class, Family, Tuple};
+use conntrack::{parse, parse_prefix, process, Class, Family, Tuple};
 use proptest::prelude::*;
 
 fn family() -> impl Strategy<Value = Family> {
     prop_oneof![Just(Family::Ipv4), Just(Family::Ipv6)]
+}
+
+/// An IP header of `fam` carrying `proto` with `tail` as its payload.
+fn behind_header(fam: Family, proto: u8, tail: &[u8]) -> Vec<u8> {
+    let mut p = match fam {
+        Family::Ipv4 => {
+            let total = (20 + tail.len()) as u16;
+            let mut h = vec![0x45, 0];
+            h.extend_from_slice(&total.to_be_bytes());
+            h.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+            h
+        }
+        Family::Ipv6 => {
+            let mut h = vec![0x60, 0, 0, 0];
+            h.extend_from_slice(&(tail.len() as u16).to_be_bytes());
+            h.extend_from_slice(&[proto, 64]);
+            h.extend_from_slice(&[1; 32]);
+            h
+        }
+    };
+    p.extend_from_slice(tail);
+    p
+}
+
+/// Packets that mostly parse: TCP with arbitrary option bytes, UDP,
+/// echo, ICMP errors quoting a cut of another packet, IPv6 extension
+/// headers, each with some bytes flipped.
+fn built_packet() -> impl Strategy<Value = (Family, Vec<u8>)> {
+    (
+        family(),
+        0u8..5,
+        proptest::collection::vec(any::<u8>(), 0..40),
+        0usize..300,
+        0usize..120,
+        proptest::option::of((0usize..120, any::<u8>())),
+    )
+        .prop_map(|(fam, kind, opt, plen, cut, flip)| {
+            let (a, b) = match fam {
+                Family::Ipv4 => (ep4([10, 0, 0, 1], 1000), ep4([10, 0, 0, 2], 80)),
+                Family::Ipv6 => (ep6(1, 1000), ep6(2, 80)),
+            };
+            let t = tcp(fam, &a, &b, ACK, 1, 2, 100, &opt, plen);
+            let mut p = match kind {
+                0 => t,
+                1 => udp(fam, &a, &b, plen),
+                2 => echo(fam, &a, &b, false, 3, 4),
+                3 => {
+                    let ty = if fam == Family::Ipv4 { 3 } else { 1 };
+                    icmp(fam, &b, &a, ty, 1, [0; 4], &t[..cut.min(t.len())])
+                }
+                _ => {
+                    // A chain of `opt.len() % 4` destination-options
+                    // headers (on IPv4: IP options) before TCP.
+                    let n = opt.len() % 4;
+                    match fam {
+                        Family::Ipv6 => {
+                            let mut q = t[..40].to_vec();
+                            q[6] = if n == 0 { 6 } else { 60 };
+                            for i in 0..n {
+                                q.extend_from_slice(&[
+                                    if i + 1 == n { 6 } else { 60 },
+                                    0,
+                                    1,
+                                    4,
+                                    0,
+                                    0,
+                                    0,
+                                    0,
+                                ]);
+                            }
+                            q.extend_from_slice(&t[40..]);
+                            let plen = (q.len() - 40) as u16;
+                            q[4..6].copy_from_slice(&plen.to_be_bytes());
+                            q
+                        }
+                        Family::Ipv4 => {
+                            let mut q = t[..20].to_vec();
+                            q.extend(std::iter::repeat_n(1u8, 4 * n));
+                            q.extend_from_slice(&t[20..]);
+                            q[0] = 0x45 + n as u8;
+                            let total = q.len() as u16;
+                            q[2..4].copy_from_slice(&total.to_be_bytes());
+                            q
+                        }
+                    }
+                }
+            };
+            if let Some((i, x)) = flip {
+                if let Some(b) = p.get_mut(i) {
+                    *b ^= x;
+                }
+            }
+            (fam, p)
+        })
+}
+
+/// `parse_prefix` on every prefix of `bytes`: never a panic; when `parse`
+/// succeeds, each prefix gives a `Truncated` error or exactly `parse`'s
+/// result, and once a prefix parses so do all longer ones (the headers'
+/// end). `verify_checksums` makes no difference to `parse_prefix`.
+fn prefix_agrees(bytes: &[u8], fam: Family) -> Result<(), TestCaseError> {
+    use conntrack::parse::ParseOptions;
+    let opts = ParseOptions::default();
+    let with_sums = ParseOptions {
+        verify_checksums: true,
+        ..opts
+    };
+    let full = parse(bytes, fam, &opts);
+    let version = match fam {
+        Family::Ipv4 => 4,
+        Family::Ipv6 => 6,
+    };
+    let same_version = bytes.first().map(|b| b >> 4) == Some(version);
+    let mut headers_end = None;
+    for k in 0..=bytes.len() {
+        let r = parse_prefix(&bytes[..k], fam, &opts);
+        prop_assert_eq!(r, parse_prefix(&bytes[..k], fam, &with_sums));
+        if same_version {
+            prop_assert_eq!(r, conntrack::parse::parse_prefix_any(&bytes[..k], &opts));
+        }
+        let Ok(f) = full else { continue };
+        match r {
+            Ok(p) => {
+                prop_assert_eq!(p, f, "prefix of {} bytes", k);
+                headers_end.get_or_insert(k);
+            }
+            Err(e) => {
+                prop_assert!(e.is_truncated(), "prefix of {} bytes: {:?}", k, e);
+                prop_assert!(
+                    headers_end.is_none(),
+                    "prefix of {} bytes fails after a shorter one parsed",
+                    k
+                );
+            }
+        }
+    }
+    if full.is_ok() {
+        prop_assert!(headers_end.is_some());
+    }
+    Ok(())
 }
 
 proptest! {
@@ -29,28 +169,31 @@ proptest! {
         proto in prop_oneof![Just(1u8), Just(6), Just(17), Just(58), Just(0), Just(44), any::<u8>()],
         fam in family(),
     ) {
-        let mut p = match fam {
-            Family::Ipv4 => {
-                let total = (20 + tail.len()) as u16;
-                let mut h = vec![0x45, 0];
-                h.extend_from_slice(&total.to_be_bytes());
-                h.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-                h
-            }
-            Family::Ipv6 => {
-                let mut h = vec![0x60, 0, 0, 0];
-                h.extend_from_slice(&(tail.len() as u16).to_be_bytes());
-                h.extend_from_slice(&[proto, 64]);
-                h.extend_from_slice(&[1; 32]);
-                h
-            }
-        };
-        p.extend_from_slice(&tail);
+        let p = behind_header(fam, proto, &tail);
         let cfg = Config::default();
         let _ = parse(&p, fam, &cfg.parse);
         let mut t = HostTable::new(4, KEY);
         let _ = process(&mut t, &p, fam, 0, &cfg);
         t.check_consistency().unwrap();
+    }
+
+    #[test]
+    fn parse_prefix_agrees_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), fam in family()) {
+        prefix_agrees(&bytes, fam)?;
+    }
+
+    #[test]
+    fn parse_prefix_agrees_behind_a_valid_header(
+        tail in proptest::collection::vec(any::<u8>(), 0..120),
+        proto in prop_oneof![Just(1u8), Just(6), Just(17), Just(58), Just(0), Just(44), Just(60), any::<u8>()],
+        fam in family(),
+    ) {
+        prefix_agrees(&behind_header(fam, proto, &tail), fam)?;
+    }
+
+    #[test]
+    fn parse_prefix_agrees_on_built_packets((fam, p) in built_packet()) {
+        prefix_agrees(&p, fam)?;
     }
 
     #[test]

@@ -5,12 +5,68 @@
 //! parser; structured packets between a few endpoints (TCP with chosen
 //! flags, sequence numbers, windows and options; UDP; ICMP echo and
 //! errors quoting earlier packets) reach deep into the trackers.
+//!
+//! Every packet is also parsed from prefixes of itself: `parse_prefix`
+//! must give a `Truncated` error or exactly `parse`'s result, and once a
+//! prefix parses so do the longer ones. After each packet, the entry the
+//! verdict names must match the packet's tuple in the verdict's direction
+//! (read through `Table::with_conn_mut`'s key).
 #![no_main]
 
 use conntrack::conn::Config;
+use conntrack::parse::ParseOptions;
 use conntrack::table::{HostTable, Table};
-use conntrack::{checksum, process, Family, HashKey};
+use conntrack::{checksum, parse, parse_prefix, process, Class, Family, HashKey};
 use libfuzzer_sys::fuzz_target;
+
+/// `parse_prefix` against `parse` on prefixes of `p`: all lengths up to
+/// 160 bytes (past the headers of most packets), the kernel glue's 384,
+/// and a few more.
+fn check_prefixes(p: &[u8], fam: Family) {
+    let opts = ParseOptions::default();
+    let full = parse(p, fam, &opts);
+    let mut ks: Vec<usize> = (0..=p.len().min(160)).collect();
+    ks.extend([384, p.len() / 2, p.len().saturating_sub(1), p.len()]);
+    ks.retain(|&k| k <= p.len());
+    ks.sort_unstable();
+    ks.dedup();
+    let mut parsed_at = None;
+    for k in ks {
+        let r = parse_prefix(&p[..k], fam, &opts);
+        let Ok(f) = full else { continue };
+        match r {
+            Ok(x) => {
+                assert_eq!(x, f, "prefix of {k} bytes");
+                parsed_at.get_or_insert(k);
+            }
+            Err(e) => {
+                assert!(e.is_truncated(), "prefix of {k} bytes: {e:?}");
+                assert!(
+                    parsed_at.is_none(),
+                    "prefix of {k} bytes fails after {parsed_at:?}"
+                );
+            }
+        }
+    }
+    if full.is_ok() {
+        assert!(parsed_at.is_some());
+    }
+}
+
+/// `process`, then the checks of the key of the entry it names.
+fn process_checked(table: &mut HostTable, p: &[u8], fam: Family, now: u64, cfg: &Config) {
+    check_prefixes(p, fam);
+    let v = process(table, p, fam, now, cfg);
+    let Some(h) = v.conn else { return };
+    if matches!(v.verdict.class, Class::Related) {
+        return;
+    }
+    let Ok(info) = parse(p, fam, &cfg.parse) else {
+        panic!("a packet that does not parse has a connection")
+    };
+    let ok = table.with_conn_mut(h, |key, _| key.matches(v.verdict.dir, &info.tuple));
+    assert_eq!(ok, Some(true), "the entry does not match the packet");
+}
 
 struct Input<'a>(&'a [u8]);
 
@@ -24,7 +80,12 @@ impl Input<'_> {
         Some(u16::from_be_bytes([self.u8()?, self.u8()?]))
     }
     fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes([self.u8()?, self.u8()?, self.u8()?, self.u8()?]))
+        Some(u32::from_be_bytes([
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+        ]))
     }
     fn bytes(&mut self, n: usize) -> &[u8] {
         let n = n.min(self.0.len());
@@ -149,16 +210,20 @@ fuzz_target!(|data: &[u8]| {
     let mut now: u64 = u32::MAX as u64 - 100_000;
     let mut history: Vec<Vec<u8>> = Vec::new();
     while let Some(op) = inp.u8() {
-        let fam = if op & 0x80 == 0 { Family::Ipv4 } else { Family::Ipv6 };
+        let fam = if op & 0x80 == 0 {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        };
         match op & 0x7f {
             0..=9 => {
                 let len = inp.u16().unwrap_or(0) as usize % 1600;
                 let p = inp.bytes(len).to_vec();
-                let _ = process(&mut table, &p, fam, now, &cfg);
+                process_checked(&mut table, &p, fam, now, &cfg);
             }
             10..=99 => {
                 if let Some(p) = structured(&mut inp, fam, &history) {
-                    let _ = process(&mut table, &p, fam, now, &cfg);
+                    process_checked(&mut table, &p, fam, now, &cfg);
                     if history.len() < 16 {
                         history.push(p);
                     }

@@ -49,6 +49,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Trailing bytes beyond the total length (link-layer padding) are
     /// allowed and ignored by [`Packet::payload`].
     pub fn check_len(&self) -> Result<()> {
+        self.check_header_len()?;
+        if self.buffer.as_ref().len() < self.total_len() as usize {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    /// [`Packet::check_len`] for a buffer holding only the first bytes of
+    /// the packet: the header, options included, must be in the buffer;
+    /// the total length must be consistent with it but the rest of the
+    /// packet need not be there. [`Packet::payload`] is then empty:
+    /// slice the buffer from [`Packet::header_len`] instead.
+    pub fn check_header_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -60,11 +73,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if hl < HEADER_LEN {
             return Err(Error::BadHeaderLen);
         }
-        let tl = self.total_len() as usize;
-        if tl < hl {
+        if (self.total_len() as usize) < hl {
             return Err(Error::BadLength);
         }
-        if b.len() < tl {
+        if b.len() < hl {
             return Err(Error::Truncated);
         }
         Ok(())
@@ -320,6 +332,41 @@ mod tests {
         long[..40].copy_from_slice(&PKT);
         let p = Packet::new_checked(&long[..]).unwrap();
         assert_eq!(p.payload().len(), 20);
+    }
+
+    #[test]
+    fn header_only_checks() {
+        // The fixed header suffices without options; with IHL 6 the
+        // options must be there too; the total length need not be.
+        let p = Packet::new_unchecked(&PKT[..20]);
+        assert_eq!(p.check_header_len(), Ok(()));
+        assert_eq!(p.check_len(), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_unchecked(&PKT[..19]).check_header_len(),
+            Err(Error::Truncated)
+        );
+        let mut b = PKT;
+        b[0] = 0x46;
+        assert_eq!(
+            Packet::new_unchecked(&b[..23]).check_header_len(),
+            Err(Error::Truncated)
+        );
+        assert_eq!(Packet::new_unchecked(&b[..24]).check_header_len(), Ok(()));
+        b[3] = 23; // total length below the header length
+        assert_eq!(
+            Packet::new_unchecked(&b[..24]).check_header_len(),
+            Err(Error::BadLength)
+        );
+        b[0] = 0x44;
+        assert_eq!(
+            Packet::new_unchecked(&b[..24]).check_header_len(),
+            Err(Error::BadHeaderLen)
+        );
+        b[0] = 0x65;
+        assert_eq!(
+            Packet::new_unchecked(&b[..24]).check_header_len(),
+            Err(Error::BadVersion)
+        );
     }
 
     #[test]

@@ -72,15 +72,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the version and the payload length against the buffer.
     /// A payload length of 0 (jumbogram) is treated as "no payload".
     pub fn check_len(&self) -> Result<()> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
+        self.check_header_len()?;
+        if self.buffer.as_ref().len() < HEADER_LEN + self.payload_len() as usize {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    /// [`Packet::check_len`] for a buffer holding only the first bytes of
+    /// the packet: the fixed header must be in the buffer, the payload
+    /// need not be. [`Packet::payload`], [`Packet::packet`] and
+    /// [`Packet::upper_layer`] then see nothing past the header: walk the
+    /// bytes that are there with [`walk_ext_headers`] instead.
+    pub fn check_header_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         if self.version() != 6 {
             return Err(Error::BadVersion);
-        }
-        if b.len() < HEADER_LEN + self.payload_len() as usize {
-            return Err(Error::Truncated);
         }
         Ok(())
     }
@@ -344,9 +353,18 @@ mod tests {
         let h = header(6, 20);
         assert_eq!(Packet::new_checked(&h[..39]).unwrap_err(), Error::Truncated);
         assert_eq!(Packet::new_checked(&h[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(Packet::new_unchecked(&h[..]).check_header_len(), Ok(()));
+        assert_eq!(
+            Packet::new_unchecked(&h[..39]).check_header_len(),
+            Err(Error::Truncated)
+        );
         let mut v = h;
         v[0] = 0x45;
         assert_eq!(Packet::new_checked(&v[..]).unwrap_err(), Error::BadVersion);
+        assert_eq!(
+            Packet::new_unchecked(&v[..]).check_header_len(),
+            Err(Error::BadVersion)
+        );
         // HBH header claiming 16 bytes in an 8-byte payload.
         let mut b = [0u8; 48];
         b[..40].copy_from_slice(&header(0, 8));

@@ -43,12 +43,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the header and the length field: `8 <= len <= buffer`
     /// (Linux: "truncated/malformed packet").
     pub fn check_len(&self) -> Result<()> {
+        self.check_len_within(self.buffer.as_ref().len())
+    }
+
+    /// [`Packet::check_len`] for a buffer holding only the first bytes of
+    /// the datagram, whose length on the wire (the IP payload length) is
+    /// `wire_len`: the header must be in the buffer, and
+    /// `8 <= len <= wire_len`.
+    pub fn check_len_within(&self, wire_len: usize) -> Result<()> {
         self.check_header_len()?;
         let l = self.len() as usize;
         if l < HEADER_LEN {
             return Err(Error::BadLength);
         }
-        if l > self.buffer.as_ref().len() {
+        if l > wire_len {
             return Err(Error::Truncated);
         }
         Ok(())
@@ -170,6 +178,14 @@ mod tests {
         b[5] = 13;
         assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), Error::Truncated);
         assert!(Packet::new_unchecked(&b[..]).check_header_len().is_ok());
+        // A prefix: the length is checked against the wire length.
+        let pre = Packet::new_unchecked(&b[..8]);
+        assert_eq!(pre.check_len_within(13), Ok(()));
+        assert_eq!(pre.check_len_within(12), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_unchecked(&b[..7]).check_len_within(13),
+            Err(Error::Truncated)
+        );
         // Trailing bytes past the length field are ignored.
         let mut l = [0u8; 16];
         l[..12].copy_from_slice(&DGRAM);

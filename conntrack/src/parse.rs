@@ -63,7 +63,90 @@ pub enum ParseError {
     BadChecksum,
 }
 
+/// The names of [`ParseError`]'s indexes. Append-only.
+const PARSE_ERROR_NAMES: [&str; ParseError::COUNT] = [
+    "ip_truncated",
+    "ip_bad_version",
+    "ip_bad_header_len",
+    "ip_bad_length",
+    "ip_too_many_ext_headers",
+    "fragment",
+    "tcp_truncated",
+    "tcp_bad_version",
+    "tcp_bad_header_len",
+    "tcp_bad_length",
+    "tcp_too_many_ext_headers",
+    "udp_truncated",
+    "udp_bad_version",
+    "udp_bad_header_len",
+    "udp_bad_length",
+    "udp_too_many_ext_headers",
+    "icmp_truncated",
+    "icmp_bad_version",
+    "icmp_bad_header_len",
+    "icmp_bad_length",
+    "icmp_too_many_ext_headers",
+    "icmp_inner",
+    "bad_checksum",
+];
+
 impl ParseError {
+    /// Number of indexes ([`ParseError::index`] is below it).
+    pub const COUNT: usize = 23;
+
+    /// A dense index in `0..COUNT`, one per layer and [`wire::Error`]
+    /// (`Ip(Truncated)` 0, ..., `BadChecksum` 22), for counting malformed
+    /// packets by kind. Every combination has an index; the parser
+    /// produces `ip_*`, `fragment`, `tcp_truncated`, `tcp_bad_header_len`,
+    /// `udp_truncated`, `udp_bad_length`, `icmp_truncated`, `icmp_inner`
+    /// and `bad_checksum`.
+    ///
+    /// The numbering is append-only: netlink statistics carry these
+    /// indexes, so a new kind gets the next free index and existing ones
+    /// never change.
+    pub const fn index(self) -> usize {
+        use wire::Error as E;
+        match self {
+            ParseError::Ip(E::Truncated) => 0,
+            ParseError::Ip(E::BadVersion) => 1,
+            ParseError::Ip(E::BadHeaderLen) => 2,
+            ParseError::Ip(E::BadLength) => 3,
+            ParseError::Ip(E::TooManyExtHeaders) => 4,
+            ParseError::Fragment => 5,
+            ParseError::Tcp(E::Truncated) => 6,
+            ParseError::Tcp(E::BadVersion) => 7,
+            ParseError::Tcp(E::BadHeaderLen) => 8,
+            ParseError::Tcp(E::BadLength) => 9,
+            ParseError::Tcp(E::TooManyExtHeaders) => 10,
+            ParseError::Udp(E::Truncated) => 11,
+            ParseError::Udp(E::BadVersion) => 12,
+            ParseError::Udp(E::BadHeaderLen) => 13,
+            ParseError::Udp(E::BadLength) => 14,
+            ParseError::Udp(E::TooManyExtHeaders) => 15,
+            ParseError::Icmp(E::Truncated) => 16,
+            ParseError::Icmp(E::BadVersion) => 17,
+            ParseError::Icmp(E::BadHeaderLen) => 18,
+            ParseError::Icmp(E::BadLength) => 19,
+            ParseError::Icmp(E::TooManyExtHeaders) => 20,
+            ParseError::IcmpInner => 21,
+            ParseError::BadChecksum => 22,
+        }
+    }
+
+    /// A short, stable snake_case identifier of [`ParseError::index`]
+    /// (`"ip_truncated"`, `"tcp_bad_header_len"`, `"bad_checksum"`, ...).
+    pub const fn name(self) -> &'static str {
+        match Self::name_of_index(self.index()) {
+            Some(n) => n,
+            None => "unknown",
+        }
+    }
+
+    /// The name of an index; `None` from [`ParseError::COUNT`] on.
+    pub const fn name_of_index(i: usize) -> Option<&'static str> {
+        crate::verdict::nth_name(&PARSE_ERROR_NAMES, i)
+    }
+
     /// True for a layer's [`wire::Error::Truncated`]: the packet (or, with
     /// [`parse_prefix`], the prefix given) is shorter than its headers.
     pub const fn is_truncated(self) -> bool {

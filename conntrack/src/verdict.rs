@@ -51,7 +51,86 @@ pub enum InvalidReason {
     WrongConn,
 }
 
+/// The names of [`InvalidReason`]'s indexes. Append-only.
+const INVALID_NAMES: [&str; InvalidReason::COUNT] = [
+    "malformed",
+    "tcp_flags",
+    "tcp_not_syn",
+    "tcp_invalid_new",
+    "tcp_state",
+    "tcp_seq_over",
+    "tcp_ack_over",
+    "tcp_rst_below_ack",
+    "icmp_unknown_type",
+    "icmp_not_new",
+    "icmp_error_no_conn",
+    "icmp_error_addr",
+    "table_full",
+    "table_clash",
+    "wrong_conn",
+];
+
+/// The `i`th name of `names` (a `const` lookup without a panic path).
+pub(crate) const fn nth_name(names: &[&'static str], i: usize) -> Option<&'static str> {
+    let mut rest = names;
+    let mut k = i;
+    while let [first, tail @ ..] = rest {
+        if k == 0 {
+            return Some(*first);
+        }
+        k -= 1;
+        rest = tail;
+    }
+    None
+}
+
 impl InvalidReason {
+    /// Number of indexes ([`InvalidReason::index`] is below it).
+    pub const COUNT: usize = 15;
+
+    /// A dense index in `0..COUNT`, for per-reason counters. All
+    /// [`InvalidReason::Malformed`] share index 0 (count those by
+    /// [`ParseError::index`]).
+    ///
+    /// The numbering is append-only: netlink statistics carry these
+    /// indexes, so a new reason gets the next free index and existing
+    /// ones never change.
+    pub const fn index(self) -> usize {
+        match self {
+            InvalidReason::Malformed(_) => 0,
+            InvalidReason::TcpFlags => 1,
+            InvalidReason::TcpNotSyn => 2,
+            InvalidReason::TcpInvalidNew => 3,
+            InvalidReason::TcpState => 4,
+            InvalidReason::TcpSeqOver => 5,
+            InvalidReason::TcpAckOver => 6,
+            InvalidReason::TcpRstBelowAck => 7,
+            InvalidReason::IcmpUnknownType => 8,
+            InvalidReason::IcmpNotNew => 9,
+            InvalidReason::IcmpErrorNoConn => 10,
+            InvalidReason::IcmpErrorAddr => 11,
+            InvalidReason::TableFull => 12,
+            InvalidReason::TableClash => 13,
+            InvalidReason::WrongConn => 14,
+        }
+    }
+
+    /// A short, stable snake_case identifier of [`InvalidReason::index`]
+    /// (`"malformed"`, `"tcp_flags"`, ..., `"wrong_conn"`), for counters
+    /// and tools.
+    pub const fn name(self) -> &'static str {
+        match Self::name_of_index(self.index()) {
+            Some(n) => n,
+            None => "unknown",
+        }
+    }
+
+    /// The name of an index; `None` from [`InvalidReason::COUNT`] on
+    /// (e.g. an index from a newer kernel module).
+    pub const fn name_of_index(i: usize) -> Option<&'static str> {
+        nth_name(&INVALID_NAMES, i)
+    }
+
     /// A sentence a person understands.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -177,5 +256,117 @@ impl Verdict {
     /// An INVALID verdict.
     pub const fn invalid(dir: Direction, reason: InvalidReason) -> Verdict {
         Verdict::new(dir, Class::Invalid(reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::wire;
+    use std::collections::HashSet;
+    use std::vec::Vec;
+
+    const ALL: [InvalidReason; InvalidReason::COUNT] = [
+        InvalidReason::Malformed(ParseError::BadChecksum),
+        InvalidReason::TcpFlags,
+        InvalidReason::TcpNotSyn,
+        InvalidReason::TcpInvalidNew,
+        InvalidReason::TcpState,
+        InvalidReason::TcpSeqOver,
+        InvalidReason::TcpAckOver,
+        InvalidReason::TcpRstBelowAck,
+        InvalidReason::IcmpUnknownType,
+        InvalidReason::IcmpNotNew,
+        InvalidReason::IcmpErrorNoConn,
+        InvalidReason::IcmpErrorAddr,
+        InvalidReason::TableFull,
+        InvalidReason::TableClash,
+        InvalidReason::WrongConn,
+    ];
+
+    fn snake_case(n: &str) -> bool {
+        !n.is_empty()
+            && !n.starts_with('_')
+            && !n.ends_with('_')
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+
+    #[test]
+    fn invalid_reason_indexes_and_names() {
+        // Dense and in order: the array lists the reasons by index.
+        for (i, r) in ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+            assert_eq!(InvalidReason::name_of_index(i), Some(r.name()));
+            assert!(snake_case(r.name()), "{}", r.name());
+        }
+        assert_eq!(InvalidReason::name_of_index(InvalidReason::COUNT), None);
+        assert_eq!(InvalidReason::name_of_index(usize::MAX), None);
+        let names: HashSet<_> = ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), InvalidReason::COUNT, "names are unique");
+        // All malformed packets share one index.
+        for e in [
+            ParseError::Fragment,
+            ParseError::Ip(wire::Error::Truncated),
+            ParseError::Tcp(wire::Error::BadHeaderLen),
+        ] {
+            assert_eq!(InvalidReason::Malformed(e).index(), 0);
+            assert_eq!(InvalidReason::Malformed(e).name(), "malformed");
+        }
+        // Append-only: the numbers netlink carries do not move.
+        assert_eq!(InvalidReason::TcpNotSyn.index(), 2);
+        assert_eq!(InvalidReason::TableFull.name(), "table_full");
+        assert_eq!(InvalidReason::TableClash.index(), 13);
+        assert_eq!(InvalidReason::WrongConn.index(), 14);
+    }
+
+    #[test]
+    fn parse_error_indexes_and_names() {
+        use wire::Error as E;
+        let errs = [
+            E::Truncated,
+            E::BadVersion,
+            E::BadHeaderLen,
+            E::BadLength,
+            E::TooManyExtHeaders,
+        ];
+        let mut all: Vec<ParseError> = Vec::new();
+        for layer in [
+            ParseError::Ip,
+            ParseError::Tcp,
+            ParseError::Udp,
+            ParseError::Icmp,
+        ] {
+            all.extend(errs.iter().map(|&e| layer(e)));
+        }
+        all.extend([
+            ParseError::Fragment,
+            ParseError::IcmpInner,
+            ParseError::BadChecksum,
+        ]);
+        assert_eq!(all.len(), ParseError::COUNT);
+        let mut seen = HashSet::new();
+        for e in &all {
+            let i = e.index();
+            assert!(i < ParseError::COUNT, "{e:?}");
+            assert!(seen.insert(i), "{e:?}: index {i} taken twice");
+            assert_eq!(ParseError::name_of_index(i), Some(e.name()));
+            assert!(snake_case(e.name()), "{}", e.name());
+        }
+        assert_eq!(ParseError::name_of_index(ParseError::COUNT), None);
+        let names: HashSet<_> = all.iter().map(|e| e.name()).collect();
+        assert_eq!(names.len(), ParseError::COUNT, "names are unique");
+        // Append-only: the numbers netlink carries do not move.
+        assert_eq!(ParseError::Ip(E::Truncated).index(), 0);
+        assert_eq!(ParseError::Ip(E::Truncated).name(), "ip_truncated");
+        assert_eq!(ParseError::Fragment.index(), 5);
+        assert_eq!(
+            ParseError::Tcp(E::BadHeaderLen).name(),
+            "tcp_bad_header_len"
+        );
+        assert_eq!(ParseError::Udp(E::BadLength).index(), 14);
+        assert_eq!(ParseError::IcmpInner.name(), "icmp_inner");
+        assert_eq!(ParseError::BadChecksum.index(), 22);
     }
 }

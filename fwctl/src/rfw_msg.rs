@@ -430,6 +430,8 @@ pub enum CtCounter {
     Unconfirmed,
     /// [`ct_stats::BUCKETS`].
     Buckets,
+    /// [`ct_stats::ENTRY_BYTES`].
+    EntryBytes,
     /// [`ct_stats::FOUND`].
     Found,
     /// [`ct_stats::NEW`].
@@ -458,11 +460,12 @@ pub enum CtCounter {
 
 impl CtCounter {
     /// Every counter, in print order.
-    pub const ALL: [CtCounter; 16] = [
+    pub const ALL: [CtCounter; 17] = [
         CtCounter::Count,
         CtCounter::Limit,
         CtCounter::Unconfirmed,
         CtCounter::Buckets,
+        CtCounter::EntryBytes,
         CtCounter::Found,
         CtCounter::New,
         CtCounter::Invalid,
@@ -484,6 +487,7 @@ impl CtCounter {
             CtCounter::Limit => ct_stats::LIMIT,
             CtCounter::Unconfirmed => ct_stats::UNCONFIRMED,
             CtCounter::Buckets => ct_stats::BUCKETS,
+            CtCounter::EntryBytes => ct_stats::ENTRY_BYTES,
             CtCounter::Found => ct_stats::FOUND,
             CtCounter::New => ct_stats::NEW,
             CtCounter::Invalid => ct_stats::INVALID,
@@ -511,6 +515,7 @@ impl CtCounter {
             CtCounter::Limit => "limit",
             CtCounter::Unconfirmed => "unconfirmed",
             CtCounter::Buckets => "buckets",
+            CtCounter::EntryBytes => "entry_bytes",
             CtCounter::Found => "found",
             CtCounter::New => "new",
             CtCounter::Invalid => "invalid",

@@ -314,6 +314,8 @@ pub struct CtStats {
     pub unconfirmed: u64,
     /// Hash buckets.
     pub buckets: u64,
+    /// Bytes of one entry (the slab object size).
+    pub entry_bytes: u64,
     /// Packets that found their connection.
     pub found: u64,
     /// Connections created.
@@ -366,6 +368,7 @@ impl CtStats {
             CtCounter::Limit => &mut self.limit,
             CtCounter::Unconfirmed => &mut self.unconfirmed,
             CtCounter::Buckets => &mut self.buckets,
+            CtCounter::EntryBytes => &mut self.entry_bytes,
             CtCounter::Found => &mut self.found,
             CtCounter::New => &mut self.new,
             CtCounter::Invalid => &mut self.invalid,
@@ -388,6 +391,7 @@ impl CtStats {
             CtCounter::Limit => self.limit,
             CtCounter::Unconfirmed => self.unconfirmed,
             CtCounter::Buckets => self.buckets,
+            CtCounter::EntryBytes => self.entry_bytes,
             CtCounter::Found => self.found,
             CtCounter::New => self.new,
             CtCounter::Invalid => self.invalid,
@@ -404,7 +408,7 @@ impl CtStats {
     }
 
     /// Every counter with its name, in print order.
-    pub fn counters(&self) -> [(&'static str, u64); 16] {
+    pub fn counters(&self) -> [(&'static str, u64); CtCounter::ALL.len()] {
         CtCounter::ALL.map(|c| (c.name(), self.counter(c)))
     }
 }

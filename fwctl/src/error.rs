@@ -25,6 +25,12 @@ pub enum Error {
         /// The extended ACK message (`NLMSGERR_ATTR_MSG`), if the kernel sent one.
         extack: Option<String>,
     },
+    /// [`rfw_abi::Cmd::CtDelete`] found no connection with the tuple given
+    /// (`ENOENT`).
+    NoSuchConnection {
+        /// The extended ACK message, if the kernel sent one.
+        extack: Option<String>,
+    },
     /// A system call failed.
     Io {
         /// What was being done.
@@ -101,6 +107,13 @@ impl fmt::Display for Error {
                 errno,
                 extack: None,
             } => write!(f, "{what}: {}", errno_text(*errno)),
+            // The kernel's own extack says the same: print it once.
+            Error::NoSuchConnection { extack: Some(msg) }
+                if !msg.eq_ignore_ascii_case("no such connection") =>
+            {
+                write!(f, "no such connection: {msg}")
+            }
+            Error::NoSuchConnection { .. } => f.write_str("no such connection"),
             Error::Io { what, source } => match source.raw_os_error() {
                 Some(errno) => write!(f, "{what}: {}", errno_text(errno)),
                 None => write!(f, "{what}: {source}"),
@@ -129,6 +142,22 @@ mod tests {
     }
 
     #[test]
+    fn no_such_connection_shows_an_extack_that_adds_something() {
+        let e = |extack: Option<&str>| {
+            Error::NoSuchConnection {
+                extack: extack.map(str::to_owned),
+            }
+            .to_string()
+        };
+        assert_eq!(e(None), "no such connection");
+        assert_eq!(e(Some("no such connection")), "no such connection");
+        assert_eq!(
+            e(Some("tracking is off in this netns")),
+            "no such connection: tracking is off in this netns"
+        );
+    }
+
+    #[test]
     fn every_error_is_one_line() {
         let errors = [
             Error::NotLoaded,
@@ -136,6 +165,7 @@ mod tests {
             Error::from_kernel("x", 22, Some("bad\nthing".replace('\n', " "))),
             Error::io("x", io::Error::from_raw_os_error(97)),
             Error::protocol("x", "y"),
+            Error::NoSuchConnection { extack: None },
         ];
         for e in errors {
             assert!(!e.to_string().contains('\n'), "{e}");

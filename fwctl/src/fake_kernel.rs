@@ -3,12 +3,14 @@
 //! (include/net/netlink.h, net/netlink/af_netlink.c), written apart from the
 //! code under test, and a [`Transport`] that answers requests with them.
 
-use std::{collections::VecDeque, io};
+use std::{cell::Cell, collections::VecDeque, io, net::IpAddr, rc::Rc};
 
 use netlink_packet_generic::constants::{
     CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_ATTR_HDRSIZE, CTRL_ATTR_MAXATTR,
     CTRL_ATTR_OPS, CTRL_ATTR_VERSION, CTRL_CMD_NEWFAMILY, GENL_ID_CTRL,
 };
+
+use rfw_abi::{attr, ct_status, ct_timeout, nfproto, Cmd, ConfigChange, WireTuple};
 
 use crate::netlink::Transport;
 
@@ -19,7 +21,9 @@ pub(crate) const NLM_F_DUMP_INTR: u16 = 0x10;
 pub(crate) const NLM_F_CAPPED: u16 = 0x100;
 pub(crate) const NLM_F_ACK_TLVS: u16 = 0x200;
 pub(crate) const NLA_F_NESTED: u16 = 0x8000;
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
 pub(crate) const EINVAL: i32 = 22;
+pub(crate) const ENOENT: i32 = 2;
 
 /// A socket buffer: bytes appended as the kernel appends them. Offsets are
 /// taken as addresses, so `skb->data` is assumed 8-aligned.
@@ -88,6 +92,21 @@ impl Skb {
 
     pub(crate) fn nla_put_u8(&mut self, ty: u16, v: u8) {
         self.nla_put(ty, &[v]);
+    }
+
+    pub(crate) fn nla_put_u16(&mut self, ty: u16, v: u16) {
+        self.nla_put(ty, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn nla_put_u32(&mut self, ty: u16, v: u32) {
+        self.nla_put(ty, &v.to_ne_bytes());
+    }
+
+    /// `nla_put_string`: with its NUL.
+    pub(crate) fn nla_put_string(&mut self, ty: u16, s: &str) {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        self.nla_put(ty, &v);
     }
 
     /// `nla_put_u64_64bit`: a zero-length `padattr` first when the value
@@ -162,6 +181,365 @@ impl Skb {
     }
 }
 
+/// A connection as the fake kernel's table holds it.
+#[derive(Clone, Debug)]
+pub(crate) struct FakeConn {
+    pub(crate) orig: WireTuple,
+    pub(crate) reply: WireTuple,
+    pub(crate) status: u32,
+    pub(crate) timeout_ms: u32,
+    pub(crate) tcp_state: Option<u8>,
+    /// (packets, bytes): original, reply.
+    pub(crate) counters: [(u64, u64); 2],
+}
+
+/// A tuple from text: `wire(6, "10.0.1.2", "10.0.2.2", 40000, 5201)`.
+pub(crate) fn wire(proto: u8, src: &str, dst: &str, src_port: u16, dst_port: u16) -> WireTuple {
+    let addr = |s: &str| -> (u8, [u8; 16]) {
+        let mut a = [0; 16];
+        match s.parse::<IpAddr>().unwrap() {
+            IpAddr::V4(v4) => {
+                a[..4].copy_from_slice(&v4.octets());
+                (nfproto::IPV4, a)
+            }
+            IpAddr::V6(v6) => (nfproto::IPV6, v6.octets()),
+        }
+    };
+    let (family, src) = addr(src);
+    let (_, dst) = addr(dst);
+    WireTuple {
+        family,
+        proto,
+        src,
+        dst,
+        src_port,
+        dst_port,
+    }
+}
+
+impl FakeConn {
+    /// A connection whose reply tuple mirrors `orig` (no NAT).
+    pub(crate) fn mirrored(orig: WireTuple) -> Self {
+        let mut reply = WireTuple {
+            src: orig.dst,
+            dst: orig.src,
+            src_port: orig.dst_port,
+            dst_port: orig.src_port,
+            ..orig
+        };
+        if orig.proto == 1 || orig.proto == 58 {
+            // ICMP echo request -> reply: the id stays, the type changes.
+            let reply_type: u16 = if orig.proto == 1 { 0 } else { 129 };
+            reply.src_port = orig.src_port;
+            reply.dst_port = reply_type << 8;
+        }
+        FakeConn {
+            orig,
+            reply,
+            status: ct_status::CONFIRMED,
+            timeout_ms: 30_000,
+            tcp_state: (orig.proto == 6).then_some(3),
+            counters: [(1, 60), (0, 0)],
+        }
+    }
+}
+
+impl Skb {
+    /// A `ct_tuple` nest, as `put_tuple` (kmod/ct/genl.rs) writes it.
+    pub(crate) fn ct_tuple(&mut self, ty: u16, t: &WireTuple) {
+        use rfw_abi::ct_tuple as ctt;
+        let alen = if t.family == nfproto::IPV4 { 4 } else { 16 };
+        let nest = self.nla_nest_start(ty);
+        self.nla_put_u8(ctt::FAMILY, t.family);
+        self.nla_put_u8(ctt::PROTO, t.proto);
+        self.nla_put(ctt::SRC, &t.src[..alen]);
+        self.nla_put(ctt::DST, &t.dst[..alen]);
+        self.nla_put_u16(ctt::SRC_PORT, t.src_port);
+        self.nla_put_u16(ctt::DST_PORT, t.dst_port);
+        self.nla_nest_end(nest);
+    }
+
+    /// The attributes of one connection message, as `put_conn` writes them.
+    pub(crate) fn ct_conn(&mut self, c: &FakeConn) {
+        use rfw_abi::ct_counters as ctc;
+        self.ct_tuple(attr::CT_ORIG, &c.orig);
+        self.ct_tuple(attr::CT_REPLY, &c.reply);
+        self.nla_put_u32(attr::CT_STATUS, c.status);
+        self.nla_put_u32(attr::CT_TIMEOUT, c.timeout_ms);
+        if let Some(s) = c.tcp_state {
+            self.nla_put_u8(attr::CT_PROTO_STATE, s);
+        }
+        for (ty, (packets, bytes)) in [attr::CT_COUNTERS_ORIG, attr::CT_COUNTERS_REPLY]
+            .into_iter()
+            .zip(c.counters)
+        {
+            let nest = self.nla_nest_start(ty);
+            self.nla_put_u64_64bit(ctc::PACKETS, packets, ctc::PAD);
+            self.nla_put_u64_64bit(ctc::BYTES, bytes, ctc::PAD);
+            self.nla_nest_end(nest);
+        }
+    }
+}
+
+/// rfw's connection tracking commands as the module answers them
+/// (kmod/ct/genl.rs): the family policy's strict checks (only `CT_ORIG`,
+/// `CT_REPLY` and `CT_CONFIG`, nested, flagged `NLA_F_NESTED`), nested
+/// payloads parsed by `rfw_abi`'s own parsers, one message per connection
+/// in a dump.
+pub(crate) struct FakeCt {
+    pub(crate) conns: Vec<FakeConn>,
+    /// Connection messages per dump datagram.
+    pub(crate) per_datagram: usize,
+    /// Flag dump datagrams after the first `NLM_F_DUMP_INTR`.
+    pub(crate) dump_intr: bool,
+    pub(crate) pad_u64: bool,
+    pub(crate) unconfirmed: u64,
+    pub(crate) limit: u32,
+    pub(crate) buckets: u32,
+    pub(crate) timeouts: [u32; ct_timeout::NAMES.len()],
+    /// u64 counters of `CT_STATS` after the gauges: (attribute, value).
+    pub(crate) counters: Vec<(u16, u64)>,
+    pub(crate) invalid: Vec<(&'static str, u64)>,
+    pub(crate) malformed: Vec<(&'static str, u64)>,
+    /// Attributes a newer kernel might add to `CT_STATS` and the top level.
+    pub(crate) newer_kernel: bool,
+    /// Every rfw request, as sent.
+    pub(crate) requests: Vec<Vec<u8>>,
+}
+
+impl Default for FakeCt {
+    fn default() -> Self {
+        FakeCt {
+            conns: Vec::new(),
+            per_datagram: 2,
+            dump_intr: false,
+            pad_u64: true,
+            unconfirmed: 0,
+            limit: 262_144,
+            buckets: 65_536,
+            timeouts: [
+                120_000,
+                60_000,
+                432_000_000,
+                120_000,
+                60_000,
+                30_000,
+                120_000,
+                10_000,
+                120_000,
+                300_000,
+                300_000,
+                30_000,
+                120_000,
+                30_000,
+                600_000,
+            ],
+            counters: Vec::new(),
+            invalid: Vec::new(),
+            malformed: Vec::new(),
+            newer_kernel: false,
+            requests: Vec::new(),
+        }
+    }
+}
+
+/// A top-level attribute of a request: its type with flags, its payload.
+fn request_attrs(req: &Request) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = &req.bytes[20..];
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let ty = u16::from_ne_bytes([rest[2], rest[3]]);
+        assert!(len >= 4 && len <= rest.len(), "malformed request attribute");
+        out.push((ty, rest[4..len].to_vec()));
+        rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    assert!(rest.is_empty(), "trailing bytes in the request");
+    out
+}
+
+impl FakeCt {
+    /// A fake kernel answering with this model, and the model to look at.
+    pub(crate) fn kernel(self) -> (FakeKernel, Rc<std::cell::RefCell<FakeCt>>) {
+        let ct = Rc::new(std::cell::RefCell::new(self));
+        let model = Rc::clone(&ct);
+        let k = FakeKernel::new(Some(CT_FAMILY_ID), move |req| {
+            model.borrow_mut().handle(req)
+        });
+        (k, ct)
+    }
+
+    fn nack(req: &Request, errno: i32, msg: &str) -> Vec<Vec<u8>> {
+        let mut skb = Skb::new(false);
+        skb.ack(req, -errno, Some(msg), true);
+        vec![skb.data]
+    }
+
+    /// A reply message filled in by `body`, then the ACK, in one datagram.
+    fn reply(&self, req: &Request, body: impl FnOnce(&mut Skb)) -> Vec<Vec<u8>> {
+        let mut skb = Skb::new(self.pad_u64);
+        let start = skb.genlmsg_put(req.port, req.seq, CT_FAMILY_ID, 0, req.cmd, 1);
+        body(&mut skb);
+        skb.nlmsg_end(start);
+        skb.ack(req, 0, None, true);
+        vec![skb.data]
+    }
+
+    fn handle(&mut self, req: &Request) -> Vec<Vec<u8>> {
+        self.requests.push(req.bytes.clone());
+        let attrs = request_attrs(req);
+        // The family policy, strictly validated by genetlink.
+        for (ty, _) in &attrs {
+            let kind = ty & !NLA_F_NESTED;
+            if ![attr::CT_ORIG, attr::CT_REPLY, attr::CT_CONFIG].contains(&kind) {
+                return Self::nack(req, EINVAL, "Unsupported attribute");
+            }
+            if ty & NLA_F_NESTED == 0 {
+                return Self::nack(req, EINVAL, "NLA_F_NESTED is missing");
+            }
+        }
+        let find = |kind: u16| attrs.iter().find(|(t, _)| t & !NLA_F_NESTED == kind);
+        match Cmd::from_u8(req.cmd) {
+            Some(Cmd::CtGet) if req.flags & NLM_F_DUMP != 0 => {
+                assert!(attrs.is_empty(), "a dump of everything has no attributes");
+                self.dump(req)
+            }
+            Some(Cmd::CtDelete) => {
+                let (a, b) = (find(attr::CT_ORIG), find(attr::CT_REPLY));
+                let payload = match (a, b) {
+                    (Some((_, p)), None) | (None, Some((_, p))) => p,
+                    _ => return Self::nack(req, EINVAL, "give CT_ORIG or CT_REPLY, not both"),
+                };
+                let t = match WireTuple::parse(payload) {
+                    Ok(t) => t,
+                    Err(m) => return Self::nack(req, EINVAL, m.to_str().unwrap()),
+                };
+                // The table's lookup finds an entry by either of its tuples.
+                match self.conns.iter().position(|c| c.orig == t || c.reply == t) {
+                    Some(i) => {
+                        self.conns.remove(i);
+                        let mut skb = Skb::new(false);
+                        skb.ack(req, 0, None, true);
+                        vec![skb.data]
+                    }
+                    None => Self::nack(req, ENOENT, "no such connection"),
+                }
+            }
+            Some(Cmd::CtFlush) => {
+                let n = self.conns.len() as u64;
+                self.conns.clear();
+                self.reply(req, |skb| {
+                    skb.nla_put_u64_64bit(attr::CT_COUNT, n, attr::PAD)
+                })
+            }
+            Some(Cmd::CtStatsGet) => self.reply(req, |skb| self.put_stats(skb)),
+            Some(Cmd::CtConfigGet) => self.reply(req, |skb| self.put_config(skb)),
+            Some(Cmd::CtConfigSet) => {
+                let Some((_, payload)) = find(attr::CT_CONFIG) else {
+                    return Self::nack(req, EINVAL, "CT_CONFIG is needed");
+                };
+                let change = match ConfigChange::parse(payload) {
+                    Ok(c) => c,
+                    Err(m) => return Self::nack(req, EINVAL, m.to_str().unwrap()),
+                };
+                for (slot, v) in self.timeouts.iter_mut().zip(change.timeouts) {
+                    if let Some(v) = v {
+                        *slot = v;
+                    }
+                }
+                if let Some(l) = change.limit {
+                    self.limit = l;
+                }
+                self.reply(req, |skb| self.put_config(skb))
+            }
+            other => panic!(
+                "fake kernel: unexpected request {other:?}, flags {:#x}",
+                req.flags
+            ),
+        }
+    }
+
+    fn dump(&self, req: &Request) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let per = self.per_datagram.max(1);
+        for (i, batch) in self.conns.chunks(per).enumerate() {
+            let mut skb = Skb::new(self.pad_u64);
+            let flags = NLM_F_MULTI
+                | if self.dump_intr && i > 0 {
+                    NLM_F_DUMP_INTR
+                } else {
+                    0
+                };
+            for c in batch {
+                let start = skb.genlmsg_put(req.port, req.seq, CT_FAMILY_ID, flags, req.cmd, 1);
+                skb.ct_conn(c);
+                skb.nlmsg_end(start);
+            }
+            datagrams.push(skb.data);
+        }
+        let mut done = Skb::new(false);
+        done.done(req, 0, None);
+        datagrams.push(done.data);
+        datagrams
+    }
+
+    fn put_stats(&self, skb: &mut Skb) {
+        use rfw_abi::{ct_reason as r, ct_stats as s};
+        if self.newer_kernel {
+            skb.nla_put(attr::MAX + 5, b"top-level news");
+        }
+        let nest = skb.nla_nest_start(attr::CT_STATS);
+        let gauges = [
+            (s::COUNT, self.conns.len() as u64 + self.unconfirmed),
+            (s::LIMIT, u64::from(self.limit)),
+            (s::UNCONFIRMED, self.unconfirmed),
+            (s::BUCKETS, u64::from(self.buckets)),
+            (s::ENTRY_BYTES, 256),
+        ];
+        for (ty, v) in gauges.into_iter().chain(self.counters.iter().copied()) {
+            skb.nla_put_u64_64bit(ty, v, s::PAD);
+        }
+        if self.newer_kernel {
+            skb.nla_put_u64_64bit(40, 12345, s::PAD);
+            let n = skb.nla_nest_start(41);
+            skb.nla_put_string(r::NAME, "something_new");
+            skb.nla_nest_end(n);
+        }
+        for (ty, reasons) in [
+            (s::INVALID_REASON, &self.invalid),
+            (s::MALFORMED_REASON, &self.malformed),
+        ] {
+            for (name, count) in reasons {
+                let n = skb.nla_nest_start(ty);
+                skb.nla_put_string(r::NAME, name);
+                skb.nla_put_u64_64bit(r::COUNT, *count, r::PAD);
+                if self.newer_kernel {
+                    skb.nla_put_u8(9, 1);
+                }
+                skb.nla_nest_end(n);
+            }
+        }
+        skb.nla_nest_end(nest);
+    }
+
+    fn put_config(&self, skb: &mut Skb) {
+        use rfw_abi::ct_config as c;
+        let nest = skb.nla_nest_start(attr::CT_CONFIG);
+        skb.nla_put_u32(c::LIMIT, self.limit);
+        skb.nla_put_u32(c::BUCKETS, self.buckets);
+        for (name, ms) in ct_timeout::NAMES.iter().zip(self.timeouts) {
+            let n = skb.nla_nest_start(c::TIMEOUT);
+            skb.nla_put_string(ct_timeout::NAME, name);
+            skb.nla_put_u32(ct_timeout::MS, ms);
+            skb.nla_nest_end(n);
+        }
+        skb.nla_nest_end(nest);
+    }
+}
+
+/// The family id [`FakeCt::kernel`] gives rfw.
+pub(crate) const CT_FAMILY_ID: u16 = 0x1d;
+
 /// A request as the fake kernel saw it.
 pub(crate) struct Request {
     pub(crate) bytes: Vec<u8>,
@@ -180,6 +558,8 @@ type Handler = Box<dyn FnMut(&Request) -> Vec<Vec<u8>>>;
 pub(crate) struct FakeKernel {
     pub(crate) port: u32,
     pub(crate) rfw_id: Option<u16>,
+    /// Datagrams handed to the client so far.
+    pub(crate) delivered: Rc<Cell<usize>>,
     handler: Handler,
     queue: VecDeque<Vec<u8>>,
 }
@@ -192,6 +572,7 @@ impl FakeKernel {
         FakeKernel {
             port: 4242,
             rfw_id,
+            delivered: Rc::new(Cell::new(0)),
             handler: Box::new(handler),
             queue: VecDeque::new(),
         }
@@ -259,6 +640,7 @@ impl Transport for FakeKernel {
         match self.queue.pop_front() {
             Some(d) => {
                 *buf = d;
+                self.delivered.set(self.delivered.get() + 1);
                 Ok(())
             }
             // A real socket would block forever: fail the test instead.

@@ -1,5 +1,6 @@
 //! fwctl: configure and inspect rfw over generic netlink.
 //!
+//! * [`cli`]: the command line (clap) and what each command does.
 //! * [`netlink`]: the socket, family resolution, requests and dumps ([`netlink::Client`]).
 //! * [`rfw_msg`]: rfw's messages and attributes as types, numbers from `rfw_abi`.
 //! * [`stats`]: `fwctl stats`.
@@ -30,6 +31,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod cli;
 pub mod ct;
 pub mod error;
 pub mod netlink;

@@ -6,44 +6,33 @@
 )]
 
 use std::{
-    io::{self, Write},
+    io::{self, BufWriter, Write},
     process::ExitCode,
 };
 
-use clap::{Parser, Subcommand, ValueEnum};
-use fwctl::{error::Error, netlink::Client, stats::StatsReport};
-
-/// Configure and inspect rfw, the connection-tracking and NAT engine.
-#[derive(Debug, Parser)]
-#[command(name = "fwctl", version)]
-struct Cli {
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Output {
-    /// Aligned columns for people.
-    Table,
-    /// One JSON document for programs.
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Per-hook packet and byte counters of this network namespace.
-    Stats,
-}
+use clap::{error::ErrorKind, CommandFactory, Parser};
+use fwctl::{
+    cli::{is_broken_pipe, Cli, UsageError},
+    netlink::Client,
+};
 
 fn main() -> ExitCode {
     // Bad arguments: clap prints its message and exits 2 (help/version: 0).
     let cli = Cli::parse();
-    match run(&cli) {
+    // Arguments that do not fit together, likewise, before any netlink traffic.
+    let job = match cli.job() {
+        Ok(job) => job,
+        Err(e) => usage_exit(e),
+    };
+    let result = Client::connect().and_then(|mut client| {
+        // `ct list` may print a million lines: buffer them.
+        let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+        job.run(&mut client, cli.output, &mut out, &mut io::stderr().lock())
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`fwctl ct list | head -1`) is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // Nothing better to do if stderr is gone too.
             let _ = writeln!(io::stderr(), "fwctl: {e}");
@@ -52,26 +41,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Error> {
-    match cli.command {
-        Command::Stats => {
-            let mut client = Client::connect()?;
-            let report = StatsReport::fetch(&mut client)?;
-            let text = match cli.output {
-                Output::Table => report.to_table(),
-                Output::Json => report.to_json()?,
-            };
-            print(&text)
-        }
-    }
-}
-
-/// Writes to stdout; a reader that went away (`fwctl stats | head -1`) is
-/// not an error.
-fn print(text: &str) -> Result<(), Error> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io("writing output", e)),
-        _ => Ok(()),
+/// Reports `e` as clap reports bad arguments, with the subcommand's usage,
+/// and exits 2.
+fn usage_exit(e: UsageError) -> ! {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let [a, b] = e.path;
+    match cmd
+        .find_subcommand_mut(a)
+        .and_then(|c| c.find_subcommand_mut(b))
+    {
+        Some(sub) => sub.error(ErrorKind::ValueValidation, e.message).exit(),
+        None => cmd.error(ErrorKind::ValueValidation, e.message).exit(),
     }
 }

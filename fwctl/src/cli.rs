@@ -1,0 +1,553 @@
+//! The `fwctl` command line: its arguments (clap derive), checked into a
+//! [`Job`], and what each job does over a [`Client`].
+//!
+//! `main` parses a [`Cli`], turns it into a [`Job`] with [`Cli::job`] (bad
+//! combinations of arguments are refused there, before any netlink traffic,
+//! as clap errors with exit status 2), connects, and calls [`Job::run`] with
+//! stdout and stderr. The tests call the same with a fake kernel.
+
+use std::{
+    io::{self, Write},
+    net::IpAddr,
+};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rfw_abi::ct_config;
+
+use crate::{
+    ct::{
+        format::{config_json, config_table, conn_json, conntrack_line, stats_json, stats_table},
+        input::{self, Filter, Prefix, StateFilter},
+        ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, IPPROTO_ICMP,
+        IPPROTO_ICMPV6,
+    },
+    error::{Error, ENOENT},
+    netlink::{Client, Transport},
+    rfw_msg::{describe, RfwMessage},
+    stats::StatsReport,
+};
+
+/// Configure and inspect rfw, the connection-tracking and NAT engine.
+#[derive(Debug, Parser)]
+#[command(name = "fwctl", version)]
+pub struct Cli {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `-o`: the output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-hook packet and byte counters of this network namespace.
+    Stats,
+    /// Connection tracking: connections, statistics, timeouts, limit.
+    #[command(subcommand)]
+    Ct(CtCommand),
+}
+
+const LIST_ABOUT: &str = "\
+List the connections of this network namespace, one line each, as `conntrack -L` prints them:
+
+  tcp      6 431999 ESTABLISHED src=10.0.1.2 dst=10.0.2.2 sport=40000 dport=5201 packets=10 bytes=800 src=10.0.2.2 dst=10.0.1.2 sport=5201 dport=40000 packets=8 bytes=600 [ASSURED]
+  udp      17 29 src=10.0.1.2 dst=10.0.2.2 sport=5353 dport=53 packets=1 bytes=60 [UNREPLIED] src=10.0.2.2 dst=10.0.1.2 sport=53 dport=5353 packets=0 bytes=0
+  icmp     1 29 src=10.0.1.2 dst=10.0.2.2 type=8 code=0 id=1234 packets=1 bytes=84 src=10.0.2.2 dst=10.0.1.2 type=0 code=0 id=1234 packets=1 bytes=84
+
+That is: the protocol (name and number), the seconds until the entry expires (rounded down), the TCP state (TCP only), the original direction's tuple and counters, [UNREPLIED] if no reply was seen yet, the reply direction's tuple and counters (NAT shows here), and [ASSURED] if assured. ICMP and ICMPv6 show type, code and identifier instead of ports. rfw has no marks and no use counts, so there is no mark= and no use=. After the list, stderr gets \"fwctl: N flow entries have been shown.\".
+
+Filters are combined: a connection is shown if it matches all of them. -s and -d are matched against the original direction only (its source and its destination), as `conntrack -L -s/-d` do; the reply tuple's addresses are not looked at.
+
+With -o json: a JSON array, one connection object per line: {\"proto\":\"tcp\",\"proto_num\":6,\"state\":\"ESTABLISHED\",\"timeout_s\":431999,\"orig\":{\"src\":..,\"dst\":..,\"sport\":..,\"dport\":..,\"packets\":..,\"bytes\":..},\"reply\":{..},\"flags\":[\"ASSURED\"],\"status\":14}. ICMP tuples have type, code and id instead of sport and dport; state is null but for TCP; flags are the bracketed words of the table; status is the raw status bits.
+
+The list is printed while the kernel's dump arrives, so it works for tables of any size.
+
+Examples:
+  fwctl ct list
+  fwctl ct list -p tcp --state ESTABLISHED
+  fwctl ct list -s 10.0.1.0/24 -d 10.0.2.2
+  fwctl ct list -p icmpv6 -s 2001:db8::/32
+  fwctl ct list --state UNREPLIED
+  fwctl -o json ct list -p udp";
+
+const COUNT_ABOUT: &str = "\
+Print the number of connection tracking entries of this network namespace (the COUNT of `fwctl ct stats`).
+
+It includes entries not yet confirmed (created by a packet that has not left its last hook yet), which `fwctl ct list` does not show, so it can be a little higher than the number of lines listed.
+
+Examples:
+  fwctl ct count
+  fwctl -o json ct count      # {\"count\":N}";
+
+const DELETE_ABOUT: &str = "\
+Delete one connection, given by its original direction's tuple (or, with --reply, by its reply direction's tuple). Prints nothing on success; if there is no such connection, prints \"fwctl: no such connection\" and exits with status 1.
+
+Ports are required for TCP, UDP, UDP-Lite, SCTP and DCCP; ICMP and ICMPv6 take --icmp-type and --icmp-id (and --icmp-code, 0 if not given) instead; other protocols take neither.
+
+Examples:
+  fwctl ct delete -p tcp -s 10.0.1.2 -d 10.0.2.2 --sport 40000 --dport 5201
+  fwctl ct delete -p tcp -s 10.0.2.2 -d 10.0.1.2 --sport 5201 --dport 40000 --reply
+  fwctl ct delete -p udp -s 2001:db8::1 -d 2001:db8::2 --sport 5353 --dport 53
+  fwctl ct delete -p icmp -s 10.0.1.2 -d 10.0.2.2 --icmp-type 8 --icmp-code 0 --icmp-id 1234
+  fwctl ct delete -p gre -s 10.0.1.2 -d 10.0.2.2";
+
+const FLUSH_ABOUT: &str = "\
+Delete every connection of this network namespace and print how many: \"N connections deleted\" (\"1 connection deleted\").
+
+Examples:
+  fwctl ct flush
+  fwctl -o json ct flush      # {\"deleted\":N}";
+
+const STATS_ABOUT: &str = "\
+Print the connection table's statistics as aligned \"name value\" lines: count, limit, unconfirmed, buckets, entry_bytes, found, new, invalid, ignored, early_drop, drop, insert_failed, chain_too_long, long_chain_lookups, expired, deleted, unconfirmed_reaped; then, for each reason with a nonzero count, \"invalid.<reason> N\" (why packets were INVALID) and \"malformed.<kind> N\" (packets that could not be parsed).
+
+Examples:
+  fwctl ct stats
+  fwctl -o json ct stats      # {\"count\":N,..,\"invalid_reasons\":{..},\"malformed_reasons\":{..}}";
+
+const TIMEOUT_ABOUT: &str = "\
+Without arguments, print the settings: \"limit N\", \"buckets N\", then one line per timeout, \"NAME SECONDS\" (with up to 3 decimals when not whole).
+
+With NAME VALUE pairs, change those timeouts (all or none: the kernel checks every pair before applying any) and print the new settings. VALUE is in seconds (30, 0.5) or has a unit: ms, s, m, h or d (500ms, 90s, 5m, 2h, 5d); it must be a whole number of milliseconds from 1ms to 2147483647ms (about 24.8 days).
+
+Names: tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait, tcp_close_wait, tcp_last_ack, tcp_time_wait, tcp_close, tcp_syn_sent2, tcp_retrans, tcp_unacknowledged, udp_unreplied, udp_replied, icmp, generic.
+
+Examples:
+  fwctl ct timeout
+  fwctl ct timeout tcp_established 5d
+  fwctl ct timeout udp_unreplied 30 udp_replied 180 icmp 0.5
+  fwctl -o json ct timeout    # {\"limit\":N,\"buckets\":N,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
+
+const LIMIT_ABOUT: &str = "\
+Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped.
+
+Examples:
+  fwctl ct limit 262144
+  fwctl ct timeout            # shows the current limit";
+
+/// `fwctl ct ...`.
+#[derive(Debug, Subcommand)]
+pub enum CtCommand {
+    /// List connections, as `conntrack -L` does.
+    #[command(long_about = LIST_ABOUT)]
+    List(ListArgs),
+    /// Number of entries, including not yet confirmed ones.
+    #[command(long_about = COUNT_ABOUT)]
+    Count,
+    /// Delete one connection, given by a tuple.
+    #[command(long_about = DELETE_ABOUT)]
+    Delete(DeleteArgs),
+    /// Delete every connection.
+    #[command(long_about = FLUSH_ABOUT)]
+    Flush,
+    /// Table statistics and INVALID reasons.
+    #[command(long_about = STATS_ABOUT)]
+    Stats,
+    /// Show the limit and timeouts, or change timeouts.
+    #[command(long_about = TIMEOUT_ABOUT)]
+    Timeout(TimeoutArgs),
+    /// Set the maximum number of entries.
+    #[command(long_about = LIMIT_ABOUT)]
+    Limit(LimitArgs),
+}
+
+/// `fwctl ct list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this protocol: tcp, udp, udplite, icmp, icmpv6, sctp, dccp, gre
+    /// or a number.
+    #[arg(short = 'p', long = "proto", value_name = "PROTO", value_parser = input::parse_proto)]
+    pub proto: Option<u8>,
+    /// Only connections whose original source is ADDR (or in ADDR/LEN).
+    #[arg(short = 's', long = "src", visible_alias = "orig-src", value_name = "ADDR[/LEN]",
+          value_parser = Prefix::parse)]
+    pub src: Option<Prefix>,
+    /// Only connections whose original destination is ADDR (or in ADDR/LEN).
+    #[arg(short = 'd', long = "dst", visible_alias = "orig-dst", value_name = "ADDR[/LEN]",
+          value_parser = Prefix::parse)]
+    pub dst: Option<Prefix>,
+    /// Only connections in this TCP state (ESTABLISHED, TIME_WAIT, ...; any
+    /// case), or with this flag: ASSURED, or UNREPLIED (no reply seen).
+    #[arg(long, value_name = "STATE", value_parser = StateFilter::parse)]
+    pub state: Option<StateFilter>,
+}
+
+/// `fwctl ct delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Protocol: tcp, udp, udplite, icmp, icmpv6, sctp, dccp, gre or a number.
+    #[arg(short = 'p', long = "proto", value_name = "PROTO", value_parser = input::parse_proto)]
+    pub proto: u8,
+    /// Source address of the tuple.
+    #[arg(
+        short = 's',
+        long = "src",
+        visible_alias = "orig-src",
+        value_name = "ADDR"
+    )]
+    pub src: IpAddr,
+    /// Destination address of the tuple.
+    #[arg(
+        short = 'd',
+        long = "dst",
+        visible_alias = "orig-dst",
+        value_name = "ADDR"
+    )]
+    pub dst: IpAddr,
+    /// Source port (protocols with ports).
+    #[arg(long, value_name = "PORT")]
+    pub sport: Option<u16>,
+    /// Destination port (protocols with ports).
+    #[arg(long, value_name = "PORT")]
+    pub dport: Option<u16>,
+    /// ICMP type (icmp, icmpv6).
+    #[arg(long = "icmp-type", value_name = "TYPE", conflicts_with_all = ["sport", "dport"])]
+    pub icmp_type: Option<u8>,
+    /// ICMP code (icmp, icmpv6); 0 if not given.
+    #[arg(long = "icmp-code", value_name = "CODE", conflicts_with_all = ["sport", "dport"])]
+    pub icmp_code: Option<u8>,
+    /// ICMP identifier (icmp, icmpv6).
+    #[arg(long = "icmp-id", value_name = "ID", conflicts_with_all = ["sport", "dport"])]
+    pub icmp_id: Option<u16>,
+    /// The tuple given is the reply direction's (sent as CT_REPLY).
+    #[arg(long)]
+    pub reply: bool,
+}
+
+/// `fwctl ct timeout`.
+#[derive(Debug, Args)]
+pub struct TimeoutArgs {
+    /// Timeouts to set: a name, then its value in seconds or with a unit
+    /// (ms, s, m, h, d); as many pairs as wanted.
+    #[arg(value_name = "NAME VALUE")]
+    pub pairs: Vec<String>,
+}
+
+/// `fwctl ct limit`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// The new limit, 1 to 67108864.
+    #[arg(value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(ct_config::LIMIT_MAX)))]
+    pub limit: u32,
+}
+
+/// Arguments clap accepted but that do not fit together; `main` reports it
+/// as a clap error of the subcommand `path` (exit status 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError {
+    /// The subcommand, e.g. `["ct", "delete"]`.
+    pub path: [&'static str; 2],
+    /// One line.
+    pub message: String,
+}
+
+/// One checked command, ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// `fwctl stats`.
+    Stats,
+    /// `fwctl ct list`.
+    CtList(Filter),
+    /// `fwctl ct count`.
+    CtCount,
+    /// `fwctl ct delete`.
+    CtDelete(Direction, CtTuple),
+    /// `fwctl ct flush`.
+    CtFlush,
+    /// `fwctl ct stats`.
+    CtStats,
+    /// `fwctl ct timeout` without arguments.
+    CtConfigGet,
+    /// `fwctl ct timeout NAME VALUE...`, `fwctl ct limit N`.
+    CtConfigSet(ConfigChange),
+}
+
+impl Cli {
+    /// Checks what clap could not and returns the job to run.
+    pub fn job(&self) -> Result<Job, UsageError> {
+        Ok(match &self.command {
+            Command::Stats => Job::Stats,
+            Command::Ct(ct) => match ct {
+                CtCommand::List(a) => Job::CtList(Filter {
+                    proto: a.proto,
+                    src: a.src,
+                    dst: a.dst,
+                    state: a.state,
+                }),
+                CtCommand::Count => Job::CtCount,
+                CtCommand::Delete(a) => {
+                    let (dir, tuple) = a.tuple().map_err(|message| UsageError {
+                        path: ["ct", "delete"],
+                        message,
+                    })?;
+                    Job::CtDelete(dir, tuple)
+                }
+                CtCommand::Flush => Job::CtFlush,
+                CtCommand::Stats => Job::CtStats,
+                CtCommand::Timeout(a) if a.pairs.is_empty() => Job::CtConfigGet,
+                CtCommand::Timeout(a) => {
+                    let timeouts =
+                        input::parse_timeout_pairs(&a.pairs).map_err(|message| UsageError {
+                            path: ["ct", "timeout"],
+                            message,
+                        })?;
+                    Job::CtConfigSet(ConfigChange {
+                        limit: None,
+                        timeouts,
+                    })
+                }
+                CtCommand::Limit(a) => Job::CtConfigSet(ConfigChange {
+                    limit: Some(a.limit),
+                    timeouts: Vec::new(),
+                }),
+            },
+        })
+    }
+}
+
+impl DeleteArgs {
+    /// The tuple, with the fields its protocol needs and no others.
+    fn tuple(&self) -> Result<(Direction, CtTuple), String> {
+        let name = crate::ct::proto_name(self.proto);
+        let name = if name == "unknown" {
+            format!("protocol {}", self.proto)
+        } else {
+            name.to_owned()
+        };
+        if self.src.is_ipv4() != self.dst.is_ipv4() {
+            return Err(format!(
+                "--src {} and --dst {} are not of the same IP version",
+                self.src, self.dst
+            ));
+        }
+        match (self.proto, self.src) {
+            (IPPROTO_ICMP, IpAddr::V6(_)) => {
+                return Err("icmp takes IPv4 addresses; for IPv6 use -p icmpv6".to_owned())
+            }
+            (IPPROTO_ICMPV6, IpAddr::V4(_)) => {
+                return Err("icmpv6 takes IPv6 addresses; for IPv4 use -p icmp".to_owned())
+            }
+            _ => {}
+        }
+        let ports = self.sport.is_some() || self.dport.is_some();
+        let icmp = self.icmp_type.is_some() || self.icmp_code.is_some() || self.icmp_id.is_some();
+        let tuple = match L4Kind::of(self.proto) {
+            L4Kind::Ports => {
+                if icmp {
+                    return Err(format!("{name} takes --sport and --dport, not --icmp-*"));
+                }
+                let (Some(sport), Some(dport)) = (self.sport, self.dport) else {
+                    return Err(format!("{name} needs --sport and --dport"));
+                };
+                CtTuple {
+                    proto: self.proto,
+                    src: self.src,
+                    dst: self.dst,
+                    src_port: sport,
+                    dst_port: dport,
+                }
+            }
+            L4Kind::Icmp => {
+                let (Some(ty), Some(id)) = (self.icmp_type, self.icmp_id) else {
+                    return Err(format!("{name} needs --icmp-type and --icmp-id"));
+                };
+                let code = self.icmp_code.unwrap_or(0);
+                CtTuple::icmp(self.proto, self.src, self.dst, ty, code, id)
+            }
+            L4Kind::None => {
+                if ports || icmp {
+                    return Err(format!("{name} has no ports and no ICMP fields"));
+                }
+                CtTuple {
+                    proto: self.proto,
+                    src: self.src,
+                    dst: self.dst,
+                    src_port: 0,
+                    dst_port: 0,
+                }
+            }
+        };
+        let dir = if self.reply {
+            Direction::Reply
+        } else {
+            Direction::Orig
+        };
+        Ok((dir, tuple))
+    }
+}
+
+/// A failed write to stdout or stderr. `main` treats a closed pipe
+/// (`fwctl ct list | head`) as success.
+pub fn output_error(e: io::Error) -> Error {
+    Error::io("writing output", e)
+}
+
+/// Whether `e` is a write to a reader that went away.
+pub fn is_broken_pipe(e: &Error) -> bool {
+    matches!(e, Error::Io { what, source } if what == "writing output"
+        && source.kind() == io::ErrorKind::BrokenPipe)
+}
+
+impl Job {
+    /// Runs the job: results to `out`, the `ct list` summary and warnings to
+    /// `err`. `out` is flushed before anything goes to `err`.
+    pub fn run<T: Transport>(
+        &self,
+        client: &mut Client<T>,
+        output: Output,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(), Error> {
+        let json = output == Output::Json;
+        let text = match self {
+            Job::Stats => {
+                let report = StatsReport::fetch(client)?;
+                if json {
+                    report.to_json()?
+                } else {
+                    report.to_table()
+                }
+            }
+            Job::CtList(filter) => return list(client, filter, json, out, err),
+            Job::CtCount => {
+                let count = fetch_stats(client)?.count;
+                if json {
+                    format!("{{\"count\":{count}}}\n")
+                } else {
+                    format!("{count}\n")
+                }
+            }
+            Job::CtDelete(dir, tuple) => match client.request(RfwMessage::ct_delete(*dir, tuple)) {
+                Ok(_) => String::new(),
+                Err(Error::Kernel {
+                    errno: ENOENT,
+                    extack,
+                    ..
+                }) => return Err(Error::NoSuchConnection { extack }),
+                Err(e) => return Err(e),
+            },
+            Job::CtFlush => {
+                let request = RfwMessage::ct_flush();
+                let what = describe(request.cmd);
+                let n = client
+                    .request(request)?
+                    .iter()
+                    .find_map(RfwMessage::ct_count)
+                    .ok_or_else(|| Error::protocol(what, "reply without CT_COUNT"))?;
+                if json {
+                    format!("{{\"deleted\":{n}}}\n")
+                } else if n == 1 {
+                    "1 connection deleted\n".to_owned()
+                } else {
+                    format!("{n} connections deleted\n")
+                }
+            }
+            Job::CtStats => {
+                let stats = fetch_stats(client)?;
+                if json {
+                    stats_json(&stats)? + "\n"
+                } else {
+                    stats_table(&stats)
+                }
+            }
+            Job::CtConfigGet | Job::CtConfigSet(_) => {
+                let request = match self {
+                    Job::CtConfigSet(change) => RfwMessage::ct_config_set(change),
+                    _ => RfwMessage::ct_config_get(),
+                };
+                let config = fetch_config(client, request)?;
+                if json {
+                    config_json(&config)? + "\n"
+                } else {
+                    config_table(&config)
+                }
+            }
+        };
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(output_error)
+    }
+}
+
+fn fetch_stats<T: Transport>(client: &mut Client<T>) -> Result<CtStats, Error> {
+    let request = RfwMessage::ct_stats_get();
+    let what = describe(request.cmd);
+    let replies = client.request(request)?;
+    match replies.iter().find_map(RfwMessage::ct_stats) {
+        Some(stats) => stats.map_err(|e| Error::protocol(what, e)),
+        None => Err(Error::protocol(what, "reply without CT_STATS")),
+    }
+}
+
+fn fetch_config<T: Transport>(
+    client: &mut Client<T>,
+    request: RfwMessage,
+) -> Result<CtConfig, Error> {
+    let what = describe(request.cmd);
+    let replies = client.request(request)?;
+    match replies.iter().find_map(RfwMessage::ct_config) {
+        Some(config) => config.map_err(|e| Error::protocol(what, e)),
+        None => Err(Error::protocol(what, "reply without CT_CONFIG")),
+    }
+}
+
+/// `fwctl ct list`: prints each connection as its message arrives.
+fn list<T: Transport>(
+    client: &mut Client<T>,
+    filter: &Filter,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let request = RfwMessage::ct_dump();
+    let what = describe(request.cmd);
+    let mut dump = client.dump(request)?;
+    let mut shown: u64 = 0;
+    if json {
+        out.write_all(b"[").map_err(output_error)?;
+    }
+    for msg in dump.by_ref() {
+        let conn = Conn::from_attrs(&msg?.attrs).map_err(|e| Error::protocol(what, e))?;
+        if !filter.matches(&conn) {
+            continue;
+        }
+        let line = if json {
+            let sep = if shown == 0 { "\n" } else { ",\n" };
+            format!("{sep}{}", conn_json(&conn)?)
+        } else {
+            conntrack_line(&conn) + "\n"
+        };
+        out.write_all(line.as_bytes()).map_err(output_error)?;
+        shown += 1;
+    }
+    if json {
+        let end: &[u8] = if shown == 0 { b"]\n" } else { b"\n]\n" };
+        out.write_all(end).map_err(output_error)?;
+    }
+    out.flush().map_err(output_error)?;
+    let mut summary = String::new();
+    if dump.interrupted() {
+        summary.push_str(
+            "fwctl: warning: the table changed during the dump; \
+             connections may be missing or shown twice\n",
+        );
+    }
+    summary.push_str(&format!("fwctl: {shown} flow entries have been shown.\n"));
+    err.write_all(summary.as_bytes()).map_err(output_error)
+}
+
+#[cfg(all(test, target_endian = "little"))]
+mod tests;

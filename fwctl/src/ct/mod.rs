@@ -557,3 +557,227 @@ impl RfwMessage {
         })
     }
 }
+
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+    use netlink_packet_generic::GenlMessage;
+    use rfw_abi::{attr, ct_config as cfg, ct_stats as s, ct_status, ct_timeout, ct_tuple};
+
+    use super::*;
+    use crate::fake_kernel::{wire, FakeConn, Skb};
+
+    const ID: u16 = 0x1d;
+
+    fn message(pad: bool, cmd: Cmd, body: impl FnOnce(&mut Skb)) -> Vec<u8> {
+        let mut skb = Skb::new(pad);
+        let start = skb.genlmsg_put(4242, 7, ID, 0, cmd as u8, 1);
+        body(&mut skb);
+        skb.nlmsg_end(start);
+        skb.data
+    }
+
+    /// Parses `bytes`, checks they emit back identically, returns the message.
+    fn round_trip(bytes: &[u8]) -> RfwMessage {
+        let msg = NetlinkMessage::<GenlMessage<RfwMessage>>::deserialize(bytes).unwrap();
+        let mut again = vec![0xff; msg.buffer_len()];
+        msg.serialize(&mut again);
+        assert_eq!(again, bytes);
+        let NetlinkPayload::InnerMessage(genl) = msg.payload else {
+            panic!("not a genl message")
+        };
+        genl.payload
+    }
+
+    fn parse_err(bytes: &[u8]) -> String {
+        NetlinkMessage::<GenlMessage<RfwMessage>>::deserialize(bytes)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn connection_messages_parse_padded_or_not() {
+        let mut c = FakeConn::mirrored(wire(6, "2001:db8::1", "2001:db8::2", 40000, 443));
+        c.status = ct_status::SEEN_REPLY | ct_status::CONFIRMED;
+        c.counters = [(u64::MAX, 1 << 40), (3, 4)];
+        for pad in [true, false] {
+            let msg = round_trip(&message(pad, Cmd::CtGet, |skb| skb.ct_conn(&c)));
+            let conn = Conn::from_attrs(&msg.attrs).unwrap();
+            assert_eq!(
+                conn.orig,
+                CtTuple {
+                    proto: 6,
+                    src: "2001:db8::1".parse().unwrap(),
+                    dst: "2001:db8::2".parse().unwrap(),
+                    src_port: 40000,
+                    dst_port: 443,
+                }
+            );
+            assert_eq!((conn.reply.src_port, conn.reply.dst_port), (443, 40000));
+            assert_eq!(conn.status, 10);
+            assert_eq!(conn.timeout_ms, 30_000);
+            assert_eq!(conn.tcp_state, Some(3));
+            assert_eq!(
+                (conn.orig_counters.packets, conn.orig_counters.bytes),
+                (u64::MAX, 1 << 40)
+            );
+            assert_eq!(
+                conn.reply_counters,
+                Counters {
+                    packets: 3,
+                    bytes: 4
+                }
+            );
+            assert!(conn.seen_reply() && !conn.assured());
+        }
+    }
+
+    #[test]
+    fn what_fwctl_sends_parses_back_to_the_same_records() {
+        let t = CtTuple::icmp(
+            1,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            8,
+            0,
+            99,
+        );
+        let msg = round_trip(&crate::netlink::encode_request(
+            RfwMessage::ct_delete(Direction::Reply, &t),
+            ID,
+            5,
+            3,
+        ));
+        let [RfwAttr::CtReply(nest)] = &msg.attrs[..] else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(CtTuple::from_attrs(nest).unwrap(), t);
+        assert_eq!((t.icmp_type(), t.icmp_code(), t.icmp_id()), (8, 0, 99));
+    }
+
+    #[test]
+    fn bad_tuples_are_errors() {
+        let tuple = |f: &dyn Fn(&mut Skb)| {
+            message(false, Cmd::CtGet, |skb| {
+                let n = skb.nla_nest_start(attr::CT_ORIG);
+                f(skb);
+                skb.nla_nest_end(n);
+            })
+        };
+        // An address of 5 bytes.
+        let e = parse_err(&tuple(&|skb| skb.nla_put(ct_tuple::SRC, &[1, 2, 3, 4, 5])));
+        assert!(e.contains("invalid CT_TUPLE_SRC"), "{e}");
+        // A port of 4 bytes.
+        let e = parse_err(&tuple(&|skb| skb.nla_put_u32(ct_tuple::SRC_PORT, 1)));
+        assert!(e.contains("invalid CT_TUPLE_SRC_PORT"), "{e}");
+        // Family and addresses disagree; a field missing.
+        let mixed = [
+            CtTupleAttr::Family(nfproto::IPV6),
+            CtTupleAttr::Proto(6),
+            CtTupleAttr::Src("10.0.0.1".parse().unwrap()),
+            CtTupleAttr::Dst("10.0.0.2".parse().unwrap()),
+        ];
+        assert_eq!(
+            CtTuple::from_attrs(&mixed).unwrap_err().to_string(),
+            "tuple of family 10 with addresses 10.0.0.1 and 10.0.0.2"
+        );
+        assert_eq!(
+            CtTuple::from_attrs(&mixed[1..]).unwrap_err().to_string(),
+            "tuple without FAMILY"
+        );
+        // A connection without its reply tuple.
+        let orig = wire(17, "10.0.0.1", "10.0.0.2", 1, 2);
+        let msg = round_trip(&message(false, Cmd::CtGet, |skb| {
+            skb.ct_tuple(attr::CT_ORIG, &orig)
+        }));
+        assert_eq!(
+            Conn::from_attrs(&msg.attrs).unwrap_err().to_string(),
+            "connection without CT_REPLY"
+        );
+    }
+
+    #[test]
+    fn stats_keep_unknown_attributes_and_refuse_short_counters() {
+        let bytes = message(true, Cmd::CtStatsGet, |skb| {
+            let n = skb.nla_nest_start(attr::CT_STATS);
+            skb.nla_put_u64_64bit(s::COUNT, 5, s::PAD);
+            skb.nla_put_u64_64bit(99, 6, s::PAD);
+            let r = skb.nla_nest_start(s::MALFORMED_REASON);
+            skb.nla_put_string(rfw_abi::ct_reason::NAME, "fragment");
+            skb.nla_put_u64_64bit(rfw_abi::ct_reason::COUNT, 2, rfw_abi::ct_reason::PAD);
+            skb.nla_nest_end(r);
+            skb.nla_nest_end(n);
+        });
+        let msg = round_trip(&bytes);
+        let stats = msg.ct_stats().unwrap().unwrap();
+        assert_eq!(stats.count, 5);
+        assert_eq!(stats.counter(CtCounter::Count), 5);
+        assert_eq!(stats.limit, 0);
+        assert_eq!(
+            stats.malformed,
+            [Reason {
+                name: "fragment".into(),
+                count: 2
+            }]
+        );
+        // Every counter's name and number are distinct.
+        for (i, a) in CtCounter::ALL.iter().enumerate() {
+            assert_eq!(CtCounter::from_kind(a.kind()), Some(*a));
+            for b in &CtCounter::ALL[i + 1..] {
+                assert_ne!(a.kind(), b.kind());
+                assert_ne!(a.name(), b.name());
+            }
+        }
+
+        let short = message(false, Cmd::CtStatsGet, |skb| {
+            let n = skb.nla_nest_start(attr::CT_STATS);
+            skb.nla_put_u32(s::FOUND, 5);
+            skb.nla_nest_end(n);
+        });
+        assert!(parse_err(&short).contains("invalid CT_STATS counter found"));
+        // A reason without a name.
+        let nameless = message(false, Cmd::CtStatsGet, |skb| {
+            let n = skb.nla_nest_start(attr::CT_STATS);
+            let r = skb.nla_nest_start(s::INVALID_REASON);
+            skb.nla_put_u64_64bit(rfw_abi::ct_reason::COUNT, 2, rfw_abi::ct_reason::PAD);
+            skb.nla_nest_end(r);
+            skb.nla_nest_end(n);
+        });
+        let msg = round_trip(&nameless);
+        assert_eq!(
+            msg.ct_stats().unwrap().unwrap_err().to_string(),
+            "reason without NAME"
+        );
+    }
+
+    #[test]
+    fn config_parses_with_what_the_kernel_may_add() {
+        let bytes = message(true, Cmd::CtConfigGet, |skb| {
+            let n = skb.nla_nest_start(attr::CT_CONFIG);
+            skb.nla_put_u32(cfg::LIMIT, 7);
+            skb.nla_put_u32(cfg::BUCKETS, 8);
+            skb.nla_put_u32(cfg::MAX + 1, 9);
+            let t = skb.nla_nest_start(cfg::TIMEOUT);
+            skb.nla_put_string(ct_timeout::NAME, "sctp_established");
+            skb.nla_put_u32(ct_timeout::MS, 1500);
+            skb.nla_put_u8(ct_timeout::MAX + 1, 1);
+            skb.nla_nest_end(t);
+            skb.nla_nest_end(n);
+        });
+        let msg = round_trip(&bytes);
+        let c = msg.ct_config().unwrap().unwrap();
+        assert_eq!(c.limit, Some(7));
+        assert_eq!(c.buckets, Some(8));
+        assert_eq!(
+            c.timeouts,
+            [Timeout {
+                name: "sctp_established".into(),
+                ms: 1500
+            }]
+        );
+        assert_eq!(
+            format::config_table(&c),
+            "limit               7\nbuckets             8\nsctp_established  1.5\n"
+        );
+    }
+}

@@ -72,3 +72,95 @@ fn help_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("stats"));
 }
+
+#[test]
+fn ct_commands_without_the_module() {
+    for args in [
+        &["ct", "list"][..],
+        &[
+            "-o",
+            "json",
+            "ct",
+            "list",
+            "-p",
+            "tcp",
+            "--state",
+            "established",
+        ],
+        &["ct", "count"],
+        &[
+            "ct", "delete", "-p", "tcp", "-s", "10.0.1.2", "-d", "10.0.2.2", "--sport", "1",
+            "--dport", "2",
+        ],
+        &["ct", "flush"],
+        &["ct", "stats"],
+        &["ct", "timeout"],
+        &["ct", "timeout", "icmp", "0.5"],
+        &["ct", "limit", "1000"],
+    ] {
+        let out = fwctl(args);
+        assert_not_loaded(&out);
+    }
+}
+
+/// Bad values exit 2, not 1 ("not loaded"): they are refused before fwctl
+/// talks to the kernel at all.
+#[test]
+fn bad_ct_values_exit_2_before_any_netlink_traffic() {
+    for args in [
+        &["ct", "timeout", "bogus", "30"][..],
+        &["ct", "timeout", "icmp", "0"],
+        &["ct", "timeout", "icmp"],
+        &["ct", "limit", "0"],
+        &["ct", "limit", "67108865"],
+        &["ct", "list", "-p", "bogus"],
+        &["ct", "list", "-s", "10.0.0.0/40"],
+        &["ct", "list", "--state", "bogus"],
+        &[
+            "ct", "delete", "-p", "tcp", "-s", "10.0.1.2", "-d", "10.0.2.2",
+        ],
+        &[
+            "ct",
+            "delete",
+            "-p",
+            "icmp",
+            "-s",
+            "::1",
+            "-d",
+            "::2",
+            "--icmp-type",
+            "128",
+            "--icmp-id",
+            "1",
+        ],
+    ] {
+        let out = fwctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    // The name error is one line and lists the valid names.
+    let out = fwctl(&["ct", "timeout", "bogus", "30"]);
+    let first = stderr_lines(&out).into_iter().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "error: unknown timeout name \"bogus\"; valid names: {}",
+            rfw_abi::ct_timeout::NAMES.join(", ")
+        )
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: fwctl ct timeout"));
+}
+
+#[test]
+fn ct_help_exits_0_with_examples() {
+    for sub in [
+        "list", "count", "delete", "flush", "stats", "timeout", "limit",
+    ] {
+        let out = fwctl(&["ct", sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Examples:"), "{sub}: {help}");
+    }
+}

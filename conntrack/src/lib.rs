@@ -16,7 +16,7 @@
 //! | [`wire`] | zero-copy views: [`wire::ipv4`], [`wire::ipv6`], [`wire::tcp`], [`wire::udp`], [`wire::icmpv4`], [`wire::icmpv6`] | header structs, `skb_header_pointer()` |
 //! | [`checksum`] | ones-complement sums, pseudo-headers, RFC 1624 updates | `include/net/checksum.h` |
 //! | [`tuple`](mod@tuple) | [`Tuple`], [`Direction`], [`PerDir`], inversion, keyed SipHash-1-3 | `nf_conntrack_tuple.h`, `hash_conntrack_raw()` |
-//! | [`parse`](mod@parse) | bytes + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
+//! | [`parse`](mod@parse) | bytes (a whole packet, or with [`parse_prefix`] its first bytes) + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
 //! | [`conn`] | [`Conn`] = [`ConnKey`] (tuples, immutable once indexed) + [`ConnState`] (the rest), 160 bytes; [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
 //! | [`proto`] | TCP, UDP, ICMP/ICMPv6, generic trackers | `nf_conntrack_proto_*.c` |
 //! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]) | `enum ip_conntrack_info` |
@@ -25,7 +25,9 @@
 //!
 //! # The kernel glue's path
 //! ```text
-//! let info = conntrack::parse(skb_linear_bytes, family, &cfg.parse)?;   // or INVALID
+//! let n = skb_copy_bits(skb, 0, &mut buf[..min(skb.len, 384)]);       // a prefix
+//! let info = conntrack::parse_prefix(&buf[..n], family, &cfg.parse)?;  // or INVALID
+//!     // checksums: nf_checksum() on the skb, where Linux verifies them
 //! match info.l4 {                                                        // before lookup:
 //!     L4Info::Icmp(IcmpInfo::Untracked { .. }) => UNTRACKED,
 //!     L4Info::Icmp(IcmpInfo::Error { quoted, .. }) => lookup(quoted.invert()),
@@ -50,6 +52,12 @@
 //! }
 //! ```
 //! Periodically: `table.expire(now_ms, budget)`.
+//!
+//! Per-reason counters: [`InvalidReason::index`] (all malformed packets
+//! share one index) and [`ParseError::index`] number the reasons densely
+//! (`0..COUNT`, append-only: netlink statistics carry them);
+//! [`InvalidReason::name`] / [`ParseError::name`] give stable snake_case
+//! identifiers.
 //!
 //! # Time
 //! `now` is monotonic **milliseconds** (`u64`) from the caller; the record

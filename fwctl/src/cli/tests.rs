@@ -1095,3 +1095,33 @@ fn nests_in_requests_carry_nla_f_nested() {
         rfw_abi::ct_config::TIMEOUT | NLA_F_NESTED
     );
 }
+
+/// A stdout whose reader went away.
+struct ClosedPipe;
+
+impl io::Write for ClosedPipe {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_closed_pipe_stops_the_list_quietly() {
+    let (kernel, _) = model(1, true).kernel();
+    let mut client = Client::new(kernel).unwrap();
+    let mut err = Vec::new();
+    let e = Job::CtList(Filter::default())
+        .run(&mut client, Output::Table, &mut ClosedPipe, &mut err)
+        .unwrap_err();
+    // `main` exits 0 for this, printing nothing.
+    assert!(is_broken_pipe(&e), "{e}");
+    assert!(err.is_empty());
+    assert!(!is_broken_pipe(&Error::io(
+        "reading rfw connections",
+        io::ErrorKind::BrokenPipe.into()
+    )));
+}

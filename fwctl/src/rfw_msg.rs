@@ -436,6 +436,8 @@ pub enum CtCounter {
     Found,
     /// [`ct_stats::NEW`].
     New,
+    /// [`ct_stats::RELATED`].
+    Related,
     /// [`ct_stats::INVALID`].
     Invalid,
     /// [`ct_stats::IGNORED`].
@@ -460,7 +462,7 @@ pub enum CtCounter {
 
 impl CtCounter {
     /// Every counter, in print order.
-    pub const ALL: [CtCounter; 17] = [
+    pub const ALL: [CtCounter; 18] = [
         CtCounter::Count,
         CtCounter::Limit,
         CtCounter::Unconfirmed,
@@ -468,6 +470,7 @@ impl CtCounter {
         CtCounter::EntryBytes,
         CtCounter::Found,
         CtCounter::New,
+        CtCounter::Related,
         CtCounter::Invalid,
         CtCounter::Ignored,
         CtCounter::EarlyDrop,
@@ -490,6 +493,7 @@ impl CtCounter {
             CtCounter::EntryBytes => ct_stats::ENTRY_BYTES,
             CtCounter::Found => ct_stats::FOUND,
             CtCounter::New => ct_stats::NEW,
+            CtCounter::Related => ct_stats::RELATED,
             CtCounter::Invalid => ct_stats::INVALID,
             CtCounter::Ignored => ct_stats::IGNORED,
             CtCounter::EarlyDrop => ct_stats::EARLY_DROP,
@@ -518,6 +522,7 @@ impl CtCounter {
             CtCounter::EntryBytes => "entry_bytes",
             CtCounter::Found => "found",
             CtCounter::New => "new",
+            CtCounter::Related => "related",
             CtCounter::Invalid => "invalid",
             CtCounter::Ignored => "ignored",
             CtCounter::EarlyDrop => "early_drop",

@@ -631,6 +631,7 @@ fn stats_model(newer_kernel: bool) -> FakeCt {
         counters: vec![
             (s::FOUND, 1_000_000),
             (s::NEW, 50),
+            (s::RELATED, 3),
             (s::INVALID, 7),
             (s::IGNORED, 1),
             (s::EARLY_DROP, 0),
@@ -664,6 +665,7 @@ buckets                      65536
 entry_bytes                    256
 found                      1000000
 new                             50
+related                          3
 invalid                          7
 ignored                          1
 early_drop                       0
@@ -689,7 +691,7 @@ malformed.bad_checksum           3
         o.ok(),
         concat!(
             r#"{"count":10,"limit":262144,"unconfirmed":2,"buckets":65536,"entry_bytes":256,"#,
-            r#""found":1000000,"new":50,"invalid":7,"ignored":1,"early_drop":0,"drop":0,"#,
+            r#""found":1000000,"new":50,"related":3,"invalid":7,"ignored":1,"early_drop":0,"drop":0,"#,
             r#""insert_failed":0,"chain_too_long":0,"long_chain_lookups":0,"expired":40,"#,
             r#""deleted":2,"unconfirmed_reaped":1,"#,
             r#""invalid_reasons":{"tcp_flags":5,"tcp_seq_over":0,"icmp_unknown_type":2,"table_full":0},"#,

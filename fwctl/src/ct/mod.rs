@@ -320,6 +320,8 @@ pub struct CtStats {
     pub found: u64,
     /// Connections created.
     pub new: u64,
+    /// Packets classified RELATED (ICMP errors about a connection).
+    pub related: u64,
     /// Packets classified INVALID.
     pub invalid: u64,
     /// Packets the TCP window tracking ignored.
@@ -371,6 +373,7 @@ impl CtStats {
             CtCounter::EntryBytes => &mut self.entry_bytes,
             CtCounter::Found => &mut self.found,
             CtCounter::New => &mut self.new,
+            CtCounter::Related => &mut self.related,
             CtCounter::Invalid => &mut self.invalid,
             CtCounter::Ignored => &mut self.ignored,
             CtCounter::EarlyDrop => &mut self.early_drop,
@@ -394,6 +397,7 @@ impl CtStats {
             CtCounter::EntryBytes => self.entry_bytes,
             CtCounter::Found => self.found,
             CtCounter::New => self.new,
+            CtCounter::Related => self.related,
             CtCounter::Invalid => self.invalid,
             CtCounter::Ignored => self.ignored,
             CtCounter::EarlyDrop => self.early_drop,
@@ -720,6 +724,12 @@ mod tests {
                 count: 2
             }]
         );
+        // Every u64 of ct_stats is a counter fwctl prints (ct_stats has no
+        // MAX: RELATED is the last today).
+        for kind in s::COUNT..=s::RELATED {
+            let nested = [s::INVALID_REASON, s::MALFORMED_REASON].contains(&kind);
+            assert_eq!(CtCounter::from_kind(kind).is_some(), !nested, "{kind}");
+        }
         // Every counter's name and number are distinct.
         for (i, a) in CtCounter::ALL.iter().enumerate() {
             assert_eq!(CtCounter::from_kind(a.kind()), Some(*a));

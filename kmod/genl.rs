@@ -16,11 +16,12 @@ use kernel::prelude::*;
 use rfw_abi::{attr, hook_stats, nfproto, Cmd};
 
 use crate::bindings;
+use crate::ct;
 use crate::kernel_static::KernelStatic;
 use crate::nlmsg::Reply;
 use crate::pernet;
 
-const N_OPS: usize = 1;
+const N_OPS: usize = 7;
 const N_POLICY: usize = attr::MAX as usize + 1;
 
 static FAMILY: KernelStatic<bindings::genl_family> =
@@ -30,8 +31,9 @@ static FAMILY: KernelStatic<bindings::genl_family> =
 static OPS: KernelStatic<[bindings::genl_small_ops; N_OPS]> =
     // SAFETY: as above, for `genl_small_ops`.
     KernelStatic::new(unsafe { core::mem::zeroed() });
-/// All entries `NLA_UNSPEC` (zero): under strict validation no request
-/// attribute is accepted yet. Commands that take attributes set theirs.
+/// The family policy: under strict validation only the attributes given a
+/// type here are accepted in a request (`NLA_UNSPEC`, zero, rejects). The
+/// contents of nested attributes are checked by `rfw_abi`'s parsers.
 static POLICY: KernelStatic<[bindings::nla_policy; N_POLICY]> =
     // SAFETY: as above, for `nla_policy`.
     KernelStatic::new(unsafe { core::mem::zeroed() });
@@ -47,9 +49,24 @@ impl Registration {
         // Module init runs once and the family is not registered yet.
         // SAFETY: nothing else reads these statics now (`KernelStatic` invariant).
         unsafe {
-            (*ops)[0].cmd = Cmd::StatsGet as u8;
-            (*ops)[0].flags = bindings::GENL_UNS_ADMIN_PERM as u8;
-            (*ops)[0].doit = Some(stats_get);
+            let table: [(Cmd, DoIt, Option<DumpIt>); N_OPS] = [
+                (Cmd::StatsGet, Some(stats_get), None),
+                (Cmd::CtGet, Some(ct::genl::ct_get), Some(ct::genl::ct_dump)),
+                (Cmd::CtDelete, Some(ct::genl::ct_delete), None),
+                (Cmd::CtFlush, Some(ct::genl::ct_flush), None),
+                (Cmd::CtStatsGet, Some(ct::genl::ct_stats_get), None),
+                (Cmd::CtConfigGet, Some(ct::genl::ct_config_get), None),
+                (Cmd::CtConfigSet, Some(ct::genl::ct_config_set), None),
+            ];
+            for (op, (cmd, doit, dumpit)) in (*ops).iter_mut().zip(table) {
+                op.cmd = cmd as u8;
+                op.flags = bindings::GENL_UNS_ADMIN_PERM as u8;
+                op.doit = doit;
+                op.dumpit = dumpit;
+            }
+            for a in [attr::CT_ORIG, attr::CT_REPLY, attr::CT_CONFIG] {
+                (*POLICY.get())[usize::from(a)].type_ = bindings::NLA_NESTED as u8;
+            }
 
             for (d, s) in (*fam).name.iter_mut().zip(rfw_abi::FAMILY_NAME_C) {
                 *d = *s as core::ffi::c_char;
@@ -76,6 +93,16 @@ impl Drop for Registration {
         // SAFETY: the family was registered in `new`.
         unsafe { bindings::genl_unregister_family(FAMILY.get()) };
     }
+}
+
+type DoIt = Option<
+    unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::genl_info) -> c_int,
+>;
+type DumpIt = unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::netlink_callback) -> c_int;
+
+/// The registered family (for messages built outside this file).
+pub(crate) fn family() -> *const bindings::genl_family {
+    FAMILY.get()
 }
 
 /// Runs a handler, turning its `Result` into the errno netlink expects.

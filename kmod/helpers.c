@@ -3,13 +3,33 @@
  * rfw.ko: one-line wrappers around `static inline` kernel functions and
  * macros, for the Rust side (see helpers.h). Nothing here decides anything.
  */
+#include <linux/bottom_half.h>
 #include <linux/cpumask.h>
+#include <linux/jiffies.h>
+#include <linux/mm.h>
+#include <linux/netdevice.h>
+#include <linux/moduleparam.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
 #include <net/netns/generic.h>
+#include <net/sock.h>
 
 #include "helpers.h"
+
+/* Zero means "size from RAM as Linux does" (decided in kmod/ct/table.rs). */
+unsigned int rfw_param_hashsize;
+module_param_named(hashsize, rfw_param_hashsize, uint, 0444);
+MODULE_PARM_DESC(hashsize, "connection hash buckets, shared by all namespaces (0: from RAM, as nf_conntrack)");
+
+unsigned int rfw_param_max;
+module_param_named(max, rfw_param_max, uint, 0444);
+MODULE_PARM_DESC(max, "default connection limit of each namespace (0: the bucket count, as nf_conntrack)");
 
 void *rfw_net_generic(const struct net *net, unsigned int id)
 {
@@ -92,12 +112,159 @@ void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start)
 	nla_nest_cancel(skb, start);
 }
 
-int rfw_nla_put_u8(struct sk_buff *skb, int attrtype, u8 value)
-{
-	return nla_put_u8(skb, attrtype, value);
-}
-
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr)
 {
 	return nla_put_u64_64bit(skb, attrtype, value, padattr);
+}
+
+void rfw_bucket_lock_init(spinlock_t *lock)
+{
+	spin_lock_init(lock);
+}
+
+void rfw_state_lock_init(spinlock_t *lock)
+{
+	spin_lock_init(lock);
+}
+
+void rfw_spin_lock(spinlock_t *lock)
+{
+	spin_lock(lock);
+}
+
+void rfw_spin_lock_nested(spinlock_t *lock)
+{
+	spin_lock_nested(lock, SINGLE_DEPTH_NESTING);
+}
+
+void rfw_spin_unlock(spinlock_t *lock)
+{
+	spin_unlock(lock);
+}
+
+void rfw_local_bh_disable(void)
+{
+	local_bh_disable();
+}
+
+void rfw_local_bh_enable(void)
+{
+	local_bh_enable();
+}
+
+void rfw_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void rfw_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+struct kmem_cache *rfw_kmem_cache_create(const char *name, unsigned int size,
+					 unsigned int align)
+{
+	/* Unmerged, so that /proc/slabinfo shows rfw's entries on their own. */
+	return kmem_cache_create(name, size, align, SLAB_NO_MERGE, NULL);
+}
+
+void *rfw_kmem_cache_alloc_atomic(struct kmem_cache *cache)
+{
+	return kmem_cache_alloc(cache, GFP_ATOMIC | __GFP_NOWARN);
+}
+
+unsigned long rfw_totalram_pages(void)
+{
+	return totalram_pages();
+}
+
+u32 rfw_jiffies_msecs(void)
+{
+	return jiffies_to_msecs(jiffies);
+}
+
+unsigned long rfw_msecs_to_jiffies(unsigned int ms)
+{
+	return msecs_to_jiffies(ms);
+}
+
+void rfw_init_delayed_work(struct delayed_work *dwork, rfw_work_fn fn)
+{
+	INIT_DELAYED_WORK(dwork, fn);
+}
+
+bool rfw_queue_delayed_work(struct delayed_work *dwork, unsigned long delay)
+{
+	return queue_delayed_work(system_power_efficient_wq, dwork, delay);
+}
+
+bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay)
+{
+	return mod_delayed_work(system_power_efficient_wq, dwork, delay);
+}
+
+struct delayed_work *rfw_to_delayed_work(struct work_struct *work)
+{
+	return to_delayed_work(work);
+}
+
+int rfw_skb_network_offset(const struct sk_buff *skb)
+{
+	return skb_network_offset(skb);
+}
+
+void *rfw_this_cpu_ptr(void __percpu *ptr)
+{
+	return this_cpu_ptr(ptr);
+}
+
+void *rfw_nla_data(const struct nlattr *nla)
+{
+	return nla_data(nla);
+}
+
+int rfw_nla_len(const struct nlattr *nla)
+{
+	return nla_len(nla);
+}
+
+void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
+		    const struct nlattr *attr)
+{
+	/* NL_SET_ERR_MSG_ATTR without its string-literal copy: `msg` is static. */
+	if (extack) {
+		extack->_msg = msg;
+		extack->bad_attr = attr;
+	}
+}
+
+struct net *rfw_cb_net(const struct netlink_callback *cb)
+{
+	return sock_net(cb->skb->sk);
+}
+
+u32 rfw_cb_portid(const struct netlink_callback *cb)
+{
+	return NETLINK_CB(cb->skb).portid;
+}
+
+u32 rfw_cb_seq(const struct netlink_callback *cb)
+{
+	return cb->nlh->nlmsg_seq;
+}
+
+long *rfw_cb_args(struct netlink_callback *cb)
+{
+	return cb->args;
+}
+
+void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr)
+{
+	genlmsg_cancel(skb, hdr);
+}
+
+bool rfw_dev_is_loopback(const struct net_device *dev)
+{
+	return dev && (dev->flags & IFF_LOOPBACK);
 }

@@ -8,12 +8,24 @@
 #define RFW_HELPERS_H
 
 #include <linux/types.h>
+#include <linux/spinlock_types.h>
 
 struct net;
 struct sk_buff;
 struct genl_info;
 struct genl_family;
 struct nlattr;
+struct kmem_cache;
+struct net_device;
+struct delayed_work;
+struct work_struct;
+struct netlink_callback;
+struct netlink_ext_ack;
+
+/* Module parameters (declared in helpers.c: module_param fills the kernel's
+ * struct kernel_param; Rust reads the values and decides what they mean). */
+extern unsigned int rfw_param_hashsize;
+extern unsigned int rfw_param_max;
 
 void *rfw_net_generic(const struct net *net, unsigned int id);
 struct net *rfw_genl_info_net(const struct genl_info *info);
@@ -34,7 +46,51 @@ void rfw_nlmsg_free(struct sk_buff *skb);
 struct nlattr *rfw_nla_nest_start(struct sk_buff *skb, int attrtype);
 void rfw_nla_nest_end(struct sk_buff *skb, struct nlattr *start);
 void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start);
-int rfw_nla_put_u8(struct sk_buff *skb, int attrtype, u8 value);
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr);
+
+
+/* Locks: one lockdep class per call site of spin_lock_init, hence two. */
+void rfw_bucket_lock_init(spinlock_t *lock);
+void rfw_state_lock_init(spinlock_t *lock);
+void rfw_spin_lock(spinlock_t *lock);
+void rfw_spin_lock_nested(spinlock_t *lock);
+void rfw_spin_unlock(spinlock_t *lock);
+void rfw_local_bh_disable(void);
+void rfw_local_bh_enable(void);
+void rfw_rcu_read_lock(void);
+void rfw_rcu_read_unlock(void);
+
+/* Memory. */
+struct kmem_cache *rfw_kmem_cache_create(const char *name, unsigned int size,
+					 unsigned int align);
+void *rfw_kmem_cache_alloc_atomic(struct kmem_cache *cache);
+unsigned long rfw_totalram_pages(void);
+
+/* Time. */
+u32 rfw_jiffies_msecs(void);
+unsigned long rfw_msecs_to_jiffies(unsigned int ms);
+
+/* Deferred work. */
+typedef void (*rfw_work_fn)(struct work_struct *work);
+void rfw_init_delayed_work(struct delayed_work *dwork, rfw_work_fn fn);
+bool rfw_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
+bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
+struct delayed_work *rfw_to_delayed_work(struct work_struct *work);
+
+/* Packets. */
+int rfw_skb_network_offset(const struct sk_buff *skb);
+bool rfw_dev_is_loopback(const struct net_device *dev);
+void *rfw_this_cpu_ptr(void __percpu *ptr);
+
+/* Netlink. */
+void *rfw_nla_data(const struct nlattr *nla);
+int rfw_nla_len(const struct nlattr *nla);
+void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
+		    const struct nlattr *attr);
+struct net *rfw_cb_net(const struct netlink_callback *cb);
+u32 rfw_cb_portid(const struct netlink_callback *cb);
+u32 rfw_cb_seq(const struct netlink_callback *cb);
+long *rfw_cb_args(struct netlink_callback *cb);
+void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr);
 
 #endif

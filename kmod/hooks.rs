@@ -1,25 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rfw's netfilter hooks: IPv4 and IPv6 at the five inet hook points.
+//! rfw's netfilter hooks: IPv4 and IPv6 at the five inet hook points, plus
+//! the confirmation hooks at LOCAL_IN and POST_ROUTING.
 //!
 //! One table of `nf_hook_ops` serves every namespace (the kernel only reads
 //! it); each namespace registers it in `pernet::net_init`. The hook finds its
 //! namespace's state through `state->net`, as netfilter's own modules do.
+//!
+//! * Priority -200 (`NF_IP_PRI_CONNTRACK`), every hook: counts the packet;
+//!   at PRE_ROUTING and LOCAL_OUT also tracks it (`ct::hook::track`).
+//!   Packets arriving on a loopback device were tracked at LOCAL_OUT in this
+//!   namespace already and are not tracked twice (Linux sees their
+//!   conntrack attached to the skb).
+//! * Priority `INT_MAX` (`NF_IP_PRI_CONNTRACK_CONFIRM`), LOCAL_IN and
+//!   POST_ROUTING: confirms a new connection once its first packet passed
+//!   every other hook (`ct::hook::confirm`).
 
 use core::ffi::{c_int, c_uint, c_void};
 
 use rfw_abi::{hook, nfproto};
 
 use crate::bindings;
+use crate::ct;
 use crate::kernel_static::KernelStatic;
 use crate::pernet;
 
+/// Hooks at priority -200 per namespace.
+const MAIN: usize = 2 * hook::COUNT;
+/// Confirmation hooks per namespace.
+const CONFIRM: usize = 2 * 2;
 /// Number of hooks registered per namespace.
-pub(crate) const COUNT: usize = 2 * hook::COUNT;
+pub(crate) const COUNT: usize = MAIN + CONFIRM;
 
 /// Where rfw sits among other hooks at each point: with connection tracking
 /// (`NF_IP_PRI_CONNTRACK`, -200), before any NAT or filter table.
 const PRIORITY: c_int = -200;
+/// After every other hook (`NF_IP_PRI_CONNTRACK_CONFIRM`).
+const PRIORITY_CONFIRM: c_int = c_int::MAX;
 
 static TABLE: KernelStatic<[bindings::nf_hook_ops; COUNT]> =
     // `nf_hook_ops` holds pointers, integers and an optional function pointer.
@@ -40,6 +57,15 @@ pub(crate) fn init_table() {
             ops.hooknum = h as c_uint;
             ops.priority = PRIORITY;
         }
+        for (j, h) in [hook::LOCAL_IN, hook::POST_ROUTING].iter().enumerate() {
+            // As above.
+            // SAFETY: nothing else reads the table now; index in bounds.
+            let ops = unsafe { &mut (*TABLE.get())[MAIN + i * 2 + j] };
+            ops.hook = Some(rfw_confirm_hook);
+            ops.pf = *pf;
+            ops.hooknum = c_uint::from(*h);
+            ops.priority = PRIORITY_CONFIRM;
+        }
     }
 }
 
@@ -56,7 +82,7 @@ fn family_index(pf: u8) -> usize {
     }
 }
 
-/// Counts the packet and lets it continue.
+/// Counts the packet and, at the first hook, tracks it.
 ///
 /// # Safety
 ///
@@ -76,5 +102,33 @@ unsafe extern "C" fn rfw_hook(
         usize::from(state.hook),
         u64::from(skb.len),
     );
-    bindings::NF_ACCEPT
+    if !ct::hook::is_first_hook(state.hook) {
+        return bindings::NF_ACCEPT;
+    }
+    // SAFETY: `state.in_` is the hook's input device or null.
+    if state.hook == hook::PRE_ROUTING && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
+        return bindings::NF_ACCEPT;
+    }
+    ct::hook::track(&rn.ct, skb, state.pf)
+}
+
+/// Confirms the packet's new connection, after every other hook.
+///
+/// # Safety
+///
+/// Called by netfilter only, in a namespace where the hook is registered.
+unsafe extern "C" fn rfw_confirm_hook(
+    _priv: *mut c_void,
+    skb: *mut bindings::sk_buff,
+    state: *const bindings::nf_hook_state,
+) -> c_uint {
+    // SAFETY: netfilter passes a valid skb and state that outlive the call.
+    let (skb, state) = unsafe { (&*skb, &*state) };
+    // SAFETY: as in `rfw_hook`.
+    let rn = unsafe { pernet::get(state.net) };
+    // SAFETY: `state.in_` is the hook's input device or null.
+    if state.hook == hook::LOCAL_IN && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
+        return bindings::NF_ACCEPT;
+    }
+    ct::hook::confirm(&rn.ct, skb, state.pf)
 }

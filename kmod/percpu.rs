@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-CPU packet and byte counters, one block per network namespace.
+//! Per-CPU u64 counters.
 //!
 //! The packet path only ever adds to the current CPU's copy, with the
 //! kernel's `this_cpu_add` (one instruction on x86_64, safe against
@@ -9,122 +9,76 @@
 //! whole, so a sum is never torn, only a moment old.
 
 use core::ffi::{c_int, c_void};
-use core::mem::{align_of, offset_of, size_of};
+use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use kernel::prelude::*;
 
 use crate::bindings;
 
-/// Address families rfw counts: index 0 is IPv4, 1 is IPv6.
-pub(crate) const FAMILIES: usize = 2;
-/// Hooks rfw counts per family, indexed by the kernel's hook number.
-pub(crate) const HOOKS: usize = rfw_abi::hook::COUNT;
-
-/// One hook's totals.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Counter {
-    pub(crate) packets: u64,
-    pub(crate) bytes: u64,
-}
-
-/// What each CPU holds.
-#[repr(C)]
-struct Block {
-    hooks: [[Counter; HOOKS]; FAMILIES],
-}
-
-/// Totals of all CPUs, indexed `[family][hook]`.
-pub(crate) type Totals = [[Counter; HOOKS]; FAMILIES];
-
-/// A per-CPU [`Block`] of counters.
+/// `N` counters per CPU.
 ///
 /// # Invariants
 ///
-/// `block` is a live allocation from `__alloc_percpu_gfp`, through `rfw_alloc_percpu`, of one `Block`
-/// (zeroed by the allocator), owned by this value and freed on drop.
-pub(crate) struct HookCounters {
+/// `block` is a live allocation from `__alloc_percpu_gfp`, through
+/// `rfw_alloc_percpu`, of `[u64; N]` per CPU (zeroed by the allocator),
+/// owned by this value and freed on drop.
+pub(crate) struct PerCpuArray<const N: usize> {
     block: NonNull<c_void>,
 }
 
 // SAFETY: the per-CPU block is only written through `this_cpu_add` (each CPU
 // its own copy) and read with plain u64 loads; it may be shared and sent.
-unsafe impl Send for HookCounters {}
+unsafe impl<const N: usize> Send for PerCpuArray<N> {}
 // SAFETY: see `Send`.
-unsafe impl Sync for HookCounters {}
+unsafe impl<const N: usize> Sync for PerCpuArray<N> {}
 
-impl HookCounters {
+impl<const N: usize> PerCpuArray<N> {
     /// Allocates zeroed counters for every possible CPU.
     pub(crate) fn new() -> Result<Self> {
-        // SAFETY: plain allocation call; size and alignment are those of `Block`.
-        let p = unsafe { bindings::rfw_alloc_percpu(size_of::<Block>(), align_of::<Block>()) };
+        // SAFETY: plain allocation call; size and alignment are those of `[u64; N]`.
+        let p = unsafe { bindings::rfw_alloc_percpu(size_of::<[u64; N]>(), align_of::<u64>()) };
         // INVARIANT: a non-null result is a fresh, zeroed per-CPU block.
         NonNull::new(p)
-            .map(|block| HookCounters { block })
+            .map(|block| PerCpuArray { block })
             .ok_or(ENOMEM)
     }
 
-    /// Per-CPU address of one u64 field of the block. Out-of-range indices
-    /// give `None`: the hook numbers come from the kernel, but a bad one must
-    /// not become a stray write.
-    fn field(&self, family: usize, hook: usize, bytes: bool) -> Option<*mut u64> {
-        if family >= FAMILIES || hook >= HOOKS {
-            return None;
-        }
-        let off = offset_of!(Block, hooks)
-            + (family * HOOKS + hook) * size_of::<Counter>()
-            + if bytes {
-                offset_of!(Counter, bytes)
-            } else {
-                offset_of!(Counter, packets)
-            };
-        // A per-CPU address is not dereferenceable; it is only offset here
-        // and handed to the per-CPU accessors, as `&ptr->field` is in C.
-        Some(
-            self.block
-                .as_ptr()
-                .cast::<u8>()
-                .wrapping_add(off)
-                .cast::<u64>(),
-        )
-    }
-
-    /// Adds one packet of `len` bytes to the current CPU's counters.
+    /// Adds `v` to counter `i` of the current CPU. An index out of range is
+    /// ignored: indices come from callers' tables, and a bad one must not
+    /// become a stray write.
     #[inline]
-    pub(crate) fn add(&self, family: usize, hook: usize, len: u64) {
-        if let (Some(p), Some(b)) = (
-            self.field(family, hook, false),
-            self.field(family, hook, true),
-        ) {
-            // Both are per-CPU addresses inside the live block (invariant, `field`).
-            // SAFETY: `this_cpu_add` on them touches only this CPU's copy.
-            unsafe {
-                bindings::rfw_this_cpu_add_u64(p, 1);
-                bindings::rfw_this_cpu_add_u64(b, len);
-            }
+    pub(crate) fn add(&self, i: usize, v: u64) {
+        if i >= N {
+            return;
         }
+        // A per-CPU address is not dereferenceable; it is only offset here
+        // and handed to the per-CPU accessor, as `&ptr->field` is in C.
+        let p = self
+            .block
+            .as_ptr()
+            .cast::<u64>()
+            .wrapping_add(i);
+        // `p` is the per-CPU address of counter `i` of the live block.
+        // SAFETY: `this_cpu_add` on it touches only this CPU's copy.
+        unsafe { bindings::rfw_this_cpu_add_u64(p, v) };
     }
 
     /// Sums every possible CPU's counters.
-    pub(crate) fn sum(&self) -> Totals {
-        let mut t: Totals = [[Counter::default(); HOOKS]; FAMILIES];
+    pub(crate) fn sum(&self) -> [u64; N] {
+        let mut t = [0u64; N];
         // SAFETY: reads a kernel variable through its accessor.
         let nr = unsafe { bindings::rfw_nr_cpu_ids() } as c_int;
         // SAFETY: -1 starts the walk of cpu_possible_mask.
         let mut cpu = unsafe { bindings::rfw_next_possible_cpu(-1) };
         while cpu >= 0 && cpu < nr {
             // SAFETY: `cpu` is a possible CPU and the block is live.
-            let p = unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) };
-            let blk = p.cast::<Block>();
-            for (f, fam) in t.iter_mut().enumerate() {
-                for (h, c) in fam.iter_mut().enumerate() {
-                    // The owner CPU may be adding: an aligned u64 load sees old or new.
-                    // SAFETY: `blk` is that CPU's copy of the live block.
-                    let v = unsafe { core::ptr::read_volatile(&raw const (*blk).hooks[f][h]) };
-                    c.packets = c.packets.wrapping_add(v.packets);
-                    c.bytes = c.bytes.wrapping_add(v.bytes);
-                }
+            let blk = unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) }.cast::<u64>();
+            for (i, c) in t.iter_mut().enumerate() {
+                // The owner CPU may be adding: an aligned u64 load sees old or new.
+                // SAFETY: `blk` is that CPU's copy of the live block, `i < N`.
+                let v = unsafe { core::ptr::read_volatile(blk.add(i)) };
+                *c = c.wrapping_add(v);
             }
             // SAFETY: continues the walk of cpu_possible_mask.
             cpu = unsafe { bindings::rfw_next_possible_cpu(cpu) };
@@ -133,11 +87,64 @@ impl HookCounters {
     }
 }
 
-impl Drop for HookCounters {
+impl<const N: usize> Drop for PerCpuArray<N> {
     fn drop(&mut self) {
-        // Its owner is dropped only after the hooks that used it were
-        // unregistered and a grace period passed (see pernet.rs).
+        // Its owner is dropped only after every user (hooks, workers) is
+        // gone and a grace period passed (see pernet.rs).
         // SAFETY: the block is ours (type invariant) and unreachable now.
         unsafe { bindings::free_percpu(self.block.as_ptr()) };
+    }
+}
+
+/// Address families rfw counts: index 0 is IPv4, 1 is IPv6.
+pub(crate) const FAMILIES: usize = 2;
+/// Hooks rfw counts per family, indexed by the kernel's hook number.
+pub(crate) const HOOKS: usize = rfw_abi::hook::COUNT;
+const HOOK_SLOTS: usize = FAMILIES * HOOKS * 2;
+
+/// One hook's totals.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Counter {
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+}
+
+/// Totals of all CPUs, indexed `[family][hook]`.
+pub(crate) type Totals = [[Counter; HOOKS]; FAMILIES];
+
+/// Packets and bytes per family and hook.
+pub(crate) struct HookCounters(PerCpuArray<HOOK_SLOTS>);
+
+impl HookCounters {
+    /// Allocates zeroed counters for every possible CPU.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(HookCounters(PerCpuArray::new()?))
+    }
+
+    /// Adds one packet of `len` bytes to the current CPU's counters.
+    #[inline]
+    pub(crate) fn add(&self, family: usize, hook: usize, len: u64) {
+        if family >= FAMILIES || hook >= HOOKS {
+            return;
+        }
+        let i = (family * HOOKS + hook) * 2;
+        self.0.add(i, 1);
+        self.0.add(i + 1, len);
+    }
+
+    /// Sums every possible CPU's counters.
+    pub(crate) fn sum(&self) -> Totals {
+        let s = self.0.sum();
+        let mut t: Totals = [[Counter::default(); HOOKS]; FAMILIES];
+        for (f, fam) in t.iter_mut().enumerate() {
+            for (h, c) in fam.iter_mut().enumerate() {
+                let i = (f * HOOKS + h) * 2;
+                *c = Counter {
+                    packets: s[i],
+                    bytes: s[i + 1],
+                };
+            }
+        }
+        t
     }
 }

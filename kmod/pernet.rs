@@ -17,6 +17,7 @@ use kernel::error::to_result;
 use kernel::prelude::*;
 
 use crate::bindings;
+use crate::ct::{self, net::CtNet};
 use crate::hooks;
 use crate::kernel_static::KernelStatic;
 use crate::percpu::HookCounters;
@@ -25,12 +26,15 @@ use crate::percpu::HookCounters;
 pub(crate) struct RfwNet {
     /// Packets and bytes per family and hook.
     pub(crate) counters: HookCounters,
+    /// Connection tracking.
+    pub(crate) ct: CtNet,
 }
 
 impl RfwNet {
     fn new() -> Result<Self> {
         Ok(RfwNet {
             counters: HookCounters::new()?,
+            ct: CtNet::new(ct::table::get().default_limit())?,
         })
     }
 }
@@ -109,15 +113,23 @@ unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
     unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
 }
 
-/// `pernet_operations.exit`: frees a dead namespace's state.
+/// `pernet_operations.exit`: frees a dead namespace's connections and state.
 ///
 /// # Safety
 ///
 /// Called by the namespace core only, for a `net` whose `init` succeeded,
 /// an RCU grace period after `pre_exit`.
 unsafe extern "C" fn net_exit(net: *mut bindings::net) {
-    // `init` succeeded for `net`; the hooks went in `pre_exit`, a grace
-    // period ago, and netlink commands cannot reach a dying namespace.
+    // `init` succeeded for `net` and its `exit` has not run.
+    // SAFETY: so the state is live.
+    let rn = unsafe { get(net) };
+    // The hooks are gone; remove the entries (freed after a grace period by
+    // the collector), then wait until no collector pass or dump that saw one
+    // of them is still running: they may touch `rn.ct` through the entry.
+    ct::table::get().flush(&rn.ct);
+    ct::rcu::synchronize();
+    // The hooks went in `pre_exit`, a grace period ago, netlink commands
+    // cannot reach a dying namespace, and no entry refers to its state.
     // SAFETY: the slot holds our value and nothing can reach it any more.
     unsafe { core::ptr::drop_in_place(slot(net)) };
 }

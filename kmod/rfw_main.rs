@@ -15,6 +15,7 @@
 use kernel::prelude::*;
 
 mod bindings;
+mod ct;
 mod genl;
 mod hooks;
 mod kernel_static;
@@ -32,20 +33,31 @@ module! {
 
 /// The loaded module. Dropping it unregisters everything, in field order:
 /// the netlink family first (no command can reach per-namespace state any
-/// more), then the pernet operations (hooks gone, memory freed).
+/// more), then the pernet operations (hooks gone, every namespace's
+/// connections removed, memory freed), then the connection table (collector
+/// stopped, last entries freed after a grace period, slab cache destroyed).
 struct Rfw {
     _genl: genl::Registration,
     _pernet: pernet::Registration,
+    _table: ct::table::Registration,
 }
 
 impl kernel::Module for Rfw {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        let table = ct::table::Registration::new()?;
         let pernet = pernet::Registration::new()?;
         let genl = genl::Registration::new(module)?;
-        pr_info!("loaded: hooks for IPv4 and IPv6 in every network namespace\n");
+        let t = ct::table::get();
+        pr_info!(
+            "loaded: hooks for IPv4 and IPv6 in every network namespace; {} buckets, limit {} per namespace, {} bytes per entry\n",
+            t.buckets(),
+            t.default_limit(),
+            ct::table::ENTRY_SIZE
+        );
         Ok(Rfw {
             _genl: genl,
             _pernet: pernet,
+            _table: table,
         })
     }
 }

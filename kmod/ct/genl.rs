@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Generic netlink commands on the connection table (ABI: `rfw_abi`,
+//! `Cmd::Ct*`). Request attributes nested in the top level are parsed by
+//! the ABI crate's safe parsers; their error sentences go back in the
+//! extended ACK with `-EINVAL`.
+
+use core::ffi::{c_int, c_long, CStr};
+use core::sync::atomic::Ordering;
+
+use conntrack::conn::{ConnKey, ConnState};
+use conntrack::{Direction, Family, InvalidReason, ParseError, Status, Tuple};
+use kernel::prelude::*;
+use rfw_abi::{
+    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, nfproto,
+    ConfigChange, WireTuple,
+};
+
+use super::net::{CtNet, Stat};
+use super::rcu::RcuGuard;
+use super::table::{self, Removal, ENTRY_SIZE};
+use crate::bindings;
+use crate::nlmsg::{DumpMsg, Reply, Writer};
+use crate::pernet;
+
+fn einval() -> c_int {
+    -(bindings::EINVAL as c_int)
+}
+
+fn errno(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A request's attributes and error channel.
+struct Request {
+    info: *mut bindings::genl_info,
+}
+
+impl Request {
+    /// The top-level attribute `ty`, if present.
+    fn attr(&self, ty: u16) -> Option<*const bindings::nlattr> {
+        // genetlink parsed the request into `attrs[0..=maxattr]` (every
+        // op of this family has the family policy), `ty <= attr::MAX`.
+        // SAFETY: `info` is the running doit's request.
+        let a = unsafe { *(*self.info).attrs.add(usize::from(ty)) };
+        (!a.is_null()).then_some(a.cast_const())
+    }
+
+    /// The payload of attribute `a`.
+    fn payload<'a>(&'a self, a: *const bindings::nlattr) -> &'a [u8] {
+        // The attribute lies in the request skb, which outlives the doit;
+        // the policy (NLA_NESTED) checked its length against the message.
+        // SAFETY: so `nla_data`/`nla_len` describe readable bytes.
+        unsafe {
+            let len = bindings::rfw_nla_len(a).max(0) as usize;
+            core::slice::from_raw_parts(bindings::rfw_nla_data(a).cast::<u8>(), len)
+        }
+    }
+
+    /// Reports `msg` about attribute `a` in the extended ACK; returns -EINVAL.
+    fn bad(&self, a: Option<*const bindings::nlattr>, msg: &'static CStr) -> c_int {
+        // `msg` is static, as `NL_SET_ERR_MSG_ATTR` needs.
+        // SAFETY: `info` is the running doit's request.
+        unsafe {
+            bindings::rfw_extack_set(
+                (*self.info).extack,
+                msg.as_ptr(),
+                a.unwrap_or(core::ptr::null()),
+            )
+        };
+        einval()
+    }
+
+    /// The namespace's state.
+    fn ct(&self) -> &'static CtNet {
+        // SAFETY: `info` is the running doit's request.
+        let net = unsafe { bindings::rfw_genl_info_net(self.info) };
+        // A command runs in the live namespace of its socket while the family
+        // is registered, hence the pernet operations too.
+        // SAFETY: see `pernet::get`.
+        &unsafe { pernet::get(net) }.ct
+    }
+
+    /// The tuple in `CT_ORIG` or `CT_REPLY` (exactly one).
+    fn tuple(&self) -> core::result::Result<Tuple, c_int> {
+        let (a, other) = match (self.attr(attr::CT_ORIG), self.attr(attr::CT_REPLY)) {
+            (Some(a), None) | (None, Some(a)) => (a, false),
+            (Some(a), Some(_)) => (a, true),
+            (None, None) => {
+                return Err(self.bad(None, c"a tuple is needed: CT_ORIG or CT_REPLY"));
+            }
+        };
+        if other {
+            return Err(self.bad(Some(a), c"give CT_ORIG or CT_REPLY, not both"));
+        }
+        let w = WireTuple::parse(self.payload(a)).map_err(|m| self.bad(Some(a), m))?;
+        Ok(from_wire(&w))
+    }
+}
+
+fn from_wire(w: &WireTuple) -> Tuple {
+    let family = if w.family == nfproto::IPV4 {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
+    Tuple {
+        src: w.src,
+        dst: w.dst,
+        src_port: w.src_port,
+        dst_port: w.dst_port,
+        proto: w.proto,
+        family,
+    }
+}
+
+fn put_tuple(w: &mut Writer, ty: u16, t: &Tuple) -> Result {
+    let nest = w.nest_start(ty)?;
+    let (fam, alen) = match t.family {
+        Family::Ipv4 => (nfproto::IPV4, 4),
+        Family::Ipv6 => (nfproto::IPV6, 16),
+    };
+    w.put_u8(ct_tuple::FAMILY, fam)?;
+    w.put_u8(ct_tuple::PROTO, t.proto)?;
+    w.put_bytes(ct_tuple::SRC, &t.src[..alen])?;
+    w.put_bytes(ct_tuple::DST, &t.dst[..alen])?;
+    w.put_u16(ct_tuple::SRC_PORT, t.src_port)?;
+    w.put_u16(ct_tuple::DST_PORT, t.dst_port)?;
+    w.nest_end(nest);
+    Ok(())
+}
+
+/// The attributes of one connection message.
+fn put_conn(w: &mut Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
+    put_tuple(w, attr::CT_ORIG, &key.tuple(Direction::Original))?;
+    put_tuple(w, attr::CT_REPLY, &key.tuple(Direction::Reply))?;
+    w.put_u32(attr::CT_STATUS, u32::from(s.status().0 & !Status::TABLE_PRIVATE))?;
+    w.put_u32(attr::CT_TIMEOUT, s.expires_in(now))?;
+    if let Some(st) = s.tcp_state() {
+        w.put_u8(attr::CT_PROTO_STATE, st as u8)?;
+    }
+    for (ty, dir) in [
+        (attr::CT_COUNTERS_ORIG, Direction::Original),
+        (attr::CT_COUNTERS_REPLY, Direction::Reply),
+    ] {
+        let (packets, bytes) = s.counters(dir);
+        let nest = w.nest_start(ty)?;
+        w.put_u64(ct_counters::PACKETS, u64::from(packets), ct_counters::PAD)?;
+        w.put_u64(ct_counters::BYTES, bytes, ct_counters::PAD)?;
+        w.nest_end(nest);
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    // SAFETY: reads `jiffies`.
+    u64::from(unsafe { bindings::rfw_jiffies_msecs() })
+}
+
+/// `Cmd::CtGet` (doit): one connection by tuple.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+pub(crate) unsafe extern "C" fn ct_get(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
+    let req = Request { info };
+    let t = match req.tuple() {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let ct = req.ct();
+    let tbl = table::get();
+    let found = {
+        let rcu = RcuGuard::new();
+        tbl.lookup(&rcu, ct, &t).and_then(|(e, _)| {
+            e.with_state(tbl, |k, s| {
+                s.status().has(Status::CONFIRMED).then(|| (*k, s.clone()))
+            })
+            .flatten()
+        })
+    };
+    let Some((key, state)) = found else {
+        req.bad(None, c"no such connection");
+        return -(bindings::ENOENT as c_int);
+    };
+    // SAFETY: `info` is this doit's request and the family registered.
+    let reply = unsafe { Reply::new(info, crate::genl::family(), rfw_abi::Cmd::CtGet as u8) };
+    errno(reply.and_then(|mut r| {
+        put_conn(&mut r, &key, &state, now_ms())?;
+        r.send()
+    }))
+}
+
+/// `Cmd::CtGet` (dumpit): every confirmed connection of the namespace.
+///
+/// Paging: `cb->args[0]` is the next bucket, `cb->args[1]` how many
+/// entries of that bucket were already sent. A bucket's entries go out
+/// together when they fit; a call stops before the first message that does
+/// not fit. Without concurrent changes a dump sends each entry exactly
+/// once; with them, like `conntrack -L`, it is not a snapshot.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the dump's `skb` and `cb`.
+pub(crate) unsafe extern "C" fn ct_dump(
+    skb: *mut bindings::sk_buff,
+    cb: *mut bindings::netlink_callback,
+) -> c_int {
+    // SAFETY: `cb` is the running dump's callback.
+    let net = unsafe { bindings::rfw_cb_net(cb) };
+    // The dump runs for a socket of this live namespace, family registered.
+    // SAFETY: see `pernet::get`.
+    let ct = &unsafe { pernet::get(net) }.ct;
+    // SAFETY: `cb->args` is the dump's private state, six longs.
+    let args: &mut [c_long] = unsafe { core::slice::from_raw_parts_mut(bindings::rfw_cb_args(cb), 6) };
+    let tbl = table::get();
+    let n = tbl.buckets();
+    let mut b = usize::try_from(args[0]).unwrap_or(n);
+    let mut skip = usize::try_from(args[1]).unwrap_or(0);
+    let now = now_ms();
+    let mut sent_any = false;
+    let mut full = false;
+    let rcu = RcuGuard::new();
+    while b < n && !full {
+        let mut idx = 0usize;
+        tbl.for_each_in_bucket(&rcu, ct, b, |e, s| {
+            if idx < skip {
+                idx += 1;
+                return true;
+            }
+            // SAFETY: `skb`/`cb` are this dump's; the family is registered.
+            let msg = unsafe { DumpMsg::new(skb, cb, crate::genl::family(), rfw_abi::Cmd::CtGet as u8) };
+            let ok = msg.and_then(|mut m| {
+                put_conn(&mut m, e.key(), s, now)?;
+                m.end();
+                Ok(())
+            });
+            if ok.is_err() {
+                full = true;
+                return false;
+            }
+            sent_any = true;
+            idx += 1;
+            true
+        });
+        if full {
+            skip = idx;
+            break;
+        }
+        b += 1;
+        skip = 0;
+    }
+    drop(rcu);
+    args[0] = b as c_long;
+    args[1] = skip as c_long;
+    if full && !sent_any {
+        // One message does not fit an empty dump skb: cannot happen with
+        // the sizes here, but must not loop forever.
+        return -(bindings::EMSGSIZE as c_int);
+    }
+    // SAFETY: `skb` is the dump skb.
+    // The dump ends when a call adds nothing.
+    unsafe { (*skb).len as c_int }
+}
+
+/// `Cmd::CtDelete`.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+pub(crate) unsafe extern "C" fn ct_delete(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
+    let req = Request { info };
+    let t = match req.tuple() {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let ct = req.ct();
+    let tbl = table::get();
+    let rcu = RcuGuard::new();
+    match tbl.lookup(&rcu, ct, &t) {
+        Some((e, _)) if tbl.remove(e, Removal::Deleted) => 0,
+        _ => {
+            req.bad(None, c"no such connection");
+            -(bindings::ENOENT as c_int)
+        }
+    }
+}
+
+/// `Cmd::CtFlush`.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+pub(crate) unsafe extern "C" fn ct_flush(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
+    let req = Request { info };
+    let n = table::get().flush(req.ct());
+    // SAFETY: `info` is this doit's request and the family registered.
+    let reply = unsafe { Reply::new(info, crate::genl::family(), rfw_abi::Cmd::CtFlush as u8) };
+    errno(reply.and_then(|mut r| {
+        r.put_u64(attr::CT_COUNT, n, attr::PAD)?;
+        r.send()
+    }))
+}
+
+/// `Cmd::CtStatsGet`.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+pub(crate) unsafe extern "C" fn ct_stats_get(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
+    let req = Request { info };
+    let ct = req.ct();
+    let s = ct.totals();
+    let tbl = table::get();
+    // SAFETY: `info` is this doit's request and the family registered.
+    let reply = unsafe { Reply::new(info, crate::genl::family(), rfw_abi::Cmd::CtStatsGet as u8) };
+    errno(reply.and_then(|mut r| {
+        let nest = r.nest_start(attr::CT_STATS)?;
+        let gauges = [
+            (ct_stats::COUNT, u64::from(ct.entries.load(Ordering::Relaxed))),
+            (ct_stats::LIMIT, u64::from(ct.limit.load(Ordering::Relaxed))),
+            (ct_stats::UNCONFIRMED, u64::from(ct.unconfirmed.load(Ordering::Relaxed))),
+            (ct_stats::BUCKETS, tbl.buckets() as u64),
+            (ct_stats::ENTRY_BYTES, ENTRY_SIZE as u64),
+        ];
+        for (ty, v) in gauges {
+            r.put_u64(ty, v, ct_stats::PAD)?;
+        }
+        let counters = [
+            (ct_stats::FOUND, Stat::Found),
+            (ct_stats::NEW, Stat::New),
+            (ct_stats::INVALID, Stat::Invalid),
+            (ct_stats::IGNORED, Stat::Ignored),
+            (ct_stats::EARLY_DROP, Stat::EarlyDrop),
+            (ct_stats::DROP, Stat::Drop),
+            (ct_stats::INSERT_FAILED, Stat::InsertFailed),
+            (ct_stats::CHAIN_TOO_LONG, Stat::ChainTooLong),
+            (ct_stats::EXPIRED, Stat::Expired),
+            (ct_stats::DELETED, Stat::Deleted),
+            (ct_stats::UNCONFIRMED_REAPED, Stat::UnconfirmedReaped),
+            (ct_stats::LONG_CHAIN_LOOKUPS, Stat::LongChainLookups),
+            (ct_stats::RELATED, Stat::Related),
+        ];
+        for (ty, st) in counters {
+            r.put_u64(ty, s.get(st), ct_stats::PAD)?;
+        }
+        for (i, v) in s.invalid().iter().enumerate() {
+            let name = InvalidReason::name_of_index(i).unwrap_or("unknown");
+            let n = r.nest_start(ct_stats::INVALID_REASON)?;
+            r.put_str(ct_reason::NAME, name)?;
+            r.put_u64(ct_reason::COUNT, *v, ct_reason::PAD)?;
+            r.nest_end(n);
+        }
+        for (i, v) in s.malformed().iter().enumerate() {
+            let name = ParseError::name_of_index(i).unwrap_or("unknown");
+            let n = r.nest_start(ct_stats::MALFORMED_REASON)?;
+            r.put_str(ct_reason::NAME, name)?;
+            r.put_u64(ct_reason::COUNT, *v, ct_reason::PAD)?;
+            r.nest_end(n);
+        }
+        r.nest_end(nest);
+        r.send()
+    }))
+}
+
+/// The timeout named by index `i` of `ct_timeout::NAMES`.
+fn timeout_slot(t: &mut conntrack::Timeouts, i: usize) -> Option<&mut u32> {
+    Some(match i {
+        0 => &mut t.tcp.syn_sent,
+        1 => &mut t.tcp.syn_recv,
+        2 => &mut t.tcp.established,
+        3 => &mut t.tcp.fin_wait,
+        4 => &mut t.tcp.close_wait,
+        5 => &mut t.tcp.last_ack,
+        6 => &mut t.tcp.time_wait,
+        7 => &mut t.tcp.close,
+        8 => &mut t.tcp.syn_sent2,
+        9 => &mut t.tcp.retrans,
+        10 => &mut t.tcp.unack,
+        11 => &mut t.udp_unreplied,
+        12 => &mut t.udp_replied,
+        13 => &mut t.icmp,
+        14 => &mut t.generic,
+        _ => return None,
+    })
+}
+
+fn reply_config(info: *mut bindings::genl_info, ct: &CtNet, cmd: rfw_abi::Cmd) -> c_int {
+    let mut timeouts = {
+        let rcu = RcuGuard::new();
+        ct.config(&rcu).timeouts
+    };
+    // SAFETY: `info` is this doit's request and the family registered.
+    let reply = unsafe { Reply::new(info, crate::genl::family(), cmd as u8) };
+    errno(reply.and_then(|mut r| {
+        let nest = r.nest_start(attr::CT_CONFIG)?;
+        r.put_u32(ct_config::LIMIT, ct.limit.load(Ordering::Relaxed))?;
+        r.put_u32(ct_config::BUCKETS, table::get().buckets() as u32)?;
+        for (i, name) in ct_timeout::NAMES.iter().enumerate() {
+            let Some(v) = timeout_slot(&mut timeouts, i) else {
+                continue;
+            };
+            let n = r.nest_start(ct_config::TIMEOUT)?;
+            r.put_str(ct_timeout::NAME, name)?;
+            r.put_u32(ct_timeout::MS, *v)?;
+            r.nest_end(n);
+        }
+        r.nest_end(nest);
+        r.send()
+    }))
+}
+
+/// `Cmd::CtConfigGet`.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+pub(crate) unsafe extern "C" fn ct_config_get(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
+    let req = Request { info };
+    reply_config(info, req.ct(), rfw_abi::Cmd::CtConfigGet)
+}
+
+/// `Cmd::CtConfigSet`: all values are checked before any is applied.
+///
+/// # Safety
+///
+/// Called by genetlink only, with the request's `skb` and `info`.
+pub(crate) unsafe extern "C" fn ct_config_set(
+    _skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> c_int {
+    let req = Request { info };
+    let Some(a) = req.attr(attr::CT_CONFIG) else {
+        return req.bad(None, c"CT_CONFIG is needed");
+    };
+    let change = match ConfigChange::parse(req.payload(a)) {
+        Ok(c) => c,
+        Err(m) => return req.bad(Some(a), m),
+    };
+    let ct = req.ct();
+    if change.timeouts.iter().any(Option::is_some) {
+        let r = ct.update_config(|cfg| {
+            for (i, v) in change.timeouts.iter().enumerate() {
+                if let (Some(v), Some(slot)) = (v, timeout_slot(&mut cfg.timeouts, i)) {
+                    *slot = *v;
+                }
+            }
+        });
+        if let Err(e) = r {
+            return e.to_errno();
+        }
+    }
+    if let Some(l) = change.limit {
+        ct.limit.store(l, Ordering::Relaxed);
+    }
+    reply_config(info, ct, rfw_abi::Cmd::CtConfigSet)
+}

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The packet path: tracking at the first hook a packet meets, confirmation
+//! at the last.
+//!
+//! # How per-packet state travels from hook to hook
+//! It does not: rfw keeps nothing in the skb. `skb->_nfct` belongs to the
+//! kernel's nf_conntrack (which may be loaded at the same time), `skb->cb` to
+//! the layer that holds the skb, and modules cannot add skb extensions. So:
+//! * PRE_ROUTING / LOCAL_OUT (priority -200, `NF_IP_PRI_CONNTRACK`): parse,
+//!   look the tuple up, run the tracker ([`conntrack::track`]), and on a miss
+//!   insert a new entry *unconfirmed*.
+//! * LOCAL_IN / POST_ROUTING (priority `INT_MAX`, after every other hook,
+//!   like `nf_confirm`): only while the namespace has unconfirmed entries,
+//!   parse again and look the packet's tuple up; an unconfirmed entry it
+//!   belongs to (original direction) becomes confirmed.
+//!
+//! Lookups per packet: a packet of a known connection costs one lookup;
+//! the first packet of a connection costs two (tracking and confirmation)
+//! plus the insert. The confirmation lookup also runs for packets that pass
+//! the last hook while any entry of the namespace is unconfirmed.
+//!
+//! # Visibility
+//! As in Linux, a dump, the count of confirmed entries and early drop never
+//! see an unconfirmed entry. Unlike Linux, another packet with the same
+//! tuple that arrives before confirmation finds the unconfirmed entry and
+//! is tracked with it (Linux gives it a second unconfirmed conntrack and
+//! merges the two at confirmation, `nf_ct_resolve_clash()`: the outcome is
+//! the same). An entry whose packet never reaches the last hook (dropped
+//! by a later hook, a routing failure, stolen) is removed by the collector
+//! after being seen unconfirmed by two of its passes (6.4 to 12.8 s) and
+//! counted as `unconfirmed_reaped`; Linux frees it with the skb.
+
+use core::ffi::c_uint;
+
+use conntrack::conn::{ConnKey, ConnState};
+use conntrack::parse::{IcmpInfo, L4Info};
+use conntrack::{
+    Class, Conn, Direction, Family, InsertError, InvalidReason, TableStats, Tuple,
+};
+use rfw_abi::{hook, nfproto};
+
+use super::net::{CtNet, Stat};
+use super::rcu::Rcu;
+use super::table::{self, Entry, Removal, Table};
+use crate::bindings;
+
+/// Bytes of a packet copied for parsing: every header rfw reads lies in
+/// them unless an IPv6 packet carries more than ~280 bytes of extension
+/// headers (then it is INVALID, counted as truncated).
+const PREFIX: usize = 384;
+
+/// The table as the `conntrack` crate's [`conntrack::Table`] sees it: one
+/// namespace, one RCU read-side section.
+struct KTable<'g> {
+    t: &'g Table,
+    net: &'g CtNet,
+    rcu: &'g Rcu,
+    now: u64,
+}
+
+impl<'g> conntrack::Table for KTable<'g> {
+    type Handle = &'g Entry;
+
+    fn lookup(&mut self, tuple: &Tuple) -> Option<(&'g Entry, Direction)> {
+        let hit = self.t.lookup(self.rcu, self.net, tuple);
+        if hit.is_some() {
+            self.net.count(Stat::Found);
+        }
+        hit
+    }
+
+    fn with_conn_mut<R>(
+        &mut self,
+        h: &'g Entry,
+        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+    ) -> Option<R> {
+        h.with_state(self.t, f)
+    }
+
+    fn insert(&mut self, conn: Conn, now: u64) -> Result<&'g Entry, InsertError> {
+        self.t.insert(self.rcu, self.net, conn, now)
+    }
+
+    fn remove(&mut self, h: &'g Entry) -> bool {
+        // The tracker removes an entry it found expired, or one a packet
+        // ended (RST, a SYN reopening a closed connection).
+        let expired = h
+            .with_state(self.t, |_, s| s.is_expired(self.now))
+            .unwrap_or(false);
+        let why = if expired {
+            Removal::Expired
+        } else {
+            Removal::Deleted
+        };
+        self.t.remove(h, why)
+    }
+
+    fn expire(&mut self, now: u64, budget: usize) -> usize {
+        // Buckets stand in for entries: the table is walked by bucket.
+        self.t.collect(0, budget, budget, Some(self.net), now).1
+    }
+
+    fn len(&self) -> usize {
+        self.net.entries.load(core::sync::atomic::Ordering::Relaxed) as usize
+    }
+
+    fn stats(&self) -> TableStats {
+        let s = self.net.totals();
+        TableStats {
+            inserted: s.get(Stat::New),
+            removed: s.get(Stat::Deleted),
+            expired: s.get(Stat::Expired),
+            early_dropped: s.get(Stat::EarlyDrop),
+            insert_full: s.get(Stat::Drop),
+            insert_clash: s.get(Stat::InsertFailed),
+        }
+    }
+}
+
+fn family_of(pf: u8) -> Option<Family> {
+    match pf {
+        nfproto::IPV4 => Some(Family::Ipv4),
+        nfproto::IPV6 => Some(Family::Ipv6),
+        _ => None,
+    }
+}
+
+/// Copies the first bytes of the packet (from its network header) into
+/// `buf`; returns how many.
+fn copy_prefix<'b>(skb: &bindings::sk_buff, buf: &'b mut [u8; PREFIX]) -> Option<&'b [u8]> {
+    let p = skb as *const bindings::sk_buff;
+    // SAFETY: `skb` is the hook's valid skb.
+    let off = unsafe { bindings::rfw_skb_network_offset(p) };
+    let len = (skb.len as i64).checked_sub(i64::from(off))?;
+    if len <= 0 || off < 0 {
+        return None;
+    }
+    let n = (len as usize).min(PREFIX);
+    // `skb_copy_bits` reads linear and paged data and checks the bounds.
+    // SAFETY: `buf` has room for `n` bytes; `skb` is valid.
+    let r = unsafe { bindings::skb_copy_bits(p, off, buf.as_mut_ptr().cast(), n as i32) };
+    (r == 0).then_some(&buf[..n])
+}
+
+/// Tracks a packet at PRE_ROUTING or LOCAL_OUT; returns the netfilter verdict.
+pub(crate) fn track(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
+    let Some(family) = family_of(pf) else {
+        return bindings::NF_ACCEPT;
+    };
+    let mut buf = [0u8; PREFIX];
+    let Some(bytes) = copy_prefix(skb, &mut buf) else {
+        ct.count_invalid(InvalidReason::Malformed(conntrack::ParseError::Ip(
+            conntrack::wire::Error::Truncated,
+        )));
+        return bindings::NF_ACCEPT;
+    };
+    // Netfilter runs hooks inside `rcu_read_lock()` (`nf_hook_slow`).
+    // SAFETY: the section lasts for this whole call.
+    let rcu = unsafe { Rcu::assume() };
+    let cfg = ct.config(&rcu);
+    let info = match conntrack::parse::parse_prefix(bytes, family, &cfg.parse) {
+        Ok(i) => i,
+        Err(e) => {
+            ct.count_invalid(InvalidReason::Malformed(e));
+            return bindings::NF_ACCEPT;
+        }
+    };
+    // SAFETY: reads `jiffies`.
+    let now = u64::from(unsafe { bindings::rfw_jiffies_msecs() });
+    let mut kt = KTable {
+        t: table::get(),
+        net: ct,
+        rcu: &rcu,
+        now,
+    };
+    let p = conntrack::track(&mut kt, &info, now, cfg);
+    if p.verdict.ignored.is_some() {
+        ct.count(Stat::Ignored);
+    }
+    match p.verdict.class {
+        Class::Invalid(InvalidReason::TableFull) => {
+            // No room: drop the packet, as nf_conntrack does.
+            ct.count(Stat::Drop);
+            ct.count_invalid(InvalidReason::TableFull);
+            bindings::NF_DROP
+        }
+        Class::Invalid(r) => {
+            ct.count_invalid(r);
+            bindings::NF_ACCEPT
+        }
+        Class::Related => {
+            ct.count(Stat::Related);
+            bindings::NF_ACCEPT
+        }
+        _ => bindings::NF_ACCEPT,
+    }
+}
+
+/// Confirms the packet's connection at LOCAL_IN or POST_ROUTING.
+pub(crate) fn confirm(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
+    if ct.unconfirmed.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        return bindings::NF_ACCEPT;
+    }
+    let Some(family) = family_of(pf) else {
+        return bindings::NF_ACCEPT;
+    };
+    let mut buf = [0u8; PREFIX];
+    let Some(bytes) = copy_prefix(skb, &mut buf) else {
+        return bindings::NF_ACCEPT;
+    };
+    // As in `track`.
+    // SAFETY: the hook's RCU section lasts for this whole call.
+    let rcu = unsafe { Rcu::assume() };
+    let cfg = ct.config(&rcu);
+    let Ok(info) = conntrack::parse::parse_prefix(bytes, family, &cfg.parse) else {
+        return bindings::NF_ACCEPT;
+    };
+    if let L4Info::Icmp(IcmpInfo::Error { .. }) = info.l4 {
+        // Errors never create entries.
+        return bindings::NF_ACCEPT;
+    }
+    let t = table::get();
+    if let Some((e, Direction::Original)) = t.lookup(&rcu, ct, &info.tuple) {
+        e.confirm(t);
+    }
+    bindings::NF_ACCEPT
+}
+
+/// True for the hooks where tracking happens.
+pub(crate) fn is_first_hook(h: u8) -> bool {
+    h == hook::PRE_ROUTING || h == hook::LOCAL_OUT
+}

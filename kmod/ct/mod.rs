@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Connection tracking in the kernel: the RCU table ([`table`]), each
+//! namespace's counters and settings ([`net`]), the packet path ([`hook`])
+//! and the netlink commands ([`genl`]). The tracking decisions themselves
+//! are the `conntrack` crate's; this module stores, finds, locks and frees.
+
+pub(crate) mod genl;
+pub(crate) mod hook;
+pub(crate) mod net;
+pub(crate) mod rcu;
+pub(crate) mod table;

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One namespace's connection-tracking state: entry count and limit,
+//! settings, statistics.
+//!
+//! Lifetime: created in the namespace's pernet `init` (inside `RfwNet`),
+//! dropped in its `exit`, after the hooks are gone (`pre_exit` + a grace
+//! period), and after `exit` has removed every entry of the namespace from
+//! the table and waited for another grace period, so that nothing (the
+//! collector, a dump, the packet path) can still reach it through an entry.
+
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+use conntrack::{Config, InvalidReason, ParseError};
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::prelude::*;
+
+use super::rcu::{self, Rcu, RcuGuard};
+use crate::bindings;
+use crate::percpu::PerCpuArray;
+
+/// Counted events, in the order of the per-CPU array.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+pub(crate) enum Stat {
+    Found,
+    New,
+    Invalid,
+    Ignored,
+    EarlyDrop,
+    Drop,
+    InsertFailed,
+    ChainTooLong,
+    Expired,
+    Deleted,
+    UnconfirmedReaped,
+    LongChainLookups,
+    Related,
+}
+
+/// Number of [`Stat`] values.
+pub(crate) const N_STAT: usize = Stat::Related as usize + 1;
+/// Where the per-reason INVALID counters start.
+const INVALID_BASE: usize = N_STAT;
+/// Where the per-kind malformed counters start.
+const MALFORMED_BASE: usize = INVALID_BASE + InvalidReason::COUNT;
+/// Counters per CPU.
+const N_COUNTERS: usize = MALFORMED_BASE + ParseError::COUNT;
+
+/// Summed statistics.
+pub(crate) struct Totals {
+    c: [u64; N_COUNTERS],
+}
+
+impl Totals {
+    /// One event counter.
+    pub(crate) fn get(&self, s: Stat) -> u64 {
+        self.c[s as usize]
+    }
+
+    /// INVALID packets by reason index.
+    pub(crate) fn invalid(&self) -> &[u64] {
+        &self.c[INVALID_BASE..MALFORMED_BASE]
+    }
+
+    /// Malformed packets by kind index.
+    pub(crate) fn malformed(&self) -> &[u64] {
+        &self.c[MALFORMED_BASE..]
+    }
+}
+
+/// See the module docs.
+pub(crate) struct CtNet {
+    /// Entries of the namespace, confirmed or not.
+    pub(crate) entries: AtomicU32,
+    /// Entries not confirmed yet.
+    pub(crate) unconfirmed: AtomicU32,
+    /// The entry limit.
+    pub(crate) limit: AtomicU32,
+    /// Random value mixed into the hash of this namespace's tuples.
+    pub(crate) mix: u64,
+    /// Tracking settings, replaced under RCU (`KBox` pointer, never null).
+    config: AtomicPtr<Config>,
+    stats: PerCpuArray<N_COUNTERS>,
+}
+
+impl CtNet {
+    /// State for a new namespace.
+    pub(crate) fn new(limit: u32) -> Result<Self> {
+        let mut mix = [0u8; 8];
+        // SAFETY: fills our 8-byte buffer.
+        unsafe { bindings::get_random_bytes(mix.as_mut_ptr().cast(), 8) };
+        let cfg = KBox::new(Config::default(), GFP_KERNEL)?;
+        Ok(CtNet {
+            entries: AtomicU32::new(0),
+            unconfirmed: AtomicU32::new(0),
+            limit: AtomicU32::new(limit),
+            mix: u64::from_ne_bytes(mix),
+            config: AtomicPtr::new(KBox::into_raw(cfg)),
+            stats: PerCpuArray::new()?,
+        })
+    }
+
+    /// Counts one event.
+    #[inline]
+    pub(crate) fn count(&self, s: Stat) {
+        self.stats.add(s as usize, 1);
+    }
+
+    /// Counts one INVALID packet (and its reason).
+    pub(crate) fn count_invalid(&self, r: InvalidReason) {
+        self.count(Stat::Invalid);
+        self.stats.add(INVALID_BASE + r.index(), 1);
+        if let InvalidReason::Malformed(e) = r {
+            self.stats.add(MALFORMED_BASE + e.index(), 1);
+        }
+    }
+
+    /// All counters, summed over CPUs.
+    pub(crate) fn totals(&self) -> Totals {
+        Totals {
+            c: self.stats.sum(),
+        }
+    }
+
+    /// The settings, valid for the read-side section.
+    pub(crate) fn config<'g>(&self, _rcu: &'g Rcu) -> &'g Config {
+        let p = self.config.load(Ordering::Acquire);
+        // The pointer is never null and a replaced value is freed only a
+        // grace period after the swap (see `update_config`).
+        // SAFETY: so it is valid for the read-side section `'g`.
+        unsafe { &*p }
+    }
+
+    /// Replaces the settings with `f` applied to a copy (process context).
+    pub(crate) fn update_config(&self, f: impl Fn(&mut Config)) -> Result {
+        loop {
+            let (cur, mut new) = {
+                let rcu = RcuGuard::new();
+                let cur = self.config.load(Ordering::Acquire);
+                (cur, KBox::new(*self.config(&rcu), GFP_KERNEL)?)
+            };
+            f(&mut new);
+            let new = KBox::into_raw(new);
+            match self
+                .config
+                .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(old) => {
+                    rcu::synchronize();
+                    // Swapped out a grace period ago: no reader is left.
+                    // SAFETY: `old` came from `KBox::into_raw`.
+                    drop(unsafe { KBox::from_raw(old) });
+                    return Ok(());
+                }
+                Err(_) => {
+                    // Another update won; retry on top of it.
+                    // SAFETY: `new` was never published.
+                    drop(unsafe { KBox::from_raw(new) });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CtNet {
+    fn drop(&mut self) {
+        // Dropped in pernet `exit`: no hook, command or entry can reach us.
+        let p = *self.config.get_mut();
+        // SAFETY: `p` came from `KBox::into_raw` and is unreachable now.
+        drop(unsafe { KBox::from_raw(p) });
+    }
+}

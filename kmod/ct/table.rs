@@ -1,0 +1,887 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The connection table: one RCU hash table shared by every namespace, as
+//! Linux's `nf_conntrack_hash` is.
+//!
+//! # Layout
+//! * `buckets`: one word per bucket, the head of a singly linked chain of
+//!   [`Node`]s. Every [`Entry`] has two nodes, one per direction, each
+//!   linked into the chain of its tuple's hash (an entry whose two tuples
+//!   are equal links only the first). A link is a tagged pointer: the
+//!   address of the node it points to, with the node's direction in bit 0.
+//! * The hash is SipHash-1-3 of the tuple with a random key drawn at load,
+//!   XORed with a random per-namespace value (Linux's `net_hash_mix`), so
+//!   that equal tuples of two namespaces land in unrelated buckets.
+//!
+//! # Concurrency
+//! * Readers (the packet path, dumps, the collector) walk chains under RCU
+//!   with acquire loads and no lock. Key fields ([`ConnKey`]) never change
+//!   after publication, so a reader compares tuples without a lock.
+//! * Writers that link or unlink take the lock of each bucket involved:
+//!   1024 striped spinlocks, two taken in index order (the second with
+//!   `spin_lock_nested`), as `nf_conntrack_double_lock()` does.
+//! * The mutable part of an entry ([`ConnState`]) is only touched under its
+//!   state lock: another 1024 stripes, indexed by the entry's address. A
+//!   stripe costs no memory per entry (Linux has a spinlock in each
+//!   `nf_conn`); two flows sharing a stripe contend only on the same
+//!   instant. State locks are never held while taking a bucket lock, nor
+//!   the reverse, so the two classes never nest.
+//! * Every lock is taken with bottom halves disabled: the packet path runs
+//!   in softirq and process context alike.
+//! * Removal marks the entry DYING under its state lock (so it is removed
+//!   once), unlinks both nodes under the bucket locks, and pushes the entry
+//!   on the graveyard, a lock-free stack. The collector frees the graveyard
+//!   after `synchronize_rcu()`: memory is freed only after a grace period,
+//!   and a reader standing on an unlinked node still finds valid `next`
+//!   links behind it. Entries never move between chains, so a lookup never
+//!   needs to restart (Linux's `hlist_nulls` restart exists because its
+//!   slab is `SLAB_TYPESAFE_BY_RCU` and entries are reused at once).
+//!
+//! # Bounds
+//! * Inserting into a chain of [`MAX_CHAIN`] nodes or more is refused and
+//!   counted (`nf_conntrack_core.c`'s `MAX_CHAINLEN`, 64); lookups that walk
+//!   past that length are counted too (a sign of hash flooding).
+//! * Each namespace has an entry limit. At the limit, an insert first tries
+//!   to evict an entry that was never assured from the next
+//!   [`EVICTION_RANGE`] buckets (Linux's `early_drop()`), else fails and the
+//!   packet is dropped.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::mem::{offset_of, size_of};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use conntrack::conn::{ConnKey, ConnState};
+use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
+use kernel::prelude::*;
+
+use super::net::{CtNet, Stat};
+use super::rcu::{Rcu, RcuGuard};
+use crate::bindings;
+
+/// Lock stripes of each kind.
+const LOCKS: usize = 1024;
+/// Longest chain an insert may extend (`MAX_CHAINLEN` in Linux).
+pub(crate) const MAX_CHAIN: usize = 64;
+/// Buckets an early drop examines (`NF_CT_EVICTION_RANGE`).
+const EVICTION_RANGE: usize = 8;
+/// Largest bucket count accepted from the `hashsize` parameter.
+const MAX_BUCKETS: usize = 1 << 24;
+/// Graveyard length at which the collector is woken at once.
+const GRAVEYARD_KICK: usize = 4096;
+/// Collector period.
+const GC_PERIOD_MS: u32 = 100;
+/// The collector visits every bucket once per this many runs (a full pass
+/// every 64 x 100 ms = 6.4 s).
+const GC_RUNS_PER_PASS: usize = 64;
+/// Entries the collector removes per run at most (bounded work; it runs
+/// again at once when it hit the bound).
+const GC_MAX_REMOVALS: usize = 8192;
+
+/// A chain link inside an entry.
+pub(crate) struct Node {
+    /// Tagged pointer to the next node (0 ends the chain).
+    next: AtomicUsize,
+}
+
+/// One connection.
+pub(crate) struct Entry {
+    /// Chain links, indexed by direction.
+    nodes: [Node; 2],
+    /// Graveyard link (an `Entry` address, 0 ends the stack).
+    dead_next: AtomicUsize,
+    /// The namespace's tracking state; also the namespace's identity.
+    net: NonNull<CtNet>,
+    /// The tuples: immutable once published.
+    key: ConnKey,
+    /// Protocol state, timers, counters: under the state lock only.
+    state: UnsafeCell<ConnState>,
+}
+
+// SAFETY: `state` is only accessed under its state lock; everything else is
+// immutable or atomic once the entry is published; `net` points to state
+// that outlives the entry (see `CtNet`).
+unsafe impl Sync for Entry {}
+// SAFETY: see `Sync`.
+unsafe impl Send for Entry {}
+
+/// Size of one entry, as allocated (reported by `fwctl ct stats`).
+pub(crate) const ENTRY_SIZE: usize = size_of::<Entry>();
+
+impl Entry {
+    /// The tuples.
+    pub(crate) fn key(&self) -> &ConnKey {
+        &self.key
+    }
+
+    /// True when the entry belongs to `net`.
+    pub(crate) fn is_of(&self, net: &CtNet) -> bool {
+        core::ptr::eq(self.net.as_ptr(), net)
+    }
+
+    /// The entry's namespace state.
+    fn net(&self) -> &CtNet {
+        // An entry is removed from the table, and a grace period passes,
+        // before its namespace's `CtNet` is dropped (see `CtNet`), and
+        // every `&Entry` lives inside an RCU section or a bucket lock.
+        // SAFETY: so the `CtNet` is live while `self` is reachable.
+        unsafe { self.net.as_ref() }
+    }
+
+    /// Runs `f` on the key and the state under the state lock, whether or
+    /// not the entry is dying.
+    pub(crate) fn with_state_raw<R>(
+        &self,
+        table: &Table,
+        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+    ) -> R {
+        let lock = table.state_lock(self);
+        let _g = lock.lock();
+        // The state lock of this entry is held: no other reference to the
+        // state exists until it is released.
+        // SAFETY: so this exclusive borrow is the only one.
+        let state = unsafe { &mut *self.state.get() };
+        f(&self.key, state)
+    }
+
+    /// Runs `f` under the state lock unless the entry is dying.
+    pub(crate) fn with_state<R>(
+        &self,
+        table: &Table,
+        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+    ) -> Option<R> {
+        self.with_state_raw(table, |k, s| {
+            if s.status().has(Status::DYING) {
+                None
+            } else {
+                Some(f(k, s))
+            }
+        })
+    }
+
+    /// Marks the entry confirmed: the packet that created it left its last
+    /// hook. Idempotent.
+    pub(crate) fn confirm(&self, table: &Table) {
+        let newly = self.with_state(table, |_, s| {
+            let st = s.status_mut();
+            if st.has(Status::CONFIRMED) {
+                false
+            } else {
+                st.insert(Status::CONFIRMED);
+                st.remove(Status::TABLE_PRIVATE);
+                true
+            }
+        });
+        if newly == Some(true) {
+            self.net().unconfirmed.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A spinlock in memory we own.
+#[repr(transparent)]
+struct Lock(UnsafeCell<bindings::spinlock_t>);
+
+/// A held lock (or two), released on drop, bottom halves re-enabled.
+struct Held<'a> {
+    first: &'a Lock,
+    second: Option<&'a Lock>,
+}
+
+impl Lock {
+    fn zeroed() -> Lock {
+        // `spinlock_t` is plain data; `spin_lock_init` runs on it in place
+        // before first use (see `Table::new`).
+        // SAFETY: all-zero bytes are a valid (not yet initialised) value.
+        Lock(UnsafeCell::new(unsafe { core::mem::zeroed() }))
+    }
+
+    fn lock(&self) -> Held<'_> {
+        // BH off first: the lock is also taken in softirq context. The
+        // lock was initialised in `Table::new` and is never moved.
+        // SAFETY: `spin_lock` on an initialised lock, released in `Held::drop`.
+        unsafe {
+            bindings::rfw_local_bh_disable();
+            bindings::rfw_spin_lock(self.0.get());
+        }
+        Held {
+            first: self,
+            second: None,
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.second {
+            // SAFETY: held since `Table::lock_pair`.
+            unsafe { bindings::rfw_spin_unlock(s.0.get()) };
+        }
+        // Held since `lock`/`lock_pair`, which also disabled BH.
+        // SAFETY: so both are undone here, in reverse order.
+        unsafe {
+            bindings::rfw_spin_unlock(self.first.0.get());
+            bindings::rfw_local_bh_enable();
+        }
+    }
+}
+
+/// Why an entry was removed (the statistic it counts in).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Deleted by a command, a flush, namespace exit or the tracker (RST).
+    Deleted,
+    /// Its deadline passed.
+    Expired,
+    /// Evicted to make room.
+    EarlyDrop,
+    /// Never confirmed (its packet died after rfw saw it).
+    Reaped,
+}
+
+impl Removal {
+    fn stat(self) -> Stat {
+        match self {
+            Removal::Deleted => Stat::Deleted,
+            Removal::Expired => Stat::Expired,
+            Removal::EarlyDrop => Stat::EarlyDrop,
+            Removal::Reaped => Stat::UnconfirmedReaped,
+        }
+    }
+}
+
+/// The table.
+///
+/// # Invariants
+///
+/// * `cache` is a live kmem_cache of `Entry`-sized objects, owned.
+/// * Every node reachable from `buckets` belongs to a live entry of
+///   `cache`; every entry in the graveyard is unlinked from all chains.
+/// * Locks in `bucket_locks` and `state_locks` are initialised and never
+///   move (the vectors are never resized).
+/// * `gc` is initialised in place and the table never moves afterwards
+///   (it lives in a `KBox`).
+pub(crate) struct Table {
+    buckets: KVVec<AtomicUsize>,
+    bucket_locks: KVVec<Lock>,
+    state_locks: KVVec<Lock>,
+    cache: NonNull<bindings::kmem_cache>,
+    key: HashKey,
+    default_limit: u32,
+    graveyard: AtomicUsize,
+    graveyard_len: AtomicUsize,
+    gc: UnsafeCell<bindings::delayed_work>,
+    gc_cursor: AtomicUsize,
+}
+
+// SAFETY: all shared mutation goes through atomics, the kernel's spinlocks
+// and the kernel's workqueue; `cache` is used through thread-safe slab calls.
+unsafe impl Sync for Table {}
+// SAFETY: see `Sync`.
+unsafe impl Send for Table {}
+
+/// The table of the loaded module (null before init and after exit).
+static TABLE: AtomicPtr<Table> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The table.
+///
+/// Callable from anything that runs while the module is loaded: hooks,
+/// netlink commands, pernet callbacks, the collector. The table is published
+/// before any of them is registered and freed after all are gone (see
+/// `Registration`).
+pub(crate) fn get() -> &'static Table {
+    let p = TABLE.load(Ordering::Acquire);
+    // `Registration::new` stored a live table before registering anything
+    // that calls this; `Registration::drop` clears it only after all of
+    // them were unregistered.
+    // SAFETY: hence `p` is valid for as long as any caller runs.
+    unsafe { &*p }
+}
+
+fn tag(node: &Node, dir: Direction) -> usize {
+    (node as *const Node as usize) | dir.index()
+}
+
+/// The entry and direction a tagged link points to.
+fn untag(link: usize) -> (*const Entry, Direction) {
+    let dir = if link & 1 == 0 {
+        Direction::Original
+    } else {
+        Direction::Reply
+    };
+    let node = (link & !1) as *const u8;
+    let back = offset_of!(Entry, nodes) + dir.index() * size_of::<Node>();
+    (node.wrapping_sub(back).cast::<Entry>(), dir)
+}
+
+/// The bucket count Linux would choose for this much RAM
+/// (`nf_conntrack_init_start()`).
+fn default_buckets() -> usize {
+    // SAFETY: reads a kernel counter.
+    let pages = unsafe { bindings::rfw_totalram_pages() } as usize;
+    let bytes = pages.saturating_mul(4096);
+    let gib = 1usize << 30;
+    let n = if bytes > 4 * gib {
+        262_144
+    } else if bytes > gib {
+        65_536
+    } else {
+        bytes / 16_384 / size_of::<usize>()
+    };
+    n.max(1024)
+}
+
+impl Table {
+    fn new() -> Result<KBox<Table>> {
+        // SAFETY: reads a module parameter, written only at load.
+        let (p_hash, p_max) = unsafe { (bindings::rfw_param_hashsize, bindings::rfw_param_max) };
+        let n = match p_hash as usize {
+            0 => default_buckets(),
+            n => n.clamp(1024, MAX_BUCKETS),
+        };
+        // Linux: max = buckets when sized from RAM (average chain of 2 nodes).
+        let default_limit = match p_max {
+            0 => n.min(rfw_abi::ct_config::LIMIT_MAX as usize) as u32,
+            m => m.min(rfw_abi::ct_config::LIMIT_MAX),
+        };
+        let mut buckets = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            buckets.push(AtomicUsize::new(0), GFP_KERNEL)?;
+        }
+        let mut bucket_locks = KVVec::with_capacity(LOCKS, GFP_KERNEL)?;
+        let mut state_locks = KVVec::with_capacity(LOCKS, GFP_KERNEL)?;
+        for _ in 0..LOCKS {
+            bucket_locks.push(Lock::zeroed(), GFP_KERNEL)?;
+            state_locks.push(Lock::zeroed(), GFP_KERNEL)?;
+        }
+        // In their final place now (the vectors are never resized).
+        for l in bucket_locks.iter() {
+            // SAFETY: initialises a lock nobody else can see yet.
+            unsafe { bindings::rfw_bucket_lock_init(l.0.get()) };
+        }
+        for l in state_locks.iter() {
+            // SAFETY: as above.
+            unsafe { bindings::rfw_state_lock_init(l.0.get()) };
+        }
+        let mut seed = [0u8; 16];
+        // SAFETY: fills our 16-byte buffer.
+        unsafe { bindings::get_random_bytes(seed.as_mut_ptr().cast::<c_void>(), 16) };
+        // SAFETY: a static NUL-terminated name; size/align of `Entry`.
+        let cache = unsafe {
+            bindings::rfw_kmem_cache_create(
+                c"rfw_conn".as_ptr(),
+                size_of::<Entry>() as u32,
+                core::mem::align_of::<Entry>() as u32,
+            )
+        };
+        let cache = NonNull::new(cache).ok_or(ENOMEM)?;
+        let t = KBox::new(
+            Table {
+                buckets,
+                bucket_locks,
+                state_locks,
+                cache,
+                key: HashKey::from_bytes(seed),
+                default_limit,
+                graveyard: AtomicUsize::new(0),
+                graveyard_len: AtomicUsize::new(0),
+                // SAFETY: plain data, initialised in place below.
+                gc: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+                gc_cursor: AtomicUsize::new(0),
+            },
+            GFP_KERNEL,
+        );
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                // SAFETY: the cache is ours, empty and unpublished.
+                unsafe { bindings::kmem_cache_destroy(cache.as_ptr()) };
+                return Err(e.into());
+            }
+        };
+        // The table is in its final place (boxed); the work is not queued.
+        // SAFETY: `INIT_DELAYED_WORK` on our own memory.
+        unsafe { bindings::rfw_init_delayed_work(t.gc.get(), Some(gc_work)) };
+        Ok(t)
+    }
+
+    /// Bucket count.
+    pub(crate) fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Limit a new namespace starts with.
+    pub(crate) fn default_limit(&self) -> u32 {
+        self.default_limit
+    }
+
+    fn bucket_of(&self, net: &CtNet, t: &Tuple) -> usize {
+        let h = t.hash_with(&self.key) ^ net.mix;
+        // `reciprocal_scale()`: the high 32 bits spread over the buckets.
+        (((h >> 32) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    fn state_lock(&self, e: &Entry) -> &Lock {
+        let a = e as *const Entry as usize as u64;
+        let i = ((a >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize;
+        &self.state_locks[i % LOCKS]
+    }
+
+    /// Locks the stripes of two buckets, lower index first.
+    fn lock_pair(&self, b0: usize, b1: usize) -> Held<'_> {
+        let (i, j) = (b0 % LOCKS, b1 % LOCKS);
+        let (lo, hi) = if i <= j { (i, j) } else { (j, i) };
+        let mut held = self.bucket_locks[lo].lock();
+        if hi != lo {
+            let second = &self.bucket_locks[hi];
+            // A different stripe of the same class, always after the lower
+            // one: lockdep is told it nests (`SINGLE_DEPTH_NESTING`).
+            // SAFETY: initialised lock, released by `Held::drop`.
+            unsafe { bindings::rfw_spin_lock_nested(second.0.get()) };
+            held.second = Some(second);
+        }
+        held
+    }
+
+    /// Walks chain `b`, calling `f` on each node until it returns true;
+    /// returns the node `f` stopped at and the chain length walked.
+    ///
+    /// The caller holds an RCU read-side section or the bucket's lock for
+    /// `'g` (`_rcu` proves the former; under the lock, the caller passes a
+    /// token of the section it is also in).
+    fn walk<'g>(
+        &self,
+        _rcu: &'g Rcu,
+        b: usize,
+        mut f: impl FnMut(&'g Entry, Direction) -> bool,
+    ) -> (Option<(&'g Entry, Direction)>, usize) {
+        let mut link = self.buckets[b].load(Ordering::Acquire);
+        let mut len = 0;
+        while link != 0 {
+            let (e, dir) = untag(link);
+            // Links only ever point to nodes of live entries (type
+            // invariant), freed a grace period after unlinking, and the
+            // caller is in an RCU section for `'g`.
+            // SAFETY: so the entry is valid for `'g`.
+            let e: &'g Entry = unsafe { &*e };
+            len += 1;
+            if f(e, dir) {
+                return (Some((e, dir)), len);
+            }
+            link = e.nodes[dir.index()].next.load(Ordering::Acquire);
+        }
+        (None, len)
+    }
+
+    /// Finds the entry of `net` one of whose tuples is `t`.
+    pub(crate) fn lookup<'g>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        t: &Tuple,
+    ) -> Option<(&'g Entry, Direction)> {
+        let b = self.bucket_of(net, t);
+        let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.key.tuple(dir) == *t);
+        if len > MAX_CHAIN {
+            net.count(Stat::LongChainLookups);
+        }
+        hit
+    }
+
+    /// Inserts a new, unconfirmed connection of `net` (see the module docs
+    /// for the limit and the chain bound).
+    pub(crate) fn insert<'g>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        conn: Conn,
+        now: u64,
+    ) -> core::result::Result<&'g Entry, InsertError> {
+        let (key, state) = conn.into_parts();
+        let orig = key.tuple(Direction::Original);
+        let reply = key.tuple(Direction::Reply);
+        let b0 = self.bucket_of(net, &orig);
+        let b1 = self.bucket_of(net, &reply);
+
+        let limit = net.limit.load(Ordering::Relaxed);
+        let n = net.entries.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > limit && !self.early_drop(rcu, net, b0, now) {
+            net.entries.fetch_sub(1, Ordering::Relaxed);
+            return Err(InsertError::Full);
+        }
+        // SAFETY: `cache` is live (type invariant); atomic allocation.
+        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(self.cache.as_ptr()) }.cast::<Entry>();
+        if p.is_null() {
+            net.entries.fetch_sub(1, Ordering::Relaxed);
+            return Err(InsertError::Full);
+        }
+        let fresh = Entry {
+            nodes: [
+                Node {
+                    next: AtomicUsize::new(0),
+                },
+                Node {
+                    next: AtomicUsize::new(0),
+                },
+            ],
+            dead_next: AtomicUsize::new(0),
+            net: NonNull::from(net),
+            key,
+            state: UnsafeCell::new(state),
+        };
+        // SAFETY: `p` is a fresh object of `Entry`'s size and alignment.
+        unsafe { p.write(fresh) };
+        // Not published yet, and freed only after a grace period once it is.
+        // SAFETY: so it lives for `'g`.
+        let e: &'g Entry = unsafe { &*p };
+        let single = orig == reply;
+
+        let held = self.lock_pair(b0, b1);
+        let (c0, len0) = self.walk(rcu, b0, |o, d| o.is_of(net) && o.key.tuple(d) == orig);
+        let (c1, len1) = if single {
+            (None, 0)
+        } else {
+            self.walk(rcu, b1, |o, d| o.is_of(net) && o.key.tuple(d) == reply)
+        };
+        let refuse = if c0.is_some() || c1.is_some() {
+            Some((Stat::InsertFailed, InsertError::Clash))
+        } else if len0 >= MAX_CHAIN || len1 >= MAX_CHAIN {
+            Some((Stat::ChainTooLong, InsertError::Full))
+        } else {
+            None
+        };
+        if let Some((stat, err)) = refuse {
+            drop(held);
+            net.entries.fetch_sub(1, Ordering::Relaxed);
+            net.count(stat);
+            // Never published: free at once.
+            // SAFETY: `p` came from `cache` and nothing else refers to it.
+            unsafe {
+                core::ptr::drop_in_place(p);
+                bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
+            }
+            return Err(err);
+        }
+        for (dir, b) in [(Direction::Original, b0), (Direction::Reply, b1)] {
+            if dir == Direction::Reply && single {
+                break;
+            }
+            let head = &self.buckets[b];
+            let node = &e.nodes[dir.index()];
+            node.next
+                .store(head.load(Ordering::Relaxed), Ordering::Relaxed);
+            // Release: a reader that sees the link sees the whole entry.
+            head.store(tag(node, dir), Ordering::Release);
+        }
+        net.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        drop(held);
+        net.count(Stat::New);
+        Ok(e)
+    }
+
+    /// Unlinks `link` from chain `b`. The bucket's lock is held.
+    fn unlink(&self, b: usize, link: usize) {
+        let mut prev = &self.buckets[b];
+        loop {
+            let cur = prev.load(Ordering::Relaxed);
+            if cur == 0 {
+                return;
+            }
+            let (e, dir) = untag(cur);
+            // Under the bucket lock every linked node belongs to a live entry.
+            // SAFETY: so `e` is valid while the lock is held.
+            let next = unsafe { &(*e).nodes[dir.index()].next };
+            if cur == link {
+                // Readers on the unlinked node still follow its `next`.
+                prev.store(next.load(Ordering::Relaxed), Ordering::Release);
+                return;
+            }
+            prev = next;
+        }
+    }
+
+    /// Removes an entry; false if it was already being removed.
+    pub(crate) fn remove(&self, e: &Entry, why: Removal) -> bool {
+        let was_confirmed = e.with_state_raw(self, |_, s| {
+            let st = s.status_mut();
+            if st.has(Status::DYING) {
+                None
+            } else {
+                st.insert(Status::DYING);
+                Some(st.has(Status::CONFIRMED))
+            }
+        });
+        let Some(was_confirmed) = was_confirmed else {
+            return false;
+        };
+        let net = e.net();
+        let orig = e.key.tuple(Direction::Original);
+        let reply = e.key.tuple(Direction::Reply);
+        let (b0, b1) = (self.bucket_of(net, &orig), self.bucket_of(net, &reply));
+        let held = self.lock_pair(b0, b1);
+        self.unlink(b0, tag(&e.nodes[0], Direction::Original));
+        if orig != reply {
+            self.unlink(b1, tag(&e.nodes[1], Direction::Reply));
+        }
+        drop(held);
+        net.entries.fetch_sub(1, Ordering::Relaxed);
+        if !was_confirmed {
+            net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
+        }
+        net.count(why.stat());
+        self.bury(e);
+        true
+    }
+
+    /// Queues an unlinked entry for freeing after a grace period.
+    fn bury(&self, e: &Entry) {
+        let addr = e as *const Entry as usize;
+        let mut head = self.graveyard.load(Ordering::Relaxed);
+        loop {
+            e.dead_next.store(head, Ordering::Relaxed);
+            match self.graveyard.compare_exchange_weak(
+                head,
+                addr,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        if self.graveyard_len.fetch_add(1, Ordering::Relaxed) + 1 == GRAVEYARD_KICK {
+            // The work item is initialised and the table alive (invariant).
+            // SAFETY: `mod_delayed_work` may be called from any context.
+            unsafe { bindings::rfw_mod_delayed_work(self.gc.get(), 0) };
+        }
+    }
+
+    /// Frees the graveyard after a grace period. Process context.
+    fn free_graveyard(&self) {
+        let mut link = self.graveyard.swap(0, Ordering::Acquire);
+        if link == 0 {
+            return;
+        }
+        // Every entry taken was unlinked before it was buried: after this,
+        // no reader can hold a reference to any of them.
+        super::rcu::synchronize();
+        let mut n = 0;
+        while link != 0 {
+            let p = link as *mut Entry;
+            // Unlinked and past a grace period: exclusively ours now.
+            // SAFETY: `p` came from `cache`, nothing refers to it any more.
+            unsafe {
+                link = (*p).dead_next.load(Ordering::Relaxed);
+                core::ptr::drop_in_place(p);
+                bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
+            }
+            n += 1;
+        }
+        self.graveyard_len.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Evicts one entry of `net` that was never assured, from the
+    /// [`EVICTION_RANGE`] buckets starting at `b` (`early_drop()`).
+    fn early_drop(&self, rcu: &Rcu, net: &CtNet, b: usize, now: u64) -> bool {
+        let n = self.buckets.len().max(1);
+        for i in 0..EVICTION_RANGE.min(n) {
+            let mut victim = None;
+            self.walk(rcu, (b + i) % n, |e, dir| {
+                let ok = dir == Direction::Original
+                    && e.is_of(net)
+                    && e
+                        .with_state(self, |_, s| {
+                            let st = s.status();
+                            // Unconfirmed entries belong to packets in flight.
+                            st.has(Status::CONFIRMED) && (s.can_early_drop() || s.is_expired(now))
+                        })
+                        .unwrap_or(false);
+                if ok {
+                    victim = Some(e);
+                }
+                ok
+            });
+            if let Some(e) = victim {
+                if self.remove(e, Removal::EarlyDrop) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Visits buckets `[from, from + count)` (wrapping), removing expired
+    /// entries and unconfirmed ones seen unconfirmed by an earlier pass, at
+    /// most `max_removals` of them; only entries of `only` if given.
+    /// Returns (buckets visited, entries removed).
+    pub(crate) fn collect(
+        &self,
+        from: usize,
+        count: usize,
+        max_removals: usize,
+        only: Option<&CtNet>,
+        now: u64,
+    ) -> (usize, usize) {
+        let n = self.buckets.len().max(1);
+        let mut removed = 0;
+        let mut visited = 0;
+        // One RCU section per 256 buckets: bounded latency for writers
+        // waiting on a grace period.
+        while visited < count.min(n) && removed < max_removals {
+            let rcu = RcuGuard::new();
+            let end = (visited + 256).min(count.min(n));
+            while visited < end && removed < max_removals {
+                let b = (from + visited) % n;
+                visited += 1;
+                self.walk(&rcu, b, |e, dir| {
+                    if dir != Direction::Original || only.is_some_and(|net| !e.is_of(net)) {
+                        return false;
+                    }
+                    let why = e.with_state(self, |_, s| {
+                        if s.is_expired(now) {
+                            return Some(Removal::Expired);
+                        }
+                        let st = s.status_mut();
+                        if st.has(Status::CONFIRMED) {
+                            None
+                        } else if st.has(Status::TABLE_PRIVATE) {
+                            Some(Removal::Reaped)
+                        } else {
+                            st.insert(Status::TABLE_PRIVATE);
+                            None
+                        }
+                    });
+                    if let Some(Some(why)) = why {
+                        if self.remove(e, why) {
+                            removed += 1;
+                        }
+                    }
+                    removed >= max_removals
+                });
+            }
+        }
+        (visited, removed)
+    }
+
+    /// Removes every entry of `net`; returns how many.
+    pub(crate) fn flush(&self, net: &CtNet) -> u64 {
+        let mut removed = 0u64;
+        let n = self.buckets.len().max(1);
+        let mut b = 0;
+        while b < n {
+            let rcu = RcuGuard::new();
+            let end = (b + 256).min(n);
+            while b < end {
+                self.walk(&rcu, b, |e, dir| {
+                    if dir == Direction::Original && e.is_of(net) && self.remove(e, Removal::Deleted) {
+                        removed += 1;
+                    }
+                    false
+                });
+                b += 1;
+            }
+        }
+        removed
+    }
+
+    /// Calls `f` for each confirmed entry of `net` in bucket `b`, in chain
+    /// order, with a copy of its state; stops when `f` returns false.
+    pub(crate) fn for_each_in_bucket<'g>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        b: usize,
+        mut f: impl FnMut(&'g Entry, &ConnState) -> bool,
+    ) -> bool {
+        let mut go_on = true;
+        self.walk(rcu, b, |e, dir| {
+            if dir != Direction::Original || !e.is_of(net) {
+                return false;
+            }
+            let st = e.with_state(self, |_, s| {
+                s.status().has(Status::CONFIRMED).then(|| s.clone())
+            });
+            if let Some(Some(s)) = st {
+                go_on = f(e, &s);
+            }
+            !go_on
+        });
+        go_on
+    }
+
+    /// One collector run: a slice of the buckets, then the graveyard.
+    fn gc_run(&self) {
+        let n = self.buckets.len().max(1);
+        let per_run = n.div_ceil(GC_RUNS_PER_PASS).max(256);
+        // SAFETY: reads `jiffies`.
+        let now = u64::from(unsafe { bindings::rfw_jiffies_msecs() });
+        let from = self.gc_cursor.load(Ordering::Relaxed);
+        let (visited, removed) = self.collect(from, per_run, GC_MAX_REMOVALS, None, now);
+        self.gc_cursor
+            .store((from + visited) % n, Ordering::Relaxed);
+        self.free_graveyard();
+        let delay = if removed >= GC_MAX_REMOVALS { 0 } else { GC_PERIOD_MS };
+        // The table outlives the work: `Registration::drop` cancels it
+        // (waiting for this run) before freeing the table.
+        // SAFETY: the work item is initialised.
+        unsafe {
+            let j = bindings::rfw_msecs_to_jiffies(delay);
+            bindings::rfw_queue_delayed_work(self.gc.get(), j);
+        }
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // Only `Registration::drop` drops the table: every namespace is gone
+        // (so every chain is empty) and the collector is cancelled.
+        self.free_graveyard();
+        // Every entry was freed above.
+        // SAFETY: the cache is ours and empty.
+        unsafe { bindings::kmem_cache_destroy(self.cache.as_ptr()) };
+    }
+}
+
+/// The collector's work function.
+///
+/// # Safety
+///
+/// Called by the workqueue only, for the table's `gc` work item.
+unsafe extern "C" fn gc_work(_work: *mut bindings::work_struct) {
+    get().gc_run();
+}
+
+/// The table, for as long as this value lives.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Creates and publishes the table and starts its collector.
+    pub(crate) fn new() -> Result<Self> {
+        let t = KBox::into_raw(Table::new()?);
+        TABLE.store(t, Ordering::Release);
+        // The table is published and its work item initialised.
+        // SAFETY: first queueing of the work item.
+        unsafe {
+            let j = bindings::rfw_msecs_to_jiffies(GC_PERIOD_MS);
+            bindings::rfw_queue_delayed_work((*t).gc.get(), j);
+        }
+        Ok(Registration(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let t = TABLE.load(Ordering::Acquire);
+        // The collector stops (waiting for a running pass; it cannot requeue
+        // itself after this returns).
+        // SAFETY: the work item is initialised and the table alive.
+        unsafe { bindings::cancel_delayed_work_sync((*t).gc.get()) };
+        TABLE.store(core::ptr::null_mut(), Ordering::Release);
+        // Nothing can reach the table any more: hooks, commands and
+        // namespaces are gone (this registration is dropped last).
+        // SAFETY: `t` came from `KBox::into_raw` in `new`.
+        drop(unsafe { KBox::from_raw(t) });
+    }
+}

@@ -135,11 +135,12 @@ impl CtNet {
     /// Replaces the settings with `f` applied to a copy (process context).
     pub(crate) fn update_config(&self, f: impl Fn(&mut Config)) -> Result {
         loop {
-            let (cur, mut new) = {
+            // Copy under RCU, allocate (may sleep) outside it.
+            let (cur, copy) = {
                 let rcu = RcuGuard::new();
-                let cur = self.config.load(Ordering::Acquire);
-                (cur, KBox::new(*self.config(&rcu), GFP_KERNEL)?)
+                (self.config.load(Ordering::Acquire), *self.config(&rcu))
             };
+            let mut new = KBox::new(copy, GFP_KERNEL)?;
             f(&mut new);
             let new = KBox::into_raw(new);
             match self

@@ -95,10 +95,9 @@ impl Drop for Registration {
     }
 }
 
-type DoIt = Option<
-    unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::genl_info) -> c_int,
->;
-type DumpIt = unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::netlink_callback) -> c_int;
+type DoIt = Option<unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::genl_info) -> c_int>;
+type DumpIt =
+    unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::netlink_callback) -> c_int;
 
 /// The registered family (for messages built outside this file).
 pub(crate) fn family() -> *const bindings::genl_family {

@@ -54,11 +54,7 @@ impl<const N: usize> PerCpuArray<N> {
         }
         // A per-CPU address is not dereferenceable; it is only offset here
         // and handed to the per-CPU accessor, as `&ptr->field` is in C.
-        let p = self
-            .block
-            .as_ptr()
-            .cast::<u64>()
-            .wrapping_add(i);
+        let p = self.block.as_ptr().cast::<u64>().wrapping_add(i);
         // `p` is the per-CPU address of counter `i` of the live block.
         // SAFETY: `this_cpu_add` on it touches only this CPU's copy.
         unsafe { bindings::rfw_this_cpu_add_u64(p, v) };

@@ -2,7 +2,7 @@
 # The main job, shown end to end inside the VM (make demo):
 #   client (10.0.10.2) -- router (rfw loaded) -- server (10.0.20.2)
 # Loads rfw, sends pings and a short TCP transfer through the router, and
-# prints `fwctl stats` of the router's namespace.
+# prints `fwctl stats` and `fwctl ct list` of the router's namespace.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 set -e
 trap 'cleanup_all_ns' EXIT
@@ -36,3 +36,6 @@ cmp /tmp/demo.tx /tmp/demo.rx && echo "# received file identical ($(stat -c %s /
 echo
 echo "# fwctl stats (router namespace)"
 ip netns exec "$router" fwctl stats
+echo
+echo "# fwctl ct list (router namespace): the ping and the finished transfer"
+ip netns exec "$router" fwctl ct list

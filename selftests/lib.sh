@@ -92,3 +92,46 @@ snmp_counter() {
 		ip netns exec "$ns" awk -v key="$name" '$1 == key { print $2 }' /proc/net/snmp6 ;;
 	esac
 }
+
+# setup_router NS_CLIENT NS_ROUTER NS_SERVER [MTU_SERVER_SIDE]: the classic
+# three-namespace line, IPv4 and IPv6, static neighbours off (real ARP/NDP):
+#   client 10.0.1.2 fd00:1::2 -- router 10.0.1.1 fd00:1::1 | 10.0.2.1 fd00:2::1 -- server 10.0.2.2 fd00:2::2
+setup_router() {
+	local c=$1 r=$2 s=$3 mtu=${4:-1500} n
+	ip link add veth0 netns "$c" type veth peer name veth0 netns "$r" || return 1
+	ip link add veth1 netns "$r" type veth peer name veth0 netns "$s" || return 1
+	for n in "$c" "$r" "$s"; do
+		ip netns exec "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0
+		ip netns exec "$n" sysctl -qw net.ipv6.conf.default.accept_dad=0
+	done
+	ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
+	ip -net "$c" addr add 10.0.1.2/24 dev veth0
+	ip -net "$c" addr add fd00:1::2/64 dev veth0 nodad
+	ip -net "$r" addr add 10.0.1.1/24 dev veth0
+	ip -net "$r" addr add fd00:1::1/64 dev veth0 nodad
+	ip -net "$r" addr add 10.0.2.1/24 dev veth1
+	ip -net "$r" addr add fd00:2::1/64 dev veth1 nodad
+	ip -net "$s" addr add 10.0.2.2/24 dev veth0
+	ip -net "$s" addr add fd00:2::2/64 dev veth0 nodad
+	ip -net "$r" link set veth1 mtu "$mtu"
+	ip -net "$s" link set veth0 mtu "$mtu"
+	for n in "$c" "$r" "$s"; do ip -net "$n" link set veth0 up; done
+	ip -net "$r" link set veth1 up
+	ip -net "$c" route add default via 10.0.1.1
+	ip -net "$c" route add default via fd00:1::1
+	ip -net "$s" route add default via 10.0.2.1
+	ip -net "$s" route add default via fd00:2::1
+}
+
+# ct_list NS ARGS...: `fwctl ct list` in NS (stderr's summary line dropped).
+ct_list() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" fwctl ct list "$@" 2>/dev/null
+}
+
+# ct_stat NS NAME: one line of `fwctl ct stats` ("NAME VALUE").
+ct_stat() {
+	ip netns exec "$1" fwctl ct stats 2>/dev/null | awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
+}

@@ -12,8 +12,8 @@ use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Direction, Family, InvalidReason, ParseError, Status, Tuple};
 use kernel::prelude::*;
 use rfw_abi::{
-    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, nfproto,
-    ConfigChange, WireTuple,
+    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, nfproto, ConfigChange,
+    WireTuple,
 };
 
 use super::net::{CtNet, Stat};
@@ -137,7 +137,10 @@ fn put_tuple(w: &mut Writer, ty: u16, t: &Tuple) -> Result {
 fn put_conn(w: &mut Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
     put_tuple(w, attr::CT_ORIG, &key.tuple(Direction::Original))?;
     put_tuple(w, attr::CT_REPLY, &key.tuple(Direction::Reply))?;
-    w.put_u32(attr::CT_STATUS, u32::from(s.status().0 & !Status::TABLE_PRIVATE))?;
+    w.put_u32(
+        attr::CT_STATUS,
+        u32::from(s.status().0 & !Status::TABLE_PRIVATE),
+    )?;
     w.put_u32(attr::CT_TIMEOUT, s.expires_in(now))?;
     if let Some(st) = s.tcp_state() {
         w.put_u8(attr::CT_PROTO_STATE, st as u8)?;
@@ -217,8 +220,11 @@ pub(crate) unsafe extern "C" fn ct_dump(
     // The dump runs for a socket of this live namespace, family registered.
     // SAFETY: see `pernet::get`.
     let ct = &unsafe { pernet::get(net) }.ct;
-    // SAFETY: `cb->args` is the dump's private state, six longs.
-    let args: &mut [c_long] = unsafe { core::slice::from_raw_parts_mut(bindings::rfw_cb_args(cb), 6) };
+    // SAFETY: `cb` is the running dump's callback.
+    let args_ptr = unsafe { bindings::rfw_cb_args(cb) };
+    // `cb->args` is the dump's private state: six longs, ours during the call.
+    // SAFETY: so this exclusive slice over them is the only one.
+    let args: &mut [c_long] = unsafe { core::slice::from_raw_parts_mut(args_ptr, 6) };
     let tbl = table::get();
     let n = tbl.buckets();
     let mut b = usize::try_from(args[0]).unwrap_or(n);
@@ -234,8 +240,9 @@ pub(crate) unsafe extern "C" fn ct_dump(
                 idx += 1;
                 return true;
             }
+            let (fam, cmd) = (crate::genl::family(), rfw_abi::Cmd::CtGet as u8);
             // SAFETY: `skb`/`cb` are this dump's; the family is registered.
-            let msg = unsafe { DumpMsg::new(skb, cb, crate::genl::family(), rfw_abi::Cmd::CtGet as u8) };
+            let msg = unsafe { DumpMsg::new(skb, cb, fam, cmd) };
             let ok = msg.and_then(|mut m| {
                 put_conn(&mut m, e.key(), s, now)?;
                 m.end();
@@ -264,8 +271,8 @@ pub(crate) unsafe extern "C" fn ct_dump(
         // the sizes here, but must not loop forever.
         return -(bindings::EMSGSIZE as c_int);
     }
-    // SAFETY: `skb` is the dump skb.
     // The dump ends when a call adds nothing.
+    // SAFETY: `skb` is the dump skb.
     unsafe { (*skb).len as c_int }
 }
 
@@ -332,9 +339,15 @@ pub(crate) unsafe extern "C" fn ct_stats_get(
     errno(reply.and_then(|mut r| {
         let nest = r.nest_start(attr::CT_STATS)?;
         let gauges = [
-            (ct_stats::COUNT, u64::from(ct.entries.load(Ordering::Relaxed))),
+            (
+                ct_stats::COUNT,
+                u64::from(ct.entries.load(Ordering::Relaxed)),
+            ),
             (ct_stats::LIMIT, u64::from(ct.limit.load(Ordering::Relaxed))),
-            (ct_stats::UNCONFIRMED, u64::from(ct.unconfirmed.load(Ordering::Relaxed))),
+            (
+                ct_stats::UNCONFIRMED,
+                u64::from(ct.unconfirmed.load(Ordering::Relaxed)),
+            ),
             (ct_stats::BUCKETS, tbl.buckets() as u64),
             (ct_stats::ENTRY_BYTES, ENTRY_SIZE as u64),
         ];

@@ -35,9 +35,7 @@ use core::ffi::c_uint;
 
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::parse::{IcmpInfo, L4Info};
-use conntrack::{
-    Class, Conn, Direction, Family, InsertError, InvalidReason, TableStats, Tuple,
-};
+use conntrack::{Class, Conn, Direction, Family, InsertError, InvalidReason, TableStats, Tuple};
 use rfw_abi::{hook, nfproto};
 
 use super::net::{CtNet, Stat};

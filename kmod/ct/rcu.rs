@@ -39,8 +39,8 @@ pub(crate) struct RcuGuard(Rcu);
 impl RcuGuard {
     /// Enters a read-side section.
     pub(crate) fn new() -> RcuGuard {
-        // SAFETY: `rcu_read_lock` may be called in any context; the matching
-        // unlock is in `Drop`.
+        // The matching unlock is in `Drop`.
+        // SAFETY: `rcu_read_lock` may be called in any context.
         unsafe { bindings::rfw_rcu_read_lock() };
         RcuGuard(Rcu(PhantomData))
     }
@@ -64,7 +64,7 @@ impl Drop for RcuGuard {
 /// Waits for every RCU read-side section that began before the call.
 /// Sleeps: process context only.
 pub(crate) fn synchronize() {
-    // SAFETY: callers are in process context (work items, netlink commands,
-    // namespace teardown, module exit).
+    // Callers: work items, netlink commands, namespace teardown, module exit.
+    // SAFETY: all of them run in process context.
     unsafe { bindings::synchronize_rcu() };
 }

@@ -511,8 +511,9 @@ impl Table {
             net.entries.fetch_sub(1, Ordering::Relaxed);
             return Err(InsertError::Full);
         }
+        let cache = self.cache.as_ptr();
         // SAFETY: `cache` is live (type invariant); atomic allocation.
-        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(self.cache.as_ptr()) }.cast::<Entry>();
+        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(cache) }.cast::<Entry>();
         if p.is_null() {
             net.entries.fetch_sub(1, Ordering::Relaxed);
             return Err(InsertError::Full);
@@ -691,13 +692,12 @@ impl Table {
             self.walk(rcu, (b + i) % n, |e, dir| {
                 let ok = dir == Direction::Original
                     && e.is_of(net)
-                    && e
-                        .with_state(self, |_, s| {
-                            let st = s.status();
-                            // Unconfirmed entries belong to packets in flight.
-                            st.has(Status::CONFIRMED) && (s.can_early_drop() || s.is_expired(now))
-                        })
-                        .unwrap_or(false);
+                    && e.with_state(self, |_, s| {
+                        let st = s.status();
+                        // Unconfirmed entries belong to packets in flight.
+                        st.has(Status::CONFIRMED) && (s.can_early_drop() || s.is_expired(now))
+                    })
+                    .unwrap_or(false);
                 if ok {
                     victim = Some(e);
                 }
@@ -775,7 +775,10 @@ impl Table {
             let end = (b + 256).min(n);
             while b < end {
                 self.walk(&rcu, b, |e, dir| {
-                    if dir == Direction::Original && e.is_of(net) && self.remove(e, Removal::Deleted) {
+                    if dir == Direction::Original
+                        && e.is_of(net)
+                        && self.remove(e, Removal::Deleted)
+                    {
                         removed += 1;
                     }
                     false
@@ -822,7 +825,11 @@ impl Table {
         self.gc_cursor
             .store((from + visited) % n, Ordering::Relaxed);
         self.free_graveyard();
-        let delay = if removed >= GC_MAX_REMOVALS { 0 } else { GC_PERIOD_MS };
+        let delay = if removed >= GC_MAX_REMOVALS {
+            0
+        } else {
+            GC_PERIOD_MS
+        };
         // The table outlives the work: `Registration::drop` cancels it
         // (waiting for this run) before freeing the table.
         // SAFETY: the work item is initialised.

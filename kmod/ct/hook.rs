@@ -34,8 +34,10 @@
 use core::ffi::c_uint;
 
 use conntrack::conn::{ConnKey, ConnState};
-use conntrack::parse::{IcmpInfo, L4Info};
-use conntrack::{Class, Conn, Direction, Family, InsertError, InvalidReason, TableStats, Tuple};
+use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
+use conntrack::{
+    Class, Conn, Direction, Family, InsertError, InvalidReason, ParseError, TableStats, Tuple,
+};
 use rfw_abi::{hook, nfproto};
 
 use super::net::{CtNet, Stat};
@@ -141,25 +143,30 @@ fn copy_prefix<'b>(skb: &bindings::sk_buff, buf: &'b mut [u8; PREFIX]) -> Option
     (r == 0).then_some(&buf[..n])
 }
 
+/// Copies the packet's headers out of the skb and parses them. `Err(None)`:
+/// not IPv4 or IPv6 (left alone); `Err(Some(e))`: malformed.
+fn parse_skb(
+    skb: &bindings::sk_buff,
+    pf: u8,
+    opts: &conntrack::parse::ParseOptions,
+) -> Result<PacketInfo, Option<ParseError>> {
+    let family = family_of(pf).ok_or(None)?;
+    let mut buf = [0u8; PREFIX];
+    let truncated = ParseError::Ip(conntrack::wire::Error::Truncated);
+    let bytes = copy_prefix(skb, &mut buf).ok_or(Some(truncated))?;
+    conntrack::parse::parse_prefix(bytes, family, opts).map_err(Some)
+}
+
 /// Tracks a packet at PRE_ROUTING or LOCAL_OUT; returns the netfilter verdict.
 pub(crate) fn track(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
-    let Some(family) = family_of(pf) else {
-        return bindings::NF_ACCEPT;
-    };
-    let mut buf = [0u8; PREFIX];
-    let Some(bytes) = copy_prefix(skb, &mut buf) else {
-        ct.count_invalid(InvalidReason::Malformed(conntrack::ParseError::Ip(
-            conntrack::wire::Error::Truncated,
-        )));
-        return bindings::NF_ACCEPT;
-    };
     // Netfilter runs hooks inside `rcu_read_lock()` (`nf_hook_slow`).
     // SAFETY: the section lasts for this whole call.
     let rcu = unsafe { Rcu::assume() };
     let cfg = ct.config(&rcu);
-    let info = match conntrack::parse::parse_prefix(bytes, family, &cfg.parse) {
+    let info = match parse_skb(skb, pf, &cfg.parse) {
         Ok(i) => i,
-        Err(e) => {
+        Err(None) => return bindings::NF_ACCEPT,
+        Err(Some(e)) => {
             ct.count_invalid(InvalidReason::Malformed(e));
             return bindings::NF_ACCEPT;
         }
@@ -200,18 +207,10 @@ pub(crate) fn confirm(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
     if ct.unconfirmed.load(core::sync::atomic::Ordering::Relaxed) == 0 {
         return bindings::NF_ACCEPT;
     }
-    let Some(family) = family_of(pf) else {
-        return bindings::NF_ACCEPT;
-    };
-    let mut buf = [0u8; PREFIX];
-    let Some(bytes) = copy_prefix(skb, &mut buf) else {
-        return bindings::NF_ACCEPT;
-    };
     // As in `track`.
     // SAFETY: the hook's RCU section lasts for this whole call.
     let rcu = unsafe { Rcu::assume() };
-    let cfg = ct.config(&rcu);
-    let Ok(info) = conntrack::parse::parse_prefix(bytes, family, &cfg.parse) else {
+    let Ok(info) = parse_skb(skb, pf, &ct.config(&rcu).parse) else {
         return bindings::NF_ACCEPT;
     };
     if let L4Info::Icmp(IcmpInfo::Error { .. }) = info.l4 {

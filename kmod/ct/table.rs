@@ -483,7 +483,7 @@ impl Table {
         t: &Tuple,
     ) -> Option<(&'g Entry, Direction)> {
         let b = self.bucket_of(net, t);
-        let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.key.tuple(dir) == *t);
+        let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.key.matches(dir, t));
         if len > MAX_CHAIN {
             net.count(Stat::LongChainLookups);
         }
@@ -540,11 +540,11 @@ impl Table {
         let single = orig == reply;
 
         let held = self.lock_pair(b0, b1);
-        let (c0, len0) = self.walk(rcu, b0, |o, d| o.is_of(net) && o.key.tuple(d) == orig);
+        let (c0, len0) = self.walk(rcu, b0, |o, d| o.is_of(net) && o.key.matches(d, &orig));
         let (c1, len1) = if single {
             (None, 0)
         } else {
-            self.walk(rcu, b1, |o, d| o.is_of(net) && o.key.tuple(d) == reply)
+            self.walk(rcu, b1, |o, d| o.is_of(net) && o.key.matches(d, &reply))
         };
         let refuse = if c0.is_some() || c1.is_some() {
             Some((Stat::InsertFailed, InsertError::Clash))

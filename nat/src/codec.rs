@@ -11,17 +11,20 @@
 //! [`decode_into`], which validates everything and returns a [`Table`] ready
 //! for [`Table::evaluate`](crate::eval). Nothing here allocates.
 //!
-//! # Layout (version 1, little-endian)
+//! # Layout (version 2, little-endian)
 //!
 //! ```text
 //! header  "RFWT" version:u16 table:u8 0:u8 chains:u16 0:u16 rules:u32 body_len:u32
 //! chain   name_len:u8 name policy:u8(0 user, 1 ACCEPT, 2 DROP) rules:u32 rule*
-//! rule    len:u16 present:u16 invert:u16 field* target
+//! rule    len:u16 handle:u32 present:u16 invert:u16 field* target
 //! ```
 //!
-//! Fields appear in bit order of `present` (see `field`); addresses are
-//! `family:u8(4|6)` and 4 or 16 bytes. The encoding is canonical: every
-//! valid table has exactly one encoding, so `encode(decode(b)) == b`.
+//! `len` counts the bytes after it. `handle` names the rule for fwctl
+//! (stable across edits, as nft handles); the kernel reads past it and never
+//! looks at it. Fields appear in bit order of `present` (see `field`);
+//! addresses are `family:u8(4|6)` and 4 or 16 bytes. The encoding is
+//! canonical: every valid table has exactly one encoding, so
+//! `encode(decode(b)) == b`.
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -35,8 +38,9 @@ use crate::rule::{
 
 /// The four bytes every blob starts with.
 pub const MAGIC: [u8; 4] = *b"RFWT";
-/// The encoding version this crate reads and writes.
-pub const VERSION: u16 = 1;
+/// The encoding version this crate reads and writes (2: rules carry a
+/// handle; version 1 had none and is not read).
+pub const VERSION: u16 = 2;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 20;
 /// Deepest nesting of user-chain jumps (the evaluation stack size).
@@ -46,7 +50,8 @@ pub const MAX_CHAINS: usize = 4096;
 /// Most rules in one table.
 pub const MAX_RULES: usize = 1 << 20;
 /// The fewest bytes a chain (name length, a 1-byte name, policy, rule
-/// count) or a rule (length, present, invert, target tag) takes.
+/// count) takes; a rule (length, handle, present, invert, target tag)
+/// takes more.
 const MIN_ITEM_LEN: u64 = 7;
 
 /// Bits of a rule's `present` and `invert` words.
@@ -859,6 +864,8 @@ fn position(store: &[Entry], i: usize) -> Error {
 fn decode_rule(r: &mut Reader<'_>, chains: u16) -> Result<Rule, ErrorKind> {
     let len = r.u16()? as usize;
     let start = r.pos();
+    // The handle is fwctl's name for the rule; evaluation has no use for it.
+    let _handle = r.u32()?;
     let present = r.u16()?;
     let invert = r.u16()?;
     if present & !field::ALL != 0 || invert & !present != 0 || invert & field::FAMILY != 0 {

@@ -12,28 +12,34 @@ use alloc::vec::Vec;
 use core::net::IpAddr;
 
 use crate::codec::{
-    decode_into, field, tag, Entry, EntryKind, Error, ErrorKind, HEADER_LEN, MAGIC, MAX_CHAINS,
-    MAX_RULES, VERSION,
+    decode_into, field, tag, Entry, EntryKind, Error, ErrorKind, Reader, HEADER_LEN, MAGIC,
+    MAX_CHAINS, MAX_RULES, VERSION,
 };
 use crate::rule::{
     ChainId, ChainName, Counter, Family, Hook, IfName, MarkOp, NatRange, Policy, PortRange,
     RejectWith, Rule, TableKind, Target, TtlOp,
 };
 
-/// A rule with its counters.
+/// A rule with its counters and handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuleSpec {
     /// The rule.
     pub rule: Rule,
     /// Its counters (as saved; the kernel keeps the live ones).
     pub counter: Counter,
+    /// Its handle: fwctl's stable name for it within its table (kept when
+    /// other rules are added or deleted, as nft handles are). Part of the
+    /// binary form, ignored by the kernel; not part of the text form.
+    pub handle: u32,
 }
 
 impl From<Rule> for RuleSpec {
+    /// The rule with zero counters and handle 0 (none assigned yet).
     fn from(rule: Rule) -> Self {
         RuleSpec {
             rule,
             counter: Counter::default(),
+            handle: 0,
         }
     }
 }
@@ -154,7 +160,7 @@ impl TableSpec {
             });
             w.extend_from_slice(&(c.rules.len() as u32).to_le_bytes());
             for r in &c.rules {
-                encode_rule(&mut w, &r.rule).map_err(|kind| Error {
+                encode_rule(&mut w, r.handle, &r.rule).map_err(|kind| Error {
                     kind,
                     chain: Some(c.name),
                     rule: 0,
@@ -175,11 +181,19 @@ impl TableSpec {
         decode_into(&blob, &mut store).map(|_| ())
     }
 
-    /// Decodes (and validates) a blob into the owned form, counters zero.
+    /// Decodes (and validates) a blob into the owned form, counters zero,
+    /// handles as the blob has them.
     pub fn decode(blob: &[u8]) -> Result<TableSpec, Error> {
         let n = crate::codec::entries_needed(blob)?;
         let mut store = vec![Entry::EMPTY; n];
         let table = decode_into(blob, &mut store)?;
+        // The kernel's decoder skips the handles; read them here.
+        let handles = rule_handles(blob).map_err(|kind| Error {
+            kind,
+            chain: None,
+            rule: 0,
+        })?;
+        let mut handles = handles.into_iter();
         let mut spec = TableSpec {
             kind: table.kind(),
             chains: Vec::new(),
@@ -187,7 +201,10 @@ impl TableSpec {
         let mut rules = Vec::new();
         for e in table.entries() {
             match e.kind() {
-                EntryKind::Rule(r) => rules.push(RuleSpec::from(*r)),
+                EntryKind::Rule(r) => rules.push(RuleSpec {
+                    handle: handles.next().unwrap_or(0),
+                    ..RuleSpec::from(*r)
+                }),
                 EntryKind::End { name, policy } => spec.chains.push(ChainSpec {
                     name: *name,
                     policy: *policy,
@@ -210,6 +227,74 @@ impl TableSpec {
             c.counter = it.next().copied().unwrap_or_default();
         }
     }
+
+    /// The counters in entry order (each chain's rules, then its policy):
+    /// what [`TableSpec::set_counters`] takes, and what the kernel's
+    /// per-entry counters of this table are after it is installed.
+    pub fn counters(&self) -> Vec<Counter> {
+        let mut out = Vec::with_capacity(self.entry_count());
+        for c in &self.chains {
+            out.extend(c.rules.iter().map(|r| r.counter));
+            out.push(c.counter);
+        }
+        out
+    }
+
+    /// Numbers the rules 1..=n in entry order, as a restored table's are.
+    pub fn renumber_handles(&mut self) {
+        let mut next = 0u32;
+        for r in self.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+            next = next.wrapping_add(1);
+            r.handle = next;
+        }
+    }
+
+    /// The handle for a new rule: one more than the largest in the table
+    /// (1 in an empty table); `None` once `u32::MAX` is taken.
+    pub fn next_handle(&self) -> Option<u32> {
+        let max = self
+            .chains
+            .iter()
+            .flat_map(|c| c.rules.iter())
+            .map(|r| r.handle)
+            .max()
+            .unwrap_or(0);
+        max.checked_add(1)
+    }
+
+    /// The chain and position (from 0) of the rule with `handle`.
+    pub fn find_handle(&self, handle: u32) -> Option<(usize, usize)> {
+        self.chains.iter().enumerate().find_map(|(ci, c)| {
+            c.rules
+                .iter()
+                .position(|r| r.handle == handle)
+                .map(|ri| (ci, ri))
+        })
+    }
+}
+
+/// The handles of a blob's rules, in entry order. Walks only the framing
+/// (chain headers and rule lengths); [`decode_into`] checks the rest.
+fn rule_handles(blob: &[u8]) -> Result<Vec<u32>, ErrorKind> {
+    let mut r = Reader::new(blob);
+    // Magic, version, table, 0; chains; 0, rules, body length.
+    r.bytes(8)?;
+    let chains = r.u16()?;
+    r.bytes(HEADER_LEN - 10)?;
+    let mut out = Vec::new();
+    for _ in 0..chains {
+        let name_len = usize::from(r.u8()?);
+        r.bytes(name_len)?;
+        r.u8()?;
+        let rules = r.u32()?;
+        for _ in 0..rules {
+            let len = usize::from(r.u16()?);
+            let handle = r.u32()?;
+            r.bytes(len.checked_sub(4).ok_or(ErrorKind::BadLength)?)?;
+            out.push(handle);
+        }
+    }
+    Ok(out)
 }
 
 fn put_addr(w: &mut Vec<u8>, a: &IpAddr) {
@@ -247,10 +332,11 @@ fn put_range(w: &mut Vec<u8>, r: &NatRange) {
     }
 }
 
-fn encode_rule(w: &mut Vec<u8>, rule: &Rule) -> Result<(), ErrorKind> {
+fn encode_rule(w: &mut Vec<u8>, handle: u32, rule: &Rule) -> Result<(), ErrorKind> {
     let len_at = w.len();
     w.extend_from_slice(&[0, 0]);
     let body = w.len();
+    w.extend_from_slice(&handle.to_le_bytes());
     let m = &rule.matches;
     let mut present = 0u16;
     let mut invert = 0u16;

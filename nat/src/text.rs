@@ -674,6 +674,17 @@ pub fn parse_rule<S: AsRef<str>>(args: &[S], table: &TableSpec) -> Result<Rule, 
         .map_err(|message| ParseError { line: 0, message })
 }
 
+/// Checks the options of one rule as [`parse_rule`] does, taking every
+/// `--jump`/`--goto` name as an existing chain: the syntax errors a rule
+/// has whatever table it goes into (fwctl checks arguments with it before
+/// it has read the table).
+pub fn check_rule_syntax<S: AsRef<str>>(args: &[S]) -> Result<(), ParseError> {
+    let words: Vec<String> = args.iter().map(|s| s.as_ref().to_string()).collect();
+    parse_rule_words(&words, &|_: &str| Some(ChainId(0)))
+        .map(|_| ())
+        .map_err(|message| ParseError { line: 0, message })
+}
+
 fn parse_rule_words(words: &[String], lookup: &dyn Fn(&str) -> Option<ChainId>) -> Res<Rule> {
     let mut m = Match::ANY;
     let mut t = TargetParts::default();
@@ -1073,8 +1084,10 @@ fn parse_counter(s: &str) -> Res<Counter> {
 
 /// Parses a whole save file. Each table must end with `COMMIT`; user
 /// chains are declared (`:name - [p:b]`) before rules use them; built-in
-/// chains exist from the start (policy ACCEPT unless declared otherwise). Tables are validated as the kernel
-/// would validate them; an error names the line of the offending rule.
+/// chains exist from the start (policy ACCEPT unless declared otherwise).
+/// Tables are validated as the kernel would validate them; an error names
+/// the line of the offending rule. Rules get handles 1..=n per table, in
+/// entry order (each chain's rules, chains in declaration order).
 pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
     let mut rs = Ruleset::default();
     // The table being read, and the line of each of its rules (for errors).
@@ -1119,9 +1132,12 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             if words.len() != 1 {
                 return Err(err("junk after COMMIT".into()));
             }
-            let Some((table, lines)) = cur.take() else {
+            let Some((mut table, lines)) = cur.take() else {
                 continue;
             };
+            // Handles are not part of the text: a restored table's rules
+            // are numbered 1..=n in entry order.
+            table.renumber_handles();
             if let Err(e) = table.validate() {
                 let chain = e.chain.and_then(|c| table.chain_id(c.as_str()));
                 let rule_line = chain
@@ -1208,7 +1224,11 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             table.chains.get_mut(usize::from(id.0)),
             lines.get_mut(usize::from(id.0)),
         ) {
-            c.rules.push(RuleSpec { rule, counter });
+            c.rules.push(RuleSpec {
+                rule,
+                counter,
+                handle: 0,
+            });
             l.push(lineno);
         }
     }

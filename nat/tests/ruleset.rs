@@ -796,9 +796,15 @@ fn rand_table(seed: u64) -> TableSpec {
                     bytes: r.next() >> 10,
                 }
             };
-            t.chains[c]
-                .rules
-                .push(nat::spec::RuleSpec { rule, counter });
+            // Handles as fwctl leaves them after edits: unique, any order,
+            // with gaps; sometimes a duplicate (another tool's blob), which
+            // the kernel accepts as it ignores handles.
+            let handle = if r.below(16) == 0 { 7 } else { r.next() as u32 };
+            t.chains[c].rules.push(nat::spec::RuleSpec {
+                rule,
+                counter,
+                handle,
+            });
         }
     }
     t
@@ -823,6 +829,9 @@ proptest::proptest! {
             Err(e) => proptest::prop_assert_eq!(Err(e), valid),
         }
         if valid.is_ok() {
+            // The text form has no handles: a restore numbers the rules.
+            let mut t = t;
+            t.renumber_handles();
             let rs = Ruleset { tables: vec![t] };
             let s = text::print(&rs);
             let back = text::parse(&s);
@@ -1075,4 +1084,125 @@ fn table_info_reattaches_to_its_storage() {
         Verdict::Accept
     );
     assert!(info.attach(&store[..n - 1]).is_none());
+}
+
+// ------------------------------------------------------------------ handles
+
+#[test]
+fn restored_rules_are_numbered_in_entry_order() {
+    // Lines of two chains interleaved: numbered by chain, then position.
+    let rs = text::parse(
+        "*filter\n:x - [0:0]\n-A INPUT --accept\n-A x --drop\n-A INPUT --drop\n\
+         -A OUTPUT --accept\nCOMMIT\n*nat\n-A POSTROUTING -o ppp0 --masquerade\nCOMMIT\n",
+    )
+    .unwrap();
+    let handles = |t: &TableSpec| -> Vec<Vec<u32>> {
+        t.chains
+            .iter()
+            .map(|c| c.rules.iter().map(|r| r.handle).collect())
+            .collect()
+    };
+    let filter = rs.table(TableKind::Filter).unwrap();
+    assert_eq!(handles(filter), [vec![1, 2], vec![], vec![3], vec![4]]);
+    let nat = rs.table(TableKind::Nat).unwrap();
+    assert_eq!(handles(nat), [vec![], vec![], vec![], vec![1]]);
+    assert_eq!(filter.next_handle(), Some(5));
+    assert_eq!(filter.find_handle(3), Some((2, 0)));
+    assert_eq!(filter.find_handle(9), None);
+    assert_eq!(TableSpec::new(TableKind::Nat).next_handle(), Some(1));
+}
+
+#[test]
+fn handles_travel_in_the_blob_and_the_kernel_ignores_them() {
+    let rs = text::parse(SAMPLE).unwrap();
+    let mut t = rs.table(TableKind::Filter).unwrap().clone();
+    let mut h = 1000u32;
+    for r in t.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+        h = h.wrapping_mul(7).wrapping_add(13);
+        r.handle = h;
+    }
+    t.chains[0].rules[0].handle = u32::MAX;
+    t.set_counters(&vec![Counter::default(); t.entry_count()]);
+    let blob = t.encode().unwrap();
+    let back = TableSpec::decode(&blob).unwrap();
+    assert_eq!(back, t);
+    assert_eq!(back.encode().unwrap(), blob);
+    assert_eq!(back.next_handle(), None, "u32::MAX is taken");
+
+    // The same table with other handles (even all equal): the kernel's
+    // entries are the same, so is every verdict.
+    let mut same = t.clone();
+    for r in same.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+        r.handle = 0;
+    }
+    let other = same.encode().unwrap();
+    assert_ne!(other, blob);
+    let n = entries_needed(&blob).unwrap();
+    assert_eq!(entries_needed(&other).unwrap(), n);
+    let (mut a, mut b) = (vec![Entry::EMPTY; n], vec![Entry::EMPTY; n]);
+    let ta = decode_into(&blob, &mut a).unwrap();
+    let tb = decode_into(&other, &mut b).unwrap();
+    assert_eq!(ta.entries(), tb.entries());
+    let p = pkt("192.168.1.1", "10.2.2.2", proto::TCP, 5555, 22);
+    assert_eq!(
+        ta.evaluate(Hook::Input, &p, &mut NoSink),
+        tb.evaluate(Hook::Input, &p, &mut NoSink)
+    );
+}
+
+#[test]
+fn version_1_blobs_are_refused() {
+    let rs = text::parse(SAMPLE).unwrap();
+    let mut blob = rs.tables[0].encode().unwrap();
+    assert_eq!(&blob[4..6], &nat::codec::VERSION.to_le_bytes());
+    assert_eq!(nat::codec::VERSION, 2);
+    blob[4] = 1;
+    let mut store = vec![Entry::EMPTY; entries_needed(&rs.tables[0].encode().unwrap()).unwrap()];
+    assert_eq!(
+        decode_into(&blob, &mut store).unwrap_err().kind,
+        ErrorKind::BadVersion(1)
+    );
+}
+
+#[test]
+fn a_rule_whose_length_leaves_no_room_for_its_handle_is_refused() {
+    // INPUT's one rule "--accept" after the header (20 bytes) and INPUT's
+    // (name length, "INPUT", policy, rule count: 11 bytes): its length is
+    // 9 = handle 4 + present 2 + invert 2 + tag 1. Make it 3.
+    let t = text::parse("*filter\n-A INPUT --accept\nCOMMIT\n").unwrap();
+    let blob = t.tables[0].encode().unwrap();
+    let at = 31;
+    assert_eq!(blob[at..at + 2], 9u16.to_le_bytes());
+    assert_eq!(blob[at + 2..at + 6], 1u32.to_le_bytes(), "handle 1");
+    let mut bad = blob.clone();
+    bad[at..at + 2].copy_from_slice(&3u16.to_le_bytes());
+    let mut store = vec![Entry::EMPTY; entries_needed(&blob).unwrap()];
+    assert!(decode_into(&bad, &mut store).is_err());
+    assert!(TableSpec::decode(&bad).is_err());
+}
+
+#[test]
+fn counters_come_out_in_entry_order() {
+    let mut t = text::parse(SAMPLE).unwrap().tables[0].clone();
+    let n = t.entry_count();
+    let c: Vec<Counter> = (0..n as u64)
+        .map(|i| Counter {
+            packets: i,
+            bytes: i * 100,
+        })
+        .collect();
+    t.set_counters(&c);
+    assert_eq!(t.counters(), c);
+    // INPUT's policy comes after its 10 rules.
+    assert_eq!(t.chains[0].counter.packets, 10);
+}
+
+#[test]
+fn rule_syntax_is_checked_without_a_table() {
+    assert!(text::check_rule_syntax(&["-p", "tcp", "--jump", "anything"]).is_ok());
+    assert!(text::check_rule_syntax(&["--dport", "80", "--accept"]).is_ok()); // a table matter
+    let e = text::check_rule_syntax(&["--bogus"]).unwrap_err();
+    assert_eq!(e.to_string(), "unknown option \"--bogus\"");
+    let e = text::check_rule_syntax(&["--accept", "--drop"]).unwrap_err();
+    assert_eq!(e.to_string(), "two targets: --accept and --drop");
 }

@@ -135,3 +135,339 @@ ct_list() {
 ct_stat() {
 	ip netns exec "$1" fwctl ct stats 2>/dev/null | awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
 }
+
+# ---------------------------------------------------------------------------
+# Rules, NAT and mangle (issue 6): helpers appended for rfw_nat.sh,
+# rfw_nat_transfer.sh, rfw_filter.sh, rfw_mangle.sh, rfw_restore.sh and
+# rfw_ct_steer.sh. Witnesses stay in the end hosts: their nf_tables counters,
+# their sockets, their /proc/net/snmp; the router namespace runs rfw only
+# (nftables there would turn nf_conntrack on in it).
+
+# fw NS ARGS...: fwctl in namespace NS.
+fw() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" fwctl "$@"
+}
+
+# kill_ns_procs: ends every process still running in the test's namespaces.
+kill_ns_procs() {
+	local n
+	for n in "${ns_list[@]}"; do
+		ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null
+	done
+}
+
+# rfw_cleanup: the EXIT trap of these tests: the script's background jobs,
+# every process in its namespaces, the namespaces, $dir (if the test set
+# one), and rfw unloaded.
+rfw_cleanup() {
+	local j
+	for j in $(jobs -p); do kill "$j" 2>/dev/null; done
+	kill_ns_procs
+	cleanup_all_ns
+	[ -n "${dir:-}" ] && rm -rf "$dir"
+	modprobe -r rfw 2>/dev/null
+}
+
+# kernel_log_clean: one PASS/FAIL line on the kernel log (the runner checks
+# it again after the test).
+kernel_log_clean() {
+	local splats
+	splats=$(dmesg_splats)
+	if [ -z "$splats" ]; then pass "kernel log clean"; else fail "kernel log: $splats"; fi
+}
+
+# add_host NS_ROUTER NS_HOST IF N [MTU]: one more host on NS_ROUTER, as
+# setup_router builds them: NS_ROUTER's IF 10.0.N.1 fd00:N::1 -- NS_HOST's
+# veth0 10.0.N.2 fd00:N::2 (MTU on both ends, default 1500), the host's
+# default routes via NS_ROUTER, forwarding on in NS_ROUTER.
+add_host() {
+	local r=$1 h=$2 dev=$3 n=$4 mtu=${5:-1500}
+	ip link add "$dev" netns "$r" type veth peer name veth0 netns "$h" || return 1
+	ip netns exec "$h" sysctl -qw net.ipv6.conf.all.accept_dad=0
+	ip netns exec "$h" sysctl -qw net.ipv6.conf.default.accept_dad=0
+	ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
+	ip -net "$r" addr add "10.0.$n.1/24" dev "$dev"
+	ip -net "$r" addr add "fd00:$n::1/64" dev "$dev" nodad
+	ip -net "$h" addr add "10.0.$n.2/24" dev veth0
+	ip -net "$h" addr add "fd00:$n::2/64" dev veth0 nodad
+	ip -net "$r" link set "$dev" mtu "$mtu" up
+	ip -net "$h" link set veth0 mtu "$mtu" up
+	ip -net "$h" route add default via "10.0.$n.1"
+	ip -net "$h" route add default via "fd00:$n::1"
+}
+
+# listening NS PORT [tcp|udp]: a socket of NS listens on PORT.
+listening() {
+	local f=t
+	[ "${3:-tcp}" = udp ] && f=u
+	ip netns exec "$1" ss -Hln$f "( sport = :$2 )" | grep -q .
+}
+
+# banner_server NS PORT TAG [4|6]: a forking TCP server in NS on PORT that
+# answers each connection with "TAG PEERADDR PEERPORT", the client's address
+# as this end host saw it (socat's SOCAT_PEERADDR: IPv6 in brackets, every
+# group written out, see addr_peer), then closes. Waits until it listens.
+banner_server() {
+	local ns=$1 port=$2 tag=$3 v=${4:-4} opt=""
+	[ "$v" = 6 ] && opt=",ipv6only=1"
+	# shellcheck disable=SC2016 # expanded by the shell socat starts
+	ip netns exec "$ns" socat "TCP$v-LISTEN:$port,reuseaddr,fork$opt" \
+		SYSTEM:"echo $tag \$SOCAT_PEERADDR \$SOCAT_PEERPORT" </dev/null >/dev/null 2>&1 &
+	busywait 10000 listening "$ns" "$port" tcp
+}
+
+# addr_peer ADDR: ADDR as banner_server reports it: IPv4 as is, IPv6 in
+# brackets with all eight groups of four digits.
+addr_peer() {
+	case "$1" in
+	*:*) echo "$1" | awk '{
+		n = split($0, halves, "::")
+		nl = split(halves[1], l, ":"); if (halves[1] == "") nl = 0
+		nr = 0; if (n == 2 && halves[2] != "") nr = split(halves[2], r, ":")
+		out = ""; k = 0
+		for (i = 1; i <= nl; i++) g[++k] = l[i]
+		for (i = 0; i < 8 - nl - nr; i++) g[++k] = "0"
+		for (i = 1; i <= nr; i++) g[++k] = r[i]
+		for (i = 1; i <= 8; i++) out = out (i > 1 ? ":" : "") sprintf("%04s", tolower(g[i]))
+		gsub(/ /, "0", out)
+		print "[" out "]" }' ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# tcp_get NS ADDRESS [SECONDS]: connects from NS to socat ADDRESS (TCP4:a:p
+# or TCP6:[a]:p, options allowed) and prints what the server sends; fails
+# if the connection could not be made within SECONDS (default 5).
+tcp_get() {
+	local t=${3:-5}
+	ip netns exec "$1" timeout $((t + 10)) socat -u "$2,connect-timeout=$t" STDOUT 2>/dev/null
+}
+
+# tcp_servers NS ADDR PORT...: one process in NS listening on each PORT of
+# ADDR (0.0.0.0, or :: for both families), answering every connection with
+# "OK PORT" and closing it. Waits until the last port listens.
+tcp_servers() {
+	local ns=$1 addr=$2
+	shift 2
+	ip netns exec "$ns" python3 -c '
+import selectors, socket, sys
+addr = sys.argv[1]
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+sel = selectors.DefaultSelector()
+for p in sys.argv[2:]:
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind((addr, int(p)))
+    s.listen(64)
+    sel.register(s, selectors.EVENT_READ, p)
+while True:
+    for key, _ in sel.select():
+        c, _ = key.fileobj.accept()
+        try:
+            c.sendall(("OK %s\n" % key.data).encode())
+        except OSError:
+            pass
+        c.close()
+' "$addr" "$@" </dev/null >/dev/null 2>&1 &
+	busywait 20000 listening "$ns" "${!#}" tcp
+}
+
+# udp_probe NS SPORT DST DPORT [SECONDS]: one datagram from port SPORT over
+# a connected UDP socket, then waits for an answer. Prints "reply",
+# "refused" (an ICMP port unreachable reached this very socket: the
+# kernel matched the error's inner header to it) or "timeout".
+udp_probe() {
+	ip netns exec "$1" python3 -c '
+import socket, sys
+sport, dst, dport, t = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", sport))
+s.connect((dst, dport))
+s.settimeout(t)
+try:
+    s.send(b"probe")
+    s.recv(100)
+    print("reply")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+' "$2" "$3" "$4" "${5:-3}"
+}
+
+# nft_witness NS NAME=ADDR...: in end host NS, table inet rfw_w counts ICMP
+# and ICMPv6 echo requests and replies: counter NAME_in those from ADDR,
+# NAME_out those sent to ADDR (nft_nat.sh's counters).
+nft_witness() {
+	local ns=$1 kv name addr ip icmp counters="" in="" out=""
+	shift
+	for kv in "$@"; do
+		name=${kv%%=*}
+		addr=${kv#*=}
+		case "$addr" in
+		*:*) ip=ip6 icmp="icmpv6 type { echo-request, echo-reply }" ;;
+		*) ip=ip icmp="icmp type { echo-request, echo-reply }" ;;
+		esac
+		counters+="counter ${name}_in { }"$'\n'"counter ${name}_out { }"$'\n'
+		in+="$ip saddr $addr $icmp counter name ${name}_in"$'\n'
+		out+="$ip daddr $addr $icmp counter name ${name}_out"$'\n'
+	done
+	ip netns exec "$ns" nft -f - <<NFT
+table inet rfw_w {
+$counters
+	chain input {
+		type filter hook input priority 0; policy accept;
+$in
+	}
+	chain output {
+		type filter hook output priority 0; policy accept;
+$out
+	}
+}
+NFT
+}
+
+# nft_packets NS COUNTER [TABLE]: packets of a named counter of table inet
+# TABLE (default rfw_w) in NS; "missing" if there is no such counter.
+nft_packets() {
+	ip netns exec "$1" nft list counter inet "${3:-rfw_w}" "$2" 2>/dev/null | awk '
+		{ for (i = 1; i < NF; i++) if ($i == "packets") { print $(i + 1); f = 1; exit } }
+		END { if (!f) print "missing" }'
+}
+
+# nft_reset NS: zeroes every nf_tables counter of NS.
+nft_reset() {
+	ip netns exec "$1" nft reset counters inet >/dev/null
+}
+
+# ct_flows NS [FILTERS]: `fwctl ct list` in NS, one connection a line as
+# "PROTO STATE OSRC ODST OSPORT ODPORT RSRC RDST RSPORT RDPORT FLAGS":
+# the original and the reply tuple (NAT shows in the reply), STATE "-"
+# but for TCP, the ICMP id in place of both ports, FLAGS the bracketed
+# words joined by commas ("-" if none).
+ct_flows() {
+	ct_list "$@" | awk '{
+		state = "-"; d = 0; flags = ""
+		for (i = 1; i <= NF; i++) {
+			if (i <= 4 && $i ~ /^[A-Z_0-9]+$/ && $i !~ /^[0-9]+$/) state = $i
+			if ($i ~ /^\[[A-Z]+\]$/) { f = substr($i, 2, length($i) - 2); flags = flags (flags == "" ? "" : ",") f; continue }
+			eq = index($i, "="); if (!eq) continue
+			k = substr($i, 1, eq - 1); v = substr($i, eq + 1)
+			if (k == "src") { d++; s[d] = v }
+			else if (k == "dst") t[d] = v
+			else if (k == "sport") sp[d] = v
+			else if (k == "dport") dp[d] = v
+			else if (k == "id") { sp[d] = v; dp[d] = v }
+		}
+		print $1, state, s[1], t[1], sp[1], dp[1], s[2], t[2], sp[2], dp[2], (flags == "" ? "-" : flags)
+		delete s; delete t; delete sp; delete dp
+	}'
+}
+
+# rule_info NS TABLE CHAIN REGEX packets|handle|count: the rules of CHAIN in
+# `fwctl TABLE list --chain CHAIN -o json` whose JSON text matches REGEX
+# (case-insensitive): their packet counters summed, the first one's
+# "handle", or how many match. The layout of that JSON is not assumed
+# beyond this: a rule is the innermost object that carries a "packets"
+# count, directly or in a "counters"/"counter" object. Prints "nojson" if
+# the output is not JSON.
+rule_info() {
+	ip netns exec "$1" fwctl "$2" list --chain "$3" -o json 2>/dev/null | python3 -c '
+import json, re, sys
+rx, what = re.compile(sys.argv[1], re.I), sys.argv[2]
+try:
+    data = json.load(sys.stdin)
+except ValueError:
+    print("nojson")
+    sys.exit(0)
+CK = ("counters", "counter")
+def counted(o):
+    if isinstance(o.get("packets"), int):
+        return o
+    for k in CK:
+        c = o.get(k)
+        if isinstance(c, dict) and isinstance(c.get("packets"), int):
+            return c
+    return None
+def below(o):
+    st = [v for k, v in o.items() if k not in CK]
+    while st:
+        v = st.pop()
+        if isinstance(v, dict):
+            if counted(v) is not None:
+                return True
+            st.extend(v.values())
+        elif isinstance(v, list):
+            st.extend(v)
+    return False
+def walk(v):
+    if isinstance(v, dict):
+        yield v
+        for x in v.values():
+            yield from walk(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from walk(x)
+rules = [o for o in walk(data) if counted(o) is not None and not below(o)
+         and not set(o) <= {"packets", "bytes"} and rx.search(json.dumps(o))]
+if what == "packets":
+    print(sum(counted(o)["packets"] for o in rules))
+elif what == "count":
+    print(len(rules))
+else:
+    h = [o["handle"] for o in rules if o.get("handle") is not None]
+    print(h[0] if h else "none")
+' "$4" "$5"
+}
+rule_packets() { rule_info "$1" "$2" "$3" "$4" packets; }
+rule_handle() { rule_info "$1" "$2" "$3" "$4" handle; }
+
+# save_rules NS: `fwctl save` of NS with the counters ("[P:B]") blanked, so
+# that two saves compare equal whatever traffic ran in between.
+save_rules() {
+	ip netns exec "$1" fwctl save | sed -E 's/\[[0-9]+:[0-9]+\]/[-]/g'
+}
+
+# one_line_error DESCRIPTION CMD...: CMD must fail with exactly one line
+# on stderr and nothing on stdout.
+one_line_error() {
+	local what=$1 out err rc n errf
+	shift
+	errf=$(mktemp)
+	out=$("$@" 2>"$errf")
+	rc=$?
+	err=$(cat "$errf")
+	rm -f "$errf"
+	n=$(printf '%s\n' "$err" | grep -c .)
+	if [ "$rc" -ne 0 ] && [ "$n" -eq 1 ] && [ -z "$out" ]; then
+		pass "$what: exit $rc, \"$err\""
+	else
+		fail "$what: exit $rc, $n line(s) on stderr: $err; stdout: $out"
+	fi
+}
+
+# nft_expect DESCRIPTION NS:COUNTER:PACKETS...: one PASS/FAIL line: each
+# named counter of table inet rfw_w in NS holds exactly PACKETS.
+nft_expect() {
+	local what=$1 spec ns c want got bad=""
+	shift
+	for spec in "$@"; do
+		IFS=: read -r ns c want <<<"$spec"
+		got=$(nft_packets "$ns" "$c")
+		[ "$got" = "$want" ] || bad+=" ${ns%-*}/$c=$got (want $want)"
+	done
+	if [ -z "$bad" ]; then pass "$what"; else fail "$what:$bad"; fi
+}
+
+# tcp_peers NS PORT: the peers ("ADDR:PORT") of the established TCP
+# connections of NS whose local port is PORT, one a line.
+tcp_peers() {
+	ip netns exec "$1" ss -Htn state established "( sport = :$2 )" | awk '{ print $4 }'
+}

@@ -8,6 +8,8 @@ pub const ENOENT: i32 = 2;
 pub const EPERM: i32 = 1;
 /// `EACCES`.
 pub const EACCES: i32 = 13;
+/// `EAGAIN`: a ruleset replace whose generation is no longer current.
+pub const EAGAIN: i32 = 11;
 
 /// Everything that can go wrong talking to rfw.
 #[derive(Debug)]
@@ -38,6 +40,10 @@ pub enum Error {
         /// The error from the system call.
         source: io::Error,
     },
+    /// A ruleset command that cannot be done as asked (a bad rule, an
+    /// unknown chain or handle, a file that does not parse...): one line,
+    /// naming the table and what is wrong.
+    Rules(String),
     /// The kernel's answer did not make sense.
     Protocol {
         /// What was being done.
@@ -118,6 +124,7 @@ impl fmt::Display for Error {
                 Some(errno) => write!(f, "{what}: {}", errno_text(errno)),
                 None => write!(f, "{what}: {source}"),
             },
+            Error::Rules(message) => f.write_str(message),
             Error::Protocol { what, detail } => write!(f, "{what}: {detail}"),
         }
     }
@@ -166,6 +173,7 @@ mod tests {
             Error::io("x", io::Error::from_raw_os_error(97)),
             Error::protocol("x", "y"),
             Error::NoSuchConnection { extack: None },
+            Error::Rules("nat: rule 1 in chain INPUT: x".to_owned()),
         ];
         for e in errors {
             assert!(!e.to_string().contains('\n'), "{e}");

@@ -3,8 +3,9 @@
 //! Counterpart of the kernel module's genl ops (as `nf_conntrack_netlink.c`
 //! is for conntrack): one [`RfwMessage`] per genl message, one enum per
 //! attribute set ([`RfwAttr`] top level; [`HookStatsAttr`], [`CtTupleAttr`],
-//! [`CtCountersAttr`], [`CtStatsAttr`], [`CtReasonAttr`], [`CtConfigAttr`]
-//! and [`CtTimeoutAttr`] nested), each with an `Other(DefaultNla)` escape
+//! [`CtCountersAttr`], [`CtStatsAttr`], [`CtReasonAttr`], [`CtConfigAttr`],
+//! [`CtTimeoutAttr`], [`RulesTableAttr`] and [`RulesStatsAttr`] nested),
+//! each with an `Other(DefaultNla)` escape
 //! hatch so attributes a newer kernel adds are kept, not rejected. Numbers
 //! come from `rfw_abi`, never from here.
 //!
@@ -21,7 +22,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 use rfw_abi::{
-    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, hook_stats, Cmd,
+    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, hook_stats,
+    rules_stats, rules_table, Cmd,
 };
 
 /// One rfw generic netlink message: the command from the genl header and the
@@ -105,6 +107,9 @@ pub fn describe(cmd: Cmd) -> &'static str {
         Cmd::CtStatsGet => "reading rfw connection tracking statistics",
         Cmd::CtConfigGet => "reading rfw connection tracking settings",
         Cmd::CtConfigSet => "changing rfw connection tracking settings",
+        Cmd::RulesGet => "reading rfw rules",
+        Cmd::RulesReplace => "replacing rfw rules",
+        Cmd::RulesStatsGet => "reading rfw rule statistics",
     }
 }
 
@@ -145,6 +150,14 @@ pub enum RfwAttr {
     CtConfig(Vec<CtConfigAttr>),
     /// [`attr::CT_COUNT`]: a number of connections.
     CtCount(u64),
+    /// [`attr::RULES_TABLE`]: one table of a ruleset, nested.
+    RulesTable(Vec<RulesTableAttr>),
+    /// [`attr::RULES_GENERATION`]: the ruleset's generation.
+    RulesGeneration(u32),
+    /// [`attr::RULES_CHECK`]: a flag, no value: validate only.
+    RulesCheck,
+    /// [`attr::RULES_STATS`]: rule-path statistics, nested.
+    RulesStats(Vec<RulesStatsAttr>),
     /// Anything else, kept as it came.
     Other(DefaultNla),
 }
@@ -163,6 +176,10 @@ impl Nla for RfwAttr {
             RfwAttr::CtStats(nested) => nested.as_slice().buffer_len(),
             RfwAttr::CtConfig(nested) => nested.as_slice().buffer_len(),
             RfwAttr::CtCount(_) => 8,
+            RfwAttr::RulesTable(nested) => nested.as_slice().buffer_len(),
+            RfwAttr::RulesGeneration(_) => 4,
+            RfwAttr::RulesCheck => 0,
+            RfwAttr::RulesStats(nested) => nested.as_slice().buffer_len(),
             RfwAttr::Other(nla) => nla.value_len(),
         }
     }
@@ -182,6 +199,10 @@ impl Nla for RfwAttr {
             RfwAttr::CtStats(_) => attr::CT_STATS | NLA_F_NESTED,
             RfwAttr::CtConfig(_) => attr::CT_CONFIG | NLA_F_NESTED,
             RfwAttr::CtCount(_) => attr::CT_COUNT,
+            RfwAttr::RulesTable(_) => attr::RULES_TABLE | NLA_F_NESTED,
+            RfwAttr::RulesGeneration(_) => attr::RULES_GENERATION,
+            RfwAttr::RulesCheck => attr::RULES_CHECK,
+            RfwAttr::RulesStats(_) => attr::RULES_STATS | NLA_F_NESTED,
             RfwAttr::Other(nla) => nla.kind(),
         }
     }
@@ -205,6 +226,12 @@ impl Nla for RfwAttr {
             RfwAttr::CtCount(v) => {
                 let _ = emit_u64(buffer, *v);
             }
+            RfwAttr::RulesTable(nested) => nested.as_slice().emit(buffer),
+            RfwAttr::RulesGeneration(v) => {
+                let _ = emit_u32(buffer, *v);
+            }
+            RfwAttr::RulesCheck => {}
+            RfwAttr::RulesStats(nested) => nested.as_slice().emit(buffer),
             RfwAttr::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -247,6 +274,21 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for RfwAttr {
             }
             attr::CT_COUNT => {
                 RfwAttr::CtCount(parse_u64(value).context("invalid RFW_ATTR_CT_COUNT")?)
+            }
+            attr::RULES_TABLE => {
+                RfwAttr::RulesTable(parse_nlas(value).context("invalid RFW_ATTR_RULES_TABLE")?)
+            }
+            attr::RULES_GENERATION => RfwAttr::RulesGeneration(
+                parse_u32(value).context("invalid RFW_ATTR_RULES_GENERATION")?,
+            ),
+            attr::RULES_CHECK if value.is_empty() => RfwAttr::RulesCheck,
+            attr::RULES_CHECK => {
+                return Err(DecodeError::from(
+                    "invalid RFW_ATTR_RULES_CHECK: a flag has no value",
+                ))
+            }
+            attr::RULES_STATS => {
+                RfwAttr::RulesStats(parse_nlas(value).context("invalid RFW_ATTR_RULES_STATS")?)
             }
             _ => RfwAttr::Other(DefaultNla::parse(buf)?),
         })
@@ -897,6 +939,199 @@ impl HookStats {
     }
 }
 
+/// Attributes nested in [`attr::RULES_TABLE`] ([`rfw_abi::rules_table`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RulesTableAttr {
+    /// [`rules_table::KIND`]: 0 filter, 1 nat, 2 mangle (the kernel sends it).
+    Kind(u8),
+    /// [`rules_table::BLOB`]: the table in `nat::codec`'s binary form.
+    Blob(Vec<u8>),
+    /// [`rules_table::COUNTERS`]: `packets: u64, bytes: u64` little-endian
+    /// per entry, in entry order.
+    Counters(Vec<u8>),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for RulesTableAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            RulesTableAttr::Kind(_) => 1,
+            RulesTableAttr::Blob(b) | RulesTableAttr::Counters(b) => b.len(),
+            RulesTableAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            RulesTableAttr::Kind(_) => rules_table::KIND,
+            RulesTableAttr::Blob(_) => rules_table::BLOB,
+            RulesTableAttr::Counters(_) => rules_table::COUNTERS,
+            RulesTableAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            RulesTableAttr::Kind(v) => emit_u8(buffer, *v),
+            RulesTableAttr::Blob(b) | RulesTableAttr::Counters(b) => {
+                for (d, s) in buffer.iter_mut().zip(b) {
+                    *d = *s;
+                }
+            }
+            RulesTableAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for RulesTableAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        Ok(match buf.kind() {
+            rules_table::KIND => {
+                RulesTableAttr::Kind(parse_u8(value).context("invalid RULES_TABLE_KIND")?)
+            }
+            rules_table::BLOB => RulesTableAttr::Blob(value.to_vec()),
+            rules_table::COUNTERS => RulesTableAttr::Counters(value.to_vec()),
+            _ => RulesTableAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// The u64 counters nested in [`attr::RULES_STATS`], in the order `fwctl
+/// rules stats` prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RulesCounter {
+    /// [`rules_stats::NAT_NO_TUPLE`].
+    NatNoTuple,
+    /// [`rules_stats::NAT_NO_ADDRESS`].
+    NatNoAddress,
+    /// [`rules_stats::REWRITE_FAILED`].
+    RewriteFailed,
+    /// [`rules_stats::NAT_BINDINGS`].
+    NatBindings,
+    /// [`rules_stats::REJECTED`].
+    Rejected,
+    /// [`rules_stats::LOGGED`].
+    Logged,
+    /// [`rules_stats::LOG_SUPPRESSED`].
+    LogSuppressed,
+    /// [`rules_stats::QUEUED`].
+    Queued,
+    /// [`rules_stats::MASQ_FLUSHED`].
+    MasqFlushed,
+    /// [`rules_stats::UNPARSED`].
+    Unparsed,
+}
+
+impl RulesCounter {
+    /// Every counter, in print order.
+    pub const ALL: [RulesCounter; 10] = [
+        RulesCounter::NatBindings,
+        RulesCounter::NatNoTuple,
+        RulesCounter::NatNoAddress,
+        RulesCounter::RewriteFailed,
+        RulesCounter::MasqFlushed,
+        RulesCounter::Rejected,
+        RulesCounter::Queued,
+        RulesCounter::Logged,
+        RulesCounter::LogSuppressed,
+        RulesCounter::Unparsed,
+    ];
+
+    /// The attribute number.
+    pub const fn kind(self) -> u16 {
+        match self {
+            RulesCounter::NatNoTuple => rules_stats::NAT_NO_TUPLE,
+            RulesCounter::NatNoAddress => rules_stats::NAT_NO_ADDRESS,
+            RulesCounter::RewriteFailed => rules_stats::REWRITE_FAILED,
+            RulesCounter::NatBindings => rules_stats::NAT_BINDINGS,
+            RulesCounter::Rejected => rules_stats::REJECTED,
+            RulesCounter::Logged => rules_stats::LOGGED,
+            RulesCounter::LogSuppressed => rules_stats::LOG_SUPPRESSED,
+            RulesCounter::Queued => rules_stats::QUEUED,
+            RulesCounter::MasqFlushed => rules_stats::MASQ_FLUSHED,
+            RulesCounter::Unparsed => rules_stats::UNPARSED,
+        }
+    }
+
+    /// The counter for an attribute number, if it is one.
+    pub fn from_kind(kind: u16) -> Option<RulesCounter> {
+        RulesCounter::ALL.into_iter().find(|c| c.kind() == kind)
+    }
+
+    /// The name `fwctl rules stats` prints.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RulesCounter::NatNoTuple => "nat_no_tuple",
+            RulesCounter::NatNoAddress => "nat_no_address",
+            RulesCounter::RewriteFailed => "rewrite_failed",
+            RulesCounter::NatBindings => "nat_bindings",
+            RulesCounter::Rejected => "rejected",
+            RulesCounter::Logged => "logged",
+            RulesCounter::LogSuppressed => "log_suppressed",
+            RulesCounter::Queued => "queued",
+            RulesCounter::MasqFlushed => "masq_flushed",
+            RulesCounter::Unparsed => "unparsed",
+        }
+    }
+}
+
+/// Attributes nested in [`attr::RULES_STATS`] ([`rfw_abi::rules_stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RulesStatsAttr {
+    /// [`rules_stats::PAD`]: alignment filler before a u64, no value.
+    Pad,
+    /// One of the u64 counters.
+    Counter(RulesCounter, u64),
+    /// Anything else, kept as it came.
+    Other(DefaultNla),
+}
+
+impl Nla for RulesStatsAttr {
+    fn value_len(&self) -> usize {
+        match self {
+            RulesStatsAttr::Pad => 0,
+            RulesStatsAttr::Counter(..) => 8,
+            RulesStatsAttr::Other(nla) => nla.value_len(),
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        match self {
+            RulesStatsAttr::Pad => rules_stats::PAD,
+            RulesStatsAttr::Counter(c, _) => c.kind(),
+            RulesStatsAttr::Other(nla) => nla.kind(),
+        }
+    }
+
+    fn emit_value(&self, buffer: &mut [u8]) {
+        match self {
+            RulesStatsAttr::Pad => {}
+            RulesStatsAttr::Counter(_, v) => {
+                let _ = emit_u64(buffer, *v);
+            }
+            RulesStatsAttr::Other(nla) => nla.emit_value(buffer),
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for RulesStatsAttr {
+    fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
+        let value = buf.value();
+        let kind = buf.kind();
+        if let Some(counter) = RulesCounter::from_kind(kind) {
+            let v = parse_u64(value)
+                .with_context(|| format!("invalid RULES_STATS counter {}", counter.name()))?;
+            return Ok(RulesStatsAttr::Counter(counter, v));
+        }
+        Ok(match kind {
+            rules_stats::PAD => RulesStatsAttr::Pad,
+            _ => RulesStatsAttr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
     use netlink_packet_core::{
@@ -1065,6 +1300,65 @@ mod tests {
             panic!()
         };
         assert_eq!(genl.payload.hook_stats().unwrap(), records());
+    }
+
+    /// A RulesGet reply as the kernel lays it out (u8 KIND padded, blobs of
+    /// any length padded, a padded u64 in RULES_STATS) parses to typed
+    /// attributes and emits back byte for byte.
+    #[test]
+    fn rules_attributes_parse_and_emit_back() {
+        let mut skb = Skb::new(true);
+        let start = skb.genlmsg_put(PORT, SEQ, FAMILY_ID, 0, Cmd::RulesGet as u8, 1);
+        skb.nla_put_u32(attr::RULES_GENERATION, 7);
+        let nest = skb.nla_nest_start(attr::RULES_TABLE);
+        skb.nla_put_u8(rules_table::KIND, 1);
+        skb.nla_put(rules_table::BLOB, b"RFWT\x02");
+        skb.nla_put(rules_table::COUNTERS, &[9; 16]);
+        skb.nla_nest_end(nest);
+        let nest = skb.nla_nest_start(attr::RULES_STATS);
+        skb.nla_put_u64_64bit(rules_stats::LOGGED, 5, rules_stats::PAD);
+        skb.nla_put_u64_64bit(rules_stats::MAX + 1, 6, rules_stats::PAD);
+        skb.nla_nest_end(nest);
+        skb.nla_put(attr::RULES_CHECK, &[]);
+        skb.nlmsg_end(start);
+
+        let msg = parse(&skb.data);
+        assert_eq!(emit(&msg), skb.data);
+        let NetlinkPayload::InnerMessage(genl) = msg.payload else {
+            panic!()
+        };
+        let attrs = &genl.payload.attrs;
+        assert_eq!(attrs[0], RfwAttr::RulesGeneration(7));
+        assert_eq!(
+            attrs[1],
+            RfwAttr::RulesTable(vec![
+                RulesTableAttr::Kind(1),
+                RulesTableAttr::Blob(b"RFWT\x02".to_vec()),
+                RulesTableAttr::Counters(vec![9; 16]),
+            ])
+        );
+        let RfwAttr::RulesStats(stats) = &attrs[2] else {
+            panic!("{:?}", attrs[2])
+        };
+        assert!(stats.contains(&RulesStatsAttr::Counter(RulesCounter::Logged, 5)));
+        assert!(matches!(stats.last(), Some(RulesStatsAttr::Other(_))));
+        assert_eq!(attrs[3], RfwAttr::RulesCheck);
+
+        // A flag with a value is malformed.
+        let mut skb = Skb::new(false);
+        let start = skb.genlmsg_put(PORT, SEQ, FAMILY_ID, 0, Cmd::RulesGet as u8, 1);
+        skb.nla_put_u8(attr::RULES_CHECK, 1);
+        skb.nlmsg_end(start);
+        assert!(NetlinkMessage::<GenlMessage<RfwMessage>>::deserialize(&skb.data).is_err());
+        // Every counter has its own attribute number and name.
+        for c in RulesCounter::ALL {
+            assert_eq!(RulesCounter::from_kind(c.kind()), Some(c));
+        }
+        let mut names: Vec<_> = RulesCounter::ALL.iter().map(|c| c.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), RulesCounter::ALL.len());
+        assert_eq!(RulesCounter::ALL.len(), usize::from(rules_stats::MAX - 1));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! * [`rfw_msg`]: rfw's messages and attributes as types, numbers from `rfw_abi`.
 //! * [`stats`]: `fwctl stats`.
 //! * [`ct`]: connection tracking records, their formats and user input.
+//! * [`rules`]: the ruleset (filter, nat, mangle): read, edit, replace.
 //! * [`error`]: every failure as one printable line.
 //!
 //! A command is a request (or a dump) of [`rfw_msg::RfwMessage`]s:
@@ -36,6 +37,7 @@ pub mod ct;
 pub mod error;
 pub mod netlink;
 pub mod rfw_msg;
+pub mod rules;
 pub mod stats;
 
 #[cfg(test)]

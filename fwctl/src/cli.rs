@@ -12,6 +12,7 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nat::rule::TableKind;
 use rfw_abi::ct_config;
 
 use crate::{
@@ -57,6 +58,26 @@ pub enum Command {
     /// Connection tracking: connections, statistics, timeouts, limit.
     #[command(subcommand)]
     Ct(CtCommand),
+    /// The filter table (INPUT, FORWARD, OUTPUT): add, insert, delete,
+    /// list, flush rules; policies; user chains.
+    #[command(subcommand)]
+    Filter(TableCommand),
+    /// The nat table (PREROUTING, INPUT, OUTPUT, POSTROUTING): DNAT, SNAT,
+    /// MASQUERADE, REDIRECT rules.
+    #[command(subcommand)]
+    Nat(TableCommand),
+    /// The mangle table (all five hooks): MARK, TOS, TTL rules.
+    #[command(subcommand)]
+    Mangle(TableCommand),
+    /// Print the whole ruleset as text (what restore reads).
+    #[command(long_about = ruleset::SAVE_ABOUT)]
+    Save(SaveArgs),
+    /// Replace the tables a text file names, all at once.
+    #[command(long_about = ruleset::RESTORE_ABOUT)]
+    Restore(RestoreArgs),
+    /// Rule-path statistics.
+    #[command(subcommand)]
+    Rules(RulesCommand),
 }
 
 const LIST_ABOUT: &str = "\
@@ -273,6 +294,8 @@ pub enum Job {
     CtConfigGet,
     /// `fwctl ct timeout NAME VALUE...`, `fwctl ct limit N`.
     CtConfigSet(ConfigChange),
+    /// `fwctl filter|nat|mangle ...`, `save`, `restore`, `rules stats`.
+    Rules(RulesJob),
 }
 
 impl Cli {
@@ -280,6 +303,18 @@ impl Cli {
     pub fn job(&self) -> Result<Job, UsageError> {
         Ok(match &self.command {
             Command::Stats => Job::Stats,
+            Command::Filter(c) => Job::Rules(table_job(TableKind::Filter, c)?),
+            Command::Nat(c) => Job::Rules(table_job(TableKind::Nat, c)?),
+            Command::Mangle(c) => Job::Rules(table_job(TableKind::Mangle, c)?),
+            Command::Save(a) => Job::Rules(RulesJob::Save {
+                counters: a.counters,
+            }),
+            Command::Restore(a) => Job::Rules(RulesJob::Restore {
+                file: a.file.clone(),
+                check: a.check,
+                counters: a.counters,
+            }),
+            Command::Rules(RulesCommand::Stats) => Job::Rules(RulesJob::Stats),
             Command::Ct(ct) => match ct {
                 CtCommand::List(a) => Job::CtList(Filter {
                     proto: a.proto,
@@ -422,6 +457,7 @@ impl Job {
                 }
             }
             Job::CtList(filter) => return list(client, filter, json, out, err),
+            Job::Rules(job) => job.run(client, json, err)?,
             Job::CtCount => {
                 let count = fetch_stats(client)?.count;
                 if json {
@@ -549,5 +585,13 @@ fn list<T: Transport>(
     err.write_all(summary.as_bytes()).map_err(output_error)
 }
 
+mod ruleset;
+pub use ruleset::{
+    escape_rule_words, table_job, ChainArg, ChainCommand, PolicyArg, PolicyArgs, RestoreArgs,
+    RuleArgs, RuleDeleteArgs, RulesCommand, RulesJob, SaveArgs, TableCommand,
+};
+
+#[cfg(all(test, target_endian = "little"))]
+mod ruleset_tests;
 #[cfg(all(test, target_endian = "little"))]
 mod tests;

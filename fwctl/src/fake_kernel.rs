@@ -655,3 +655,317 @@ impl Transport for FakeKernel {
         self.port
     }
 }
+
+/// A table as the fake kernel holds it: the blob as installed and one
+/// counter per entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FakeTable {
+    pub(crate) kind: nat::rule::TableKind,
+    pub(crate) blob: Vec<u8>,
+    pub(crate) counters: Vec<nat::rule::Counter>,
+}
+
+impl FakeTable {
+    /// The table as fwctl's model (handles from the blob, counters set).
+    pub(crate) fn spec(&self) -> nat::spec::TableSpec {
+        let mut t = nat::spec::TableSpec::decode(&self.blob).unwrap();
+        t.set_counters(&self.counters);
+        t
+    }
+}
+
+/// Something that happens to the ruleset just before a `RulesReplace` is
+/// handled: another process' replace, between fwctl's read and its write.
+pub(crate) type Racer = Box<dyn FnOnce(&mut FakeRules)>;
+
+/// rfw's ruleset commands as the module answers them, per the contract in
+/// `rfw_abi` (`Cmd::RulesGet`, `RulesReplace`, `RulesStatsGet`): blobs
+/// decoded and validated by the `nat` crate as the kernel does, `EAGAIN`
+/// when the generation sent is not the current one, `RULES_CHECK`
+/// installing nothing, and every table of a replace installed or none.
+pub(crate) struct FakeRules {
+    pub(crate) generation: u32,
+    /// Installed tables, in the order they were first loaded.
+    pub(crate) tables: Vec<FakeTable>,
+    /// `RULES_STATS` counters: (attribute, value).
+    pub(crate) stats: Vec<(u16, u64)>,
+    pub(crate) pad_u64: bool,
+    /// Run one per replace (not per check), front first.
+    pub(crate) racers: VecDeque<Racer>,
+    /// Refuse every replace with `EINVAL` and this extack (a kernel whose
+    /// checks are stricter than this fwctl's).
+    pub(crate) refuse: Option<&'static str>,
+    /// Every request, as sent: (command, bytes).
+    pub(crate) requests: Vec<(u8, Vec<u8>)>,
+}
+
+impl Default for FakeRules {
+    fn default() -> Self {
+        FakeRules {
+            generation: 1,
+            tables: Vec::new(),
+            stats: Vec::new(),
+            pad_u64: true,
+            racers: VecDeque::new(),
+            refuse: None,
+            requests: Vec::new(),
+        }
+    }
+}
+
+impl FakeRules {
+    /// A fake kernel answering with `rules` (one per command, the model
+    /// kept across commands).
+    pub(crate) fn kernel_of(rules: &Rc<std::cell::RefCell<FakeRules>>) -> FakeKernel {
+        let model = Rc::clone(rules);
+        FakeKernel::new(Some(CT_FAMILY_ID), move |req| {
+            // A racer runs with the model borrowed mutably: take it first.
+            let racer = if req.cmd == Cmd::RulesReplace as u8 {
+                let mut m = model.borrow_mut();
+                let check = request_attrs(req)
+                    .iter()
+                    .any(|(t, _)| t & !NLA_F_NESTED == attr::RULES_CHECK);
+                if check {
+                    None
+                } else {
+                    m.racers.pop_front()
+                }
+            } else {
+                None
+            };
+            if let Some(r) = racer {
+                r(&mut model.borrow_mut());
+            }
+            model.borrow_mut().handle(req)
+        })
+    }
+
+    /// Installs `t` as another process would (a replace: generation + 1).
+    pub(crate) fn install(&mut self, t: &nat::spec::TableSpec) {
+        let blob = t.encode().unwrap();
+        let table = FakeTable {
+            kind: t.kind,
+            blob,
+            counters: t.counters(),
+        };
+        match self.tables.iter_mut().find(|x| x.kind == t.kind) {
+            Some(x) => *x = table,
+            None => self.tables.push(table),
+        }
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// The installed table of `kind`.
+    pub(crate) fn table(&self, kind: nat::rule::TableKind) -> Option<&FakeTable> {
+        self.tables.iter().find(|t| t.kind == kind)
+    }
+
+    /// Counts `packets` packets of `bytes` bytes each on the rule with
+    /// `handle` of the table of `kind`, as traffic would.
+    pub(crate) fn hit(
+        &mut self,
+        kind: nat::rule::TableKind,
+        handle: u32,
+        packets: u64,
+        bytes: u64,
+    ) {
+        let t = self.tables.iter_mut().find(|t| t.kind == kind).unwrap();
+        let spec = nat::spec::TableSpec::decode(&t.blob).unwrap();
+        let mut i = 0;
+        for c in &spec.chains {
+            for r in &c.rules {
+                if r.handle == handle {
+                    t.counters[i].packets += packets;
+                    t.counters[i].bytes += packets * bytes;
+                    return;
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+        panic!("no rule with handle {handle}");
+    }
+
+    /// Counts on the policy of the chain `chain`.
+    pub(crate) fn hit_policy(&mut self, kind: nat::rule::TableKind, chain: &str, packets: u64) {
+        let t = self.tables.iter_mut().find(|t| t.kind == kind).unwrap();
+        let spec = nat::spec::TableSpec::decode(&t.blob).unwrap();
+        let mut i = 0;
+        for c in &spec.chains {
+            i += c.rules.len();
+            if c.name.as_str() == chain {
+                t.counters[i].packets += packets;
+                t.counters[i].bytes += packets * 100;
+                return;
+            }
+            i += 1;
+        }
+        panic!("no chain {chain}");
+    }
+
+    /// The replaces handled (installed or refused), checks included.
+    pub(crate) fn replaces(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|(c, _)| *c == Cmd::RulesReplace as u8)
+            .count()
+    }
+
+    fn reply(&self, req: &Request, body: impl FnOnce(&mut Skb)) -> Vec<Vec<u8>> {
+        let mut skb = Skb::new(self.pad_u64);
+        let start = skb.genlmsg_put(req.port, req.seq, CT_FAMILY_ID, 0, req.cmd, 1);
+        body(&mut skb);
+        skb.nlmsg_end(start);
+        skb.ack(req, 0, None, true);
+        vec![skb.data]
+    }
+
+    fn handle(&mut self, req: &Request) -> Vec<Vec<u8>> {
+        self.requests.push((req.cmd, req.bytes.clone()));
+        let attrs = request_attrs(req);
+        // The family policy, strictly validated by genetlink.
+        for (ty, payload) in &attrs {
+            let kind = ty & !NLA_F_NESTED;
+            let ok = match kind {
+                attr::RULES_TABLE => ty & NLA_F_NESTED != 0,
+                attr::RULES_GENERATION => payload.len() == 4,
+                attr::RULES_CHECK => payload.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                return FakeCt::nack(req, EINVAL, "Unsupported attribute");
+            }
+        }
+        match Cmd::from_u8(req.cmd) {
+            Some(Cmd::RulesGet) => {
+                assert!(attrs.is_empty(), "RulesGet has no attributes");
+                assert_eq!(req.flags & NLM_F_DUMP, 0, "RulesGet is a doit");
+                self.reply(req, |skb| {
+                    skb.nla_put_u32(attr::RULES_GENERATION, self.generation);
+                    for t in &self.tables {
+                        let n = skb.nla_nest_start(attr::RULES_TABLE);
+                        skb.nla_put_u8(rfw_abi::rules_table::KIND, t.kind as u8);
+                        skb.nla_put(rfw_abi::rules_table::BLOB, &t.blob);
+                        let mut c = Vec::new();
+                        for x in &t.counters {
+                            c.extend_from_slice(&x.packets.to_le_bytes());
+                            c.extend_from_slice(&x.bytes.to_le_bytes());
+                        }
+                        skb.nla_put(rfw_abi::rules_table::COUNTERS, &c);
+                        skb.nla_nest_end(n);
+                    }
+                })
+            }
+            Some(Cmd::RulesStatsGet) => {
+                assert!(attrs.is_empty(), "RulesStatsGet has no attributes");
+                self.reply(req, |skb| {
+                    let n = skb.nla_nest_start(attr::RULES_STATS);
+                    for (ty, v) in &self.stats {
+                        skb.nla_put_u64_64bit(*ty, *v, rfw_abi::rules_stats::PAD);
+                    }
+                    skb.nla_nest_end(n);
+                })
+            }
+            Some(Cmd::RulesReplace) => match self.replace(&attrs) {
+                Ok(()) => self.reply(req, |skb| {
+                    skb.nla_put_u32(attr::RULES_GENERATION, self.generation)
+                }),
+                Err((errno, msg)) => FakeCt::nack(req, errno, &msg),
+            },
+            other => panic!("fake kernel: unexpected request {other:?}"),
+        }
+    }
+
+    /// `RulesReplace`: everything checked before anything is installed.
+    fn replace(&mut self, attrs: &[(u16, Vec<u8>)]) -> Result<(), (i32, String)> {
+        use rfw_abi::{nla, rules_table as rt};
+        let einval = |m: String| (EINVAL, m);
+        let mut generation = None;
+        let mut check = false;
+        let mut new: Vec<FakeTable> = Vec::new();
+        for (ty, payload) in attrs {
+            match ty & !NLA_F_NESTED {
+                attr::RULES_GENERATION => {
+                    generation = Some(u32::from_ne_bytes(payload[..4].try_into().unwrap()))
+                }
+                attr::RULES_CHECK => check = true,
+                _ => {
+                    let (mut blob, mut counters) = (None, None);
+                    for a in nla::iter(payload) {
+                        let a = a.map_err(|m| einval(m.to_str().unwrap().to_owned()))?;
+                        let slot = match a.kind {
+                            rt::KIND => continue,
+                            rt::BLOB => &mut blob,
+                            rt::COUNTERS => &mut counters,
+                            _ => return Err(einval("unknown attribute in table".into())),
+                        };
+                        if slot.replace(a.data).is_some() {
+                            return Err(einval("repeated attribute in table".into()));
+                        }
+                    }
+                    let blob = blob.ok_or_else(|| einval("table without blob".into()))?;
+                    if blob.len() > rt::BLOB_MAX {
+                        return Err(einval("table blob too big".into()));
+                    }
+                    let kind =
+                        nat::codec::table_kind(blob).map_err(|e| einval(format!("table: {e}")))?;
+                    let n = nat::codec::entries_needed(blob)
+                        .map_err(|e| einval(format!("{kind} table: {e}")))?;
+                    let mut store = vec![nat::codec::Entry::EMPTY; n];
+                    nat::codec::decode_into(blob, &mut store)
+                        .map_err(|e| einval(format!("{kind} table: {e}")))?;
+                    let mut c = vec![nat::rule::Counter::default(); n];
+                    if let Some(bytes) = counters {
+                        if bytes.len() % rt::COUNTER_BYTES != 0 {
+                            return Err(einval("counters: not a whole number of entries".into()));
+                        }
+                        if bytes.len() / rt::COUNTER_BYTES > n {
+                            return Err(einval(format!(
+                                "{kind} table: more counters than entries"
+                            )));
+                        }
+                        for (slot, b) in c.iter_mut().zip(bytes.chunks_exact(rt::COUNTER_BYTES)) {
+                            slot.packets = u64::from_le_bytes(b[..8].try_into().unwrap());
+                            slot.bytes = u64::from_le_bytes(b[8..].try_into().unwrap());
+                        }
+                    }
+                    if new.iter().any(|t| t.kind == kind) {
+                        return Err(einval(format!("{kind} table given twice")));
+                    }
+                    new.push(FakeTable {
+                        kind,
+                        blob: blob.to_vec(),
+                        counters: c,
+                    });
+                }
+            }
+        }
+        if new.is_empty() {
+            return Err(einval("no table to replace".into()));
+        }
+        if let Some(g) = generation {
+            if g != self.generation {
+                return Err((
+                    EAGAIN,
+                    format!("ruleset changed (generation {g}, now {})", self.generation),
+                ));
+            }
+        }
+        if let Some(m) = self.refuse {
+            return Err(einval(m.to_owned()));
+        }
+        if check {
+            return Ok(());
+        }
+        for t in new {
+            match self.tables.iter_mut().find(|x| x.kind == t.kind) {
+                Some(x) => *x = t,
+                None => self.tables.push(t),
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+        Ok(())
+    }
+}
+
+pub(crate) const EAGAIN: i32 = 11;

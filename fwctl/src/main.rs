@@ -12,13 +12,14 @@ use std::{
 
 use clap::{error::ErrorKind, CommandFactory, Parser};
 use fwctl::{
-    cli::{is_broken_pipe, Cli, UsageError},
+    cli::{escape_rule_words, is_broken_pipe, Cli, UsageError},
     netlink::Client,
 };
 
 fn main() -> ExitCode {
     // Bad arguments: clap prints its message and exits 2 (help/version: 0).
-    let cli = Cli::parse();
+    // A rule's words go to the rule parser whole (`-o IF` is not `-o json`).
+    let cli = Cli::parse_from(escape_rule_words(std::env::args_os()));
     // Arguments that do not fit together, likewise, before any netlink traffic.
     let job = match cli.job() {
         Ok(job) => job,

@@ -164,3 +164,93 @@ fn ct_help_exits_0_with_examples() {
         assert!(help.contains("Examples:"), "{sub}: {help}");
     }
 }
+
+#[test]
+fn ruleset_commands_without_the_module() {
+    for args in [
+        &["nat", "add", "--to-destination", "1.2.3.4"][..],
+        // `-o` first is the rule's output interface, not the output format.
+        &["nat", "add", "-o", "ppp0", "--masquerade"],
+        &[
+            "-o", "json", "filter", "insert", "--chain", "INPUT", "-o", "eth0", "--drop",
+        ],
+        &["filter", "delete", "--chain", "INPUT", "--handle", "3"],
+        &["filter", "list"],
+        &["nat", "list", "-o", "json"],
+        &["mangle", "flush", "--chain", "forward"],
+        &["filter", "policy", "INPUT", "drop"],
+        &["filter", "chain", "add", "ssh"],
+        &["filter", "chain", "delete", "ssh"],
+        &["save", "-c"],
+        &["rules", "stats"],
+    ] {
+        assert_not_loaded(&fwctl(args));
+    }
+}
+
+/// Rule syntax is checked before fwctl talks to the kernel: exit 2 and
+/// the parser's one line, as clap reports bad arguments.
+#[test]
+fn bad_rule_syntax_exits_2_before_any_netlink_traffic() {
+    for (args, want) in [
+        (
+            &["nat", "add", "--bogus"][..],
+            "error: unknown option \"--bogus\"",
+        ),
+        (
+            &["filter", "add", "--chain", "INPUT", "--accept", "--drop"],
+            "error: two targets: --accept and --drop",
+        ),
+        (
+            &[
+                "filter",
+                "add",
+                "--position",
+                "1",
+                "--chain",
+                "INPUT",
+                "--drop",
+            ],
+            "error: --position is for insert (add appends at the end)",
+        ),
+        (&["filter", "policy", "INPUT", "maybe"], ""),
+        (&["filter", "delete", "--handle", "x"], ""),
+        (&["nat", "add"], ""),
+    ] {
+        let out = fwctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let first = stderr_lines(&out).into_iter().next().unwrap();
+        assert!(first.starts_with(want), "{args:?}: {first}");
+    }
+    let out = fwctl(&["nat", "add", "--bogus"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: fwctl nat add"));
+}
+
+#[test]
+fn restore_of_a_bad_file_fails_in_one_line_without_the_module() {
+    // fwctl resolves rfw's family before it reads the file: without the
+    // module, that is the one line (exit 1), whatever the file says.
+    let path = std::env::temp_dir().join(format!("fwctl-cli-{}-bad", std::process::id()));
+    std::fs::write(&path, "*nat\n-A INPUT --to-destination 1.2.3.4\nCOMMIT\n").unwrap();
+    let out = fwctl(&["restore", "--check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(stderr_lines(&out).len(), 1, "{out:?}");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn ruleset_help_exits_0_with_examples() {
+    for args in [
+        &["nat", "add", "--help"][..],
+        &["filter", "insert", "--help"],
+        &["nat", "list", "--help"],
+        &["save", "--help"],
+        &["restore", "--help"],
+    ] {
+        let out = fwctl(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Examples:"), "{args:?}: {help}");
+    }
+}

@@ -372,8 +372,9 @@ ct_flows() {
 }
 
 # rule_info NS TABLE CHAIN REGEX packets|handle|count: the rules of CHAIN in
-# `fwctl TABLE list --chain CHAIN -o json` whose JSON text matches REGEX
-# (case-insensitive): their packet counters summed, the first one's
+# `fwctl TABLE list --chain CHAIN -o json` whose JSON text, counters and
+# handle left out, matches REGEX (Python syntax, case-insensitive): their
+# packet counters summed, the first one's
 # "handle", or how many match. The layout of that JSON is not assumed
 # beyond this: a rule is the innermost object that carries a "packets"
 # count, directly or in a "counters"/"counter" object. Prints "nojson" if
@@ -415,8 +416,10 @@ def walk(v):
     elif isinstance(v, list):
         for x in v:
             yield from walk(x)
+def text(o):  # the rule without its counters and handle
+    return json.dumps({k: v for k, v in o.items() if k not in CK + ("packets", "bytes", "handle")})
 rules = [o for o in walk(data) if counted(o) is not None and not below(o)
-         and not set(o) <= {"packets", "bytes"} and rx.search(json.dumps(o))]
+         and not set(o) <= {"packets", "bytes"} and rx.search(text(o))]
 if what == "packets":
     print(sum(counted(o)["packets"] for o in rules))
 elif what == "count":

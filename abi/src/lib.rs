@@ -81,6 +81,23 @@ pub enum Cmd {
     /// [`ct_config::LIMIT`] and [`ct_config::TIMEOUT`] entries; all are
     /// checked before any is applied. The reply is the new [`attr::CT_CONFIG`].
     CtConfigSet = 7,
+    /// The namespace's ruleset. Request: no attributes. Reply:
+    /// [`attr::RULES_GENERATION`] and one [`attr::RULES_TABLE`] per table
+    /// that was ever loaded (a table never loaded is empty with ACCEPT
+    /// policies and is not sent), each with its blob and counters.
+    RulesGet = 8,
+    /// Replaces tables atomically. Request: one or more
+    /// [`attr::RULES_TABLE`] (each [`rules_table::BLOB`], optionally
+    /// [`rules_table::COUNTERS`] to carry counters over), optionally
+    /// [`attr::RULES_GENERATION`] (the generation the caller read: `EAGAIN`
+    /// when another replace came in between) and [`attr::RULES_CHECK`]
+    /// (validate only). Every table is decoded and validated before any is
+    /// installed; all are installed under one generation or none is. Reply:
+    /// the new [`attr::RULES_GENERATION`].
+    RulesReplace = 9,
+    /// Rule-path statistics (NAT failures, rewrite errors, logs, rejects):
+    /// reply [`attr::RULES_STATS`].
+    RulesStatsGet = 10,
 }
 
 impl Cmd {
@@ -94,6 +111,9 @@ impl Cmd {
             5 => Some(Cmd::CtStatsGet),
             6 => Some(Cmd::CtConfigGet),
             7 => Some(Cmd::CtConfigSet),
+            8 => Some(Cmd::RulesGet),
+            9 => Some(Cmd::RulesReplace),
+            10 => Some(Cmd::RulesStatsGet),
             _ => None,
         }
     }
@@ -126,8 +146,63 @@ pub mod attr {
     pub const CT_CONFIG: u16 = 11;
     /// u64: a number of connections (the reply to [`super::Cmd::CtFlush`]).
     pub const CT_COUNT: u16 = 12;
+    /// Nested [`super::rules_table`], repeated: one table of a ruleset.
+    pub const RULES_TABLE: u16 = 13;
+    /// u32: the ruleset's generation, bumped by every replace.
+    pub const RULES_GENERATION: u16 = 14;
+    /// Flag (no payload): validate the request, install nothing.
+    pub const RULES_CHECK: u16 = 15;
+    /// Nested [`super::rules_stats`].
+    pub const RULES_STATS: u16 = 16;
     /// Highest top-level attribute number (`genl_family.maxattr`).
-    pub const MAX: u16 = CT_COUNT;
+    pub const MAX: u16 = RULES_STATS;
+}
+
+/// Attributes nested in [`attr::RULES_TABLE`].
+pub mod rules_table {
+    /// u8: the table (0 filter, 1 nat, 2 mangle), as in the blob header.
+    /// Sent by the kernel; ignored in requests (the blob says it).
+    pub const KIND: u16 = 1;
+    /// Binary: the table in the format of `docs/RULESET.md` (`nat::codec`).
+    pub const BLOB: u16 = 2;
+    /// Binary: per-entry counters, in entry order (each chain's rules, then
+    /// its policy): `packets: u64, bytes: u64`, little-endian, 16 bytes per
+    /// entry. In a replace, fewer entries than the table has leave the rest
+    /// at zero; more are an error.
+    pub const COUNTERS: u16 = 3;
+    /// Largest blob the kernel accepts (bytes).
+    pub const BLOB_MAX: usize = 4 << 20;
+    /// Bytes per counter entry.
+    pub const COUNTER_BYTES: usize = 16;
+}
+
+/// Attributes nested in [`attr::RULES_STATS`] (u64 each, namespace totals).
+pub mod rules_stats {
+    /// Padding for 64-bit alignment.
+    pub const PAD: u16 = 1;
+    /// Packets dropped because no free tuple was left in a NAT range.
+    pub const NAT_NO_TUPLE: u16 = 2;
+    /// Packets dropped because MASQUERADE/REDIRECT found no address.
+    pub const NAT_NO_ADDRESS: u16 = 3;
+    /// Packets dropped because they could not be made writable or rewritten.
+    pub const REWRITE_FAILED: u16 = 4;
+    /// NAT bindings set up (connections translated).
+    pub const NAT_BINDINGS: u16 = 5;
+    /// Packets rejected (REJECT answered or dropped).
+    pub const REJECTED: u16 = 6;
+    /// LOG lines written.
+    pub const LOGGED: u16 = 7;
+    /// LOG lines suppressed by the rate limit.
+    pub const LOG_SUPPRESSED: u16 = 8;
+    /// Packets queued to nfnetlink_queue.
+    pub const QUEUED: u16 = 9;
+    /// Connections removed because their MASQUERADE address went away.
+    pub const MASQ_FLUSHED: u16 = 10;
+    /// Packets whose headers could not be parsed for rule matching
+    /// (evaluated with what could be read).
+    pub const UNPARSED: u16 = 11;
+    /// Highest attribute number.
+    pub const MAX: u16 = UNPARSED;
 }
 
 /// Attributes nested in [`attr::CT_ORIG`] and [`attr::CT_REPLY`]. All five

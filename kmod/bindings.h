@@ -18,5 +18,12 @@
 #include <net/net_namespace.h>
 #include <net/netlink.h>
 #include <linux/netlink.h>
+#include <linux/inetdevice.h>
+#include <net/addrconf.h>
+#include <net/netfilter/ipv4/nf_reject.h>
+#include <net/netfilter/ipv6/nf_reject.h>
+#include <net/route.h>
+#include <net/if_inet6.h>
+#include <linux/notifier.h>
 
 #include "helpers.h"

@@ -20,8 +20,9 @@ use crate::ct;
 use crate::kernel_static::KernelStatic;
 use crate::nlmsg::Reply;
 use crate::pernet;
+use crate::rules;
 
-const N_OPS: usize = 7;
+const N_OPS: usize = 10;
 const N_POLICY: usize = attr::MAX as usize + 1;
 
 static FAMILY: KernelStatic<bindings::genl_family> =
@@ -57,6 +58,9 @@ impl Registration {
                 (Cmd::CtStatsGet, Some(ct::genl::ct_stats_get), None),
                 (Cmd::CtConfigGet, Some(ct::genl::ct_config_get), None),
                 (Cmd::CtConfigSet, Some(ct::genl::ct_config_set), None),
+                (Cmd::RulesGet, Some(rules::genl::rules_get), None),
+                (Cmd::RulesReplace, Some(rules::genl::rules_replace), None),
+                (Cmd::RulesStatsGet, Some(rules::genl::rules_stats_get), None),
             ];
             for (op, (cmd, doit, dumpit)) in (*ops).iter_mut().zip(table) {
                 op.cmd = cmd as u8;
@@ -64,9 +68,16 @@ impl Registration {
                 op.doit = doit;
                 op.dumpit = dumpit;
             }
-            for a in [attr::CT_ORIG, attr::CT_REPLY, attr::CT_CONFIG] {
+            for a in [
+                attr::CT_ORIG,
+                attr::CT_REPLY,
+                attr::CT_CONFIG,
+                attr::RULES_TABLE,
+            ] {
                 (*POLICY.get())[usize::from(a)].type_ = bindings::NLA_NESTED as u8;
             }
+            (*POLICY.get())[usize::from(attr::RULES_GENERATION)].type_ = bindings::NLA_U32 as u8;
+            (*POLICY.get())[usize::from(attr::RULES_CHECK)].type_ = bindings::NLA_FLAG as u8;
 
             for (d, s) in (*fam).name.iter_mut().zip(rfw_abi::FAMILY_NAME_C) {
                 *d = *s as core::ffi::c_char;

@@ -15,6 +15,11 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
+#include <linux/inetdevice.h>
+#include <linux/mutex.h>
+#include <linux/timekeeping.h>
+#include <net/route.h>
+#include <net/if_inet6.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
 #include <net/netns/generic.h>
@@ -267,4 +272,147 @@ void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr)
 bool rfw_dev_is_loopback(const struct net_device *dev)
 {
 	return dev && (dev->flags & IFF_LOOPBACK);
+}
+
+/* ---- rules, NAT and mangle (kmod/rules/) ---- */
+
+static DEFINE_MUTEX(rfw_rules_mutex);
+
+void rfw_rules_lock(void)
+{
+	mutex_lock(&rfw_rules_mutex);
+}
+
+void rfw_rules_unlock(void)
+{
+	mutex_unlock(&rfw_rules_mutex);
+}
+
+const char *rfw_dev_name(const struct net_device *dev)
+{
+	return dev ? dev->name : NULL;
+}
+
+int rfw_dev_ifindex(const struct net_device *dev)
+{
+	return dev ? dev->ifindex : 0;
+}
+
+struct net *rfw_dev_net(const struct net_device *dev)
+{
+	return dev_net(dev);
+}
+
+unsigned char *rfw_skb_network_header(const struct sk_buff *skb)
+{
+	return skb_network_header(skb);
+}
+
+unsigned int rfw_skb_headlen(const struct sk_buff *skb)
+{
+	return skb_headlen(skb);
+}
+
+u8 rfw_skb_ip_summed(const struct sk_buff *skb)
+{
+	return skb->ip_summed;
+}
+
+void rfw_skb_set_ip_summed(struct sk_buff *skb, u8 v)
+{
+	skb->ip_summed = v;
+}
+
+u32 rfw_skb_mark(const struct sk_buff *skb)
+{
+	return skb->mark;
+}
+
+void rfw_skb_set_mark(struct sk_buff *skb, u32 mark)
+{
+	skb->mark = mark;
+}
+
+struct net_device *rfw_skb_dst_dev(const struct sk_buff *skb)
+{
+	struct dst_entry *dst = skb_dst(skb);
+
+	return dst ? dst->dev : NULL;
+}
+
+__be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr)
+{
+	struct rtable *rt = skb_rtable(skb);
+
+	return rt ? rt_nexthop(rt, daddr) : daddr;
+}
+
+__be32 rfw_dev_first_addr4(const struct net_device *dev)
+{
+	/* nf_nat_redirect_ipv4: the primary address of the incoming device. */
+	struct in_device *indev = __in_dev_get_rcu(dev);
+	const struct in_ifaddr *ifa;
+
+	if (!indev)
+		return 0;
+	ifa = rcu_dereference(indev->ifa_list);
+	return ifa ? ifa->ifa_local : 0;
+}
+
+void rfw_preempt_disable(void)
+{
+	preempt_disable();
+}
+
+void rfw_preempt_enable(void)
+{
+	preempt_enable();
+}
+
+u64 rfw_ktime_get_ns(void)
+{
+	return ktime_get_ns();
+}
+
+const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len)
+{
+	*len = genlmsg_len(info->genlhdr);
+	return genlmsg_data(info->genlhdr);
+}
+
+void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
+			const struct nlattr *attr)
+{
+	/* NL_SET_ERR_MSG_FMT: a formatted message lives in the extack itself. */
+	if (extack) {
+		strscpy(extack->_msg_buf, msg, sizeof(extack->_msg_buf));
+		extack->_msg = extack->_msg_buf;
+		extack->bad_attr = attr;
+	}
+}
+
+struct sk_buff *rfw_genlmsg_new_size(size_t payload)
+{
+	return genlmsg_new(payload, GFP_KERNEL);
+}
+
+void rfw_spin_lock_nested2(spinlock_t *lock)
+{
+	spin_lock_nested(lock, 2);
+}
+
+struct net *rfw_ifa4_info(const void *ptr, __be32 *addr)
+{
+	const struct in_ifaddr *ifa = ptr;
+
+	*addr = ifa->ifa_local;
+	return dev_net(ifa->ifa_dev->dev);
+}
+
+struct net *rfw_ifa6_info(const void *ptr, u8 *addr)
+{
+	const struct inet6_ifaddr *ifa = ptr;
+
+	memcpy(addr, &ifa->addr, sizeof(ifa->addr));
+	return dev_net(ifa->idev->dev);
 }

@@ -93,4 +93,32 @@ u32 rfw_cb_seq(const struct netlink_callback *cb);
 long *rfw_cb_args(struct netlink_callback *cb);
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr);
 
+
+/* rules, NAT and mangle (kmod/rules/) */
+void rfw_rules_lock(void);
+void rfw_rules_unlock(void);
+const char *rfw_dev_name(const struct net_device *dev);
+int rfw_dev_ifindex(const struct net_device *dev);
+struct net *rfw_dev_net(const struct net_device *dev);
+unsigned char *rfw_skb_network_header(const struct sk_buff *skb);
+unsigned int rfw_skb_headlen(const struct sk_buff *skb);
+u8 rfw_skb_ip_summed(const struct sk_buff *skb);
+void rfw_skb_set_ip_summed(struct sk_buff *skb, u8 v);
+u32 rfw_skb_mark(const struct sk_buff *skb);
+void rfw_skb_set_mark(struct sk_buff *skb, u32 mark);
+struct net_device *rfw_skb_dst_dev(const struct sk_buff *skb);
+__be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
+__be32 rfw_dev_first_addr4(const struct net_device *dev);
+void rfw_preempt_disable(void);
+void rfw_preempt_enable(void);
+u64 rfw_ktime_get_ns(void);
+const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len);
+void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
+			const struct nlattr *attr);
+struct sk_buff *rfw_genlmsg_new_size(size_t payload);
+void rfw_spin_lock_nested2(spinlock_t *lock);
+
+struct net *rfw_ifa4_info(const void *ptr, __be32 *addr);
+struct net *rfw_ifa6_info(const void *ptr, u8 *addr);
+
 #endif

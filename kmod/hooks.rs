@@ -7,21 +7,17 @@
 //! it); each namespace registers it in `pernet::net_init`. The hook finds its
 //! namespace's state through `state->net`, as netfilter's own modules do.
 //!
-//! * Priority -200 (`NF_IP_PRI_CONNTRACK`), every hook: counts the packet;
-//!   at PRE_ROUTING and LOCAL_OUT also tracks it (`ct::hook::track`).
-//!   Packets arriving on a loopback device were tracked at LOCAL_OUT in this
-//!   namespace already and are not tracked twice (Linux sees their
-//!   conntrack attached to the skb).
+//! * Priority -200 (`NF_IP_PRI_CONNTRACK`), every hook: counts the packet,
+//!   then `pkt::first` (tracking, mangle, DNAT, filter OUTPUT/FORWARD).
 //! * Priority `INT_MAX` (`NF_IP_PRI_CONNTRACK_CONFIRM`), LOCAL_IN and
-//!   POST_ROUTING: confirms a new connection once its first packet passed
-//!   every other hook (`ct::hook::confirm`).
+//!   POST_ROUTING: `pkt::last` (mangle, filter INPUT, SNAT, confirmation of
+//!   a new connection once its first packet passed every other hook).
 
 use core::ffi::{c_int, c_uint, c_void};
 
 use rfw_abi::{hook, nfproto};
 
 use crate::bindings;
-use crate::ct;
 use crate::kernel_static::KernelStatic;
 use crate::pernet;
 
@@ -92,24 +88,19 @@ unsafe extern "C" fn rfw_hook(
     skb: *mut bindings::sk_buff,
     state: *const bindings::nf_hook_state,
 ) -> c_uint {
-    // SAFETY: netfilter passes a valid skb and state that outlive the call.
-    let (skb, state) = unsafe { (&*skb, &*state) };
+    // Netfilter passes a valid skb and state that outlive the call; the skb
+    // stays a raw pointer: the packet path may rewrite it.
+    // SAFETY: so both may be read.
+    let (len, state) = unsafe { ((*skb).len, &*state) };
     // This hook is registered in `state.net` only between `init` and `pre_exit`.
     // SAFETY: so its `RfwNet` is live (see `pernet::get`).
     let rn = unsafe { pernet::get(state.net) };
     rn.counters.add(
         family_index(state.pf),
         usize::from(state.hook),
-        u64::from(skb.len),
+        u64::from(len),
     );
-    if !ct::hook::is_first_hook(state.hook) {
-        return bindings::NF_ACCEPT;
-    }
-    // SAFETY: `state.in_` is the hook's input device or null.
-    if state.hook == hook::PRE_ROUTING && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
-        return bindings::NF_ACCEPT;
-    }
-    ct::hook::track(&rn.ct, skb, state.pf)
+    crate::pkt::first(rn, skb, state)
 }
 
 /// Confirms the packet's new connection, after every other hook.
@@ -122,13 +113,10 @@ unsafe extern "C" fn rfw_confirm_hook(
     skb: *mut bindings::sk_buff,
     state: *const bindings::nf_hook_state,
 ) -> c_uint {
-    // SAFETY: netfilter passes a valid skb and state that outlive the call.
-    let (skb, state) = unsafe { (&*skb, &*state) };
+    // Netfilter passes a valid state that outlives the call.
+    // SAFETY: so it may be read.
+    let state = unsafe { &*state };
     // SAFETY: as in `rfw_hook`.
     let rn = unsafe { pernet::get(state.net) };
-    // SAFETY: `state.in_` is the hook's input device or null.
-    if state.hook == hook::LOCAL_IN && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
-        return bindings::NF_ACCEPT;
-    }
-    ct::hook::confirm(&rn.ct, skb, state.pf)
+    crate::pkt::last(rn, skb, state)
 }

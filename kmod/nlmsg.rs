@@ -42,6 +42,10 @@ fn check(ret: core::ffi::c_int) -> Result {
 impl Writer {
     /// Appends an attribute with `data` as its payload.
     pub(crate) fn put_bytes(&mut self, ty: u16, data: &[u8]) -> Result {
+        // `nla_len` is 16 bits: a longer payload would wrap it silently.
+        if data.len() > usize::from(u16::MAX) - 4 {
+            return Err(emsgsize());
+        }
         let len = core::ffi::c_int::try_from(data.len()).map_err(|_| emsgsize())?;
         // SAFETY: `skb` is writable (type invariant); `data` is `len` bytes.
         check(unsafe {
@@ -123,13 +127,25 @@ impl Reply {
         family: *const bindings::genl_family,
         cmd: u8,
     ) -> Result<Self> {
-        // SAFETY: plain allocation calls.
-        let skb = unsafe {
-            bindings::rfw_genlmsg_new(
-                bindings::rfw_nlmsg_default_size(),
-                kernel::bindings::GFP_KERNEL,
-            )
-        };
+        // SAFETY: reads a constant through its accessor.
+        let size = unsafe { bindings::rfw_nlmsg_default_size() };
+        // SAFETY: the caller's contract is ours.
+        unsafe { Self::with_size(info, family, cmd, size) }
+    }
+
+    /// [`Reply::new`] with room for `size` bytes of attributes.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Reply::new`].
+    pub(crate) unsafe fn with_size(
+        info: *mut bindings::genl_info,
+        family: *const bindings::genl_family,
+        cmd: u8,
+        size: usize,
+    ) -> Result<Self> {
+        // SAFETY: plain allocation call (may sleep: process context).
+        let skb = unsafe { bindings::rfw_genlmsg_new_size(size) };
         let skb = NonNull::new(skb).ok_or(ENOMEM)?;
         // SAFETY: `skb` is fresh; `info` and `family` are valid (caller).
         let hdr = unsafe { bindings::rfw_genlmsg_put_reply(skb.as_ptr(), info, family, 0, cmd) };

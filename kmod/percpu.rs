@@ -144,3 +144,100 @@ impl HookCounters {
         t
     }
 }
+
+/// A run-time number of u64 counters per CPU (rule counters: two per
+/// ruleset entry), with the same access rules as [`PerCpuArray`].
+///
+/// # Invariants
+///
+/// `block` is a live per-CPU allocation of `n` u64 per CPU, zeroed by the
+/// allocator, owned by this value and freed on drop.
+pub(crate) struct PerCpuSlice {
+    block: NonNull<c_void>,
+    n: usize,
+}
+
+// SAFETY: as for `PerCpuArray`.
+unsafe impl Send for PerCpuSlice {}
+// SAFETY: as for `PerCpuArray`.
+unsafe impl Sync for PerCpuSlice {}
+
+impl PerCpuSlice {
+    /// Allocates `n` zeroed counters for every possible CPU (at least one,
+    /// as the per-CPU allocator refuses empty blocks).
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let bytes = n.max(1).checked_mul(size_of::<u64>()).ok_or(ENOMEM)?;
+        // SAFETY: plain allocation call.
+        let p = unsafe { bindings::rfw_alloc_percpu(bytes, align_of::<u64>()) };
+        // INVARIANT: a non-null result is a fresh, zeroed per-CPU block of `n` u64.
+        NonNull::new(p)
+            .map(|block| PerCpuSlice { block, n })
+            .ok_or(ENOMEM)
+    }
+
+    /// Adds `v` to counter `i` of the current CPU (ignored out of range).
+    #[inline]
+    pub(crate) fn add(&self, i: usize, v: u64) {
+        if i >= self.n {
+            return;
+        }
+        // As in `PerCpuArray::add`: a per-CPU address, only offset here.
+        let p = self.block.as_ptr().cast::<u64>().wrapping_add(i);
+        // SAFETY: `p` is counter `i` of the live block; `this_cpu_add` touches this CPU's copy.
+        unsafe { bindings::rfw_this_cpu_add_u64(p, v) };
+    }
+
+    /// Sets the first CPU's copy to `values` (the rest stay as they are).
+    /// Only for a block nobody else can see yet.
+    pub(crate) fn preset(&mut self, values: impl Iterator<Item = u64>) {
+        // SAFETY: -1 starts the walk of cpu_possible_mask.
+        let cpu = unsafe { bindings::rfw_next_possible_cpu(-1) };
+        // SAFETY: reads a kernel variable through its accessor.
+        if cpu < 0 || cpu >= unsafe { bindings::rfw_nr_cpu_ids() } as c_int {
+            return;
+        }
+        // SAFETY: `cpu` is a possible CPU and the block is live.
+        let blk = unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) }.cast::<u64>();
+        for (i, v) in values.take(self.n).enumerate() {
+            // `&mut self`: the block is not shared, no CPU adds to it.
+            // SAFETY: `blk` is that CPU's copy, `i < n`.
+            unsafe { blk.add(i).write(v) };
+        }
+    }
+
+    /// Number of counters.
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Sums every possible CPU's counter `i`.
+    pub(crate) fn sum(&self, i: usize) -> u64 {
+        if i >= self.n {
+            return 0;
+        }
+        let mut t = 0u64;
+        // SAFETY: reads a kernel variable through its accessor.
+        let nr = unsafe { bindings::rfw_nr_cpu_ids() } as c_int;
+        // SAFETY: -1 starts the walk of cpu_possible_mask.
+        let mut cpu = unsafe { bindings::rfw_next_possible_cpu(-1) };
+        while cpu >= 0 && cpu < nr {
+            // SAFETY: `cpu` is a possible CPU and the block is live.
+            let blk = unsafe { bindings::rfw_per_cpu_ptr(self.block.as_ptr(), cpu) }.cast::<u64>();
+            // The owner CPU may be adding: an aligned u64 load sees old or new.
+            // SAFETY: `blk` is that CPU's copy of the live block, `i < n`.
+            t = t.wrapping_add(unsafe { core::ptr::read_volatile(blk.add(i)) });
+            // SAFETY: continues the walk of cpu_possible_mask.
+            cpu = unsafe { bindings::rfw_next_possible_cpu(cpu) };
+        }
+        t
+    }
+}
+
+impl Drop for PerCpuSlice {
+    fn drop(&mut self) {
+        // Dropped only when no packet path can reach it (a grace period
+        // after it was unpublished, or in namespace exit).
+        // SAFETY: the block is ours (type invariant) and unreachable now.
+        unsafe { bindings::free_percpu(self.block.as_ptr()) };
+    }
+}

@@ -20,7 +20,10 @@ use crate::bindings;
 use crate::ct::{self, net::CtNet};
 use crate::hooks;
 use crate::kernel_static::KernelStatic;
+use crate::masq::MasqNet;
 use crate::percpu::HookCounters;
+use crate::pkt::SlotCache;
+use crate::rules::RulesNet;
 
 /// rfw's state in one network namespace.
 pub(crate) struct RfwNet {
@@ -28,6 +31,12 @@ pub(crate) struct RfwNet {
     pub(crate) counters: HookCounters,
     /// Connection tracking.
     pub(crate) ct: CtNet,
+    /// The ruleset.
+    pub(crate) rules: RulesNet,
+    /// Per-CPU state between the hooks of one packet (`pkt`).
+    pub(crate) slot: SlotCache,
+    /// Removed addresses whose MASQUERADE connections go (`masq`).
+    pub(crate) masq: MasqNet,
 }
 
 impl RfwNet {
@@ -35,6 +44,9 @@ impl RfwNet {
         Ok(RfwNet {
             counters: HookCounters::new()?,
             ct: CtNet::new(ct::table::get().default_limit())?,
+            rules: RulesNet::new()?,
+            slot: SlotCache::new()?,
+            masq: MasqNet::new(),
         })
     }
 }
@@ -90,6 +102,9 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     let slot = unsafe { slot(net) };
     // SAFETY: `slot` is valid for writes and holds no value yet.
     unsafe { slot.write(state) };
+    // The state is in its final place now.
+    // SAFETY: `slot` holds the value just written.
+    unsafe { (*slot).masq.init() };
     let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
     // The table is filled (before registration) and lives as long as the module.
     // SAFETY: `table` holds `n` valid entries and `net` is live.
@@ -123,6 +138,9 @@ unsafe extern "C" fn net_exit(net: *mut bindings::net) {
     // `init` succeeded for `net` and its `exit` has not run.
     // SAFETY: so the state is live.
     let rn = unsafe { get(net) };
+    // The address notifiers cannot reach a namespace whose devices are
+    // gone; wait for a flush they queued.
+    rn.masq.stop();
     // The hooks are gone; remove the entries (freed after a grace period by
     // the collector), then wait until no collector pass or dump that saw one
     // of them is still running: they may touch `rn.ct` through the entry.

@@ -19,9 +19,12 @@ mod ct;
 mod genl;
 mod hooks;
 mod kernel_static;
+mod masq;
 mod nlmsg;
 mod percpu;
 mod pernet;
+mod pkt;
+mod rules;
 
 module! {
     type: Rfw,
@@ -33,11 +36,12 @@ module! {
 
 /// The loaded module. Dropping it unregisters everything, in field order:
 /// the netlink family first (no command can reach per-namespace state any
-/// more), then the pernet operations (hooks gone, every namespace's
+/// more), then the address notifiers (MASQUERADE flushes), then the pernet operations (hooks gone, every namespace's
 /// connections removed, memory freed), then the connection table (collector
 /// stopped, last entries freed after a grace period, slab cache destroyed).
 struct Rfw {
     _genl: genl::Registration,
+    _masq: masq::Registration,
     _pernet: pernet::Registration,
     _table: ct::table::Registration,
 }
@@ -46,6 +50,7 @@ impl kernel::Module for Rfw {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let table = ct::table::Registration::new()?;
         let pernet = pernet::Registration::new()?;
+        let masq = masq::Registration::new()?;
         let genl = genl::Registration::new(module)?;
         let t = ct::table::get();
         pr_info!(
@@ -56,6 +61,7 @@ impl kernel::Module for Rfw {
         );
         Ok(Rfw {
             _genl: genl,
+            _masq: masq,
             _pernet: pernet,
             _table: table,
         })

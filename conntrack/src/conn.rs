@@ -168,6 +168,11 @@ impl Status {
     pub const DYING: u16 = 1 << 9;
     /// The timeout is fixed: packets do not refresh it.
     pub const FIXED_TIMEOUT: u16 = 1 << 10;
+    /// The source NAT is a MASQUERADE: the binding dies when its address
+    /// leaves the interface (set and read by the kernel glue only; Linux
+    /// keeps this in the NAT extension, not in `IPS_*`: mask it out before
+    /// reporting the status).
+    pub const MASQUERADE: u16 = 1 << 14;
     /// Reserved for table implementations: never set or read by this
     /// crate; a table implementation may use it (the kernel table marks
     /// unconfirmed entries seen by one garbage-collection pass). Not an

@@ -35,13 +35,13 @@ fn errno(r: Result) -> c_int {
 }
 
 /// A request's attributes and error channel.
-struct Request {
-    info: *mut bindings::genl_info,
+pub(crate) struct Request {
+    pub(crate) info: *mut bindings::genl_info,
 }
 
 impl Request {
     /// The top-level attribute `ty`, if present.
-    fn attr(&self, ty: u16) -> Option<*const bindings::nlattr> {
+    pub(crate) fn attr(&self, ty: u16) -> Option<*const bindings::nlattr> {
         // genetlink parsed the request into `attrs[0..=maxattr]` (every
         // op of this family has the family policy), `ty <= attr::MAX`.
         // SAFETY: `info` is the running doit's request.
@@ -50,7 +50,7 @@ impl Request {
     }
 
     /// The payload of attribute `a`.
-    fn payload<'a>(&'a self, a: *const bindings::nlattr) -> &'a [u8] {
+    pub(crate) fn payload<'a>(&'a self, a: *const bindings::nlattr) -> &'a [u8] {
         // The attribute lies in the request skb, which outlives the doit;
         // the policy (NLA_NESTED) checked its length against the message.
         // SAFETY: so `nla_data`/`nla_len` describe readable bytes.
@@ -61,7 +61,7 @@ impl Request {
     }
 
     /// Reports `msg` about attribute `a` in the extended ACK; returns -EINVAL.
-    fn bad(&self, a: Option<*const bindings::nlattr>, msg: &'static CStr) -> c_int {
+    pub(crate) fn bad(&self, a: Option<*const bindings::nlattr>, msg: &'static CStr) -> c_int {
         // `msg` is static, as `NL_SET_ERR_MSG_ATTR` needs.
         // SAFETY: `info` is the running doit's request.
         unsafe {
@@ -76,14 +76,81 @@ impl Request {
 
     /// The namespace's state.
     fn ct(&self) -> &'static CtNet {
+        &self.net().ct
+    }
+
+    /// rfw's state in the requester's namespace.
+    pub(crate) fn net(&self) -> &'static pernet::RfwNet {
         // SAFETY: `info` is the running doit's request.
         let net = unsafe { bindings::rfw_genl_info_net(self.info) };
         // A command runs in the live namespace of its socket while the family
         // is registered, hence the pernet operations too.
         // SAFETY: see `pernet::get`.
-        &unsafe { pernet::get(net) }.ct
+        unsafe { pernet::get(net) }
     }
 
+    /// The request's top-level attributes in order, repeated ones included
+    /// (`attr()` sees only the last of each type).
+    pub(crate) fn all_attrs(&self) -> &[u8] {
+        let mut len: c_int = 0;
+        // The request skb outlives the doit; genetlink checked the header.
+        // SAFETY: `info` is the running doit's request; `len` is ours.
+        let p = unsafe { bindings::rfw_genl_info_payload(self.info, &mut len) };
+        if p.is_null() || len <= 0 {
+            return &[];
+        }
+        // SAFETY: `len` bytes of attributes follow the genetlink header.
+        unsafe { core::slice::from_raw_parts(p, len as usize) }
+    }
+
+    /// Reports a formatted message (at most 79 bytes) about attribute `a`;
+    /// returns -EINVAL.
+    pub(crate) fn bad_fmt(
+        &self,
+        a: Option<*const bindings::nlattr>,
+        args: core::fmt::Arguments<'_>,
+    ) -> c_int {
+        let mut buf = MsgBuf::default();
+        let _ = core::fmt::Write::write_fmt(&mut buf, args);
+        // The copy is NUL-terminated within the 80-byte buffer.
+        // SAFETY: `info` is the running doit's request; the kernel copies `buf`.
+        unsafe {
+            bindings::rfw_extack_set_buf(
+                (*self.info).extack,
+                buf.b.as_ptr().cast(),
+                a.unwrap_or(core::ptr::null()),
+            )
+        };
+        einval()
+    }
+}
+
+/// A NUL-terminated message of at most 79 bytes (`NETLINK_MAX_FMTMSG_LEN`).
+struct MsgBuf {
+    b: [u8; 80],
+    n: usize,
+}
+
+impl Default for MsgBuf {
+    fn default() -> Self {
+        MsgBuf { b: [0; 80], n: 0 }
+    }
+}
+
+impl core::fmt::Write for MsgBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &c in s.as_bytes() {
+            if self.n + 1 >= self.b.len() {
+                break;
+            }
+            self.b[self.n] = c;
+            self.n += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Request {
     /// The tuple in `CT_ORIG` or `CT_REPLY` (exactly one).
     fn tuple(&self) -> core::result::Result<Tuple, c_int> {
         let (a, other) = match (self.attr(attr::CT_ORIG), self.attr(attr::CT_REPLY)) {
@@ -139,7 +206,7 @@ fn put_conn(w: &mut Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
     put_tuple(w, attr::CT_REPLY, &key.tuple(Direction::Reply))?;
     w.put_u32(
         attr::CT_STATUS,
-        u32::from(s.status().0 & !Status::TABLE_PRIVATE),
+        u32::from(s.status().0 & !(Status::TABLE_PRIVATE | Status::MASQUERADE)),
     )?;
     w.put_u32(attr::CT_TIMEOUT, s.expires_in(now))?;
     if let Some(st) = s.tcp_state() {

@@ -34,11 +34,9 @@
 use core::ffi::c_uint;
 
 use conntrack::conn::{ConnKey, ConnState};
-use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
-use conntrack::{
-    Class, Conn, Direction, Family, InsertError, InvalidReason, ParseError, TableStats, Tuple,
-};
-use rfw_abi::{hook, nfproto};
+use conntrack::parse::PacketInfo;
+use conntrack::{Class, Conn, Direction, Family, InsertError, InvalidReason, TableStats, Tuple};
+use rfw_abi::nfproto;
 
 use super::net::{CtNet, Stat};
 use super::rcu::Rcu;
@@ -48,7 +46,7 @@ use crate::bindings;
 /// Bytes of a packet copied for parsing: every header rfw reads lies in
 /// them unless an IPv6 packet carries more than ~280 bytes of extension
 /// headers (then it is INVALID, counted as truncated).
-const PREFIX: usize = 384;
+pub(crate) const PREFIX: usize = 384;
 
 /// The table as the `conntrack` crate's [`conntrack::Table`] sees it: one
 /// namespace, one RCU read-side section.
@@ -118,7 +116,7 @@ impl<'g> conntrack::Table for KTable<'g> {
     }
 }
 
-fn family_of(pf: u8) -> Option<Family> {
+pub(crate) fn family_of(pf: u8) -> Option<Family> {
     match pf {
         nfproto::IPV4 => Some(Family::Ipv4),
         nfproto::IPV6 => Some(Family::Ipv6),
@@ -128,7 +126,10 @@ fn family_of(pf: u8) -> Option<Family> {
 
 /// Copies the first bytes of the packet (from its network header) into
 /// `buf`; returns how many.
-fn copy_prefix<'b>(skb: &bindings::sk_buff, buf: &'b mut [u8; PREFIX]) -> Option<&'b [u8]> {
+pub(crate) fn copy_prefix<'b>(
+    skb: &bindings::sk_buff,
+    buf: &'b mut [u8; PREFIX],
+) -> Option<&'b [u8]> {
     let p = skb as *const bindings::sk_buff;
     // SAFETY: `skb` is the hook's valid skb.
     let off = unsafe { bindings::rfw_skb_network_offset(p) };
@@ -143,47 +144,33 @@ fn copy_prefix<'b>(skb: &bindings::sk_buff, buf: &'b mut [u8; PREFIX]) -> Option
     (r == 0).then_some(&buf[..n])
 }
 
-/// Copies the packet's headers out of the skb and parses them. `Err(None)`:
-/// not IPv4 or IPv6 (left alone); `Err(Some(e))`: malformed.
-fn parse_skb(
-    skb: &bindings::sk_buff,
-    pf: u8,
-    opts: &conntrack::parse::ParseOptions,
-) -> Result<PacketInfo, Option<ParseError>> {
-    let family = family_of(pf).ok_or(None)?;
-    let mut buf = [0u8; PREFIX];
-    let truncated = ParseError::Ip(conntrack::wire::Error::Truncated);
-    let bytes = copy_prefix(skb, &mut buf).ok_or(Some(truncated))?;
-    conntrack::parse::parse_prefix(bytes, family, opts).map_err(Some)
+/// What tracking found for a packet.
+pub(crate) struct Tracked<'g> {
+    /// `NF_ACCEPT`, or `NF_DROP` when the table is full.
+    pub(crate) verdict: c_uint,
+    /// The packet's connection and its direction in it (for RELATED: the
+    /// connection it is related to, and the direction the error travels).
+    pub(crate) conn: Option<(&'g Entry, Direction)>,
+    /// The packet's class.
+    pub(crate) class: Class,
 }
 
-/// Tracks a packet at PRE_ROUTING or LOCAL_OUT; returns the netfilter verdict.
-pub(crate) fn track(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
-    // Netfilter runs hooks inside `rcu_read_lock()` (`nf_hook_slow`).
-    // SAFETY: the section lasts for this whole call.
-    let rcu = unsafe { Rcu::assume() };
-    let cfg = ct.config(&rcu);
-    let info = match parse_skb(skb, pf, &cfg.parse) {
-        Ok(i) => i,
-        Err(None) => return bindings::NF_ACCEPT,
-        Err(Some(e)) => {
-            ct.count_invalid(InvalidReason::Malformed(e));
-            return bindings::NF_ACCEPT;
-        }
-    };
+/// Tracks a parsed packet at PRE_ROUTING or LOCAL_OUT.
+pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> Tracked<'g> {
+    let cfg = ct.config(rcu);
     // SAFETY: reads `jiffies`.
     let now = u64::from(unsafe { bindings::rfw_jiffies_msecs() });
     let mut kt = KTable {
         t: table::get(),
         net: ct,
-        rcu: &rcu,
+        rcu,
         now,
     };
-    let p = conntrack::track(&mut kt, &info, now, cfg);
+    let p = conntrack::track(&mut kt, info, now, cfg);
     if p.verdict.ignored.is_some() {
         ct.count(Stat::Ignored);
     }
-    match p.verdict.class {
+    let verdict = match p.verdict.class {
         Class::Invalid(InvalidReason::TableFull) => {
             // No room: drop the packet, as nf_conntrack does.
             ct.count(Stat::Drop);
@@ -199,32 +186,10 @@ pub(crate) fn track(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
             bindings::NF_ACCEPT
         }
         _ => bindings::NF_ACCEPT,
-    }
-}
-
-/// Confirms the packet's connection at LOCAL_IN or POST_ROUTING.
-pub(crate) fn confirm(ct: &CtNet, skb: &bindings::sk_buff, pf: u8) -> c_uint {
-    if ct.unconfirmed.load(core::sync::atomic::Ordering::Relaxed) == 0 {
-        return bindings::NF_ACCEPT;
-    }
-    // As in `track`.
-    // SAFETY: the hook's RCU section lasts for this whole call.
-    let rcu = unsafe { Rcu::assume() };
-    let Ok(info) = parse_skb(skb, pf, &ct.config(&rcu).parse) else {
-        return bindings::NF_ACCEPT;
     };
-    if let L4Info::Icmp(IcmpInfo::Error { .. }) = info.l4 {
-        // Errors never create entries.
-        return bindings::NF_ACCEPT;
+    Tracked {
+        verdict,
+        conn: p.conn.map(|e| (e, p.verdict.dir)),
+        class: p.verdict.class,
     }
-    let t = table::get();
-    if let Some((e, Direction::Original)) = t.lookup(&rcu, ct, &info.tuple) {
-        e.confirm(t);
-    }
-    bindings::NF_ACCEPT
-}
-
-/// True for the hooks where tracking happens.
-pub(crate) fn is_first_hook(h: u8) -> bool {
-    h == hook::PRE_ROUTING || h == hook::LOCAL_OUT
 }

@@ -65,6 +65,10 @@ use crate::bindings;
 const LOCKS: usize = 1024;
 /// Longest chain an insert may extend (`MAX_CHAINLEN` in Linux).
 pub(crate) const MAX_CHAIN: usize = 64;
+/// Nodes a walk visits at most: chains are bounded by [`MAX_CHAIN`] at
+/// insert, so only a reader that strayed into the graveyard (see
+/// `Table::bury`) gets this far.
+const WALK_MAX: usize = 4 * MAX_CHAIN;
 /// Buckets an early drop examines (`NF_CT_EVICTION_RANGE`).
 const EVICTION_RANGE: usize = 8;
 /// Largest bucket count accepted from the `hashsize` parameter.
@@ -88,10 +92,9 @@ pub(crate) struct Node {
 
 /// One connection.
 pub(crate) struct Entry {
-    /// Chain links, indexed by direction.
+    /// Chain links, indexed by direction. Once the entry is unlinked and
+    /// buried, `nodes[1].next` links the graveyard instead (see `bury`).
     nodes: [Node; 2],
-    /// Graveyard link (an `Entry` address, 0 ends the stack).
-    dead_next: AtomicUsize,
     /// The namespace's tracking state; also the namespace's identity.
     net: NonNull<CtNet>,
     /// The tuples: immutable once published.
@@ -109,6 +112,10 @@ unsafe impl Send for Entry {}
 
 /// Size of one entry, as allocated (reported by `fwctl ct stats`).
 pub(crate) const ENTRY_SIZE: usize = size_of::<Entry>();
+
+// The memory goal: with one 8-byte bucket per entry, at most half of
+// nf_conntrack's 384-byte object (conntrack + extensions) and its hash.
+const _: () = assert!(ENTRY_SIZE <= 184);
 
 impl Entry {
     /// The tuples.
@@ -188,6 +195,7 @@ struct Lock(UnsafeCell<bindings::spinlock_t>);
 struct Held<'a> {
     first: &'a Lock,
     second: Option<&'a Lock>,
+    third: Option<&'a Lock>,
 }
 
 impl Lock {
@@ -209,12 +217,17 @@ impl Lock {
         Held {
             first: self,
             second: None,
+            third: None,
         }
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
+        if let Some(t) = self.third {
+            // SAFETY: held since `Table::lock_three`.
+            unsafe { bindings::rfw_spin_unlock(t.0.get()) };
+        }
         if let Some(s) = self.second {
             // SAFETY: held since `Table::lock_pair`.
             unsafe { bindings::rfw_spin_unlock(s.0.get()) };
@@ -250,6 +263,17 @@ impl Removal {
             Removal::Reaped => Stat::UnconfirmedReaped,
         }
     }
+}
+
+/// Why [`Table::rekey`] failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Rekey {
+    /// Another connection already has the new reply tuple.
+    Clash,
+    /// The entry was confirmed or removed meanwhile.
+    Gone,
+    /// No memory for the new entry.
+    NoMemory,
 }
 
 /// The table.
@@ -407,6 +431,11 @@ impl Table {
         Ok(t)
     }
 
+    /// The hash key (NAT's `--random` port offsets are keyed with it).
+    pub(crate) fn hash_key(&self) -> &HashKey {
+        &self.key
+    }
+
     /// Bucket count.
     pub(crate) fn buckets(&self) -> usize {
         self.buckets.len()
@@ -445,6 +474,34 @@ impl Table {
         held
     }
 
+    /// Locks the stripes of up to three buckets, in index order (NAT
+    /// re-keying: the original chain, the old and the new reply chain).
+    fn lock_three(&self, b: [usize; 3]) -> Held<'_> {
+        let mut s = [b[0] % LOCKS, b[1] % LOCKS, b[2] % LOCKS];
+        s.sort_unstable();
+        let mut held = self.bucket_locks[s[0]].lock();
+        if s[1] != s[0] {
+            let l = &self.bucket_locks[s[1]];
+            // As in `lock_pair`: the second stripe of the class nests once.
+            // SAFETY: initialised lock, released by `Held::drop`.
+            unsafe { bindings::rfw_spin_lock_nested(l.0.get()) };
+            held.second = Some(l);
+        }
+        if s[2] != s[1] {
+            let l = &self.bucket_locks[s[2]];
+            // The third distinct stripe, always after the other two:
+            // lockdep subclass 2.
+            // SAFETY: initialised lock, released by `Held::drop`.
+            unsafe { bindings::rfw_spin_lock_nested2(l.0.get()) };
+            if held.second.is_some() {
+                held.third = Some(l);
+            } else {
+                held.second = Some(l);
+            }
+        }
+        held
+    }
+
     /// Walks chain `b`, calling `f` on each node until it returns true;
     /// returns the node `f` stopped at and the chain length walked.
     ///
@@ -459,7 +516,7 @@ impl Table {
     ) -> (Option<(&'g Entry, Direction)>, usize) {
         let mut link = self.buckets[b].load(Ordering::Acquire);
         let mut len = 0;
-        while link != 0 {
+        while link != 0 && len < WALK_MAX {
             let (e, dir) = untag(link);
             // Links only ever point to nodes of live entries (type
             // invariant), freed a grace period after unlinking, and the
@@ -488,6 +545,139 @@ impl Table {
             net.count(Stat::LongChainLookups);
         }
         hit
+    }
+
+    /// The bucket the tuple of direction `dir` of `e` hashes to.
+    pub(crate) fn bucket_of_entry(&self, e: &Entry, dir: Direction) -> usize {
+        self.bucket_of(e.net(), &e.key.tuple(dir))
+    }
+
+    /// Finds the entry at `addr` again, if it is still linked in chain `b`
+    /// under direction `dir`: how a later hook of the same packet re-uses
+    /// what an earlier hook found (see `crate::pkt`) without trusting a
+    /// pointer that may have been freed since. Only addresses are compared.
+    pub(crate) fn relocate<'g>(
+        &self,
+        rcu: &'g Rcu,
+        b: usize,
+        addr: usize,
+        dir: Direction,
+    ) -> Option<&'g Entry> {
+        if b >= self.buckets.len() {
+            return None;
+        }
+        let mut n = 0;
+        let (hit, _) = self.walk(rcu, b, |e, d| {
+            n += 1;
+            n > MAX_CHAIN * 2 || (d == dir && e as *const Entry as usize == addr)
+        });
+        hit.filter(|(e, _)| core::ptr::eq(*e, addr as *const Entry))
+            .map(|(e, _)| e)
+    }
+
+    /// Gives the unconfirmed entry `old` the reply tuple `reply` and the
+    /// status bits `set`: NAT set-up (`nf_nat_setup_info` ->
+    /// `nf_conntrack_alter_reply`). The key of a published entry never
+    /// changes (lock-free readers compare it), so a new entry with the new
+    /// key and `old`'s state replaces `old` under the locks of the chains
+    /// involved, and `old` is buried. On failure `old` is removed and the
+    /// caller drops the packet, as Linux drops a packet whose NAT tuple
+    /// clashes at confirmation: `Clash` when another entry already uses
+    /// `reply`, `Gone` when `old` was confirmed or removed meanwhile,
+    /// `NoMemory` when no entry could be allocated.
+    pub(crate) fn rekey<'g>(
+        &self,
+        rcu: &'g Rcu,
+        old: &'g Entry,
+        reply: &Tuple,
+        set: u16,
+    ) -> core::result::Result<&'g Entry, Rekey> {
+        let snap = old.with_state(self, |k, s| {
+            if s.status().has(Status::CONFIRMED) {
+                return None;
+            }
+            let copy = (*k, s.clone());
+            // From now on `old` takes no more updates: they would be lost.
+            s.status_mut().insert(Status::DYING);
+            Some(copy)
+        });
+        let Some(Some((key, state))) = snap else {
+            return Err(Rekey::Gone);
+        };
+        let net = old.net();
+        let mut conn = Conn::from_parts(key, state);
+        conn.set_reply_tuple(*reply);
+        conn.status_mut().insert(set);
+        let (key, state) = conn.into_parts();
+        let orig = key.tuple(Direction::Original);
+        let old_reply = old.key.tuple(Direction::Reply);
+        let b0 = self.bucket_of(net, &orig);
+        let b1 = self.bucket_of(net, &old_reply);
+        let b2 = self.bucket_of(net, reply);
+
+        let cache = self.cache.as_ptr();
+        // SAFETY: `cache` is live (type invariant); atomic allocation.
+        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(cache) }.cast::<Entry>();
+        if p.is_null() {
+            self.finish_removal(old, false, Stat::Drop);
+            return Err(Rekey::NoMemory);
+        }
+        let fresh = Entry {
+            nodes: [
+                Node {
+                    next: AtomicUsize::new(0),
+                },
+                Node {
+                    next: AtomicUsize::new(0),
+                },
+            ],
+            net: old.net,
+            key,
+            state: UnsafeCell::new(state),
+        };
+        // SAFETY: `p` is a fresh object of `Entry`'s size and alignment.
+        unsafe { p.write(fresh) };
+        // Not published yet; freed only a grace period after unlinking.
+        // SAFETY: so it lives for `'g`.
+        let e: &'g Entry = unsafe { &*p };
+        let single = orig == *reply;
+
+        let held = self.lock_three([b0, b1, b2]);
+        let old_addr = old as *const Entry as usize;
+        let (clash, _) = self.walk(rcu, b2, |o, d| {
+            o as *const Entry as usize != old_addr && o.is_of(net) && o.key.matches(d, reply)
+        });
+        if clash.is_some() {
+            drop(held);
+            // Never published: free at once.
+            // SAFETY: `p` came from `cache` and nothing else refers to it.
+            unsafe {
+                core::ptr::drop_in_place(p);
+                bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
+            }
+            self.finish_removal(old, false, Stat::InsertFailed);
+            return Err(Rekey::Clash);
+        }
+        // The new entry goes in first: a reader finds `old` or `e`, both
+        // of the same connection.
+        for (dir, b) in [(Direction::Original, b0), (Direction::Reply, b2)] {
+            if dir == Direction::Reply && single {
+                break;
+            }
+            let head = &self.buckets[b];
+            let node = &e.nodes[dir.index()];
+            node.next
+                .store(head.load(Ordering::Relaxed), Ordering::Relaxed);
+            // Release: a reader that sees the link sees the whole entry.
+            head.store(tag(node, dir), Ordering::Release);
+        }
+        self.unlink(b0, tag(&old.nodes[0], Direction::Original));
+        if orig != old_reply {
+            self.unlink(b1, tag(&old.nodes[1], Direction::Reply));
+        }
+        drop(held);
+        self.bury(old);
+        Ok(e)
     }
 
     /// Inserts a new, unconfirmed connection of `net` (see the module docs
@@ -527,7 +717,6 @@ impl Table {
                     next: AtomicUsize::new(0),
                 },
             ],
-            dead_next: AtomicUsize::new(0),
             net: NonNull::from(net),
             key,
             state: UnsafeCell::new(state),
@@ -617,6 +806,12 @@ impl Table {
         let Some(was_confirmed) = was_confirmed else {
             return false;
         };
+        self.finish_removal(e, was_confirmed, why.stat());
+        true
+    }
+
+    /// Unlinks and buries `e`, which the caller marked DYING; counts `stat`.
+    fn finish_removal(&self, e: &Entry, was_confirmed: bool, stat: Stat) {
         let net = e.net();
         let orig = e.key.tuple(Direction::Original);
         let reply = e.key.tuple(Direction::Reply);
@@ -631,17 +826,26 @@ impl Table {
         if !was_confirmed {
             net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
         }
-        net.count(why.stat());
+        net.count(stat);
         self.bury(e);
-        true
     }
 
     /// Queues an unlinked entry for freeing after a grace period.
+    ///
+    /// The graveyard is a stack linked through `nodes[1].next` (tagged as
+    /// a reply node), which saves a link field per entry. A reader that was
+    /// standing on the entry's reply node when it was unlinked then walks
+    /// on into other buried entries instead of the rest of its chain: all
+    /// of them stay allocated until a grace period after the collector
+    /// takes them (so the walk is memory-safe), none is in a chain any more
+    /// and each is DYING (so the reader finds nothing it may use: a lookup
+    /// racing with a removal may miss, as it may anyway), and the walk is
+    /// bounded (`WALK_MAX`).
     fn bury(&self, e: &Entry) {
-        let addr = e as *const Entry as usize;
+        let addr = tag(&e.nodes[1], Direction::Reply);
         let mut head = self.graveyard.load(Ordering::Relaxed);
         loop {
-            e.dead_next.store(head, Ordering::Relaxed);
+            e.nodes[1].next.store(head, Ordering::Relaxed);
             match self.graveyard.compare_exchange_weak(
                 head,
                 addr,
@@ -670,11 +874,11 @@ impl Table {
         super::rcu::synchronize();
         let mut n = 0;
         while link != 0 {
-            let p = link as *mut Entry;
+            let p = untag(link).0.cast_mut();
             // Unlinked and past a grace period: exclusively ours now.
             // SAFETY: `p` came from `cache`, nothing refers to it any more.
             unsafe {
-                link = (*p).dead_next.load(Ordering::Relaxed);
+                link = (*p).nodes[1].next.load(Ordering::Relaxed);
                 core::ptr::drop_in_place(p);
                 bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
             }
@@ -767,6 +971,13 @@ impl Table {
 
     /// Removes every entry of `net`; returns how many.
     pub(crate) fn flush(&self, net: &CtNet) -> u64 {
+        self.remove_if(net, |_, _| true)
+    }
+
+    /// Removes every entry of `net` for which `f(key, status)` holds
+    /// (process context: the whole table is walked, 256 buckets per RCU
+    /// section).
+    pub(crate) fn remove_if(&self, net: &CtNet, f: impl Fn(&ConnKey, Status) -> bool) -> u64 {
         let mut removed = 0u64;
         let n = self.buckets.len().max(1);
         let mut b = 0;
@@ -777,6 +988,7 @@ impl Table {
                 self.walk(&rcu, b, |e, dir| {
                     if dir == Direction::Original
                         && e.is_of(net)
+                        && e.with_state(self, |k, st| f(k, st.status())) == Some(true)
                         && self.remove(e, Removal::Deleted)
                     {
                         removed += 1;

@@ -1,0 +1,1114 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The packet path: what rfw does to a packet at each hook, in Linux's
+//! order (conntrack, mangle, nat, filter, confirmation).
+//!
+//! | hook point   | priority -200 (`first`)                       | `INT_MAX` (`last`)                       |
+//! |--------------|-----------------------------------------------|------------------------------------------|
+//! | PRE_ROUTING  | track, mangle, DNAT / un-SNAT                 |                                          |
+//! | LOCAL_OUT    | track, mangle, DNAT (re-route), filter OUTPUT |                                          |
+//! | FORWARD      | mangle, filter FORWARD                        |                                          |
+//! | LOCAL_IN     | (counting only)                               | mangle, filter INPUT, SNAT, confirm      |
+//! | POST_ROUTING | (counting only)                               | mangle, SNAT / un-DNAT, confirm          |
+//!
+//! Linux spreads these over separate hooks (mangle -150, DNAT -100, filter
+//! 0, SNAT 100, confirm `INT_MAX`); rfw runs each column's steps in that
+//! order inside one hook, which is the same thing for rfw's own tables
+//! (other modules' hooks may sit between Linux's; they see rfw's work done
+//! all at once, before or after them). Filtering INPUT at `INT_MAX` puts it
+//! after any other module's INPUT hooks.
+//!
+//! # Per-packet state between hooks
+//! rfw keeps nothing in the skb (`skb->_nfct` is nf_conntrack's). A later
+//! hook needs the packet's connection, and after NAT the packet's tuple may
+//! no longer be one the table indexes (DNAT and SNAT both: the packet
+//! between them carries the original source and the new destination). So
+//! each namespace has a per-CPU [`Slot`]: the hook that tracks a packet
+//! writes the skb's address, the entry's address and the chain the entry
+//! was found in; a later hook of the same packet on the same CPU (the
+//! forwarding and output paths run hook after hook in one call chain)
+//! finds the slot naming its skb and re-finds the entry by walking that
+//! chain comparing addresses only ([`Table::relocate`]), so a stale slot
+//! (the skb freed and its address reused, the entry removed) can never
+//! lead to a freed entry; it then checks the packet's tuple is one this
+//! connection can have at this hook. When the slot does not match (the
+//! packet was queued, or another packet's hooks ran in between on this
+//! CPU), the connection is looked up by the packet's tuple and its inverse,
+//! which finds every connection except one with both DNAT and SNAT seen
+//! between the two NAT hooks; such a packet is then handled as untracked
+//! (counted as `unparsed` in the rule statistics).
+//!
+//! Lookups per forwarded packet of an established connection: one hash
+//! lookup (PRE_ROUTING) and, per later hook that has work to do (FORWARD
+//! with a filter or mangle chain, POST_ROUTING with a NAT binding or a
+//! mangle chain), one walk of one chain comparing addresses.
+
+use core::ffi::{c_int, c_uint, c_void};
+use core::net::IpAddr;
+use core::ptr::NonNull;
+
+use conntrack::parse::{FragmentStatus, IcmpInfo, L4Info, PacketInfo};
+use conntrack::{Class, Direction, Status, Tuple};
+use kernel::prelude::*;
+use nat::eval::{Outcome, PacketMeta, RuleSink, Verdict};
+use nat::nat_core::{self, Binding, ManipType, NatError, NatStatus};
+use nat::nat_proto::{self, CsumMode};
+use nat::rule::{proto, CtState, Family, Hook, IfName, LogSpec, RejectWith, TableKind};
+use rfw_abi::hook;
+
+use crate::bindings;
+use crate::ct::hook::{copy_prefix, family_of, track_info, PREFIX};
+use crate::ct::net::CtNet;
+use crate::ct::rcu::Rcu;
+use crate::ct::table::{self, Entry, Rekey, Table};
+use crate::pernet::RfwNet;
+use crate::rules::{Loaded, RStat, RulesNet, Ruleset};
+
+/// A packet's connection as a hook sees it.
+#[derive(Clone, Copy)]
+struct Ct<'g> {
+    e: &'g Entry,
+    /// The packet's direction (for RELATED: the direction the error
+    /// travels in the connection it is about).
+    dir: Direction,
+    /// The chain `e` was found in (under direction `dir`).
+    bucket: usize,
+    state: CtState,
+}
+
+/// What the tracking hook leaves for the later hooks of the same packet.
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+pub(crate) struct Slot {
+    skb: usize,
+    entry: usize,
+    bucket: usize,
+    dir: u8,
+    state: u8,
+}
+
+/// One [`Slot`] per CPU.
+///
+/// # Invariants
+/// `block` is a live per-CPU allocation of one `Slot` per CPU, zeroed,
+/// owned and freed on drop.
+pub(crate) struct SlotCache {
+    block: NonNull<c_void>,
+}
+
+// SAFETY: each CPU's slot is only touched with preemption disabled on that CPU.
+unsafe impl Send for SlotCache {}
+// SAFETY: see `Send`.
+unsafe impl Sync for SlotCache {}
+
+impl SlotCache {
+    /// Zeroed slots for every possible CPU.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: plain allocation call.
+        let p = unsafe {
+            bindings::rfw_alloc_percpu(core::mem::size_of::<Slot>(), core::mem::align_of::<Slot>())
+        };
+        // INVARIANT: fresh zeroed per-CPU block of one `Slot` per CPU.
+        NonNull::new(p)
+            .map(|block| SlotCache { block })
+            .ok_or(ENOMEM)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> R {
+        // Preemption off: this CPU's slot is ours until it is back on
+        // (softirq users run with it off anyway; LOCAL_OUT may not).
+        // SAFETY: paired with the enable below; the block is live.
+        let r = unsafe {
+            bindings::rfw_preempt_disable();
+            let s = &mut *bindings::rfw_this_cpu_ptr(self.block.as_ptr()).cast::<Slot>();
+            f(s)
+        };
+        // SAFETY: paired with the disable above.
+        unsafe { bindings::rfw_preempt_enable() };
+        r
+    }
+}
+
+impl Drop for SlotCache {
+    fn drop(&mut self) {
+        // Dropped with the namespace, after its hooks are gone.
+        // SAFETY: the block is ours (type invariant) and unreachable now.
+        unsafe { bindings::free_percpu(self.block.as_ptr()) };
+    }
+}
+
+fn state_code(s: CtState) -> u8 {
+    s as u8
+}
+
+fn state_of(code: u8) -> Option<CtState> {
+    [
+        CtState::New,
+        CtState::Established,
+        CtState::Related,
+        CtState::Invalid,
+        CtState::Untracked,
+    ]
+    .into_iter()
+    .find(|s| *s as u8 == code)
+}
+
+fn class_state(c: &Class) -> CtState {
+    match c {
+        Class::New => CtState::New,
+        Class::Established => CtState::Established,
+        Class::Related => CtState::Related,
+        Class::Invalid(_) => CtState::Invalid,
+        Class::Untracked => CtState::Untracked,
+    }
+}
+
+fn hook_of(h: u8) -> Hook {
+    match h {
+        hook::PRE_ROUTING => Hook::Prerouting,
+        hook::LOCAL_IN => Hook::Input,
+        hook::FORWARD => Hook::Forward,
+        hook::LOCAL_OUT => Hook::Output,
+        _ => Hook::Postrouting,
+    }
+}
+
+/// A packet at one hook.
+struct Pkt<'s> {
+    skb: *mut bindings::sk_buff,
+    state: &'s bindings::nf_hook_state,
+    hook: Hook,
+    family: Family,
+    /// Parsed headers, `None` if they could not be parsed.
+    info: Option<PacketInfo>,
+    /// Evaluation metadata (from `info`, or from the bare IP header).
+    meta: PacketMeta,
+}
+
+fn skb_len(skb: *mut bindings::sk_buff) -> u32 {
+    // SAFETY: the hook's skb is valid for the whole hook.
+    unsafe { (*skb).len }
+}
+
+fn dev_name(dev: *mut bindings::net_device) -> IfName {
+    let mut n = IfName::NONE;
+    if dev.is_null() {
+        return n;
+    }
+    // SAFETY: `dev` is the hook's device, valid for the hook.
+    let p = unsafe { bindings::rfw_dev_name(dev) };
+    if p.is_null() {
+        return n;
+    }
+    for (i, b) in n.0.iter_mut().enumerate().take(nat::rule::IFNAMSIZ - 1) {
+        // `name` is a NUL-terminated array of IFNAMSIZ bytes.
+        // SAFETY: `i < IFNAMSIZ - 1`, inside it.
+        let c = unsafe { *p.add(i) } as u8;
+        if c == 0 {
+            break;
+        }
+        *b = c;
+    }
+    n
+}
+
+fn addr_of(t: &Tuple, a: &[u8; 16]) -> IpAddr {
+    nat_core::tuple_addr(t, a)
+}
+
+/// Metadata from parsed headers.
+fn meta_of(info: &PacketInfo, family: Family, len: u32) -> PacketMeta {
+    let t = &info.tuple;
+    let (mut sport, mut dport, mut icmp_type, mut icmp_code, mut tcp_flags) = (0, 0, 0, 0, 0);
+    match &info.l4 {
+        L4Info::Tcp(tcp) => {
+            (sport, dport) = (t.src_port, t.dst_port);
+            tcp_flags = tcp.flags.0;
+        }
+        L4Info::Udp { .. } => (sport, dport) = (t.src_port, t.dst_port),
+        L4Info::Icmp(i) => {
+            (icmp_type, icmp_code) = match *i {
+                IcmpInfo::Query { ty, code } => (ty, code),
+                IcmpInfo::Error { ty, code, .. } => (ty, code),
+                IcmpInfo::Untracked { ty } => (ty, 0),
+                IcmpInfo::Other { ty, code } => (ty, code),
+            }
+        }
+        L4Info::Other => {
+            if matches!(t.proto, proto::SCTP | proto::DCCP | proto::UDPLITE) {
+                (sport, dport) = (t.src_port, t.dst_port);
+            }
+        }
+    }
+    let _ = FragmentStatus::Whole;
+    PacketMeta {
+        family,
+        proto: t.proto,
+        src: addr_of(t, &t.src),
+        dst: addr_of(t, &t.dst),
+        sport,
+        dport,
+        in_if: IfName::NONE,
+        out_if: IfName::NONE,
+        ct_state: CtState::Untracked,
+        mark: 0,
+        icmp_type,
+        icmp_code,
+        tcp_flags,
+        fragment: false,
+        len,
+    }
+}
+
+/// Metadata from the bare IP header of a packet conntrack could not parse
+/// (a non-first fragment, a malformed L4 header): addresses and protocol
+/// only; port, ICMP and flag matches fail on it as on a fragment.
+fn meta_bare(bytes: &[u8], family: Family, len: u32) -> Option<PacketMeta> {
+    let (proto, src, dst) = match family {
+        Family::V4 => {
+            let h = bytes.get(..20)?;
+            let a = |o: usize| IpAddr::from([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+            (h[9], a(12), a(16))
+        }
+        Family::V6 => {
+            let h = bytes.get(..40)?;
+            let a = |o: usize| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&h[o..o + 16]);
+                IpAddr::from(b)
+            };
+            (h[6], a(8), a(24))
+        }
+    };
+    Some(PacketMeta {
+        family,
+        proto,
+        src,
+        dst,
+        sport: 0,
+        dport: 0,
+        in_if: IfName::NONE,
+        out_if: IfName::NONE,
+        ct_state: CtState::Invalid,
+        mark: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        tcp_flags: 0,
+        fragment: true,
+        len,
+    })
+}
+
+impl<'s> Pkt<'s> {
+    /// Parses the packet; `None` for what rfw leaves alone (not IP, or
+    /// too short for an IP header).
+    fn new(
+        ct: &CtNet,
+        rcu: &Rcu,
+        skb: *mut bindings::sk_buff,
+        state: &'s bindings::nf_hook_state,
+    ) -> Option<Self> {
+        let fam = family_of(state.pf)?;
+        let family = match fam {
+            conntrack::Family::Ipv4 => Family::V4,
+            conntrack::Family::Ipv6 => Family::V6,
+        };
+        let mut buf = [0u8; PREFIX];
+        // SAFETY: the hook's skb is valid; the reference ends with this call.
+        let bytes = copy_prefix(unsafe { &*skb }, &mut buf)?;
+        let len = skb_len(skb);
+        let (info, meta) = match conntrack::parse::parse_prefix(bytes, fam, &ct.config(rcu).parse) {
+            Ok(i) => (Some(i), meta_of(&i, family, len)),
+            Err(e) => {
+                ct.count_invalid(conntrack::InvalidReason::Malformed(e));
+                (None, meta_bare(bytes, family, len)?)
+            }
+        };
+        let mut p = Pkt {
+            skb,
+            state,
+            hook: hook_of(state.hook),
+            family,
+            info,
+            meta,
+        };
+        p.meta.in_if = dev_name(state.in_);
+        p.meta.out_if = dev_name(state.out);
+        // SAFETY: the hook's skb.
+        p.meta.mark = unsafe { bindings::rfw_skb_mark(skb) };
+        Some(p)
+    }
+
+    fn net(&self) -> *mut bindings::net {
+        self.state.net
+    }
+}
+
+/// Counts rule hits into a loaded table's counters, and logs.
+struct Sink<'a> {
+    t: &'a Loaded,
+    rules: &'a RulesNet,
+    hook: Hook,
+}
+
+impl RuleSink for Sink<'_> {
+    #[inline]
+    fn hit(&mut self, index: usize, bytes: u32) {
+        self.t.hit(index, bytes);
+    }
+
+    fn log(&mut self, index: usize, spec: &LogSpec, pkt: &PacketMeta) {
+        // SAFETY: reads the clock.
+        let now = unsafe { bindings::rfw_ktime_get_ns() };
+        if !self.t.log_allow(index, now, spec.rate, spec.burst) {
+            self.rules.count(RStat::LogSuppressed);
+            return;
+        }
+        self.rules.count(RStat::Logged);
+        log_line(spec, pkt, self.hook);
+    }
+}
+
+/// One LOG line, in the manner of `nf_log_syslog`.
+fn log_line(spec: &LogSpec, p: &PacketMeta, hook: Hook) {
+    fn name(n: &IfName) -> &str {
+        core::str::from_utf8(n.as_bytes()).unwrap_or("?")
+    }
+    let proto = match p.proto {
+        proto::TCP => "TCP",
+        proto::UDP => "UDP",
+        proto::ICMP => "ICMP",
+        proto::ICMPV6 => "ICMPv6",
+        _ => "",
+    };
+    let prefix = core::str::from_utf8(spec.prefix.as_bytes()).unwrap_or("");
+    macro_rules! line {
+        ($m:ident) => {
+            kernel::$m!(
+                "{}IN={} OUT={} SRC={} DST={} LEN={} PROTO={}{} SPT={} DPT={} MARK=0x{:x} HOOK={:?}\n",
+                prefix,
+                name(&p.in_if),
+                name(&p.out_if),
+                p.src,
+                p.dst,
+                p.len,
+                proto,
+                if proto.is_empty() { p.proto } else { 0 },
+                p.sport,
+                p.dport,
+                p.mark,
+                hook
+            )
+        };
+    }
+    match spec.level {
+        0 => line!(pr_emerg),
+        1 => line!(pr_alert),
+        2 => line!(pr_crit),
+        3 => line!(pr_err),
+        4 => line!(pr_warn),
+        5 => line!(pr_notice),
+        6 => line!(pr_info),
+        _ => line!(pr_debug),
+    }
+}
+
+/// Runs table `kind` at the packet's hook, if loaded; applies MARK.
+fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Option<Outcome> {
+    let t = set.get(kind)?;
+    let table = t.table()?;
+    let mut sink = Sink {
+        t,
+        rules,
+        hook: p.hook,
+    };
+    let out = table.evaluate(p.hook, &p.meta, &mut sink);
+    if out.mark != p.meta.mark {
+        // SAFETY: the hook's skb.
+        unsafe { bindings::rfw_skb_set_mark(p.skb, out.mark) };
+        p.meta.mark = out.mark;
+    }
+    Some(out)
+}
+
+/// The netfilter verdict `NF_QUEUE_NR(n)`.
+fn queue_verdict(n: u16) -> c_uint {
+    (c_uint::from(n) << bindings::NF_VERDICT_QBITS) | bindings::NF_QUEUE
+}
+
+/// Sends the REJECT answer; the packet itself is dropped by the caller.
+fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
+    rules.count(RStat::Rejected);
+    let h = p.state.hook as c_int;
+    let tcp = p.meta.proto == proto::TCP;
+    // The hook's skb, namespace and socket, valid for the hook; these
+    // build and send a new packet and leave `skb` alone.
+    // SAFETY: arguments as the kernel's REJECT targets pass them.
+    unsafe {
+        match (p.family, with) {
+            (Family::V4, RejectWith::TcpReset) if tcp => {
+                bindings::nf_send_reset(p.net(), p.state.sk, p.skb, h)
+            }
+            (Family::V6, RejectWith::TcpReset) if tcp => {
+                bindings::nf_send_reset6(p.net(), p.state.sk, p.skb, h)
+            }
+            (Family::V4, w) => {
+                let code = match w {
+                    RejectWith::NetUnreachable => 0,
+                    RejectWith::HostUnreachable => 1,
+                    RejectWith::ProtoUnreachable => 2,
+                    RejectWith::AdminProhibited => 13,
+                    _ => 3,
+                };
+                bindings::nf_send_unreach(p.skb, code, h)
+            }
+            (Family::V6, w) => {
+                let code = match w {
+                    RejectWith::NetUnreachable => 0,
+                    RejectWith::AdminProhibited => 1,
+                    RejectWith::HostUnreachable => 3,
+                    _ => 4,
+                };
+                bindings::nf_send_unreach6(p.net(), p.skb, code, h as c_uint)
+            }
+        }
+    }
+}
+
+/// What a filter or mangle outcome means for the packet: `None` to go on.
+fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<c_uint> {
+    match out.verdict {
+        Verdict::Accept => None,
+        Verdict::Drop => Some(bindings::NF_DROP),
+        Verdict::Reject(w) => {
+            reject(p, w, rules);
+            Some(bindings::NF_DROP)
+        }
+        Verdict::Queue(n) => {
+            rules.count(RStat::Queued);
+            Some(queue_verdict(n))
+        }
+        // NAT verdicts only come from the nat table (validated).
+        _ => None,
+    }
+}
+
+/// Makes the first `len` bytes from the network header writable and runs
+/// `f` on them. `None` if the skb could not be made writable.
+fn rewrite<R>(
+    skb: *mut bindings::sk_buff,
+    len: usize,
+    f: impl FnOnce(&mut [u8], CsumMode) -> R,
+) -> Option<R> {
+    // SAFETY: the hook's skb.
+    let off = unsafe { bindings::rfw_skb_network_offset(skb) };
+    let total = (skb_len(skb) as i64 - i64::from(off)).max(0) as usize;
+    let len = len.min(total);
+    if off < 0 || len == 0 {
+        return None;
+    }
+    // `skb_ensure_writable` un-clones and pulls the bytes into the linear
+    // area as needed (`nf_nat_manip_pkt` -> `skb_ensure_writable`).
+    // SAFETY: the hook's skb, which we may modify.
+    if unsafe { bindings::skb_ensure_writable(skb, (off as usize + len) as c_uint) } != 0 {
+        return None;
+    }
+    // SAFETY: the hook's skb.
+    let summed = unsafe { bindings::rfw_skb_ip_summed(skb) };
+    let mode = if u32::from(summed) == bindings::CHECKSUM_PARTIAL {
+        CsumMode::Partial
+    } else {
+        CsumMode::Full
+    };
+    // SAFETY: the hook's skb.
+    let hdr = unsafe { bindings::rfw_skb_network_header(skb) };
+    // `len` bytes from the network header are linear and ours now, and
+    // SAFETY: nothing else touches them during the hook: this is the only reference.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(hdr, len) };
+    let r = f(bytes, mode);
+    if u32::from(summed) == bindings::CHECKSUM_COMPLETE {
+        // `skb->csum` covered the old bytes. The checksum fields are kept
+        // right, so let the stack verify in software if it needs to.
+        // SAFETY: the hook's skb.
+        unsafe { bindings::rfw_skb_set_ip_summed(skb, bindings::CHECKSUM_NONE as u8) };
+    }
+    Some(r)
+}
+
+/// Bytes of headers NAT rewrites: IP header and the first 20 bytes of L4
+/// (TCP's checksum is at 16), or every header for IPv6 with extension
+/// headers.
+fn header_bytes(p: &Pkt<'_>, bytes_hint: u8) -> usize {
+    match p.family {
+        Family::V4 => usize::from(bytes_hint & 0x0f) * 4 + 20,
+        Family::V6 => PREFIX,
+    }
+}
+
+/// Applies TOS/TTL changes of a mangle outcome.
+fn apply_mangle(p: &Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
+    if out.mangle.is_empty() {
+        return true;
+    }
+    let ok = rewrite(p.skb, 40, |b, _| nat::mangle::apply(b, &out.mangle).is_ok()).unwrap_or(false);
+    if !ok {
+        rules.count(RStat::RewriteFailed);
+    }
+    ok
+}
+
+/// The tuple table NAT sees: any entry of the namespace but `me`.
+struct Taken<'a, 'g> {
+    t: &'g Table,
+    rcu: &'g Rcu,
+    net: &'a CtNet,
+    me: usize,
+}
+
+impl nat_core::TupleTable for Taken<'_, '_> {
+    fn reply_in_use(&self, reply: &Tuple) -> bool {
+        self.t
+            .lookup(self.rcu, self.net, reply)
+            .is_some_and(|(e, _)| e as *const Entry as usize != self.me)
+    }
+}
+
+struct Rng;
+
+impl nat_core::Entropy for Rng {
+    fn next_u32(&mut self) -> u32 {
+        // SAFETY: plain call.
+        unsafe { bindings::get_random_u32() }
+    }
+}
+
+fn nat_bits(s: Status) -> NatStatus {
+    let mut n = 0;
+    if s.has(Status::SRC_NAT) {
+        n |= NatStatus::SRC_NAT;
+    }
+    if s.has(Status::DST_NAT) {
+        n |= NatStatus::DST_NAT;
+    }
+    NatStatus(n)
+}
+
+fn status_bits(n: NatStatus) -> u16 {
+    let mut s = 0;
+    if n.0 & NatStatus::SRC_NAT != 0 {
+        s |= Status::SRC_NAT;
+    }
+    if n.0 & NatStatus::DST_NAT != 0 {
+        s |= Status::DST_NAT;
+    }
+    s
+}
+
+fn done_bit(m: ManipType) -> u16 {
+    match m {
+        ManipType::Src => Status::SRC_NAT_DONE,
+        ManipType::Dst => Status::DST_NAT_DONE,
+    }
+}
+
+/// An `in6_addr` holding `b`.
+fn in6(b: [u8; 16]) -> bindings::in6_addr {
+    // SAFETY: `in6_addr` is a union of byte/word views of 16 bytes: any bytes are valid.
+    unsafe { core::mem::transmute::<[u8; 16], bindings::in6_addr>(b) }
+}
+
+/// The 16 bytes of an `in6_addr`.
+fn in6_bytes(a: &bindings::in6_addr) -> [u8; 16] {
+    // SAFETY: as in `in6`: 16 bytes, every view valid.
+    unsafe { core::mem::transmute::<bindings::in6_addr, [u8; 16]>(*a) }
+}
+
+/// The address MASQUERADE uses: the outgoing interface's source address
+/// for this destination (`nf_nat_masquerade_ipv4/6`).
+fn masq_addr(p: &Pkt<'_>) -> Option<IpAddr> {
+    let out = p.state.out;
+    if out.is_null() {
+        return None;
+    }
+    match p.meta.dst {
+        IpAddr::V4(d) => {
+            let daddr = u32::from_ne_bytes(d.octets());
+            // SAFETY: the hook's skb (routed at POSTROUTING) and device.
+            let a = unsafe {
+                let nh = bindings::rfw_rt_nexthop4(p.skb, daddr);
+                bindings::inet_select_addr(out, nh, bindings::rt_scope_t_RT_SCOPE_UNIVERSE as c_int)
+            };
+            (a != 0).then(|| IpAddr::from(a.to_ne_bytes()))
+        }
+        IpAddr::V6(d) => {
+            let dst = in6(d.octets());
+            let mut src = in6([0; 16]);
+            // SAFETY: the hook's namespace and device; our two addresses.
+            let r = unsafe { bindings::ipv6_dev_get_saddr(p.net(), out, &dst, 0, &mut src) };
+            (r == 0).then(|| IpAddr::from(in6_bytes(&src)))
+        }
+    }
+}
+
+/// The address REDIRECT uses at PREROUTING: the incoming interface's
+/// primary address (IPv4, `nf_nat_redirect_ipv4`); for IPv6 the address
+/// the interface would use towards the client (Linux takes the first
+/// non-tentative one: the same on a one-address interface).
+fn redirect_addr(p: &Pkt<'_>) -> Option<IpAddr> {
+    let dev = p.state.in_;
+    if dev.is_null() {
+        return None;
+    }
+    match p.meta.src {
+        IpAddr::V4(_) => {
+            // SAFETY: the hook's device, under the hook's RCU section.
+            let a = unsafe { bindings::rfw_dev_first_addr4(dev) };
+            (a != 0).then(|| IpAddr::from(a.to_ne_bytes()))
+        }
+        IpAddr::V6(s) => {
+            let dst = in6(s.octets());
+            let mut src = in6([0; 16]);
+            // SAFETY: the hook's namespace and device; our two addresses.
+            let r = unsafe { bindings::ipv6_dev_get_saddr(p.net(), dev, &dst, 0, &mut src) };
+            (r == 0).then(|| IpAddr::from(in6_bytes(&src)))
+        }
+    }
+}
+
+/// NAT at a NAT hook: set up the binding of a new connection (nat table,
+/// or a null binding), then rewrite the packet (`nf_nat_inet_fn`).
+/// `Err(verdict)` ends the hook.
+fn nat_step<'g>(
+    rn: &RfwNet,
+    rcu: &'g Rcu,
+    set: &Ruleset,
+    p: &mut Pkt<'_>,
+    ct: &mut Option<Ct<'g>>,
+) -> core::result::Result<bool, c_uint> {
+    let Some(c) = ct.as_mut() else {
+        return Ok(false);
+    };
+    let t = table::get();
+    let manip = ManipType::for_hook(p.hook);
+    let nat_loaded = set.get(TableKind::Nat).is_some();
+    let snap = c.e.with_state(t, |k, s| (*k, s.status()));
+    let Some((key, status)) = snap else {
+        return Ok(false);
+    };
+    let mut changed = false;
+    // A new connection meets this NAT hook for the first time: decide.
+    if nat_loaded
+        && c.state == CtState::New
+        && c.dir == Direction::Original
+        && !status.has(Status::CONFIRMED)
+        && !status.has(done_bit(manip))
+    {
+        let out = eval(set, TableKind::Nat, &rn.rules, p);
+        if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules)) {
+            return Err(v);
+        }
+        let mut b = Binding::from_parts(
+            key.tuple(Direction::Original),
+            key.tuple(Direction::Reply),
+            nat_bits(status),
+        );
+        let verdict = out.map_or(Verdict::Accept, |o| o.verdict);
+        let hook = p.hook;
+        let family = p.family;
+        let out_addr = if matches!(verdict, Verdict::Masquerade(_)) {
+            masq_addr(p)
+        } else {
+            None
+        };
+        let in_addr = if matches!(verdict, Verdict::Redirect(_)) && hook != Hook::Output {
+            redirect_addr(p)
+        } else {
+            None
+        };
+        let taken = Taken {
+            t,
+            rcu,
+            net: &rn.ct,
+            me: c.e as *const Entry as usize,
+        };
+        let r = match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
+            Ok(Some((m, range))) => b.setup(&range, m, &taken, &mut Rng, t.hash_key()),
+            Ok(None) => b.setup_null(manip, &taken, &mut Rng, t.hash_key()),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => {}
+            Err(NatError::NoAddress) => {
+                rn.rules.count(RStat::NatNoAddress);
+                return Err(bindings::NF_DROP);
+            }
+            Err(_) => {
+                rn.rules.count(RStat::NatNoTuple);
+                return Err(bindings::NF_DROP);
+            }
+        }
+        let mut set_bits = status_bits(b.status) | done_bit(manip);
+        if matches!(verdict, Verdict::Masquerade(_)) {
+            set_bits |= Status::MASQUERADE;
+        }
+        if *b.reply() != key.tuple(Direction::Reply) {
+            match t.rekey(rcu, c.e, b.reply(), set_bits) {
+                Ok(e) => {
+                    rn.rules.count(RStat::NatBindings);
+                    rn.rules.set_nat_used();
+                    c.e = e;
+                    c.bucket = t.bucket_of_entry(e, Direction::Original);
+                    changed = true;
+                }
+                Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
+                    rn.rules.count(RStat::NatNoTuple);
+                    return Err(bindings::NF_DROP);
+                }
+                Err(Rekey::Gone) => return Ok(false),
+            }
+        } else {
+            c.e.with_state(t, |_, s| s.status_mut().insert(set_bits));
+        }
+    }
+    // Rewrite the packet as its connection's binding says.
+    let Some((key, status)) = c.e.with_state(t, |k, s| (*k, s.status())) else {
+        return Ok(changed);
+    };
+    let nat = nat_bits(status);
+    if nat.0 == 0 {
+        return Ok(changed);
+    }
+    let b = Binding::from_parts(
+        key.tuple(Direction::Original),
+        key.tuple(Direction::Reply),
+        nat,
+    );
+    if !b.applies(c.dir, manip) {
+        return Ok(changed);
+    }
+    let is_error = c.state == CtState::Related
+        && matches!(
+            p.info.map(|i| i.l4),
+            Some(L4Info::Icmp(IcmpInfo::Error { .. }))
+        );
+    let dir = c.dir;
+    let ihl = p.meta_first_byte();
+    let len = if is_error {
+        usize::MAX
+    } else {
+        header_bytes(p, ihl)
+    };
+    let r = rewrite(p.skb, len, |bytes, mode| {
+        if is_error {
+            nat_proto::icmp_error_translate(bytes, &b, dir, manip, mode)
+        } else {
+            nat_proto::nat_packet(bytes, &b, dir, manip, mode)
+        }
+    });
+    match r {
+        Some(Ok(_)) => Ok(true),
+        _ => {
+            rn.rules.count(RStat::RewriteFailed);
+            Err(bindings::NF_DROP)
+        }
+    }
+}
+
+impl Pkt<'_> {
+    /// The first byte of the IP header (version and IHL).
+    fn meta_first_byte(&self) -> u8 {
+        // SAFETY: the hook's skb.
+        let off = unsafe { bindings::rfw_skb_network_offset(self.skb) };
+        let mut b = 0u8;
+        // SAFETY: copies one byte of the packet into `b`.
+        unsafe { bindings::skb_copy_bits(self.skb, off, (&mut b as *mut u8).cast(), 1) };
+        b
+    }
+}
+
+/// Re-routes a locally generated packet whose destination or mark a hook
+/// changed (`nf_nat_ipv4_local_fn`, `ipt_mangle_out`).
+fn reroute(p: &Pkt<'_>) -> bool {
+    // SAFETY: the hook's namespace, socket and skb.
+    let r = unsafe {
+        match p.family {
+            Family::V4 => bindings::ip_route_me_harder(
+                p.net(),
+                p.state.sk,
+                p.skb,
+                bindings::RTN_UNSPEC as c_uint,
+            ),
+            Family::V6 => bindings::ip6_route_me_harder(p.net(), p.state.sk, p.skb),
+        }
+    };
+    r == 0
+}
+
+/// The connection of a packet at a hook after the tracking one, and its
+/// state for rules: from the slot when it names this skb, else by lookup.
+fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>) -> (Option<Ct<'g>>, CtState) {
+    let t = table::get();
+    let slot = rn.slot.with(|s| *s);
+    if slot.skb == p.skb as usize {
+        let dir = if slot.dir == 0 {
+            Direction::Original
+        } else {
+            Direction::Reply
+        };
+        let state = state_of(slot.state);
+        if slot.entry == 0 {
+            // Tracked as having no connection (INVALID or untracked).
+            if let Some(st) = state {
+                return (None, st);
+            }
+        } else if let Some(e) = t.relocate(rcu, slot.bucket, slot.entry, dir) {
+            if let Some(state) = state.filter(|s| plausible(e, dir, *s, p)) {
+                let c = Ct {
+                    e,
+                    dir,
+                    bucket: slot.bucket,
+                    state,
+                };
+                return (Some(c), state);
+            }
+        }
+    }
+    let Some(info) = p.info else {
+        return (None, CtState::Invalid);
+    };
+    match lookup_any(t, rcu, &rn.ct, &info) {
+        Some(c) => (Some(c), c.state),
+        None => (None, CtState::Invalid),
+    }
+}
+
+/// The connection of a packet by its tuple, its inverse (after NAT at an
+/// earlier hook), or the tuple an ICMP error quotes.
+fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) -> Option<Ct<'g>> {
+    if let L4Info::Icmp(IcmpInfo::Error { quoted, .. }) = info.l4 {
+        let inner = quoted.invert()?;
+        let (e, dir) = t.lookup(rcu, ctn, &inner)?;
+        let bucket = t.bucket_of_entry(e, dir);
+        return Some(Ct {
+            e,
+            dir,
+            bucket,
+            state: CtState::Related,
+        });
+    }
+    let (e, dir) = match t.lookup(rcu, ctn, &info.tuple) {
+        Some(hit) => hit,
+        None => {
+            // Translated at an earlier hook: the inverse is the tuple the
+            // other direction expects.
+            let inv = info.tuple.invert()?;
+            let (e, d) = t.lookup(rcu, ctn, &inv)?;
+            (e, d.opposite())
+        }
+    };
+    let bucket = t.bucket_of_entry(e, dir);
+    let seen_reply = e
+        .with_state(t, |_, s| s.status().has(Status::SEEN_REPLY))
+        .unwrap_or(false);
+    let state = if dir == Direction::Original && !seen_reply {
+        CtState::New
+    } else {
+        CtState::Established
+    };
+    Some(Ct {
+        e,
+        dir,
+        bucket,
+        state,
+    })
+}
+
+/// True when the packet can be one of `e`'s in direction `dir` at this
+/// hook: each address is the one of its tuple before or after NAT. Guards
+/// the slot against an skb address reused for another packet.
+fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
+    let Some(info) = p.info else {
+        return true;
+    };
+    if state == CtState::Related {
+        return true;
+    }
+    let k = e.key();
+    let (a, b) = (k.tuple(dir), k.tuple(dir.opposite()));
+    let t = &info.tuple;
+    t.proto == a.proto && (t.src == a.src || t.src == b.dst) && (t.dst == a.dst || t.dst == b.src)
+}
+
+fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState) {
+    let s = match ct {
+        Some(c) => Slot {
+            skb: p.skb as usize,
+            entry: c.e as *const Entry as usize,
+            bucket: c.bucket,
+            dir: c.dir.index() as u8,
+            state: state_code(c.state),
+        },
+        None => Slot {
+            skb: p.skb as usize,
+            state: state_code(st),
+            ..Slot::default()
+        },
+    };
+    rn.slot.with(|slot| *slot = s);
+}
+
+/// Priority -200: tracking and the early tables (see the module docs).
+pub(crate) fn first(
+    rn: &RfwNet,
+    skb: *mut bindings::sk_buff,
+    state: &bindings::nf_hook_state,
+) -> c_uint {
+    let h = state.hook;
+    if h != hook::PRE_ROUTING && h != hook::LOCAL_OUT && h != hook::FORWARD {
+        return bindings::NF_ACCEPT;
+    }
+    // Netfilter runs hooks inside `rcu_read_lock()` (`nf_hook_slow`).
+    // SAFETY: the section lasts for this whole call.
+    let rcu = unsafe { Rcu::assume() };
+    let set = rn.rules.current(&rcu);
+    if h == hook::FORWARD
+        && set.get(TableKind::Filter).is_none()
+        && set.get(TableKind::Mangle).is_none()
+    {
+        return bindings::NF_ACCEPT;
+    }
+    // Packets arriving on loopback were tracked (and NATed) at LOCAL_OUT
+    // in this namespace already (Linux sees their conntrack attached).
+    // SAFETY: `state.in_` is the hook's input device or null.
+    if h == hook::PRE_ROUTING && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
+        rn.slot.with(|s| *s = Slot::default());
+        return bindings::NF_ACCEPT;
+    }
+    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state) else {
+        return bindings::NF_ACCEPT;
+    };
+    let mut ct = None;
+    if h == hook::FORWARD {
+        let (c, st) = find(rn, &rcu, &p);
+        ct = c;
+        p.meta.ct_state = st;
+    } else if let Some(info) = p.info {
+        let tr = track_info(&rn.ct, &rcu, &info);
+        if tr.verdict != bindings::NF_ACCEPT {
+            return tr.verdict;
+        }
+        let st = class_state(&tr.class);
+        ct = tr.conn.map(|(e, dir)| Ct {
+            e,
+            dir,
+            bucket: table::get().bucket_of_entry(e, dir),
+            state: st,
+        });
+        p.meta.ct_state = st;
+    } else {
+        rn.rules.count(RStat::Unparsed);
+    }
+    if set.is_empty() && !rn.rules.nat_used() {
+        if h != hook::FORWARD {
+            remember(rn, &p, &ct, p.meta.ct_state);
+        }
+        return bindings::NF_ACCEPT;
+    }
+    let mark_before = p.meta.mark;
+    if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
+        if let Some(v) = terminal(&out, &p, &rn.rules) {
+            return v;
+        }
+        if !apply_mangle(&p, &out, &rn.rules) {
+            return bindings::NF_DROP;
+        }
+    }
+    let mut translated = false;
+    if h != hook::FORWARD {
+        match nat_step(rn, &rcu, set, &mut p, &mut ct) {
+            Ok(t) => translated = t,
+            Err(v) => return v,
+        }
+        remember(rn, &p, &ct, p.meta.ct_state);
+    }
+    if h == hook::LOCAL_OUT && (translated || p.meta.mark != mark_before) && !reroute(&p) {
+        return bindings::NF_DROP;
+    }
+    if h == hook::LOCAL_OUT || h == hook::FORWARD {
+        if translated {
+            // Filter sees the packet as it is now.
+            if let Some(np) = Pkt::new(&rn.ct, &rcu, skb, state) {
+                let (st, mark) = (p.meta.ct_state, p.meta.mark);
+                p = np;
+                p.meta.ct_state = st;
+                p.meta.mark = mark;
+            }
+        }
+        if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
+            if let Some(v) = terminal(&out, &p, &rn.rules) {
+                return v;
+            }
+        }
+    }
+    bindings::NF_ACCEPT
+}
+
+/// Priority `INT_MAX` at LOCAL_IN and POST_ROUTING: the late tables and
+/// confirmation (see the module docs).
+pub(crate) fn last(
+    rn: &RfwNet,
+    skb: *mut bindings::sk_buff,
+    state: &bindings::nf_hook_state,
+) -> c_uint {
+    // As in `first`.
+    // SAFETY: the hook's RCU section lasts for this whole call.
+    let rcu = unsafe { Rcu::assume() };
+    let set = rn.rules.current(&rcu);
+    let unconfirmed = rn
+        .ct
+        .unconfirmed
+        .load(core::sync::atomic::Ordering::Relaxed)
+        != 0;
+    // Loopback packets at LOCAL_IN were confirmed at POST_ROUTING of lo.
+    // SAFETY: `state.in_` is the hook's input device or null.
+    let lo_in = state.hook == hook::LOCAL_IN && unsafe { bindings::rfw_dev_is_loopback(state.in_) };
+    if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
+        return bindings::NF_ACCEPT;
+    }
+    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state) else {
+        return bindings::NF_ACCEPT;
+    };
+    let (mut ct, st) = find(rn, &rcu, &p);
+    p.meta.ct_state = st;
+    if !set.is_empty() {
+        if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
+            if let Some(v) = terminal(&out, &p, &rn.rules) {
+                return v;
+            }
+            if !apply_mangle(&p, &out, &rn.rules) {
+                return bindings::NF_DROP;
+            }
+        }
+        if state.hook == hook::LOCAL_IN {
+            if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
+                if let Some(v) = terminal(&out, &p, &rn.rules) {
+                    return v;
+                }
+            }
+        }
+    }
+    if !set.is_empty() || rn.rules.nat_used() {
+        if let Err(v) = nat_step(rn, &rcu, set, &mut p, &mut ct) {
+            return v;
+        }
+    }
+    if lo_in || !unconfirmed {
+        return bindings::NF_ACCEPT;
+    }
+    if let Some(c) = ct {
+        if c.dir == Direction::Original && c.state != CtState::Related {
+            c.e.confirm(table::get());
+        }
+    }
+    bindings::NF_ACCEPT
+}

@@ -136,7 +136,8 @@ pub enum ErrorKind {
     /// A range whose low end is above its high end, or port 0 in a NAT range.
     BadRange,
     /// An option that needs a protocol the rule does not name
-    /// (ports need `-p tcp|udp|...`, `--icmp-type` needs `-p icmp`, ...).
+    /// (ports need `-p tcp|udp|...`, `--icmp-type` needs `-p icmp`, ...),
+    /// or a NAT port range with a `-p` whose ports NAT does not rewrite.
     NeedsProtocol(&'static str),
     /// A value out of its allowed set.
     BadValue(&'static str),
@@ -1111,7 +1112,12 @@ fn check_nat_range(
         if p.lo == 0 {
             return Err(ErrorKind::BadRange);
         }
-        if !positive_proto(m).is_some_and(proto::nat_rewrites_ports) {
+        // Unlike iptables, no `-p` is fine: the ports then apply to the
+        // protocols NAT rewrites ports of and the others get the address
+        // only (`nat_core::unique_tuple`), so that `--to-destination
+        // ADDR:PORT` works alone. A `-p` naming a protocol without them can
+        // never use the ports: refused.
+        if positive_proto(m).is_some_and(|p| !proto::nat_rewrites_ports(p)) {
             return Err(ErrorKind::NeedsProtocol("a NAT port range"));
         }
     }

@@ -16,6 +16,14 @@
 //!   original port when it is free and otherwise starts from a random offset
 //!   (as 6.12 does), destination NAT from offset 0.
 //! * The address hash is keyed SipHash-1-3 (conntrack's), not jhash2.
+//! * A range's ports apply only to the protocols NAT rewrites ports of
+//!   (TCP, UDP, UDP-Lite, DCCP; see [`proto::nat_rewrites_ports`]). For the
+//!   others (ICMP, ICMPv6, SCTP, GRE, ...) the port part is ignored: the
+//!   address is mapped, and an ICMP id is kept unless the tuple clashes,
+//!   as with no port range (`nf_nat_l4proto_unique_tuple` would map ICMP
+//!   ids into the port range instead). This is what makes a rule without
+//!   `-p` and with ports (`--to-destination 10.0.2.2:8080`) mean "this
+//!   address for every packet, this port where there is one".
 //!
 //! The caller answers "is this reply tuple in use" ([`TupleTable`]), as the
 //! kernel's conntrack hash table answers `nf_conntrack_tuple_taken`, and
@@ -152,11 +160,24 @@ fn addr_in_range(t: &Tuple, a: &[u8; 16], r: &AddrRange) -> bool {
     r.contains(&tuple_addr(t, a))
 }
 
-/// Is the manipulable L4 part of `t` inside the range (`l4proto_in_range`)?
-fn l4_in_range(t: &Tuple, manip: ManipType, r: &PortRange) -> bool {
-    if is_icmp(t) {
-        return r.contains(t.src_port);
+/// The range as it applies to a connection of `t`'s protocol: without its
+/// ports when NAT does not rewrite this protocol's ports (ICMP ids, SCTP,
+/// GRE, ...), so that such a connection gets the address only.
+fn range_for(t: &Tuple, range: &NatRange) -> NatRange {
+    if proto::nat_rewrites_ports(t.proto) {
+        *range
+    } else {
+        NatRange {
+            ports: None,
+            ..*range
+        }
     }
+}
+
+/// Is the manipulable L4 part of `t` inside the range (`l4proto_in_range`)?
+/// Only asked of protocols whose ports NAT rewrites ([`range_for`] drops
+/// the port part for the others).
+fn l4_in_range(t: &Tuple, manip: ManipType, r: &PortRange) -> bool {
     if proto::nat_rewrites_ports(t.proto) {
         let p = match manip {
             ManipType::Src => t.src_port,
@@ -261,10 +282,8 @@ fn unique_l4<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
 ) -> Result<(), NatError> {
     let icmp = is_icmp(t);
     let (min, size): (u32, u32) = if icmp {
-        match &range.ports {
-            Some(p) => (u32::from(p.lo), p.size()),
-            None => (0, 65536),
-        }
+        // Any id ([`range_for`] leaves ICMP ranges without ports).
+        (0, 65536)
     } else if proto::nat_rewrites_ports(t.proto) {
         match &range.ports {
             Some(p) => (u32::from(p.lo), p.size()),
@@ -337,6 +356,10 @@ fn unique_l4<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
 /// any earlier NAT of the other kind); the result is the same tuple with
 /// the source (for [`ManipType::Src`]) or destination moved into `range`,
 /// such that its inverse is not in use. Never returns a tuple in use.
+///
+/// The range's ports apply only when NAT rewrites the ports of `orig`'s
+/// protocol (TCP, UDP, UDP-Lite, DCCP); for any other protocol the range is
+/// taken as having no ports: an ICMP echo keeps its id unless that clashes.
 pub fn unique_tuple<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
     orig: &Tuple,
     range: &NatRange,
@@ -345,6 +368,7 @@ pub fn unique_tuple<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
     rng: &mut R,
     key: &HashKey,
 ) -> Result<Tuple, NatError> {
+    let range = &range_for(orig, range);
     if let Some(a) = &range.addrs {
         let f = tuple_family(orig);
         if Family::of(&a.lo) != f || Family::of(&a.hi) != f {

@@ -68,7 +68,8 @@ pub mod proto {
     /// Does NAT rewrite this protocol's ports? Not SCTP's: its CRC32c
     /// covers the ports (but, unlike the others' checksums, no addresses),
     /// and rfw does not recompute CRC32c. So SCTP gets address translation
-    /// only, and a NAT port range for it is refused at validation.
+    /// only: a NAT port range with `-p sctp` is refused at validation, and
+    /// one without `-p` leaves SCTP ports alone (as ICMP ids, GRE, ...).
     pub const fn nat_rewrites_ports(p: u8) -> bool {
         matches!(p, TCP | UDP | UDPLITE | DCCP)
     }
@@ -726,7 +727,9 @@ impl AddrRange {
 pub struct NatRange {
     /// Addresses to map into (`NF_NAT_RANGE_MAP_IPS`); `None` keeps them.
     pub addrs: Option<AddrRange>,
-    /// Ports (or ICMP ids) to map into (`NF_NAT_RANGE_PROTO_SPECIFIED`).
+    /// Ports to map into (`NF_NAT_RANGE_PROTO_SPECIFIED`), for the
+    /// protocols whose ports NAT rewrites ([`proto::nat_rewrites_ports`]);
+    /// ignored for the others (ICMP ids are not mapped into it).
     pub ports: Option<PortRange>,
     /// Flags.
     pub flags: NatFlags,

@@ -32,7 +32,9 @@
 //! `--xor-mark V`, `--set-tos V[/M]`, `--set-dscp D`, `--ttl-set N`,
 //! `--ttl-inc N`, `--ttl-dec N`. iptables' `-j TARGET` is accepted too.
 //! A NAT RANGE is `ADDR[-ADDR][:PORT[-PORT]]` or `:PORT[-PORT]`, IPv6
-//! addresses in brackets when a port follows.
+//! addresses in brackets when a port follows. Unlike iptables, its ports
+//! need no `-p`: they apply to the protocols with ports, the others get the
+//! address only (`docs/RULESET.md`, validation).
 //!
 //! The printer writes one canonical form; [`parse`] of [`print`] gives
 //! the same ruleset back, and [`print`] of that gives the same text.

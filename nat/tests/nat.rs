@@ -716,3 +716,192 @@ fn sctp_gets_address_translation_only() {
     );
     assert_eq!(second.unwrap_err(), NatError::NoFreeTuple);
 }
+
+/// An ICMP echo request tuple (IPv4) with id `id`.
+fn echo(src: &str, dst: &str, id: u16) -> Tuple {
+    Tuple::icmp(
+        conntrack::Family::Ipv4,
+        addr_bytes(&ip(src)),
+        addr_bytes(&ip(dst)),
+        id,
+        8,
+        0,
+    )
+}
+
+#[test]
+fn a_port_range_maps_the_port_only_of_protocols_with_ports() {
+    // `--to-destination 10.0.2.2:8080` without -p: every packet gets the
+    // address, TCP and UDP the port too, ICMP keeps its id.
+    let mut table = Table::default();
+    let mut rng = Rng(11);
+    let to = NatRange {
+        addrs: Some(AddrRange::single(ip("10.0.2.2"))),
+        ports: Some(PortRange::single(8080)),
+        flags: NatFlags(0),
+    };
+    let new_dst = ip("10.0.2.2");
+    for proto in [6, 17, 136, 33] {
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t("198.51.100.7", 5555, "203.0.113.1", 80, proto),
+            &to,
+            ManipType::Dst,
+        )
+        .unwrap();
+        let n = b.target(Direction::Original).unwrap();
+        assert_eq!(
+            (tuple_addr(&n, &n.dst), n.dst_port, n.src_port),
+            (new_dst, 8080, 5555),
+            "protocol {proto}"
+        );
+        assert_eq!(
+            b.manip(Direction::Original, ManipType::Dst),
+            Some(Endpoint {
+                addr: new_dst,
+                port: 8080
+            })
+        );
+    }
+
+    // ICMP echo: the address only, the id kept (not mapped to 8080).
+    let b = setup(
+        &mut table,
+        &mut rng,
+        echo("198.51.100.7", "203.0.113.1", 0x1234),
+        &to,
+        ManipType::Dst,
+    )
+    .unwrap();
+    let n = b.target(Direction::Original).unwrap();
+    assert_eq!((tuple_addr(&n, &n.dst), n.src_port), (new_dst, 0x1234));
+    assert_eq!(
+        b.manip(Direction::Original, ManipType::Dst),
+        Some(Endpoint {
+            addr: new_dst,
+            port: 0x1234
+        })
+    );
+    // The reply comes back from the public address with the same id.
+    assert_eq!(
+        b.manip(Direction::Reply, ManipType::Src),
+        Some(Endpoint {
+            addr: ip("203.0.113.1"),
+            port: 0x1234
+        })
+    );
+
+    // The same client and id to another public address of the same
+    // server: the tuple after NAT clashes, so the id moves to a free one
+    // (any id: the port range does not apply to it), and the reply still
+    // restores the client's id.
+    let b2 = setup(
+        &mut table,
+        &mut rng,
+        echo("198.51.100.7", "203.0.113.2", 0x1234),
+        &to,
+        ManipType::Dst,
+    )
+    .unwrap();
+    let n2 = b2.target(Direction::Original).unwrap();
+    assert_eq!(tuple_addr(&n2, &n2.dst), new_dst);
+    assert_ne!(n2.src_port, 0x1234, "a clash moves the id");
+    let r = b2.target(Direction::Reply).unwrap();
+    assert_eq!(
+        (tuple_addr(&r, &r.src), r.src_port),
+        (ip("203.0.113.2"), 0x1234)
+    );
+}
+
+#[test]
+fn source_nat_port_ranges_leave_icmp_ids_alone_unless_they_clash() {
+    // `--to-source 198.51.100.1:1024-2047` (or `--masquerade --to-ports`)
+    // without -p.
+    let mut table = Table::default();
+    let mut rng = Rng(12);
+    let range = NatRange {
+        addrs: Some(AddrRange::single(ip("198.51.100.1"))),
+        ports: Some(PortRange { lo: 1024, hi: 2047 }),
+        flags: NatFlags(0),
+    };
+    // TCP and UDP: into the port range.
+    for proto in [6, 17] {
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t("10.0.0.1", 40000, "93.184.216.34", 443, proto),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        let n = b.target(Direction::Original).unwrap();
+        assert_eq!(tuple_addr(&n, &n.src), ip("198.51.100.1"));
+        assert!((1024..=2047).contains(&n.src_port), "{}", n.src_port);
+    }
+    // ICMP: the address, the id kept.
+    let first = setup(
+        &mut table,
+        &mut rng,
+        echo("10.0.0.1", "8.8.8.8", 7),
+        &range,
+        ManipType::Src,
+    )
+    .unwrap();
+    let n = first.target(Direction::Original).unwrap();
+    assert_eq!(
+        (tuple_addr(&n, &n.src), n.src_port),
+        (ip("198.51.100.1"), 7)
+    );
+    // Another client with the same id: a clash, so another (free) id.
+    let mut ids = HashSet::from([7]);
+    for i in 2..40u8 {
+        let b = setup(
+            &mut table,
+            &mut rng,
+            echo(&format!("10.0.0.{i}"), "8.8.8.8", 7),
+            &range,
+            ManipType::Src,
+        )
+        .unwrap();
+        let n = b.target(Direction::Original).unwrap();
+        assert_eq!(tuple_addr(&n, &n.src), ip("198.51.100.1"));
+        assert!(ids.insert(n.src_port), "id {} given twice", n.src_port);
+        let r = b.target(Direction::Reply).unwrap();
+        assert_eq!(
+            (tuple_addr(&r, &r.dst), r.src_port),
+            (ip(&format!("10.0.0.{i}")), 7),
+            "the reply restores the client's address and id"
+        );
+    }
+    // ICMP clashes search all ids, not the port range.
+    assert!(ids.iter().any(|id| !(1024..=2047).contains(id)), "{ids:?}");
+}
+
+#[test]
+fn a_port_range_gives_other_protocols_the_address_only() {
+    // SCTP (ports never rewritten) and GRE (no ports): address, ports kept.
+    let mut table = Table::default();
+    let mut rng = Rng(13);
+    let to = NatRange {
+        addrs: Some(AddrRange::single(ip("10.0.2.2"))),
+        ports: Some(PortRange::single(8080)),
+        flags: NatFlags(0),
+    };
+    for proto in [132, 47] {
+        let b = setup(
+            &mut table,
+            &mut rng,
+            t("198.51.100.7", 5000, "203.0.113.1", 80, proto),
+            &to,
+            ManipType::Dst,
+        )
+        .unwrap();
+        let n = b.target(Direction::Original).unwrap();
+        assert_eq!(
+            (tuple_addr(&n, &n.dst), n.src_port, n.dst_port),
+            (ip("10.0.2.2"), 5000, 80),
+            "protocol {proto}"
+        );
+    }
+}

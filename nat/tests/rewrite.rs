@@ -145,13 +145,15 @@ fn golden(kind: Kind, client: &str, server: &str, l4: L4, mode: CsumMode) {
     } else {
         (ip("198.51.100.1"), ip("192.168.7.99"))
     };
-    let has_ports = !matches!(l4, L4::Echo { .. });
+    // The ranges have ports whatever the protocol, as a rule without -p:
+    // an ICMP echo gets the address only and keeps its id.
+    let echo = matches!(l4, L4::Echo { .. });
     let (manip, range) = match kind {
         Kind::Snat => (
             ManipType::Src,
             NatRange {
                 addrs: Some(AddrRange::single(pub_addr)),
-                ports: has_ports.then_some(PortRange::single(2000)),
+                ports: Some(PortRange::single(2000)),
                 flags: NatFlags(0),
             },
         ),
@@ -159,7 +161,7 @@ fn golden(kind: Kind, client: &str, server: &str, l4: L4, mode: CsumMode) {
             ManipType::Dst,
             NatRange {
                 addrs: Some(AddrRange::single(priv_addr)),
-                ports: has_ports.then_some(PortRange::single(8080)),
+                ports: Some(PortRange::single(8080)),
                 flags: NatFlags(0),
             },
         ),
@@ -179,7 +181,7 @@ fn golden(kind: Kind, client: &str, server: &str, l4: L4, mode: CsumMode) {
             ManipType::Dst,
             redirect_range(
                 &NatRange {
-                    ports: has_ports.then_some(PortRange::single(3128)),
+                    ports: Some(PortRange::single(3128)),
                     addrs: None,
                     flags: NatFlags(0),
                 },
@@ -205,17 +207,17 @@ fn golden(kind: Kind, client: &str, server: &str, l4: L4, mode: CsumMode) {
     let new_src = IpAddr::from_tuple(&target, true);
     let new_dst = IpAddr::from_tuple(&target, false);
     // What the translated ports must be.
-    let (nsp, ndp) = if matches!(l4, L4::Echo { .. }) {
+    let (nsp, ndp) = if echo {
         (target.src_port, target.src_port)
     } else {
         (target.src_port, target.dst_port)
     };
-    match (kind, has_ports) {
-        (Kind::Snat, true) => assert_eq!((nsp, ndp), (2000, dp)),
-        (Kind::Dnat, true) => assert_eq!((nsp, ndp), (sp, 8080)),
-        (Kind::Redirect, true) => assert_eq!((nsp, ndp), (sp, 3128)),
+    match (kind, echo) {
         (Kind::Masquerade, _) => assert_ne!(nsp, sp, "fully-random changes the port/id"),
-        _ => {}
+        (_, true) => assert_eq!((nsp, ndp), (sp, dp), "{kind:?}: the echo id is kept"),
+        (Kind::Snat, false) => assert_eq!((nsp, ndp), (2000, dp)),
+        (Kind::Dnat, false) => assert_eq!((nsp, ndp), (sp, 8080)),
+        (Kind::Redirect, false) => assert_eq!((nsp, ndp), (sp, 3128)),
     }
 
     // Original direction: the hook of this manip rewrites, the other does not.

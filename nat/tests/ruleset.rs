@@ -39,13 +39,16 @@ COMMIT
 -A PREROUTING -4 -p tcp -i eth0 --dport 80 --to-destination 192.168.1.10-192.168.1.20:8080-8090 --random
 -A PREROUTING -6 -p tcp --dport 80 --to-destination [2001:db8::10]:8080
 -A PREROUTING -p tcp --dport 8000 --redirect --to-ports 3128
+-A PREROUTING -i eth2 --to-destination 10.0.2.2:8080
 -A INPUT -p udp --to-source :2000-3000 --fully-random
 -A OUTPUT -4 -p udp --to-destination 10.0.0.1:53
+-A OUTPUT -6 -p !tcp --redirect --to-ports 5353
 -A POSTROUTING -o ppp0 --masquerade
 -A POSTROUTING -p tcp -o ppp1 --masquerade --to-ports 1024-2047 --fully-random
 -A POSTROUTING -4 -o eth1 --to-source 1.2.3.4-1.2.3.10 --persistent
 -A POSTROUTING -6 -p udp --to-source 2001:db8::1-2001:db8::5
 -A POSTROUTING -6 --to-source ::a:d00:0:0:1-2001:db8::5
+-A POSTROUTING -o ppp2 --masquerade --to-ports 20000-29999 --random
 COMMIT
 *mangle
 :PREROUTING ACCEPT [0:0]
@@ -194,7 +197,14 @@ fn validation_errors_name_rule_and_problem() {
         ("*filter\n-A INPUT --dport 80 --accept\nCOMMIT\n", 2, "--sport/--dport needs a matching -p"),
         ("*filter\n-A INPUT -p !tcp --dport 80 --accept\nCOMMIT\n", 2, "needs a matching -p"),
         ("*filter\n-A INPUT -p tcp --icmp-type 8 --accept\nCOMMIT\n", 2, "--icmp-type needs"),
-        ("*nat\n-A PREROUTING --to-destination 10.0.0.1:80\nCOMMIT\n", 2, "a NAT port range needs"),
+        // a NAT port range with a -p whose ports NAT never maps (none
+        // at all is fine: see nat_ports_without_a_protocol_are_accepted)
+        ("*nat\n-A PREROUTING -p icmp --to-destination 10.0.0.1:80\nCOMMIT\n", 2, "a NAT port range needs"),
+        ("*nat\n-A PREROUTING -6 -p ipv6-icmp --to-destination [2001:db8::1]:80\nCOMMIT\n", 2, "a NAT port range needs"),
+        ("*nat\n-A PREROUTING -p sctp --to-destination 10.0.0.1:80\nCOMMIT\n", 2, "a NAT port range needs"),
+        ("*nat\n-A PREROUTING -p 47 --redirect --to-ports 80\nCOMMIT\n", 2, "a NAT port range needs"),
+        ("*nat\n-A POSTROUTING -p icmp --masquerade --to-ports 1024-2047\nCOMMIT\n", 2, "a NAT port range needs"),
+        ("*nat\n-A POSTROUTING -p icmp --to-source :1024-2047\nCOMMIT\n", 2, "a NAT port range needs"),
         ("*filter\n-A INPUT -p udp --reject --reject-with tcp-reset\nCOMMIT\n", 2, "tcp-reset needs"),
         // families
         ("*filter\n-A INPUT -s 10.0.0.0/8 -d 2001:db8::/32 --accept\nCOMMIT\n", 2, "mixed"),
@@ -229,6 +239,48 @@ fn validation_errors_name_rule_and_problem() {
             assert_eq!(l, *line, "{src:?}: {m}");
         }
     }
+}
+
+#[test]
+fn nat_ports_without_a_protocol_are_accepted() {
+    // Unlike iptables: without -p (or with a negated one) the ports apply
+    // to the protocols that have them and the rest get the address only.
+    for rule in [
+        "-A PREROUTING --to-destination 1.2.3.4:8080",
+        "-A PREROUTING --to-destination 1.2.3.4-1.2.3.9:8080-8089",
+        "-A PREROUTING -6 --to-destination [2001:db8::1]:8080",
+        "-A PREROUTING -p !tcp --to-destination 1.2.3.4:53",
+        "-A PREROUTING --redirect --to-ports 3128",
+        "-A OUTPUT --redirect --to-ports 3128-3130",
+        "-A POSTROUTING --to-source 1.2.3.4:1024-2047",
+        "-A POSTROUTING --to-source :1024-2047",
+        "-A INPUT --to-source 1.2.3.4:1024",
+        "-A POSTROUTING -o ppp0 --masquerade --to-ports 1024-2047",
+        // and with a protocol whose ports NAT maps, as before
+        "-A PREROUTING -p tcp --to-destination 1.2.3.4:8080",
+        "-A PREROUTING -p udp --to-destination 1.2.3.4:8080",
+        "-A PREROUTING -p udplite --to-destination 1.2.3.4:8080",
+        "-A PREROUTING -p dccp --to-destination 1.2.3.4:8080",
+    ] {
+        let src = format!("*nat\n{rule}\nCOMMIT\n");
+        let rs = text::parse(&src).unwrap_or_else(|e| panic!("{rule}: {e}"));
+        rs.validate().unwrap();
+        let printed = text::print(&rs);
+        assert!(printed.contains(&format!("\n{rule}\n")), "{printed}");
+        assert_eq!(text::parse(&printed).unwrap(), rs);
+    }
+    // fwctl's form: the rule alone, the port kept, no protocol added.
+    let t = TableSpec::new(TableKind::Nat);
+    let r = text::parse_rule(&["--to-destination", "1.2.3.4:8080"], &t).unwrap();
+    assert_eq!(r.matches.proto, None);
+    assert_eq!(
+        r.target,
+        Target::Dnat(NatRange {
+            addrs: Some(AddrRange::single("1.2.3.4".parse().unwrap())),
+            ports: Some(PortRange::single(8080)),
+            flags: NatFlags(0),
+        })
+    );
 }
 
 #[test]
@@ -671,7 +723,8 @@ fn rand_rule(r: &mut Rng, kind: TableKind, chains: u16, hook: Option<Hook>) -> R
             },
         });
     }
-    let has_ports = positive.is_some_and(proto::has_ports);
+    // NAT ports: with no -p (or a negated one) or one whose ports NAT maps.
+    let has_ports = positive.is_none_or(proto::nat_rewrites_ports);
     let nat_range = |r: &mut Rng, addrs: bool| {
         let mut nr = NatRange {
             addrs: None,

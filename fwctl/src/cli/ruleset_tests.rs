@@ -9,7 +9,7 @@ use std::{cell::RefCell, rc::Rc};
 
 use clap::Parser;
 use nat::{
-    rule::{Counter, Policy, TableKind},
+    rule::{Counter, Policy, PortRange, TableKind, Target},
     spec::TableSpec,
 };
 use rfw_abi::{attr, rules_stats, Cmd};
@@ -121,11 +121,38 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn the_readme_example_lands_in_nat_prerouting() {
     let m = model();
-    // As iptables and nft, a port needs a protocol with ports: the
-    // example as the issue writes it is refused, in one line naming why.
+    // Unlike iptables, a NAT port needs no -p: the address applies to
+    // every packet, the port to the protocols with ports.
     assert_eq!(
-        run(&m, &["nat", "add", "--to-destination", "1.2.3.4:8080"]).failure(),
-        "fwctl: nat: rule 1 in chain PREROUTING: a NAT port range needs -p tcp|udp|udplite|dccp"
+        ok(&m, &["nat", "add", "--to-destination", "1.2.3.4:8080"]),
+        ""
+    );
+    assert_eq!(cmds(&m), [Cmd::RulesGet, Cmd::RulesReplace]);
+    assert_eq!(
+        rules_of(&m, TableKind::Nat),
+        [(
+            "PREROUTING".into(),
+            1,
+            "--to-destination 1.2.3.4:8080".into()
+        )]
+    );
+    let t = m.borrow().table(TableKind::Nat).unwrap().spec();
+    let range = match t.chains[0].rules[0].rule.target {
+        Target::Dnat(r) => r,
+        t => panic!("not DNAT: {t:?}"),
+    };
+    assert_eq!(range.ports, Some(PortRange::single(8080)));
+    assert_eq!(t.chains[0].rules[0].rule.matches.proto, None);
+    // A -p without ports can never use the port: refused, in one line.
+    m.borrow_mut().requests.clear();
+    assert_eq!(
+        run(
+            &m,
+            &["nat", "add", "-p", "icmp", "--to-destination", "1.2.3.4:80"]
+        )
+        .failure(),
+        "fwctl: nat: rule 2 in chain PREROUTING: \
+         a NAT port range needs -p tcp|udp|udplite|dccp or no -p"
     );
     assert_eq!(cmds(&m), [Cmd::RulesGet]);
     assert_eq!(ok(&m, &["nat", "add", "--to-destination", "1.2.3.4"]), "");
@@ -146,26 +173,32 @@ fn the_readme_example_lands_in_nat_prerouting() {
     assert_eq!(
         rules_of(&m, TableKind::Nat),
         [
-            ("PREROUTING".into(), 1, "--to-destination 1.2.3.4".into()),
             (
                 "PREROUTING".into(),
-                2,
+                1,
+                "--to-destination 1.2.3.4:8080".into()
+            ),
+            ("PREROUTING".into(), 2, "--to-destination 1.2.3.4".into()),
+            (
+                "PREROUTING".into(),
+                3,
                 "-p tcp --to-destination 1.2.3.4:8080".into()
             ),
         ]
     );
     m.borrow_mut().requests.clear();
-    ok(&m, &["nat", "delete", "--handle", "1"]);
+    ok(&m, &["nat", "delete", "--handle", "2"]);
     // Only the nat table was loaded; one read, one replace.
     assert!(m.borrow().table(TableKind::Filter).is_none());
     assert_eq!(cmds(&m), [Cmd::RulesGet, Cmd::RulesReplace]);
-    assert_eq!(m.borrow().generation, 4);
+    assert_eq!(m.borrow().generation, 5);
     assert_eq!(
         ok(&m, &["nat", "list"]),
         "\
 Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)
 HANDLE  PACKETS  BYTES  RULE
-     2        0      0  -p tcp --to-destination 1.2.3.4:8080
+     1        0      0  --to-destination 1.2.3.4:8080
+     3        0      0  -p tcp --to-destination 1.2.3.4:8080
 
 Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
 

@@ -398,6 +398,7 @@ mod tests {
             "-p tcp --dport 80 --redirect --to-ports 3128",
             "-o ppp0 --masquerade",
             "--to-source 1.2.3.4",
+            "--to-destination 10.0.2.2:8080",
         ] {
             add_rule(&mut t, None, Position::End, s).unwrap();
         }
@@ -413,6 +414,11 @@ mod tests {
                     "PREROUTING".into(),
                     2,
                     "-p tcp --dport 80 --redirect --to-ports 3128".into()
+                ),
+                (
+                    "PREROUTING".into(),
+                    5,
+                    "--to-destination 10.0.2.2:8080".into()
                 ),
                 ("POSTROUTING".into(), 3, "-o ppp0 --masquerade".into()),
                 ("POSTROUTING".into(), 4, "--to-source 1.2.3.4".into()),

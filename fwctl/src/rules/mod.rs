@@ -352,8 +352,9 @@ pub fn error_kind_text(k: &codec::ErrorKind) -> String {
         codec::ErrorKind::NeedsProtocol("--sport/--dport") => {
             format!("--sport/--dport need -p {}", names(proto::has_ports))
         }
+        // Only a -p without ports gets here: no -p at all is fine.
         codec::ErrorKind::NeedsProtocol("a NAT port range") => format!(
-            "a NAT port range needs -p {}",
+            "a NAT port range needs -p {} or no -p",
             names(proto::nat_rewrites_ports)
         ),
         codec::ErrorKind::NeedsProtocol("--icmp-type") => {
@@ -449,7 +450,7 @@ mod tests {
         );
         assert_eq!(
             error_kind_text(&NeedsProtocol("a NAT port range")),
-            "a NAT port range needs -p tcp|udp|udplite|dccp"
+            "a NAT port range needs -p tcp|udp|udplite|dccp or no -p"
         );
         assert_eq!(
             error_kind_text(&NeedsProtocol("--tcp-flags")),

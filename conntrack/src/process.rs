@@ -21,7 +21,12 @@ pub struct Processed<H> {
     /// The verdict.
     pub verdict: Verdict,
     /// The connection the packet belongs to (for RELATED: the connection
-    /// it is related to), if it is still in the table.
+    /// it is related to). Also given when this packet ended the connection
+    /// ([`Table::remove`] was called on it): the packet is still one of
+    /// its packets, and NAT must still translate it, as Linux keeps a
+    /// killed conntrack attached to the skb. The handle is then only good
+    /// for as long as the table keeps removed entries readable (the
+    /// kernel's RCU section; a host table may have forgotten it).
     pub conn: Option<H>,
 }
 
@@ -101,7 +106,10 @@ pub fn track<T: Table>(
                 }
                 Action::Remove => {
                     table.remove(h);
-                    return only(u.verdict);
+                    return Processed {
+                        verdict: u.verdict,
+                        conn: Some(h),
+                    };
                 }
                 Action::RemoveAndRepeat => {
                     table.remove(h);

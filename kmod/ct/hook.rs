@@ -81,17 +81,24 @@ impl<'g> conntrack::Table for KTable<'g> {
     }
 
     fn remove(&mut self, h: &'g Entry) -> bool {
-        // The tracker removes an entry it found expired, or one a packet
-        // ended (RST, a SYN reopening a closed connection).
-        let expired = h
-            .with_state(self.t, |_, s| s.is_expired(self.now))
+        // The tracker removes an entry it found expired (then it goes), or
+        // one a packet ended (RST, a SYN reopening a closed connection).
+        // The latter expires now but stays linked: the later hooks of the
+        // ending packet still find it and its NAT binding (Linux keeps a
+        // killed conntrack attached to the skb), and the next packet with
+        // its tuple, or the collector, removes it as expired.
+        let now = self.now;
+        let ended = h
+            .with_state(self.t, |_, s| {
+                if s.is_expired(now) {
+                    false
+                } else {
+                    s.set_timeout(now, 0);
+                    true
+                }
+            })
             .unwrap_or(false);
-        let why = if expired {
-            Removal::Expired
-        } else {
-            Removal::Deleted
-        };
-        self.t.remove(h, why)
+        ended || self.t.remove(h, Removal::Expired)
     }
 
     fn expire(&mut self, now: u64, budget: usize) -> usize {

@@ -15,11 +15,24 @@
 #   P1      nftables: forward policy drop, ct state established,related accept,
 #           new from r0 to r1 accept; masquerade out of r1
 #   P2      P1 plus a software flowtable (flow add @ft) on r0 and r1
-#   R0      rfw.ko loaded: its hooks and per-CPU counters only, no tracking,
-#           no NAT (the hook overhead that exists today). It is NOT R.
+#   R       rfw.ko (hashsize and max as P1's nf_conntrack) with P1's ruleset
+#           in fwctl's text form (rfw_ruleset): forward policy drop,
+#           --ct-state established,related accept, -i r0 -o r1 accept;
+#           masquerade out of r1; UDP timeouts 300 s as P1
+#   R0      rfw.ko loaded as for R, no ruleset: its hooks and connection
+#           tracking only (rfw tracks in every namespace once loaded), no
+#           filtering, no NAT
 #   P1r1000 P1 with 1000 non-matching rules ahead of the stateful accept
-#   R       rfw with masquerade and stateful accept: setup_R says it is not
-#           available yet; it is recorded as missing, never measured.
+#   R1000   R with the same 1000 non-matching rules (-p udp --dport N --drop)
+#           P1r1000 and R1000 run the udp1k workload only.
+#
+# rfw, unlike nf_conntrack (whose hooks exist only in namespaces whose
+# ruleset needs them), tracks in every namespace while it is loaded: under
+# R0/R/R1000 the sink's namespace tracks what it receives too (and the
+# sender's what iperf3 sends). The harness sets the same timeouts there,
+# flushes those tables between workloads too, and records the sink's entry
+# count as a witness; memory per connection divides by the entries of all
+# namespaces.
 #
 # Workloads (each measured over DUR seconds after RAMP seconds of traffic):
 #   udp1k   established UDP, 64-byte frames, 1000 flows (pktgen, flag !SHARED,
@@ -28,11 +41,13 @@
 #           way so that conntrack sees the flows as established
 #   udp64k  the same with 64511 flows
 #   newconn a new tuple per packet (random source address in 10.1.0.0/16 and
-#           random source port): sink packets/s, and new conntrack entries/s
+#           random source port): sink packets/s, and new entries/s in the
+#           router's connection table (nf_conntrack_count, or fwctl ct count)
 #   tcp     TCP bulk, iperf3 from snd to snk, receiver's bits/s
-#   mem     once per MEM_REPEATS, P1 only: slab bytes per tracked connection
-#           at MEM_ENTRIES entries (/proc/slabinfo nf_conntrack and
-#           /proc/meminfo Slab deltas) and the hash table's share
+#   mem     once per MEM_REPEATS for each of MEM_SETUPS (P1 R): slab bytes
+#           per tracked connection at MEM_ENTRIES entries in the router
+#           (/proc/slabinfo nf_conntrack or rfw_conn, and /proc/meminfo Slab
+#           deltas) and the hash table's share
 #
 # Output: OUTDIR/raw.csv (round,warmup,setup,workload,metric,value,unit),
 # OUTDIR/meta.txt, OUTDIR/log.txt and per-measurement files under OUTDIR/files.
@@ -41,12 +56,14 @@ set -u
 out=$1
 shift
 WARMUP=1 ROUNDS=5 DUR=2 RAMP=1 MEM_ENTRIES=100000 MEM_REPEATS=2
-SETUPS="B0 B1 P1 P2 R0 P1r1000"
+SETUPS="B0 B1 P1 R P2 R0 P1r1000 R1000"
+MEM_SETUPS="P1 R"
 WORKLOADS="udp1k udp64k tcp newconn"
 for kv in "$@"; do
 	case "$kv" in
 	WARMUP=*|ROUNDS=*|DUR=*|RAMP=*|MEM_ENTRIES=*|MEM_REPEATS=*) eval "${kv%%=*}=\${kv#*=}" ;;
 	SETUPS=*) SETUPS=${kv#*=}; SETUPS=${SETUPS//,/ } ;;
+	MEM_SETUPS=*) MEM_SETUPS=${kv#*=}; MEM_SETUPS=${MEM_SETUPS//,/ } ;;
 	WORKLOADS=*) WORKLOADS=${kv#*=}; WORKLOADS=${WORKLOADS//,/ } ;;
 	*) echo "guest-bench: unknown setting $kv" >&2; exit 2 ;;
 	esac
@@ -151,15 +168,42 @@ sample() {
 	b=$EPOCHREALTIME
 	awk -v a="$a" -v b="$b" -v v="$v" 'BEGIN { printf "%.6f %s\n", (a + b) / 2, v }'
 }
-ct_count() { ip netns exec rtr cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0; }
+# CT_KIND (set by setup): which connection table the set-up has: none, nf
+# (nf_conntrack) or rfw.
+CT_KIND=none
+in_ns() { # NS CMD...: CMD in namespace NS ("init": the initial one)
+	local ns=$1
+	shift
+	if [ "$ns" = init ]; then "$@"; else ip netns exec "$ns" "$@"; fi
+}
+ct_count() { # [NS]: entries of NS's table (default rtr), 0 when there is none
+	local c=
+	case "$CT_KIND" in
+	rfw) c=$(in_ns "${1:-rtr}" fwctl ct count 2>/dev/null) ;;
+	nf) c=$(in_ns "${1:-rtr}" cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null) ;;
+	esac
+	case "$c" in ''|*[!0-9]*) c=0 ;; esac
+	echo "$c"
+}
+ct_count_all() { # entries of every namespace's table
+	local ns n=0
+	for ns in init snd rtr snk; do n=$((n + $(ct_count $ns))); done
+	echo "$n"
+}
 # ct_sample: "TIME COUNT" from a shell that lives in rtr (no process start
 # between the clock and the counter; /proc/sys is the reader's namespace's).
+# rfw's count needs fwctl, a process: its TIME is the middle of the clock
+# readings before and after it.
 ct_sample() { # sets CT_T and CT_C
 	if [ -z "${CTQ[1]:-}" ]; then
-		coproc CTQ { ip netns exec rtr bash -c 'while read -r _; do c=0; read -r c </proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null; echo "$EPOCHREALTIME $c"; done'; }
+		coproc CTQ { ip netns exec rtr bash -c 'while read -r k; do c=0; a=$EPOCHREALTIME
+			if [ "$k" = rfw ]; then c=$(fwctl ct count 2>/dev/null); else read -r c </proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null; fi
+			echo "$a $EPOCHREALTIME ${c:-0}"; done'; }
 	fi
-	echo >&"${CTQ[1]}"
-	read -r CT_T CT_C <&"${CTQ[0]}"
+	echo "$CT_KIND" >&"${CTQ[1]}"
+	local a b
+	read -r a b CT_C <&"${CTQ[0]}"
+	CT_T=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.6f", (a + b) / 2 }')
 }
 
 # ---- pktgen ----------------------------------------------------------------
@@ -217,7 +261,7 @@ prewarm() { # NFLOWS
 measure_pps() {
 	local round=$1 setup=$2 wl=$3
 	shift 3
-	local pid t0 t1 k0 k1 r0 r1 d0 d1 c0=0 c1=0 s0 s1
+	local pid t0 t1 k0 k1 r0 r1 d0 d1 c0=0 c1=0 s1
 	pg_config snd s0 0 "$@" 2>>"$log"
 	pg_start snd 2>>"$log" &
 	pid=$!
@@ -268,11 +312,22 @@ run_workload() { # ROUND SETUP WORKLOAD
 		prewarm "$n"
 		flow_args "$n"
 		measure_pps "$round" "$setup" "$wl" "${FLOW[@]}"
-		[ "$setup" != B0 ] && [ "$setup" != B1 ] && [ "$setup" != R0 ] &&
+		if [ "$CT_KIND" != none ]; then
 			rec "$round" "$setup" "$wl" ct_entries "$(ct_count)" entries
+			# the router's table after the measurement: entries that never
+			# saw a reply (the flows were not established: should be 0)
+			if [ "$CT_KIND" = nf ]; then
+				ip netns exec rtr conntrack -L >/tmp/bench-ct.txt 2>/dev/null
+			else
+				ip netns exec rtr fwctl ct list >/tmp/bench-ct.txt 2>/dev/null
+			fi
+			rec "$round" "$setup" "$wl" ct_unreplied "$(grep -c UNREPLIED /tmp/bench-ct.txt)" entries
+		fi
+		# rfw tracks in the sink's namespace too (see the top)
+		[ "$CT_KIND" = rfw ] && rec "$round" "$setup" "$wl" sink_ct_entries "$(ct_count snk)" entries
 		# witness that P2's flows really went through the flowtable
 		[ "$setup" = P2 ] && rec "$round" "$setup" "$wl" ct_offloaded \
-			"$(ip netns exec rtr conntrack -L 2>/dev/null | grep -c OFFLOAD)" entries
+			"$(grep -c OFFLOAD /tmp/bench-ct.txt)" entries
 		;;
 	newconn)
 		measure_pps "$round" "$setup" "$wl" "${NEWCONN[@]}"
@@ -287,6 +342,10 @@ run_workload() { # ROUND SETUP WORKLOAD
 	esac
 	# every workload starts from an empty connection table
 	lsmod | grep -q '^nf_conntrack ' && ip netns exec rtr conntrack -F >/dev/null 2>&1
+	if lsmod | grep -q '^rfw '; then
+		local ns
+		for ns in snd rtr snk; do ip netns exec $ns fwctl ct flush >/dev/null 2>&1; done
+	fi
 	return 0
 }
 
@@ -323,26 +382,59 @@ setup_nft() { # EXTRA_RULES FLOWTABLE
 	REPLY_DST=$R1_IP
 }
 
-# setup_R: the R set-up of issue 7 (rfw with masquerade and stateful
-# accept). rfw has no in-kernel connection tracking or NAT yet: when it has,
-# this function loads rfw, installs the masquerade and stateful-accept
-# ruleset with fwctl, sets REPLY_DST=$R1_IP and returns 0 -- nothing else in
-# this harness needs to change (add R to SETUPS).
-setup_R() {
-	echo "not available: rfw has no in-kernel NAT yet"
-	return 3
+# P1's nft ruleset (nft_ruleset EXTRA_RULES 0) in fwctl's text form
+# (docs/RULESET.md): built-in chains not declared are ACCEPT, as nft has no
+# chain there.
+rfw_ruleset() { # EXTRA_RULES
+	local i
+	echo "*filter"
+	echo ":FORWARD DROP [0:0]"
+	for ((i = 0; i < $1; i++)); do
+		echo "-A FORWARD -p udp --dport $((20000 + i)) --drop"
+	done
+	echo "-A FORWARD --ct-state established,related --accept"
+	echo "-A FORWARD -i r0 -o r1 --accept"
+	echo "COMMIT"
+	echo "*nat"
+	echo "-A POSTROUTING -o r1 --masquerade"
+	echo "COMMIT"
+}
+
+load_rfw() { # TIMEOUT: rfw sized as P1's nf_conntrack, UDP timeouts TIMEOUT s
+	modprobe rfw hashsize=$CT_HASHSIZE max=$CT_MAX || return 1
+	# established flows must not expire during a measurement; rfw tracks in
+	# the sink's namespace too: the same timeouts there
+	local ns
+	for ns in rtr snk; do
+		# the settings it prints to the log, its errors to the set-up's output
+		ip netns exec $ns fwctl ct timeout udp_unreplied "$1" udp_replied "$1" >>"$log" || return 1
+	done
+}
+
+# setup_R: the R set-up of issue 7: rfw with P1's ruleset.
+setup_R() { # EXTRA_RULES
+	load_rfw 300 || return 1
+	rfw_ruleset "$1" >/tmp/bench.rfw
+	ip netns exec rtr fwctl restore /tmp/bench.rfw || return 1
+	REPLY_DST=$R1_IP
 }
 
 setup() { # SETUP
 	REPLY_DST=$S_IP
+	case "$1" in
+	B0|B1) CT_KIND=none ;;
+	P1|P2|P1r1000) CT_KIND=nf ;;
+	R0|R|R1000) CT_KIND=rfw ;;
+	esac
 	case "$1" in
 	B0) ip -n rtr route add blackhole $K_IP/32 ;;
 	B1) [ -z "$(nf_loaded)" ] || { say "B1: netfilter modules still loaded: $(nf_loaded)"; return 1; } ;;
 	P1) setup_nft 0 0 ;;
 	P2) setup_nft 0 1 ;;
 	P1r1000) setup_nft 1000 0 ;;
-	R0) modprobe rfw ;;
-	R) setup_R ;;
+	R0) load_rfw 300 ;;
+	R) setup_R 0 ;;
+	R1000) setup_R 1000 ;;
 	*) say "unknown set-up $1"; return 1 ;;
 	esac
 }
@@ -356,22 +448,45 @@ teardown() { # SETUP ROUND
 		ip netns exec rtr nft flush ruleset
 		ip netns exec rtr conntrack -F >/dev/null 2>&1
 		;;
-	R0)
-		ip netns exec rtr fwctl stats >"$out/files/fwctl-stats-r$2.txt" 2>&1
+	R0|R|R1000)
+		# rfw's counters: table (drops, early drops, insert failures...),
+		# rule path (NAT bindings and failures), hooks; the sink's table too
+		local ns
+		for ns in rtr snk; do
+			ip netns exec $ns fwctl ct stats >"$out/files/fwctl-ct-stats-$1-$ns-r$2.txt" 2>&1
+		done
+		ip netns exec rtr fwctl rules stats >"$out/files/fwctl-rules-stats-$1-r$2.txt" 2>&1
+		ip netns exec rtr fwctl stats >"$out/files/fwctl-stats-$1-r$2.txt" 2>&1
+		[ "$1" != R0 ] && ip netns exec rtr fwctl save -c >"$out/files/fwctl-save-$1-r$2.txt" 2>&1
 		modprobe -r rfw
 		;;
 	esac
+	CT_KIND=none
 	unload_nf || say "  could not unload: $(nf_loaded)"
 }
 
-# ---- memory per connection (P1) -------------------------------------------
-measure_mem() { # REPEAT
-	local rep=$1 ct0 ct1 sl0 sl1 ms0 ms1 i line objsize buckets
-	setup P1 || { say "mem: P1 set-up failed"; return; }
-	ip netns exec rtr sysctl -qw net.netfilter.nf_conntrack_udp_timeout=600
+# ---- memory per connection (P1, R) ----------------------------------------
+# The router's table filled with MEM_ENTRIES new connections; slab deltas
+# over the fill divided by the new entries of all namespaces (rfw tracks the
+# same connections in the sink's namespace too: each is an entry that costs
+# memory; for P1 only the router's namespace has entries).
+measure_mem() { # REPEAT SETUP
+	local rep=$1 s=$2 cache ct0 ct1 all0 all1 sl0 sl1 ms0 ms1 i line objsize buckets ns
+	case "$s" in
+	P1) cache=nf_conntrack ;;
+	R) cache=rfw_conn ;;
+	*) say "mem: no memory measurement for $s"; return ;;
+	esac
+	setup "$s" >>"$log" 2>&1 || { say "mem: $s set-up failed"; teardown "$s" "mem$rep" >>"$log" 2>&1; return; }
+	if [ "$s" = P1 ]; then
+		ip netns exec rtr sysctl -qw net.netfilter.nf_conntrack_udp_timeout=600
+	else
+		for ns in rtr snk; do ip netns exec $ns fwctl ct timeout udp_unreplied 600 >>"$log" 2>&1; done
+	fi
 	sleep 1
 	ct0=$(ct_count)
-	sl0=$(awk '$1 == "nf_conntrack" { print $15 * $6 * 4096 }' /proc/slabinfo)
+	all0=$(ct_count_all)
+	sl0=$(awk -v c="$cache" '$1 == c { print $15 * $6 * 4096 }' /proc/slabinfo)
 	ms0=$(awk '$1 == "Slab:" { print $2 * 1024 }' /proc/meminfo)
 	for ((i = 0; i < 4; i++)); do
 		local have
@@ -382,23 +497,32 @@ measure_mem() { # REPEAT
 	done
 	sleep 1
 	ct1=$(ct_count)
-	line=$(awk '$1 == "nf_conntrack"' /proc/slabinfo)
+	all1=$(ct_count_all)
+	line=$(awk -v c="$cache" '$1 == c' /proc/slabinfo)
 	sl1=$(echo "$line" | awk '{ print $15 * $6 * 4096 }')
 	objsize=$(echo "$line" | awk '{ print $4 }')
 	ms1=$(awk '$1 == "Slab:" { print $2 * 1024 }' /proc/meminfo)
-	buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
-	local n=$((ct1 - ct0))
-	echo "$line" >"$out/files/slabinfo-mem$rep.txt"
-	rec "$rep" P1 mem entries "$ct1" entries
-	if [ "$n" -gt 0 ]; then
-		rec "$rep" P1 mem ct_slab_bytes_per_conn "$(awk -v a="$sl0" -v b="$sl1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')" B
-		rec "$rep" P1 mem all_slab_bytes_per_conn "$(awk -v a="$ms0" -v b="$ms1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')" B
-		rec "$rep" P1 mem hash_bytes_per_conn "$(awk -v b="$buckets" -v n="$ct1" 'BEGIN { printf "%.1f", b * 8 / n }')" B
+	if [ "$s" = P1 ]; then
+		buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
+	else
+		ip netns exec rtr fwctl ct stats >"$out/files/fwctl-ct-stats-mem$rep.txt" 2>&1
+		buckets=$(awk '$1 == "buckets" { print $2 }' "$out/files/fwctl-ct-stats-mem$rep.txt")
+		rec "$rep" "$s" mem entry_bytes "$(awk '$1 == "entry_bytes" { print $2 }' "$out/files/fwctl-ct-stats-mem$rep.txt")" B
 	fi
-	rec "$rep" P1 mem nf_conntrack_objsize "$objsize" B
-	rec "$rep" P1 mem hash_buckets "$buckets" buckets
-	say "mem $rep: $n new entries ($ct1 in all), nf_conntrack slab $sl0 -> $sl1 B, Slab $ms0 -> $ms1 B, objsize $objsize, $buckets buckets"
-	teardown P1 "mem$rep"
+	local n=$((all1 - all0))
+	echo "$line" >"$out/files/slabinfo-mem$rep-$s.txt"
+	rec "$rep" "$s" mem entries "$ct1" entries
+	rec "$rep" "$s" mem entries_all_ns "$all1" entries
+	if [ "$n" -gt 0 ] && [ -n "$sl0" ] && [ -n "$sl1" ]; then
+		rec "$rep" "$s" mem ct_slab_bytes_per_conn "$(awk -v a="$sl0" -v b="$sl1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')" B
+		rec "$rep" "$s" mem all_slab_bytes_per_conn "$(awk -v a="$ms0" -v b="$ms1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')" B
+	fi
+	[ "$ct1" -gt 0 ] && [ -n "$buckets" ] &&
+		rec "$rep" "$s" mem hash_bytes_per_conn "$(awk -v b="$buckets" -v n="$ct1" 'BEGIN { printf "%.1f", b * 8 / n }')" B
+	rec "$rep" "$s" mem nf_conntrack_objsize "${objsize:-error}" B
+	rec "$rep" "$s" mem hash_buckets "${buckets:-error}" buckets
+	say "mem $rep $s: $((ct1 - ct0)) new entries in rtr ($ct1 in all; $n new in all namespaces), $cache slab $sl0 -> $sl1 B, Slab $ms0 -> $ms1 B, objsize $objsize, $buckets buckets"
+	teardown "$s" "mem$rep" >>"$log" 2>&1
 }
 
 # ---- main --------------------------------------------------------------------
@@ -408,6 +532,7 @@ measure_mem() { # REPEAT
 	echo "cpus $(nproc)"
 	echo "mem_kb $(awk '/MemTotal/ { print $2 }' /proc/meminfo)"
 	echo "settings WARMUP=$WARMUP ROUNDS=$ROUNDS DUR=$DUR RAMP=$RAMP MEM_ENTRIES=$MEM_ENTRIES MEM_REPEATS=$MEM_REPEATS"
+	echo "mem_setups $MEM_SETUPS"
 	echo "setups $SETUPS"
 	echo "workloads $WORKLOADS"
 	echo "slabinfo $([ -r /proc/slabinfo ] && echo yes || echo no)"
@@ -422,29 +547,26 @@ unload_nf
 for ((round = 0; round < WARMUP + ROUNDS; round++)); do
 	say "round $round$([ "$round" -lt "$WARMUP" ] && echo ' (warm-up)')"
 	for s in $SETUPS; do
+		wls=$WORKLOADS
+		case "$s" in P1r1000|R1000) wls=udp1k ;; esac
 		setup "$s" >/tmp/bench-setup.out 2>&1
 		rc=$?
 		cat /tmp/bench-setup.out >>"$log"
 		if [ "$rc" -ne 0 ]; then
 			msg=$(head -c 300 /tmp/bench-setup.out | tr '\n,' '; ')
 			say "  $s: set-up failed: $msg"
-			for wl in $WORKLOADS; do rec "$round" "$s" "$wl" pps "n/a" "set-up failed: $msg"; done
+			for wl in $wls; do rec "$round" "$s" "$wl" pps "n/a" "set-up failed: $msg"; done
 			teardown "$s" "$round" >>"$log" 2>&1
 			continue
 		fi
 		rec "$round" "$s" - nf_modules "\"$(nf_loaded)\"" -
-		wls=$WORKLOADS
-		[ "$s" = P1r1000 ] && wls=udp1k
 		for wl in $wls; do run_workload "$round" "$s" "$wl"; done
 		teardown "$s" "$round" >>"$log" 2>&1
 	done
 done
-# R, recorded as missing (see setup_R)
-if ! msg=$(setup_R); then
-	for wl in $WORKLOADS mem; do rec - R "$wl" pps "n/a" "${msg//,/;}"; done
-fi
-
-for ((rep = 0; rep < MEM_REPEATS; rep++)); do measure_mem "$rep"; done
+for ((rep = 0; rep < MEM_REPEATS; rep++)); do
+	for s in $MEM_SETUPS; do measure_mem "$rep" "$s"; done
+done
 
 echo "finished $(date -u +%FT%TZ)" >>"$out/meta.txt"
 pg_stop snd 2>/dev/null

@@ -19,16 +19,27 @@ import statistics
 import sys
 from collections import defaultdict
 
+# The set-ups of the plot and of the main comparisons; RULE_SETUPS (1000
+# rules, udp1k only) are added to the tables.
 SETUPS = ["B0", "B1", "P1", "P2", "R0", "R"]
+RULE_SETUPS = ["P1r1000", "R1000"]
+TABLE_SETUPS = SETUPS + RULE_SETUPS
 SETUP_DOC = {
     "B0": "drop at the router's ingress (blackhole route; counted at the router's rx)",
     "B1": "plain forwarding, no netfilter module loaded",
     "P1": "nftables: `ct state established,related accept` + masquerade (nf_conntrack, nf_nat)",
     "P2": "P1 + software flowtable (`flow add @ft`)",
-    "R0": "rfw.ko loaded: hooks + per-CPU counters only (no tracking, no NAT: NOT R)",
-    "R": "rfw with the same masquerade and stateful accept",
+    "R0": "rfw.ko loaded, no ruleset: its hooks + connection tracking only (no filtering, no NAT)",
+    "R": "rfw.ko with P1's ruleset (`fwctl restore`: FORWARD policy DROP, `--ct-state established,related "
+         "--accept`, `-i r0 -o r1 --accept`; nat `-o r1 --masquerade`)",
     "P1r1000": "P1 with 1000 non-matching rules ahead of the stateful accept",
+    "R1000": "R with the same 1000 non-matching rules (`-p udp --dport N --drop`)",
 }
+# Targets of issue 7 (shown, not asserted).
+TARGET_FWD_P1 = 1.25  # established forwarding >= 1.25x P1
+TARGET_FWD_B1 = 0.85  # ... and within 15 % of B1
+TARGET_NEW_P1 = 1.5  # new connections/s >= 1.5x P1
+TARGET_MEM_P1 = 0.5  # bytes per connection <= 0.5x P1
 WORKLOADS = [
     ("udp1k", "pps", "established UDP, 64 B, 1000 flows", "packets/s"),
     ("udp64k", "pps", "established UDP, 64 B, 64511 flows", "packets/s"),
@@ -260,22 +271,31 @@ def main():
         L.append("")
         L.append("| set-up | what |")
         L.append("|---|---|")
-        for s in SETUPS + ["P1r1000"]:
+        for s in TABLE_SETUPS:
             L.append(f"| {s} | {SETUP_DOC[s]} |")
         L.append("")
         L.append("How each figure is taken (`bench/guest-bench.sh`):")
         L.append("")
         L.append("- Every round builds each set-up from scratch and tears it down again (nft ruleset flushed,")
-        L.append("  netfilter modules unloaded: B1 checks with `lsmod` that none is left), in the order")
+        L.append("  netfilter modules and rfw.ko unloaded: B1 checks with `lsmod` that none is left), in the order")
         L.append(f"  {meta.get('setups', '?')}; the first rounds are a warm-up and are not counted.")
+        L.append("  P1r1000 and R1000 run the 1000-flow workload only.")
         L.append("- Established UDP: pktgen sends one packet per flow, the sink one reply per flow (to the")
         L.append("  masqueraded address where there is NAT), then the measurement runs: pktgen at full speed")
         L.append("  for RAMP + DUR seconds, the sink's counters read at both ends of the DUR window.")
-        L.append("  Flows differ by source port (1024 up). Witnesses below: conntrack entries after the")
-        L.append("  measurement (= flows) and, for P2, how many of them were offloaded to the flowtable.")
+        L.append("  Flows differ by source port (1024 up). Witnesses below: the router's connection entries")
+        L.append("  after the measurement (= flows), how many of them never saw a reply (should be 0: the flows")
+        L.append("  were established), and, for P2, how many were offloaded to the flowtable.")
         L.append("- New connections: random source address in 10.1.0.0/16, random source and destination port;")
-        L.append("  packets/s at the sink, and new conntrack entries/s (`nf_conntrack_count` with its own clock).")
+        L.append("  packets/s at the sink, and new entries/s in the router's table (`nf_conntrack_count`, or")
+        L.append("  `fwctl ct count` for rfw, each read with its own clock).")
         L.append("- P1/P2: nf_conntrack `hashsize=131072`, `nf_conntrack_max=524288`, UDP timeouts 300 s.")
+        L.append("  R0/R/R1000: `modprobe rfw hashsize=131072 max=524288`, `fwctl ct timeout udp_unreplied 300")
+        L.append("  udp_replied 300`.")
+        L.append("- rfw tracks connections in every namespace while it is loaded (nf_conntrack only where a")
+        L.append("  ruleset needs it): under R0/R/R1000 the sink's namespace tracks the packets it receives too")
+        L.append("  (and the sender's what iperf3 sends), a cost P1/P2 do not pay. It is counted in rfw's")
+        L.append("  figures, not subtracted; the sink's entries are among the witnesses.")
         L.append("- TCP: one iperf3 stream, snd to snk, DUR seconds after RAMP seconds omitted.")
         L.append("- The whole chain (pktgen, router, sink) runs in softirq on the sending vCPU: a packets/s")
         L.append("  figure is the cost of sender + router + sink per packet, so differences between set-ups")
@@ -284,6 +304,7 @@ def main():
         L.append("  spreads such noise over all set-ups; the spread columns show how much there was.")
         L.append("")
 
+        r_ran = any(k[0] == "R" for k in data) or any(k[0] == "R" for k in notes)
         L.append(f"## Results ({accel_txt})")
         L.append("")
         L.append("Median over the measured rounds; spread = min-max (IQR where there are 4 or more rounds);")
@@ -294,16 +315,14 @@ def main():
         for wl, m, title, unit in WORKLOADS:
             b1 = scale(wl, m, med("B1", wl, m))
             p1 = scale(wl, m, med("P1", wl, m))
-            for s in SETUPS:
+            for s in TABLE_SETUPS:
                 x = st.get((s, wl, m))
                 if x is None:
                     why = notes.get((s, wl))
-                    if s in ("B0", "B1", "R0", "R") and m == "ct_new_per_s":
-                        continue  # no connection table
                     if why is None and (s, wl, m) not in extra:
                         if s != "R":
                             continue
-                        why = "not run"
+                        why = "not recorded" if r_ran else "not run"
                     if why is None:
                         why = "; ".join(sorted(set(extra[(s, wl, m)])))
                     if len(why) > 100:
@@ -321,79 +340,145 @@ def main():
         L.append("")
 
         # rule evaluation
-        L.append("## Rule evaluation (P1, established UDP, 1000 flows)")
+        L.append("## Rule evaluation (established UDP, 1000 flows)")
         L.append("")
-        r0 = st.get(("P1", "udp1k", "pps"))
-        r1k = st.get(("P1r1000", "udp1k", "pps"))
-        L.append("| rules ahead of the stateful accept | median packets/s | spread | n | / 0 rules |")
-        L.append("|---|---:|---:|---:|---:|")
-        for label, x in (("0", r0), ("1000 non-matching (`udp dport N drop`)", r1k)):
-            if x:
-                L.append(f"| {label} | {fmt(x['median'])} | {fmt(x['min'])}-{fmt(x['max'])} | {x['n']} | {ratio(x['median'], r0['median'] if r0 else None)} |")
-            else:
-                L.append(f"| {label} | n/a | | | |")
-        if r0 and r1k and r0["median"] and r1k["median"]:
-            extra_ns = (1 / r1k["median"] - 1 / r0["median"]) * 1e9 / 1000
+        L.append("The same ruleset with 0 and with 1000 non-matching rules ahead of the stateful accept")
+        L.append("(nft `udp dport N drop`, rfw `-p udp --dport N --drop`, N = 20000...20999).")
+        L.append("")
+        L.append("| engine | rules ahead of the stateful accept | set-up | median packets/s | spread | n | / 0 rules | / P1 same rules |")
+        L.append("|---|---|---|---:|---:|---:|---:|---:|")
+        per_rule = {}
+        for eng, s0, s1k in (("nf_tables", "P1", "P1r1000"), ("rfw", "R", "R1000")):
+            x0 = st.get((s0, "udp1k", "pps"))
+            x1k = st.get((s1k, "udp1k", "pps"))
+            for label, s, x, ref in (("0", s0, x0, "P1"), ("1000 non-matching", s1k, x1k, "P1r1000")):
+                refx = st.get((ref, "udp1k", "pps"))
+                if x:
+                    L.append(f"| {eng} | {label} | {s} | {fmt(x['median'])} | {fmt(x['min'])}-{fmt(x['max'])} | {x['n']} | "
+                             f"{ratio(x['median'], x0['median'] if x0 else None)} | "
+                             f"{ratio(x['median'], refx['median'] if refx else None)} |")
+                else:
+                    why = notes.get((s, "udp1k"), "not run")
+                    L.append(f"| {eng} | {label} | {s} | n/a | {why[:100]} | | | |")
+            if x0 and x1k and x0["median"] and x1k["median"]:
+                per_rule[eng] = (1 / x1k["median"] - 1 / x0["median"]) * 1e9 / 1000
+        if per_rule:
             L.append("")
-            L.append(f"Added time per packet per rule, from the medians: {extra_ns:.1f} ns ({accel_txt}).")
-        L.append("")
-        L.append("R with 0 and 1000 rules: not available (rfw has no in-kernel rule evaluation yet).")
+            L.append("Added time per packet per rule, from the medians (" + accel_txt + "): " +
+                     ", ".join(f"{e} {v:.1f} ns" for e, v in per_rule.items()) +
+                     (f"; rfw / nf_tables {per_rule['rfw'] / per_rule['nf_tables']:.2f}x"
+                      if "rfw" in per_rule and per_rule.get("nf_tables") else "") + ".")
         L.append("")
 
         # memory
         L.append("## Bytes per tracked connection")
         L.append("")
-        me = {m: st.get(("P1", "mem", m)) for m in
-              ("entries", "ct_slab_bytes_per_conn", "all_slab_bytes_per_conn", "hash_bytes_per_conn",
-               "nf_conntrack_objsize", "hash_buckets")}
-        L.append("P1 with the table filled by new UDP connections (random source address and port) up to the")
-        L.append("target, slab deltas over the fill: `/proc/slabinfo` (the `nf_conntrack` cache: slabs x pages) and")
-        L.append("`/proc/meminfo` Slab (everything, including the conntrack extensions' kmalloc). Hash table:")
-        L.append("buckets x 8 bytes over the entries.")
+        mem_metrics = ("entries", "entries_all_ns", "ct_slab_bytes_per_conn", "all_slab_bytes_per_conn",
+                       "hash_bytes_per_conn", "nf_conntrack_objsize", "hash_buckets", "entry_bytes")
+        mems = {s: {m: st.get((s, "mem", m)) for m in mem_metrics} for s in ("P1", "R")}
+        L.append("The router's table filled by new UDP connections (random source address and ports) up to the")
+        L.append("target, slab deltas over the fill: `/proc/slabinfo` (the engine's own cache, `nf_conntrack` or")
+        L.append("`rfw_conn`: slabs x pages) and `/proc/meminfo` Slab (everything, including the conntrack")
+        L.append("extensions' kmalloc), divided by the new entries of all namespaces (for R the sink's")
+        L.append("namespace tracks the same connections: router + sink entries; for P1 only the router has")
+        L.append("any). Hash table: buckets x 8 bytes over the router's entries.")
         L.append("")
-        L.append("| set-up | entries | nf_conntrack object | nf_conntrack slab / conn | all slab / conn | hash table / conn | n |")
+        L.append("| set-up | entries | object | cache slab / conn | all slab / conn | hash table / conn | n |")
         L.append("|---|---:|---:|---:|---:|---:|---:|")
-        if me["ct_slab_bytes_per_conn"]:
-            L.append(
-                f"| P1 | {fmt(me['entries']['median'])} | {fmt(me['nf_conntrack_objsize']['median'])} B | "
-                f"{me['ct_slab_bytes_per_conn']['median']:.0f} B | {me['all_slab_bytes_per_conn']['median']:.0f} B "
-                f"({me['all_slab_bytes_per_conn']['min']:.0f}-{me['all_slab_bytes_per_conn']['max']:.0f}) | "
-                f"{me['hash_bytes_per_conn']['median']:.1f} B ({fmt(me['hash_buckets']['median'])} buckets) | "
-                f"{me['ct_slab_bytes_per_conn']['n']} |"
-            )
-        else:
-            L.append("| P1 | n/a | | | | | |")
-        L.append("| R | n/a | not available: rfw has no in-kernel connection table yet | | | | |")
+        for s, cache in (("P1", "nf_conntrack"), ("R", "rfw_conn")):
+            me = mems[s]
+            if me["ct_slab_bytes_per_conn"] and me["all_slab_bytes_per_conn"]:
+                ent = fmt(me["entries"]["median"]) if me["entries"] else "n/a"
+                if s == "R" and me["entries_all_ns"]:
+                    ent += f" ({fmt(me['entries_all_ns']['median'])} in all namespaces)"
+                obj = f"{fmt(me['nf_conntrack_objsize']['median'])} B ({cache})" if me["nf_conntrack_objsize"] else "n/a"
+                hb = (f"{me['hash_bytes_per_conn']['median']:.1f} B ({fmt(me['hash_buckets']['median'])} buckets)"
+                      if me["hash_bytes_per_conn"] and me["hash_buckets"] else "n/a")
+                L.append(
+                    f"| {s} | {ent} | {obj} | "
+                    f"{me['ct_slab_bytes_per_conn']['median']:.0f} B | {me['all_slab_bytes_per_conn']['median']:.0f} B "
+                    f"({me['all_slab_bytes_per_conn']['min']:.0f}-{me['all_slab_bytes_per_conn']['max']:.0f}) | "
+                    f"{hb} | {me['ct_slab_bytes_per_conn']['n']} |"
+                )
+            else:
+                why = notes.get((s, "mem")) or ("not recorded" if any(me.values()) else "not run")
+                L.append(f"| {s} | n/a | {why} | | | | |")
         L.append("")
+
+        def mem_total(s, with_hash):
+            a = mems[s]["all_slab_bytes_per_conn"]
+            h = mems[s]["hash_bytes_per_conn"]
+            if not a or (with_hash and not h):
+                return None
+            return a["median"] + (h["median"] if with_hash else 0)
+
+        if mem_total("P1", False) and mem_total("R", False):
+            rc, pc = mems["R"]["ct_slab_bytes_per_conn"], mems["P1"]["ct_slab_bytes_per_conn"]
+            L.append(f"R / P1: all slab per connection {ratio(mem_total('R', False), mem_total('P1', False))}, "
+                     f"with the hash table {ratio(mem_total('R', True), mem_total('P1', True))}, "
+                     f"the engine's cache alone {ratio(rc['median'] if rc else None, pc['median'] if pc else None)}.")
+            L.append("")
         target = None
         for kv in meta.get("settings", "").split():
             if kv.startswith("MEM_ENTRIES="):
                 target = num(kv.split("=", 1)[1])
-        if target and me["entries"] and me["entries"]["median"] < 0.95 * target:
-            L.append(f"The fill stopped at {me['entries']['median']:,.0f} entries, short of the {target:,.0f} asked for:")
-            L.append("in this run all new connections went to one destination address and port, and masquerade")
-            L.append("has only 64512 source ports to map them to (later harness versions vary the destination port).")
-            L.append("")
+        for s in ("P1", "R"):
+            e = mems[s]["entries"]
+            if target and e and e["median"] < 0.95 * target:
+                L.append(f"{s}: the fill stopped at {e['median']:,.0f} entries, short of the {target:,.0f} asked for.")
+                L.append("")
 
         # targets
+        def status(vals, thr, above=True):
+            got = [v for v in vals if v is not None]
+            if not got:
+                return "n/a"
+            ok = all((v >= thr) if above else (v <= thr) for v in got)
+            st_ = "**met**" if ok else "**not met**"
+            return st_ if len(got) == len(vals) else st_ + " (partial: some figures missing)"
+
+        def q(a, b):
+            x, y = med(*a), med(*b)
+            return x / y if x is not None and y not in (None, 0) else None
+
+        def xs(v):
+            return f"{v:.2f}x" if v is not None else "n/a"
+
         L.append("## Targets of issue 7 (shown, not asserted)")
         L.append("")
-        L.append("| target | R | for reference today |")
-        L.append("|---|---|---|")
-        def rr(a, b):
-            return ratio(med(a[0], a[1], a[2]), med(b[0], b[1], b[2]))
+        L.append("From the medians above; R is rfw with P1's ruleset.")
+        L.append("")
+        L.append("| target | R | status | for reference |")
+        L.append("|---|---|---|---|")
+        f1 = q(("R", "udp1k", "pps"), ("P1", "udp1k", "pps"))
+        f64 = q(("R", "udp64k", "pps"), ("P1", "udp64k", "pps"))
         L.append(
-            f"| established forwarding >= 1.25x P1 | n/a (no R yet) | udp1k: P1/B1 {rr(('P1','udp1k','pps'), ('B1','udp1k','pps'))}, "
-            f"P2/P1 {rr(('P2','udp1k','pps'), ('P1','udp1k','pps'))}; udp64k: P1/B1 {rr(('P1','udp64k','pps'), ('B1','udp64k','pps'))} |")
+            f"| established forwarding >= {TARGET_FWD_P1}x P1 | R/P1: udp1k {xs(f1)}, udp64k {xs(f64)} | "
+            f"{status([f1, f64], TARGET_FWD_P1)} | P2/P1: udp1k {xs(q(('P2', 'udp1k', 'pps'), ('P1', 'udp1k', 'pps')))}, "
+            f"udp64k {xs(q(('P2', 'udp64k', 'pps'), ('P1', 'udp64k', 'pps')))} |")
+        b1 = q(("R", "udp1k", "pps"), ("B1", "udp1k", "pps"))
+        b64 = q(("R", "udp64k", "pps"), ("B1", "udp64k", "pps"))
         L.append(
-            f"| established forwarding within 15 % of B1 | n/a (no R yet) | R0 (hooks only)/B1: udp1k {rr(('R0','udp1k','pps'), ('B1','udp1k','pps'))}, "
-            f"udp64k {rr(('R0','udp64k','pps'), ('B1','udp64k','pps'))} |")
+            f"| established forwarding within 15 % of B1 (>= {TARGET_FWD_B1}x) | R/B1: udp1k {xs(b1)}, udp64k {xs(b64)} | "
+            f"{status([b1, b64], TARGET_FWD_B1)} | P1/B1: udp1k {xs(q(('P1', 'udp1k', 'pps'), ('B1', 'udp1k', 'pps')))}, "
+            f"udp64k {xs(q(('P1', 'udp64k', 'pps'), ('B1', 'udp64k', 'pps')))}; "
+            f"R0 (tracking, no rules)/B1: udp1k {xs(q(('R0', 'udp1k', 'pps'), ('B1', 'udp1k', 'pps')))}, "
+            f"udp64k {xs(q(('R0', 'udp64k', 'pps'), ('B1', 'udp64k', 'pps')))} |")
+        npps = q(("R", "newconn", "pps"), ("P1", "newconn", "pps"))
+        nct = q(("R", "newconn", "ct_new_per_s"), ("P1", "newconn", "ct_new_per_s"))
         L.append(
-            f"| new connections/s >= 1.5x P1 | n/a (no R yet) | P1/B1 {rr(('P1','newconn','pps'), ('B1','newconn','pps'))}, "
-            f"R0/B1 {rr(('R0','newconn','pps'), ('B1','newconn','pps'))} |")
-        ct = me["all_slab_bytes_per_conn"]
-        L.append(f"| bytes per connection <= 0.5x P1 | n/a (no R yet) | P1: {ct['median']:.0f} B/conn (all slab) |" if ct else
-                 "| bytes per connection <= 0.5x P1 | n/a (no R yet) | P1: n/a |")
+            f"| new connections/s >= {TARGET_NEW_P1}x P1 | R/P1: packets/s {xs(npps)}, new entries/s {xs(nct)} | "
+            f"{status([npps, nct], TARGET_NEW_P1)} | P1/B1 {xs(q(('P1', 'newconn', 'pps'), ('B1', 'newconn', 'pps')))}, "
+            f"R0/B1 {xs(q(('R0', 'newconn', 'pps'), ('B1', 'newconn', 'pps')))} |")
+        pm, rm = mem_total("P1", False), mem_total("R", False)
+        pmh, rmh = mem_total("P1", True), mem_total("R", True)
+        mr = rm / pm if rm is not None and pm else None
+        mrh = rmh / pmh if rmh is not None and pmh else None
+        ref = f"P1: {pm:.0f} B/conn (all slab)" + (f" + {pmh - pm:.1f} B hash" if pmh is not None else "") if pm is not None else "P1: n/a"
+        L.append(
+            f"| bytes per connection <= {TARGET_MEM_P1}x P1 | R/P1: all slab {xs(mr)} "
+            f"({f'{rm:.0f} B' if rm is not None else 'n/a'}); with the hash table {xs(mrh)} | "
+            f"{status([mr], TARGET_MEM_P1, above=False)} (slab); with the hash table: {status([mrh], TARGET_MEM_P1, above=False)} | {ref} |")
         L.append("")
         png = plot(results, st, accel_txt)
         if png:
@@ -407,17 +492,21 @@ def main():
         L.append("")
         L.append("Other counters of the same measurements (medians), to check the main figures against:")
         L.append("")
-        L.append("| workload | set-up | sink UDP pps | sink k0 rx pps | router r0 rx pps | conntrack entries after | of which offloaded |")
-        L.append("|---|---|---:|---:|---:|---:|---:|")
+        L.append("| workload | set-up | sink UDP pps | sink k0 rx pps | router r0 rx pps | router entries after | of which unreplied | of which offloaded | sink ns entries (rfw) |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+        def opt(s, wl, m):
+            v = med(s, wl, m)
+            return fmt(v) if v is not None else ""
+
         for wl in ("udp1k", "udp64k", "newconn"):
-            for s in SETUPS + ["P1r1000"]:
+            for s in TABLE_SETUPS:
                 if not st.get((s, wl, "sink_udp_pps")):
                     continue
-                ce = med(s, wl, "ct_entries")
                 L.append(f"| {wl} | {s} | {fmt(med(s, wl, 'sink_udp_pps'))} | {fmt(med(s, wl, 'sink_dev_pps'))} | "
-                         f"{fmt(med(s, wl, 'router_rx_pps'))} | {fmt(ce) if ce is not None else ''} | "
-                         f"{fmt(med(s, wl, 'ct_offloaded')) if med(s, wl, 'ct_offloaded') is not None else ''} |")
-        mods = {s: "; ".join(sorted(set(extra.get((s, "-", "nf_modules"), [])))) for s in SETUPS + ["P1r1000"]}
+                         f"{fmt(med(s, wl, 'router_rx_pps'))} | {opt(s, wl, 'ct_entries')} | {opt(s, wl, 'ct_unreplied')} | "
+                         f"{opt(s, wl, 'ct_offloaded')} | {opt(s, wl, 'sink_ct_entries')} |")
+        mods = {s: "; ".join(sorted(set(extra.get((s, "-", "nf_modules"), [])))) for s in TABLE_SETUPS}
         L.append("")
         L.append("Netfilter-related modules loaded during each set-up (`lsmod`): " +
                  ", ".join(f"{s}: `{m.strip() or 'none'}`" for s, m in mods.items() if (s, "-", "nf_modules") in extra) + ".")
@@ -442,9 +531,8 @@ def main():
     L.append("")
     L.append("## Not measured")
     L.append("")
-    L.append("- R (rfw with masquerade and stateful accept): rfw has no in-kernel connection tracking or NAT")
-    L.append("  yet; `setup_R` in `bench/guest-bench.sh` is where it plugs in. R0 is only the cost of rfw's")
-    L.append("  hooks and counters.")
+    L.append("- rfw in the router's namespace alone: rfw has no per-namespace switch, so under R0/R/R1000 the")
+    L.append("  sink's (and sender's) namespaces track connections too; P1/P2 track in the router only.")
     L.append("- B0 as an nft `netdev` ingress or tc drop: the test kernel has neither `NF_TABLES_NETDEV` nor")
     L.append("  `NET_CLS_ACT`; B0 drops at the router's first routing decision instead (no netfilter).")
     L.append("")

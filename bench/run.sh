@@ -5,7 +5,7 @@
 # bench/report.py writes the report.
 #
 #   bench/run.sh            full run: warm-up + 5 rounds, writes docs/PERFORMANCE.md
-#                           and docs/perf-pps-vs-flows.png (about 30 min under TCG)
+#                           and docs/perf-pps-vs-flows.png (about 45 min under TCG)
 #   bench/run.sh --quick    the harness end to end in a few minutes: 1 warm-up +
 #                           1 round of 1 s measurements; report in target/bench/.../
 #   options: --no-micro (skip cargo bench), --no-vm (microbenchmarks only),
@@ -14,8 +14,9 @@
 #
 # Environment (defaults of the full run): BENCH_WARMUP=1 BENCH_ROUNDS=5
 # BENCH_DUR=2 (seconds per measurement) BENCH_RAMP=1 BENCH_MEM_ENTRIES=100000
-# BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 P2 R0 P1r1000"
-# BENCH_WORKLOADS="udp1k udp64k tcp newconn"; and selftests/run.sh's
+# BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 R P2 R0 P1r1000 R1000"
+# BENCH_WORKLOADS="udp1k udp64k tcp newconn" BENCH_MEM_SETUPS="P1 R" (the
+# set-ups whose bytes per connection are measured); and selftests/run.sh's
 # RFW_ACCEL, RFW_CPUS, RFW_MEM. Results: target/bench/DATE/.
 #
 # It prints figures; it asserts nothing about them (no test depends on it).
@@ -38,7 +39,7 @@ done
 [ -z "$docs" ] && { [ "$quick" = 1 ] && docs=0 || docs=1; }
 # settings given in the environment, for the report's command line
 env_given=""
-for v in BENCH_WARMUP BENCH_ROUNDS BENCH_DUR BENCH_RAMP BENCH_MEM_ENTRIES BENCH_MEM_REPEATS BENCH_SETUPS BENCH_WORKLOADS; do
+for v in BENCH_WARMUP BENCH_ROUNDS BENCH_DUR BENCH_RAMP BENCH_MEM_ENTRIES BENCH_MEM_REPEATS BENCH_SETUPS BENCH_WORKLOADS BENCH_MEM_SETUPS; do
 	[ -n "${!v:-}" ] && env_given+="$v=$(printf '%q' "${!v}") "
 done
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -50,7 +51,8 @@ else
 	: "${BENCH_WARMUP:=1}" "${BENCH_ROUNDS:=5}" "${BENCH_DUR:=2}" "${BENCH_RAMP:=1}"
 	: "${BENCH_MEM_ENTRIES:=100000}" "${BENCH_MEM_REPEATS:=2}"
 fi
-: "${BENCH_SETUPS:=B0 B1 P1 P2 R0 P1r1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
+: "${BENCH_SETUPS:=B0 B1 P1 R P2 R0 P1r1000 R1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
+: "${BENCH_MEM_SETUPS:=P1 R}"
 
 # The exact command, for the report.
 cmd="${env_given}bench/run.sh"
@@ -115,14 +117,16 @@ if [ "$vm" = 1 ]; then
 	# The guest reads the harness over 9p: a copy nobody edits.
 	cp -a "$RFW_ROOT/bench" "$out/bench-snapshot"
 	nset=$(wc -w <<<"$BENCH_SETUPS")
-	budget=$((600 + (BENCH_WARMUP + BENCH_ROUNDS) * nset * (4 * (BENCH_DUR + BENCH_RAMP) + 120) + BENCH_MEM_REPEATS * 300))
+	nmem=$(wc -w <<<"$BENCH_MEM_SETUPS")
+	budget=$((600 + (BENCH_WARMUP + BENCH_ROUNDS) * nset * (4 * (BENCH_DUR + BENCH_RAMP) + 120) + BENCH_MEM_REPEATS * nmem * 300))
 	log "VM run ($accel), at most ${budget}s"
 	set +e
 	RFW_KERNEL=perf RFW_NO_BUILD=1 RFW_RESULTS_DIR="$out/vm" RFW_VM_TIMEOUT=$budget \
 		"$RFW_ROOT/selftests/run.sh" -- bash "$out/bench-snapshot/guest-bench.sh" "$out/vm/bench" \
 		WARMUP="$BENCH_WARMUP" ROUNDS="$BENCH_ROUNDS" DUR="$BENCH_DUR" RAMP="$BENCH_RAMP" \
 		MEM_ENTRIES="$BENCH_MEM_ENTRIES" MEM_REPEATS="$BENCH_MEM_REPEATS" \
-		SETUPS="${BENCH_SETUPS// /,}" WORKLOADS="${BENCH_WORKLOADS// /,}" >"$out/vm-output.txt" 2>"$out/vm-stderr.txt"
+		SETUPS="${BENCH_SETUPS// /,}" WORKLOADS="${BENCH_WORKLOADS// /,}" MEM_SETUPS="${BENCH_MEM_SETUPS// /,}" \
+		>"$out/vm-output.txt" 2>"$out/vm-stderr.txt"
 	rc=$?
 	set -e
 	cat "$out/vm-output.txt"

@@ -19,6 +19,7 @@
 #include <linux/mutex.h>
 #include <linux/timekeeping.h>
 #include <net/route.h>
+#include <net/ip.h>
 #include <net/if_inet6.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -415,4 +416,9 @@ struct net *rfw_ifa6_info(const void *ptr, u8 *addr)
 
 	memcpy(addr, &ifa->addr, sizeof(ifa->addr));
 	return dev_net(ifa->idev->dev);
+}
+
+void rfw_local_port_range(const struct net *net, int *low, int *high)
+{
+	inet_get_local_port_range(net, low, high);
 }

@@ -121,4 +121,6 @@ void rfw_spin_lock_nested2(spinlock_t *lock);
 struct net *rfw_ifa4_info(const void *ptr, __be32 *addr);
 struct net *rfw_ifa6_info(const void *ptr, u8 *addr);
 
+void rfw_local_port_range(const struct net *net, int *low, int *high);
+
 #endif

@@ -573,6 +573,46 @@ impl nat_core::TupleTable for Taken<'_, '_> {
     }
 }
 
+/// A table in which no tuple is in use (for a destination NAT that found
+/// none free: see `nat_step`).
+struct Free;
+
+impl nat_core::TupleTable for Free {
+    fn reply_in_use(&self, _reply: &Tuple) -> bool {
+        false
+    }
+}
+
+/// rfw's default mitigation of port shadowing (`nft_nat.sh`
+/// `test_port_shadow`): source NAT without `--to-ports` keeps a source
+/// port only if it lies in the namespace's local port range
+/// (`net.ipv4.ip_local_port_range`, where the router's own clients take
+/// their ports too); a lower one, where services listen, is moved into
+/// [low, 65535]. Otherwise a host behind the NAT could take the router's
+/// service port (its packets from port 1405 leave as router:1405) and
+/// receive what outside peers send to the router's own service on it.
+/// Linux keeps the port and leaves the mitigation to the ruleset; rfw's
+/// default answers as the mitigated kernel does. `--to-ports 1-65535`
+/// restores Linux's behaviour for a rule.
+fn shadow_guard(
+    p: &Pkt<'_>,
+    m: ManipType,
+    orig: &Tuple,
+    mut range: nat::rule::NatRange,
+) -> nat::rule::NatRange {
+    if m != ManipType::Src || range.ports.is_some() || !proto::nat_rewrites_ports(orig.proto) {
+        return range;
+    }
+    let (mut lo, mut hi): (c_int, c_int) = (0, 0);
+    // SAFETY: the hook's namespace; two ints of ours.
+    unsafe { bindings::rfw_local_port_range(p.net(), &mut lo, &mut hi) };
+    let lo = u16::try_from(lo).unwrap_or(32768).max(1);
+    if orig.src_port < lo {
+        range.ports = Some(nat::rule::PortRange { lo, hi: u16::MAX });
+    }
+    range
+}
+
 struct Rng;
 
 impl nat_core::Entropy for Rng {
@@ -731,10 +771,29 @@ fn nat_step<'g>(
             net: &rn.ct,
             me: c.e as *const Entry as usize,
         };
+        let orig = key.tuple(Direction::Original);
         let r = match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
-            Ok(Some((m, range))) => b.setup(&range, m, &taken, &mut Rng, t.hash_key()),
+            Ok(Some((m, range))) => {
+                let range = shadow_guard(p, m, &orig, range);
+                b.setup(&range, m, &taken, &mut Rng, t.hash_key())
+            }
             Ok(None) => b.setup_null(manip, &taken, &mut Rng, t.hash_key()),
             Err(e) => Err(e),
+        };
+        // Destination NAT with every candidate in use: go on with a tuple
+        // in use, as Linux does; the source NAT hook moves the source
+        // port (`nf_nat_edemux.sh`).
+        let mut allow_clash = false;
+        let r = match (r, manip) {
+            (Err(NatError::NoFreeTuple), ManipType::Dst) => {
+                allow_clash = true;
+                match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
+                    Ok(Some((m, range))) => b.setup(&range, m, &Free, &mut Rng, t.hash_key()),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            (r, _) => r,
         };
         match r {
             Ok(()) => {}
@@ -752,7 +811,7 @@ fn nat_step<'g>(
             set_bits |= Status::MASQUERADE;
         }
         if *b.reply() != key.tuple(Direction::Reply) {
-            match t.rekey(rcu, c.e, b.reply(), set_bits) {
+            match t.rekey(rcu, c.e, b.reply(), set_bits, allow_clash) {
                 Ok(e) => {
                     rn.rules.count(RStat::NatBindings);
                     rn.rules.set_nat_used();

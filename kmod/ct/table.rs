@@ -583,14 +583,21 @@ impl Table {
     /// involved, and `old` is buried. On failure `old` is removed and the
     /// caller drops the packet, as Linux drops a packet whose NAT tuple
     /// clashes at confirmation: `Clash` when another entry already uses
-    /// `reply`, `Gone` when `old` was confirmed or removed meanwhile,
-    /// `NoMemory` when no entry could be allocated.
+    /// `reply` (unless `allow_clash`), `Gone` when `old` was confirmed or
+    /// removed meanwhile, `NoMemory` when no entry could be allocated.
+    ///
+    /// `allow_clash`: destination NAT found no unique tuple; as in Linux,
+    /// the connection goes on with a tuple in use and the source NAT hook
+    /// (a null binding at the latest) moves its source port before it is
+    /// confirmed. Until then a lookup of that reply tuple may find either
+    /// entry.
     pub(crate) fn rekey<'g>(
         &self,
         rcu: &'g Rcu,
         old: &'g Entry,
         reply: &Tuple,
         set: u16,
+        allow_clash: bool,
     ) -> core::result::Result<&'g Entry, Rekey> {
         let snap = old.with_state(self, |k, s| {
             if s.status().has(Status::CONFIRMED) {
@@ -647,7 +654,7 @@ impl Table {
         let (clash, _) = self.walk(rcu, b2, |o, d| {
             o as *const Entry as usize != old_addr && o.is_of(net) && o.key.matches(d, reply)
         });
-        if clash.is_some() {
+        if clash.is_some() && !allow_clash {
             drop(held);
             // Never published: free at once.
             // SAFETY: `p` came from `cache` and nothing else refers to it.

@@ -567,9 +567,7 @@ struct Taken<'a, 'g> {
 
 impl nat_core::TupleTable for Taken<'_, '_> {
     fn reply_in_use(&self, reply: &Tuple) -> bool {
-        self.t
-            .lookup(self.rcu, self.net, reply)
-            .is_some_and(|(e, _)| e as *const Entry as usize != self.me)
+        self.t.in_use_by_other(self.rcu, self.net, reply, self.me)
     }
 }
 

@@ -687,6 +687,16 @@ impl Table {
         Ok(e)
     }
 
+    /// True when an entry of `net` other than the one at `except` has `t`
+    /// as one of its tuples (NAT's "is this tuple taken").
+    pub(crate) fn in_use_by_other(&self, rcu: &Rcu, net: &CtNet, t: &Tuple, except: usize) -> bool {
+        let b = self.bucket_of(net, t);
+        let (hit, _) = self.walk(rcu, b, |e, dir| {
+            e as *const Entry as usize != except && e.is_of(net) && e.key.matches(dir, t)
+        });
+        hit.is_some()
+    }
+
     /// Inserts a new, unconfirmed connection of `net` (see the module docs
     /// for the limit and the chain bound).
     pub(crate) fn insert<'g>(

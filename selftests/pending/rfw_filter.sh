@@ -141,7 +141,11 @@ for v in 4 6; do
 	*"Connection refused"*) pass "IPv$v --reject: the client's connect() was refused" ;;
 	*) fail "IPv$v --reject: socat said: $err" ;;
 	esac
-	check "witness: IPv$v client got a port unreachable ($key)" 1 $(($(snmp_counter "$cl" $key) - u0))
+	# One per SYN: a SYN_SENT socket the user holds takes the first as a
+	# soft error, so the retransmitted SYN may get a second.
+	d=$(($(snmp_counter "$cl" $key) - u0))
+	[ $d -ge 1 ] && pass "witness: IPv$v client got $d port unreachable(s) ($key)" ||
+		fail "witness: IPv$v client got no port unreachable ($key)"
 	u0=$(snmp_counter "$cl" $key)
 	check "IPv$v --reject of UDP: the client's socket was refused" refused "$(udp_probe "$cl" 5082 $dst 82)"
 	check "witness: IPv$v client got a port unreachable for UDP ($key)" 1 $(($(snmp_counter "$cl" $key) - u0))

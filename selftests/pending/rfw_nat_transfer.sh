@@ -7,10 +7,11 @@
 #   SNAT        client -> server, source rewritten to 10.0.2.1 (POSTROUTING)
 #   MASQUERADE  client -> server, source the router's address on veth1
 #   REDIRECT    client -> server:PORT, taken by a server on the router itself
-# over links of MTU 1500 and 9000 (IPv4), and at MTU 1500 over IPv6. Then,
-# if ethtool is there, DNAT and MASQUERADE again with GRO on on every veth
-# (the router gets aggregated packets) and with TX checksum offload off (every
-# packet carries a full checksum that NAT must update).
+# over links of MTU 1500 and 9000 (IPv4); DNAT and MASQUERADE also over
+# IPv6 at MTU 1500. Then, if ethtool is there, DNAT and MASQUERADE again with
+# GRO on on every veth (the router gets aggregated packets) and with TX
+# checksum offload off (every packet carries a full checksum that NAT must
+# update).
 # Witnesses: cmp of what arrived, the receiving host's TCP checksum error
 # counter (/proc/net/snmp Tcp InCsumErrors) and `fwctl ct list`, where each
 # transfer's connection shows its translation.
@@ -38,10 +39,10 @@ set_mtu() {
 }
 # offload SETTINGS...: ethtool -K on every veth of the line.
 offload() {
-	ip netns exec "$cl" ethtool -K veth0 "$@" &&
-		ip netns exec "$rt" ethtool -K veth0 "$@" &&
-		ip netns exec "$rt" ethtool -K veth1 "$@" &&
-		ip netns exec "$sv" ethtool -K veth0 "$@"
+	ip netns exec "$cl" ethtool -K veth0 "$@" >/dev/null &&
+		ip netns exec "$rt" ethtool -K veth0 "$@" >/dev/null &&
+		ip netns exec "$rt" ethtool -K veth1 "$@" >/dev/null &&
+		ip netns exec "$sv" ethtool -K veth0 "$@" >/dev/null
 }
 
 # The rules of each kind, all in the router; a kind is set up alone.
@@ -59,52 +60,47 @@ rules() { # rules KIND FAMILY
 
 port=6000
 sport=42000
-# transfer KIND FAMILY DIRECTION LABEL: one 2 MiB transfer, checked.
+# transfer KIND FAMILY DIRECTION LABEL: one 2 MiB transfer, checked. Few
+# process starts per transfer (they are slow under emulation): the client
+# retries its connect until the server listens instead of polling `ss`.
 transfer() {
-	local kind=$1 v=$2 way=$3 label=$4 lport connect rx_ns csum0 got what
+	local kind=$1 v=$2 way=$3 label=$4 srv_ns lport listen connect got what crc src spid
 	port=$((port + 1))
 	sport=$((sport + 1))
 	# Where the server runs, what it listens on, what the client connects to.
 	if [ "$kind" = REDIRECT ]; then srv_ns=$rt lport=7000; else srv_ns=$sv lport=$port; fi
 	if [ $v = 4 ]; then
 		case $kind in DNAT) connect=TCP4:10.0.1.1:$port ;; *) connect=TCP4:10.0.2.2:$port ;; esac
-		listen=TCP4-LISTEN:$lport,reuseaddr key=Tcp:InCsumErrors
+		listen=TCP4-LISTEN:$lport,reuseaddr
 	else
 		case $kind in DNAT) connect="TCP6:[fd00:1::1]:$port" ;; *) connect="TCP6:[fd00:2::2]:$port" ;; esac
-		listen=TCP6-LISTEN:$lport,reuseaddr,ipv6only=1 key=Tcp:InCsumErrors
+		listen=TCP6-LISTEN:$lport,reuseaddr,ipv6only=1
 	fi
-	connect="$connect,sourceport=$sport,reuseaddr,connect-timeout=20"
-	rm -f "$dir/out"
+	connect="$connect,sourceport=$sport,reuseaddr,connect-timeout=20,retry=100,interval=0.2"
+	: >"$dir/out"
 	if [ "$way" = up ]; then
-		rx_ns=$srv_ns
-		ip netns exec "$srv_ns" timeout 120 socat -u "$listen" OPEN:"$dir/out",creat,trunc </dev/null 2>"$dir/srv.err" &
+		ip netns exec "$srv_ns" socat -T 60 -u "$listen" OPEN:"$dir/out",creat,trunc </dev/null 2>"$dir/srv.err" &
 	else
-		rx_ns=$cl
-		ip netns exec "$srv_ns" timeout 120 socat -u OPEN:"$dir/data" "$listen" </dev/null 2>"$dir/srv.err" &
+		ip netns exec "$srv_ns" socat -T 60 -u OPEN:"$dir/data" "$listen" </dev/null 2>"$dir/srv.err" &
 	fi
-	local spid=$!
-	if ! busywait 10000 listening "$srv_ns" $lport; then
-		fail "$label: server did not listen"
-		kill $spid 2>/dev/null
-		return
-	fi
-	csum0=$(snmp_counter "$rx_ns" $key)
+	spid=$!
 	if [ "$way" = up ]; then
-		ip netns exec "$cl" timeout 120 socat -u OPEN:"$dir/data" "$connect" </dev/null 2>"$dir/cl.err"
+		ip netns exec "$cl" socat -T 60 -u OPEN:"$dir/data" "$connect" </dev/null 2>"$dir/cl.err"
 	else
-		ip netns exec "$cl" timeout 120 socat -u "$connect" OPEN:"$dir/out",creat,trunc </dev/null 2>"$dir/cl.err"
+		ip netns exec "$cl" socat -T 60 -u "$connect" OPEN:"$dir/out",creat,trunc </dev/null 2>"$dir/cl.err"
 	fi
-	local crc=$?
+	crc=$?
 	wait $spid
-	local src=$?
+	src=$?
 	if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$dir/data" "$dir/out"; then
 		pass "$label: 2 MiB arrived identical"
 	else
-		fail "$label: client exit $crc, server exit $src, $(stat -c %s "$dir/out" 2>/dev/null || echo no) bytes, $(cat "$dir/cl.err" "$dir/srv.err" | head -2)"
+		fail "$label: client exit $crc, server exit $src, $(stat -c %s "$dir/out") bytes; $(head -c 300 "$dir/cl.err" "$dir/srv.err")"
 	fi
-	check "$label: no TCP checksum error at the receiver ($key)" 0 $(($(snmp_counter "$rx_ns" $key) - csum0))
-	# The connection's translation, as fwctl ct list shows it.
-	got=$(ct_flows "$rt" -p tcp | awk -v sp=$sport '$5 == sp { print $7, $8, $9, $10 }' | head -1)
+	# The connection's translation, as fwctl ct list shows it (reply tuple).
+	got=$(ct_flows "$rt" -p tcp | while read -r _ _ _ _ osp _ rs rd rsp rdp _; do
+		[ "$osp" = "$sport" ] && { echo "$rs $rd $rsp $rdp"; break; }
+	done)
 	case "$kind/$v" in
 	DNAT/4) what="10.0.2.2 10.0.1.2 $port $sport" ;;
 	DNAT/6) what="fd00:2::2 fd00:1::2 $port $sport" ;;
@@ -118,6 +114,11 @@ transfer() {
 	check "$label: fwctl ct list reply tuple shows the $kind" "$what" "$got"
 }
 
+# Checksum errors over the whole test, at every receiver (client, server,
+# and the router's own server for REDIRECT).
+csum() { echo $(($(snmp_counter "$cl" Tcp:InCsumErrors) + $(snmp_counter "$sv" Tcp:InCsumErrors) + $(snmp_counter "$rt" Tcp:InCsumErrors))); }
+csum0=$(csum)
+
 for mtu in 1500 9000; do
 	set_mtu $mtu
 	for kind in DNAT SNAT MASQUERADE REDIRECT; do
@@ -128,7 +129,7 @@ for mtu in 1500 9000; do
 	done
 done
 set_mtu 1500
-for kind in DNAT SNAT MASQUERADE REDIRECT; do
+for kind in DNAT MASQUERADE; do
 	rules $kind 6 || fail "IPv6 $kind rules"
 	for way in up down; do
 		transfer $kind 6 $way "IPv6 $kind MTU 1500 $way"
@@ -149,19 +150,20 @@ if ethtool --version >/dev/null 2>&1; then
 	offload gro off
 	if offload tx off; then
 		for kind in DNAT MASQUERADE; do
-			for v in 4 6; do
-				rules $kind $v || fail "IPv$v $kind rules"
-				for way in up down; do
-					transfer $kind $v $way "IPv$v $kind TX checksum offload off $way"
-				done
+			rules $kind 4 || fail "IPv4 $kind rules"
+			for way in up down; do
+				transfer $kind 4 $way "IPv4 $kind TX checksum offload off $way"
 			done
 		done
+		rules MASQUERADE 6 || fail "IPv6 MASQUERADE rules"
+		transfer MASQUERADE 6 up "IPv6 MASQUERADE TX checksum offload off up"
 	else
 		echo "SKIP-CASE: ethtool -K tx off not supported on veth"
 	fi
 else
 	echo "SKIP-CASE: offload cases (no ethtool)"
 fi
+check "witness: no TCP checksum error at any receiver (Tcp InCsumErrors of client, server, router)" 0 $(($(csum) - csum0))
 
 kernel_log_clean
 exit $ret

@@ -166,11 +166,12 @@ else
 fi
 [ "${minint:-0}" -gt 0 ] && pass "no second of the transfer without progress (iperf3 intervals)" ||
 	fail "an interval of the transfer moved $minint bytes"
-fw "$q" restore "$dir/B" || fail "restore B in a fresh namespace"
+# The 200th restore loaded $f (A).
+fw "$q" restore "$dir/$f" || fail "restore $f in a fresh namespace"
 if [ "$(save_rules "$rt")" = "$(save_rules "$q")" ]; then
-	pass "the router's final ruleset is B, as B restores in a fresh namespace (fwctl save)"
+	pass "the router's final ruleset is $f, the last one restored (fwctl save, as $f restores in a fresh namespace)"
 else
-	fail "the router's final ruleset differs from B"
+	fail "the router's final ruleset differs from $f, the last one restored"
 	diff <(save_rules "$rt") <(save_rules "$q")
 fi
 

@@ -1,8 +1,11 @@
 #!/bin/bash
-# The main job, shown end to end inside the VM (make demo):
+# The user's job, shown end to end inside the VM (make demo):
 #   client (10.0.10.2) -- router (rfw loaded) -- server (10.0.20.2)
-# Loads rfw, sends pings and a short TCP transfer through the router, and
-# prints `fwctl stats` and `fwctl ct list` of the router's namespace.
+# Loads rfw, adds one DNAT rule in the router's namespace
+# (`fwctl nat add --to-destination 10.0.20.2:8080`), sends a 1 MiB TCP
+# transfer and pings from the client to the router's address, which reach
+# the server, and prints the rule, `fwctl ct list` (the translated
+# connections) and `fwctl stats`.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 set -e
 trap 'cleanup_all_ns' EXIT
@@ -24,18 +27,25 @@ ip -net "$client" route add default via 10.0.10.1
 ip -net "$server" route add default via 10.0.20.1
 ip netns exec "$router" sysctl -qw net.ipv4.ip_forward=1
 
-echo "# client -> server: 5 pings through the router"
-ip netns exec "$client" ping -c 5 -i 0.2 10.0.20.2 | tail -2
-echo "# client -> server: 1 MiB over TCP (socat)"
-ip netns exec "$server" socat -u TCP-LISTEN:7000,reuseaddr OPEN:/tmp/demo.rx,creat,trunc &
-busywait 5000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :7000'
+echo "# the user's job, in the router's namespace:"
+echo "#   fwctl nat add --to-destination 10.0.20.2:8080"
+ip netns exec "$router" fwctl nat add --to-destination 10.0.20.2:8080
+echo
+echo "# client -> 10.0.10.1:80 (the router): 1 MiB over TCP, DNATed to the server's 8080"
+ip netns exec "$server" socat -u TCP-LISTEN:8080,reuseaddr OPEN:/tmp/demo.rx,creat,trunc &
+busywait 5000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :8080'
 head -c 1048576 /dev/urandom >/tmp/demo.tx
-ip netns exec "$client" socat -u OPEN:/tmp/demo.tx TCP:10.0.20.2:7000
+ip netns exec "$client" socat -u OPEN:/tmp/demo.tx TCP:10.0.10.1:80
 wait
-cmp /tmp/demo.tx /tmp/demo.rx && echo "# received file identical ($(stat -c %s /tmp/demo.rx) bytes)"
+cmp /tmp/demo.tx /tmp/demo.rx && echo "# the server received the file, identical ($(stat -c %s /tmp/demo.rx) bytes)"
+echo "# client -> 10.0.10.1: 3 pings, answered by the server through the same DNAT"
+ip netns exec "$client" ping -c 3 -i 0.2 10.0.10.1 | tail -2
+echo
+echo "# fwctl nat list (router namespace)"
+ip netns exec "$router" fwctl nat list
+echo
+echo "# fwctl ct list (router namespace): the reply tuples show the translation"
+ip netns exec "$router" fwctl ct list
 echo
 echo "# fwctl stats (router namespace)"
 ip netns exec "$router" fwctl stats
-echo
-echo "# fwctl ct list (router namespace): the ping and the finished transfer"
-ip netns exec "$router" fwctl ct list

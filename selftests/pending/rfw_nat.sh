@@ -14,13 +14,16 @@
 #   MASQUERADE (plain and --fully-random) (POSTROUTING, the default), and
 #   REDIRECT of ICMP (test_redirect) and of TCP with --to-ports, each over
 #   IPv4 and IPv6. `fwctl ct list` shows the translated reply tuple.
-# * Port shadowing (nft_nat.sh test_port_shadow): unmitigated, rfw behaves
-#   as 6.12's nf_nat does (the reply-direction match wins: CLIENT); with the
-#   two mitigations nft_nat.sh shows that rfw's rules can express, the
-#   router's own service answers (ROUTER): the packet filter mitigation
-#   (FORWARD drops packets from the inside claiming the service port) and
-#   the NAT one (masquerade source ports 1-1405 to 1406-65535 --random).
-#   nft_nat.sh's third one, notrack, has no rfw counterpart (no raw table).
+# * Port shadowing (nft_nat.sh test_port_shadow): by default rfw answers as
+#   the mitigated kernel does (ROUTER): source NAT keeps only ports of the
+#   local port range, so the client's port 1405 leaves as another port.
+#   `--to-ports 1-65535` asks for Linux's behaviour, and then the
+#   reply-direction match wins (CLIENT), as in unmitigated 6.12; the two
+#   mitigations of nft_nat.sh that rfw's rules can express bring ROUTER
+#   back: the packet filter one (FORWARD drops packets from the inside
+#   claiming the service port) and the NAT one (masquerade source ports
+#   1-1405 to 1406-65535 --random). nft_nat.sh's third one, notrack, has no
+#   rfw counterpart (no raw table).
 # Witnesses: nft counters in the end hosts (never in the router namespace:
 # nftables there would bring nf_conntrack in), what the server saw as the
 # client's address (socat's SOCAT_PEERADDR), the router's own snmp counters
@@ -198,7 +201,17 @@ shadow() { # shadow NAME EXPECTED
 	wait $rpid $cpid 2>/dev/null
 }
 fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add masquerade (port shadow)"
-shadow "unmitigated (as nf_nat without mitigation)" CLIENT
+shadow "rfw's default" ROUTER
+p=$(flow "$rt" '$1 == "udp" && $5 == 1405 && $6 == 41404 { print $10 }' | head -1)
+if [ "${p:-0}" -ge 1024 ] 2>/dev/null && [ "$p" != 1405 ]; then
+	pass "port shadow, default: the client's port 1405 left as $p"
+else
+	fail "port shadow, default: the client's port 1405 left as '$p'"
+fi
+fw "$rt" nat flush || fail "nat flush"
+fw "$rt" ct flush >/dev/null
+fw "$rt" nat add -4 -o veth1 --masquerade --to-ports 1-65535 || fail "nat add masquerade --to-ports 1-65535"
+shadow "unmitigated (--to-ports 1-65535: as nf_nat without mitigation)" CLIENT
 fw "$rt" ct flush >/dev/null
 # Packet filter mitigation: packets from the inside claiming the service port are not forwarded.
 fw "$rt" filter add --chain FORWARD -4 -i veth0 -p udp --sport 1405 --drop || fail "filter add (port shadow)"

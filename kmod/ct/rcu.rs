@@ -68,3 +68,14 @@ pub(crate) fn synchronize() {
     // SAFETY: all of them run in process context.
     unsafe { bindings::synchronize_rcu() };
 }
+
+/// [`synchronize`], expedited (`synchronize_rcu_expedited`): for commands a
+/// user waits on, such as a ruleset replace, where a normal grace period
+/// (tens to hundreds of milliseconds) would make every edit slow. Costs an
+/// IPI to each CPU; as `xt_replace_table` -> `synchronize_net` does under
+/// RTNL.
+pub(crate) fn synchronize_expedited() {
+    // Callers: netlink commands, in process context.
+    // SAFETY: process context.
+    unsafe { bindings::synchronize_rcu_expedited() };
+}

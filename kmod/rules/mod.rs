@@ -328,7 +328,7 @@ impl RulesNet {
         // SAFETY: `next` is ours and unpublished.
         unsafe { (*next).tables = tables };
         self.current.store(next, Ordering::Release);
-        rcu::synchronize();
+        rcu::synchronize_expedited();
         // A grace period after the swap: no packet sees the old ruleset or
         // the tables it alone held.
         // SAFETY: `cur_p` came from `KBox::into_raw`; the replaced tables from `KBox::leak`.

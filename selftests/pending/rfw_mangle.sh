@@ -99,8 +99,15 @@ fw "$rt" filter add --chain FORWARD --mark 0x100/0xf00 --drop || fail "filter --
 # The kernel's own use of the mark: mark 0x30 routes to an unreachable route.
 ip -net "$rt" rule add fwmark 0x30 table 100
 ip -net "$rt" route add unreachable 10.0.2.2/32 table 100
-ip -net "$rt" -6 rule add fwmark 0x30 table 100
-ip -net "$rt" -6 route add unreachable fd00:2::2/128 table 100
+v6rules=0
+if ip -net "$rt" -6 rule add fwmark 0x30 table 100 2>/dev/null; then
+	ip -net "$rt" -6 route add unreachable fd00:2::2/128 table 100
+	v6rules=1
+else
+	# Without CONFIG_IPV6_MULTIPLE_TABLES "table 100" would be the main
+	# table: the unreachable route would cut IPv6 to the server for all.
+	echo "# IPv6 policy routing is not in this kernel: the IPv6 fwmark route case is skipped"
+fi
 
 send "$cl" 9002
 counted u9002 2
@@ -112,6 +119,7 @@ check "mark 0x10 dropped by --mark 0x10; unmarked passed; 0x20 passed --mark 0x2
 check "fwctl filter list -o json: --mark 0x10 rule counted both datagrams" 2 "$(rule_packets "$rt" filter FORWARD '\b(0x10|16)\b')"
 check "fwctl filter list -o json: --mark 0x20/0xf0 rule counted both datagrams" 2 "$(rule_packets "$rt" filter FORWARD '\b(0x20|32)\b')"
 for v in 4 6; do
+	[ $v = 6 ] && [ $v6rules = 0 ] && continue
 	if [ $v = 4 ]; then key=Icmp:InDestUnreachs to=UDP4-DATAGRAM:10.0.2.2:9004; else key=Icmp6InDestUnreachs to="UDP6-DATAGRAM:[fd00:2::2]:9004"; fi
 	u0=$(snmp_counter "$cl" $key)
 	echo x | ip netns exec "$cl" socat -u - "$to" 2>/dev/null

@@ -20,6 +20,7 @@
 #include <linux/timekeeping.h>
 #include <net/route.h>
 #include <net/ip.h>
+#include <net/inet_sock.h>
 #include <net/if_inet6.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -421,4 +422,14 @@ struct net *rfw_ifa6_info(const void *ptr, u8 *addr)
 void rfw_local_port_range(const struct net *net, int *low, int *high)
 {
 	inet_get_local_port_range(net, low, high);
+}
+
+bool rfw_skb_has_demux_sk(const struct sk_buff *skb)
+{
+	return skb->sk && !inet_sk_transparent(skb->sk);
+}
+
+void rfw_skb_orphan(struct sk_buff *skb)
+{
+	skb_orphan(skb);
 }

@@ -123,4 +123,7 @@ struct net *rfw_ifa6_info(const void *ptr, u8 *addr);
 
 void rfw_local_port_range(const struct net *net, int *low, int *high);
 
+bool rfw_skb_has_demux_sk(const struct sk_buff *skb);
+void rfw_skb_orphan(struct sk_buff *skb);
+
 #endif

@@ -64,6 +64,9 @@ use crate::ct::table::{self, Entry, Rekey, Table};
 use crate::pernet::RfwNet;
 use crate::rules::{Loaded, RStat, RulesNet, Ruleset};
 
+/// Bytes copied for parsing first (see `Pkt::new`).
+const SHORT_PREFIX: usize = 128;
+
 /// A packet's connection as a hook sees it.
 #[derive(Clone, Copy)]
 struct Ct<'g> {
@@ -314,13 +317,26 @@ impl<'s> Pkt<'s> {
             conntrack::Family::Ipv6 => Family::V6,
         };
         let mut buf = [0u8; PREFIX];
+        let opts = &ct.config(rcu).parse;
+        // Most packets' headers fit in the first 128 bytes; copy more only
+        // when they do not (IPv6 extension headers, ICMPv6 errors, TCP
+        // options): a full-size segment then costs 128 bytes per hook.
         // SAFETY: the hook's skb is valid; the reference ends with this call.
-        let bytes = copy_prefix(unsafe { &*skb }, &mut buf)?;
+        let mut bytes = copy_prefix(unsafe { &*skb }, &mut buf, SHORT_PREFIX)?;
+        let mut parsed = conntrack::parse::parse_prefix(bytes, fam, opts);
+        if matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == SHORT_PREFIX {
+            // SAFETY: as above.
+            bytes = copy_prefix(unsafe { &*skb }, &mut buf, PREFIX)?;
+            parsed = conntrack::parse::parse_prefix(bytes, fam, opts);
+        }
         let len = skb_len(skb);
-        let (info, meta) = match conntrack::parse::parse_prefix(bytes, fam, &ct.config(rcu).parse) {
+        let (info, meta) = match parsed {
             Ok(i) => (Some(i), meta_of(&i, family, len)),
             Err(e) => {
-                ct.count_invalid(conntrack::InvalidReason::Malformed(e));
+                // Counted once, at the hook that tracks the packet.
+                if state.hook == hook::PRE_ROUTING || state.hook == hook::LOCAL_OUT {
+                    ct.count_invalid(conntrack::InvalidReason::Malformed(e));
+                }
                 (None, meta_bare(bytes, family, len)?)
             }
         };
@@ -1155,8 +1171,18 @@ pub(crate) fn last(
         }
     }
     if !set.is_empty() || rn.rules.nat_used() {
-        if let Err(v) = nat_step(rn, &rcu, set, &mut p, &mut ct) {
-            return v;
+        let rewritten = match nat_step(rn, &rcu, set, &mut p, &mut ct) {
+            Err(v) => return v,
+            Ok(r) => r,
+        };
+        // SAFETY: the hook's skb.
+        let demuxed = unsafe { bindings::rfw_skb_has_demux_sk(skb) };
+        if rewritten && state.hook == hook::LOCAL_IN && demuxed {
+            // Early demux found a socket for the source before this hook
+            // changed it: let the transport look again
+            // (`nf_nat_ipv4_local_in`, nf_nat_edemux.sh).
+            // SAFETY: the hook's skb; drops the demux reference.
+            unsafe { bindings::rfw_skb_orphan(skb) };
         }
     }
     if lo_in || !unconfirmed {

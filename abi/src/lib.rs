@@ -170,7 +170,11 @@ pub mod rules_table {
     /// entry. In a replace, fewer entries than the table has leave the rest
     /// at zero; more are an error.
     pub const COUNTERS: u16 = 3;
-    /// Largest blob the kernel accepts (bytes).
+    /// Largest blob the kernel's decoder accepts (bytes). In practice a
+    /// table travels in one [`super::attr::RULES_TABLE`] attribute, whose
+    /// netlink length is 16 bits: blob and counters together stay under
+    /// 65 535 bytes (a few thousand rules; a 1000-rule table is ~39 KB).
+    /// Splitting a table over several attributes is not in this ABI yet.
     pub const BLOB_MAX: usize = 4 << 20;
     /// Bytes per counter entry.
     pub const COUNTER_BYTES: usize = 16;

@@ -126,7 +126,7 @@ check "4 restores before the transfer, every one accepted" 4 "$(restores 4)"
 per=$((($(date +%s%3N) - t0) / 4))
 secs=$((per * 200 * 5 / 2000 + 10))
 [ $secs -lt 25 ] && secs=25
-[ $secs -gt 150 ] && secs=150
+[ $secs -gt 300 ] && secs=300
 echo "# one restore took ${per} ms; transfer of ${secs} s"
 ip netns exec "$cl" iperf3 -c 10.0.2.2 -t $secs -b 10M -i 1 -J >"$dir/iperf.json" 2>"$dir/iperf.err" &
 ipid=$!

@@ -21,6 +21,7 @@
 #include <net/route.h>
 #include <net/ip.h>
 #include <net/inet_sock.h>
+#include <net/tcp.h>
 #include <net/if_inet6.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>

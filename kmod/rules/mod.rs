@@ -104,11 +104,10 @@ impl Loaded {
             if raw.len() % W != 0 || raw.len() / W > used {
                 return Err(LoadError::Counters);
             }
-            c.preset(raw.chunks_exact(8).map(|b| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                u64::from_le_bytes(a)
-            }));
+            c.preset(
+                raw.chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or([0; 8]))),
+            );
         }
         let mut log = KVVec::with_capacity(used, GFP_KERNEL).map_err(|_| LoadError::NoMemory)?;
         for _ in 0..used {

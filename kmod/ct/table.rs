@@ -622,28 +622,10 @@ impl Table {
         let b1 = self.bucket_of(net, &old_reply);
         let b2 = self.bucket_of(net, reply);
 
-        let cache = self.cache.as_ptr();
-        // SAFETY: `cache` is live (type invariant); atomic allocation.
-        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(cache) }.cast::<Entry>();
-        if p.is_null() {
+        let Some(p) = self.alloc(old.net, key, state) else {
             self.finish_removal(old, false, Stat::Drop);
             return Err(Rekey::NoMemory);
-        }
-        let fresh = Entry {
-            nodes: [
-                Node {
-                    next: AtomicUsize::new(0),
-                },
-                Node {
-                    next: AtomicUsize::new(0),
-                },
-            ],
-            net: old.net,
-            key,
-            state: UnsafeCell::new(state),
         };
-        // SAFETY: `p` is a fresh object of `Entry`'s size and alignment.
-        unsafe { p.write(fresh) };
         // Not published yet; freed only a grace period after unlinking.
         // SAFETY: so it lives for `'g`.
         let e: &'g Entry = unsafe { &*p };
@@ -656,28 +638,13 @@ impl Table {
         });
         if clash.is_some() && !allow_clash {
             drop(held);
-            // Never published: free at once.
-            // SAFETY: `p` came from `cache` and nothing else refers to it.
-            unsafe {
-                core::ptr::drop_in_place(p);
-                bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
-            }
+            self.discard(p);
             self.finish_removal(old, false, Stat::InsertFailed);
             return Err(Rekey::Clash);
         }
         // The new entry goes in first: a reader finds `old` or `e`, both
         // of the same connection.
-        for (dir, b) in [(Direction::Original, b0), (Direction::Reply, b2)] {
-            if dir == Direction::Reply && single {
-                break;
-            }
-            let head = &self.buckets[b];
-            let node = &e.nodes[dir.index()];
-            node.next
-                .store(head.load(Ordering::Relaxed), Ordering::Relaxed);
-            // Release: a reader that sees the link sees the whole entry.
-            head.store(tag(node, dir), Ordering::Release);
-        }
+        self.link(e, b0, b2, single);
         self.unlink(b0, tag(&old.nodes[0], Direction::Original));
         if orig != old_reply {
             self.unlink(b1, tag(&old.nodes[1], Direction::Reply));
@@ -718,28 +685,10 @@ impl Table {
             net.entries.fetch_sub(1, Ordering::Relaxed);
             return Err(InsertError::Full);
         }
-        let cache = self.cache.as_ptr();
-        // SAFETY: `cache` is live (type invariant); atomic allocation.
-        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(cache) }.cast::<Entry>();
-        if p.is_null() {
+        let Some(p) = self.alloc(NonNull::from(net), key, state) else {
             net.entries.fetch_sub(1, Ordering::Relaxed);
             return Err(InsertError::Full);
-        }
-        let fresh = Entry {
-            nodes: [
-                Node {
-                    next: AtomicUsize::new(0),
-                },
-                Node {
-                    next: AtomicUsize::new(0),
-                },
-            ],
-            net: NonNull::from(net),
-            key,
-            state: UnsafeCell::new(state),
         };
-        // SAFETY: `p` is a fresh object of `Entry`'s size and alignment.
-        unsafe { p.write(fresh) };
         // Not published yet, and freed only after a grace period once it is.
         // SAFETY: so it lives for `'g`.
         let e: &'g Entry = unsafe { &*p };
@@ -763,14 +712,54 @@ impl Table {
             drop(held);
             net.entries.fetch_sub(1, Ordering::Relaxed);
             net.count(stat);
-            // Never published: free at once.
-            // SAFETY: `p` came from `cache` and nothing else refers to it.
-            unsafe {
-                core::ptr::drop_in_place(p);
-                bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
-            }
+            self.discard(p);
             return Err(err);
         }
+        self.link(e, b0, b1, single);
+        net.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        drop(held);
+        net.count(Stat::New);
+        Ok(e)
+    }
+
+    /// A new entry from the cache (atomic allocation), not linked yet.
+    fn alloc(&self, net: NonNull<CtNet>, key: ConnKey, state: ConnState) -> Option<*mut Entry> {
+        // SAFETY: `cache` is live (type invariant); atomic allocation.
+        let p =
+            unsafe { bindings::rfw_kmem_cache_alloc_atomic(self.cache.as_ptr()) }.cast::<Entry>();
+        if p.is_null() {
+            return None;
+        }
+        let fresh = Entry {
+            nodes: [
+                Node {
+                    next: AtomicUsize::new(0),
+                },
+                Node {
+                    next: AtomicUsize::new(0),
+                },
+            ],
+            net,
+            key,
+            state: UnsafeCell::new(state),
+        };
+        // SAFETY: `p` is a fresh object of `Entry`'s size and alignment.
+        unsafe { p.write(fresh) };
+        Some(p)
+    }
+
+    /// Frees an entry that was never published.
+    fn discard(&self, p: *mut Entry) {
+        // SAFETY: `p` came from `alloc` and nothing else refers to it.
+        unsafe {
+            core::ptr::drop_in_place(p);
+            bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
+        }
+    }
+
+    /// Links `e`'s nodes at the heads of chains `b0` (original) and `b1`
+    /// (reply; not when both tuples are one). Both chains' locks are held.
+    fn link(&self, e: &Entry, b0: usize, b1: usize, single: bool) {
         for (dir, b) in [(Direction::Original, b0), (Direction::Reply, b1)] {
             if dir == Direction::Reply && single {
                 break;
@@ -782,10 +771,6 @@ impl Table {
             // Release: a reader that sees the link sees the whole entry.
             head.store(tag(node, dir), Ordering::Release);
         }
-        net.unconfirmed.fetch_add(1, Ordering::Relaxed);
-        drop(held);
-        net.count(Stat::New);
-        Ok(e)
     }
 
     /// Unlinks `link` from chain `b`. The bucket's lock is held.

@@ -724,9 +724,9 @@ impl Table {
 
     /// A new entry from the cache (atomic allocation), not linked yet.
     fn alloc(&self, net: NonNull<CtNet>, key: ConnKey, state: ConnState) -> Option<*mut Entry> {
+        let cache = self.cache.as_ptr();
         // SAFETY: `cache` is live (type invariant); atomic allocation.
-        let p =
-            unsafe { bindings::rfw_kmem_cache_alloc_atomic(self.cache.as_ptr()) }.cast::<Entry>();
+        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(cache) }.cast::<Entry>();
         if p.is_null() {
             return None;
         }

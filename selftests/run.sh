@@ -93,7 +93,12 @@ if [ "$mode" = tests ]; then
 else
 	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" cmd "${cmd[@]}")
 fi
-printf -v guest_line '%q ' "${guest_cmd[@]}"
+# vng passes --exec on the kernel command line, which holds 2048 bytes at
+# most (x86 COMMAND_LINE_SIZE); a long test list would cut off the root=
+# options behind it and the guest would not boot. The command goes in a
+# file in the shared snapshot instead.
+printf '%q ' "${guest_cmd[@]}" >"$snap/guest-cmd.sh"
+printf -v guest_line 'bash %q' "$snap/guest-cmd.sh"
 
 echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s" >&2
 start=$(date +%s)

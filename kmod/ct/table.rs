@@ -477,8 +477,13 @@ impl Table {
     /// Locks the stripes of up to three buckets, in index order (NAT
     /// re-keying: the original chain, the old and the new reply chain).
     fn lock_three(&self, b: [usize; 3]) -> Held<'_> {
+        // Three compare-and-swaps (core's sort would bring a panic path).
         let mut s = [b[0] % LOCKS, b[1] % LOCKS, b[2] % LOCKS];
-        s.sort_unstable();
+        for (i, j) in [(0, 1), (1, 2), (0, 1)] {
+            if s[i] > s[j] {
+                s.swap(i, j);
+            }
+        }
         let mut held = self.bucket_locks[s[0]].lock();
         if s[1] != s[0] {
             let l = &self.bucket_locks[s[1]];

@@ -160,8 +160,9 @@ impl Loaded {
         self.counters.len() / 2
     }
 
-    /// Takes a LOG token for entry `i` at `now_ns`: `None` when another
-    /// CPU is logging right now (the line is suppressed, not waited for).
+    /// Takes a LOG token for entry `i` at `now_ns`: false when another
+    /// CPU is logging right now (the line is suppressed, not waited for)
+    /// or the rule is over its rate.
     pub(crate) fn log_allow(&self, i: usize, now_ns: u64, rate: u16, burst: u16) -> bool {
         if self
             .log_busy

@@ -116,7 +116,7 @@ pub(crate) fn family() -> *const bindings::genl_family {
 }
 
 /// Runs a handler, turning its `Result` into the errno netlink expects.
-fn errno(r: Result) -> c_int {
+pub(crate) fn errno(r: Result) -> c_int {
     match r {
         Ok(()) => 0,
         Err(e) => e.to_errno(),

@@ -843,9 +843,15 @@ fn nat_step<'g>(
             c.e.with_state(t, |_, s| s.status_mut().insert(set_bits));
         }
     }
-    // Rewrite the packet as its connection's binding says.
-    let Some((key, status)) = c.e.with_state(t, |k, s| (*k, s.status())) else {
-        return Ok(changed);
+    // Rewrite the packet as its connection's binding says (read again only
+    // if the decision above changed the entry).
+    let (key, status) = if changed {
+        match c.e.with_state(t, |k, s| (*k, s.status())) {
+            Some(ks) => ks,
+            None => return Ok(changed),
+        }
+    } else {
+        (key, status)
     };
     let nat = nat_bits(status);
     if nat.0 == 0 {

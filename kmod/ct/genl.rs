@@ -20,18 +20,12 @@ use super::net::{CtNet, Stat};
 use super::rcu::RcuGuard;
 use super::table::{self, Removal, ENTRY_SIZE};
 use crate::bindings;
+use crate::genl::errno;
 use crate::nlmsg::{DumpMsg, Reply, Writer};
 use crate::pernet;
 
 fn einval() -> c_int {
     -(bindings::EINVAL as c_int)
-}
-
-fn errno(r: Result) -> c_int {
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
 }
 
 /// A request's attributes and error channel.

@@ -12,14 +12,8 @@ use super::{LoadError, Loaded, RStat, ReplaceError, N_RSTAT};
 use crate::bindings;
 use crate::ct::genl::Request;
 use crate::ct::rcu::RcuGuard;
+use crate::genl::errno;
 use crate::nlmsg::Reply;
-
-fn errno(r: Result) -> c_int {
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
 
 const TABLE_NAMES: [&str; 3] = ["filter", "nat", "mangle"];
 

@@ -78,7 +78,8 @@ pub enum Cmd {
     /// The namespace's tracking settings: reply [`attr::CT_CONFIG`].
     CtConfigGet = 6,
     /// Changes settings: request [`attr::CT_CONFIG`] with any of
-    /// [`ct_config::LIMIT`] and [`ct_config::TIMEOUT`] entries; all are
+    /// [`ct_config::LIMIT`], [`ct_config::TRACKING`] and
+    /// [`ct_config::TIMEOUT`] entries; all are
     /// checked before any is applied. The reply is the new [`attr::CT_CONFIG`].
     CtConfigSet = 7,
     /// The namespace's ruleset. Request: no attributes. Reply:
@@ -340,8 +341,20 @@ pub mod ct_config {
     pub const BUCKETS: u16 = 2;
     /// Nested, repeated: one timeout, attributes in [`super::ct_timeout`].
     pub const TIMEOUT: u16 = 3;
+    /// u8: when the namespace tracks connections, one of [`TRACKING_AUTO`]
+    /// and [`TRACKING_ON`].
+    pub const TRACKING: u16 = 4;
+    /// u8 (read only): 1 when the namespace tracks connections now.
+    pub const ACTIVE: u16 = 5;
     /// Highest attribute number.
-    pub const MAX: u16 = TIMEOUT;
+    pub const MAX: u16 = ACTIVE;
+    /// Track while the namespace has a ruleset (any table loaded) or a
+    /// connection was ever NATed in it; the default. This is what
+    /// nf_conntrack does since Linux 4.10: its hooks are registered in a
+    /// namespace only when a rule there needs them (`nf_ct_netns_get`).
+    pub const TRACKING_AUTO: u8 = 0;
+    /// Track every packet of the namespace, rules or not.
+    pub const TRACKING_ON: u8 = 1;
     /// The largest entry limit accepted.
     pub const LIMIT_MAX: u32 = 1 << 26;
 }
@@ -559,6 +572,9 @@ pub struct ConfigChange {
     pub limit: Option<u32>,
     /// New timeouts, by index into [`ct_timeout::NAMES`], in ms.
     pub timeouts: [Option<u32>; ct_timeout::NAMES.len()],
+    /// New tracking mode ([`ct_config::TRACKING_AUTO`] or
+    /// [`ct_config::TRACKING_ON`]), if given.
+    pub tracking: Option<u8>,
 }
 
 impl ConfigChange {
@@ -584,6 +600,19 @@ impl ConfigChange {
                     return Err(
                         c"the bucket count is the hashsize module parameter and cannot be set",
                     )
+                }
+                ct_config::TRACKING => {
+                    if c.tracking.is_some() {
+                        return Err(c"tracking given twice");
+                    }
+                    let v = a.u8()?;
+                    if v != ct_config::TRACKING_AUTO && v != ct_config::TRACKING_ON {
+                        return Err(c"tracking must be 0 (auto) or 1 (on)");
+                    }
+                    c.tracking = Some(v);
+                }
+                ct_config::ACTIVE => {
+                    return Err(c"whether tracking is active is read only; set TRACKING")
                 }
                 ct_config::TIMEOUT => {
                     let (i, ms) = parse_timeout(a.data)?;
@@ -734,6 +763,18 @@ mod tests {
         put(&mut t, ct_timeout::MS, &u32::MAX.to_ne_bytes());
         let mut b = std::vec::Vec::new();
         put(&mut b, ct_config::TIMEOUT, &t);
+        assert!(ConfigChange::parse(&b).is_err());
+
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::TRACKING, &[ct_config::TRACKING_ON]);
+        assert_eq!(ConfigChange::parse(&b).unwrap().tracking, Some(1));
+        put(&mut b, ct_config::TRACKING, &[ct_config::TRACKING_AUTO]);
+        assert_eq!(ConfigChange::parse(&b), Err(c"tracking given twice"));
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::TRACKING, &[2]);
+        assert!(ConfigChange::parse(&b).is_err());
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::ACTIVE, &[1]);
         assert!(ConfigChange::parse(&b).is_err());
     }
 

@@ -19,7 +19,7 @@ use crate::{
     ct::{
         format::{config_json, config_table, conn_json, conntrack_line, stats_json, stats_table},
         input::{self, Filter, Prefix, StateFilter},
-        ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, IPPROTO_ICMP,
+        ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, Tracking, IPPROTO_ICMP,
         IPPROTO_ICMPV6,
     },
     error::{Error, ENOENT},
@@ -55,7 +55,8 @@ pub enum Output {
 pub enum Command {
     /// Per-hook packet and byte counters of this network namespace.
     Stats,
-    /// Connection tracking: connections, statistics, timeouts, limit.
+    /// Connection tracking: connections, statistics, timeouts, limit, when
+    /// to track.
     #[command(subcommand)]
     Ct(CtCommand),
     /// The filter table (INPUT, FORWARD, OUTPUT): add, insert, delete,
@@ -139,7 +140,7 @@ Examples:
   fwctl -o json ct stats      # {\"count\":N,..,\"invalid_reasons\":{..},\"malformed_reasons\":{..}}";
 
 const TIMEOUT_ABOUT: &str = "\
-Without arguments, print the settings: \"limit N\", \"buckets N\", then one line per timeout, \"NAME SECONDS\" (with up to 3 decimals when not whole).
+Without arguments, print the settings: \"tracking: MODE (STATE)\" (see `fwctl ct tracking`), then aligned: \"limit N\", \"buckets N\", and one line per timeout, \"NAME SECONDS\" (with up to 3 decimals when not whole).
 
 With NAME VALUE pairs, change those timeouts (all or none: the kernel checks every pair before applying any) and print the new settings. VALUE is in seconds (30, 0.5) or has a unit: ms, s, m, h or d (500ms, 90s, 5m, 2h, 5d); it must be a whole number of milliseconds from 1ms to 2147483647ms (about 24.8 days).
 
@@ -149,7 +150,7 @@ Examples:
   fwctl ct timeout
   fwctl ct timeout tcp_established 5d
   fwctl ct timeout udp_unreplied 30 udp_replied 180 icmp 0.5
-  fwctl -o json ct timeout    # {\"limit\":N,\"buckets\":N,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
+  fwctl -o json ct timeout    # {\"tracking\":\"auto\",\"active\":true,\"limit\":N,\"buckets\":N,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
 
 const LIMIT_ABOUT: &str = "\
 Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped.
@@ -157,6 +158,25 @@ Set the maximum number of connection tracking entries of this network namespace 
 Examples:
   fwctl ct limit 262144
   fwctl ct timeout            # shows the current limit";
+
+const TRACKING_ABOUT: &str = "\
+Without an argument, print the settings, as `fwctl ct timeout` does; their first line is when this network namespace tracks connections and whether it does now:
+
+  tracking: auto (active)
+  tracking: auto (inactive: no rules loaded)
+  tracking: on (active)
+
+With auto or on, set when this namespace tracks connections and print the new settings.
+
+auto, the default, tracks while the namespace has a ruleset (any table loaded: filter, nat or mangle) or once a connection was NATed in it; until then its packets are counted (`fwctl stats`) but create no connections. This is what nf_conntrack does since Linux 4.10, whose hooks a namespace gets only while one of its rules needs them. on tracks every packet of the namespace, rules or not. When tracking stops (auto again, no rules), the entries stay until they expire.
+
+With -o json: {\"tracking\":\"auto\"|\"on\",\"active\":true|false,\"limit\":N,\"buckets\":N,\"timeouts_ms\":{..}}.
+
+Examples:
+  fwctl ct tracking
+  fwctl ct tracking on
+  fwctl ct tracking auto
+  fwctl -o json ct tracking   # {\"tracking\":\"auto\",\"active\":false,..}";
 
 /// `fwctl ct ...`.
 #[derive(Debug, Subcommand)]
@@ -176,12 +196,15 @@ pub enum CtCommand {
     /// Table statistics and INVALID reasons.
     #[command(long_about = STATS_ABOUT)]
     Stats,
-    /// Show the limit and timeouts, or change timeouts.
+    /// Show the settings (tracking, limit, timeouts), or change timeouts.
     #[command(long_about = TIMEOUT_ABOUT)]
     Timeout(TimeoutArgs),
     /// Set the maximum number of entries.
     #[command(long_about = LIMIT_ABOUT)]
     Limit(LimitArgs),
+    /// Show or set when this namespace tracks connections: auto or on.
+    #[command(long_about = TRACKING_ABOUT)]
+    Tracking(TrackingArgs),
 }
 
 /// `fwctl ct list`.
@@ -265,6 +288,14 @@ pub struct LimitArgs {
     pub limit: u32,
 }
 
+/// `fwctl ct tracking`.
+#[derive(Debug, Args)]
+pub struct TrackingArgs {
+    /// The new mode; without it, print the settings.
+    #[arg(value_name = "MODE", value_enum)]
+    pub mode: Option<Tracking>,
+}
+
 /// Arguments clap accepted but that do not fit together; `main` reports it
 /// as a clap error of the subcommand `path` (exit status 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -290,9 +321,10 @@ pub enum Job {
     CtFlush,
     /// `fwctl ct stats`.
     CtStats,
-    /// `fwctl ct timeout` without arguments.
+    /// `fwctl ct timeout`, `fwctl ct tracking` without arguments.
     CtConfigGet,
-    /// `fwctl ct timeout NAME VALUE...`, `fwctl ct limit N`.
+    /// `fwctl ct timeout NAME VALUE...`, `fwctl ct limit N`,
+    /// `fwctl ct tracking MODE`.
     CtConfigSet(ConfigChange),
     /// `fwctl filter|nat|mangle ...`, `save`, `restore`, `rules stats`.
     Rules(RulesJob),
@@ -340,14 +372,21 @@ impl Cli {
                             message,
                         })?;
                     Job::CtConfigSet(ConfigChange {
-                        limit: None,
                         timeouts,
+                        ..ConfigChange::default()
                     })
                 }
                 CtCommand::Limit(a) => Job::CtConfigSet(ConfigChange {
                     limit: Some(a.limit),
-                    timeouts: Vec::new(),
+                    ..ConfigChange::default()
                 }),
+                CtCommand::Tracking(TrackingArgs { mode: None }) => Job::CtConfigGet,
+                CtCommand::Tracking(TrackingArgs { mode: Some(m) }) => {
+                    Job::CtConfigSet(ConfigChange {
+                        tracking: Some(*m),
+                        ..ConfigChange::default()
+                    })
+                }
             },
         })
     }

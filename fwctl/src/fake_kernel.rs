@@ -3,7 +3,13 @@
 //! (include/net/netlink.h, net/netlink/af_netlink.c), written apart from the
 //! code under test, and a [`Transport`] that answers requests with them.
 
-use std::{cell::Cell, collections::VecDeque, io, net::IpAddr, rc::Rc};
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    io,
+    net::IpAddr,
+    rc::Rc,
+};
 
 use netlink_packet_generic::constants::{
     CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_ATTR_HDRSIZE, CTRL_ATTR_MAXATTR,
@@ -303,7 +309,14 @@ pub(crate) struct FakeCt {
     pub(crate) malformed: Vec<(&'static str, u64)>,
     /// Attributes a newer kernel might add to `CT_STATS` and the top level.
     pub(crate) newer_kernel: bool,
-    /// Every rfw request, as sent.
+    /// `ct_config::TRACKING`: when the namespace tracks.
+    pub(crate) tracking: u8,
+    /// A connection was NATed in the namespace (it tracks from then on).
+    pub(crate) nated: bool,
+    /// The namespace's ruleset: its commands are answered by it, and a
+    /// table loaded there makes tracking active. `None`: no table.
+    pub(crate) rules: Option<Rc<RefCell<FakeRules>>>,
+    /// Every rfw request, as sent (the ruleset's go to `rules`).
     pub(crate) requests: Vec<Vec<u8>>,
 }
 
@@ -338,6 +351,9 @@ impl Default for FakeCt {
             invalid: Vec::new(),
             malformed: Vec::new(),
             newer_kernel: false,
+            tracking: rfw_abi::ct_config::TRACKING_AUTO,
+            nated: false,
+            rules: None,
             requests: Vec::new(),
         }
     }
@@ -360,13 +376,34 @@ fn request_attrs(req: &Request) -> Vec<(u16, Vec<u8>)> {
 
 impl FakeCt {
     /// A fake kernel answering with this model, and the model to look at.
-    pub(crate) fn kernel(self) -> (FakeKernel, Rc<std::cell::RefCell<FakeCt>>) {
-        let ct = Rc::new(std::cell::RefCell::new(self));
-        let model = Rc::clone(&ct);
-        let k = FakeKernel::new(Some(CT_FAMILY_ID), move |req| {
-            model.borrow_mut().handle(req)
-        });
-        (k, ct)
+    pub(crate) fn kernel(self) -> (FakeKernel, Rc<RefCell<FakeCt>>) {
+        let ct = Rc::new(RefCell::new(self));
+        (Self::kernel_of(&ct), ct)
+    }
+
+    /// A fake kernel answering with `ct` (one per command, the model kept
+    /// across commands); ruleset commands go to its `rules`, if any.
+    pub(crate) fn kernel_of(ct: &Rc<RefCell<FakeCt>>) -> FakeKernel {
+        let model = Rc::clone(ct);
+        FakeKernel::new(Some(CT_FAMILY_ID), move |req| {
+            let rules = model.borrow().rules.clone();
+            let ruleset_cmd = [Cmd::RulesGet, Cmd::RulesReplace, Cmd::RulesStatsGet]
+                .iter()
+                .any(|c| *c as u8 == req.cmd);
+            match rules {
+                Some(rules) if ruleset_cmd => FakeRules::serve(&rules, req),
+                _ => model.borrow_mut().handle(req),
+            }
+        })
+    }
+
+    /// `ACTIVE`: whether the namespace tracks now.
+    pub(crate) fn active(&self) -> bool {
+        let tables = self
+            .rules
+            .as_ref()
+            .is_some_and(|r| !r.borrow().tables.is_empty());
+        self.tracking == rfw_abi::ct_config::TRACKING_ON || tables || self.nated
     }
 
     fn nack(req: &Request, errno: i32, msg: &str) -> Vec<Vec<u8>> {
@@ -450,6 +487,9 @@ impl FakeCt {
                 if let Some(l) = change.limit {
                     self.limit = l;
                 }
+                if let Some(t) = change.tracking {
+                    self.tracking = t;
+                }
                 self.reply(req, |skb| self.put_config(skb))
             }
             other => panic!(
@@ -522,11 +562,14 @@ impl FakeCt {
         skb.nla_nest_end(nest);
     }
 
+    /// `CT_CONFIG` as `reply_config` (kmod/ct/genl.rs) writes it.
     fn put_config(&self, skb: &mut Skb) {
         use rfw_abi::ct_config as c;
         let nest = skb.nla_nest_start(attr::CT_CONFIG);
         skb.nla_put_u32(c::LIMIT, self.limit);
         skb.nla_put_u32(c::BUCKETS, self.buckets);
+        skb.nla_put_u8(c::TRACKING, self.tracking);
+        skb.nla_put_u8(c::ACTIVE, u8::from(self.active()));
         for (name, ms) in ct_timeout::NAMES.iter().zip(self.timeouts) {
             let n = skb.nla_nest_start(c::TIMEOUT);
             skb.nla_put_string(ct_timeout::NAME, name);
@@ -716,28 +759,31 @@ impl Default for FakeRules {
 impl FakeRules {
     /// A fake kernel answering with `rules` (one per command, the model
     /// kept across commands).
-    pub(crate) fn kernel_of(rules: &Rc<std::cell::RefCell<FakeRules>>) -> FakeKernel {
+    pub(crate) fn kernel_of(rules: &Rc<RefCell<FakeRules>>) -> FakeKernel {
         let model = Rc::clone(rules);
-        FakeKernel::new(Some(CT_FAMILY_ID), move |req| {
-            // A racer runs with the model borrowed mutably: take it first.
-            let racer = if req.cmd == Cmd::RulesReplace as u8 {
-                let mut m = model.borrow_mut();
-                let check = request_attrs(req)
-                    .iter()
-                    .any(|(t, _)| t & !NLA_F_NESTED == attr::RULES_CHECK);
-                if check {
-                    None
-                } else {
-                    m.racers.pop_front()
-                }
-            } else {
+        FakeKernel::new(Some(CT_FAMILY_ID), move |req| FakeRules::serve(&model, req))
+    }
+
+    /// Answers one request with `model`, running a racer first if due.
+    pub(crate) fn serve(model: &Rc<RefCell<FakeRules>>, req: &Request) -> Vec<Vec<u8>> {
+        // A racer runs with the model borrowed mutably: take it first.
+        let racer = if req.cmd == Cmd::RulesReplace as u8 {
+            let mut m = model.borrow_mut();
+            let check = request_attrs(req)
+                .iter()
+                .any(|(t, _)| t & !NLA_F_NESTED == attr::RULES_CHECK);
+            if check {
                 None
-            };
-            if let Some(r) = racer {
-                r(&mut model.borrow_mut());
+            } else {
+                m.racers.pop_front()
             }
-            model.borrow_mut().handle(req)
-        })
+        } else {
+            None
+        };
+        if let Some(r) = racer {
+            r(&mut model.borrow_mut());
+        }
+        model.borrow_mut().handle(req)
     }
 
     /// Installs `t` as another process would (a replace: generation + 1).

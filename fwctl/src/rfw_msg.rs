@@ -722,6 +722,11 @@ pub enum CtConfigAttr {
     Buckets(u32),
     /// [`ct_config::TIMEOUT`]: one timeout, nested.
     Timeout(Vec<CtTimeoutAttr>),
+    /// [`ct_config::TRACKING`]: when the namespace tracks connections
+    /// ([`ct_config::TRACKING_AUTO`] or [`ct_config::TRACKING_ON`]).
+    Tracking(u8),
+    /// [`ct_config::ACTIVE`]: 1 when the namespace tracks now (read only).
+    Active(u8),
     /// Anything else, kept as it came.
     Other(DefaultNla),
 }
@@ -730,6 +735,7 @@ impl Nla for CtConfigAttr {
     fn value_len(&self) -> usize {
         match self {
             CtConfigAttr::Limit(_) | CtConfigAttr::Buckets(_) => 4,
+            CtConfigAttr::Tracking(_) | CtConfigAttr::Active(_) => 1,
             CtConfigAttr::Timeout(nested) => nested.as_slice().buffer_len(),
             CtConfigAttr::Other(nla) => nla.value_len(),
         }
@@ -740,6 +746,8 @@ impl Nla for CtConfigAttr {
             CtConfigAttr::Limit(_) => ct_config::LIMIT,
             CtConfigAttr::Buckets(_) => ct_config::BUCKETS,
             CtConfigAttr::Timeout(_) => ct_config::TIMEOUT | NLA_F_NESTED,
+            CtConfigAttr::Tracking(_) => ct_config::TRACKING,
+            CtConfigAttr::Active(_) => ct_config::ACTIVE,
             CtConfigAttr::Other(nla) => nla.kind(),
         }
     }
@@ -750,6 +758,7 @@ impl Nla for CtConfigAttr {
                 let _ = emit_u32(buffer, *v);
             }
             CtConfigAttr::Timeout(nested) => nested.as_slice().emit(buffer),
+            CtConfigAttr::Tracking(v) | CtConfigAttr::Active(v) => emit_u8(buffer, *v),
             CtConfigAttr::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -767,6 +776,12 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtConfigAttr {
             }
             ct_config::TIMEOUT => {
                 CtConfigAttr::Timeout(parse_nlas(value).context("invalid CT_CONFIG_TIMEOUT")?)
+            }
+            ct_config::TRACKING => {
+                CtConfigAttr::Tracking(parse_u8(value).context("invalid CT_CONFIG_TRACKING")?)
+            }
+            ct_config::ACTIVE => {
+                CtConfigAttr::Active(parse_u8(value).context("invalid CT_CONFIG_ACTIVE")?)
             }
             _ => CtConfigAttr::Other(DefaultNla::parse(buf)?),
         })

@@ -97,6 +97,9 @@ fn ct_commands_without_the_module() {
         &["ct", "timeout"],
         &["ct", "timeout", "icmp", "0.5"],
         &["ct", "limit", "1000"],
+        &["ct", "tracking"],
+        &["ct", "tracking", "on"],
+        &["-o", "json", "ct", "tracking", "auto"],
     ] {
         let out = fwctl(args);
         assert_not_loaded(&out);
@@ -113,6 +116,8 @@ fn bad_ct_values_exit_2_before_any_netlink_traffic() {
         &["ct", "timeout", "icmp"],
         &["ct", "limit", "0"],
         &["ct", "limit", "67108865"],
+        &["ct", "tracking", "bogus"],
+        &["ct", "tracking", "on", "auto"],
         &["ct", "list", "-p", "bogus"],
         &["ct", "list", "-s", "10.0.0.0/40"],
         &["ct", "list", "--state", "bogus"],
@@ -151,12 +156,19 @@ fn bad_ct_values_exit_2_before_any_netlink_traffic() {
         )
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: fwctl ct timeout"));
+    // A bad mode: clap's error names the two.
+    let out = fwctl(&["ct", "tracking", "bogus"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value 'bogus'") && err.contains("[possible values: auto, on]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ct_help_exits_0_with_examples() {
     for sub in [
-        "list", "count", "delete", "flush", "stats", "timeout", "limit",
+        "list", "count", "delete", "flush", "stats", "timeout", "limit", "tracking",
     ] {
         let out = fwctl(&["ct", sub, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{sub}");

@@ -702,6 +702,7 @@ malformed.bad_checksum           3
 }
 
 const CONFIG: &str = "\
+tracking: auto (inactive: no rules loaded)
 limit               262144
 buckets              65536
 tcp_syn_sent           120
@@ -730,7 +731,8 @@ fn timeout_shows_the_settings() {
     assert_eq!(
         o.ok(),
         concat!(
-            r#"{"limit":262144,"buckets":65536,"timeouts_ms":{"tcp_syn_sent":120000,"#,
+            r#"{"tracking":"auto","active":false,"limit":262144,"buckets":65536,"#,
+            r#""timeouts_ms":{"tcp_syn_sent":120000,"#,
             r#""tcp_syn_recv":60000,"tcp_established":432000000,"tcp_fin_wait":120000,"#,
             r#""tcp_close_wait":60000,"tcp_last_ack":30000,"tcp_time_wait":120000,"#,
             r#""tcp_close":10000,"tcp_syn_sent2":120000,"tcp_retrans":300000,"#,
@@ -829,6 +831,214 @@ fn limit_sends_what_the_kernel_parses() {
         let attrs = request_attrs(&m.borrow().requests[0]);
         assert!(AbiConfigChange::parse(&attrs[0].1).is_ok(), "{n}");
     }
+}
+
+#[test]
+fn tracking_parses_to_a_config_get_or_a_set_of_tracking_only() {
+    let job = |args: &[&str]| parse(args).unwrap().job().unwrap();
+    assert_eq!(job(&["ct", "tracking"]), Job::CtConfigGet);
+    for (word, mode) in [("auto", Tracking::Auto), ("on", Tracking::On)] {
+        assert_eq!(
+            job(&["ct", "tracking", word]),
+            Job::CtConfigSet(ConfigChange {
+                tracking: Some(mode),
+                ..ConfigChange::default()
+            })
+        );
+    }
+    assert_eq!(
+        job(&["-o", "json", "ct", "tracking", "on"]),
+        job(&["ct", "tracking", "on"])
+    );
+}
+
+#[test]
+fn tracking_without_argument_shows_the_settings() {
+    let (o, m) = ct(&["ct", "tracking"], FakeCt::default());
+    assert_eq!(o.ok(), CONFIG);
+    assert!(o
+        .ok()
+        .starts_with("tracking: auto (inactive: no rules loaded)\nlimit "));
+    let m = m.borrow();
+    assert_eq!(m.requests.len(), 1);
+    assert_eq!(m.requests[0][16], Cmd::CtConfigGet as u8);
+    assert_eq!(m.requests[0].len(), 20, "no attributes");
+
+    let (o, _) = ct(&["-o", "json", "ct", "tracking"], FakeCt::default());
+    assert!(
+        o.ok()
+            .starts_with(r#"{"tracking":"auto","active":false,"limit":262144,"buckets":65536,"#),
+        "{}",
+        o.ok()
+    );
+    assert!(o.ok().ends_with("\"generic\":600000}}\n"));
+}
+
+#[test]
+fn tracking_on_sends_tracking_only_and_turns_tracking_active() {
+    let (o, m) = ct(&["ct", "tracking", "on"], FakeCt::default());
+    #[rustfmt::skip]
+    let want: [u8; 32] = [
+        0x20, 0x00, 0x00, 0x00, 0x1d, 0x00, 0x05, 0x00, // len 32, rfw, REQUEST|ACK
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 2
+        0x07, 0x01, 0x00, 0x00,                         // CtConfigSet, version 1
+        0x0c, 0x00, 0x0b, 0x80,                         // CT_CONFIG | NLA_F_NESTED, len 12
+        0x05, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, //   TRACKING = 1 (on), padded
+    ];
+    assert_eq!(m.borrow().requests, [want.to_vec()]);
+    let attrs = request_attrs(&want);
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(attrs[0].0, attr::CT_CONFIG);
+    let change = AbiConfigChange::parse(&attrs[0].1).unwrap();
+    assert_eq!(
+        change,
+        AbiConfigChange {
+            tracking: Some(rfw_abi::ct_config::TRACKING_ON),
+            ..AbiConfigChange::default()
+        }
+    );
+    assert_eq!(m.borrow().tracking, rfw_abi::ct_config::TRACKING_ON);
+    // The new settings, as the kernel replied them: nothing else changed.
+    assert_eq!(
+        o.ok(),
+        CONFIG.replace(
+            "tracking: auto (inactive: no rules loaded)",
+            "tracking: on (active)"
+        )
+    );
+
+    // And back: auto sends 0, and without rules tracking stops.
+    let on = FakeCt {
+        tracking: rfw_abi::ct_config::TRACKING_ON,
+        ..FakeCt::default()
+    };
+    let (o, m) = ct(&["-o", "json", "ct", "tracking", "auto"], on);
+    let attrs = request_attrs(&m.borrow().requests[0]);
+    let change = AbiConfigChange::parse(&attrs[0].1).unwrap();
+    assert_eq!(change.tracking, Some(rfw_abi::ct_config::TRACKING_AUTO));
+    assert_eq!((change.limit, change.timeouts), (None, [None; 15]));
+    assert!(o
+        .ok()
+        .starts_with(r#"{"tracking":"auto","active":false,"limit":"#));
+
+    let on = FakeCt {
+        tracking: rfw_abi::ct_config::TRACKING_ON,
+        ..FakeCt::default()
+    };
+    let (o, _) = ct(&["-o", "json", "ct", "tracking"], on);
+    assert!(o
+        .ok()
+        .starts_with(r#"{"tracking":"on","active":true,"limit":"#));
+}
+
+#[test]
+fn auto_tracking_turns_active_once_a_table_is_loaded() {
+    let rules = Rc::new(RefCell::new(crate::fake_kernel::FakeRules::default()));
+    let model = Rc::new(RefCell::new(FakeCt {
+        rules: Some(Rc::clone(&rules)),
+        ..FakeCt::default()
+    }));
+    let run = |args: &[&str]| exec(args, FakeCt::kernel_of(&model));
+    assert_eq!(
+        run(&["ct", "tracking"]).ok().lines().next(),
+        Some("tracking: auto (inactive: no rules loaded)")
+    );
+    run(&["filter", "add", "--chain", "INPUT", "--accept"]).ok();
+    assert_eq!(rules.borrow().tables.len(), 1);
+    assert_eq!(
+        run(&["ct", "tracking"]).ok().lines().next(),
+        Some("tracking: auto (active)")
+    );
+    assert!(run(&["-o", "json", "ct", "timeout"])
+        .ok()
+        .starts_with(r#"{"tracking":"auto","active":true,"#));
+    // `on` with rules: active all the same.
+    assert_eq!(
+        run(&["ct", "tracking", "on"]).ok().lines().next(),
+        Some("tracking: on (active)")
+    );
+    // The ruleset commands went to the ruleset, the others to ct.
+    let cmds: Vec<u8> = model.borrow().requests.iter().map(|r| r[16]).collect();
+    assert_eq!(
+        cmds,
+        [
+            Cmd::CtConfigGet as u8,
+            Cmd::CtConfigGet as u8,
+            Cmd::CtConfigGet as u8,
+            Cmd::CtConfigSet as u8
+        ]
+    );
+    assert_eq!(rules.borrow().replaces(), 1);
+
+    // A connection NATed once keeps auto tracking on, rules or not.
+    let nated = FakeCt {
+        nated: true,
+        ..FakeCt::default()
+    };
+    let (o, _) = ct(&["ct", "tracking"], nated);
+    assert_eq!(o.ok().lines().next(), Some("tracking: auto (active)"));
+}
+
+/// A `CtConfigGet` reply whose `CT_CONFIG` holds what `body` puts.
+fn config_kernel(body: impl Fn(&mut Skb) + 'static) -> FakeKernel {
+    FakeKernel::new(Some(CT_FAMILY_ID), move |req| {
+        let mut skb = Skb::new(false);
+        let start = skb.genlmsg_put(req.port, req.seq, CT_FAMILY_ID, 0, req.cmd, 1);
+        let n = skb.nla_nest_start(attr::CT_CONFIG);
+        skb.nla_put_u32(rfw_abi::ct_config::LIMIT, 5);
+        body(&mut skb);
+        skb.nla_nest_end(n);
+        skb.nlmsg_end(start);
+        skb.ack(req, 0, None, true);
+        vec![skb.data]
+    })
+}
+
+#[test]
+fn tracking_from_older_or_odd_kernels() {
+    use rfw_abi::ct_config::{ACTIVE, TRACKING};
+    // A kernel before TRACKING: no tracking line, nulls in JSON.
+    let o = exec(&["ct", "tracking"], config_kernel(|_| {}));
+    assert_eq!(o.ok(), "limit  5\n");
+    let o = exec(&["-o", "json", "ct", "tracking"], config_kernel(|_| {}));
+    assert_eq!(
+        o.ok(),
+        "{\"tracking\":null,\"active\":null,\"limit\":5,\"buckets\":null,\"timeouts_ms\":{}}\n"
+    );
+    // The mode without ACTIVE: no state.
+    let o = exec(
+        &["ct", "tracking"],
+        config_kernel(|skb| skb.nla_put_u8(TRACKING, 1)),
+    );
+    assert_eq!(o.ok(), "tracking: on\nlimit  5\n");
+    // A mode this fwctl does not know, a bad ACTIVE, a u32 TRACKING:
+    // protocol errors, one line each.
+    let o = exec(
+        &["ct", "tracking"],
+        config_kernel(|skb| skb.nla_put_u8(TRACKING, 7)),
+    );
+    assert_eq!(
+        o.failure(),
+        "fwctl: reading rfw connection tracking settings: unknown tracking mode 7"
+    );
+    let o = exec(
+        &["ct", "tracking", "on"],
+        config_kernel(|skb| {
+            skb.nla_put_u8(TRACKING, 1);
+            skb.nla_put_u8(ACTIVE, 2);
+        }),
+    );
+    assert_eq!(
+        o.failure(),
+        "fwctl: changing rfw connection tracking settings: ACTIVE is 2, not 0 or 1"
+    );
+    let o = exec(
+        &["ct", "tracking"],
+        config_kernel(|skb| skb.nla_put_u32(TRACKING, 1)),
+    );
+    let e = o.failure();
+    assert!(e.contains("CT_CONFIG_TRACKING"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
 }
 
 /// The error for arguments refused before any netlink traffic: clap's
@@ -1025,6 +1235,10 @@ fn bad_values_are_refused_before_any_netlink_traffic() {
             "1",
         ],
         &["ct", "count", "extra"],
+        &["ct", "tracking", "bogus"],
+        &["ct", "tracking", "ON"],
+        &["ct", "tracking", "1"],
+        &["ct", "tracking", "on", "auto"],
         &["ct"],
         &["ct", "frobnicate"],
     ];
@@ -1040,7 +1254,7 @@ fn help_texts_show_examples() {
     let mut cmd = Cli::command();
     let ct = cmd.find_subcommand_mut("ct").unwrap();
     for name in [
-        "list", "count", "delete", "flush", "stats", "timeout", "limit",
+        "list", "count", "delete", "flush", "stats", "timeout", "limit", "tracking",
     ] {
         let sub = ct.find_subcommand_mut(name).unwrap();
         let help = sub.render_long_help().to_string();
@@ -1072,6 +1286,24 @@ fn help_texts_show_examples() {
         .render_long_help()
         .to_string();
     assert!(list.contains(LINES[0]));
+    // Each mode explained in one line.
+    let tracking = ct
+        .find_subcommand_mut("tracking")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(
+        tracking.contains(
+            "auto: track only while this namespace has rules loaded (the default; as \
+             nf_conntrack since Linux 4.10)"
+        ),
+        "{tracking}"
+    );
+    assert!(
+        tracking.contains("on:   track every packet of this namespace"),
+        "{tracking}"
+    );
+    assert!(tracking.contains("tracking: auto (inactive: no rules loaded)"));
 }
 
 #[test]
@@ -1081,8 +1313,8 @@ fn nests_in_requests_carry_nla_f_nested() {
     // it. Here, directly:
     let bytes = crate::netlink::encode_request(
         RfwMessage::ct_config_set(&ConfigChange {
-            limit: None,
             timeouts: vec![("icmp", 1)],
+            ..ConfigChange::default()
         }),
         CT_FAMILY_ID,
         5,

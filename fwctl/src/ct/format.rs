@@ -5,7 +5,9 @@ use std::{fmt::Write as _, net::IpAddr};
 
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
-use super::{proto_name, Conn, Counters, CtConfig, CtStats, CtTuple, L4Kind, Reason, Timeout};
+use super::{
+    proto_name, Conn, Counters, CtConfig, CtStats, CtTuple, L4Kind, Reason, Timeout, Tracking,
+};
 use crate::error::Error;
 
 /// A TCP state's name as `conntrack -L` prints it; `UNKNOWN` for a number
@@ -236,9 +238,30 @@ pub fn stats_json(s: &CtStats) -> Result<String, Error> {
     json(&StatsJson(s))
 }
 
-/// `fwctl ct timeout`: `limit N`, `buckets N` (when the kernel sent them),
-/// then `NAME SECONDS` per timeout ([`seconds`]), aligned.
+/// The `tracking:` line of [`config_table`], without its newline:
+/// `tracking: auto (active)`, `tracking: on (active)`, `tracking: auto
+/// (inactive: no rules loaded)`; just `tracking: MODE` when the kernel did
+/// not say whether it tracks now. `None` when it did not send the mode.
+pub fn tracking_line(c: &CtConfig) -> Option<String> {
+    let mode = c.tracking?;
+    let state = match (mode, c.active) {
+        (_, None) => "",
+        (_, Some(true)) => " (active)",
+        (Tracking::Auto, Some(false)) => " (inactive: no rules loaded)",
+        (Tracking::On, Some(false)) => " (inactive)",
+    };
+    Some(format!("tracking: {}{state}", mode.name()))
+}
+
+/// `fwctl ct timeout`, `fwctl ct tracking`: the [`tracking_line`] (when the
+/// kernel sent the mode), then `limit N`, `buckets N` (when the kernel sent
+/// them) and `NAME SECONDS` per timeout ([`seconds`]), aligned.
 pub fn config_table(c: &CtConfig) -> String {
+    let head = tracking_line(c).map_or_else(String::new, |l| l + "\n");
+    head + &config_rows(c)
+}
+
+fn config_rows(c: &CtConfig) -> String {
     let mut rows = Vec::new();
     if let Some(l) = c.limit {
         rows.push(("limit".to_owned(), l.to_string()));
@@ -266,15 +289,21 @@ impl Serialize for TimeoutsJson<'_> {
 
 #[derive(Serialize)]
 struct ConfigJson<'a> {
+    tracking: Option<&'static str>,
+    active: Option<bool>,
     limit: Option<u32>,
     buckets: Option<u32>,
     timeouts_ms: TimeoutsJson<'a>,
 }
 
-/// `fwctl -o json ct timeout`: one line, `{"limit":N,"buckets":N,
-/// "timeouts_ms":{"<name>":MS,..}}`, timeouts in milliseconds.
+/// `fwctl -o json ct timeout`, `fwctl -o json ct tracking`: one line,
+/// `{"tracking":"auto"|"on","active":true|false,"limit":N,"buckets":N,
+/// "timeouts_ms":{"<name>":MS,..}}`, timeouts in milliseconds; what the
+/// kernel did not send is null.
 pub fn config_json(c: &CtConfig) -> Result<String, Error> {
     json(&ConfigJson {
+        tracking: c.tracking.map(Tracking::name),
+        active: c.active,
         limit: c.limit,
         buckets: c.buckets,
         timeouts_ms: TimeoutsJson(&c.timeouts),
@@ -359,6 +388,52 @@ mod tests {
         assert_eq!(seconds(1230), "1.23");
         assert_eq!(seconds(120_000), "120");
         assert_eq!(seconds(u32::MAX), "4294967.295");
+    }
+
+    #[test]
+    fn tracking_line_and_json() {
+        let mut c = CtConfig {
+            limit: Some(10),
+            ..CtConfig::default()
+        };
+        assert_eq!(tracking_line(&c), None);
+        assert_eq!(config_table(&c), "limit  10\n");
+        for (mode, active, line, j) in [
+            (
+                Tracking::Auto,
+                Some(true),
+                "tracking: auto (active)",
+                r#""auto","active":true"#,
+            ),
+            (
+                Tracking::Auto,
+                Some(false),
+                "tracking: auto (inactive: no rules loaded)",
+                r#""auto","active":false"#,
+            ),
+            (
+                Tracking::On,
+                Some(true),
+                "tracking: on (active)",
+                r#""on","active":true"#,
+            ),
+            (
+                Tracking::On,
+                Some(false),
+                "tracking: on (inactive)",
+                r#""on","active":false"#,
+            ),
+            (Tracking::On, None, "tracking: on", r#""on","active":null"#),
+        ] {
+            c.tracking = Some(mode);
+            c.active = active;
+            assert_eq!(tracking_line(&c).as_deref(), Some(line));
+            assert_eq!(config_table(&c), format!("{line}\nlimit  10\n"));
+            assert_eq!(
+                config_json(&c).unwrap(),
+                format!(r#"{{"tracking":{j},"limit":10,"buckets":null,"timeouts_ms":{{}}}}"#)
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod input;
 use std::net::IpAddr;
 
 use netlink_packet_core::DecodeError;
-use rfw_abi::{ct_status, nfproto, Cmd};
+use rfw_abi::{ct_config, ct_status, nfproto, Cmd};
 
 use crate::rfw_msg::{
     CtConfigAttr, CtCounter, CtCountersAttr, CtReasonAttr, CtStatsAttr, CtTimeoutAttr, CtTupleAttr,
@@ -426,9 +426,50 @@ pub struct Timeout {
     pub ms: u32,
 }
 
+/// When a namespace tracks connections ([`rfw_abi::ct_config::TRACKING`]).
+/// Its doc comments are `fwctl ct tracking`'s help for each value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tracking {
+    /// track only while this namespace has rules loaded (the default; as nf_conntrack since Linux 4.10)
+    Auto,
+    /// track every packet of this namespace
+    On,
+}
+
+impl Tracking {
+    /// The mode of a [`rfw_abi::ct_config::TRACKING`] value, if it is one.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            ct_config::TRACKING_AUTO => Some(Tracking::Auto),
+            ct_config::TRACKING_ON => Some(Tracking::On),
+            _ => None,
+        }
+    }
+
+    /// Its [`rfw_abi::ct_config::TRACKING`] value.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Tracking::Auto => ct_config::TRACKING_AUTO,
+            Tracking::On => ct_config::TRACKING_ON,
+        }
+    }
+
+    /// Its name, as `fwctl ct tracking` takes and prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracking::Auto => "auto",
+            Tracking::On => "on",
+        }
+    }
+}
+
 /// The tracking settings ([`rfw_abi::ct_config`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CtConfig {
+    /// When the namespace tracks, if the kernel sent it (older ones do not).
+    pub tracking: Option<Tracking>,
+    /// Whether the namespace tracks now, if the kernel sent it.
+    pub active: Option<bool>,
     /// The entry limit, if the kernel sent it.
     pub limit: Option<u32>,
     /// Hash buckets, if the kernel sent them.
@@ -439,13 +480,26 @@ pub struct CtConfig {
 
 impl CtConfig {
     /// Decodes [`rfw_abi::attr::CT_CONFIG`]'s payload; attributes this fwctl
-    /// does not know are ignored.
+    /// does not know are ignored, a tracking mode it does not know (or an
+    /// `ACTIVE` neither 0 nor 1) is an error.
     pub fn from_attrs(attrs: &[CtConfigAttr]) -> Result<Self, DecodeError> {
         let mut c = CtConfig::default();
         for a in attrs {
             match a {
                 CtConfigAttr::Limit(v) => c.limit = Some(*v),
                 CtConfigAttr::Buckets(v) => c.buckets = Some(*v),
+                CtConfigAttr::Tracking(v) => {
+                    let mode = Tracking::from_u8(*v)
+                        .ok_or_else(|| format!("unknown tracking mode {v}"))?;
+                    c.tracking = Some(mode);
+                }
+                CtConfigAttr::Active(v) => {
+                    c.active = Some(match v {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(format!("ACTIVE is {v}, not 0 or 1").into()),
+                    });
+                }
                 CtConfigAttr::Timeout(n) => {
                     let (mut name, mut ms) = (None, None);
                     for t in n {
@@ -474,11 +528,14 @@ pub struct ConfigChange {
     pub limit: Option<u32>,
     /// New timeouts: (name, ms), in the order given.
     pub timeouts: Vec<(&'static str, u32)>,
+    /// A new tracking mode.
+    pub tracking: Option<Tracking>,
 }
 
 impl ConfigChange {
     /// The payload of [`rfw_abi::attr::CT_CONFIG`]: the limit first, then
-    /// one [`rfw_abi::ct_config::TIMEOUT`] nest per timeout.
+    /// one [`rfw_abi::ct_config::TIMEOUT`] nest per timeout, then the
+    /// tracking mode (a u8 [`rfw_abi::ct_config::TRACKING`]).
     pub fn to_attrs(&self) -> Vec<CtConfigAttr> {
         let limit = self.limit.map(CtConfigAttr::Limit);
         let timeouts = self.timeouts.iter().map(|(name, ms)| {
@@ -487,7 +544,8 @@ impl ConfigChange {
                 CtTimeoutAttr::Ms(*ms),
             ])
         });
-        limit.into_iter().chain(timeouts).collect()
+        let tracking = self.tracking.map(|t| CtConfigAttr::Tracking(t.to_u8()));
+        limit.into_iter().chain(timeouts).chain(tracking).collect()
     }
 }
 
@@ -564,7 +622,7 @@ impl RfwMessage {
 
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
-    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+    use netlink_packet_core::{Emitable, NetlinkMessage, NetlinkPayload};
     use netlink_packet_generic::GenlMessage;
     use rfw_abi::{attr, ct_config as cfg, ct_stats as s, ct_status, ct_timeout, ct_tuple};
 
@@ -772,12 +830,16 @@ mod tests {
             skb.nla_put_u32(ct_timeout::MS, 1500);
             skb.nla_put_u8(ct_timeout::MAX + 1, 1);
             skb.nla_nest_end(t);
+            skb.nla_put_u8(cfg::TRACKING, cfg::TRACKING_ON);
+            skb.nla_put_u8(cfg::ACTIVE, 1);
             skb.nla_nest_end(n);
         });
         let msg = round_trip(&bytes);
         let c = msg.ct_config().unwrap().unwrap();
         assert_eq!(c.limit, Some(7));
         assert_eq!(c.buckets, Some(8));
+        assert_eq!(c.tracking, Some(Tracking::On));
+        assert_eq!(c.active, Some(true));
         assert_eq!(
             c.timeouts,
             [Timeout {
@@ -787,7 +849,87 @@ mod tests {
         );
         assert_eq!(
             format::config_table(&c),
-            "limit               7\nbuckets             8\nsctp_established  1.5\n"
+            "tracking: on (active)\nlimit               7\nbuckets             8\n\
+             sctp_established  1.5\n"
         );
+    }
+
+    #[test]
+    fn tracking_is_a_u8_of_two_known_values() {
+        for (mode, v) in [
+            (Tracking::Auto, cfg::TRACKING_AUTO),
+            (Tracking::On, cfg::TRACKING_ON),
+        ] {
+            assert_eq!(mode.to_u8(), v);
+            assert_eq!(Tracking::from_u8(v), Some(mode));
+            // What `fwctl ct tracking MODE` sends parses with the kernel's
+            // parser to that value and nothing else.
+            let change = ConfigChange {
+                tracking: Some(mode),
+                ..ConfigChange::default()
+            };
+            let msg = round_trip(&crate::netlink::encode_request(
+                RfwMessage::ct_config_set(&change),
+                ID,
+                5,
+                3,
+            ));
+            let [RfwAttr::CtConfig(nest)] = &msg.attrs[..] else {
+                panic!("{msg:?}")
+            };
+            assert_eq!(nest, &[CtConfigAttr::Tracking(v)]);
+            let mut payload = vec![0; nest.as_slice().buffer_len()];
+            nest.as_slice().emit(&mut payload);
+            assert_eq!(payload, [5, 0, cfg::TRACKING as u8, 0, v, 0, 0, 0]);
+            let abi = rfw_abi::ConfigChange::parse(&payload).unwrap();
+            assert_eq!(
+                abi,
+                rfw_abi::ConfigChange {
+                    tracking: Some(v),
+                    ..rfw_abi::ConfigChange::default()
+                }
+            );
+        }
+        assert_eq!(Tracking::from_u8(2), None);
+        // Limit, timeouts and tracking together: in attribute number order.
+        let all = ConfigChange {
+            limit: Some(9),
+            timeouts: vec![("icmp", 1)],
+            tracking: Some(Tracking::Auto),
+        };
+        let attrs = all.to_attrs();
+        assert!(matches!(
+            attrs[..],
+            [
+                CtConfigAttr::Limit(9),
+                CtConfigAttr::Timeout(_),
+                CtConfigAttr::Tracking(0)
+            ]
+        ));
+        // From the kernel: an unknown mode, an ACTIVE not 0 or 1 and a
+        // TRACKING of the wrong size are errors, not panics.
+        let config = |f: &dyn Fn(&mut Skb)| {
+            message(false, Cmd::CtConfigGet, |skb| {
+                let n = skb.nla_nest_start(attr::CT_CONFIG);
+                f(skb);
+                skb.nla_nest_end(n);
+            })
+        };
+        let msg = round_trip(&config(&|skb| skb.nla_put_u8(cfg::TRACKING, 2)));
+        assert_eq!(
+            msg.ct_config().unwrap().unwrap_err().to_string(),
+            "unknown tracking mode 2"
+        );
+        let msg = round_trip(&config(&|skb| skb.nla_put_u8(cfg::ACTIVE, 9)));
+        assert_eq!(
+            msg.ct_config().unwrap().unwrap_err().to_string(),
+            "ACTIVE is 9, not 0 or 1"
+        );
+        let e = parse_err(&config(&|skb| skb.nla_put_u16(cfg::TRACKING, 1)));
+        assert!(e.contains("invalid CT_CONFIG_TRACKING"), "{e}");
+        // Neither: an older kernel.
+        let msg = round_trip(&config(&|skb| skb.nla_put_u32(cfg::LIMIT, 1)));
+        let c = msg.ct_config().unwrap().unwrap();
+        assert_eq!((c.tracking, c.active), (None, None));
     }
 }

@@ -19,20 +19,18 @@
 #           in fwctl's text form (rfw_ruleset): forward policy drop,
 #           --ct-state established,related accept, -i r0 -o r1 accept;
 #           masquerade out of r1; UDP timeouts 300 s as P1
-#   R0      rfw.ko loaded as for R, no ruleset: its hooks and connection
-#           tracking only (rfw tracks in every namespace once loaded), no
+#   R0      rfw.ko loaded as for R, no ruleset, `fwctl ct tracking on` in
+#           the router: its hooks and connection tracking only, no
 #           filtering, no NAT
 #   P1r1000 P1 with 1000 non-matching rules ahead of the stateful accept
 #   R1000   R with the same 1000 non-matching rules (-p udp --dport N --drop)
 #           P1r1000 and R1000 run the udp1k workload only.
 #
-# rfw, unlike nf_conntrack (whose hooks exist only in namespaces whose
-# ruleset needs them), tracks in every namespace while it is loaded: under
-# R0/R/R1000 the sink's namespace tracks what it receives too (and the
-# sender's what iperf3 sends). The harness sets the same timeouts there,
-# flushes those tables between workloads too, and records the sink's entry
-# count as a witness; memory per connection divides by the entries of all
-# namespaces.
+# rfw, like nf_conntrack, tracks only in namespaces whose ruleset needs it
+# (`fwctl ct tracking auto`, the default): the sink's and the sender's
+# namespaces have no rules and track nothing. The harness records the
+# sink's entry count as a witness of that (0), and memory per connection
+# divides by the entries of all namespaces.
 #
 # Workloads (each measured over DUR seconds after RAMP seconds of traffic):
 #   udp1k   established UDP, 64-byte frames, 1000 flows (pktgen, flag !SHARED,
@@ -323,7 +321,7 @@ run_workload() { # ROUND SETUP WORKLOAD
 			fi
 			rec "$round" "$setup" "$wl" ct_unreplied "$(grep -c UNREPLIED /tmp/bench-ct.txt)" entries
 		fi
-		# rfw tracks in the sink's namespace too (see the top)
+		# the sink's namespace has no rules: no entries (see the top)
 		[ "$CT_KIND" = rfw ] && rec "$round" "$setup" "$wl" sink_ct_entries "$(ct_count snk)" entries
 		# witness that P2's flows really went through the flowtable
 		[ "$setup" = P2 ] && rec "$round" "$setup" "$wl" ct_offloaded \
@@ -402,13 +400,9 @@ rfw_ruleset() { # EXTRA_RULES
 
 load_rfw() { # TIMEOUT: rfw sized as P1's nf_conntrack, UDP timeouts TIMEOUT s
 	modprobe rfw hashsize=$CT_HASHSIZE max=$CT_MAX || return 1
-	# established flows must not expire during a measurement; rfw tracks in
-	# the sink's namespace too: the same timeouts there
-	local ns
-	for ns in rtr snk; do
-		# the settings it prints to the log, its errors to the set-up's output
-		ip netns exec $ns fwctl ct timeout udp_unreplied "$1" udp_replied "$1" >>"$log" || return 1
-	done
+	# established flows must not expire during a measurement (the settings
+	# it prints go to the log, its errors to the set-up's output)
+	ip netns exec rtr fwctl ct timeout udp_unreplied "$1" udp_replied "$1" >>"$log" || return 1
 }
 
 # setup_R: the R set-up of issue 7: rfw with P1's ruleset.
@@ -432,7 +426,7 @@ setup() { # SETUP
 	P1) setup_nft 0 0 ;;
 	P2) setup_nft 0 1 ;;
 	P1r1000) setup_nft 1000 0 ;;
-	R0) load_rfw 300 ;;
+	R0) load_rfw 300 && ip netns exec rtr fwctl ct tracking on >>"$log" ;;
 	R) setup_R 0 ;;
 	R1000) setup_R 1000 ;;
 	*) say "unknown set-up $1"; return 1 ;;
@@ -467,9 +461,8 @@ teardown() { # SETUP ROUND
 
 # ---- memory per connection (P1, R) ----------------------------------------
 # The router's table filled with MEM_ENTRIES new connections; slab deltas
-# over the fill divided by the new entries of all namespaces (rfw tracks the
-# same connections in the sink's namespace too: each is an entry that costs
-# memory; for P1 only the router's namespace has entries).
+# over the fill divided by the new entries of all namespaces (only the
+# router's namespace has rules, hence entries, for both engines).
 measure_mem() { # REPEAT SETUP
 	local rep=$1 s=$2 cache ct0 ct1 all0 all1 sl0 sl1 ms0 ms1 i line objsize buckets ns
 	case "$s" in
@@ -481,7 +474,7 @@ measure_mem() { # REPEAT SETUP
 	if [ "$s" = P1 ]; then
 		ip netns exec rtr sysctl -qw net.netfilter.nf_conntrack_udp_timeout=600
 	else
-		for ns in rtr snk; do ip netns exec $ns fwctl ct timeout udp_unreplied 600 >>"$log" 2>&1; done
+		ip netns exec rtr fwctl ct timeout udp_unreplied 600 >>"$log" 2>&1
 	fi
 	sleep 1
 	ct0=$(ct_count)

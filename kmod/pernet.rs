@@ -49,6 +49,23 @@ impl RfwNet {
             masq: MasqNet::new(),
         })
     }
+
+    /// Whether packets of this namespace are tracked now, given its
+    /// current ruleset: always with `fwctl ct tracking on`, else while a
+    /// table is loaded or once a connection was NATed here (its binding
+    /// must keep translating after the nat table goes). nf_conntrack does
+    /// the same since Linux 4.10: its hooks exist in a namespace only while
+    /// a rule there needs them (`nf_ct_netns_get`). A namespace that does
+    /// not track costs one call and this test per hook.
+    #[inline]
+    pub(crate) fn tracks(&self, set: &crate::rules::Ruleset) -> bool {
+        !set.is_empty()
+            || self.rules.nat_used()
+            || self
+                .ct
+                .track_always
+                .load(core::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The id the kernel assigns for `net_generic` lookups.

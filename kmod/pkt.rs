@@ -18,6 +18,11 @@
 //! all at once, before or after them). Filtering INPUT at `INT_MAX` puts it
 //! after any other module's INPUT hooks.
 //!
+//! A namespace with no table loaded, no NAT binding ever made and
+//! `fwctl ct tracking` left at `auto` does none of this: both hooks count
+//! the packet and return (`RfwNet::tracks`), as nf_conntrack's hooks are
+//! absent from namespaces whose rules do not need them.
+//!
 //! # Per-packet state between hooks
 //! rfw keeps nothing in the skb (`skb->_nfct` is nf_conntrack's). A later
 //! hook needs the packet's connection, and after NAT the packet's tuple may
@@ -966,8 +971,7 @@ fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>) -> (Option<Ct<'g>>, CtState)
 fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) -> Option<Ct<'g>> {
     if let L4Info::Icmp(IcmpInfo::Error { quoted, .. }) = info.l4 {
         let inner = quoted.invert()?;
-        let (e, dir) = t.lookup(rcu, ctn, &inner)?;
-        let bucket = t.bucket_of_entry(e, dir);
+        let (e, dir, bucket) = t.lookup_at(rcu, ctn, &inner)?;
         return Some(Ct {
             e,
             dir,
@@ -975,17 +979,16 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
             state: CtState::Related,
         });
     }
-    let (e, dir) = match t.lookup(rcu, ctn, &info.tuple) {
+    let (e, dir, bucket) = match t.lookup_at(rcu, ctn, &info.tuple) {
         Some(hit) => hit,
         None => {
             // Translated at an earlier hook: the inverse is the tuple the
-            // other direction expects.
+            // other direction expects (its chain is the other tuple's).
             let inv = info.tuple.invert()?;
-            let (e, d) = t.lookup(rcu, ctn, &inv)?;
-            (e, d.opposite())
+            let (e, d, _) = t.lookup_at(rcu, ctn, &inv)?;
+            (e, d.opposite(), t.bucket_of_entry(e, d.opposite()))
         }
     };
-    let bucket = t.bucket_of_entry(e, dir);
     let seen_reply = e
         .with_state(t, |_, s| s.status().has(Status::SEEN_REPLY))
         .unwrap_or(false);
@@ -1050,6 +1053,15 @@ pub(crate) fn first(
     // SAFETY: the section lasts for this whole call.
     let rcu = unsafe { Rcu::assume() };
     let set = rn.rules.current(&rcu);
+    if !rn.tracks(set) {
+        // Nothing here needs tracking. The slot is cleared so that `last`
+        // cannot take a stale one for this packet if tracking starts
+        // between the two hooks.
+        if h != hook::FORWARD {
+            rn.slot.with(|s| *s = Slot::default());
+        }
+        return bindings::NF_ACCEPT;
+    }
     if h == hook::FORWARD
         && set.get(TableKind::Filter).is_none()
         && set.get(TableKind::Mangle).is_none()
@@ -1080,7 +1092,9 @@ pub(crate) fn first(
         ct = tr.conn.map(|(e, dir)| Ct {
             e,
             dir,
-            bucket: table::get().bucket_of_entry(e, dir),
+            bucket: tr
+                .bucket
+                .unwrap_or_else(|| table::get().bucket_of_entry(e, dir)),
             state: st,
         });
         p.meta.ct_state = st;
@@ -1143,6 +1157,11 @@ pub(crate) fn last(
     // SAFETY: the hook's RCU section lasts for this whole call.
     let rcu = unsafe { Rcu::assume() };
     let set = rn.rules.current(&rcu);
+    if !rn.tracks(set) {
+        // A packet tracked by `first` just before tracking stopped leaves
+        // its entry unconfirmed: the collector reaps it.
+        return bindings::NF_ACCEPT;
+    }
     let unconfirmed = rn
         .ct
         .unconfirmed

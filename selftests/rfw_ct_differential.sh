@@ -30,6 +30,9 @@ modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns ca ra sa cb rb sb || { fail "setup_ns"; exit $ret; }
 setup_router "$ca" "$ra" "$sa" || fail "line A"
 setup_router "$cb" "$rb" "$sb" || fail "line B"
+# rfw tracks in router A without rules, as nf_conntrack does in B for its
+# one (non-matching) rule.
+fw "$ra" ct tracking on >/dev/null || fail "fwctl ct tracking on in router A"
 ip netns exec "$rb" sysctl -qw net.netfilter.nf_conntrack_acct=1 2>/dev/null
 ip netns exec "$rb" nft -f - <<NFT || fail "nf_conntrack on in router B"
 table inet difftest {

@@ -27,6 +27,7 @@ trap rfw_cleanup EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
+fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
 # `ip netns exec` mounts the namespace's own /sys: these are the router's devices.
 ip netns exec "$rt" sh -c 'echo 1 >/sys/class/net/veth0/queues/rx-0/rps_cpus &&
 	echo 2 >/sys/class/net/veth1/queues/rx-0/rps_cpus' || skip "cannot set rps_cpus (CONFIG_RPS?)"

@@ -36,6 +36,7 @@ trap cleanup EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
+fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
 ip netns exec "$sv" nft -f - <<NFT || fail "server nft rules"
 table inet t {
 	counter syn9000 { }
@@ -127,6 +128,7 @@ ip netns exec "$rt" fwctl ct timeout tcp_syn_sent 120 >/dev/null
 
 # --- (c) dump of 10 000 ------------------------------------------------
 setup_ns gen || fail "setup_ns gen"
+ip netns exec "$gen" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in gen"
 ip -net "$gen" link add d0 type dummy
 ip -net "$gen" addr add 10.9.0.1/16 dev d0
 ip -net "$gen" link set d0 up
@@ -171,6 +173,7 @@ for i in $(seq 20); do
 	ip -net "$ns" link set d0 up
 	ip -net "$ns" link set lo up
 	ip -net "$ns" neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev d0 2>/dev/null
+	ip netns exec "$ns" fwctl ct tracking on >/dev/null
 	n=$(ip netns exec "$ns" $flows 10.9.0.2 5000 1000 30000)
 	c=$(ip netns exec "$ns" fwctl ct count)
 	[ "$n" = 1000 ] && [ "$c" = 1000 ] || fail "round $i: sent $n, entries $c"

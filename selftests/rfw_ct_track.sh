@@ -44,6 +44,15 @@ NFT
 ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 path up"
 ip netns exec "$cl" ping -6 -q -c 1 -W 5 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
+# --- tracking auto: a namespace without rules tracks nothing ------------
+# Witness for the pings: they were answered (above); rfw saw no connection.
+check "tracking auto, no rules: no entry for the pings (fwctl ct count)" 0 "$(ip netns exec "$rt" fwctl ct count)"
+check "tracking auto, no rules: nothing tracked (fwctl ct stats new)" 0 "$(ct_stat "$rt" new)"
+fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
+ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 ping with tracking on"
+check "tracking on: the ping is an entry (fwctl ct count)" 1 "$(ip netns exec "$rt" fwctl ct count)"
+ip netns exec "$rt" fwctl ct flush >/dev/null
+
 # --- TCP ---------------------------------------------------------------
 for v in 4 6; do
 	if [ $v = 4 ]; then srv=10.0.2.2; sa=10.0.2.2; else srv='[fd00:2::2]'; sa=fd00:2::2; fi

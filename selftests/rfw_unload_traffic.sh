@@ -20,6 +20,7 @@ ip -net "$server" link set veth0 up
 ip netns exec "$server" iperf3 -s -1 -D -I /tmp/iperf3-rfw.pid >/dev/null 2>&1
 busywait 5000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :5201' || { fail "iperf3 server did not start"; exit $ret; }
 modprobe rfw
+for n in "$client" "$server"; do ip netns exec "$n" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in $n"; done
 ip netns exec "$client" iperf3 -c 10.0.2.2 -t 900 >/dev/null 2>&1 &
 client_pid=$!
 sleep 1
@@ -30,6 +31,8 @@ for i in $(seq 1 10); do
 	rmmod rfw || { fail "rmmod in cycle $i"; break; }
 	sleep 0.2
 	modprobe rfw || { fail "modprobe in cycle $i"; break; }
+	# Track in both ends, so that entries exist when the module goes.
+	for n in "$client" "$server"; do ip netns exec "$n" fwctl ct tracking on >/dev/null; done
 	# The hooks see the flow again after every reload.
 	sleep 0.3
 	p=$(stat_of "$(fwctl_stats "$client")" ipv4 output packets)

@@ -474,10 +474,16 @@ fn timeout_slot(t: &mut conntrack::Timeouts, i: usize) -> Option<&mut u32> {
     })
 }
 
-fn reply_config(info: *mut bindings::genl_info, ct: &CtNet, cmd: rfw_abi::Cmd) -> c_int {
-    let mut timeouts = {
+fn reply_config(info: *mut bindings::genl_info, rn: &pernet::RfwNet, cmd: rfw_abi::Cmd) -> c_int {
+    let ct = &rn.ct;
+    let (mut timeouts, active) = {
         let rcu = RcuGuard::new();
-        ct.config(&rcu).timeouts
+        (ct.config(&rcu).timeouts, rn.tracks(rn.rules.current(&rcu)))
+    };
+    let mode = if ct.track_always.load(Ordering::Relaxed) {
+        ct_config::TRACKING_ON
+    } else {
+        ct_config::TRACKING_AUTO
     };
     // SAFETY: `info` is this doit's request and the family registered.
     let reply = unsafe { Reply::new(info, crate::genl::family(), cmd as u8) };
@@ -485,6 +491,8 @@ fn reply_config(info: *mut bindings::genl_info, ct: &CtNet, cmd: rfw_abi::Cmd) -
         let nest = r.nest_start(attr::CT_CONFIG)?;
         r.put_u32(ct_config::LIMIT, ct.limit.load(Ordering::Relaxed))?;
         r.put_u32(ct_config::BUCKETS, table::get().buckets() as u32)?;
+        r.put_u8(ct_config::TRACKING, mode)?;
+        r.put_u8(ct_config::ACTIVE, u8::from(active))?;
         for (i, name) in ct_timeout::NAMES.iter().enumerate() {
             let Some(v) = timeout_slot(&mut timeouts, i) else {
                 continue;
@@ -509,7 +517,7 @@ pub(crate) unsafe extern "C" fn ct_config_get(
     info: *mut bindings::genl_info,
 ) -> c_int {
     let req = Request { info };
-    reply_config(info, req.ct(), rfw_abi::Cmd::CtConfigGet)
+    reply_config(info, req.net(), rfw_abi::Cmd::CtConfigGet)
 }
 
 /// `Cmd::CtConfigSet`: all values are checked before any is applied.
@@ -545,5 +553,9 @@ pub(crate) unsafe extern "C" fn ct_config_set(
     if let Some(l) = change.limit {
         ct.limit.store(l, Ordering::Relaxed);
     }
-    reply_config(info, ct, rfw_abi::Cmd::CtConfigSet)
+    if let Some(t) = change.tracking {
+        ct.track_always
+            .store(t == ct_config::TRACKING_ON, Ordering::Relaxed);
+    }
+    reply_config(info, req.net(), rfw_abi::Cmd::CtConfigSet)
 }

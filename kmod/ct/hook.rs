@@ -55,17 +55,21 @@ struct KTable<'g> {
     net: &'g CtNet,
     rcu: &'g Rcu,
     now: u64,
+    /// The last hit: entry address, direction, chain (saves hashing the
+    /// tuple again for the packet's slot).
+    last: Option<(usize, Direction, usize)>,
 }
 
 impl<'g> conntrack::Table for KTable<'g> {
     type Handle = &'g Entry;
 
     fn lookup(&mut self, tuple: &Tuple) -> Option<(&'g Entry, Direction)> {
-        let hit = self.t.lookup(self.rcu, self.net, tuple);
-        if hit.is_some() {
+        let hit = self.t.lookup_at(self.rcu, self.net, tuple);
+        if let Some((e, dir, b)) = hit {
             self.net.count(Stat::Found);
+            self.last = Some((e as *const Entry as usize, dir, b));
         }
-        hit
+        hit.map(|(e, dir, _)| (e, dir))
     }
 
     fn with_conn_mut<R>(
@@ -161,6 +165,9 @@ pub(crate) struct Tracked<'g> {
     pub(crate) conn: Option<(&'g Entry, Direction)>,
     /// The packet's class.
     pub(crate) class: Class,
+    /// The chain `conn` hangs in under its direction, when a lookup of this
+    /// packet found it there (else `None`: ask `Table::bucket_of_entry`).
+    pub(crate) bucket: Option<usize>,
 }
 
 /// Tracks a parsed packet at PRE_ROUTING or LOCAL_OUT.
@@ -173,6 +180,7 @@ pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> 
         net: ct,
         rcu,
         now,
+        last: None,
     };
     let p = conntrack::track(&mut kt, info, now, cfg);
     if p.verdict.ignored.is_some() {
@@ -195,9 +203,15 @@ pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> 
         }
         _ => bindings::NF_ACCEPT,
     };
+    let conn = p.conn.map(|e| (e, p.verdict.dir));
+    let bucket = match (conn, kt.last) {
+        (Some((e, d)), Some((a, ld, b))) if e as *const Entry as usize == a && d == ld => Some(b),
+        _ => None,
+    };
     Tracked {
         verdict,
-        conn: p.conn.map(|e| (e, p.verdict.dir)),
+        conn,
         class: p.verdict.class,
+        bucket,
     }
 }

@@ -9,7 +9,7 @@
 //! the table and waited for another grace period, so that nothing (the
 //! collector, a dump, the packet path) can still reach it through an entry.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use conntrack::{Config, InvalidReason, ParseError};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -79,6 +79,9 @@ pub(crate) struct CtNet {
     pub(crate) limit: AtomicU32,
     /// Random value mixed into the hash of this namespace's tuples.
     pub(crate) mix: u64,
+    /// `ct_config::TRACKING_ON`: track every packet, rules or not (else
+    /// only while the namespace has rules; see `RfwNet::tracks`).
+    pub(crate) track_always: AtomicBool,
     /// Tracking settings, replaced under RCU (`KBox` pointer, never null).
     config: AtomicPtr<Config>,
     stats: PerCpuArray<N_COUNTERS>,
@@ -96,6 +99,7 @@ impl CtNet {
             unconfirmed: AtomicU32::new(0),
             limit: AtomicU32::new(limit),
             mix: u64::from_ne_bytes(mix),
+            track_always: AtomicBool::new(false),
             config: AtomicPtr::new(KBox::into_raw(cfg)),
             stats: PerCpuArray::new()?,
         })

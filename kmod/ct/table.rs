@@ -544,12 +544,23 @@ impl Table {
         net: &CtNet,
         t: &Tuple,
     ) -> Option<(&'g Entry, Direction)> {
+        self.lookup_at(rcu, net, t).map(|(e, dir, _)| (e, dir))
+    }
+
+    /// [`Self::lookup`], also giving the chain the entry was found in (its
+    /// `bucket_of_entry(e, dir)`, without hashing the tuple again).
+    pub(crate) fn lookup_at<'g>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        t: &Tuple,
+    ) -> Option<(&'g Entry, Direction, usize)> {
         let b = self.bucket_of(net, t);
         let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.key.matches(dir, t));
         if len > MAX_CHAIN {
             net.count(Stat::LongChainLookups);
         }
-        hit
+        hit.map(|(e, dir)| (e, dir, b))
     }
 
     /// The bucket the tuple of direction `dir` of `e` hashes to.

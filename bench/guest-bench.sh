@@ -18,7 +18,8 @@
 #   R       rfw.ko (hashsize and max as P1's nf_conntrack) with P1's ruleset
 #           in fwctl's text form (rfw_ruleset): forward policy drop,
 #           --ct-state established,related accept, -i r0 -o r1 accept;
-#           masquerade out of r1; UDP timeouts 300 s as P1
+#           masquerade out of r1 (--to-ports 1024-65535: keep free ports,
+#           as nft's masquerade does); UDP timeouts 300 s as P1
 #   R0      rfw.ko loaded as for R, no ruleset, `fwctl ct tracking on` in
 #           the router: its hooks and connection tracking only, no
 #           filtering, no NAT
@@ -394,7 +395,11 @@ rfw_ruleset() { # EXTRA_RULES
 	echo "-A FORWARD -i r0 -o r1 --accept"
 	echo "COMMIT"
 	echo "*nat"
-	echo "-A POSTROUTING -o r1 --masquerade"
+	# nft's masquerade (6.12) keeps a source port that is free; rfw's
+	# default moves ports below ip_local_port_range (port-shadowing
+	# mitigation, docs/DESIGN.md), which would leave the flows' replies
+	# (sent to ports 1024...) unmatched. With the range rfw keeps them too.
+	echo "-A POSTROUTING -o r1 --masquerade --to-ports 1024-65535"
 	echo "COMMIT"
 }
 

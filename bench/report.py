@@ -31,7 +31,8 @@ SETUP_DOC = {
     "P2": "P1 + software flowtable (`flow add @ft`)",
     "R0": "rfw.ko loaded, no ruleset: its hooks + connection tracking only (no filtering, no NAT)",
     "R": "rfw.ko with P1's ruleset (`fwctl restore`: FORWARD policy DROP, `--ct-state established,related "
-         "--accept`, `-i r0 -o r1 --accept`; nat `-o r1 --masquerade`)",
+         "--accept`, `-i r0 -o r1 --accept`; nat `-o r1 --masquerade --to-ports 1024-65535`: free source ports kept, "
+         "as nft's masquerade keeps them; rfw's default would move ports below `ip_local_port_range`)",
     "P1r1000": "P1 with 1000 non-matching rules ahead of the stateful accept",
     "R1000": "R with the same 1000 non-matching rules (`-p udp --dport N --drop`)",
 }

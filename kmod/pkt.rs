@@ -19,9 +19,10 @@
 //! after any other module's INPUT hooks.
 //!
 //! A namespace with no table loaded, no NAT binding ever made and
-//! `fwctl ct tracking` left at `auto` does none of this: both hooks count
-//! the packet and return (`RfwNet::tracks`), as nf_conntrack's hooks are
-//! absent from namespaces whose rules do not need them.
+//! `fwctl ct tracking` left at `auto` does none of this: the hooks return
+//! at once (`RfwNet::tracks`; the -200 hook has counted the packet for
+//! `fwctl stats`), as nf_conntrack's hooks are absent from namespaces
+//! whose rules do not need them.
 //!
 //! # Per-packet state between hooks
 //! rfw keeps nothing in the skb (`skb->_nfct` is nf_conntrack's). A later

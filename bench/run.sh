@@ -5,7 +5,7 @@
 # bench/report.py writes the report.
 #
 #   bench/run.sh            full run: warm-up + 5 rounds, writes docs/PERFORMANCE.md
-#                           and docs/perf-pps-vs-flows.png (about 45 min under TCG)
+#                           and docs/perf-pps-vs-flows.png (about 27 min under TCG)
 #   bench/run.sh --quick    the harness end to end in a few minutes: 1 warm-up +
 #                           1 round of 1 s measurements; report in target/bench/.../
 #   options: --no-micro (skip cargo bench), --no-vm (microbenchmarks only),

@@ -43,6 +43,11 @@
 #           random source port): sink packets/s, and new entries/s in the
 #           router's connection table (nf_conntrack_count, or fwctl ct count)
 #   tcp     TCP bulk, iperf3 from snd to snk, receiver's bits/s
+#   profile after the rounds, for each of PROFILE (default none; bench/run.sh
+#           asks for P1 R0 R): udp1k once more under `perf record -C 0`
+#           (cpu-clock; pktgen's thread and the softirq that forwards its
+#           packets run on CPU 0), the flat profile by symbol in
+#           OUTDIR/files/profile-SETUP.txt; not a figure of the tables
 #   mem     once per MEM_REPEATS for each of MEM_SETUPS (P1 R): slab bytes
 #           per tracked connection at MEM_ENTRIES entries in the router
 #           (/proc/slabinfo nf_conntrack or rfw_conn, and /proc/meminfo Slab
@@ -58,12 +63,14 @@ WARMUP=1 ROUNDS=5 DUR=2 RAMP=1 MEM_ENTRIES=100000 MEM_REPEATS=2
 SETUPS="B0 B1 P1 R P2 R0 P1r1000 R1000"
 MEM_SETUPS="P1 R"
 WORKLOADS="udp1k udp64k tcp newconn"
+PROFILE=""
 for kv in "$@"; do
 	case "$kv" in
 	WARMUP=*|ROUNDS=*|DUR=*|RAMP=*|MEM_ENTRIES=*|MEM_REPEATS=*) eval "${kv%%=*}=\${kv#*=}" ;;
 	SETUPS=*) SETUPS=${kv#*=}; SETUPS=${SETUPS//,/ } ;;
 	MEM_SETUPS=*) MEM_SETUPS=${kv#*=}; MEM_SETUPS=${MEM_SETUPS//,/ } ;;
 	WORKLOADS=*) WORKLOADS=${kv#*=}; WORKLOADS=${WORKLOADS//,/ } ;;
+	PROFILE=*) PROFILE=${kv#*=}; PROFILE=${PROFILE//,/ } ;;
 	*) echo "guest-bench: unknown setting $kv" >&2; exit 2 ;;
 	esac
 done
@@ -523,6 +530,31 @@ measure_mem() { # REPEAT SETUP
 	teardown "$s" "mem$rep" >>"$log" 2>&1
 }
 
+# ---- profile (PROFILE): where CPU 0's time goes during udp1k ------------------
+profile() { # SETUP
+	local s=$1 f="$out/files/profile-$1.txt" pid
+	command -v perf >/dev/null || { say "profile $s: no perf in the guest"; return 0; }
+	if ! setup "$s" >>"$log" 2>&1; then
+		say "profile $s: set-up failed"
+		teardown "$s" prof >>"$log" 2>&1
+		return 0
+	fi
+	prewarm 1000
+	flow_args 1000
+	pg_config snd s0 0 "${FLOW[@]}" 2>>"$log"
+	pg_start snd 2>>"$log" &
+	pid=$!
+	sleep "$RAMP"
+	perf record -q -C 0 -e cpu-clock -F 4999 -o "/tmp/perf-$s.data" -- sleep "$DUR" >>"$log" 2>&1
+	pg_stop snd
+	wait "$pid"
+	perf report -i "/tmp/perf-$s.data" --stdio --no-children --sort dso,sym \
+		--percent-limit 0.3 2>>"$log" | grep -v '^$' >"$f"
+	rm -f "/tmp/perf-$s.data"
+	say "profile $s: $(grep -c '%' "$f") symbols above 0.3 % in $f"
+	teardown "$s" prof >>"$log" 2>&1
+}
+
 # ---- main --------------------------------------------------------------------
 {
 	echo "kernel $(uname -r)"
@@ -533,6 +565,7 @@ measure_mem() { # REPEAT SETUP
 	echo "mem_setups $MEM_SETUPS"
 	echo "setups $SETUPS"
 	echo "workloads $WORKLOADS"
+	echo "profile $PROFILE"
 	echo "slabinfo $([ -r /proc/slabinfo ] && echo yes || echo no)"
 	echo "started $(date -u +%FT%TZ)"
 } >"$out/meta.txt"
@@ -562,6 +595,7 @@ for ((round = 0; round < WARMUP + ROUNDS; round++)); do
 		teardown "$s" "$round" >>"$log" 2>&1
 	done
 done
+for s in $PROFILE; do profile "$s"; done
 for ((rep = 0; rep < MEM_REPEATS; rep++)); do
 	for s in $MEM_SETUPS; do measure_mem "$rep" "$s"; done
 done

@@ -14,6 +14,8 @@ judges a figure: the targets are shown next to what was measured.
 import csv
 import json
 import os
+import re
+import subprocess
 import shutil
 import statistics
 import sys
@@ -200,6 +202,43 @@ def plot(results, st, accel):
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+PROFILE_TOP = 18
+PROFILE_OBJECTS = ("[pktgen]", "[kernel.vmlinux]", "[rfw]", "[nf_conntrack]", "[nf_nat]", "[nf_tables]")
+
+
+def demangle(names):
+    """Rust v0 symbols (the kernel's) made readable with c++filt, hashes dropped."""
+    try:
+        out = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return names
+    if len(out) != len(names):
+        return names
+    return [re.sub(r"\[[0-9a-f]{16}\]", "", n) for n in out]
+
+
+def profiles(results):
+    """setup -> [(percent, dso, symbol)] from files/profile-SETUP.txt (perf report --stdio)."""
+    d = os.path.join(results, "vm", "bench", "files")
+    res = {}
+    if not os.path.isdir(d):
+        return res
+    for fn in sorted(os.listdir(d)):
+        m = re.fullmatch(r"profile-(.+)\.txt", fn)
+        if not m:
+            continue
+        rows = []
+        with open(os.path.join(d, fn)) as f:
+            for line in f:
+                r = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[[.kuHg]\]\s+(.+?)\s*$", line)
+                if r:
+                    rows.append((float(r.group(1)), r.group(2), r.group(3)))
+        syms = demangle([r[2] for r in rows])
+        res[m.group(1)] = [(p, dso, sym) for (p, dso, _), sym in zip(rows, syms)]
+    return res
 
 
 def main():
@@ -500,6 +539,34 @@ def main():
             L.append("")
             L.append("![pps against flow count](perf-pps-vs-flows.png)")
             L.append("")
+
+        prof = profiles(results)
+        if prof:
+            L.append("## Where the time goes: profiles during udp1k")
+            L.append("")
+            L.append("After the rounds, udp1k once more per set-up under `perf record -C 0 -e cpu-clock` (CPU 0")
+            L.append("runs pktgen's thread and the softirq that forwards its packets through the router and into")
+            L.append("the sink). Share of CPU 0's samples by symbol (self time), the top")
+            L.append(f"{PROFILE_TOP} of each; `[rfw]` is rfw.ko. A profile, not a figure of the tables above.")
+            L.append("")
+            L.append("| set-up | " + " | ".join(PROFILE_OBJECTS) + " |")
+            L.append("|---|" + "---:|" * len(PROFILE_OBJECTS))
+            for setup, rows in prof.items():
+                share = defaultdict(float)
+                for p, dso, _ in rows:
+                    share[dso] += p
+                L.append(f"| {setup} | " + " | ".join(f"{share[o]:.1f} %" if share[o] else "" for o in PROFILE_OBJECTS) + " |")
+            L.append("")
+            L.append("(Per object: the sum of its symbols above 0.3 % of the samples.)")
+            L.append("")
+            for setup, rows in prof.items():
+                L.append(f"**{setup}**")
+                L.append("")
+                L.append("| self | object | symbol |")
+                L.append("|---:|---|---|")
+                for p, dso, sym in rows[:PROFILE_TOP]:
+                    L.append(f"| {p:.1f} % | {dso} | `{sym[:110]}` |")
+                L.append("")
 
         # witnesses
         L.append("## Witnesses")

@@ -16,7 +16,8 @@
 # BENCH_DUR=2 (seconds per measurement) BENCH_RAMP=1 BENCH_MEM_ENTRIES=100000
 # BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 R P2 R0 P1r1000 R1000"
 # BENCH_WORKLOADS="udp1k udp64k tcp newconn" BENCH_MEM_SETUPS="P1 R" (the
-# set-ups whose bytes per connection are measured); and selftests/run.sh's
+# set-ups whose bytes per connection are measured) BENCH_PROFILE="P1 R0 R" (the
+# set-ups profiled with perf during udp1k, after the rounds; "" for none); and selftests/run.sh's
 # RFW_ACCEL, RFW_CPUS, RFW_MEM. Results: target/bench/DATE/.
 #
 # It prints figures; it asserts nothing about them (no test depends on it).
@@ -39,7 +40,7 @@ done
 [ -z "$docs" ] && { [ "$quick" = 1 ] && docs=0 || docs=1; }
 # settings given in the environment, for the report's command line
 env_given=""
-for v in BENCH_WARMUP BENCH_ROUNDS BENCH_DUR BENCH_RAMP BENCH_MEM_ENTRIES BENCH_MEM_REPEATS BENCH_SETUPS BENCH_WORKLOADS BENCH_MEM_SETUPS; do
+for v in BENCH_WARMUP BENCH_ROUNDS BENCH_DUR BENCH_RAMP BENCH_MEM_ENTRIES BENCH_MEM_REPEATS BENCH_SETUPS BENCH_WORKLOADS BENCH_MEM_SETUPS BENCH_PROFILE; do
 	[ -n "${!v:-}" ] && env_given+="$v=$(printf '%q' "${!v}") "
 done
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -53,6 +54,7 @@ else
 fi
 : "${BENCH_SETUPS:=B0 B1 P1 R P2 R0 P1r1000 R1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
 : "${BENCH_MEM_SETUPS:=P1 R}"
+BENCH_PROFILE=${BENCH_PROFILE-P1 R0 R}
 
 # The exact command, for the report.
 cmd="${env_given}bench/run.sh"
@@ -118,14 +120,14 @@ if [ "$vm" = 1 ]; then
 	cp -a "$RFW_ROOT/bench" "$out/bench-snapshot"
 	nset=$(wc -w <<<"$BENCH_SETUPS")
 	nmem=$(wc -w <<<"$BENCH_MEM_SETUPS")
-	budget=$((600 + (BENCH_WARMUP + BENCH_ROUNDS) * nset * (4 * (BENCH_DUR + BENCH_RAMP) + 120) + BENCH_MEM_REPEATS * nmem * 300))
+	budget=$((600 + (BENCH_WARMUP + BENCH_ROUNDS) * nset * (4 * (BENCH_DUR + BENCH_RAMP) + 120) + BENCH_MEM_REPEATS * nmem * 300 + $(wc -w <<<"$BENCH_PROFILE") * 120))
 	log "VM run ($accel), at most ${budget}s"
 	set +e
 	RFW_KERNEL=perf RFW_NO_BUILD=1 RFW_RESULTS_DIR="$out/vm" RFW_VM_TIMEOUT=$budget \
 		"$RFW_ROOT/selftests/run.sh" -- bash "$out/bench-snapshot/guest-bench.sh" "$out/vm/bench" \
 		WARMUP="$BENCH_WARMUP" ROUNDS="$BENCH_ROUNDS" DUR="$BENCH_DUR" RAMP="$BENCH_RAMP" \
 		MEM_ENTRIES="$BENCH_MEM_ENTRIES" MEM_REPEATS="$BENCH_MEM_REPEATS" \
-		SETUPS="${BENCH_SETUPS// /,}" WORKLOADS="${BENCH_WORKLOADS// /,}" MEM_SETUPS="${BENCH_MEM_SETUPS// /,}" \
+		SETUPS="${BENCH_SETUPS// /,}" WORKLOADS="${BENCH_WORKLOADS// /,}" MEM_SETUPS="${BENCH_MEM_SETUPS// /,}" PROFILE="${BENCH_PROFILE// /,}" \
 		>"$out/vm-output.txt" 2>"$out/vm-stderr.txt"
 	rc=$?
 	set -e

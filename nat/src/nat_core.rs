@@ -478,6 +478,34 @@ impl Binding {
         }
     }
 
+    /// The binding a connection's two tuples imply, status bits included:
+    /// source NAT when the inverse of the reply tuple has another source
+    /// address or port than the original tuple, destination NAT likewise
+    /// for the destination. [`Binding::setup`] sets a bit only when it
+    /// changed the tuple, and for protocols with ports a manip changes its
+    /// own side only, so for them this is the binding's status exactly:
+    /// the kernel glue reads it from the entry's immutable key, without
+    /// the state lock. `None` for ICMP (either manip may move the
+    /// identifier, so the bits are needed) and for a reply tuple that
+    /// cannot be inverted.
+    pub fn implied(orig: Tuple, reply: Tuple) -> Option<Binding> {
+        if is_icmp(&orig) {
+            return None;
+        }
+        let cur = reply.invert()?;
+        let mut s = 0;
+        if cur.src != orig.src || cur.src_port != orig.src_port {
+            s |= NatStatus::SRC_NAT;
+        }
+        if cur.dst != orig.dst || cur.dst_port != orig.dst_port {
+            s |= NatStatus::DST_NAT;
+        }
+        Some(Binding {
+            tuples: [orig, reply],
+            status: NatStatus(s),
+        })
+    }
+
     /// The original-direction tuple.
     pub const fn original(&self) -> &Tuple {
         &self.tuples[0]

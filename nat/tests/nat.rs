@@ -905,3 +905,72 @@ fn a_port_range_gives_other_protocols_the_address_only() {
         );
     }
 }
+
+/// `Binding::implied` gives the status bits `setup` set, for every kind of
+/// binding of a protocol with ports: none, SNAT, DNAT, both, a port-only
+/// change, a null binding, a SNAT that keeps the tuple; ICMP is left to
+/// the bits.
+#[test]
+fn implied_binding_matches_setup_status() {
+    let mut table = Table::default();
+    let mut rng = Rng(0x9e37_79b9);
+    let port_only = NatRange {
+        addrs: None,
+        ports: Some(PortRange {
+            lo: 40000,
+            hi: 40000,
+        }),
+        flags: NatFlags(0),
+    };
+    let cases: Vec<(Tuple, Vec<(NatRange, ManipType)>)> = vec![
+        (t("10.0.0.1", 1000, "192.0.2.1", 53, 17), vec![]),
+        (
+            t("10.0.0.2", 1000, "192.0.2.1", 53, 17),
+            vec![(snat_to("198.51.100.1"), ManipType::Src)],
+        ),
+        (
+            t("10.0.0.3", 1000, "192.0.2.1", 80, 6),
+            vec![(snat_to("192.0.2.9"), ManipType::Dst)],
+        ),
+        (
+            t("10.0.0.4", 1000, "192.0.2.1", 80, 6),
+            vec![
+                (snat_to("192.0.2.9"), ManipType::Dst),
+                (snat_to("198.51.100.1"), ManipType::Src),
+            ],
+        ),
+        (
+            t("10.0.0.5", 1000, "192.0.2.1", 80, 6),
+            vec![(port_only, ManipType::Src)],
+        ),
+        (
+            t("10.0.0.6", 1000, "192.0.2.1", 80, 6),
+            vec![(snat_to("10.0.0.6"), ManipType::Src)],
+        ),
+        (
+            t("2001:db8::1", 1000, "2001:db8:1::1", 443, 6),
+            vec![(snat_to("2001:db8:2::1"), ManipType::Src)],
+        ),
+        (t("10.0.0.7", 0, "192.0.2.1", 0, 47), vec![]),
+    ];
+    for (orig, manips) in cases {
+        let mut b = Binding::new(orig).unwrap();
+        for (range, m) in &manips {
+            b.setup(range, *m, &table, &mut rng, &key()).unwrap();
+        }
+        // the other manip's null binding, as the hooks add it
+        for m in [ManipType::Src, ManipType::Dst] {
+            if !manips.iter().any(|(_, x)| *x == m) {
+                b.setup_null(m, &table, &mut rng, &key()).unwrap();
+            }
+        }
+        let i = Binding::implied(b.tuples[0], b.tuples[1]).unwrap();
+        assert_eq!(i.status, b.status, "{orig:?} with {} manips", manips.len());
+        assert_eq!(i.tuples, b.tuples);
+        table.add(&b);
+    }
+    // ICMP: either manip may move the identifier, the bits decide
+    let echo = Tuple::v4([10, 0, 0, 1], [192, 0, 2, 1], 1, 7, 8 << 8);
+    let b = Binding::new(echo).unwrap();
+    assert!(Binding::implied(b.tuples[0], b.tuples[1]).is_none());
+}

@@ -44,15 +44,22 @@
 //! between the two NAT hooks; such a packet is then handled as untracked
 //! (counted as `unparsed` in the rule statistics).
 //!
-//! Lookups per forwarded packet of an established connection: one hash
-//! lookup (PRE_ROUTING) and, per later hook that has work to do (FORWARD
-//! with a filter or mangle chain, POST_ROUTING with a NAT binding or a
-//! mangle chain), one walk of one chain comparing addresses.
+//! The slot also carries the headers the tracking hook parsed, unless an
+//! rfw step rewrote them there (NAT), so the later hooks do not copy and
+//! parse them again.
+//!
+//! Per forwarded packet of an established connection: one copy and parse
+//! of the headers and one hash lookup (PRE_ROUTING) and, per later hook
+//! that has work to do (FORWARD with a filter or mangle chain, POST_ROUTING
+//! with a NAT binding or a mangle chain), one walk of one chain comparing
+//! addresses. The state lock is taken once, by the tracker; the NAT hooks
+//! read the binding from the entry's immutable key.
 
 use core::ffi::{c_int, c_uint, c_void};
 use core::net::IpAddr;
 use core::ptr::NonNull;
 
+use conntrack::conn::ConnKey;
 use conntrack::parse::{FragmentStatus, IcmpInfo, L4Info, PacketInfo};
 use conntrack::{Class, Direction, Status, Tuple};
 use kernel::prelude::*;
@@ -94,6 +101,23 @@ pub(crate) struct Slot {
     bucket: usize,
     dir: u8,
     state: u8,
+    /// `skb->len` when `info` was parsed.
+    len: u32,
+    /// The packet's headers as the tracking hook parsed them, when no rfw
+    /// step has rewritten them since (`None` after NAT at that hook): the
+    /// later hooks take them instead of copying and parsing again.
+    info: Option<PacketInfo>,
+}
+
+impl Slot {
+    /// The parsed headers this slot holds for `skb`, if any.
+    fn info_for(&self, skb: *mut bindings::sk_buff) -> Option<PacketInfo> {
+        if self.skb == skb as usize && self.len == skb_len(skb) {
+            self.info
+        } else {
+            None
+        }
+    }
 }
 
 /// One [`Slot`] per CPU.
@@ -209,10 +233,11 @@ fn dev_name(dev: *mut bindings::net_device) -> IfName {
     if p.is_null() {
         return n;
     }
-    for (i, b) in n.0.iter_mut().enumerate().take(nat::rule::IFNAMSIZ - 1) {
-        // `name` is a NUL-terminated array of IFNAMSIZ bytes.
-        // SAFETY: `i < IFNAMSIZ - 1`, inside it.
-        let c = unsafe { *p.add(i) } as u8;
+    // `name` is a NUL-terminated array of IFNAMSIZ bytes: read it whole
+    // (one copy, not a read per byte).
+    // SAFETY: `p` points to those IFNAMSIZ bytes, valid for the hook.
+    let raw = unsafe { core::ptr::read_unaligned(p.cast::<[u8; nat::rule::IFNAMSIZ]>()) };
+    for (b, c) in n.0.iter_mut().zip(raw).take(nat::rule::IFNAMSIZ - 1) {
         if c == 0 {
             break;
         }
@@ -308,42 +333,74 @@ fn meta_bare(bytes: &[u8], family: Family, len: u32) -> Option<PacketMeta> {
     })
 }
 
+/// What [`parse_skb`] found.
+struct Parsed {
+    /// The headers, or the parse error and the bare IP header's metadata.
+    parsed: core::result::Result<PacketInfo, (conntrack::parse::ParseError, Option<PacketMeta>)>,
+    /// The parse ran out of bytes and the copy was cut at `N`: more bytes
+    /// may help.
+    truncated_at_end: bool,
+}
+
+/// Copies the packet's first `N` bytes from its network header and parses
+/// them. `None` when not even one byte could be copied.
+fn parse_skb<const N: usize>(
+    skb: *mut bindings::sk_buff,
+    fam: conntrack::Family,
+    family: Family,
+    opts: &conntrack::parse::ParseOptions,
+    len: u32,
+) -> Option<Parsed> {
+    let mut buf = [0u8; N];
+    // SAFETY: the hook's skb is valid; the reference ends with this call.
+    let bytes = copy_prefix(unsafe { &*skb }, &mut buf, N)?;
+    let parsed = conntrack::parse::parse_prefix(bytes, fam, opts);
+    let truncated_at_end = matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == N;
+    Some(Parsed {
+        parsed: parsed.map_err(|e| (e, meta_bare(bytes, family, len))),
+        truncated_at_end,
+    })
+}
+
 impl<'s> Pkt<'s> {
-    /// Parses the packet; `None` for what rfw leaves alone (not IP, or
-    /// too short for an IP header).
+    /// Parses the packet, or takes `cached` (its headers as an earlier
+    /// hook of the same packet parsed them, see [`Slot`]); `None` for what
+    /// rfw leaves alone (not IP, or too short for an IP header).
     fn new(
         ct: &CtNet,
         rcu: &Rcu,
         skb: *mut bindings::sk_buff,
         state: &'s bindings::nf_hook_state,
+        cached: Option<PacketInfo>,
     ) -> Option<Self> {
         let fam = family_of(state.pf)?;
         let family = match fam {
             conntrack::Family::Ipv4 => Family::V4,
             conntrack::Family::Ipv6 => Family::V6,
         };
-        let mut buf = [0u8; PREFIX];
-        let opts = &ct.config(rcu).parse;
-        // Most packets' headers fit in the first 128 bytes; copy more only
-        // when they do not (IPv6 extension headers, ICMPv6 errors, TCP
-        // options): a full-size segment then costs 128 bytes per hook.
-        // SAFETY: the hook's skb is valid; the reference ends with this call.
-        let mut bytes = copy_prefix(unsafe { &*skb }, &mut buf, SHORT_PREFIX)?;
-        let mut parsed = conntrack::parse::parse_prefix(bytes, fam, opts);
-        if matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == SHORT_PREFIX {
-            // SAFETY: as above.
-            bytes = copy_prefix(unsafe { &*skb }, &mut buf, PREFIX)?;
-            parsed = conntrack::parse::parse_prefix(bytes, fam, opts);
-        }
         let len = skb_len(skb);
-        let (info, meta) = match parsed {
-            Ok(i) => (Some(i), meta_of(&i, family, len)),
-            Err(e) => {
-                // Counted once, at the hook that tracks the packet.
-                if state.hook == hook::PRE_ROUTING || state.hook == hook::LOCAL_OUT {
-                    ct.count_invalid(conntrack::InvalidReason::Malformed(e));
+        let (info, meta) = match cached {
+            Some(i) => (Some(i), meta_of(&i, family, len)),
+            None => {
+                let opts = &ct.config(rcu).parse;
+                // Most packets' headers fit in the first 128 bytes; copy
+                // more only when they do not (IPv6 extension headers,
+                // ICMPv6 errors, TCP options): a full-size segment then
+                // costs 128 bytes per parse, and only 128 are zeroed.
+                let mut r = parse_skb::<SHORT_PREFIX>(skb, fam, family, opts, len)?;
+                if r.truncated_at_end {
+                    r = parse_skb::<PREFIX>(skb, fam, family, opts, len)?;
                 }
-                (None, meta_bare(bytes, family, len)?)
+                match r.parsed {
+                    Ok(i) => (Some(i), meta_of(&i, family, len)),
+                    Err((e, bare)) => {
+                        // Counted once, at the hook that tracks the packet.
+                        if state.hook == hook::PRE_ROUTING || state.hook == hook::LOCAL_OUT {
+                            ct.count_invalid(conntrack::InvalidReason::Malformed(e));
+                        }
+                        (None, bare?)
+                    }
+                }
             }
         };
         let mut p = Pkt {
@@ -751,124 +808,152 @@ fn nat_step<'g>(
     let t = table::get();
     let manip = ManipType::for_hook(p.hook);
     let nat_loaded = set.get(TableKind::Nat).is_some();
-    let snap = c.e.with_state(t, |k, s| (*k, s.status()));
-    let Some((key, status)) = snap else {
-        return Ok(false);
-    };
     let mut changed = false;
     // A new connection meets this NAT hook for the first time: decide.
-    if nat_loaded
-        && c.state == CtState::New
-        && c.dir == Direction::Original
-        && !status.has(Status::CONFIRMED)
-        && !status.has(done_bit(manip))
-    {
-        let out = eval(set, TableKind::Nat, &rn.rules, p);
-        if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules)) {
-            return Err(v);
+    // Only a packet tracked as NEW in the original direction can be one;
+    // the others need not look at the status under the lock.
+    if nat_loaded && c.state == CtState::New && c.dir == Direction::Original {
+        let snap = c.e.with_state(t, |k, s| (*k, s.status()));
+        let Some((key, status)) = snap else {
+            return Ok(false);
+        };
+        if !status.has(Status::CONFIRMED) && !status.has(done_bit(manip)) {
+            match nat_setup(rn, rcu, set, p, c, t, manip, key, status) {
+                Ok(c2) => changed = c2,
+                Err(v) => return Err(v),
+            }
         }
-        let mut b = Binding::from_parts(
-            key.tuple(Direction::Original),
-            key.tuple(Direction::Reply),
-            nat_bits(status),
-        );
-        let verdict = out.map_or(Verdict::Accept, |o| o.verdict);
-        let hook = p.hook;
-        let family = p.family;
-        let out_addr = if matches!(verdict, Verdict::Masquerade(_)) {
-            masq_addr(p)
-        } else {
-            None
-        };
-        let in_addr = if matches!(verdict, Verdict::Redirect(_)) && hook != Hook::Output {
-            redirect_addr(p)
-        } else {
-            None
-        };
-        let taken = Taken {
-            t,
-            rcu,
-            net: &rn.ct,
-            me: c.e as *const Entry as usize,
-        };
-        let orig = key.tuple(Direction::Original);
-        let r = match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
-            Ok(Some((m, range))) => {
-                let range = shadow_guard(p, m, &orig, range);
-                b.setup(&range, m, &taken, &mut Rng, t.hash_key())
+    }
+    nat_rewrite(rn, p, c, t, manip, changed)
+}
+
+/// Decides the NAT binding of a new connection at its first NAT hook of
+/// kind `manip`; true when its entry was replaced (`c.e` is the new one).
+#[allow(clippy::too_many_arguments)]
+fn nat_setup<'g>(
+    rn: &RfwNet,
+    rcu: &'g Rcu,
+    set: &Ruleset,
+    p: &mut Pkt<'_>,
+    c: &mut Ct<'g>,
+    t: &'g Table,
+    manip: ManipType,
+    key: ConnKey,
+    status: Status,
+) -> core::result::Result<bool, c_uint> {
+    let mut changed = false;
+    let out = eval(set, TableKind::Nat, &rn.rules, p);
+    if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules)) {
+        return Err(v);
+    }
+    let mut b = Binding::from_parts(
+        key.tuple(Direction::Original),
+        key.tuple(Direction::Reply),
+        nat_bits(status),
+    );
+    let verdict = out.map_or(Verdict::Accept, |o| o.verdict);
+    let hook = p.hook;
+    let family = p.family;
+    let out_addr = if matches!(verdict, Verdict::Masquerade(_)) {
+        masq_addr(p)
+    } else {
+        None
+    };
+    let in_addr = if matches!(verdict, Verdict::Redirect(_)) && hook != Hook::Output {
+        redirect_addr(p)
+    } else {
+        None
+    };
+    let taken = Taken {
+        t,
+        rcu,
+        net: &rn.ct,
+        me: c.e as *const Entry as usize,
+    };
+    let orig = key.tuple(Direction::Original);
+    let r = match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
+        Ok(Some((m, range))) => {
+            let range = shadow_guard(p, m, &orig, range);
+            b.setup(&range, m, &taken, &mut Rng, t.hash_key())
+        }
+        Ok(None) => b.setup_null(manip, &taken, &mut Rng, t.hash_key()),
+        Err(e) => Err(e),
+    };
+    // Destination NAT with every candidate in use: go on with a tuple
+    // in use, as Linux does; the source NAT hook moves the source
+    // port (`nf_nat_edemux.sh`).
+    let mut allow_clash = false;
+    let r = match (r, manip) {
+        (Err(NatError::NoFreeTuple), ManipType::Dst) => {
+            allow_clash = true;
+            match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
+                Ok(Some((m, range))) => b.setup(&range, m, &Free, &mut Rng, t.hash_key()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             }
-            Ok(None) => b.setup_null(manip, &taken, &mut Rng, t.hash_key()),
-            Err(e) => Err(e),
-        };
-        // Destination NAT with every candidate in use: go on with a tuple
-        // in use, as Linux does; the source NAT hook moves the source
-        // port (`nf_nat_edemux.sh`).
-        let mut allow_clash = false;
-        let r = match (r, manip) {
-            (Err(NatError::NoFreeTuple), ManipType::Dst) => {
-                allow_clash = true;
-                match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
-                    Ok(Some((m, range))) => b.setup(&range, m, &Free, &mut Rng, t.hash_key()),
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                }
+        }
+        (r, _) => r,
+    };
+    match r {
+        Ok(()) => {}
+        Err(NatError::NoAddress) => {
+            rn.rules.count(RStat::NatNoAddress);
+            return Err(bindings::NF_DROP);
+        }
+        Err(_) => {
+            rn.rules.count(RStat::NatNoTuple);
+            return Err(bindings::NF_DROP);
+        }
+    }
+    let mut set_bits = status_bits(b.status) | done_bit(manip);
+    if matches!(verdict, Verdict::Masquerade(_)) {
+        set_bits |= Status::MASQUERADE;
+    }
+    if *b.reply() != key.tuple(Direction::Reply) {
+        match t.rekey(rcu, c.e, b.reply(), set_bits, allow_clash) {
+            Ok(e) => {
+                rn.rules.count(RStat::NatBindings);
+                rn.rules.set_nat_used();
+                c.e = e;
+                c.bucket = t.bucket_of_entry(e, Direction::Original);
+                changed = true;
             }
-            (r, _) => r,
-        };
-        match r {
-            Ok(()) => {}
-            Err(NatError::NoAddress) => {
-                rn.rules.count(RStat::NatNoAddress);
-                return Err(bindings::NF_DROP);
-            }
-            Err(_) => {
+            Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
                 rn.rules.count(RStat::NatNoTuple);
                 return Err(bindings::NF_DROP);
             }
-        }
-        let mut set_bits = status_bits(b.status) | done_bit(manip);
-        if matches!(verdict, Verdict::Masquerade(_)) {
-            set_bits |= Status::MASQUERADE;
-        }
-        if *b.reply() != key.tuple(Direction::Reply) {
-            match t.rekey(rcu, c.e, b.reply(), set_bits, allow_clash) {
-                Ok(e) => {
-                    rn.rules.count(RStat::NatBindings);
-                    rn.rules.set_nat_used();
-                    c.e = e;
-                    c.bucket = t.bucket_of_entry(e, Direction::Original);
-                    changed = true;
-                }
-                Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
-                    rn.rules.count(RStat::NatNoTuple);
-                    return Err(bindings::NF_DROP);
-                }
-                Err(Rekey::Gone) => return Ok(false),
-            }
-        } else {
-            c.e.with_state(t, |_, s| s.status_mut().insert(set_bits));
-        }
-    }
-    // Rewrite the packet as its connection's binding says (read again only
-    // if the decision above changed the entry).
-    let (key, status) = if changed {
-        match c.e.with_state(t, |k, s| (*k, s.status())) {
-            Some(ks) => ks,
-            None => return Ok(changed),
+            Err(Rekey::Gone) => return Ok(false),
         }
     } else {
-        (key, status)
-    };
-    let nat = nat_bits(status);
-    if nat.0 == 0 {
-        return Ok(changed);
+        c.e.with_state(t, |_, s| s.status_mut().insert(set_bits));
     }
-    let b = Binding::from_parts(
-        key.tuple(Direction::Original),
-        key.tuple(Direction::Reply),
-        nat,
-    );
-    if !b.applies(c.dir, manip) {
+    Ok(changed)
+}
+
+/// Rewrites the packet as its connection's binding says. The binding is
+/// read from the entry's key, which never changes once published, so an
+/// established connection's packet takes no lock here: for protocols with
+/// ports the tuples imply the NAT bits exactly (`Binding::implied`); ICMP
+/// reads the bits under the lock. Like Linux, a dying entry's packets are
+/// still translated (a killed conntrack stays attached to its skbs).
+fn nat_rewrite(
+    rn: &RfwNet,
+    p: &Pkt<'_>,
+    c: &Ct<'_>,
+    t: &Table,
+    manip: ManipType,
+    changed: bool,
+) -> core::result::Result<bool, c_uint> {
+    let key = c.e.key();
+    let (orig, reply) = (key.tuple(Direction::Original), key.tuple(Direction::Reply));
+    let b = match Binding::implied(orig, reply) {
+        Some(b) => b,
+        None => {
+            let status = c.e.with_state_raw(t, |_, s| s.status());
+            Binding::from_parts(orig, reply, nat_bits(status))
+        }
+    };
+    if !b.is_nat() || !b.applies(c.dir, manip) {
         return Ok(changed);
     }
     let is_error = c.state == CtState::Related
@@ -931,9 +1016,9 @@ fn reroute(p: &Pkt<'_>) -> bool {
 
 /// The connection of a packet at a hook after the tracking one, and its
 /// state for rules: from the slot when it names this skb, else by lookup.
-fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>) -> (Option<Ct<'g>>, CtState) {
+/// `slot` is this CPU's slot as the hook read it.
+fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>, slot: &Slot) -> (Option<Ct<'g>>, CtState) {
     let t = table::get();
-    let slot = rn.slot.with(|s| *s);
     if slot.skb == p.skb as usize {
         let dir = if slot.dir == 0 {
             Direction::Original
@@ -1022,18 +1107,26 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
     t.proto == a.proto && (t.src == a.src || t.src == b.dst) && (t.dst == a.dst || t.dst == b.src)
 }
 
-fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState) {
+/// Leaves the packet's connection for its later hooks; `info` is its
+/// headers as they are now (`None` if an rfw step rewrote them since `p`
+/// was parsed).
+fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState, info: Option<PacketInfo>) {
+    let (len, skb) = (skb_len(p.skb), p.skb as usize);
     let s = match ct {
         Some(c) => Slot {
-            skb: p.skb as usize,
+            skb,
             entry: c.e as *const Entry as usize,
             bucket: c.bucket,
             dir: c.dir.index() as u8,
             state: state_code(c.state),
+            len,
+            info,
         },
         None => Slot {
-            skb: p.skb as usize,
+            skb,
             state: state_code(st),
+            len,
+            info,
             ..Slot::default()
         },
     };
@@ -1076,12 +1169,23 @@ pub(crate) fn first(
         rn.slot.with(|s| *s = Slot::default());
         return bindings::NF_ACCEPT;
     }
-    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state) else {
+    // At FORWARD the tracking hook's slot: the packet's connection and
+    // its parsed headers.
+    let slot = if h == hook::FORWARD {
+        rn.slot.with(|s| *s)
+    } else {
+        Slot::default()
+    };
+    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, slot.info_for(skb)) else {
+        if h != hook::FORWARD {
+            // Nothing for the later hooks of this packet.
+            rn.slot.with(|s| *s = Slot::default());
+        }
         return bindings::NF_ACCEPT;
     };
     let mut ct = None;
     if h == hook::FORWARD {
-        let (c, st) = find(rn, &rcu, &p);
+        let (c, st) = find(rn, &rcu, &p, &slot);
         ct = c;
         p.meta.ct_state = st;
     } else if let Some(info) = p.info {
@@ -1104,7 +1208,7 @@ pub(crate) fn first(
     }
     if set.is_empty() && !rn.rules.nat_used() {
         if h != hook::FORWARD {
-            remember(rn, &p, &ct, p.meta.ct_state);
+            remember(rn, &p, &ct, p.meta.ct_state, p.info);
         }
         return bindings::NF_ACCEPT;
     }
@@ -1123,7 +1227,10 @@ pub(crate) fn first(
             Ok(t) => translated = t,
             Err(v) => return v,
         }
-        remember(rn, &p, &ct, p.meta.ct_state);
+        // Mangle's TOS and TTL are not among the parsed headers; NAT's
+        // addresses and ports are.
+        let info = if translated { None } else { p.info };
+        remember(rn, &p, &ct, p.meta.ct_state, info);
     }
     if h == hook::LOCAL_OUT && (translated || p.meta.mark != mark_before) && !reroute(&p) {
         return bindings::NF_DROP;
@@ -1131,7 +1238,7 @@ pub(crate) fn first(
     if h == hook::LOCAL_OUT || h == hook::FORWARD {
         if translated {
             // Filter sees the packet as it is now.
-            if let Some(np) = Pkt::new(&rn.ct, &rcu, skb, state) {
+            if let Some(np) = Pkt::new(&rn.ct, &rcu, skb, state, None) {
                 let (st, mark) = (p.meta.ct_state, p.meta.mark);
                 p = np;
                 p.meta.ct_state = st;
@@ -1174,10 +1281,11 @@ pub(crate) fn last(
     if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
         return bindings::NF_ACCEPT;
     }
-    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state) else {
+    let slot = rn.slot.with(|s| *s);
+    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, slot.info_for(skb)) else {
         return bindings::NF_ACCEPT;
     };
-    let (mut ct, st) = find(rn, &rcu, &p);
+    let (mut ct, st) = find(rn, &rcu, &p, &slot);
     p.meta.ct_state = st;
     if !set.is_empty() {
         if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {

@@ -139,7 +139,7 @@ pub(crate) fn family_of(pf: u8) -> Option<Family> {
 /// `buf`; returns how many.
 pub(crate) fn copy_prefix<'b>(
     skb: &bindings::sk_buff,
-    buf: &'b mut [u8; PREFIX],
+    buf: &'b mut [u8],
     max: usize,
 ) -> Option<&'b [u8]> {
     let p = skb as *const bindings::sk_buff;
@@ -149,7 +149,7 @@ pub(crate) fn copy_prefix<'b>(
     if len <= 0 || off < 0 {
         return None;
     }
-    let n = (len as usize).min(max).min(PREFIX);
+    let n = (len as usize).min(max).min(buf.len());
     // `skb_copy_bits` reads linear and paged data and checks the bounds.
     // SAFETY: `buf` has room for `n` bytes; `skb` is valid.
     let r = unsafe { bindings::skb_copy_bits(p, off, buf.as_mut_ptr().cast(), n as i32) };

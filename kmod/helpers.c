@@ -59,6 +59,12 @@ void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value)
 	this_cpu_add(*counter, value);
 }
 
+void rfw_this_cpu_add_u64_pair(u64 __percpu *counter, u64 first, u64 second)
+{
+	this_cpu_add(counter[0], first);
+	this_cpu_add(counter[1], second);
+}
+
 void *rfw_per_cpu_ptr(void __percpu *ptr, int cpu)
 {
 	return per_cpu_ptr(ptr, cpu);

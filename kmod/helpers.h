@@ -32,6 +32,7 @@ struct net *rfw_genl_info_net(const struct genl_info *info);
 
 void __percpu *rfw_alloc_percpu(size_t size, size_t align);
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value);
+void rfw_this_cpu_add_u64_pair(u64 __percpu *counter, u64 first, u64 second);
 void *rfw_per_cpu_ptr(void __percpu *ptr, int cpu);
 int rfw_next_possible_cpu(int cpu);
 unsigned int rfw_nr_cpu_ids(void);

@@ -60,6 +60,21 @@ impl<const N: usize> PerCpuArray<N> {
         unsafe { bindings::rfw_this_cpu_add_u64(p, v) };
     }
 
+    /// Adds `a` to counter `i` and `b` to counter `i + 1` of the current
+    /// CPU, in one call (a hook's packets and bytes).
+    #[inline]
+    pub(crate) fn add_pair(&self, i: usize, a: u64, b: u64) {
+        if i.checked_add(1).is_none_or(|j| j >= N) {
+            return;
+        }
+        // As in `add`: only offset, then handed to the accessor.
+        let p = self.block.as_ptr().cast::<u64>().wrapping_add(i);
+        // `p` and `p + 1` are the per-CPU addresses of counters `i` and
+        // `i + 1` of the live block.
+        // SAFETY: `this_cpu_add` on them touches only this CPU's copies.
+        unsafe { bindings::rfw_this_cpu_add_u64_pair(p, a, b) };
+    }
+
     /// Sums every possible CPU's counters.
     pub(crate) fn sum(&self) -> [u64; N] {
         let mut t = [0u64; N];
@@ -124,8 +139,7 @@ impl HookCounters {
             return;
         }
         let i = (family * HOOKS + hook) * 2;
-        self.0.add(i, 1);
-        self.0.add(i + 1, len);
+        self.0.add_pair(i, 1, len);
     }
 
     /// Sums every possible CPU's counters.
@@ -175,16 +189,18 @@ impl PerCpuSlice {
             .ok_or(ENOMEM)
     }
 
-    /// Adds `v` to counter `i` of the current CPU (ignored out of range).
+    /// Adds `a` to counter `i` and `b` to counter `i + 1` of the current
+    /// CPU in one call (ignored unless both are in range).
     #[inline]
-    pub(crate) fn add(&self, i: usize, v: u64) {
-        if i >= self.n {
+    pub(crate) fn add_pair(&self, i: usize, a: u64, b: u64) {
+        if i.checked_add(1).is_none_or(|j| j >= self.n) {
             return;
         }
         // As in `PerCpuArray::add`: a per-CPU address, only offset here.
         let p = self.block.as_ptr().cast::<u64>().wrapping_add(i);
-        // SAFETY: `p` is counter `i` of the live block; `this_cpu_add` touches this CPU's copy.
-        unsafe { bindings::rfw_this_cpu_add_u64(p, v) };
+        // `p` and `p + 1` are counters `i` and `i + 1` of the live block.
+        // SAFETY: `this_cpu_add` on them touches this CPU's copies.
+        unsafe { bindings::rfw_this_cpu_add_u64_pair(p, a, b) };
     }
 
     /// Sets the first CPU's copy to `values` (the rest stay as they are).

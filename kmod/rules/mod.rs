@@ -146,8 +146,7 @@ impl Loaded {
     /// Counts a hit of entry `i`.
     #[inline]
     pub(crate) fn hit(&self, i: usize, bytes: u32) {
-        self.counters.add(i * 2, 1);
-        self.counters.add(i * 2 + 1, u64::from(bytes));
+        self.counters.add_pair(i * 2, 1, u64::from(bytes));
     }
 
     /// Packets and bytes of entry `i`, all CPUs.

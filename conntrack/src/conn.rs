@@ -289,6 +289,15 @@ impl ReplyPart {
 }
 
 impl ConnKey {
+    /// The key of a connection with these tuples (the reply tuple's
+    /// protocol and family are the original's).
+    pub fn from_tuples(orig: Tuple, reply: &Tuple) -> ConnKey {
+        ConnKey {
+            orig,
+            reply: ReplyPart::of(reply),
+        }
+    }
+
     /// The tuple of one direction.
     #[inline]
     pub fn tuple(&self, dir: Direction) -> Tuple {
@@ -309,6 +318,22 @@ impl ConnKey {
     #[inline]
     pub fn orig(&self) -> &Tuple {
         &self.orig
+    }
+
+    /// Which ends of the original tuple the reply tuple no longer mirrors:
+    /// `(source, destination)`. The reply tuple of an untranslated
+    /// connection is the original's inverse; NAT moves the source end
+    /// (source NAT) or the destination end (destination NAT). Compared in
+    /// place. Only meaningful where the inverse is a plain swap of
+    /// addresses and ports: not for ICMP, whose inverse changes the type
+    /// and keeps the identifier (the caller checks).
+    #[inline]
+    pub fn moved(&self) -> (bool, bool) {
+        let (o, r) = (&self.orig, &self.reply);
+        (
+            r.dst != o.src || r.dst_port != o.src_port,
+            r.src != o.dst || r.src_port != o.dst_port,
+        )
     }
 
     /// True when the tuple of `dir` equals `t` (compares in place,

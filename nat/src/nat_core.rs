@@ -32,6 +32,7 @@
 use core::hash::Hasher;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use conntrack::conn::ConnKey;
 use conntrack::tuple::SipHasher13;
 use conntrack::{Direction, HashKey, Tuple};
 
@@ -434,6 +435,18 @@ impl NatStatus {
             ManipType::Dst => Self::DST_NAT,
         }
     }
+
+    /// True when a packet of direction `dir` is rewritten at a hook of
+    /// kind `manip`: source NAT rewrites the source of original packets
+    /// and the destination of replies, destination NAT the other way round.
+    #[inline]
+    pub const fn applies(self, dir: Direction, manip: ManipType) -> bool {
+        let mut bit = Self::bit(manip);
+        if let Direction::Reply = dir {
+            bit ^= Self::SRC_NAT | Self::DST_NAT;
+        }
+        self.0 & bit != 0
+    }
 }
 
 /// A connection's NAT state: its two tuples, as conntrack keeps them
@@ -478,32 +491,28 @@ impl Binding {
         }
     }
 
-    /// The binding a connection's two tuples imply, status bits included:
-    /// source NAT when the inverse of the reply tuple has another source
-    /// address or port than the original tuple, destination NAT likewise
-    /// for the destination. [`Binding::setup`] sets a bit only when it
+    /// The status bits a connection's key implies: source NAT when the
+    /// reply tuple no longer mirrors the original's source address or
+    /// port, destination NAT likewise for the destination
+    /// ([`ConnKey::moved`]). [`Binding::setup`] sets a bit only when it
     /// changed the tuple, and for protocols with ports a manip changes its
-    /// own side only, so for them this is the binding's status exactly:
-    /// the kernel glue reads it from the entry's immutable key, without
-    /// the state lock. `None` for ICMP (either manip may move the
-    /// identifier, so the bits are needed) and for a reply tuple that
-    /// cannot be inverted.
-    pub fn implied(orig: Tuple, reply: Tuple) -> Option<Binding> {
-        if is_icmp(&orig) {
+    /// own end only, so for them this is the binding's status exactly: the
+    /// kernel glue reads it from the entry's immutable key, without the
+    /// state lock. `None` for ICMP (either manip may move the identifier,
+    /// so the bits are needed).
+    pub fn implied_status(key: &ConnKey) -> Option<NatStatus> {
+        if key.orig().is_icmp() {
             return None;
         }
-        let cur = reply.invert()?;
+        let (src, dst) = key.moved();
         let mut s = 0;
-        if cur.src != orig.src || cur.src_port != orig.src_port {
+        if src {
             s |= NatStatus::SRC_NAT;
         }
-        if cur.dst != orig.dst || cur.dst_port != orig.dst_port {
+        if dst {
             s |= NatStatus::DST_NAT;
         }
-        Some(Binding {
-            tuples: [orig, reply],
-            status: NatStatus(s),
-        })
+        Some(NatStatus(s))
     }
 
     /// The original-direction tuple.
@@ -574,11 +583,7 @@ impl Binding {
     /// `manip`: source NAT rewrites the source of original packets and the
     /// destination of replies, destination NAT the other way round.
     pub const fn applies(&self, dir: Direction, manip: ManipType) -> bool {
-        let mut bit = NatStatus::bit(manip);
-        if let Direction::Reply = dir {
-            bit ^= NatStatus::SRC_NAT | NatStatus::DST_NAT;
-        }
-        self.status.0 & bit != 0
+        self.status.applies(dir, manip)
     }
 
     /// What a packet of direction `dir` gets written at a hook of kind

@@ -96,27 +96,46 @@ struct Ct<'g> {
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 pub(crate) struct Slot {
-    skb: usize,
-    entry: usize,
-    bucket: usize,
-    dir: u8,
-    state: u8,
-    /// `skb->len` when `info` was parsed.
-    len: u32,
+    head: SlotHead,
     /// The packet's headers as the tracking hook parsed them, when no rfw
     /// step has rewritten them since (`None` after NAT at that hook): the
     /// later hooks take them instead of copying and parsing again.
     info: Option<PacketInfo>,
 }
 
+/// The packet and its connection (see [`Slot`]).
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct SlotHead {
+    skb: usize,
+    entry: usize,
+    bucket: usize,
+    dir: u8,
+    state: u8,
+    /// `skb->len` when `Slot::info` was parsed.
+    len: u32,
+}
+
 impl Slot {
-    /// The parsed headers this slot holds for `skb`, if any.
-    fn info_for(&self, skb: *mut bindings::sk_buff) -> Option<PacketInfo> {
-        if self.skb == skb as usize && self.len == skb_len(skb) {
-            self.info
-        } else {
-            None
-        }
+    /// This CPU's slot as a later hook of `skb` needs it: the head, and the
+    /// parsed headers if they are `skb`'s (copied only then).
+    fn read(rn: &RfwNet, skb: *mut bindings::sk_buff) -> (SlotHead, Option<PacketInfo>) {
+        rn.slot.with(|s| {
+            let info = if s.head.skb == skb as usize && s.head.len == skb_len(skb) {
+                s.info
+            } else {
+                None
+            };
+            (s.head, info)
+        })
+    }
+
+    /// Empties this CPU's slot (nothing for the later hooks).
+    fn clear(rn: &RfwNet) {
+        rn.slot.with(|s| {
+            s.head = SlotHead::default();
+            s.info = None;
+        });
     }
 }
 
@@ -148,16 +167,19 @@ impl SlotCache {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> R {
-        // Preemption off: this CPU's slot is ours until it is back on
-        // (softirq users run with it off anyway; LOCAL_OUT may not).
+        // BH off (which also keeps the task on this CPU): this CPU's slot
+        // is ours until it is back on. Softirq users run with it off
+        // anyway; LOCAL_OUT may run with it on, and a softirq on the same
+        // CPU must not write the slot half-way through our copy (the
+        // parsed headers of one packet with the skb of another).
         // SAFETY: paired with the enable below; the block is live.
         let r = unsafe {
-            bindings::rfw_preempt_disable();
+            bindings::rfw_local_bh_disable();
             let s = &mut *bindings::rfw_this_cpu_ptr(self.block.as_ptr()).cast::<Slot>();
             f(s)
         };
         // SAFETY: paired with the disable above.
-        unsafe { bindings::rfw_preempt_enable() };
+        unsafe { bindings::rfw_local_bh_enable() };
         r
     }
 }
@@ -214,8 +236,21 @@ struct Pkt<'s> {
     family: Family,
     /// Parsed headers, `None` if they could not be parsed.
     info: Option<PacketInfo>,
-    /// Evaluation metadata (from `info`, or from the bare IP header).
-    meta: PacketMeta,
+    /// IP protocol.
+    proto: u8,
+    /// The packet's state for rules.
+    ct_state: CtState,
+    /// Evaluation metadata, built when a rule table first needs it (most
+    /// packets of an established connection meet no table at PRE_ROUTING
+    /// and POST_ROUTING); from the bare IP header, at once, for a packet
+    /// whose headers could not be parsed. Always `Some` when `info` is
+    /// `None`.
+    meta: Option<PacketMeta>,
+}
+
+fn skb_mark(skb: *mut bindings::sk_buff) -> u32 {
+    // SAFETY: the hook's skb.
+    unsafe { bindings::rfw_skb_mark(skb) }
 }
 
 fn skb_len(skb: *mut bindings::sk_buff) -> u32 {
@@ -290,6 +325,32 @@ fn meta_of(info: &PacketInfo, family: Family, len: u32) -> PacketMeta {
         icmp_code,
         tcp_flags,
         fragment: false,
+        len,
+    }
+}
+
+/// Metadata of a packet nothing is known of but its family and protocol:
+/// it matches as a fragment whose addresses are unspecified.
+fn meta_unknown(family: Family, proto: u8, len: u32) -> PacketMeta {
+    let any = match family {
+        Family::V4 => IpAddr::from([0u8; 4]),
+        Family::V6 => IpAddr::from([0u8; 16]),
+    };
+    PacketMeta {
+        family,
+        proto,
+        src: any,
+        dst: any,
+        sport: 0,
+        dport: 0,
+        in_if: IfName::NONE,
+        out_if: IfName::NONE,
+        ct_state: CtState::Invalid,
+        mark: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        tcp_flags: 0,
+        fragment: true,
         len,
     }
 }
@@ -379,8 +440,8 @@ impl<'s> Pkt<'s> {
             conntrack::Family::Ipv6 => Family::V6,
         };
         let len = skb_len(skb);
-        let (info, meta) = match cached {
-            Some(i) => (Some(i), meta_of(&i, family, len)),
+        let (info, bare) = match cached {
+            Some(i) => (Some(i), None),
             None => {
                 let opts = &ct.config(rcu).parse;
                 // Most packets' headers fit in the first 128 bytes; copy
@@ -392,16 +453,21 @@ impl<'s> Pkt<'s> {
                     r = parse_skb::<PREFIX>(skb, fam, family, opts, len)?;
                 }
                 match r.parsed {
-                    Ok(i) => (Some(i), meta_of(&i, family, len)),
+                    Ok(i) => (Some(i), None),
                     Err((e, bare)) => {
                         // Counted once, at the hook that tracks the packet.
                         if state.hook == hook::PRE_ROUTING || state.hook == hook::LOCAL_OUT {
                             ct.count_invalid(conntrack::InvalidReason::Malformed(e));
                         }
-                        (None, bare?)
+                        (None, Some(bare?))
                     }
                 }
             }
+        };
+        let proto = match (&info, &bare) {
+            (Some(i), _) => i.tuple.proto,
+            (None, Some(m)) => m.proto,
+            (None, None) => return None,
         };
         let mut p = Pkt {
             skb,
@@ -409,13 +475,51 @@ impl<'s> Pkt<'s> {
             hook: hook_of(state.hook),
             family,
             info,
-            meta,
+            proto,
+            // As `meta_of` and `meta_bare` start.
+            ct_state: bare.map_or(CtState::Untracked, |m| m.ct_state),
+            meta: None,
         };
-        p.meta.in_if = dev_name(state.in_);
-        p.meta.out_if = dev_name(state.out);
-        // SAFETY: the hook's skb.
-        p.meta.mark = unsafe { bindings::rfw_skb_mark(skb) };
+        if let Some(m) = bare {
+            p.meta = Some(p.complete(m));
+        }
         Some(p)
+    }
+
+    /// `m` with what the hook knows: devices, mark, state.
+    fn complete(&self, mut m: PacketMeta) -> PacketMeta {
+        m.in_if = dev_name(self.state.in_);
+        m.out_if = dev_name(self.state.out);
+        m.mark = skb_mark(self.skb);
+        m.ct_state = self.ct_state;
+        m
+    }
+
+    /// The evaluation metadata, built on first use.
+    fn meta(&mut self) -> &mut PacketMeta {
+        let m = match self.meta.take() {
+            Some(m) => m,
+            None => {
+                let len = skb_len(self.skb);
+                let m = match &self.info {
+                    Some(i) => meta_of(i, self.family, len),
+                    // Not reached: `meta` is set at once when `info` is
+                    // `None`; a packet nothing is known of matches as a
+                    // fragment of unknown addresses.
+                    None => meta_unknown(self.family, self.proto, len),
+                };
+                self.complete(m)
+            }
+        };
+        self.meta.insert(m)
+    }
+
+    /// Sets the packet's state for rules (see [`Pkt::meta`]).
+    fn set_ct_state(&mut self, st: CtState) {
+        self.ct_state = st;
+        if let Some(m) = self.meta.as_mut() {
+            m.ct_state = st;
+        }
     }
 
     fn net(&self) -> *mut bindings::net {
@@ -501,11 +605,14 @@ fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Op
         rules,
         hook: p.hook,
     };
-    let out = table.evaluate(p.hook, &p.meta, &mut sink);
-    if out.mark != p.meta.mark {
+    let hook = p.hook;
+    let skb = p.skb;
+    let meta = p.meta();
+    let out = table.evaluate(hook, meta, &mut sink);
+    if out.mark != meta.mark {
         // SAFETY: the hook's skb.
-        unsafe { bindings::rfw_skb_set_mark(p.skb, out.mark) };
-        p.meta.mark = out.mark;
+        unsafe { bindings::rfw_skb_set_mark(skb, out.mark) };
+        meta.mark = out.mark;
     }
     Some(out)
 }
@@ -519,7 +626,7 @@ fn queue_verdict(n: u16) -> c_uint {
 fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
     rules.count(RStat::Rejected);
     let h = p.state.hook as c_int;
-    let tcp = p.meta.proto == proto::TCP;
+    let tcp = p.proto == proto::TCP;
     // The hook's skb, namespace and socket, valid for the hook; these
     // build and send a new packet and leave `skb` alone.
     // SAFETY: arguments as the kernel's REJECT targets pass them.
@@ -742,12 +849,12 @@ fn in6_bytes(a: &bindings::in6_addr) -> [u8; 16] {
 
 /// The address MASQUERADE uses: the outgoing interface's source address
 /// for this destination (`nf_nat_masquerade_ipv4/6`).
-fn masq_addr(p: &Pkt<'_>) -> Option<IpAddr> {
+fn masq_addr(p: &mut Pkt<'_>) -> Option<IpAddr> {
     let out = p.state.out;
     if out.is_null() {
         return None;
     }
-    match p.meta.dst {
+    match p.meta().dst {
         IpAddr::V4(d) => {
             let daddr = u32::from_ne_bytes(d.octets());
             // SAFETY: the hook's skb (routed at POSTROUTING) and device.
@@ -771,12 +878,12 @@ fn masq_addr(p: &Pkt<'_>) -> Option<IpAddr> {
 /// primary address (IPv4, `nf_nat_redirect_ipv4`); for IPv6 the address
 /// the interface would use towards the client (Linux takes the first
 /// non-tentative one: the same on a one-address interface).
-fn redirect_addr(p: &Pkt<'_>) -> Option<IpAddr> {
+fn redirect_addr(p: &mut Pkt<'_>) -> Option<IpAddr> {
     let dev = p.state.in_;
     if dev.is_null() {
         return None;
     }
-    match p.meta.src {
+    match p.meta().src {
         IpAddr::V4(_) => {
             // SAFETY: the hook's device, under the hook's RCU section.
             let a = unsafe { bindings::rfw_dev_first_addr4(dev) };
@@ -933,7 +1040,7 @@ fn nat_setup<'g>(
 /// Rewrites the packet as its connection's binding says. The binding is
 /// read from the entry's key, which never changes once published, so an
 /// established connection's packet takes no lock here: for protocols with
-/// ports the tuples imply the NAT bits exactly (`Binding::implied`); ICMP
+/// ports the tuples imply the NAT bits exactly (`Binding::implied_status`); ICMP
 /// reads the bits under the lock. Like Linux, a dying entry's packets are
 /// still translated (a killed conntrack stays attached to its skbs).
 fn nat_rewrite(
@@ -945,17 +1052,18 @@ fn nat_rewrite(
     changed: bool,
 ) -> core::result::Result<bool, c_uint> {
     let key = c.e.key();
-    let (orig, reply) = (key.tuple(Direction::Original), key.tuple(Direction::Reply));
-    let b = match Binding::implied(orig, reply) {
-        Some(b) => b,
-        None => {
-            let status = c.e.with_state_raw(t, |_, s| s.status());
-            Binding::from_parts(orig, reply, nat_bits(status))
-        }
+    let nat = match Binding::implied_status(key) {
+        Some(n) => n,
+        None => nat_bits(c.e.with_state_raw(t, |_, s| s.status())),
     };
-    if !b.is_nat() || !b.applies(c.dir, manip) {
+    if !nat.applies(c.dir, manip) {
         return Ok(changed);
     }
+    let b = Binding::from_parts(
+        key.tuple(Direction::Original),
+        key.tuple(Direction::Reply),
+        nat,
+    );
     let is_error = c.state == CtState::Related
         && matches!(
             p.info.map(|i| i.l4),
@@ -1017,7 +1125,7 @@ fn reroute(p: &Pkt<'_>) -> bool {
 /// The connection of a packet at a hook after the tracking one, and its
 /// state for rules: from the slot when it names this skb, else by lookup.
 /// `slot` is this CPU's slot as the hook read it.
-fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>, slot: &Slot) -> (Option<Ct<'g>>, CtState) {
+fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>, slot: &SlotHead) -> (Option<Ct<'g>>, CtState) {
     let t = table::get();
     if slot.skb == p.skb as usize {
         let dir = if slot.dir == 0 {
@@ -1112,25 +1220,26 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
 /// was parsed).
 fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState, info: Option<PacketInfo>) {
     let (len, skb) = (skb_len(p.skb), p.skb as usize);
-    let s = match ct {
-        Some(c) => Slot {
+    let head = match ct {
+        Some(c) => SlotHead {
             skb,
             entry: c.e as *const Entry as usize,
             bucket: c.bucket,
             dir: c.dir.index() as u8,
             state: state_code(c.state),
             len,
-            info,
         },
-        None => Slot {
+        None => SlotHead {
             skb,
             state: state_code(st),
             len,
-            info,
-            ..Slot::default()
+            ..SlotHead::default()
         },
     };
-    rn.slot.with(|slot| *slot = s);
+    rn.slot.with(|slot| {
+        slot.head = head;
+        slot.info = info;
+    });
 }
 
 /// Priority -200: tracking and the early tables (see the module docs).
@@ -1152,7 +1261,7 @@ pub(crate) fn first(
         // cannot take a stale one for this packet if tracking starts
         // between the two hooks.
         if h != hook::FORWARD {
-            rn.slot.with(|s| *s = Slot::default());
+            Slot::clear(rn);
         }
         return bindings::NF_ACCEPT;
     }
@@ -1166,20 +1275,20 @@ pub(crate) fn first(
     // in this namespace already (Linux sees their conntrack attached).
     // SAFETY: `state.in_` is the hook's input device or null.
     if h == hook::PRE_ROUTING && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
-        rn.slot.with(|s| *s = Slot::default());
+        Slot::clear(rn);
         return bindings::NF_ACCEPT;
     }
     // At FORWARD the tracking hook's slot: the packet's connection and
     // its parsed headers.
-    let slot = if h == hook::FORWARD {
-        rn.slot.with(|s| *s)
+    let (slot, cached) = if h == hook::FORWARD {
+        Slot::read(rn, skb)
     } else {
-        Slot::default()
+        (SlotHead::default(), None)
     };
-    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, slot.info_for(skb)) else {
+    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, cached) else {
         if h != hook::FORWARD {
             // Nothing for the later hooks of this packet.
-            rn.slot.with(|s| *s = Slot::default());
+            Slot::clear(rn);
         }
         return bindings::NF_ACCEPT;
     };
@@ -1187,7 +1296,7 @@ pub(crate) fn first(
     if h == hook::FORWARD {
         let (c, st) = find(rn, &rcu, &p, &slot);
         ct = c;
-        p.meta.ct_state = st;
+        p.set_ct_state(st);
     } else if let Some(info) = p.info {
         let tr = track_info(&rn.ct, &rcu, &info);
         if tr.verdict != bindings::NF_ACCEPT {
@@ -1202,17 +1311,22 @@ pub(crate) fn first(
                 .unwrap_or_else(|| table::get().bucket_of_entry(e, dir)),
             state: st,
         });
-        p.meta.ct_state = st;
+        p.set_ct_state(st);
     } else {
         rn.rules.count(RStat::Unparsed);
     }
     if set.is_empty() && !rn.rules.nat_used() {
         if h != hook::FORWARD {
-            remember(rn, &p, &ct, p.meta.ct_state, p.info);
+            remember(rn, &p, &ct, p.ct_state, p.info);
         }
         return bindings::NF_ACCEPT;
     }
-    let mark_before = p.meta.mark;
+    // A mark changed at LOCAL_OUT re-routes the packet.
+    let mark_before = if h == hook::LOCAL_OUT {
+        skb_mark(skb)
+    } else {
+        0
+    };
     if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
         if let Some(v) = terminal(&out, &p, &rn.rules) {
             return v;
@@ -1230,19 +1344,19 @@ pub(crate) fn first(
         // Mangle's TOS and TTL are not among the parsed headers; NAT's
         // addresses and ports are.
         let info = if translated { None } else { p.info };
-        remember(rn, &p, &ct, p.meta.ct_state, info);
+        remember(rn, &p, &ct, p.ct_state, info);
     }
-    if h == hook::LOCAL_OUT && (translated || p.meta.mark != mark_before) && !reroute(&p) {
+    if h == hook::LOCAL_OUT && (translated || skb_mark(skb) != mark_before) && !reroute(&p) {
         return bindings::NF_DROP;
     }
     if h == hook::LOCAL_OUT || h == hook::FORWARD {
         if translated {
             // Filter sees the packet as it is now.
             if let Some(np) = Pkt::new(&rn.ct, &rcu, skb, state, None) {
-                let (st, mark) = (p.meta.ct_state, p.meta.mark);
+                // (the mark, as mangle left it, is the skb's)
+                let st = p.ct_state;
                 p = np;
-                p.meta.ct_state = st;
-                p.meta.mark = mark;
+                p.set_ct_state(st);
             }
         }
         if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
@@ -1281,12 +1395,12 @@ pub(crate) fn last(
     if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
         return bindings::NF_ACCEPT;
     }
-    let slot = rn.slot.with(|s| *s);
-    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, slot.info_for(skb)) else {
+    let (slot, cached) = Slot::read(rn, skb);
+    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, cached) else {
         return bindings::NF_ACCEPT;
     };
     let (mut ct, st) = find(rn, &rcu, &p, &slot);
-    p.meta.ct_state = st;
+    p.set_ct_state(st);
     if !set.is_empty() {
         if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
             if let Some(v) = terminal(&out, &p, &rn.rules) {

@@ -141,9 +141,14 @@ void rfw_state_lock_init(spinlock_t *lock)
 	spin_lock_init(lock);
 }
 
-void rfw_spin_lock(spinlock_t *lock)
+void rfw_spin_lock_bh(spinlock_t *lock)
 {
-	spin_lock(lock);
+	spin_lock_bh(lock);
+}
+
+void rfw_spin_unlock_bh(spinlock_t *lock)
+{
+	spin_unlock_bh(lock);
 }
 
 void rfw_spin_lock_nested(spinlock_t *lock)
@@ -368,15 +373,6 @@ __be32 rfw_dev_first_addr4(const struct net_device *dev)
 	return ifa ? ifa->ifa_local : 0;
 }
 
-void rfw_preempt_disable(void)
-{
-	preempt_disable();
-}
-
-void rfw_preempt_enable(void)
-{
-	preempt_enable();
-}
 
 u64 rfw_ktime_get_ns(void)
 {

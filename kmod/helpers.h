@@ -53,7 +53,8 @@ int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int pada
 /* Locks: one lockdep class per call site of spin_lock_init, hence two. */
 void rfw_bucket_lock_init(spinlock_t *lock);
 void rfw_state_lock_init(spinlock_t *lock);
-void rfw_spin_lock(spinlock_t *lock);
+void rfw_spin_lock_bh(spinlock_t *lock);
+void rfw_spin_unlock_bh(spinlock_t *lock);
 void rfw_spin_lock_nested(spinlock_t *lock);
 void rfw_spin_unlock(spinlock_t *lock);
 void rfw_local_bh_disable(void);
@@ -110,8 +111,6 @@ void rfw_skb_set_mark(struct sk_buff *skb, u32 mark);
 struct net_device *rfw_skb_dst_dev(const struct sk_buff *skb);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
 __be32 rfw_dev_first_addr4(const struct net_device *dev);
-void rfw_preempt_disable(void);
-void rfw_preempt_enable(void);
 u64 rfw_ktime_get_ns(void);
 const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len);
 void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,

@@ -207,13 +207,11 @@ impl Lock {
     }
 
     fn lock(&self) -> Held<'_> {
-        // BH off first: the lock is also taken in softirq context. The
-        // lock was initialised in `Table::new` and is never moved.
-        // SAFETY: `spin_lock` on an initialised lock, released in `Held::drop`.
-        unsafe {
-            bindings::rfw_local_bh_disable();
-            bindings::rfw_spin_lock(self.0.get());
-        }
+        // BH off with it (`spin_lock_bh`): the lock is also taken in
+        // softirq context. The lock was initialised in `Table::new` and is
+        // never moved.
+        // SAFETY: `spin_lock_bh` on an initialised lock, released in `Held::drop`.
+        unsafe { bindings::rfw_spin_lock_bh(self.0.get()) };
         Held {
             first: self,
             second: None,
@@ -232,12 +230,10 @@ impl Drop for Held<'_> {
             // SAFETY: held since `Table::lock_pair`.
             unsafe { bindings::rfw_spin_unlock(s.0.get()) };
         }
-        // Held since `lock`/`lock_pair`, which also disabled BH.
-        // SAFETY: so both are undone here, in reverse order.
-        unsafe {
-            bindings::rfw_spin_unlock(self.first.0.get());
-            bindings::rfw_local_bh_enable();
-        }
+        // Held since `lock` (`spin_lock_bh`), which `lock_pair` and
+        // `lock_three` start with.
+        // SAFETY: so `spin_unlock_bh` undoes it, the last.
+        unsafe { bindings::rfw_spin_unlock_bh(self.first.0.get()) };
     }
 }
 

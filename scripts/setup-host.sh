@@ -23,6 +23,8 @@ DEB_PKGS=(
 	# guest tools used by the selftests
 	iproute2 iputils-ping socat iperf3 nftables iptables conntrack tcpdump
 	ethtool procps psmisc util-linux
+	# the benchmark's profiles (bench/run.sh; perf runs in the guest)
+	linux-perf
 )
 
 missing=()

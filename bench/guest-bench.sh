@@ -44,10 +44,12 @@
 #           router's connection table (nf_conntrack_count, or fwctl ct count)
 #   tcp     TCP bulk, iperf3 from snd to snk, receiver's bits/s
 #   profile after the rounds, for each of PROFILE (default none; bench/run.sh
-#           asks for P1 R0 R): udp1k once more under `perf record -C 0`
-#           (cpu-clock; pktgen's thread and the softirq that forwards its
-#           packets run on CPU 0), the flat profile by symbol in
-#           OUTDIR/files/profile-SETUP.txt; not a figure of the tables
+#           asks for P1 R0 R P1:newconn R:newconn): SETUP's udp1k (or
+#           SETUP:WORKLOAD's udp1k or newconn) once more under `perf record
+#           -C 0` (cpu-clock; pktgen's thread and the softirq that forwards
+#           its packets run on CPU 0), the flat profile by symbol in
+#           OUTDIR/files/profile-SETUP-WORKLOAD.txt and by object in
+#           profile-dso-SETUP-WORKLOAD.txt; not a figure of the tables
 #   mem     once per MEM_REPEATS for each of MEM_SETUPS (P1 R): slab bytes
 #           per tracked connection at MEM_ENTRIES entries in the router
 #           (/proc/slabinfo nf_conntrack or rfw_conn, and /proc/meminfo Slab
@@ -530,18 +532,29 @@ measure_mem() { # REPEAT SETUP
 	teardown "$s" "mem$rep" >>"$log" 2>&1
 }
 
-# ---- profile (PROFILE): where CPU 0's time goes during udp1k ------------------
-profile() { # SETUP
-	local s=$1 f="$out/files/profile-$1.txt" pid
-	command -v perf >/dev/null || { say "profile $s: no perf in the guest"; return 0; }
+# ---- profile (PROFILE): where CPU 0's time goes ------------------------------
+# PROFILE entries are SETUP (udp1k) or SETUP:WORKLOAD, WORKLOAD udp1k or newconn.
+profile() { # SETUP[:WORKLOAD]
+	local s=${1%%:*} wl=udp1k pid
+	[ "$1" != "$s" ] && wl=${1#*:}
+	local f="$out/files/profile-$s-$wl.txt" fd="$out/files/profile-dso-$s-$wl.txt"
+	command -v perf >/dev/null || { say "profile $s $wl: no perf in the guest"; return 0; }
+	case "$wl" in
+	udp1k|newconn) ;;
+	*) say "profile $s: unknown workload $wl (udp1k or newconn)"; return 0 ;;
+	esac
 	if ! setup "$s" >>"$log" 2>&1; then
-		say "profile $s: set-up failed"
-		teardown "$s" prof >>"$log" 2>&1
+		say "profile $s $wl: set-up failed"
+		teardown "$s" "prof-$wl" >>"$log" 2>&1
 		return 0
 	fi
-	prewarm 1000
-	flow_args 1000
-	pg_config snd s0 0 "${FLOW[@]}" 2>>"$log"
+	if [ "$wl" = udp1k ]; then
+		prewarm 1000
+		flow_args 1000
+		pg_config snd s0 0 "${FLOW[@]}" 2>>"$log"
+	else
+		pg_config snd s0 0 "${NEWCONN[@]}" 2>>"$log"
+	fi
 	pg_start snd 2>>"$log" &
 	pid=$!
 	sleep "$RAMP"
@@ -550,9 +563,14 @@ profile() { # SETUP
 	wait "$pid"
 	perf report -i "/tmp/perf-$s.data" --stdio --no-children --sort dso,sym \
 		--percent-limit 0.3 2>>"$log" | grep -v '^$' >"$f"
+	# per object, every sample counted (the symbol list stops at 0.3 %:
+	# summing it would undercount objects whose time is spread thin)
+	perf report -i "/tmp/perf-$s.data" --stdio --no-children --sort dso \
+		2>>"$log" | grep -v '^$' >"$fd"
 	rm -f "/tmp/perf-$s.data"
-	say "profile $s: $(grep -c '%' "$f") symbols above 0.3 % in $f"
-	teardown "$s" prof >>"$log" 2>&1
+	say "profile $s $wl: $(grep -c '%' "$f") symbols above 0.3 % in $f"
+	teardown "$s" "prof-$wl" >>"$log" 2>&1
+	return 0
 }
 
 # ---- main --------------------------------------------------------------------

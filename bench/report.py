@@ -221,15 +221,22 @@ def demangle(names):
 
 
 def profiles(results):
-    """setup -> [(percent, dso, symbol)] from files/profile-SETUP.txt (perf report --stdio)."""
+    """(setup, workload) -> {"syms": [(percent, dso, symbol)], "dso": {dso: percent} or None}.
+
+    From files/profile-SETUP-WORKLOAD.txt (perf report --sort dso,sym, symbols
+    above 0.3 %) and files/profile-dso-SETUP-WORKLOAD.txt (perf report --sort
+    dso, every sample); an older run's files/profile-SETUP.txt is udp1k's."""
     d = os.path.join(results, "vm", "bench", "files")
     res = {}
     if not os.path.isdir(d):
         return res
     for fn in sorted(os.listdir(d)):
-        m = re.fullmatch(r"profile-(.+)\.txt", fn)
+        if fn.startswith("profile-dso-"):
+            continue
+        m = re.fullmatch(r"profile-([^-]+)(?:-(udp1k|newconn))?\.txt", fn)
         if not m:
             continue
+        setup, wl = m.group(1), m.group(2) or "udp1k"
         rows = []
         with open(os.path.join(d, fn)) as f:
             for line in f:
@@ -237,7 +244,16 @@ def profiles(results):
                 if r:
                     rows.append((float(r.group(1)), r.group(2), r.group(3)))
         syms = demangle([r[2] for r in rows])
-        res[m.group(1)] = [(p, dso, sym) for (p, dso, _), sym in zip(rows, syms)]
+        dso = None
+        fd = os.path.join(d, f"profile-dso-{setup}-{wl}.txt")
+        if os.path.exists(fd):
+            dso = defaultdict(float)
+            with open(fd) as f:
+                for line in f:
+                    r = re.fullmatch(r"\s*([0-9.]+)%\s+(\S+)\s*", line)
+                    if r:
+                        dso[r.group(2)] += float(r.group(1))
+        res[(setup, wl)] = {"syms": [(p, o, sym) for (p, o, _), sym in zip(rows, syms)], "dso": dso}
     return res
 
 
@@ -543,30 +559,41 @@ def main():
             L.append("")
 
         prof = profiles(results)
-        if prof:
-            L.append("## Where the time goes: profiles during udp1k")
+        for wl in ("udp1k", "newconn"):
+            runs = [(setup, v) for (setup, w), v in prof.items() if w == wl]
+            if not runs:
+                continue
+            L.append(f"## Where the time goes: profiles during {wl}")
             L.append("")
-            L.append("After the rounds, udp1k once more per set-up under `perf record -C 0 -e cpu-clock` (CPU 0")
+            L.append(f"After the rounds, {wl} once more per set-up under `perf record -C 0 -e cpu-clock` (CPU 0")
             L.append("runs pktgen's thread and the softirq that forwards its packets through the router and into")
-            L.append("the sink). Share of CPU 0's samples by symbol (self time), the top")
+            L.append("the sink). Share of CPU 0's samples per object, then by symbol (self time), the top")
             L.append(f"{PROFILE_TOP} of each; `[rfw]` is rfw.ko. A profile, not a figure of the tables above.")
             L.append("")
             L.append("| set-up | " + " | ".join(PROFILE_OBJECTS) + " |")
             L.append("|---|" + "---:|" * len(PROFILE_OBJECTS))
-            for setup, rows in prof.items():
-                share = defaultdict(float)
-                for p, dso, _ in rows:
-                    share[dso] += p
-                L.append(f"| {setup} | " + " | ".join(f"{share[o]:.1f} %" if share[o] else "" for o in PROFILE_OBJECTS) + " |")
+            partial = False
+            for setup, v in runs:
+                share = v["dso"]
+                if share is None:
+                    partial = True
+                    share = defaultdict(float)
+                    for p, dso, _ in v["syms"]:
+                        share[dso] += p
+                L.append(f"| {setup} | " + " | ".join(f"{share[o]:.1f} %" if share.get(o) else "" for o in PROFILE_OBJECTS) + " |")
             L.append("")
-            L.append("(Per object: the sum of its symbols above 0.3 % of the samples.)")
+            if partial:
+                L.append("(Per object: the sum of its symbols above 0.3 % of the samples: this run kept no per-object")
+                L.append("totals, so objects whose time is spread over many small symbols are undercounted.)")
+            else:
+                L.append("(Per object: every sample of the object, `perf report --sort dso`.)")
             L.append("")
-            for setup, rows in prof.items():
-                L.append(f"**{setup}**")
+            for setup, v in runs:
+                L.append(f"**{setup}, {wl}**")
                 L.append("")
                 L.append("| self | object | symbol |")
                 L.append("|---:|---|---|")
-                for p, dso, sym in rows[:PROFILE_TOP]:
+                for p, dso, sym in v["syms"][:PROFILE_TOP]:
                     L.append(f"| {p:.1f} % | {dso} | `{sym[:110]}` |")
                 L.append("")
 

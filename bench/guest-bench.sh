@@ -205,7 +205,7 @@ ct_count_all() { # entries of every namespace's table
 ct_sample() { # sets CT_T and CT_C
 	if [ -z "${CTQ[1]:-}" ]; then
 		coproc CTQ { ip netns exec rtr bash -c 'while read -r k; do c=0; a=$EPOCHREALTIME
-			if [ "$k" = rfw ]; then c=$(fwctl ct count 2>/dev/null); else read -r c </proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null; fi
+			if [ "$k" = rfw ]; then c=$(fwctl ct count 2>/dev/null); else read -r c 2>/dev/null </proc/sys/net/netfilter/nf_conntrack_count; fi
 			echo "$a $EPOCHREALTIME ${c:-0}"; done'; }
 	fi
 	echo "$CT_KIND" >&"${CTQ[1]}"

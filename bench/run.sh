@@ -5,8 +5,8 @@
 # bench/report.py writes the report.
 #
 #   bench/run.sh            full run: warm-up + 5 rounds, writes docs/PERFORMANCE.md
-#                           and docs/perf-pps-vs-flows.png (about 27 min under TCG)
-#   bench/run.sh --quick    the harness end to end in a few minutes: 1 warm-up +
+#                           and docs/perf-pps-vs-flows.png (about 35 min under TCG)
+#   bench/run.sh --quick    the harness end to end in about 10 minutes: 1 warm-up +
 #                           1 round of 1 s measurements; report in target/bench/.../
 #   options: --no-micro (skip cargo bench), --no-vm (microbenchmarks only),
 #            --docs (a --quick run writes docs/ too), --report DIR (redo the report

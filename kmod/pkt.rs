@@ -1017,12 +1017,14 @@ fn nat_setup<'g>(
         set_bits |= Status::MASQUERADE;
     }
     if *b.reply() != key.tuple(Direction::Reply) {
-        match t.rekey(rcu, c.e, b.reply(), set_bits, allow_clash) {
-            Ok(e) => {
+        // `c.dir` is Original (see `nat_step`): `c.bucket` is the chain of
+        // the original tuple, which the new entry keeps.
+        match t.rekey(rcu, c.e, c.bucket, b.reply(), set_bits, allow_clash) {
+            Ok((e, b0)) => {
                 rn.rules.count(RStat::NatBindings);
                 rn.rules.set_nat_used();
                 c.e = e;
-                c.bucket = t.bucket_of_entry(e, Direction::Original);
+                c.bucket = b0;
                 changed = true;
             }
             Err(Rekey::Clash) | Err(Rekey::NoMemory) => {

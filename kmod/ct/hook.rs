@@ -55,8 +55,8 @@ struct KTable<'g> {
     net: &'g CtNet,
     rcu: &'g Rcu,
     now: u64,
-    /// The last hit: entry address, direction, chain (saves hashing the
-    /// tuple again for the packet's slot).
+    /// The last hit or insert: entry address, direction, chain (saves
+    /// hashing the tuple again for the packet's slot).
     last: Option<(usize, Direction, usize)>,
 }
 
@@ -81,7 +81,11 @@ impl<'g> conntrack::Table for KTable<'g> {
     }
 
     fn insert(&mut self, conn: Conn, now: u64) -> Result<&'g Entry, InsertError> {
-        self.t.insert(self.rcu, self.net, conn, now)
+        let (e, b0) = self.t.insert(self.rcu, self.net, conn, now)?;
+        // The packet's connection, in its original direction: its chain
+        // goes to the packet's slot without hashing the tuple again.
+        self.last = Some((e as *const Entry as usize, Direction::Original, b0));
+        Ok(e)
     }
 
     fn remove(&mut self, h: &'g Entry) -> bool {

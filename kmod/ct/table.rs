@@ -603,14 +603,23 @@ impl Table {
     /// (a null binding at the latest) moves its source port before it is
     /// confirmed. Until then a lookup of that reply tuple may find either
     /// entry.
+    ///
+    /// `b0`: the chain `old`'s original direction hangs in, as the packet's
+    /// lookup or insert found it; it saves hashing the original tuple again.
+    /// It is checked by an address walk of that chain (hashed after all if
+    /// `old` is not there). Once `old` is DYING nobody else unlinks it and
+    /// entries never move, so the chain stays right until the unlink below.
+    /// Returns the new entry and its original chain (the same: the
+    /// original tuple does not change).
     pub(crate) fn rekey<'g>(
         &self,
         rcu: &'g Rcu,
         old: &'g Entry,
+        b0: usize,
         reply: &Tuple,
         set: u16,
         allow_clash: bool,
-    ) -> core::result::Result<&'g Entry, Rekey> {
+    ) -> core::result::Result<(&'g Entry, usize), Rekey> {
         let snap = old.with_state(self, |k, s| {
             if s.status().has(Status::CONFIRMED) {
                 return None;
@@ -630,7 +639,15 @@ impl Table {
         let (key, state) = conn.into_parts();
         let orig = key.tuple(Direction::Original);
         let old_reply = old.key.tuple(Direction::Reply);
-        let b0 = self.bucket_of(net, &orig);
+        let old_addr = old as *const Entry as usize;
+        let b0 = if self
+            .relocate(rcu, b0, old_addr, Direction::Original)
+            .is_some()
+        {
+            b0
+        } else {
+            self.bucket_of(net, &orig)
+        };
         let b1 = self.bucket_of(net, &old_reply);
         let b2 = self.bucket_of(net, reply);
 
@@ -644,7 +661,6 @@ impl Table {
         let single = orig == *reply;
 
         let held = self.lock_three([b0, b1, b2]);
-        let old_addr = old as *const Entry as usize;
         let (clash, _) = self.walk(rcu, b2, |o, d| {
             o as *const Entry as usize != old_addr && o.is_of(net) && o.key.matches(d, reply)
         });
@@ -663,7 +679,7 @@ impl Table {
         }
         drop(held);
         self.bury(old);
-        Ok(e)
+        Ok((e, b0))
     }
 
     /// True when an entry of `net` other than the one at `except` has `t`
@@ -677,14 +693,15 @@ impl Table {
     }
 
     /// Inserts a new, unconfirmed connection of `net` (see the module docs
-    /// for the limit and the chain bound).
+    /// for the limit and the chain bound); returns it with the chain its
+    /// original direction hangs in (the caller need not hash again).
     pub(crate) fn insert<'g>(
         &self,
         rcu: &'g Rcu,
         net: &CtNet,
         conn: Conn,
         now: u64,
-    ) -> core::result::Result<&'g Entry, InsertError> {
+    ) -> core::result::Result<(&'g Entry, usize), InsertError> {
         let (key, state) = conn.into_parts();
         let orig = key.tuple(Direction::Original);
         let reply = key.tuple(Direction::Reply);
@@ -731,7 +748,7 @@ impl Table {
         net.unconfirmed.fetch_add(1, Ordering::Relaxed);
         drop(held);
         net.count(Stat::New);
-        Ok(e)
+        Ok((e, b0))
     }
 
     /// A new entry from the cache (atomic allocation), not linked yet.

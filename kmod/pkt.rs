@@ -376,21 +376,9 @@ fn meta_bare(bytes: &[u8], family: Family, len: u32) -> Option<PacketMeta> {
         }
     };
     Some(PacketMeta {
-        family,
-        proto,
         src,
         dst,
-        sport: 0,
-        dport: 0,
-        in_if: IfName::NONE,
-        out_if: IfName::NONE,
-        ct_state: CtState::Invalid,
-        mark: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        tcp_flags: 0,
-        fragment: true,
-        len,
+        ..meta_unknown(family, proto, len)
     })
 }
 

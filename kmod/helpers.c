@@ -283,6 +283,16 @@ void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr)
 	genlmsg_cancel(skb, hdr);
 }
 
+void rfw_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr)
+{
+	genl_dump_check_consistent(cb, hdr);
+}
+
+void rfw_cond_resched(void)
+{
+	cond_resched();
+}
+
 bool rfw_dev_is_loopback(const struct net_device *dev)
 {
 	return dev && (dev->flags & IFF_LOOPBACK);

@@ -94,6 +94,9 @@ u32 rfw_cb_portid(const struct netlink_callback *cb);
 u32 rfw_cb_seq(const struct netlink_callback *cb);
 long *rfw_cb_args(struct netlink_callback *cb);
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr);
+/* NLM_F_DUMP_INTR on a dump message if cb->seq changed since the last one. */
+void rfw_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr);
+void rfw_cond_resched(void);
 
 
 /* rules, NAT and mangle (kmod/rules/) */

@@ -229,6 +229,10 @@ impl DumpMsg {
         if hdr.is_null() {
             return Err(emsgsize());
         }
+        // `NLM_F_DUMP_INTR` if the dump moved `cb->seq` since its last
+        // message (a dump that never sets it is never flagged).
+        // SAFETY: `hdr` is this message's header in the dump skb of `cb`.
+        unsafe { bindings::rfw_genl_dump_check_consistent(cb, hdr) };
         Ok(DumpMsg {
             w: Writer { skb },
             hdr,

@@ -261,13 +261,41 @@ pub(crate) unsafe extern "C" fn ct_get(
     }))
 }
 
+/// Buckets a dump call walks per RCU read-side section (it yields the CPU
+/// between two): an empty namespace's dump still walks the whole shared
+/// table, and a grace period must not wait on all of it.
+const DUMP_BUCKETS_PER_SECTION: usize = 256;
+/// Times a dump starts one bucket again after its walk strayed (see
+/// `Table::for_each_in_bucket`) before it sends what it has and flags the
+/// dump interrupted.
+const DUMP_BUCKET_RETRIES: usize = 8;
+
+/// The order-sensitive signature of a bucket's first entries: how a dump
+/// that had to split a bucket between two calls checks, when it comes
+/// back, that the entries it already sent are still the bucket's first.
+fn dump_sig(sig: u64, e: &table::Entry) -> u64 {
+    (sig ^ e as *const table::Entry as usize as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// `Cmd::CtGet` (dumpit): every confirmed connection of the namespace.
 ///
-/// Paging: `cb->args[0]` is the next bucket, `cb->args[1]` how many
-/// entries of that bucket were already sent. A bucket's entries go out
-/// together when they fit; a call stops before the first message that does
-/// not fit. Without concurrent changes a dump sends each entry exactly
-/// once; with them, like `conntrack -L`, it is not a snapshot.
+/// A dump is exact: every connection that is in the table for the whole
+/// dump is sent once, whatever is inserted, expires or is deleted
+/// meanwhile (entries never move between chains). Linux's
+/// `ctnetlink_dump_table` resumes a bucket at the last entry sent and may
+/// repeat or skip entries when that one went away; rfw sends each bucket
+/// whole or not at all:
+/// * `cb->args[0]` is the next bucket. A bucket whose messages do not fit
+///   the rest of the skb is trimmed off and sent whole by the next call.
+/// * A walk that strays (an entry it stood on was buried: `Table::bury`)
+///   trims what it sent of that bucket and walks it again.
+/// * Only a bucket that does not fit even an empty skb (a reader with a
+///   receive buffer too small for 64 connections) is split:
+///   `cb->args[1]` counts its entries already sent and `cb->args[2]` holds
+///   their signature; if the next call finds them changed, the dump is
+///   flagged `NLM_F_DUMP_INTR` (`cb->seq` moves, as Linux's dumps do when
+///   the table's generation changes), and so it is when a bucket strays
+///   [`DUMP_BUCKET_RETRIES`] times in a row. fwctl then dumps again.
 ///
 /// # Safety
 ///
@@ -286,55 +314,109 @@ pub(crate) unsafe extern "C" fn ct_dump(
     // `cb->args` is the dump's private state: six longs, ours during the call.
     // SAFETY: so this exclusive slice over them is the only one.
     let args: &mut [c_long] = unsafe { core::slice::from_raw_parts_mut(args_ptr, 6) };
+    // `cb->seq` is 1 from the first call on and 2 once the dump is known
+    // to be inexact; `genl_dump_check_consistent` (in `DumpMsg::new`, and
+    // netlink for the final NLMSG_DONE) flags the first message after it
+    // moved.
+    // `DumpMsg::new` reads it through `cb`: no Rust reference to it here.
+    let set_seq = |v: u32| {
+        // SAFETY: `cb` is the running dump's callback, ours during the call.
+        unsafe { core::ptr::addr_of_mut!((*cb).seq).write(v) };
+    };
+    // SAFETY: as above.
+    if unsafe { core::ptr::addr_of!((*cb).seq).read() } == 0 {
+        set_seq(1);
+    }
+    // SAFETY: `skb` is the dump skb, ours during the call.
+    let skb_len = || unsafe { (*skb).len };
     let tbl = table::get();
     let n = tbl.buckets();
     let mut b = usize::try_from(args[0]).unwrap_or(n);
-    let mut skip = usize::try_from(args[1]).unwrap_or(0);
     let now = now_ms();
-    let mut sent_any = false;
-    let mut full = false;
-    let rcu = RcuGuard::new();
-    while b < n && !full {
-        let mut idx = 0usize;
-        tbl.for_each_in_bucket(&rcu, ct, b, |e, s| {
-            if idx < skip {
-                idx += 1;
-                return true;
+    let mut stop = false;
+    while b < n && !stop {
+        let rcu = RcuGuard::new();
+        let end = (b + DUMP_BUCKETS_PER_SECTION).min(n);
+        while b < end {
+            // Entries of bucket `b` sent by earlier calls (a split bucket).
+            let skip = usize::try_from(args[1]).unwrap_or(0);
+            let mark = skb_len();
+            let mut tries = 0;
+            let (sent, sig_at_skip, sig, full) = loop {
+                let (mut idx, mut sig, mut sig_at_skip, mut full) = (0usize, 0u64, None, false);
+                let walked = tbl.for_each_in_bucket(&rcu, ct, b, |e, s| {
+                    if idx == skip {
+                        sig_at_skip = Some(sig);
+                    }
+                    if idx >= skip {
+                        let (fam, cmd) = (crate::genl::family(), rfw_abi::Cmd::CtGet as u8);
+                        // SAFETY: `skb`/`cb` are this dump's; the family is registered.
+                        let msg = unsafe { DumpMsg::new(skb, cb, fam, cmd) };
+                        let ok = msg.and_then(|mut m| {
+                            put_conn(&mut m, e.key(), s, now)?;
+                            m.end();
+                            Ok(())
+                        });
+                        if ok.is_err() {
+                            full = true;
+                            return false;
+                        }
+                    }
+                    sig = dump_sig(sig, e);
+                    idx += 1;
+                    true
+                });
+                tries += 1;
+                if walked.is_ok() || tries >= DUMP_BUCKET_RETRIES {
+                    if walked.is_err() {
+                        set_seq(2);
+                    }
+                    if idx == skip {
+                        sig_at_skip = Some(sig);
+                    }
+                    break (idx, sig_at_skip, sig, full);
+                }
+                // SAFETY: `mark` is the skb's length before this bucket:
+                // trimming to it drops only this bucket's messages.
+                unsafe { bindings::skb_trim(skb, mark) };
+            };
+            if skip > 0 && sig_at_skip != Some(args[2] as u64) {
+                // The entries sent before the split are not the bucket's
+                // first any more: some of them, or of the ones after
+                // them, may be missing or repeated.
+                set_seq(2);
             }
-            let (fam, cmd) = (crate::genl::family(), rfw_abi::Cmd::CtGet as u8);
-            // SAFETY: `skb`/`cb` are this dump's; the family is registered.
-            let msg = unsafe { DumpMsg::new(skb, cb, fam, cmd) };
-            let ok = msg.and_then(|mut m| {
-                put_conn(&mut m, e.key(), s, now)?;
-                m.end();
-                Ok(())
-            });
-            if ok.is_err() {
-                full = true;
-                return false;
+            if !full {
+                b += 1;
+                args[1] = 0;
+                continue;
             }
-            sent_any = true;
-            idx += 1;
-            true
-        });
-        if full {
-            skip = idx;
+            stop = true;
+            if mark > 0 {
+                // Sent whole by the next call.
+                // SAFETY: as above.
+                unsafe { bindings::skb_trim(skb, mark) };
+            } else if sent > skip {
+                // Not even an empty skb holds the bucket: split it.
+                args[1] = sent as c_long;
+                args[2] = sig as c_long;
+            } else {
+                // One message does not fit an empty dump skb: cannot
+                // happen with the sizes here, but must not loop forever.
+                return -(bindings::EMSGSIZE as c_int);
+            }
             break;
         }
-        b += 1;
-        skip = 0;
+        drop(rcu);
+        if !stop && b < n {
+            // SAFETY: dumps run in process context (the socket's
+            // `cb_mutex` is a mutex), outside any RCU section here.
+            unsafe { bindings::rfw_cond_resched() };
+        }
     }
-    drop(rcu);
     args[0] = b as c_long;
-    args[1] = skip as c_long;
-    if full && !sent_any {
-        // One message does not fit an empty dump skb: cannot happen with
-        // the sizes here, but must not loop forever.
-        return -(bindings::EMSGSIZE as c_int);
-    }
     // The dump ends when a call adds nothing.
-    // SAFETY: `skb` is the dump skb.
-    unsafe { (*skb).len as c_int }
+    skb_len() as c_int
 }
 
 /// `Cmd::CtDelete`.

@@ -66,9 +66,17 @@ const LOCKS: usize = 1024;
 /// Longest chain an insert may extend (`MAX_CHAINLEN` in Linux).
 pub(crate) const MAX_CHAIN: usize = 64;
 /// Nodes a walk visits at most: chains are bounded by [`MAX_CHAIN`] at
-/// insert, so only a reader that strayed into the graveyard (see
-/// `Table::bury`) gets this far.
+/// insert (a re-key may add one node past it).
 const WALK_MAX: usize = 4 * MAX_CHAIN;
+/// Tag bit of a graveyard link (bit 0 is the direction; nodes are 8-byte
+/// aligned). Every link stored in a buried entry carries it, the end of the
+/// graveyard included, so a reader that was standing on a node when its
+/// entry was buried knows it has left its chain (see [`Table::bury`]).
+const GRAVE: usize = 2;
+/// Times a walk starts its chain again after straying into the graveyard
+/// before it gives up (as "not found"). Each restart needs a removal in
+/// the same chain in the same few instructions: more than one is rare.
+const WALK_RESTARTS: usize = 16;
 /// Buckets an early drop examines (`NF_CT_EVICTION_RANGE`).
 const EVICTION_RANGE: usize = 8;
 /// Largest bucket count accepted from the `hashsize` parameter.
@@ -237,6 +245,20 @@ impl Drop for Held<'_> {
     }
 }
 
+/// How a walk of one chain ended (see [`Table::walk_once`]).
+enum Walk<'g> {
+    /// The callback stopped at this node.
+    Hit(&'g Entry, Direction),
+    /// The end of the chain.
+    End,
+    /// The walk left the chain: the node it stood on was buried.
+    Stray,
+}
+
+/// A walk of a chain left it before its end (see [`Table::for_each_in_bucket`]).
+#[derive(Debug)]
+pub(crate) struct Strayed;
+
 /// Why an entry was removed (the statistic it counts in).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Removal {
@@ -324,14 +346,15 @@ fn tag(node: &Node, dir: Direction) -> usize {
     (node as *const Node as usize) | dir.index()
 }
 
-/// The entry and direction a tagged link points to.
+/// The entry and direction a tagged link points to (a graveyard link's
+/// [`GRAVE`] bit ignored).
 fn untag(link: usize) -> (*const Entry, Direction) {
     let dir = if link & 1 == 0 {
         Direction::Original
     } else {
         Direction::Reply
     };
-    let node = (link & !1) as *const u8;
+    let node = (link & !(1 | GRAVE)) as *const u8;
     let back = offset_of!(Entry, nodes) + dir.index() * size_of::<Node>();
     (node.wrapping_sub(back).cast::<Entry>(), dir)
 }
@@ -503,21 +526,28 @@ impl Table {
         held
     }
 
-    /// Walks chain `b`, calling `f` on each node until it returns true;
-    /// returns the node `f` stopped at and the chain length walked.
+    /// Walks chain `b` once, calling `f` on each node until it returns
+    /// true: [`Walk::Hit`] with the node `f` stopped at, [`Walk::End`] at
+    /// the end of the chain, or [`Walk::Stray`] when the walk left the
+    /// chain because the entry it stood on was buried meanwhile (the nodes
+    /// after that one were not visited). Also returns the nodes walked.
     ///
     /// The caller holds an RCU read-side section or the bucket's lock for
     /// `'g` (`_rcu` proves the former; under the lock, the caller passes a
-    /// token of the section it is also in).
-    fn walk<'g>(
+    /// token of the section it is also in). Under the lock no walk strays:
+    /// every linked node stays linked until the lock is released.
+    fn walk_once<'g>(
         &self,
         _rcu: &'g Rcu,
         b: usize,
         mut f: impl FnMut(&'g Entry, Direction) -> bool,
-    ) -> (Option<(&'g Entry, Direction)>, usize) {
+    ) -> (Walk<'g>, usize) {
         let mut link = self.buckets[b].load(Ordering::Acquire);
         let mut len = 0;
         while link != 0 && len < WALK_MAX {
+            if link & GRAVE != 0 {
+                return (Walk::Stray, len);
+            }
             let (e, dir) = untag(link);
             // Links only ever point to nodes of live entries (type
             // invariant), freed a grace period after unlinking, and the
@@ -526,9 +556,32 @@ impl Table {
             let e: &'g Entry = unsafe { &*e };
             len += 1;
             if f(e, dir) {
-                return (Some((e, dir)), len);
+                return (Walk::Hit(e, dir), len);
             }
             link = e.nodes[dir.index()].next.load(Ordering::Acquire);
+        }
+        (Walk::End, len)
+    }
+
+    /// Walks chain `b` as [`Self::walk_once`] does, starting again from the
+    /// head when the walk strays (Linux's `hlist_nulls` restart): every
+    /// entry linked in the chain for the whole walk is visited, some
+    /// perhaps twice, so `f` must not mind a second call on the same node.
+    /// Returns the node `f` stopped at and the chain length of the last
+    /// pass.
+    fn walk<'g>(
+        &self,
+        rcu: &'g Rcu,
+        b: usize,
+        mut f: impl FnMut(&'g Entry, Direction) -> bool,
+    ) -> (Option<(&'g Entry, Direction)>, usize) {
+        let mut len = 0;
+        for _ in 0..WALK_RESTARTS {
+            match self.walk_once(rcu, b, &mut f) {
+                (Walk::Hit(e, dir), n) => return (Some((e, dir)), n),
+                (Walk::End, n) => return (None, n),
+                (Walk::Stray, n) => len = n,
+            }
         }
         (None, len)
     }
@@ -865,18 +918,18 @@ impl Table {
     ///
     /// The graveyard is a stack linked through `nodes[1].next` (tagged as
     /// a reply node), which saves a link field per entry. A reader that was
-    /// standing on the entry's reply node when it was unlinked then walks
-    /// on into other buried entries instead of the rest of its chain: all
-    /// of them stay allocated until a grace period after the collector
-    /// takes them (so the walk is memory-safe), none is in a chain any more
-    /// and each is DYING (so the reader finds nothing it may use: a lookup
-    /// racing with a removal may miss, as it may anyway), and the walk is
-    /// bounded (`WALK_MAX`).
+    /// standing on the entry's reply node when it was unlinked would then
+    /// walk on into other buried entries instead of the rest of its chain,
+    /// so every link stored here carries the [`GRAVE`] bit (the empty
+    /// graveyard is `GRAVE` alone): the reader sees it before following it
+    /// and starts its chain again ([`Table::walk`]) or reports the stray
+    /// ([`Table::walk_once`]). Nothing a reader loads from a buried node is
+    /// dereferenced, so the graveyard's own order does not matter to it.
     fn bury(&self, e: &Entry) {
         let addr = tag(&e.nodes[1], Direction::Reply);
         let mut head = self.graveyard.load(Ordering::Relaxed);
         loop {
-            e.nodes[1].next.store(head, Ordering::Relaxed);
+            e.nodes[1].next.store(head | GRAVE, Ordering::Relaxed);
             match self.graveyard.compare_exchange_weak(
                 head,
                 addr,
@@ -909,7 +962,7 @@ impl Table {
             // Unlinked and past a grace period: exclusively ours now.
             // SAFETY: `p` came from `cache`, nothing refers to it any more.
             unsafe {
-                link = (*p).nodes[1].next.load(Ordering::Relaxed);
+                link = (*p).nodes[1].next.load(Ordering::Relaxed) & !GRAVE;
                 core::ptr::drop_in_place(p);
                 bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
             }
@@ -970,7 +1023,10 @@ impl Table {
             while visited < end && removed < max_removals {
                 let b = (from + visited) % n;
                 visited += 1;
-                self.walk(&rcu, b, |e, dir| {
+                // One pass, no restart: a second visit in the same run
+                // would reap an unconfirmed entry it marked a moment ago.
+                // A stray leaves the rest of the chain to the next pass.
+                self.walk_once(&rcu, b, |e, dir| {
                     if dir != Direction::Original || only.is_some_and(|net| !e.is_of(net)) {
                         return false;
                     }
@@ -1033,16 +1089,20 @@ impl Table {
     }
 
     /// Calls `f` for each confirmed entry of `net` in bucket `b`, in chain
-    /// order, with a copy of its state; stops when `f` returns false.
+    /// order, with a copy of its state, until `f` returns false. Returns
+    /// false if `f` stopped the walk, true if it reached the chain's end,
+    /// and `Err(Strayed)` if the walk left the chain (an entry it stood on
+    /// was buried): the entries after that point were not visited, and the
+    /// caller starts the bucket again if it needs all of them.
     pub(crate) fn for_each_in_bucket<'g>(
         &self,
         rcu: &'g Rcu,
         net: &CtNet,
         b: usize,
         mut f: impl FnMut(&'g Entry, &ConnState) -> bool,
-    ) -> bool {
+    ) -> core::result::Result<bool, Strayed> {
         let mut go_on = true;
-        self.walk(rcu, b, |e, dir| {
+        let (end, _) = self.walk_once(rcu, b, |e, dir| {
             if dir != Direction::Original || !e.is_of(net) {
                 return false;
             }
@@ -1054,7 +1114,10 @@ impl Table {
             }
             !go_on
         });
-        go_on
+        match end {
+            Walk::Stray => Err(Strayed),
+            _ => Ok(go_on),
+        }
     }
 
     /// One collector run: a slice of the buckets, then the graveyard.

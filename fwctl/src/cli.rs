@@ -7,6 +7,7 @@
 //! stdout and stderr. The tests call the same with a fake kernel.
 
 use std::{
+    collections::HashSet,
     io::{self, Write},
     net::IpAddr,
 };
@@ -579,7 +580,19 @@ fn fetch_config<T: Transport>(
     }
 }
 
+/// Dumps `fwctl ct list` makes at most when the kernel flags them
+/// interrupted (`NLM_F_DUMP_INTR`).
+const LIST_TRIES: usize = 4;
+
 /// `fwctl ct list`: prints each connection as its message arrives.
+///
+/// rfw's dumps are exact (each connection in the table for the whole dump
+/// is sent once); the kernel flags a dump `NLM_F_DUMP_INTR` only when it
+/// could not keep that. Then fwctl dumps again and prints only the
+/// connections it has not printed yet (by original tuple), up to
+/// [`LIST_TRIES`] dumps in all, and warns if the last one was interrupted
+/// too. Output stays streamed: a connection printed by an interrupted
+/// dump was in the table when it was sent.
 fn list<T: Transport>(
     client: &mut Client<T>,
     filter: &Filter,
@@ -587,26 +600,39 @@ fn list<T: Transport>(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let request = RfwMessage::ct_dump();
-    let what = describe(request.cmd);
-    let mut dump = client.dump(request)?;
     let mut shown: u64 = 0;
+    let mut printed: HashSet<CtTuple> = HashSet::new();
     if json {
         out.write_all(b"[").map_err(output_error)?;
     }
-    for msg in dump.by_ref() {
-        let conn = Conn::from_attrs(&msg?.attrs).map_err(|e| Error::protocol(what, e))?;
-        if !filter.matches(&conn) {
-            continue;
+    let mut interrupted = false;
+    for attempt in 0..LIST_TRIES {
+        let request = RfwMessage::ct_dump();
+        let what = describe(request.cmd);
+        let mut dump = client.dump(request)?;
+        for msg in dump.by_ref() {
+            let conn = Conn::from_attrs(&msg?.attrs).map_err(|e| Error::protocol(what, e))?;
+            if !filter.matches(&conn) {
+                continue;
+            }
+            // The set is only needed once a dump was interrupted, but it
+            // must then know what the first dump printed.
+            if !printed.insert(conn.orig) && attempt > 0 {
+                continue;
+            }
+            let line = if json {
+                let sep = if shown == 0 { "\n" } else { ",\n" };
+                format!("{sep}{}", conn_json(&conn)?)
+            } else {
+                conntrack_line(&conn) + "\n"
+            };
+            out.write_all(line.as_bytes()).map_err(output_error)?;
+            shown += 1;
         }
-        let line = if json {
-            let sep = if shown == 0 { "\n" } else { ",\n" };
-            format!("{sep}{}", conn_json(&conn)?)
-        } else {
-            conntrack_line(&conn) + "\n"
-        };
-        out.write_all(line.as_bytes()).map_err(output_error)?;
-        shown += 1;
+        interrupted = dump.interrupted();
+        if !interrupted {
+            break;
+        }
     }
     if json {
         let end: &[u8] = if shown == 0 { b"]\n" } else { b"\n]\n" };
@@ -614,11 +640,11 @@ fn list<T: Transport>(
     }
     out.flush().map_err(output_error)?;
     let mut summary = String::new();
-    if dump.interrupted() {
-        summary.push_str(
-            "fwctl: warning: the table changed during the dump; \
-             connections may be missing or shown twice\n",
-        );
+    if interrupted {
+        summary.push_str(&format!(
+            "fwctl: warning: the table changed during each of {LIST_TRIES} dumps; \
+             connections may be missing\n"
+        ));
     }
     summary.push_str(&format!("fwctl: {shown} flow entries have been shown.\n"));
     err.write_all(summary.as_bytes()).map_err(output_error)

@@ -296,8 +296,10 @@ pub(crate) struct FakeCt {
     pub(crate) conns: Vec<FakeConn>,
     /// Connection messages per dump datagram.
     pub(crate) per_datagram: usize,
-    /// Flag dump datagrams after the first `NLM_F_DUMP_INTR`.
-    pub(crate) dump_intr: bool,
+    /// How many of the next dumps are interrupted, as an inexact dump of
+    /// a changing table would be: their datagrams after the first are
+    /// flagged `NLM_F_DUMP_INTR`, and they miss the last connection.
+    pub(crate) dump_intr: usize,
     pub(crate) pad_u64: bool,
     pub(crate) unconfirmed: u64,
     pub(crate) limit: u32,
@@ -325,7 +327,7 @@ impl Default for FakeCt {
         FakeCt {
             conns: Vec::new(),
             per_datagram: 2,
-            dump_intr: false,
+            dump_intr: 0,
             pad_u64: true,
             unconfirmed: 0,
             limit: 262_144,
@@ -499,17 +501,19 @@ impl FakeCt {
         }
     }
 
-    fn dump(&self, req: &Request) -> Vec<Vec<u8>> {
+    fn dump(&mut self, req: &Request) -> Vec<Vec<u8>> {
         let mut datagrams = Vec::new();
         let per = self.per_datagram.max(1);
-        for (i, batch) in self.conns.chunks(per).enumerate() {
+        let intr = self.dump_intr > 0;
+        self.dump_intr = self.dump_intr.saturating_sub(1);
+        let sent = if intr {
+            &self.conns[..self.conns.len().saturating_sub(1)]
+        } else {
+            &self.conns[..]
+        };
+        for (i, batch) in sent.chunks(per).enumerate() {
             let mut skb = Skb::new(self.pad_u64);
-            let flags = NLM_F_MULTI
-                | if self.dump_intr && i > 0 {
-                    NLM_F_DUMP_INTR
-                } else {
-                    0
-                };
+            let flags = NLM_F_MULTI | if intr && i > 0 { NLM_F_DUMP_INTR } else { 0 };
             for c in batch {
                 let start = skb.genlmsg_put(req.port, req.seq, CT_FAMILY_ID, flags, req.cmd, 1);
                 skb.ct_conn(c);

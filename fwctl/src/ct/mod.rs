@@ -87,7 +87,7 @@ impl L4Kind {
 }
 
 /// One direction's tuple ([`rfw_abi::ct_tuple`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CtTuple {
     /// IP protocol number.
     pub proto: u8,

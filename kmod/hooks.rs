@@ -18,8 +18,8 @@ use core::ffi::{c_int, c_uint, c_void};
 use rfw_abi::{hook, nfproto};
 
 use crate::bindings;
-use crate::kernel_static::KernelStatic;
 use crate::pernet;
+use crate::sys::kernel_static::KernelStatic;
 
 /// Hooks at priority -200 per namespace.
 const MAIN: usize = 2 * hook::COUNT;

@@ -25,9 +25,9 @@ use kernel::prelude::*;
 
 use crate::bindings;
 use crate::ct::table;
-use crate::kernel_static::KernelStatic;
 use crate::pernet::{self, RfwNet};
 use crate::rules::RStat;
+use crate::sys::kernel_static::KernelStatic;
 
 const QUEUE: usize = 8;
 

@@ -19,11 +19,11 @@ use kernel::prelude::*;
 use crate::bindings;
 use crate::ct::{self, net::CtNet};
 use crate::hooks;
-use crate::kernel_static::KernelStatic;
 use crate::masq::MasqNet;
 use crate::percpu::HookCounters;
 use crate::pkt::SlotCache;
 use crate::rules::RulesNet;
+use crate::sys::kernel_static::KernelStatic;
 
 /// rfw's state in one network namespace.
 pub(crate) struct RfwNet {
@@ -162,7 +162,7 @@ unsafe extern "C" fn net_exit(net: *mut bindings::net) {
     // the collector), then wait until no collector pass or dump that saw one
     // of them is still running: they may touch `rn.ct` through the entry.
     ct::table::get().flush(&rn.ct);
-    ct::rcu::synchronize();
+    crate::sys::rcu::synchronize();
     // The hooks went in `pre_exit`, a grace period ago, netlink commands
     // cannot reach a dying namespace, and no entry refers to its state.
     // SAFETY: the slot holds our value and nothing can reach it any more.

@@ -72,10 +72,10 @@ use rfw_abi::hook;
 use crate::bindings;
 use crate::ct::hook::{copy_prefix, family_of, track_info, PREFIX};
 use crate::ct::net::CtNet;
-use crate::ct::rcu::Rcu;
 use crate::ct::table::{self, Entry, Rekey, Table};
 use crate::pernet::RfwNet;
 use crate::rules::{Loaded, RStat, RulesNet, Ruleset};
+use crate::sys::rcu::Rcu;
 
 /// Bytes copied for parsing first (see `Pkt::new`).
 const SHORT_PREFIX: usize = 128;

@@ -17,12 +17,12 @@ use rfw_abi::{
 };
 
 use super::net::{CtNet, Stat};
-use super::rcu::RcuGuard;
 use super::table::{self, Removal, ENTRY_SIZE};
 use crate::bindings;
 use crate::genl::errno;
 use crate::nlmsg::{DumpMsg, Reply, Writer};
 use crate::pernet;
+use crate::sys::rcu::RcuGuard;
 
 fn einval() -> c_int {
     -(bindings::EINVAL as c_int)

@@ -39,9 +39,9 @@ use conntrack::{Class, Conn, Direction, Family, InsertError, InvalidReason, Tabl
 use rfw_abi::nfproto;
 
 use super::net::{CtNet, Stat};
-use super::rcu::Rcu;
 use super::table::{self, Entry, Removal, Table};
 use crate::bindings;
+use crate::sys::rcu::Rcu;
 
 /// Bytes of a packet copied for parsing: every header rfw reads lies in
 /// them unless an IPv6 packet carries more than ~280 bytes of extension

@@ -8,5 +8,4 @@
 pub(crate) mod genl;
 pub(crate) mod hook;
 pub(crate) mod net;
-pub(crate) mod rcu;
 pub(crate) mod table;

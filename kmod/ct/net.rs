@@ -15,9 +15,9 @@ use conntrack::{Config, InvalidReason, ParseError};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
-use super::rcu::{self, Rcu, RcuGuard};
 use crate::bindings;
 use crate::percpu::PerCpuArray;
+use crate::sys::rcu::{self, Rcu, RcuGuard};
 
 /// Counted events, in the order of the per-CPU array.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -58,8 +58,8 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
 use kernel::prelude::*;
 
 use super::net::{CtNet, Stat};
-use super::rcu::{Rcu, RcuGuard};
 use crate::bindings;
+use crate::sys::rcu::{Rcu, RcuGuard};
 
 /// Lock stripes of each kind.
 const LOCKS: usize = 1024;
@@ -955,7 +955,7 @@ impl Table {
         }
         // Every entry taken was unlinked before it was buried: after this,
         // no reader can hold a reference to any of them.
-        super::rcu::synchronize();
+        crate::sys::rcu::synchronize();
         let mut n = 0;
         while link != 0 {
             let p = untag(link).0.cast_mut();

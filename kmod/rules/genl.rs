@@ -11,9 +11,9 @@ use rfw_abi::{attr, nla, rules_stats, rules_table, Cmd};
 use super::{LoadError, Loaded, RStat, ReplaceError, N_RSTAT};
 use crate::bindings;
 use crate::ct::genl::Request;
-use crate::ct::rcu::RcuGuard;
 use crate::genl::errno;
 use crate::nlmsg::Reply;
+use crate::sys::rcu::RcuGuard;
 
 const TABLE_NAMES: [&str; 3] = ["filter", "nat", "mangle"];
 

@@ -30,8 +30,8 @@ use nat::eval::TokenBucket;
 use nat::rule::TableKind;
 
 use crate::bindings;
-use crate::ct::rcu::{self, Rcu};
 use crate::percpu::{PerCpuArray, PerCpuSlice};
+use crate::sys::rcu::{self, Rcu};
 
 /// Counted events of the rule path (`rfw_abi::rules_stats`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

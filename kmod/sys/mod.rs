@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel abstractions rfw.ko needs and the 6.12 `kernel` crate lacks,
+//! in the manner of `rust/kernel/`: each wraps one kind of kernel object
+//! once, states its contract in `# Safety` and `# Invariants` sections, and
+//! gives the rest of kmod a safe interface.
+//!
+//! This folder is meant to be the only home of `unsafe` code in kmod; the
+//! files outside it that still hold some (the packet path, the hooks,
+//! pernet, generic netlink, the connection table) are moved here one kind
+//! of object at a time.
+//!
+//! * [`kernel_static`]: statics whose address is handed to the kernel
+//!   (`pernet_operations`, `genl_family`, hook and notifier tables).
+//! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
+
+pub(crate) mod kernel_static;
+pub(crate) mod rcu;

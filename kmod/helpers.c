@@ -131,14 +131,19 @@ int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int pada
 	return nla_put_u64_64bit(skb, attrtype, value, padattr);
 }
 
-void rfw_bucket_lock_init(spinlock_t *lock)
+/* spin_lock_init with the caller's class key (as rust/helpers/spinlock.c). */
+void rfw_spin_lock_init(spinlock_t *lock, const char *name,
+			struct lock_class_key *key)
 {
+#ifdef CONFIG_DEBUG_SPINLOCK
+# ifdef CONFIG_PREEMPT_RT
+	__spin_lock_init(lock, name, key, false);
+# else
+	__raw_spin_lock_init(spinlock_check(lock), name, key, LD_WAIT_CONFIG);
+# endif
+#else
 	spin_lock_init(lock);
-}
-
-void rfw_state_lock_init(spinlock_t *lock)
-{
-	spin_lock_init(lock);
+#endif
 }
 
 void rfw_spin_lock_bh(spinlock_t *lock)
@@ -146,14 +151,19 @@ void rfw_spin_lock_bh(spinlock_t *lock)
 	spin_lock_bh(lock);
 }
 
+int rfw_spin_trylock_bh(spinlock_t *lock)
+{
+	return spin_trylock_bh(lock);
+}
+
 void rfw_spin_unlock_bh(spinlock_t *lock)
 {
 	spin_unlock_bh(lock);
 }
 
-void rfw_spin_lock_nested(spinlock_t *lock)
+void rfw_spin_lock_nested(spinlock_t *lock, unsigned int subclass)
 {
-	spin_lock_nested(lock, SINGLE_DEPTH_NESTING);
+	spin_lock_nested(lock, subclass);
 }
 
 void rfw_spin_unlock(spinlock_t *lock)
@@ -409,11 +419,6 @@ void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
 struct sk_buff *rfw_genlmsg_new_size(size_t payload)
 {
 	return genlmsg_new(payload, GFP_KERNEL);
-}
-
-void rfw_spin_lock_nested2(spinlock_t *lock)
-{
-	spin_lock_nested(lock, 2);
 }
 
 struct net *rfw_ifa4_info(const void *ptr, __be32 *addr)

@@ -21,6 +21,7 @@ struct delayed_work;
 struct work_struct;
 struct netlink_callback;
 struct netlink_ext_ack;
+struct lock_class_key;
 
 /* Module parameters (declared in helpers.c: module_param fills the kernel's
  * struct kernel_param; Rust reads the values and decides what they mean). */
@@ -50,12 +51,13 @@ void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start);
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr);
 
 
-/* Locks: one lockdep class per call site of spin_lock_init, hence two. */
-void rfw_bucket_lock_init(spinlock_t *lock);
-void rfw_state_lock_init(spinlock_t *lock);
+/* Locks (kmod/sys/sync.rs): each lock's lockdep class key is a Rust static. */
+void rfw_spin_lock_init(spinlock_t *lock, const char *name,
+			struct lock_class_key *key);
 void rfw_spin_lock_bh(spinlock_t *lock);
+int rfw_spin_trylock_bh(spinlock_t *lock);
 void rfw_spin_unlock_bh(spinlock_t *lock);
-void rfw_spin_lock_nested(spinlock_t *lock);
+void rfw_spin_lock_nested(spinlock_t *lock, unsigned int subclass);
 void rfw_spin_unlock(spinlock_t *lock);
 void rfw_local_bh_disable(void);
 void rfw_local_bh_enable(void);
@@ -119,7 +121,6 @@ const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *le
 void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
 			const struct nlattr *attr);
 struct sk_buff *rfw_genlmsg_new_size(size_t payload);
-void rfw_spin_lock_nested2(spinlock_t *lock);
 
 struct net *rfw_ifa4_info(const void *ptr, __be32 *addr);
 struct net *rfw_ifa6_info(const void *ptr, u8 *addr);

@@ -17,7 +17,6 @@
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_ulong, c_void};
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use conntrack::{Direction, Status};
 use kernel::error::to_result;
@@ -28,6 +27,7 @@ use crate::ct::table;
 use crate::pernet::{self, RfwNet};
 use crate::rules::RStat;
 use crate::sys::kernel_static::KernelStatic;
+use crate::sys::sync::{LockClassKey, SpinLockBh};
 
 const QUEUE: usize = 8;
 
@@ -38,15 +38,18 @@ struct Pending {
     addrs: [[u8; 16]; QUEUE],
 }
 
+/// The lockdep class of every namespace's `MasqNet::pending` lock.
+static PENDING_CLASS: LockClassKey = LockClassKey::new();
+
 /// A namespace's queue of removed addresses and its work item.
 pub(crate) struct MasqNet {
-    busy: AtomicBool,
-    pending: UnsafeCell<Pending>,
+    /// Taken by the notifiers (the IPv6 one may run in softirq) and the work.
+    pending: SpinLockBh<Pending>,
     work: UnsafeCell<bindings::delayed_work>,
 }
 
-// SAFETY: `pending` is only touched by the holder of `busy`; `work` only
-// through the kernel's workqueue calls.
+// SAFETY: `pending` is behind its lock; `work` is only touched through the
+// kernel's workqueue calls.
 unsafe impl Sync for MasqNet {}
 // SAFETY: see `Sync`.
 unsafe impl Send for MasqNet {}
@@ -55,12 +58,15 @@ impl MasqNet {
     /// An empty queue; [`MasqNet::init`] must run once it is in place.
     pub(crate) fn new() -> Self {
         MasqNet {
-            busy: AtomicBool::new(false),
-            pending: UnsafeCell::new(Pending {
-                n: 0,
-                all: false,
-                addrs: [[0; 16]; QUEUE],
-            }),
+            pending: SpinLockBh::new(
+                Pending {
+                    n: 0,
+                    all: false,
+                    addrs: [[0; 16]; QUEUE],
+                },
+                c"rfw_masq_pending",
+                &PENDING_CLASS,
+            ),
             // SAFETY: plain data, initialised in place by `init`.
             work: UnsafeCell::new(unsafe { core::mem::zeroed() }),
         }
@@ -80,35 +86,17 @@ impl MasqNet {
         unsafe { bindings::cancel_delayed_work_sync(self.work.get()) };
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
-        // BH off: the IPv6 notifier may run in softirq on this CPU.
-        // SAFETY: paired with the enable below.
-        unsafe { bindings::rfw_local_bh_disable() };
-        while self
-            .busy
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
-        // `busy` is ours: no other reference to `pending` exists.
-        // SAFETY: so this exclusive borrow is the only one.
-        let r = f(unsafe { &mut *self.pending.get() });
-        self.busy.store(false, Ordering::Release);
-        // SAFETY: paired with the disable above.
-        unsafe { bindings::rfw_local_bh_enable() };
-        r
-    }
-
     fn queue(&self, addr: [u8; 16]) {
-        self.with(|p| {
+        {
+            let mut p = self.pending.lock();
             if p.n < QUEUE {
-                p.addrs[p.n] = addr;
+                let n = p.n;
+                p.addrs[n] = addr;
                 p.n += 1;
             } else {
                 p.all = true;
             }
-        });
+        }
         // SAFETY: initialised work item; callable from any context.
         unsafe { bindings::rfw_mod_delayed_work(self.work.get(), 0) };
     }
@@ -127,12 +115,13 @@ unsafe extern "C" fn masq_work(work: *mut bindings::work_struct) {
     // The delayed work lives at `off` inside a live `RfwNet` (contract).
     // SAFETY: so stepping back gives that `RfwNet`.
     let rn = unsafe { &*dw.cast::<u8>().sub(off).cast::<RfwNet>() };
-    let p = rn.masq.with(|p| {
+    let p = {
+        let mut p = rn.masq.pending.lock();
         let taken = *p;
         p.n = 0;
         p.all = false;
         taken
-    });
+    };
     let addrs = &p.addrs[..p.n];
     let removed = table::get().remove_if(&rn.ct, |k, st| {
         st.has(Status::MASQUERADE)

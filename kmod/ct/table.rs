@@ -60,9 +60,15 @@ use kernel::prelude::*;
 use super::net::{CtNet, Stat};
 use crate::bindings;
 use crate::sys::rcu::{Rcu, RcuGuard};
+use crate::sys::sync::{Guard, LockClassKey, NestedGuard, SpinLockBh, SINGLE_DEPTH_NESTING};
 
 /// Lock stripes of each kind.
 const LOCKS: usize = 1024;
+/// The lockdep class of the bucket-lock stripes.
+static BUCKET_LOCK_CLASS: LockClassKey = LockClassKey::new();
+/// The lockdep class of the state-lock stripes (never nested with the
+/// bucket locks; see the module docs).
+static STATE_LOCK_CLASS: LockClassKey = LockClassKey::new();
 /// Longest chain an insert may extend (`MAX_CHAINLEN` in Linux).
 pub(crate) const MAX_CHAIN: usize = 64;
 /// Nodes a walk visits at most: chains are bounded by [`MAX_CHAIN`] at
@@ -195,54 +201,13 @@ impl Entry {
     }
 }
 
-/// A spinlock in memory we own.
-#[repr(transparent)]
-struct Lock(UnsafeCell<bindings::spinlock_t>);
-
-/// A held lock (or two), released on drop, bottom halves re-enabled.
+/// Held bucket-lock stripes (up to three), released on drop: the nested
+/// ones first, then the first, whose release re-enables bottom halves
+/// (fields drop in declaration order).
 struct Held<'a> {
-    first: &'a Lock,
-    second: Option<&'a Lock>,
-    third: Option<&'a Lock>,
-}
-
-impl Lock {
-    fn zeroed() -> Lock {
-        // `spinlock_t` is plain data; `spin_lock_init` runs on it in place
-        // before first use (see `Table::new`).
-        // SAFETY: all-zero bytes are a valid (not yet initialised) value.
-        Lock(UnsafeCell::new(unsafe { core::mem::zeroed() }))
-    }
-
-    fn lock(&self) -> Held<'_> {
-        // BH off with it (`spin_lock_bh`): the lock is also taken in
-        // softirq context. The lock was initialised in `Table::new` and is
-        // never moved.
-        // SAFETY: `spin_lock_bh` on an initialised lock, released in `Held::drop`.
-        unsafe { bindings::rfw_spin_lock_bh(self.0.get()) };
-        Held {
-            first: self,
-            second: None,
-            third: None,
-        }
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if let Some(t) = self.third {
-            // SAFETY: held since `Table::lock_three`.
-            unsafe { bindings::rfw_spin_unlock(t.0.get()) };
-        }
-        if let Some(s) = self.second {
-            // SAFETY: held since `Table::lock_pair`.
-            unsafe { bindings::rfw_spin_unlock(s.0.get()) };
-        }
-        // Held since `lock` (`spin_lock_bh`), which `lock_pair` and
-        // `lock_three` start with.
-        // SAFETY: so `spin_unlock_bh` undoes it, the last.
-        unsafe { bindings::rfw_spin_unlock_bh(self.first.0.get()) };
-    }
+    _third: Option<NestedGuard<'a, ()>>,
+    _second: Option<NestedGuard<'a, ()>>,
+    _first: Guard<'a, ()>,
 }
 
 /// How a walk of one chain ended (see [`Table::walk_once`]).
@@ -301,14 +266,12 @@ pub(crate) enum Rekey {
 /// * `cache` is a live kmem_cache of `Entry`-sized objects, owned.
 /// * Every node reachable from `buckets` belongs to a live entry of
 ///   `cache`; every entry in the graveyard is unlinked from all chains.
-/// * Locks in `bucket_locks` and `state_locks` are initialised and never
-///   move (the vectors are never resized).
 /// * `gc` is initialised in place and the table never moves afterwards
 ///   (it lives in a `KBox`).
 pub(crate) struct Table {
     buckets: KVVec<AtomicUsize>,
-    bucket_locks: KVVec<Lock>,
-    state_locks: KVVec<Lock>,
+    bucket_locks: KVVec<SpinLockBh<()>>,
+    state_locks: KVVec<SpinLockBh<()>>,
     cache: NonNull<bindings::kmem_cache>,
     key: HashKey,
     default_limit: u32,
@@ -396,17 +359,14 @@ impl Table {
         let mut bucket_locks = KVVec::with_capacity(LOCKS, GFP_KERNEL)?;
         let mut state_locks = KVVec::with_capacity(LOCKS, GFP_KERNEL)?;
         for _ in 0..LOCKS {
-            bucket_locks.push(Lock::zeroed(), GFP_KERNEL)?;
-            state_locks.push(Lock::zeroed(), GFP_KERNEL)?;
-        }
-        // In their final place now (the vectors are never resized).
-        for l in bucket_locks.iter() {
-            // SAFETY: initialises a lock nobody else can see yet.
-            unsafe { bindings::rfw_bucket_lock_init(l.0.get()) };
-        }
-        for l in state_locks.iter() {
-            // SAFETY: as above.
-            unsafe { bindings::rfw_state_lock_init(l.0.get()) };
+            bucket_locks.push(
+                SpinLockBh::new((), c"rfw_bucket_lock", &BUCKET_LOCK_CLASS),
+                GFP_KERNEL,
+            )?;
+            state_locks.push(
+                SpinLockBh::new((), c"rfw_state_lock", &STATE_LOCK_CLASS),
+                GFP_KERNEL,
+            )?;
         }
         let mut seed = [0u8; 16];
         // SAFETY: fills our 16-byte buffer.
@@ -471,7 +431,7 @@ impl Table {
         (((h >> 32) * self.buckets.len() as u64) >> 32) as usize
     }
 
-    fn state_lock(&self, e: &Entry) -> &Lock {
+    fn state_lock(&self, e: &Entry) -> &SpinLockBh<()> {
         let a = e as *const Entry as usize as u64;
         let i = ((a >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize;
         &self.state_locks[i % LOCKS]
@@ -481,16 +441,16 @@ impl Table {
     fn lock_pair(&self, b0: usize, b1: usize) -> Held<'_> {
         let (i, j) = (b0 % LOCKS, b1 % LOCKS);
         let (lo, hi) = if i <= j { (i, j) } else { (j, i) };
-        let mut held = self.bucket_locks[lo].lock();
-        if hi != lo {
-            let second = &self.bucket_locks[hi];
-            // A different stripe of the same class, always after the lower
-            // one: lockdep is told it nests (`SINGLE_DEPTH_NESTING`).
-            // SAFETY: initialised lock, released by `Held::drop`.
-            unsafe { bindings::rfw_spin_lock_nested(second.0.get()) };
-            held.second = Some(second);
+        let first = self.bucket_locks[lo].lock();
+        // A different stripe of the same class, always after the lower
+        // one: lockdep is told it nests (`SINGLE_DEPTH_NESTING`).
+        let second =
+            (hi != lo).then(|| self.bucket_locks[hi].lock_nested(&first, SINGLE_DEPTH_NESTING));
+        Held {
+            _third: None,
+            _second: second,
+            _first: first,
         }
-        held
     }
 
     /// Locks the stripes of up to three buckets, in index order (NAT
@@ -503,27 +463,26 @@ impl Table {
                 s.swap(i, j);
             }
         }
-        let mut held = self.bucket_locks[s[0]].lock();
-        if s[1] != s[0] {
-            let l = &self.bucket_locks[s[1]];
-            // As in `lock_pair`: the second stripe of the class nests once.
-            // SAFETY: initialised lock, released by `Held::drop`.
-            unsafe { bindings::rfw_spin_lock_nested(l.0.get()) };
-            held.second = Some(l);
-        }
+        let first = self.bucket_locks[s[0]].lock();
+        // As in `lock_pair`: the second stripe of the class nests once.
+        let mut second = (s[1] != s[0])
+            .then(|| self.bucket_locks[s[1]].lock_nested(&first, SINGLE_DEPTH_NESTING));
+        let mut third = None;
         if s[2] != s[1] {
-            let l = &self.bucket_locks[s[2]];
             // The third distinct stripe, always after the other two:
-            // lockdep subclass 2.
-            // SAFETY: initialised lock, released by `Held::drop`.
-            unsafe { bindings::rfw_spin_lock_nested2(l.0.get()) };
-            if held.second.is_some() {
-                held.third = Some(l);
+            // lockdep subclass 2 (also when it is only the second distinct one).
+            let l = self.bucket_locks[s[2]].lock_nested(&first, 2);
+            if second.is_some() {
+                third = Some(l);
             } else {
-                held.second = Some(l);
+                second = Some(l);
             }
         }
-        held
+        Held {
+            _third: third,
+            _second: second,
+            _first: first,
+        }
     }
 
     /// Walks chain `b` once, calling `f` on each node until it returns

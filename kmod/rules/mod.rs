@@ -19,7 +19,6 @@
 
 pub(crate) mod genl;
 
-use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
@@ -32,6 +31,7 @@ use nat::rule::TableKind;
 use crate::bindings;
 use crate::percpu::{PerCpuArray, PerCpuSlice};
 use crate::sys::rcu::{self, Rcu};
+use crate::sys::sync::{LockClassKey, SpinLockBh};
 
 /// Counted events of the rule path (`rfw_abi::rules_stats`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,15 +63,20 @@ pub(crate) struct Loaded {
     entries: KVVec<Entry>,
     blob: KVVec<u8>,
     counters: PerCpuSlice,
-    log: UnsafeCell<KVVec<TokenBucket>>,
-    log_busy: AtomicBool,
+    /// LOG rate-limit state, one bucket per entry: only tried, never
+    /// waited for (see `log_allow`).
+    log: SpinLockBh<KVVec<TokenBucket>>,
 }
 
-// SAFETY: `log` is only accessed by the holder of `log_busy` (a try-lock);
-// everything else is immutable after publication or per-CPU.
-unsafe impl Sync for Loaded {}
-// SAFETY: see `Sync`.
-unsafe impl Send for Loaded {}
+// A published table is shared by every CPU (see `Ruleset`): it must be
+// `Send + Sync` of its own accord.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Loaded>();
+};
+
+/// The lockdep class of every table's `Loaded::log` lock.
+static LOG_CLASS: LockClassKey = LockClassKey::new();
 
 impl Loaded {
     /// Decodes and validates `blob`; `counters` (16 bytes per entry,
@@ -120,8 +125,7 @@ impl Loaded {
                 entries,
                 blob: copy,
                 counters: c,
-                log: UnsafeCell::new(log),
-                log_busy: AtomicBool::new(false),
+                log: SpinLockBh::new(log, c"rfw_log_state", &LOG_CLASS),
             },
             GFP_KERNEL,
         )
@@ -163,19 +167,10 @@ impl Loaded {
     /// CPU is logging right now (the line is suppressed, not waited for)
     /// or the rule is over its rate.
     pub(crate) fn log_allow(&self, i: usize, now_ns: u64, rate: u16, burst: u16) -> bool {
-        if self
-            .log_busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        let Some(mut log) = self.log.try_lock() else {
             return false;
-        }
-        // `log_busy` is ours: nobody else touches `log` until we release it.
-        // SAFETY: so this is the only reference.
-        let log = unsafe { &mut *self.log.get() };
-        let ok = log.get_mut(i).is_some_and(|b| b.allow(now_ns, rate, burst));
-        self.log_busy.store(false, Ordering::Release);
-        ok
+        };
+        log.get_mut(i).is_some_and(|b| b.allow(now_ns, rate, burst))
     }
 }
 

@@ -13,6 +13,9 @@
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
+//! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
+//!   with bottom halves off (nested subclasses, try-lock).
 
 pub(crate) mod kernel_static;
 pub(crate) mod rcu;
+pub(crate) mod sync;

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Locks: a `spinlock_t` taken with bottom halves disabled ([`SpinLockBh`]).
+//!
+//! rfw's packet path runs in softirq context and in process context alike
+//! (LOCAL_OUT), so every spinlock rfw takes is taken with bottom halves off,
+//! as `spin_lock_bh` does; the 6.12 `kernel::sync::SpinLock` has no `_bh`
+//! backend. Each lock is visible to lockdep under the class of a static
+//! [`LockClassKey`] given where it is created (one per lock site or lock
+//! array, as `spin_lock_init`'s hidden `static struct lock_class_key` is),
+//! and released by its guard's `Drop`.
+//!
+//! Unlike `kernel::sync::SpinLock`, which requires pinning for every lock
+//! because its backend trait also serves `struct mutex`, a [`SpinLockBh`]
+//! may move while nobody holds it: a 6.12 `spinlock_t` holds no pointer to
+//! itself in any configuration (the lock word; with `DEBUG_SPINLOCK` a
+//! magic, an owner CPU and an owner task; with lockdep a `lockdep_map`,
+//! which points to its class key, its name and its classes; with
+//! `PREEMPT_RT` an `rt_mutex_base`, whose empty waiter tree is two null
+//! pointers), and lockdep knows a lock instance by address only while it
+//! is held. A held lock cannot move: its guard borrows it.
+
+use core::cell::UnsafeCell;
+use core::ffi::CStr;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+
+use kernel::types::Opaque;
+
+use crate::bindings;
+
+/// A lockdep lock class (C's `struct lock_class_key`), for a `static`.
+///
+/// Lockdep accepts a class key only in static memory; a key elsewhere makes
+/// it warn and turn itself off (it is never undefined behaviour), so the
+/// locks here take `&'static LockClassKey`, and every key is meant to be a
+/// `static` of its own.
+#[repr(transparent)]
+pub(crate) struct LockClassKey(Opaque<bindings::lock_class_key>);
+
+// SAFETY: a `lock_class_key` is only used by lockdep, which serialises its
+// own accesses; Rust never reads or writes it.
+unsafe impl Sync for LockClassKey {}
+
+impl LockClassKey {
+    /// A key for a `static`. Lockdep expects a static key's memory as the
+    /// loader leaves it (as `kernel::static_lock_class!` does).
+    pub(crate) const fn new() -> Self {
+        LockClassKey(Opaque::uninit())
+    }
+
+    fn as_ptr(&self) -> *mut bindings::lock_class_key {
+        self.0.get()
+    }
+}
+
+/// The lockdep subclass of the second lock of one class held at once
+/// (`SINGLE_DEPTH_NESTING`).
+pub(crate) const SINGLE_DEPTH_NESTING: u32 = 1;
+
+/// A spinlock and the data it protects, always taken with bottom halves
+/// disabled (`spin_lock_bh`).
+///
+/// A lock may also guard data outside it (`SpinLockBh<()>`, as the
+/// connection table's lock stripes do); several locks of one class are then
+/// taken in a fixed order, the later ones with [`SpinLockBh::lock_nested`].
+///
+/// # Invariants
+///
+/// `lock` was initialised by `spin_lock_init` (through `rfw_spin_lock_init`)
+/// with a static class key and a static name. `data` is only accessed
+/// through a guard, that is by the holder of `lock`.
+pub(crate) struct SpinLockBh<T: ?Sized> {
+    lock: Opaque<bindings::spinlock_t>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock can be sent to another task if its data can.
+unsafe impl<T: ?Sized + Send> Send for SpinLockBh<T> {}
+// SAFETY: the lock serialises every access to its data, so sharing it is
+// sending the data from holder to holder.
+unsafe impl<T: ?Sized + Send> Sync for SpinLockBh<T> {}
+
+impl<T> SpinLockBh<T> {
+    /// An unlocked lock of lockdep class `key`, named `name` in lockdep's
+    /// reports, holding `data`.
+    pub(crate) fn new(data: T, name: &'static CStr, key: &'static LockClassKey) -> Self {
+        let this = SpinLockBh {
+            lock: Opaque::uninit(),
+            data: UnsafeCell::new(data),
+        };
+        // SAFETY: `this.lock` is ours and not shared yet; `name` and `key`
+        // outlive the lock.
+        unsafe { bindings::rfw_spin_lock_init(this.lock.get(), name.as_ptr(), key.as_ptr()) };
+        // INVARIANT: initialised just above. Returning it moves it, which
+        // an unlocked `spinlock_t` allows (see the module docs).
+        this
+    }
+}
+
+impl<T: ?Sized> SpinLockBh<T> {
+    /// Disables bottom halves and takes the lock (`spin_lock_bh`).
+    #[inline]
+    pub(crate) fn lock(&self) -> Guard<'_, T> {
+        // SAFETY: the lock is initialised (type invariant); `Guard::drop`
+        // releases it.
+        unsafe { bindings::rfw_spin_lock_bh(self.lock.get()) };
+        // INVARIANT: the lock is held, with bottom halves disabled.
+        Guard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes the lock if it is free (`spin_trylock_bh`): `None`, with
+    /// bottom halves as they were, if another context holds it.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<Guard<'_, T>> {
+        // SAFETY: the lock is initialised (type invariant); on success
+        // `Guard::drop` releases it, on failure nothing is held.
+        if unsafe { bindings::rfw_spin_trylock_bh(self.lock.get()) } == 0 {
+            return None;
+        }
+        // INVARIANT: the lock is held, with bottom halves disabled.
+        Some(Guard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Takes the lock while `outer`, a lock of the same class, is held and
+    /// has bottom halves disabled (`spin_lock_nested`): lockdep is told
+    /// this is nesting level `subclass` of the class (1 to 7), not a
+    /// recursive lock. The caller takes the locks of one class in an order
+    /// that is the same everywhere (for example by index), and drops the
+    /// nested guard before `outer`, whose release re-enables bottom halves.
+    #[inline]
+    pub(crate) fn lock_nested<U: ?Sized>(
+        &self,
+        _outer: &Guard<'_, U>,
+        subclass: u32,
+    ) -> NestedGuard<'_, T> {
+        // `_outer` is held, so bottom halves are off on this CPU.
+        // SAFETY: so `spin_lock_nested` is `spin_lock_bh` without its
+        // `local_bh_disable`, on an initialised lock (type invariant);
+        // `NestedGuard::drop` releases it.
+        unsafe { bindings::rfw_spin_lock_nested(self.lock.get(), subclass) };
+        // INVARIANT: the lock is held.
+        NestedGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// A held [`SpinLockBh`]: gives access to its data; on drop, releases the
+/// lock and re-enables bottom halves (`spin_unlock_bh`).
+///
+/// # Invariants
+///
+/// `lock` is held by this task, which took it with bottom halves disabled.
+#[must_use = "the lock is released at once when the guard is not kept"]
+pub(crate) struct Guard<'a, T: ?Sized> {
+    lock: &'a SpinLockBh<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T: ?Sized> Deref for Guard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the lock is held (type invariant), so no other reference
+        // to the data is in use.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for Guard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this borrow unique.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for Guard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the lock is held by this task (type invariant, and the
+        // guard is not `Send`), taken with `spin_lock_bh` or
+        // `spin_trylock_bh`.
+        unsafe { bindings::rfw_spin_unlock_bh(self.lock.lock.get()) };
+    }
+}
+
+/// A [`SpinLockBh`] taken with [`SpinLockBh::lock_nested`] under another
+/// guard: on drop, releases the lock and leaves bottom halves to the outer
+/// guard (`spin_unlock`).
+///
+/// # Invariants
+///
+/// `lock` is held by this task, which took it with `spin_lock_nested`.
+#[must_use = "the lock is released at once when the guard is not kept"]
+pub(crate) struct NestedGuard<'a, T: ?Sized> {
+    lock: &'a SpinLockBh<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T: ?Sized> Deref for NestedGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the lock is held (type invariant).
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for NestedGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the lock is held (type invariant); `&mut self` makes this
+        // borrow unique.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for NestedGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: held by this task since `lock_nested` (type invariant).
+        unsafe { bindings::rfw_spin_unlock(self.lock.lock.get()) };
+    }
+}

@@ -171,6 +171,17 @@ void rfw_spin_unlock(spinlock_t *lock)
 	spin_unlock(lock);
 }
 
+void rfw_mutex_init(struct mutex *lock, const char *name,
+		    struct lock_class_key *key)
+{
+	__mutex_init(lock, name, key);
+}
+
+void rfw_mutex_lock(struct mutex *lock)
+{
+	mutex_lock(lock);
+}
+
 void rfw_local_bh_disable(void)
 {
 	local_bh_disable();
@@ -309,18 +320,6 @@ bool rfw_dev_is_loopback(const struct net_device *dev)
 }
 
 /* ---- rules, NAT and mangle (kmod/rules/) ---- */
-
-static DEFINE_MUTEX(rfw_rules_mutex);
-
-void rfw_rules_lock(void)
-{
-	mutex_lock(&rfw_rules_mutex);
-}
-
-void rfw_rules_unlock(void)
-{
-	mutex_unlock(&rfw_rules_mutex);
-}
 
 const char *rfw_dev_name(const struct net_device *dev)
 {

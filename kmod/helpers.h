@@ -21,6 +21,7 @@ struct delayed_work;
 struct work_struct;
 struct netlink_callback;
 struct netlink_ext_ack;
+struct mutex;
 struct lock_class_key;
 
 /* Module parameters (declared in helpers.c: module_param fills the kernel's
@@ -59,6 +60,9 @@ int rfw_spin_trylock_bh(spinlock_t *lock);
 void rfw_spin_unlock_bh(spinlock_t *lock);
 void rfw_spin_lock_nested(spinlock_t *lock, unsigned int subclass);
 void rfw_spin_unlock(spinlock_t *lock);
+void rfw_mutex_init(struct mutex *lock, const char *name,
+		    struct lock_class_key *key);
+void rfw_mutex_lock(struct mutex *lock);
 void rfw_local_bh_disable(void);
 void rfw_local_bh_enable(void);
 void rfw_rcu_read_lock(void);
@@ -102,8 +106,6 @@ void rfw_cond_resched(void);
 
 
 /* rules, NAT and mangle (kmod/rules/) */
-void rfw_rules_lock(void);
-void rfw_rules_unlock(void);
 const char *rfw_dev_name(const struct net_device *dev);
 int rfw_dev_ifindex(const struct net_device *dev);
 struct net *rfw_dev_net(const struct net_device *dev);

@@ -48,6 +48,8 @@ struct Rfw {
 
 impl kernel::Module for Rfw {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        // Before the netlink family, whose commands take the mutex.
+        rules::init();
         let table = ct::table::Registration::new()?;
         let pernet = pernet::Registration::new()?;
         let masq = masq::Registration::new()?;

@@ -28,10 +28,9 @@ use nat::codec::{self, Entry, Table, TableInfo};
 use nat::eval::TokenBucket;
 use nat::rule::TableKind;
 
-use crate::bindings;
 use crate::percpu::{PerCpuArray, PerCpuSlice};
 use crate::sys::rcu::{self, Rcu};
-use crate::sys::sync::{LockClassKey, SpinLockBh};
+use crate::sys::sync::{LockClassKey, Mutex, MutexGuard, SpinLockBh};
 
 /// Counted events of the rule path (`rfw_abi::rules_stats`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -360,21 +359,27 @@ pub(crate) enum ReplaceError {
     NoMemory,
 }
 
-/// The global mutex that serialises replaces (all namespaces: replaces
-/// are rare and short).
-pub(crate) struct RulesLock(());
+/// The lockdep class of [`RULES_MUTEX`].
+static RULES_MUTEX_CLASS: LockClassKey = LockClassKey::new();
+/// Serialises replaces, in all namespaces (replaces are rare and short).
+static RULES_MUTEX: Mutex<()> = Mutex::new((), c"rfw_rules_mutex", &RULES_MUTEX_CLASS);
 
-impl RulesLock {
-    pub(crate) fn new() -> Self {
-        // SAFETY: a static mutex, released in `drop`; process context.
-        unsafe { bindings::rfw_rules_lock() };
-        RulesLock(())
-    }
+/// Initialises the replace mutex: module init calls it before the netlink
+/// family, whose commands take the mutex, is registered.
+pub(crate) fn init() {
+    RULES_MUTEX.init();
 }
 
-impl Drop for RulesLock {
-    fn drop(&mut self) {
-        // SAFETY: taken in `new`.
-        unsafe { bindings::rfw_rules_unlock() };
+/// The replace mutex, held: released on drop.
+pub(crate) struct RulesLock {
+    _guard: MutexGuard<()>,
+}
+
+impl RulesLock {
+    /// Takes the mutex. Process context: may sleep.
+    pub(crate) fn new() -> Self {
+        RulesLock {
+            _guard: RULES_MUTEX.lock(),
+        }
     }
 }

@@ -14,7 +14,8 @@
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
-//!   with bottom halves off (nested subclasses, try-lock).
+//!   with bottom halves off (nested subclasses, try-lock), a static
+//!   `struct mutex`.
 
 pub(crate) mod kernel_static;
 pub(crate) mod rcu;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Locks: a `spinlock_t` taken with bottom halves disabled ([`SpinLockBh`]).
+//! Locks: a `spinlock_t` taken with bottom halves disabled ([`SpinLockBh`]),
+//! and a `struct mutex` in static memory ([`Mutex`]).
 //!
 //! rfw's packet path runs in softirq context and in process context alike
 //! (LOCAL_OUT), so every spinlock rfw takes is taken with bottom halves off,
@@ -18,12 +19,15 @@
 //! which points to its class key, its name and its classes; with
 //! `PREEMPT_RT` an `rt_mutex_base`, whose empty waiter tree is two null
 //! pointers), and lockdep knows a lock instance by address only while it
-//! is held. A held lock cannot move: its guard borrows it.
+//! is held. A held lock cannot move: its guard borrows it. A `struct mutex`
+//! does point to itself (its wait list), so [`Mutex`] is only ever used in
+//! place, through `&'static`.
 
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use kernel::types::Opaque;
 
@@ -231,5 +235,124 @@ impl<T: ?Sized> Drop for NestedGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: held by this task since `lock_nested` (type invariant).
         unsafe { bindings::rfw_spin_unlock(self.lock.lock.get()) };
+    }
+}
+
+const MUTEX_UNINIT: u8 = 0;
+const MUTEX_INITIALISING: u8 = 1;
+const MUTEX_READY: u8 = 2;
+
+/// A `struct mutex` and the data it protects, for a `static` (C's
+/// `DEFINE_MUTEX`). Taking it may sleep: process context only.
+///
+/// The `struct mutex` is initialised in place (`__mutex_init`) by
+/// [`Mutex::init`], which module init calls before anything can take the
+/// lock, or else by the first [`Mutex::lock`]; the static never moves and
+/// is never dropped, so the mutex outlives every user.
+///
+/// # Invariants
+///
+/// Once `state` is `MUTEX_READY`, `mutex` is initialised with `key` and
+/// `name`. `data` is only accessed through a guard, by the holder.
+pub(crate) struct Mutex<T> {
+    mutex: Opaque<bindings::mutex>,
+    state: AtomicU8,
+    name: &'static CStr,
+    key: &'static LockClassKey,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the mutex serialises every access to its data, so sharing it is
+// sending the data from holder to holder.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// A mutex of lockdep class `key`, named `name`, holding `data`; not
+    /// initialised before [`Mutex::init`].
+    pub(crate) const fn new(data: T, name: &'static CStr, key: &'static LockClassKey) -> Self {
+        Mutex {
+            mutex: Opaque::uninit(),
+            state: AtomicU8::new(MUTEX_UNINIT),
+            name,
+            key,
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// Initialises the mutex in place, once; later calls return at once.
+    pub(crate) fn init(&'static self) {
+        loop {
+            match self.state.compare_exchange(
+                MUTEX_UNINIT,
+                MUTEX_INITIALISING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(MUTEX_READY) => return,
+                // Another task is initialising it: a few instructions.
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
+        // The state moved from `MUTEX_UNINIT` to `MUTEX_INITIALISING` here:
+        // no other task touches `mutex` until it reads `MUTEX_READY`, and
+        // `&'static` means it never moves.
+        // SAFETY: so it is initialised in place, once; `name` and `key` are static.
+        unsafe {
+            bindings::rfw_mutex_init(self.mutex.get(), self.name.as_ptr(), self.key.as_ptr())
+        };
+        // INVARIANT: initialised just above.
+        self.state.store(MUTEX_READY, Ordering::Release);
+    }
+
+    /// Takes the mutex (`mutex_lock`; sleeps while another task holds it).
+    pub(crate) fn lock(&'static self) -> MutexGuard<T> {
+        if self.state.load(Ordering::Acquire) != MUTEX_READY {
+            self.init();
+        }
+        // SAFETY: the mutex is initialised (`MUTEX_READY`, type invariant)
+        // and does not move; callers are in process context; released by
+        // `MutexGuard::drop`.
+        unsafe { bindings::rfw_mutex_lock(self.mutex.get()) };
+        // INVARIANT: the mutex is held.
+        MutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// A held [`Mutex`]: gives access to its data, releases it on drop.
+///
+/// # Invariants
+///
+/// `mutex` is initialised and held by this task.
+#[must_use = "the mutex is released at once when the guard is not kept"]
+pub(crate) struct MutexGuard<T: 'static> {
+    mutex: &'static Mutex<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T> Deref for MutexGuard<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the mutex is held (type invariant).
+        unsafe { &*self.mutex.data.get() }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the mutex is held (type invariant); `&mut self` makes
+        // this borrow unique.
+        unsafe { &mut *self.mutex.data.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<T> {
+    fn drop(&mut self) {
+        // SAFETY: held by this task (type invariant; the guard is not `Send`).
+        unsafe { bindings::mutex_unlock(self.mutex.mutex.get()) };
     }
 }

@@ -21,9 +21,10 @@ use crate::ct::{self, net::CtNet};
 use crate::hooks;
 use crate::masq::MasqNet;
 use crate::percpu::HookCounters;
-use crate::pkt::SlotCache;
+use crate::pkt::Slot;
 use crate::rules::RulesNet;
 use crate::sys::kernel_static::KernelStatic;
+use crate::sys::percpu::PerCpu;
 
 /// rfw's state in one network namespace.
 pub(crate) struct RfwNet {
@@ -34,7 +35,7 @@ pub(crate) struct RfwNet {
     /// The ruleset.
     pub(crate) rules: RulesNet,
     /// Per-CPU state between the hooks of one packet (`pkt`).
-    pub(crate) slot: SlotCache,
+    pub(crate) slot: PerCpu<Slot>,
     /// Removed addresses whose MASQUERADE connections go (`masq`).
     pub(crate) masq: MasqNet,
 }
@@ -45,7 +46,7 @@ impl RfwNet {
             counters: HookCounters::new()?,
             ct: CtNet::new(ct::table::get().default_limit())?,
             rules: RulesNet::new()?,
-            slot: SlotCache::new()?,
+            slot: PerCpu::new(Slot::default)?,
             masq: MasqNet::new(),
         })
     }

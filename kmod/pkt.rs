@@ -55,14 +55,13 @@
 //! addresses. The state lock is taken once, by the tracker; the NAT hooks
 //! read the binding from the entry's immutable key.
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::cell::Cell;
+use core::ffi::{c_int, c_uint};
 use core::net::IpAddr;
-use core::ptr::NonNull;
 
 use conntrack::conn::ConnKey;
 use conntrack::parse::{FragmentStatus, IcmpInfo, L4Info, PacketInfo};
 use conntrack::{Class, Direction, Status, Tuple};
-use kernel::prelude::*;
 use nat::eval::{Outcome, PacketMeta, RuleSink, Verdict};
 use nat::nat_core::{self, Binding, ManipType, NatError, NatStatus};
 use nat::nat_proto::{self, CsumMode};
@@ -92,20 +91,19 @@ struct Ct<'g> {
     state: CtState,
 }
 
-/// What the tracking hook leaves for the later hooks of the same packet.
-#[derive(Clone, Copy, Default)]
-#[repr(C)]
+/// What the tracking hook leaves for the later hooks of the same packet
+/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`).
+#[derive(Default)]
 pub(crate) struct Slot {
-    head: SlotHead,
+    head: Cell<SlotHead>,
     /// The packet's headers as the tracking hook parsed them, when no rfw
     /// step has rewritten them since (`None` after NAT at that hook): the
     /// later hooks take them instead of copying and parsing again.
-    info: Option<PacketInfo>,
+    info: Cell<Option<PacketInfo>>,
 }
 
 /// The packet and its connection (see [`Slot`]).
 #[derive(Clone, Copy, Default)]
-#[repr(C)]
 struct SlotHead {
     skb: usize,
     entry: usize,
@@ -121,74 +119,22 @@ impl Slot {
     /// parsed headers if they are `skb`'s (copied only then).
     fn read(rn: &RfwNet, skb: *mut bindings::sk_buff) -> (SlotHead, Option<PacketInfo>) {
         rn.slot.with(|s| {
-            let info = if s.head.skb == skb as usize && s.head.len == skb_len(skb) {
-                s.info
+            let head = s.head.get();
+            let info = if head.skb == skb as usize && head.len == skb_len(skb) {
+                s.info.get()
             } else {
                 None
             };
-            (s.head, info)
+            (head, info)
         })
     }
 
     /// Empties this CPU's slot (nothing for the later hooks).
     fn clear(rn: &RfwNet) {
         rn.slot.with(|s| {
-            s.head = SlotHead::default();
-            s.info = None;
+            s.head.set(SlotHead::default());
+            s.info.set(None);
         });
-    }
-}
-
-/// One [`Slot`] per CPU.
-///
-/// # Invariants
-/// `block` is a live per-CPU allocation of one `Slot` per CPU, zeroed,
-/// owned and freed on drop.
-pub(crate) struct SlotCache {
-    block: NonNull<c_void>,
-}
-
-// SAFETY: each CPU's slot is only touched with preemption disabled on that CPU.
-unsafe impl Send for SlotCache {}
-// SAFETY: see `Send`.
-unsafe impl Sync for SlotCache {}
-
-impl SlotCache {
-    /// Zeroed slots for every possible CPU.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: plain allocation call.
-        let p = unsafe {
-            bindings::rfw_alloc_percpu(core::mem::size_of::<Slot>(), core::mem::align_of::<Slot>())
-        };
-        // INVARIANT: fresh zeroed per-CPU block of one `Slot` per CPU.
-        NonNull::new(p)
-            .map(|block| SlotCache { block })
-            .ok_or(ENOMEM)
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> R {
-        // BH off (which also keeps the task on this CPU): this CPU's slot
-        // is ours until it is back on. Softirq users run with it off
-        // anyway; LOCAL_OUT may run with it on, and a softirq on the same
-        // CPU must not write the slot half-way through our copy (the
-        // parsed headers of one packet with the skb of another).
-        // SAFETY: paired with the enable below; the block is live.
-        let r = unsafe {
-            bindings::rfw_local_bh_disable();
-            let s = &mut *bindings::rfw_this_cpu_ptr(self.block.as_ptr()).cast::<Slot>();
-            f(s)
-        };
-        // SAFETY: paired with the disable above.
-        unsafe { bindings::rfw_local_bh_enable() };
-        r
-    }
-}
-
-impl Drop for SlotCache {
-    fn drop(&mut self) {
-        // Dropped with the namespace, after its hooks are gone.
-        // SAFETY: the block is ours (type invariant) and unreachable now.
-        unsafe { bindings::free_percpu(self.block.as_ptr()) };
     }
 }
 
@@ -1227,8 +1173,8 @@ fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState, info: Op
         },
     };
     rn.slot.with(|slot| {
-        slot.head = head;
-        slot.info = info;
+        slot.head.set(head);
+        slot.info.set(info);
     });
 }
 

@@ -16,7 +16,7 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
 use crate::bindings;
-use crate::percpu::PerCpuArray;
+use crate::sys::percpu::{Counter, PerCpu};
 use crate::sys::rcu::{self, Rcu, RcuGuard};
 
 /// Counted events, in the order of the per-CPU array.
@@ -84,7 +84,7 @@ pub(crate) struct CtNet {
     pub(crate) track_always: AtomicBool,
     /// Tracking settings, replaced under RCU (`KBox` pointer, never null).
     config: AtomicPtr<Config>,
-    stats: PerCpuArray<N_COUNTERS>,
+    stats: PerCpu<[Counter; N_COUNTERS]>,
 }
 
 impl CtNet {
@@ -101,7 +101,7 @@ impl CtNet {
             mix: u64::from_ne_bytes(mix),
             track_always: AtomicBool::new(false),
             config: AtomicPtr::new(KBox::into_raw(cfg)),
-            stats: PerCpuArray::new()?,
+            stats: PerCpu::zeroed()?,
         })
     }
 

@@ -28,7 +28,7 @@ use nat::codec::{self, Entry, Table, TableInfo};
 use nat::eval::TokenBucket;
 use nat::rule::TableKind;
 
-use crate::percpu::{PerCpuArray, PerCpuSlice};
+use crate::sys::percpu::{Counter, PerCpu, PerCpuSlice};
 use crate::sys::rcu::{self, Rcu};
 use crate::sys::sync::{LockClassKey, Mutex, MutexGuard, SpinLockBh};
 
@@ -61,7 +61,7 @@ pub(crate) struct Loaded {
     info: TableInfo,
     entries: KVVec<Entry>,
     blob: KVVec<u8>,
-    counters: PerCpuSlice,
+    counters: PerCpuSlice<Counter>,
     /// LOG rate-limit state, one bucket per entry: only tried, never
     /// waited for (see `log_allow`).
     log: SpinLockBh<KVVec<TokenBucket>>,
@@ -102,7 +102,7 @@ impl Loaded {
             KVVec::with_capacity(blob.len(), GFP_KERNEL).map_err(|_| LoadError::NoMemory)?;
         copy.extend_from_slice(blob, GFP_KERNEL)
             .map_err(|_| LoadError::NoMemory)?;
-        let mut c = PerCpuSlice::new(used * 2).map_err(|_| LoadError::NoMemory)?;
+        let mut c = PerCpuSlice::zeroed(used * 2).map_err(|_| LoadError::NoMemory)?;
         if let Some(raw) = counters {
             const W: usize = rfw_abi::rules_table::COUNTER_BYTES;
             if raw.len() % W != 0 || raw.len() / W > used {
@@ -223,7 +223,7 @@ impl Ruleset {
 /// See the module docs.
 pub(crate) struct RulesNet {
     current: AtomicPtr<Ruleset>,
-    stats: PerCpuArray<N_RSTAT>,
+    stats: PerCpu<[Counter; N_RSTAT]>,
     /// Set by the first NAT binding of the namespace and never cleared:
     /// from then on the NAT hooks rewrite packets of bound connections
     /// even when no table is loaded any more.
@@ -242,7 +242,7 @@ impl RulesNet {
         )?;
         Ok(RulesNet {
             current: AtomicPtr::new(KBox::into_raw(empty)),
-            stats: PerCpuArray::new()?,
+            stats: PerCpu::zeroed()?,
             nat_used: AtomicBool::new(false),
         })
     }

@@ -15,8 +15,11 @@
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
 //!   with bottom halves off (nested subclasses, try-lock), a static
-//!   `struct mutex`.
+//!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
+//! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
+//!   `this_cpu_ptr`, `this_cpu_add`).
 
 pub(crate) mod kernel_static;
+pub(crate) mod percpu;
 pub(crate) mod rcu;
 pub(crate) mod sync;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Locks: a `spinlock_t` taken with bottom halves disabled ([`SpinLockBh`]),
-//! and a `struct mutex` in static memory ([`Mutex`]).
+//! a `struct mutex` in static memory ([`Mutex`]), and bottom halves
+//! disabled on their own ([`BhGuard`]).
 //!
 //! rfw's packet path runs in softirq context and in process context alike
 //! (LOCAL_OUT), so every spinlock rfw takes is taken with bottom halves off,
@@ -61,6 +62,32 @@ impl LockClassKey {
 /// The lockdep subclass of the second lock of one class held at once
 /// (`SINGLE_DEPTH_NESTING`).
 pub(crate) const SINGLE_DEPTH_NESTING: u32 = 1;
+
+/// Bottom halves disabled on this CPU (`local_bh_disable`) for as long as
+/// the guard lives; `local_bh_enable` on drop, which runs softirqs that
+/// became pending. Keeps the task on this CPU, too. Not for hard-IRQ or NMI
+/// context.
+pub(crate) struct BhGuard(PhantomData<*mut ()>);
+
+impl BhGuard {
+    /// Disables bottom halves.
+    #[inline]
+    pub(crate) fn new() -> Self {
+        // SAFETY: `local_bh_disable` may be called from process and softirq
+        // context (the only ones rfw runs in); undone in `drop`.
+        unsafe { bindings::rfw_local_bh_disable() };
+        BhGuard(PhantomData)
+    }
+}
+
+impl Drop for BhGuard {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `new` disabled bottom halves on this CPU (the guard is
+        // not `Send`, so it is dropped by the same task, still on this CPU).
+        unsafe { bindings::rfw_local_bh_enable() };
+    }
+}
 
 /// A spinlock and the data it protects, always taken with bottom halves
 /// disabled (`spin_lock_bh`).

@@ -85,11 +85,6 @@ size_t rfw_nlmsg_default_size(void)
 	return NLMSG_DEFAULT_SIZE;
 }
 
-struct sk_buff *rfw_genlmsg_new(size_t payload, gfp_t flags)
-{
-	return genlmsg_new(payload, flags);
-}
-
 void *rfw_genlmsg_put_reply(struct sk_buff *skb, struct genl_info *info,
 			    const struct genl_family *family, int flags, u8 cmd)
 {
@@ -119,11 +114,6 @@ struct nlattr *rfw_nla_nest_start(struct sk_buff *skb, int attrtype)
 void rfw_nla_nest_end(struct sk_buff *skb, struct nlattr *start)
 {
 	nla_nest_end(skb, start);
-}
-
-void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start)
-{
-	nla_nest_cancel(skb, start);
 }
 
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr)
@@ -326,24 +316,9 @@ const char *rfw_dev_name(const struct net_device *dev)
 	return dev ? dev->name : NULL;
 }
 
-int rfw_dev_ifindex(const struct net_device *dev)
-{
-	return dev ? dev->ifindex : 0;
-}
-
-struct net *rfw_dev_net(const struct net_device *dev)
-{
-	return dev_net(dev);
-}
-
 unsigned char *rfw_skb_network_header(const struct sk_buff *skb)
 {
 	return skb_network_header(skb);
-}
-
-unsigned int rfw_skb_headlen(const struct sk_buff *skb)
-{
-	return skb_headlen(skb);
 }
 
 u8 rfw_skb_ip_summed(const struct sk_buff *skb)
@@ -364,13 +339,6 @@ u32 rfw_skb_mark(const struct sk_buff *skb)
 void rfw_skb_set_mark(struct sk_buff *skb, u32 mark)
 {
 	skb->mark = mark;
-}
-
-struct net_device *rfw_skb_dst_dev(const struct sk_buff *skb)
-{
-	struct dst_entry *dst = skb_dst(skb);
-
-	return dst ? dst->dev : NULL;
 }
 
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr)

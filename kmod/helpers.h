@@ -32,7 +32,9 @@ extern unsigned int rfw_param_max;
 void *rfw_net_generic(const struct net *net, unsigned int id);
 struct net *rfw_genl_info_net(const struct genl_info *info);
 
+/* Per-CPU memory (kmod/sys/percpu.rs). */
 void __percpu *rfw_alloc_percpu(size_t size, size_t align);
+void *rfw_this_cpu_ptr(void __percpu *ptr);
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value);
 void rfw_this_cpu_add_u64_pair(u64 __percpu *counter, u64 first, u64 second);
 void *rfw_per_cpu_ptr(void __percpu *ptr, int cpu);
@@ -40,7 +42,6 @@ int rfw_next_possible_cpu(int cpu);
 unsigned int rfw_nr_cpu_ids(void);
 
 size_t rfw_nlmsg_default_size(void);
-struct sk_buff *rfw_genlmsg_new(size_t payload, gfp_t flags);
 void *rfw_genlmsg_put_reply(struct sk_buff *skb, struct genl_info *info,
 			    const struct genl_family *family, int flags, u8 cmd);
 void rfw_genlmsg_end(struct sk_buff *skb, void *hdr);
@@ -48,7 +49,6 @@ int rfw_genlmsg_reply(struct sk_buff *skb, struct genl_info *info);
 void rfw_nlmsg_free(struct sk_buff *skb);
 struct nlattr *rfw_nla_nest_start(struct sk_buff *skb, int attrtype);
 void rfw_nla_nest_end(struct sk_buff *skb, struct nlattr *start);
-void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start);
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr);
 
 
@@ -88,7 +88,6 @@ struct delayed_work *rfw_to_delayed_work(struct work_struct *work);
 /* Packets. */
 int rfw_skb_network_offset(const struct sk_buff *skb);
 bool rfw_dev_is_loopback(const struct net_device *dev);
-void *rfw_this_cpu_ptr(void __percpu *ptr);
 
 /* Netlink. */
 void *rfw_nla_data(const struct nlattr *nla);
@@ -107,15 +106,11 @@ void rfw_cond_resched(void);
 
 /* rules, NAT and mangle (kmod/rules/) */
 const char *rfw_dev_name(const struct net_device *dev);
-int rfw_dev_ifindex(const struct net_device *dev);
-struct net *rfw_dev_net(const struct net_device *dev);
 unsigned char *rfw_skb_network_header(const struct sk_buff *skb);
-unsigned int rfw_skb_headlen(const struct sk_buff *skb);
 u8 rfw_skb_ip_summed(const struct sk_buff *skb);
 void rfw_skb_set_ip_summed(struct sk_buff *skb, u8 v);
 u32 rfw_skb_mark(const struct sk_buff *skb);
 void rfw_skb_set_mark(struct sk_buff *skb, u32 mark);
-struct net_device *rfw_skb_dst_dev(const struct sk_buff *skb);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
 __be32 rfw_dev_first_addr4(const struct net_device *dev);
 u64 rfw_ktime_get_ns(void);

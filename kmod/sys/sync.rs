@@ -12,9 +12,10 @@
 //! array, as `spin_lock_init`'s hidden `static struct lock_class_key` is),
 //! and released by its guard's `Drop`.
 //!
-//! Unlike `kernel::sync::SpinLock`, which requires pinning for every lock
-//! because its backend trait also serves `struct mutex`, a [`SpinLockBh`]
-//! may move while nobody holds it: a 6.12 `spinlock_t` holds no pointer to
+//! `kernel::sync::SpinLock` requires pinning, conservatively ("in case
+//! some architecture uses self-references now or in the future",
+//! `rust/kernel/sync/lock.rs`). A [`SpinLockBh`] does not, and may move
+//! while nobody holds it: a 6.12 `spinlock_t` holds no pointer to
 //! itself in any configuration (the lock word; with `DEBUG_SPINLOCK` a
 //! magic, an owner CPU and an owner task; with lockdep a `lockdep_map`,
 //! which points to its class key, its name and its classes; with

@@ -18,9 +18,9 @@ use rfw_abi::{attr, hook_stats, nfproto, Cmd};
 use crate::bindings;
 use crate::ct;
 use crate::kernel_static::KernelStatic;
-use crate::nlmsg::Reply;
 use crate::pernet;
 use crate::rules;
+use crate::sys::nlmsg::Reply;
 
 const N_OPS: usize = 10;
 const N_POLICY: usize = attr::MAX as usize + 1;

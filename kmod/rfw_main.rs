@@ -20,11 +20,11 @@ mod genl;
 mod hooks;
 mod kernel_static;
 mod masq;
-mod nlmsg;
 mod percpu;
 mod pernet;
 mod pkt;
 mod rules;
+mod sys;
 
 module! {
     type: Rfw,

@@ -21,8 +21,8 @@ use super::rcu::RcuGuard;
 use super::table::{self, Removal, ENTRY_SIZE};
 use crate::bindings;
 use crate::genl::errno;
-use crate::nlmsg::{DumpMsg, Reply, Writer};
 use crate::pernet;
+use crate::sys::nlmsg::{DumpMsg, Reply, Writer};
 
 fn einval() -> c_int {
     -(bindings::EINVAL as c_int)

@@ -13,7 +13,7 @@ use crate::bindings;
 use crate::ct::genl::Request;
 use crate::ct::rcu::RcuGuard;
 use crate::genl::errno;
-use crate::nlmsg::Reply;
+use crate::sys::nlmsg::Reply;
 
 const TABLE_NAMES: [&str; 3] = ["filter", "nat", "mangle"];
 

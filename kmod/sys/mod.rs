@@ -15,4 +15,6 @@
 //! `unsafe` (the packet path, the connection table, pernet state, per-CPU
 //! memory) are wrapped here one kernel object at a time.
 
+pub(crate) mod genl;
 pub(crate) mod nlmsg;
+pub(crate) mod time;

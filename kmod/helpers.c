@@ -85,11 +85,6 @@ size_t rfw_nlmsg_default_size(void)
 	return NLMSG_DEFAULT_SIZE;
 }
 
-struct sk_buff *rfw_genlmsg_new(size_t payload, gfp_t flags)
-{
-	return genlmsg_new(payload, flags);
-}
-
 void *rfw_genlmsg_put_reply(struct sk_buff *skb, struct genl_info *info,
 			    const struct genl_family *family, int flags, u8 cmd)
 {
@@ -119,11 +114,6 @@ struct nlattr *rfw_nla_nest_start(struct sk_buff *skb, int attrtype)
 void rfw_nla_nest_end(struct sk_buff *skb, struct nlattr *start)
 {
 	nla_nest_end(skb, start);
-}
-
-void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start)
-{
-	nla_nest_cancel(skb, start);
 }
 
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr)
@@ -238,16 +228,6 @@ void *rfw_this_cpu_ptr(void __percpu *ptr)
 	return this_cpu_ptr(ptr);
 }
 
-void *rfw_nla_data(const struct nlattr *nla)
-{
-	return nla_data(nla);
-}
-
-int rfw_nla_len(const struct nlattr *nla)
-{
-	return nla_len(nla);
-}
-
 void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
 		    const struct nlattr *attr)
 {
@@ -266,16 +246,6 @@ struct net *rfw_cb_net(const struct netlink_callback *cb)
 u32 rfw_cb_portid(const struct netlink_callback *cb)
 {
 	return NETLINK_CB(cb->skb).portid;
-}
-
-u32 rfw_cb_seq(const struct netlink_callback *cb)
-{
-	return cb->nlh->nlmsg_seq;
-}
-
-long *rfw_cb_args(struct netlink_callback *cb)
-{
-	return cb->args;
 }
 
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr)
@@ -387,12 +357,6 @@ __be32 rfw_dev_first_addr4(const struct net_device *dev)
 u64 rfw_ktime_get_ns(void)
 {
 	return ktime_get_ns();
-}
-
-const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len)
-{
-	*len = genlmsg_len(info->genlhdr);
-	return genlmsg_data(info->genlhdr);
 }
 
 void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,

@@ -38,7 +38,6 @@ int rfw_next_possible_cpu(int cpu);
 unsigned int rfw_nr_cpu_ids(void);
 
 size_t rfw_nlmsg_default_size(void);
-struct sk_buff *rfw_genlmsg_new(size_t payload, gfp_t flags);
 void *rfw_genlmsg_put_reply(struct sk_buff *skb, struct genl_info *info,
 			    const struct genl_family *family, int flags, u8 cmd);
 void rfw_genlmsg_end(struct sk_buff *skb, void *hdr);
@@ -46,7 +45,6 @@ int rfw_genlmsg_reply(struct sk_buff *skb, struct genl_info *info);
 void rfw_nlmsg_free(struct sk_buff *skb);
 struct nlattr *rfw_nla_nest_start(struct sk_buff *skb, int attrtype);
 void rfw_nla_nest_end(struct sk_buff *skb, struct nlattr *start);
-void rfw_nla_nest_cancel(struct sk_buff *skb, struct nlattr *start);
 int rfw_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value, int padattr);
 
 
@@ -85,14 +83,10 @@ bool rfw_dev_is_loopback(const struct net_device *dev);
 void *rfw_this_cpu_ptr(void __percpu *ptr);
 
 /* Netlink. */
-void *rfw_nla_data(const struct nlattr *nla);
-int rfw_nla_len(const struct nlattr *nla);
 void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
 		    const struct nlattr *attr);
 struct net *rfw_cb_net(const struct netlink_callback *cb);
 u32 rfw_cb_portid(const struct netlink_callback *cb);
-u32 rfw_cb_seq(const struct netlink_callback *cb);
-long *rfw_cb_args(struct netlink_callback *cb);
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr);
 /* NLM_F_DUMP_INTR on a dump message if cb->seq changed since the last one. */
 void rfw_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr);
@@ -115,7 +109,6 @@ struct net_device *rfw_skb_dst_dev(const struct sk_buff *skb);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
 __be32 rfw_dev_first_addr4(const struct net_device *dev);
 u64 rfw_ktime_get_ns(void);
-const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len);
 void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
 			const struct nlattr *attr);
 struct sk_buff *rfw_genlmsg_new_size(size_t payload);

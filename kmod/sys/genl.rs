@@ -218,8 +218,9 @@ impl<const OPS: usize, const ATTRS: usize> Registration<OPS, ATTRS> {
     }
 
     fn fill(family: &'static Family<OPS, ATTRS>, spec: &Spec<'_, OPS>) -> Result {
+        // One NUL, at the end.
         let name_ok = spec.name.len() <= bindings::GENL_NAMSIZ as usize
-            && spec.name.iter().position(|&c| c == 0) == Some(spec.name.len() - 1);
+            && spec.name.iter().position(|&c| c == 0).map(|i| i + 1) == Some(spec.name.len());
         let (Ok(n_ops), Ok(maxattr), true) = (
             u8::try_from(OPS),
             u32::try_from(ATTRS.wrapping_sub(1)),

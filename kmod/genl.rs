@@ -9,137 +9,76 @@
 //! (`resv_start_op` = 1): an attribute a command does not take is rejected
 //! with an extended ACK before the handler runs.
 
-use core::ffi::c_int;
+#![deny(unsafe_code)]
 
-use kernel::error::to_result;
 use kernel::prelude::*;
 use rfw_abi::{attr, hook_stats, nfproto, Cmd};
 
-use crate::bindings;
-use crate::ct;
-use crate::nlmsg::Reply;
-use crate::pernet;
-use crate::rules;
-use crate::sys::kernel_static::KernelStatic;
+use crate::ct::genl::{CtConfigGet, CtConfigSet, CtDelete, CtFlush, CtGet, CtStatsGet};
+use crate::rules::genl::{RulesGet, RulesReplace, RulesStatsGet};
+use crate::sys::genl::{self, AttrType, DoIt, Op, Request, Spec, UNS_ADMIN_PERM};
+use crate::sys::nlmsg::Reply;
 
 const N_OPS: usize = 10;
-const N_POLICY: usize = attr::MAX as usize + 1;
+const N_ATTRS: usize = attr::MAX as usize + 1;
 
-static FAMILY: KernelStatic<bindings::genl_family> =
-    // `genl_family` holds integers, a char array and (function) pointers.
-    // SAFETY: zero is a valid value for every field.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
-static OPS: KernelStatic<[bindings::genl_small_ops; N_OPS]> =
-    // SAFETY: as above, for `genl_small_ops`.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
-/// The family policy: under strict validation only the attributes given a
-/// type here are accepted in a request (`NLA_UNSPEC`, zero, rejects). The
-/// contents of nested attributes are checked by `rfw_abi`'s parsers.
-static POLICY: KernelStatic<[bindings::nla_policy; N_POLICY]> =
-    // SAFETY: as above, for `nla_policy`.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
+static FAMILY: genl::Family<N_OPS, N_ATTRS> = genl::Family::new();
 
 /// The registered family, for as long as this value lives.
-pub(crate) struct Registration(());
+pub(crate) struct Registration {
+    _family: genl::Registration<N_OPS, N_ATTRS>,
+}
 
 impl Registration {
     /// Fills in and registers the family.
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
-        let fam = FAMILY.get();
-        let ops = OPS.get();
-        // Module init runs once and the family is not registered yet.
-        // SAFETY: nothing else reads these statics now (`KernelStatic` invariant).
-        unsafe {
-            let table: [(Cmd, DoIt, Option<DumpIt>); N_OPS] = [
-                (Cmd::StatsGet, Some(stats_get), None),
-                (Cmd::CtGet, Some(ct::genl::ct_get), Some(ct::genl::ct_dump)),
-                (Cmd::CtDelete, Some(ct::genl::ct_delete), None),
-                (Cmd::CtFlush, Some(ct::genl::ct_flush), None),
-                (Cmd::CtStatsGet, Some(ct::genl::ct_stats_get), None),
-                (Cmd::CtConfigGet, Some(ct::genl::ct_config_get), None),
-                (Cmd::CtConfigSet, Some(ct::genl::ct_config_set), None),
-                (Cmd::RulesGet, Some(rules::genl::rules_get), None),
-                (Cmd::RulesReplace, Some(rules::genl::rules_replace), None),
-                (Cmd::RulesStatsGet, Some(rules::genl::rules_stats_get), None),
-            ];
-            for (op, (cmd, doit, dumpit)) in (*ops).iter_mut().zip(table) {
-                op.cmd = cmd as u8;
-                op.flags = bindings::GENL_UNS_ADMIN_PERM as u8;
-                op.doit = doit;
-                op.dumpit = dumpit;
-            }
-            for a in [
-                attr::CT_ORIG,
-                attr::CT_REPLY,
-                attr::CT_CONFIG,
-                attr::RULES_TABLE,
-            ] {
-                (*POLICY.get())[usize::from(a)].type_ = bindings::NLA_NESTED as u8;
-            }
-            (*POLICY.get())[usize::from(attr::RULES_GENERATION)].type_ = bindings::NLA_U32 as u8;
-            (*POLICY.get())[usize::from(attr::RULES_CHECK)].type_ = bindings::NLA_FLAG as u8;
-
-            for (d, s) in (*fam).name.iter_mut().zip(rfw_abi::FAMILY_NAME_C) {
-                *d = *s as core::ffi::c_char;
-            }
-            (*fam).version = rfw_abi::FAMILY_VERSION.into();
-            (*fam).maxattr = attr::MAX.into();
-            (*fam).policy = POLICY.get().cast::<bindings::nla_policy>();
-            (*fam).set_netnsok(1);
-            (*fam).set_parallel_ops(1);
-            (*fam).resv_start_op = 1;
-            (*fam).small_ops = ops.cast::<bindings::genl_small_ops>();
-            (*fam).n_small_ops = N_OPS as u8;
-            (*fam).module = module.as_ptr().cast();
-        }
-        // SAFETY: the family is fully initialised and static.
-        to_result(unsafe { bindings::genl_register_family(fam) })?;
-        Ok(Registration(()))
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // This waits for running handlers (they hold the family's cb_lock).
-        // SAFETY: the family was registered in `new`.
-        unsafe { bindings::genl_unregister_family(FAMILY.get()) };
-    }
-}
-
-type DoIt = Option<unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::genl_info) -> c_int>;
-type DumpIt =
-    unsafe extern "C" fn(*mut bindings::sk_buff, *mut bindings::netlink_callback) -> c_int;
-
-/// The registered family (for messages built outside this file).
-pub(crate) fn family() -> *const bindings::genl_family {
-    FAMILY.get()
-}
-
-/// Runs a handler, turning its `Result` into the errno netlink expects.
-pub(crate) fn errno(r: Result) -> c_int {
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
+        let p = UNS_ADMIN_PERM;
+        let ops = [
+            Op::doit::<StatsGet>(Cmd::StatsGet as u8, p),
+            Op::doit_dumpit::<CtGet>(Cmd::CtGet as u8, p),
+            Op::doit::<CtDelete>(Cmd::CtDelete as u8, p),
+            Op::doit::<CtFlush>(Cmd::CtFlush as u8, p),
+            Op::doit::<CtStatsGet>(Cmd::CtStatsGet as u8, p),
+            Op::doit::<CtConfigGet>(Cmd::CtConfigGet as u8, p),
+            Op::doit::<CtConfigSet>(Cmd::CtConfigSet as u8, p),
+            Op::doit::<RulesGet>(Cmd::RulesGet as u8, p),
+            Op::doit::<RulesReplace>(Cmd::RulesReplace as u8, p),
+            Op::doit::<RulesStatsGet>(Cmd::RulesStatsGet as u8, p),
+        ];
+        // The family policy: under strict validation only the attributes
+        // given a type here are accepted in a request. The contents of
+        // nested attributes are checked by `rfw_abi`'s parsers.
+        let policy = [
+            (attr::CT_ORIG, AttrType::Nested),
+            (attr::CT_REPLY, AttrType::Nested),
+            (attr::CT_CONFIG, AttrType::Nested),
+            (attr::RULES_TABLE, AttrType::Nested),
+            (attr::RULES_GENERATION, AttrType::U32),
+            (attr::RULES_CHECK, AttrType::Flag),
+        ];
+        let spec = Spec {
+            name: rfw_abi::FAMILY_NAME_C,
+            version: rfw_abi::FAMILY_VERSION,
+            ops,
+            policy: &policy,
+            netnsok: true,
+            parallel_ops: true,
+            resv_start_op: 1,
+            module,
+        };
+        Ok(Registration {
+            _family: genl::Registration::new(&FAMILY, spec)?,
+        })
     }
 }
 
 /// `Cmd::StatsGet`: the caller's namespace's per-hook counters.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-unsafe extern "C" fn stats_get(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    // SAFETY: genetlink passes the request's valid `info` for the call.
-    let net = unsafe { bindings::rfw_genl_info_net(info) };
-    // A command runs in the live namespace of its socket, while the family,
-    // SAFETY: hence the pernet operations, are registered (`pernet::get`).
-    let totals = unsafe { pernet::get(net) }.counters.sum();
-    // SAFETY: `info` is this doit's request and FAMILY the registered family.
-    let reply = unsafe { Reply::new(info, FAMILY.get(), Cmd::StatsGet as u8) };
-    errno(reply.and_then(|mut r| {
+struct StatsGet;
+
+impl DoIt for StatsGet {
+    fn doit(req: &Request<'_>) -> Result {
+        let totals = req.net().counters.sum();
+        let r = Reply::new(req, Cmd::StatsGet as u8)?;
         for (pf, fam) in [nfproto::IPV4, nfproto::IPV6].iter().zip(totals.iter()) {
             for (h, c) in fam.iter().enumerate() {
                 let nest = r.nest_start(attr::HOOK_STATS)?;
@@ -151,5 +90,5 @@ unsafe extern "C" fn stats_get(
             }
         }
         r.send()
-    }))
+    }
 }

@@ -249,16 +249,6 @@ void *rfw_this_cpu_ptr(void __percpu *ptr)
 	return this_cpu_ptr(ptr);
 }
 
-void *rfw_nla_data(const struct nlattr *nla)
-{
-	return nla_data(nla);
-}
-
-int rfw_nla_len(const struct nlattr *nla)
-{
-	return nla_len(nla);
-}
-
 void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
 		    const struct nlattr *attr)
 {
@@ -277,16 +267,6 @@ struct net *rfw_cb_net(const struct netlink_callback *cb)
 u32 rfw_cb_portid(const struct netlink_callback *cb)
 {
 	return NETLINK_CB(cb->skb).portid;
-}
-
-u32 rfw_cb_seq(const struct netlink_callback *cb)
-{
-	return cb->nlh->nlmsg_seq;
-}
-
-long *rfw_cb_args(struct netlink_callback *cb)
-{
-	return cb->args;
 }
 
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr)
@@ -364,12 +344,6 @@ __be32 rfw_dev_first_addr4(const struct net_device *dev)
 u64 rfw_ktime_get_ns(void)
 {
 	return ktime_get_ns();
-}
-
-const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len)
-{
-	*len = genlmsg_len(info->genlhdr);
-	return genlmsg_data(info->genlhdr);
 }
 
 void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,

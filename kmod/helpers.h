@@ -90,14 +90,10 @@ int rfw_skb_network_offset(const struct sk_buff *skb);
 bool rfw_dev_is_loopback(const struct net_device *dev);
 
 /* Netlink. */
-void *rfw_nla_data(const struct nlattr *nla);
-int rfw_nla_len(const struct nlattr *nla);
 void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
 		    const struct nlattr *attr);
 struct net *rfw_cb_net(const struct netlink_callback *cb);
 u32 rfw_cb_portid(const struct netlink_callback *cb);
-u32 rfw_cb_seq(const struct netlink_callback *cb);
-long *rfw_cb_args(struct netlink_callback *cb);
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr);
 /* NLM_F_DUMP_INTR on a dump message if cb->seq changed since the last one. */
 void rfw_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr);
@@ -114,7 +110,6 @@ void rfw_skb_set_mark(struct sk_buff *skb, u32 mark);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
 __be32 rfw_dev_first_addr4(const struct net_device *dev);
 u64 rfw_ktime_get_ns(void);
-const unsigned char *rfw_genl_info_payload(const struct genl_info *info, int *len);
 void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
 			const struct nlattr *attr);
 struct sk_buff *rfw_genlmsg_new_size(size_t payload);

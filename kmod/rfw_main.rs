@@ -19,7 +19,6 @@ mod ct;
 mod genl;
 mod hooks;
 mod masq;
-mod nlmsg;
 mod percpu;
 mod pernet;
 mod pkt;

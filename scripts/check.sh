@@ -10,7 +10,7 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
-rustfmt --edition 2021 --check kmod/*.rs kmod/ct/*.rs kmod/rules/*.rs
+rustfmt --edition 2021 --check kmod/*.rs kmod/*/*.rs
 
 step "cargo clippy -D warnings (workspace)"
 cargo clippy -q --workspace --all-targets --all-features -- -D warnings

@@ -5,7 +5,9 @@
 //! the ABI crate's safe parsers; their error sentences go back in the
 //! extended ACK with `-EINVAL`.
 
-use core::ffi::{c_int, c_long, CStr};
+#![deny(unsafe_code)]
+
+use core::ffi::c_long;
 use core::sync::atomic::Ordering;
 
 use conntrack::conn::{ConnKey, ConnState};
@@ -16,150 +18,27 @@ use rfw_abi::{
     WireTuple,
 };
 
-use super::net::{CtNet, Stat};
+use super::net::Stat;
 use super::table::{self, Removal, ENTRY_SIZE};
-use crate::bindings;
-use crate::genl::errno;
-use crate::nlmsg::{DumpMsg, Reply, Writer};
-use crate::pernet;
+use crate::sys::genl::{DoIt, Dump, DumpIt, Request};
+use crate::sys::nlmsg::{emsgsize, Reply, Writer};
 use crate::sys::rcu::RcuGuard;
+use crate::sys::time::jiffies_msecs;
 
-fn einval() -> c_int {
-    -(bindings::EINVAL as c_int)
-}
-
-/// A request's attributes and error channel.
-pub(crate) struct Request {
-    pub(crate) info: *mut bindings::genl_info,
-}
-
-impl Request {
-    /// The top-level attribute `ty`, if present.
-    pub(crate) fn attr(&self, ty: u16) -> Option<*const bindings::nlattr> {
-        // genetlink parsed the request into `attrs[0..=maxattr]` (every
-        // op of this family has the family policy), `ty <= attr::MAX`.
-        // SAFETY: `info` is the running doit's request.
-        let a = unsafe { *(*self.info).attrs.add(usize::from(ty)) };
-        (!a.is_null()).then_some(a.cast_const())
-    }
-
-    /// The payload of attribute `a`.
-    pub(crate) fn payload<'a>(&'a self, a: *const bindings::nlattr) -> &'a [u8] {
-        // The attribute lies in the request skb, which outlives the doit;
-        // the policy (NLA_NESTED) checked its length against the message.
-        // SAFETY: so `nla_data`/`nla_len` describe readable bytes.
-        unsafe {
-            let len = bindings::rfw_nla_len(a).max(0) as usize;
-            core::slice::from_raw_parts(bindings::rfw_nla_data(a).cast::<u8>(), len)
+/// The tuple in `CT_ORIG` or `CT_REPLY` (exactly one).
+fn tuple(req: &Request<'_>) -> Result<Tuple> {
+    let (a, other) = match (req.attr(attr::CT_ORIG), req.attr(attr::CT_REPLY)) {
+        (Some(a), None) | (None, Some(a)) => (a, false),
+        (Some(a), Some(_)) => (a, true),
+        (None, None) => {
+            return Err(req.bad(None, c"a tuple is needed: CT_ORIG or CT_REPLY"));
         }
+    };
+    if other {
+        return Err(req.bad(Some(a), c"give CT_ORIG or CT_REPLY, not both"));
     }
-
-    /// Reports `msg` about attribute `a` in the extended ACK; returns -EINVAL.
-    pub(crate) fn bad(&self, a: Option<*const bindings::nlattr>, msg: &'static CStr) -> c_int {
-        // `msg` is static, as `NL_SET_ERR_MSG_ATTR` needs.
-        // SAFETY: `info` is the running doit's request.
-        unsafe {
-            bindings::rfw_extack_set(
-                (*self.info).extack,
-                msg.as_ptr(),
-                a.unwrap_or(core::ptr::null()),
-            )
-        };
-        einval()
-    }
-
-    /// The namespace's state.
-    fn ct(&self) -> &'static CtNet {
-        &self.net().ct
-    }
-
-    /// rfw's state in the requester's namespace.
-    pub(crate) fn net(&self) -> &'static pernet::RfwNet {
-        // SAFETY: `info` is the running doit's request.
-        let net = unsafe { bindings::rfw_genl_info_net(self.info) };
-        // A command runs in the live namespace of its socket while the family
-        // is registered, hence the pernet operations too.
-        // SAFETY: see `pernet::get`.
-        unsafe { pernet::get(net) }
-    }
-
-    /// The request's top-level attributes in order, repeated ones included
-    /// (`attr()` sees only the last of each type).
-    pub(crate) fn all_attrs(&self) -> &[u8] {
-        let mut len: c_int = 0;
-        // The request skb outlives the doit; genetlink checked the header.
-        // SAFETY: `info` is the running doit's request; `len` is ours.
-        let p = unsafe { bindings::rfw_genl_info_payload(self.info, &mut len) };
-        if p.is_null() || len <= 0 {
-            return &[];
-        }
-        // SAFETY: `len` bytes of attributes follow the genetlink header.
-        unsafe { core::slice::from_raw_parts(p, len as usize) }
-    }
-
-    /// Reports a formatted message (at most 79 bytes) about attribute `a`;
-    /// returns -EINVAL.
-    pub(crate) fn bad_fmt(
-        &self,
-        a: Option<*const bindings::nlattr>,
-        args: core::fmt::Arguments<'_>,
-    ) -> c_int {
-        let mut buf = MsgBuf::default();
-        let _ = core::fmt::Write::write_fmt(&mut buf, args);
-        // The copy is NUL-terminated within the 80-byte buffer.
-        // SAFETY: `info` is the running doit's request; the kernel copies `buf`.
-        unsafe {
-            bindings::rfw_extack_set_buf(
-                (*self.info).extack,
-                buf.b.as_ptr().cast(),
-                a.unwrap_or(core::ptr::null()),
-            )
-        };
-        einval()
-    }
-}
-
-/// A NUL-terminated message of at most 79 bytes (`NETLINK_MAX_FMTMSG_LEN`).
-struct MsgBuf {
-    b: [u8; 80],
-    n: usize,
-}
-
-impl Default for MsgBuf {
-    fn default() -> Self {
-        MsgBuf { b: [0; 80], n: 0 }
-    }
-}
-
-impl core::fmt::Write for MsgBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for &c in s.as_bytes() {
-            if self.n + 1 >= self.b.len() {
-                break;
-            }
-            self.b[self.n] = c;
-            self.n += 1;
-        }
-        Ok(())
-    }
-}
-
-impl Request {
-    /// The tuple in `CT_ORIG` or `CT_REPLY` (exactly one).
-    fn tuple(&self) -> core::result::Result<Tuple, c_int> {
-        let (a, other) = match (self.attr(attr::CT_ORIG), self.attr(attr::CT_REPLY)) {
-            (Some(a), None) | (None, Some(a)) => (a, false),
-            (Some(a), Some(_)) => (a, true),
-            (None, None) => {
-                return Err(self.bad(None, c"a tuple is needed: CT_ORIG or CT_REPLY"));
-            }
-        };
-        if other {
-            return Err(self.bad(Some(a), c"give CT_ORIG or CT_REPLY, not both"));
-        }
-        let w = WireTuple::parse(self.payload(a)).map_err(|m| self.bad(Some(a), m))?;
-        Ok(from_wire(&w))
-    }
+    let w = WireTuple::parse(a.data()).map_err(|m| req.bad(Some(a), m))?;
+    Ok(from_wire(&w))
 }
 
 fn from_wire(w: &WireTuple) -> Tuple {
@@ -178,7 +57,7 @@ fn from_wire(w: &WireTuple) -> Tuple {
     }
 }
 
-fn put_tuple(w: &mut Writer, ty: u16, t: &Tuple) -> Result {
+fn put_tuple(w: &Writer, ty: u16, t: &Tuple) -> Result {
     let nest = w.nest_start(ty)?;
     let (fam, alen) = match t.family {
         Family::Ipv4 => (nfproto::IPV4, 4),
@@ -195,7 +74,7 @@ fn put_tuple(w: &mut Writer, ty: u16, t: &Tuple) -> Result {
 }
 
 /// The attributes of one connection message.
-fn put_conn(w: &mut Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
+fn put_conn(w: &Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
     put_tuple(w, attr::CT_ORIG, &key.tuple(Direction::Original))?;
     put_tuple(w, attr::CT_REPLY, &key.tuple(Direction::Reply))?;
     w.put_u32(
@@ -220,45 +99,35 @@ fn put_conn(w: &mut Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
 }
 
 fn now_ms() -> u64 {
-    // SAFETY: reads `jiffies`.
-    u64::from(unsafe { bindings::rfw_jiffies_msecs() })
+    u64::from(jiffies_msecs())
 }
 
-/// `Cmd::CtGet` (doit): one connection by tuple.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn ct_get(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let t = match req.tuple() {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    let ct = req.ct();
-    let tbl = table::get();
-    let found = {
-        let rcu = RcuGuard::new();
-        tbl.lookup(&rcu, ct, &t).and_then(|(e, _)| {
-            e.with_state(tbl, |k, s| {
-                s.status().has(Status::CONFIRMED).then(|| (*k, s.clone()))
+/// `Cmd::CtGet`: one connection by tuple (doit), every confirmed
+/// connection of the namespace (dumpit).
+pub(crate) struct CtGet;
+
+impl DoIt for CtGet {
+    fn doit(req: &Request<'_>) -> Result {
+        let t = tuple(req)?;
+        let ct = &req.net().ct;
+        let tbl = table::get();
+        let found = {
+            let rcu = RcuGuard::new();
+            tbl.lookup(&rcu, ct, &t).and_then(|(e, _)| {
+                e.with_state(tbl, |k, s| {
+                    s.status().has(Status::CONFIRMED).then(|| (*k, s.clone()))
+                })
+                .flatten()
             })
-            .flatten()
-        })
-    };
-    let Some((key, state)) = found else {
-        req.bad(None, c"no such connection");
-        return -(bindings::ENOENT as c_int);
-    };
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::new(info, crate::genl::family(), rfw_abi::Cmd::CtGet as u8) };
-    errno(reply.and_then(|mut r| {
-        put_conn(&mut r, &key, &state, now_ms())?;
+        };
+        let Some((key, state)) = found else {
+            req.report(None, c"no such connection");
+            return Err(ENOENT);
+        };
+        let r = Reply::new(req, rfw_abi::Cmd::CtGet as u8)?;
+        put_conn(&r, &key, &state, now_ms())?;
         r.send()
-    }))
+    }
 }
 
 /// Buckets a dump call walks per RCU read-side section (it yields the CPU
@@ -296,190 +165,143 @@ fn dump_sig(sig: u64, e: &table::Entry) -> u64 {
 ///   flagged `NLM_F_DUMP_INTR` (`cb->seq` moves, as Linux's dumps do when
 ///   the table's generation changes), and so it is when a bucket strays
 ///   [`DUMP_BUCKET_RETRIES`] times in a row. fwctl then dumps again.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the dump's `skb` and `cb`.
-pub(crate) unsafe extern "C" fn ct_dump(
-    skb: *mut bindings::sk_buff,
-    cb: *mut bindings::netlink_callback,
-) -> c_int {
-    // SAFETY: `cb` is the running dump's callback.
-    let net = unsafe { bindings::rfw_cb_net(cb) };
-    // The dump runs for a socket of this live namespace, family registered.
-    // SAFETY: see `pernet::get`.
-    let ct = &unsafe { pernet::get(net) }.ct;
-    // SAFETY: `cb` is the running dump's callback.
-    let args_ptr = unsafe { bindings::rfw_cb_args(cb) };
-    // `cb->args` is the dump's private state: six longs, ours during the call.
-    // SAFETY: so this exclusive slice over them is the only one.
-    let args: &mut [c_long] = unsafe { core::slice::from_raw_parts_mut(args_ptr, 6) };
-    // `cb->seq` is 1 from the first call on and 2 once the dump is known
-    // to be inexact; `genl_dump_check_consistent` (in `DumpMsg::new`, and
-    // netlink for the final NLMSG_DONE) flags the first message after it
-    // moved.
-    // `DumpMsg::new` reads it through `cb`: no Rust reference to it here.
-    let set_seq = |v: u32| {
-        // SAFETY: `cb` is the running dump's callback, ours during the call.
-        unsafe { core::ptr::addr_of_mut!((*cb).seq).write(v) };
-    };
-    // SAFETY: as above.
-    if unsafe { core::ptr::addr_of!((*cb).seq).read() } == 0 {
-        set_seq(1);
-    }
-    // SAFETY: `skb` is the dump skb, ours during the call.
-    let skb_len = || unsafe { (*skb).len };
-    let tbl = table::get();
-    let n = tbl.buckets();
-    let mut b = usize::try_from(args[0]).unwrap_or(n);
-    let now = now_ms();
-    let mut stop = false;
-    while b < n && !stop {
-        let rcu = RcuGuard::new();
-        let end = (b + DUMP_BUCKETS_PER_SECTION).min(n);
-        while b < end {
-            // Entries of bucket `b` sent by earlier calls (a split bucket).
-            let skip = usize::try_from(args[1]).unwrap_or(0);
-            let mark = skb_len();
-            let mut tries = 0;
-            let (sent, sig_at_skip, sig, full) = loop {
-                let (mut idx, mut sig, mut sig_at_skip, mut full) = (0usize, 0u64, None, false);
-                let walked = tbl.for_each_in_bucket(&rcu, ct, b, |e, s| {
-                    if idx == skip {
-                        sig_at_skip = Some(sig);
-                    }
-                    if idx >= skip {
-                        let (fam, cmd) = (crate::genl::family(), rfw_abi::Cmd::CtGet as u8);
-                        // SAFETY: `skb`/`cb` are this dump's; the family is registered.
-                        let msg = unsafe { DumpMsg::new(skb, cb, fam, cmd) };
-                        let ok = msg.and_then(|mut m| {
-                            put_conn(&mut m, e.key(), s, now)?;
-                            m.end();
-                            Ok(())
-                        });
-                        if ok.is_err() {
-                            full = true;
-                            return false;
+impl DumpIt for CtGet {
+    fn dumpit(dump: &mut Dump<'_>) -> Result {
+        let ct = &dump.net().ct;
+        // `cb->seq` is 1 from the first call on and 2 once the dump is known
+        // to be inexact; `genl_dump_check_consistent` (in `Dump::message`,
+        // and netlink for the final NLMSG_DONE) flags the first message
+        // after it moved.
+        if dump.seq() == 0 {
+            dump.set_seq(1);
+        }
+        let tbl = table::get();
+        let n = tbl.buckets();
+        let mut b = usize::try_from(dump.args()[0]).unwrap_or(n);
+        let now = now_ms();
+        let mut stop = false;
+        while b < n && !stop {
+            let rcu = RcuGuard::new();
+            let end = (b + DUMP_BUCKETS_PER_SECTION).min(n);
+            while b < end {
+                // Entries of bucket `b` sent by earlier calls (a split bucket).
+                let skip = usize::try_from(dump.args()[1]).unwrap_or(0);
+                let mark = dump.skb_len();
+                let mut tries = 0;
+                let (sent, sig_at_skip, sig, full) = loop {
+                    let (mut idx, mut sig, mut sig_at_skip, mut full) = (0usize, 0u64, None, false);
+                    let walked = tbl.for_each_in_bucket(&rcu, ct, b, |e, s| {
+                        if idx == skip {
+                            sig_at_skip = Some(sig);
                         }
+                        if idx >= skip {
+                            let ok = dump.message(rfw_abi::Cmd::CtGet as u8).and_then(|m| {
+                                put_conn(&m, e.key(), s, now)?;
+                                m.end();
+                                Ok(())
+                            });
+                            if ok.is_err() {
+                                full = true;
+                                return false;
+                            }
+                        }
+                        sig = dump_sig(sig, e);
+                        idx += 1;
+                        true
+                    });
+                    tries += 1;
+                    if walked.is_ok() || tries >= DUMP_BUCKET_RETRIES {
+                        if walked.is_err() {
+                            dump.set_seq(2);
+                        }
+                        if idx == skip {
+                            sig_at_skip = Some(sig);
+                        }
+                        break (idx, sig_at_skip, sig, full);
                     }
-                    sig = dump_sig(sig, e);
-                    idx += 1;
-                    true
-                });
-                tries += 1;
-                if walked.is_ok() || tries >= DUMP_BUCKET_RETRIES {
-                    if walked.is_err() {
-                        set_seq(2);
-                    }
-                    if idx == skip {
-                        sig_at_skip = Some(sig);
-                    }
-                    break (idx, sig_at_skip, sig, full);
+                    // `mark` is the skb's length before this bucket:
+                    // trimming to it drops only this bucket's messages.
+                    dump.trim(mark);
+                };
+                if skip > 0 && sig_at_skip != Some(dump.args()[2] as u64) {
+                    // The entries sent before the split are not the bucket's
+                    // first any more: some of them, or of the ones after
+                    // them, may be missing or repeated.
+                    dump.set_seq(2);
                 }
-                // SAFETY: `mark` is the skb's length before this bucket:
-                // trimming to it drops only this bucket's messages.
-                unsafe { bindings::skb_trim(skb, mark) };
-            };
-            if skip > 0 && sig_at_skip != Some(args[2] as u64) {
-                // The entries sent before the split are not the bucket's
-                // first any more: some of them, or of the ones after
-                // them, may be missing or repeated.
-                set_seq(2);
+                if !full {
+                    b += 1;
+                    dump.args()[1] = 0;
+                    continue;
+                }
+                stop = true;
+                if mark > 0 {
+                    // Sent whole by the next call.
+                    dump.trim(mark);
+                } else if sent > skip {
+                    // Not even an empty skb holds the bucket: split it.
+                    dump.args()[1] = sent as c_long;
+                    dump.args()[2] = sig as c_long;
+                } else {
+                    // One message does not fit an empty dump skb: cannot
+                    // happen with the sizes here, but must not loop forever.
+                    return Err(emsgsize());
+                }
+                break;
             }
-            if !full {
-                b += 1;
-                args[1] = 0;
-                continue;
+            drop(rcu);
+            if !stop && b < n {
+                // Outside any RCU section here.
+                dump.cond_resched();
             }
-            stop = true;
-            if mark > 0 {
-                // Sent whole by the next call.
-                // SAFETY: as above.
-                unsafe { bindings::skb_trim(skb, mark) };
-            } else if sent > skip {
-                // Not even an empty skb holds the bucket: split it.
-                args[1] = sent as c_long;
-                args[2] = sig as c_long;
-            } else {
-                // One message does not fit an empty dump skb: cannot
-                // happen with the sizes here, but must not loop forever.
-                return -(bindings::EMSGSIZE as c_int);
-            }
-            break;
         }
-        drop(rcu);
-        if !stop && b < n {
-            // SAFETY: dumps run in process context (the socket's
-            // `cb_mutex` is a mutex), outside any RCU section here.
-            unsafe { bindings::rfw_cond_resched() };
-        }
+        dump.args()[0] = b as c_long;
+        // The dump ends when a call adds nothing (the trampoline returns
+        // the skb's length).
+        Ok(())
     }
-    args[0] = b as c_long;
-    // The dump ends when a call adds nothing.
-    skb_len() as c_int
 }
 
 /// `Cmd::CtDelete`.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn ct_delete(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let t = match req.tuple() {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    let ct = req.ct();
-    let tbl = table::get();
-    let rcu = RcuGuard::new();
-    match tbl.lookup(&rcu, ct, &t) {
-        Some((e, _)) if tbl.remove(e, Removal::Deleted) => 0,
-        _ => {
-            req.bad(None, c"no such connection");
-            -(bindings::ENOENT as c_int)
+pub(crate) struct CtDelete;
+
+impl DoIt for CtDelete {
+    fn doit(req: &Request<'_>) -> Result {
+        let t = tuple(req)?;
+        let ct = &req.net().ct;
+        let tbl = table::get();
+        let rcu = RcuGuard::new();
+        match tbl.lookup(&rcu, ct, &t) {
+            Some((e, _)) if tbl.remove(e, Removal::Deleted) => Ok(()),
+            _ => {
+                req.report(None, c"no such connection");
+                Err(ENOENT)
+            }
         }
     }
 }
 
 /// `Cmd::CtFlush`.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn ct_flush(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let n = table::get().flush(req.ct());
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::new(info, crate::genl::family(), rfw_abi::Cmd::CtFlush as u8) };
-    errno(reply.and_then(|mut r| {
+pub(crate) struct CtFlush;
+
+impl DoIt for CtFlush {
+    fn doit(req: &Request<'_>) -> Result {
+        let n = table::get().flush(&req.net().ct);
+        let r = Reply::new(req, rfw_abi::Cmd::CtFlush as u8)?;
         r.put_u64(attr::CT_COUNT, n, attr::PAD)?;
         r.send()
-    }))
+    }
 }
 
 /// `Cmd::CtStatsGet`.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn ct_stats_get(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let ct = req.ct();
-    let s = ct.totals();
-    let tbl = table::get();
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::new(info, crate::genl::family(), rfw_abi::Cmd::CtStatsGet as u8) };
-    errno(reply.and_then(|mut r| {
+pub(crate) struct CtStatsGet;
+
+impl DoIt for CtStatsGet {
+    fn doit(req: &Request<'_>) -> Result {
+        let ct = &req.net().ct;
+        let s = ct.totals();
+        let tbl = table::get();
+        let r = Reply::new(req, rfw_abi::Cmd::CtStatsGet as u8)?;
         let nest = r.nest_start(attr::CT_STATS)?;
         let gauges = [
             (
@@ -531,7 +353,7 @@ pub(crate) unsafe extern "C" fn ct_stats_get(
         }
         r.nest_end(nest);
         r.send()
-    }))
+    }
 }
 
 /// The timeout named by index `i` of `ct_timeout::NAMES`.
@@ -556,7 +378,8 @@ fn timeout_slot(t: &mut conntrack::Timeouts, i: usize) -> Option<&mut u32> {
     })
 }
 
-fn reply_config(info: *mut bindings::genl_info, rn: &pernet::RfwNet, cmd: rfw_abi::Cmd) -> c_int {
+fn reply_config(req: &Request<'_>, cmd: rfw_abi::Cmd) -> Result {
+    let rn = req.net();
     let ct = &rn.ct;
     let (mut timeouts, active) = {
         let rcu = RcuGuard::new();
@@ -567,77 +390,60 @@ fn reply_config(info: *mut bindings::genl_info, rn: &pernet::RfwNet, cmd: rfw_ab
     } else {
         ct_config::TRACKING_AUTO
     };
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::new(info, crate::genl::family(), cmd as u8) };
-    errno(reply.and_then(|mut r| {
-        let nest = r.nest_start(attr::CT_CONFIG)?;
-        r.put_u32(ct_config::LIMIT, ct.limit.load(Ordering::Relaxed))?;
-        r.put_u32(ct_config::BUCKETS, table::get().buckets() as u32)?;
-        r.put_u8(ct_config::TRACKING, mode)?;
-        r.put_u8(ct_config::ACTIVE, u8::from(active))?;
-        for (i, name) in ct_timeout::NAMES.iter().enumerate() {
-            let Some(v) = timeout_slot(&mut timeouts, i) else {
-                continue;
-            };
-            let n = r.nest_start(ct_config::TIMEOUT)?;
-            r.put_str(ct_timeout::NAME, name)?;
-            r.put_u32(ct_timeout::MS, *v)?;
-            r.nest_end(n);
-        }
-        r.nest_end(nest);
-        r.send()
-    }))
+    let r = Reply::new(req, cmd as u8)?;
+    let nest = r.nest_start(attr::CT_CONFIG)?;
+    r.put_u32(ct_config::LIMIT, ct.limit.load(Ordering::Relaxed))?;
+    r.put_u32(ct_config::BUCKETS, table::get().buckets() as u32)?;
+    r.put_u8(ct_config::TRACKING, mode)?;
+    r.put_u8(ct_config::ACTIVE, u8::from(active))?;
+    for (i, name) in ct_timeout::NAMES.iter().enumerate() {
+        let Some(v) = timeout_slot(&mut timeouts, i) else {
+            continue;
+        };
+        let n = r.nest_start(ct_config::TIMEOUT)?;
+        r.put_str(ct_timeout::NAME, name)?;
+        r.put_u32(ct_timeout::MS, *v)?;
+        r.nest_end(n);
+    }
+    r.nest_end(nest);
+    r.send()
 }
 
 /// `Cmd::CtConfigGet`.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn ct_config_get(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    reply_config(info, req.net(), rfw_abi::Cmd::CtConfigGet)
+pub(crate) struct CtConfigGet;
+
+impl DoIt for CtConfigGet {
+    fn doit(req: &Request<'_>) -> Result {
+        reply_config(req, rfw_abi::Cmd::CtConfigGet)
+    }
 }
 
 /// `Cmd::CtConfigSet`: all values are checked before any is applied.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn ct_config_set(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let Some(a) = req.attr(attr::CT_CONFIG) else {
-        return req.bad(None, c"CT_CONFIG is needed");
-    };
-    let change = match ConfigChange::parse(req.payload(a)) {
-        Ok(c) => c,
-        Err(m) => return req.bad(Some(a), m),
-    };
-    let ct = req.ct();
-    if change.timeouts.iter().any(Option::is_some) {
-        let r = ct.update_config(|cfg| {
-            for (i, v) in change.timeouts.iter().enumerate() {
-                if let (Some(v), Some(slot)) = (v, timeout_slot(&mut cfg.timeouts, i)) {
-                    *slot = *v;
+pub(crate) struct CtConfigSet;
+
+impl DoIt for CtConfigSet {
+    fn doit(req: &Request<'_>) -> Result {
+        let Some(a) = req.attr(attr::CT_CONFIG) else {
+            return Err(req.bad(None, c"CT_CONFIG is needed"));
+        };
+        let change = ConfigChange::parse(a.data()).map_err(|m| req.bad(Some(a), m))?;
+        let ct = &req.net().ct;
+        if change.timeouts.iter().any(Option::is_some) {
+            ct.update_config(|cfg| {
+                for (i, v) in change.timeouts.iter().enumerate() {
+                    if let (Some(v), Some(slot)) = (v, timeout_slot(&mut cfg.timeouts, i)) {
+                        *slot = *v;
+                    }
                 }
-            }
-        });
-        if let Err(e) = r {
-            return e.to_errno();
+            })?;
         }
+        if let Some(l) = change.limit {
+            ct.limit.store(l, Ordering::Relaxed);
+        }
+        if let Some(t) = change.tracking {
+            ct.track_always
+                .store(t == ct_config::TRACKING_ON, Ordering::Relaxed);
+        }
+        reply_config(req, rfw_abi::Cmd::CtConfigSet)
     }
-    if let Some(l) = change.limit {
-        ct.limit.store(l, Ordering::Relaxed);
-    }
-    if let Some(t) = change.tracking {
-        ct.track_always
-            .store(t == ct_config::TRACKING_ON, Ordering::Relaxed);
-    }
-    reply_config(info, req.net(), rfw_abi::Cmd::CtConfigSet)
 }

@@ -2,45 +2,36 @@
 
 //! Generic netlink commands on the ruleset (ABI: `rfw_abi`, `Cmd::Rules*`).
 
-use core::ffi::c_int;
+#![deny(unsafe_code)]
 
 use kernel::alloc::KBox;
 use kernel::prelude::*;
 use rfw_abi::{attr, nla, rules_stats, rules_table, Cmd};
 
 use super::{LoadError, Loaded, RStat, ReplaceError, N_RSTAT};
-use crate::bindings;
-use crate::ct::genl::Request;
-use crate::genl::errno;
-use crate::nlmsg::Reply;
+use crate::sys::genl::{DoIt, Request};
+use crate::sys::nlmsg::Reply;
 use crate::sys::rcu::RcuGuard;
 
 const TABLE_NAMES: [&str; 3] = ["filter", "nat", "mangle"];
 
 /// `Cmd::RulesGet`: generation, then each loaded table's blob and counters.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn rules_get(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let rules = &req.net().rules;
-    // Under the replace mutex the current ruleset cannot be freed, so the
-    // reply can be built (its allocations may sleep) outside RCU.
-    let lock = super::RulesLock::new();
-    let set = rules.current_locked(&lock);
-    let mut size = 64usize;
-    for kind in nat::rule::TableKind::ALL {
-        if let Some(t) = set.get(kind) {
-            size += t.blob().len() + t.entry_count() * rules_table::COUNTER_BYTES + 64;
+pub(crate) struct RulesGet;
+
+impl DoIt for RulesGet {
+    fn doit(req: &Request<'_>) -> Result {
+        let rules = &req.net().rules;
+        // Under the replace mutex the current ruleset cannot be freed, so the
+        // reply can be built (its allocations may sleep) outside RCU.
+        let lock = super::RulesLock::new();
+        let set = rules.current_locked(&lock);
+        let mut size = 64usize;
+        for kind in nat::rule::TableKind::ALL {
+            if let Some(t) = set.get(kind) {
+                size += t.blob().len() + t.entry_count() * rules_table::COUNTER_BYTES + 64;
+            }
         }
-    }
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::with_size(info, crate::genl::family(), Cmd::RulesGet as u8, size) };
-    let r = reply.and_then(|mut r| {
+        let r = Reply::with_size(req, Cmd::RulesGet as u8, size)?;
         r.put_u32(attr::RULES_GENERATION, set.generation)?;
         for kind in nat::rule::TableKind::ALL {
             let Some(t) = set.get(kind) else { continue };
@@ -62,143 +53,132 @@ pub(crate) unsafe extern "C" fn rules_get(
             r.nest_end(nest);
         }
         r.send()
-    });
-    errno(r)
+    }
 }
 
 /// `Cmd::RulesReplace`: see the ABI docs; every table is decoded and
 /// validated before anything is installed.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn rules_replace(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let check = req.attr(attr::RULES_CHECK).is_some();
-    let expect = match req.attr(attr::RULES_GENERATION) {
-        None => None,
-        Some(a) => match req.payload(a) {
-            [a0, a1, a2, a3] => Some(u32::from_ne_bytes([*a0, *a1, *a2, *a3])),
-            _ => return req.bad(Some(a), c"RULES_GENERATION must be a u32"),
-        },
-    };
-    let mut new: [Option<KBox<Loaded>>; 3] = [None, None, None];
-    let mut any = false;
-    for a in nla::iter(req.all_attrs()) {
-        let a = match a {
-            Ok(a) => a,
-            Err(m) => return req.bad(None, m),
+pub(crate) struct RulesReplace;
+
+impl DoIt for RulesReplace {
+    fn doit(req: &Request<'_>) -> Result {
+        let check = req.attr(attr::RULES_CHECK).is_some();
+        let expect = match req.attr(attr::RULES_GENERATION) {
+            None => None,
+            Some(a) => match a.data() {
+                [a0, a1, a2, a3] => Some(u32::from_ne_bytes([*a0, *a1, *a2, *a3])),
+                _ => return Err(req.bad(Some(a), c"RULES_GENERATION must be a u32")),
+            },
         };
-        if a.kind != attr::RULES_TABLE {
-            continue;
-        }
-        let payload = a.data;
-        any = true;
-        let mut blob = None;
-        let mut counters = None;
-        for inner in nla::iter(payload) {
-            let (t, p) = match inner {
-                Ok(i) => (i.kind, i.data),
-                Err(m) => return req.bad(None, m),
+        let mut new: [Option<KBox<Loaded>>; 3] = [None, None, None];
+        let mut any = false;
+        for a in nla::iter(req.all_attrs()) {
+            let a = match a {
+                Ok(a) => a,
+                Err(m) => return Err(req.bad(None, m)),
             };
-            match t {
-                rules_table::BLOB => blob = Some(p),
-                rules_table::COUNTERS => counters = Some(p),
-                rules_table::KIND => {}
-                _ => return req.bad(None, c"unknown attribute in RULES_TABLE"),
+            if a.kind != attr::RULES_TABLE {
+                continue;
             }
+            let payload = a.data;
+            any = true;
+            let mut blob = None;
+            let mut counters = None;
+            for inner in nla::iter(payload) {
+                let (t, p) = match inner {
+                    Ok(i) => (i.kind, i.data),
+                    Err(m) => return Err(req.bad(None, m)),
+                };
+                match t {
+                    rules_table::BLOB => blob = Some(p),
+                    rules_table::COUNTERS => counters = Some(p),
+                    rules_table::KIND => {}
+                    _ => return Err(req.bad(None, c"unknown attribute in RULES_TABLE")),
+                }
+            }
+            let Some(blob) = blob else {
+                return Err(req.bad(None, c"RULES_TABLE without a BLOB"));
+            };
+            let loaded = match Loaded::new(blob, counters) {
+                Ok(l) => l,
+                Err(LoadError::NoMemory) => return Err(ENOMEM),
+                Err(LoadError::TooBig) => return Err(req.bad(None, c"table blob too large")),
+                Err(LoadError::Counters) => {
+                    return Err(
+                        req.bad(None, c"COUNTERS: 16 bytes per entry, at most one per entry")
+                    )
+                }
+                Err(LoadError::Codec(e)) => {
+                    let kind = nat::codec::table_kind(blob)
+                        .map(|k| TABLE_NAMES[k as usize])
+                        .unwrap_or("table");
+                    return Err(req.bad_fmt(None, format_args!("{kind}: {e}")));
+                }
+            };
+            let k = loaded.kind() as usize;
+            if new[k].is_some() {
+                return Err(req.bad(None, c"the same table twice in one replace"));
+            }
+            new[k] = Some(loaded);
         }
-        let Some(blob) = blob else {
-            return req.bad(None, c"RULES_TABLE without a BLOB");
+        if !any {
+            return Err(req.bad(None, c"no RULES_TABLE in the request"));
+        }
+        let rules = &req.net().rules;
+        let result = if check {
+            // Validated; install nothing. The reply carries the generation
+            // the ruleset is at.
+            let rcu = RcuGuard::new();
+            let g = rules.current(&rcu).generation;
+            drop(rcu);
+            drop(new);
+            Ok(g)
+        } else {
+            rules.replace(new, expect)
         };
-        let loaded = match Loaded::new(blob, counters) {
-            Ok(l) => l,
-            Err(LoadError::NoMemory) => return -(bindings::ENOMEM as c_int),
-            Err(LoadError::TooBig) => return req.bad(None, c"table blob too large"),
-            Err(LoadError::Counters) => {
-                return req.bad(None, c"COUNTERS: 16 bytes per entry, at most one per entry")
-            }
-            Err(LoadError::Codec(e)) => {
-                let kind = nat::codec::table_kind(blob)
-                    .map(|k| TABLE_NAMES[k as usize])
-                    .unwrap_or("table");
-                return req.bad_fmt(None, format_args!("{kind}: {e}"));
+        let generation = match result {
+            Ok(g) => g,
+            Err(ReplaceError::NoMemory) => return Err(ENOMEM),
+            Err(ReplaceError::Stale(now)) => {
+                req.report_fmt(
+                    None,
+                    format_args!(
+                        "ruleset changed since read (now generation {now}); read it again"
+                    ),
+                );
+                return Err(EAGAIN);
             }
         };
-        let k = loaded.kind() as usize;
-        if new[k].is_some() {
-            return req.bad(None, c"the same table twice in one replace");
-        }
-        new[k] = Some(loaded);
-    }
-    if !any {
-        return req.bad(None, c"no RULES_TABLE in the request");
-    }
-    let rules = &req.net().rules;
-    let result = if check {
-        // Validated; install nothing. The reply carries the generation
-        // the ruleset is at.
-        let rcu = RcuGuard::new();
-        let g = rules.current(&rcu).generation;
-        drop(rcu);
-        drop(new);
-        Ok(g)
-    } else {
-        rules.replace(new, expect)
-    };
-    let generation = match result {
-        Ok(g) => g,
-        Err(ReplaceError::NoMemory) => return -(bindings::ENOMEM as c_int),
-        Err(ReplaceError::Stale(now)) => {
-            req.bad_fmt(
-                None,
-                format_args!("ruleset changed since read (now generation {now}); read it again"),
-            );
-            return -(bindings::EAGAIN as c_int);
-        }
-    };
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::new(info, crate::genl::family(), Cmd::RulesReplace as u8) };
-    errno(reply.and_then(|mut r| {
+        let r = Reply::new(req, Cmd::RulesReplace as u8)?;
         r.put_u32(attr::RULES_GENERATION, generation)?;
         r.send()
-    }))
+    }
 }
 
 /// `Cmd::RulesStatsGet`: the rule path's counters.
-///
-/// # Safety
-///
-/// Called by genetlink only, with the request's `skb` and `info`.
-pub(crate) unsafe extern "C" fn rules_stats_get(
-    _skb: *mut bindings::sk_buff,
-    info: *mut bindings::genl_info,
-) -> c_int {
-    let req = Request { info };
-    let t = req.net().rules.totals();
-    const MAP: [(RStat, u16); N_RSTAT] = [
-        (RStat::NatNoTuple, rules_stats::NAT_NO_TUPLE),
-        (RStat::NatNoAddress, rules_stats::NAT_NO_ADDRESS),
-        (RStat::RewriteFailed, rules_stats::REWRITE_FAILED),
-        (RStat::NatBindings, rules_stats::NAT_BINDINGS),
-        (RStat::Rejected, rules_stats::REJECTED),
-        (RStat::Logged, rules_stats::LOGGED),
-        (RStat::LogSuppressed, rules_stats::LOG_SUPPRESSED),
-        (RStat::Queued, rules_stats::QUEUED),
-        (RStat::MasqFlushed, rules_stats::MASQ_FLUSHED),
-        (RStat::Unparsed, rules_stats::UNPARSED),
-    ];
-    // SAFETY: `info` is this doit's request and the family registered.
-    let reply = unsafe { Reply::new(info, crate::genl::family(), Cmd::RulesStatsGet as u8) };
-    errno(reply.and_then(|mut r| {
+pub(crate) struct RulesStatsGet;
+
+impl DoIt for RulesStatsGet {
+    fn doit(req: &Request<'_>) -> Result {
+        let t = req.net().rules.totals();
+        const MAP: [(RStat, u16); N_RSTAT] = [
+            (RStat::NatNoTuple, rules_stats::NAT_NO_TUPLE),
+            (RStat::NatNoAddress, rules_stats::NAT_NO_ADDRESS),
+            (RStat::RewriteFailed, rules_stats::REWRITE_FAILED),
+            (RStat::NatBindings, rules_stats::NAT_BINDINGS),
+            (RStat::Rejected, rules_stats::REJECTED),
+            (RStat::Logged, rules_stats::LOGGED),
+            (RStat::LogSuppressed, rules_stats::LOG_SUPPRESSED),
+            (RStat::Queued, rules_stats::QUEUED),
+            (RStat::MasqFlushed, rules_stats::MASQ_FLUSHED),
+            (RStat::Unparsed, rules_stats::UNPARSED),
+        ];
+        let r = Reply::new(req, Cmd::RulesStatsGet as u8)?;
         let nest = r.nest_start(attr::RULES_STATS)?;
         for (s, a) in MAP {
             r.put_u64(a, t[s as usize], rules_stats::PAD)?;
         }
         r.nest_end(nest);
         r.send()
-    }))
+    }
 }

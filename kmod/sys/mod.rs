@@ -1,25 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The kernel abstractions rfw.ko needs and the 6.12 `kernel` crate lacks,
-//! in the manner of `rust/kernel/`: each wraps one kind of kernel object
-//! once, states its contract in `# Safety` and `# Invariants` sections, and
-//! gives the rest of kmod a safe interface.
+//! The safe layer between rfw's kernel glue and the C kernel: the kernel
+//! abstractions rfw.ko needs and the 6.12 `kernel` crate lacks.
 //!
-//! This folder is meant to be the only home of `unsafe` code in kmod; the
-//! files outside it that still hold some (the packet path, the hooks,
-//! pernet, generic netlink, the connection table) are moved here one kind
-//! of object at a time.
+//! This folder is meant to be the only home of `unsafe` code in `kmod/`,
+//! in Rust-for-Linux's manner (`rust/kernel/`): each kernel object gets one
+//! typed wrapper here, built from a raw pointer by an `unsafe fn from_raw`
+//! whose `# Safety` section states the contract, types document their
+//! `# Invariants`, registrations and owned objects are RAII values, and C
+//! callbacks enter Rust through generic trampolines that hand safe code a
+//! reference with the right lifetime and turn its `Result` into an errno.
+//! The modules that use this layer carry `#![deny(unsafe_code)]`.
 //!
+//! The move is under way: files outside this folder that still hold
+//! `unsafe` (the packet path, the hooks, pernet state, the connection
+//! table's slab and work item, MASQUERADE's notifiers) are wrapped here one
+//! kernel object at a time.
+//!
+//! * [`genl`], [`nlmsg`]: generic netlink families, their requests, dumps
+//!   and replies.
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
+//! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
+//!   `this_cpu_ptr`, `this_cpu_add`).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
 //!   with bottom halves off (nested subclasses, try-lock), a static
 //!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
-//! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
-//!   `this_cpu_ptr`, `this_cpu_add`).
+//! * [`time`]: the jiffies clock in milliseconds.
 
+pub(crate) mod genl;
 pub(crate) mod kernel_static;
+pub(crate) mod nlmsg;
 pub(crate) mod percpu;
 pub(crate) mod rcu;
 pub(crate) mod sync;
+pub(crate) mod time;

@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Time (`include/linux/jiffies.h`).
+
+use crate::bindings;
+
+/// Milliseconds since boot, from `jiffies` (wraps with it, every ~49 days).
+pub(crate) fn jiffies_msecs() -> u32 {
+    // SAFETY: reads `jiffies`, in any context.
+    unsafe { bindings::rfw_jiffies_msecs() }
+}

@@ -33,7 +33,7 @@ ip netns exec "$router" fwctl nat add --to-destination 10.0.20.2:8080
 echo
 echo "# client -> 10.0.10.1:80 (the router): 1 MiB over TCP, DNATed to the server's 8080"
 ip netns exec "$server" socat -u TCP-LISTEN:8080,reuseaddr OPEN:/tmp/demo.rx,creat,trunc &
-busywait 5000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :8080'
+busywait 60000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :8080'
 head -c 1048576 /dev/urandom >/tmp/demo.tx
 ip netns exec "$client" socat -u OPEN:/tmp/demo.tx TCP:10.0.10.1:80
 wait

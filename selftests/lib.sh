@@ -44,6 +44,9 @@ cleanup_all_ns() {
 }
 
 # busywait TIMEOUT_MS CMD...: runs CMD until it succeeds or time runs out.
+# A wait for something that is expected to happen costs nothing when it
+# does, so the tests give generous limits (60 s and more): the suite runs
+# under emulation on a debug kernel, on hosts of any speed.
 busywait() {
 	local timeout=$1 start now
 	shift
@@ -216,7 +219,7 @@ banner_server() {
 	# shellcheck disable=SC2016 # expanded by the shell socat starts
 	ip netns exec "$ns" socat "TCP$v-LISTEN:$port,reuseaddr,fork$opt" \
 		SYSTEM:"echo $tag \$SOCAT_PEERADDR \$SOCAT_PEERPORT" </dev/null >/dev/null 2>&1 &
-	busywait 10000 listening "$ns" "$port" tcp
+	busywait 60000 listening "$ns" "$port" tcp
 }
 
 # addr_peer ADDR: ADDR as banner_server reports it: IPv4 as is, IPv6 in
@@ -274,7 +277,7 @@ while True:
             pass
         c.close()
 ' "$addr" "$@" </dev/null >/dev/null 2>&1 &
-	busywait 20000 listening "$ns" "${!#}" tcp
+	busywait 60000 listening "$ns" "${!#}" tcp
 }
 
 # udp_probe NS SPORT DST DPORT [SECONDS]: one datagram from port SPORT over

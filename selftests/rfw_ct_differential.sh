@@ -11,6 +11,9 @@
 # (UNREPLIED), a UDP exchange (replied), an ICMP echo. Then
 # `conntrack -L` in B and `fwctl ct list` in A are normalised to
 # "proto state dport flags [packets]" and must be equal, line for line.
+# Both trackers get the same long timeouts first, so that no entry expires
+# however slowly the traffic runs, and the comparison polls until the
+# closing handshakes have settled in both.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -43,6 +46,13 @@ table inet difftest {
 }
 NFT
 ip netns exec "$rb" sysctl -qw net.netfilter.nf_conntrack_acct=1 || fail "nf_conntrack_acct=1 in B"
+for t in udp_unreplied udp_replied icmp tcp_syn_sent tcp_established tcp_time_wait; do
+	fw "$ra" ct timeout $t 900 >/dev/null || fail "fwctl ct timeout $t 900 in router A"
+done
+for t in udp_timeout udp_timeout_stream icmp_timeout tcp_timeout_syn_sent \
+	tcp_timeout_established tcp_timeout_time_wait; do
+	ip netns exec "$rb" sysctl -qw net.netfilter.nf_conntrack_$t=900 || fail "nf_conntrack_$t=900 in router B"
+done
 
 traffic() { # traffic CLIENT SERVER
 	local c=$1 s=$2
@@ -54,26 +64,25 @@ table inet t {
 	}
 }
 NFT
-	ip netns exec "$c" ping -q -c 3 -i 0.2 -W 2 10.0.2.2 >/dev/null
+	ip netns exec "$c" ping -q -c 3 -i 0.2 -W 10 10.0.2.2 >/dev/null
 	# TCP closed by both ends.
 	ip netns exec "$s" socat -u TCP4-LISTEN:8001,reuseaddr OPEN:/dev/null &
-	sleep 0.5
+	busywait 60000 listening "$s" 8001
 	echo data | ip netns exec "$c" socat -u - TCP4:10.0.2.2:8001,sourceport=41001
-	# TCP held open.
+	# TCP held open until the test ends.
 	ip netns exec "$s" socat -u TCP4-LISTEN:8002,reuseaddr OPEN:/dev/null &
-	sleep 0.5
-	ip netns exec "$c" socat -u SYSTEM:"echo hi; sleep 30" TCP4:10.0.2.2:8002,sourceport=41002 &
-	# A SYN the server drops.
-	ip netns exec "$c" socat -u OPEN:/dev/null TCP4:10.0.2.2:9999,sourceport=41003,connect-timeout=20 2>/dev/null &
+	busywait 60000 listening "$s" 8002
+	ip netns exec "$c" socat -u SYSTEM:"echo hi; sleep 100000" TCP4:10.0.2.2:8002,sourceport=41002 &
+	# A SYN the server drops (retransmitted until the test ends).
+	ip netns exec "$c" socat -u OPEN:/dev/null TCP4:10.0.2.2:9999,sourceport=41003,connect-timeout=100000 2>/dev/null &
 	# UDP one way (the server listens and never answers: no ICMP).
 	ip netns exec "$s" socat -u UDP4-RECV:8004 OPEN:/dev/null &
-	sleep 0.5
+	busywait 60000 listening "$s" 8004 udp
 	echo one | ip netns exec "$c" socat -u - UDP4-DATAGRAM:10.0.2.2:8004,bind=10.0.1.2:41004
-	# UDP exchange: the server echoes once.
+	# UDP exchange: the server echoes once; the client waits for it.
 	ip netns exec "$s" socat UDP4-RECVFROM:8005 SYSTEM:"cat" &
-	sleep 0.5
-	echo ping | ip netns exec "$c" socat -T 2 - UDP4-DATAGRAM:10.0.2.2:8005,bind=10.0.1.2:41005 >/dev/null
-	sleep 2
+	busywait 60000 listening "$s" 8005 udp
+	echo ping | ip netns exec "$c" socat -T 60 - UDP4-DATAGRAM:10.0.2.2:8005,bind=10.0.1.2:41005 >/dev/null
 }
 
 normalise() { # proto state dport flags packets-orig packets-reply (no timeout, no TCP counters)
@@ -93,8 +102,14 @@ normalise() { # proto state dport flags packets-orig packets-reply (no timeout, 
 
 traffic "$ca" "$sa"
 traffic "$cb" "$sb"
-ct_list "$ra" | normalise > "$dir/rfw"
-ip netns exec "$rb" conntrack -L 2>/dev/null | normalise > "$dir/nfct"
+# The tables settle (closing handshakes, the held connection's data, SYN
+# retransmissions seen) at their own pace: compare until they agree.
+agree() {
+	ct_list "$ra" | normalise > "$dir/rfw"
+	ip netns exec "$rb" conntrack -L 2>/dev/null | normalise > "$dir/nfct"
+	[ "$(wc -l < "$dir/nfct")" -ge 6 ] && cmp -s "$dir/nfct" "$dir/rfw"
+}
+busywait 60000 agree
 echo "# rfw (router A):"; sed 's/^/#   /' "$dir/rfw"
 echo "# nf_conntrack (router B):"; sed 's/^/#   /' "$dir/nfct"
 # Memory per connection in this kernel (issue 5's note): object sizes of

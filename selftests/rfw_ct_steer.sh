@@ -34,8 +34,8 @@ ip netns exec "$rt" sh -c 'echo 1 >/sys/class/net/veth0/queues/rx-0/rps_cpus &&
 check "router veth0 steers to CPU0, veth1 to CPU1 (rps_cpus)" "1 2" \
 	"$(ip netns exec "$rt" sh -c 'echo $((0x$(cat /sys/class/net/veth0/queues/rx-0/rps_cpus))) $((0x$(cat /sys/class/net/veth1/queues/rx-0/rps_cpus)))')"
 head -c 1048576 /dev/urandom >"$dir/data"
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 5 fd00:2::2 >/dev/null || fail "IPv6 path up"
+ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
 # softnet CPU COLUMN: one column (1-based, hex in the file) of CPU's line
 # of /proc/net/softnet_stat (column 13 is the CPU), in decimal.
@@ -52,14 +52,15 @@ for v in 4 6; do
 	rm -f "$dir/out"
 	ip netns exec "$sv" taskset -c 0 socat -u "$listen" OPEN:"$dir/out",creat,trunc </dev/null >/dev/null 2>&1 &
 	spid=$!
-	busywait 10000 listening "$sv" 7000 || fail "IPv$v server listens"
-	# The client sends the file, then holds the connection open.
-	ip netns exec "$cl" taskset -c 1 socat -u SYSTEM:"cat $dir/data; sleep 60" "$to,connect-timeout=20" </dev/null >/dev/null 2>&1 &
+	busywait 60000 listening "$sv" 7000 || fail "IPv$v server listens"
+	# The client sends the file, then holds the connection open until
+	# killed below (a fixed hold could end before the checks).
+	ip netns exec "$cl" taskset -c 1 socat -u SYSTEM:"cat $dir/data; sleep 100000" "$to,connect-timeout=60" </dev/null >/dev/null 2>&1 &
 	cpid=$!
 	all_in() { [ "$(stat -c %s "$dir/out" 2>/dev/null)" = 1048576 ]; }
-	busywait 60000 all_in || fail "IPv$v: the server did not get 1 MiB ($(stat -c %s "$dir/out" 2>/dev/null) bytes)"
+	busywait 120000 all_in || fail "IPv$v: the server did not get 1 MiB ($(stat -c %s "$dir/out" 2>/dev/null) bytes)"
 	assured() { ct_list "$rt" -p tcp -d $d | grep -q "ESTABLISHED .*dport=7000 .*ASSURED"; }
-	if busywait 10000 assured; then
+	if busywait 60000 assured; then
 		pass "IPv$v: the flow is ESTABLISHED [ASSURED] with its directions on two CPUs"
 	else
 		fail "IPv$v: no ESTABLISHED [ASSURED] entry"

@@ -41,15 +41,21 @@ table inet t {
 	}
 }
 NFT
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 5 fd00:2::2 >/dev/null || fail "IPv6 path up"
+ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
 # --- tracking auto: a namespace without rules tracks nothing ------------
 # Witness for the pings: they were answered (above); rfw saw no connection.
 check "tracking auto, no rules: no entry for the pings (fwctl ct count)" 0 "$(ip netns exec "$rt" fwctl ct count)"
 check "tracking auto, no rules: nothing tracked (fwctl ct stats new)" 0 "$(ct_stat "$rt" new)"
 fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 ping with tracking on"
+# Every entry looked for below must outlive the slowest step before its
+# check, on any machine: timeouts far beyond the defaults (udp_unreplied
+# and icmp 30 s, tcp_last_ack 30 s, ...). No check here is about expiry.
+fw "$rt" ct timeout tcp_syn_sent 3600 tcp_syn_recv 3600 tcp_fin_wait 3600 tcp_close_wait 3600 \
+	tcp_last_ack 3600 tcp_time_wait 3600 udp_unreplied 3600 udp_replied 3600 icmp 3600 >/dev/null ||
+	fail "fwctl ct timeout"
+ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 ping with tracking on"
 check "tracking on: the ping is an entry (fwctl ct count)" 1 "$(ip netns exec "$rt" fwctl ct count)"
 ip netns exec "$rt" fwctl ct flush >/dev/null
 
@@ -57,26 +63,30 @@ ip netns exec "$rt" fwctl ct flush >/dev/null
 for v in 4 6; do
 	if [ $v = 4 ]; then srv=10.0.2.2; sa=10.0.2.2; else srv='[fd00:2::2]'; sa=fd00:2::2; fi
 
-	# SYN_SENT: the SYN reaches the server and is dropped there.
-	ip netns exec "$cl" socat -u OPEN:/dev/null TCP$v:$srv:9999,connect-timeout=8 2>/dev/null &
+	# SYN_SENT: the SYN reaches the server and is dropped there. The
+	# client keeps trying until killed after the check.
+	ip netns exec "$cl" socat -u OPEN:/dev/null TCP$v:$srv:9999,connect-timeout=120 2>/dev/null &
+	synpid=$!
 	has_syn_sent() { ct_list "$rt" -p tcp -d "$sa" | grep -q "SYN_SENT .*dport=9999 .*UNREPLIED"; }
-	if busywait 5000 has_syn_sent; then
+	if busywait 60000 has_syn_sent; then
 		pass "IPv$v TCP: SYN_SENT [UNREPLIED] while the server drops the SYN"
 	else
 		fail "IPv$v TCP: no SYN_SENT entry"; ct_list "$rt"
 	fi
+	kill $synpid 2>/dev/null
+	wait $synpid 2>/dev/null
 
 	# ESTABLISHED: a connection held open by both ends.
 	ip netns exec "$sv" socat -u TCP$v-LISTEN:8080,reuseaddr SYSTEM:"cat >/dev/null" &
 	spid=$!
-	sleep 1
+	busywait 60000 listening "$sv" 8080 || fail "IPv$v server listens on 8080"
 	mkfifo "$dir/in$v"
 	ip netns exec "$cl" socat -u PIPE:"$dir/in$v" TCP$v:$srv:8080 &
 	cpid=$!
 	exec 7>"$dir/in$v"
 	echo hello >&7
 	has_est() { ct_list "$rt" -p tcp -d "$sa" | grep -q "ESTABLISHED .*dport=8080 .*ASSURED"; }
-	if busywait 5000 has_est; then
+	if busywait 60000 has_est; then
 		pass "IPv$v TCP: ESTABLISHED [ASSURED] while the connection is open"
 	else
 		fail "IPv$v TCP: no ESTABLISHED entry"; ct_list "$rt"
@@ -89,7 +99,7 @@ for v in 4 6; do
 	exec 7>&-
 	wait $cpid 2>/dev/null
 	has_tw() { ct_list "$rt" -p tcp -d "$sa" | grep -q "TIME_WAIT .*dport=8080"; }
-	if busywait 5000 has_tw; then
+	if busywait 60000 has_tw; then
 		pass "IPv$v TCP: TIME_WAIT after both ends closed"
 	else
 		fail "IPv$v TCP: no TIME_WAIT entry"; ct_list "$rt"
@@ -107,15 +117,16 @@ for v in 4 6; do
 	if [ $v = 4 ]; then cla=10.0.1.2; sa=10.0.2.2; key=Udp:InDatagrams; else cla='[fd00:1::2]'; sa='[fd00:2::2]'; key=Udp6InDatagrams; fi
 	in_before=$(snmp_counter "$cl" $key)
 	# A receiver that never answers, then the client, which keeps its
-	# socket (port 4000$v) open to receive the reply later.
+	# socket (port 4000$v) open to receive the reply later: until killed
+	# below, not for a fixed time (no -T, the child sleeps on).
 	ip netns exec "$sv" socat -u UDP$v-RECV:7000 OPEN:"$dir/udp$v",creat >/dev/null &
 	rpid=$!
 	rx_ready() { ip netns exec "$sv" ss -Huln "( sport = :7000 )" | grep -q .; }
-	busywait 5000 rx_ready || fail "IPv$v UDP receiver up"
-	ip netns exec "$cl" socat -T 20 UDP$v-DATAGRAM:$sa:7000,bind=$cla:4000$v,reuseaddr SYSTEM:"echo first; sleep 15" >/dev/null &
+	busywait 60000 rx_ready || fail "IPv$v UDP receiver up"
+	ip netns exec "$cl" socat UDP$v-DATAGRAM:$sa:7000,bind=$cla:4000$v,reuseaddr SYSTEM:"echo first; sleep 100000" >/dev/null &
 	upid=$!
 	unrep() { ct_list "$rt" -p udp | grep -q "sport=4000$v dport=7000 .*UNREPLIED"; }
-	if busywait 5000 unrep; then
+	if busywait 60000 unrep; then
 		pass "IPv$v UDP: [UNREPLIED] after the first datagram"
 	else
 		fail "IPv$v UDP: no UNREPLIED entry"; ct_list "$rt"
@@ -126,11 +137,14 @@ for v in 4 6; do
 	replied() {
 		ct_list "$rt" -p udp | grep "sport=4000$v dport=7000" | grep -vq UNREPLIED
 	}
-	if busywait 5000 replied; then
+	if busywait 60000 replied; then
 		pass "IPv$v UDP: replied (no [UNREPLIED]) after the server answered"
 	else
 		fail "IPv$v UDP: still UNREPLIED after the reply"; ct_list "$rt"
 	fi
+	# The router forwards the reply before the client counts it.
+	got_reply() { [ "$(snmp_counter "$cl" $key)" -gt "$in_before" ]; }
+	busywait 60000 got_reply
 	check "witness: IPv$v client received the reply ($key)" 1 $(($(snmp_counter "$cl" $key) - in_before))
 	kill $upid 2>/dev/null
 	wait $upid 2>/dev/null
@@ -142,7 +156,7 @@ unr_before=$(snmp_counter "$cl" Icmp:InDestUnreachs)
 # UDP to a closed port: the server answers port unreachable.
 echo x | ip netns exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:7777,bind=10.0.1.2:40777
 gotit() { [ "$(snmp_counter "$cl" Icmp:InDestUnreachs)" -gt "$unr_before" ]; }
-busywait 5000 gotit
+busywait 60000 gotit
 check "port unreachable classified RELATED (fwctl ct stats related)" 1 $(($(ct_stat "$rt" related) - rel_before))
 check "witness: client got 1 destination unreachable (/proc/net/snmp)" 1 \
 	$(($(snmp_counter "$cl" Icmp:InDestUnreachs) - unr_before))
@@ -151,7 +165,7 @@ check "witness: client got 1 destination unreachable (/proc/net/snmp)" 1 \
 rel_before=$(ct_stat "$rt" related)
 unr_before=$(snmp_counter "$cl" Icmp:InDestUnreachs)
 ip netns exec "$cl" ping -q -c 1 -W 2 -M do -s 1400 10.0.2.2 >/dev/null 2>&1
-busywait 5000 gotit
+busywait 60000 gotit
 check "fragmentation needed classified RELATED" 1 $(($(ct_stat "$rt" related) - rel_before))
 check "witness: client got 1 frag-needed (/proc/net/snmp)" 1 \
 	$(($(snmp_counter "$cl" Icmp:InDestUnreachs) - unr_before))

@@ -40,15 +40,41 @@ ip -net "$ns2" neigh add fd00:1::1 lladdr $mac1 dev veth2 nud permanent
 ip -net "$ns1" link set veth1 up
 ip -net "$ns2" link set veth2 up
 
-# Let the MLD reports for the new multicast memberships go out.
-sleep 3
+# Let the MLD reports for the new multicast memberships go out: wait
+# until both ends have sent IPv6 (the first report: the link is up, however
+# long that took), then until no packet at all has been counted in either
+# for 3 s (the reports' retransmissions come within MLDv2's 1 s unsolicited
+# report interval).
+mld_quiet() {
+	local now
+	now="$(fwctl_stats "$ns1")/$(fwctl_stats "$ns2")"
+	if [ "$now" != "$quiet_last" ]; then
+		quiet_last=$now
+		quiet_since=$(date +%s%3N)
+		return 1
+	fi
+	[ "$(stat_of "${now%/*}" ipv6 output packets)" -gt 0 ] 2>/dev/null &&
+		[ "$(stat_of "${now#*/}" ipv6 output packets)" -gt 0 ] 2>/dev/null &&
+		[ $(($(date +%s%3N) - quiet_since)) -ge 3000 ]
+}
+quiet_last="" quiet_since=0
+busywait 60000 mld_quiet || echo "# no quiet 3 s after the MLD reports within 60 s"
 before1=$(fwctl_stats "$ns1")
 before2=$(fwctl_stats "$ns2")
 echo4_before=$(snmp_counter "$ns2" Icmp:InEchos)
 echo6_before=$(snmp_counter "$ns2" Icmp6InEchos)
+rep4_before=$(snmp_counter "$ns1" Icmp:InEchoReps)
+rep6_before=$(snmp_counter "$ns1" Icmp6InEchoReplies)
 
-ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 2 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
-ip netns exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 2 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
+ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
+ip netns exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 10 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
+# ping may end before a late reply is in: the counters are read once ns1
+# has taken all 20 replies, the last packets of the exchange.
+replies_in() {
+	[ $(($(snmp_counter "$ns1" Icmp:InEchoReps) - rep4_before)) -ge 10 ] &&
+		[ $(($(snmp_counter "$ns1" Icmp6InEchoReplies) - rep6_before)) -ge 10 ]
+}
+busywait 60000 replies_in
 
 after1=$(fwctl_stats "$ns1")
 after2=$(fwctl_stats "$ns2")

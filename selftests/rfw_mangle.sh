@@ -76,8 +76,8 @@ table inet w {
 	}
 }
 NFT
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 5 fd00:2::2 >/dev/null || fail "IPv6 path up"
+ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 pk() { nft_packets "$sv" "$1" w; }
 # send NS PORT: one datagram to the server's PORT over IPv4, one over IPv6.
 send() {
@@ -86,7 +86,7 @@ send() {
 }
 # counted COUNTER N: wait until the server's COUNTER reaches N.
 at_least() { [ "$(pk "$1")" -ge "$2" ] 2>/dev/null; }
-counted() { busywait 5000 at_least "$1" "$2"; }
+counted() { busywait 60000 at_least "$1" "$2"; }
 
 # --- MARK -----------------------------------------------------------------------
 fw "$rt" mangle add --chain PREROUTING -p udp --dport 9001 --set-mark 0x10 || fail "mangle set-mark 0x10"
@@ -111,7 +111,9 @@ fi
 
 send "$cl" 9002
 counted u9002 2
-for p in 9001 9003 9005; do send "$cl" $p; done
+# 9003 last: its arrival witnesses that the router has taken the dropped
+# 9001 and 9005 before it; then a short wait in case they went through.
+for p in 9001 9005 9003; do send "$cl" $p; done
 counted u9003 2
 sleep 1
 check "mark 0x10 dropped by --mark 0x10; unmarked passed; 0x20 passed --mark 0x20/0xf0; 0x100/0xf00 dropped (server counters 9001 9002 9003 9005)" \
@@ -124,7 +126,7 @@ for v in 4 6; do
 	u0=$(snmp_counter "$cl" $key)
 	echo x | ip netns exec "$cl" socat -u - "$to" 2>/dev/null
 	moved() { [ "$(snmp_counter "$cl" $key)" -gt "$u0" ]; }
-	busywait 5000 moved
+	busywait 60000 moved
 	check "IPv$v mark 0x30 took the fwmark policy route: the client got the router's unreachable ($key)" 1 \
 		$(($(snmp_counter "$cl" $key) - u0))
 done

@@ -39,6 +39,13 @@ trap rfw_cleanup EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
+# The connections the checks read in `fwctl ct list`, and the port
+# shadowing case's masqueraded UDP flow, must outlive the slowest step
+# before their check: timeouts far beyond the defaults (udp_unreplied and
+# icmp 30 s, tcp_close 10 s, ...). No check here is about expiry.
+fw "$rt" ct timeout tcp_syn_sent 3600 tcp_syn_recv 3600 tcp_fin_wait 3600 tcp_close_wait 3600 \
+	tcp_last_ack 3600 tcp_time_wait 3600 tcp_close 3600 udp_unreplied 3600 udp_replied 3600 icmp 3600 >/dev/null ||
+	fail "fwctl ct timeout"
 
 # Echo counters in the end hosts, per peer address (as nft_nat.sh's).
 nft_witness "$sv" cl=10.0.1.2 rt=10.0.2.1 rtc=10.0.1.1 cl6=fd00:1::2 rt6=fd00:2::1 rtc6=fd00:1::1 ||
@@ -54,7 +61,14 @@ nat_reset() {
 }
 # flow NS AWK_CONDITION: the ct_flows lines of NS that match.
 flow() { ct_flows "$1" | awk "$2"; }
-ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W 5 "$3" >/dev/null 2>&1; }
+ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W 10 "$3" >/dev/null 2>&1; }
+# get NS ADDRESS: tcp_get with 30 s to connect (every connection here is
+# expected to succeed).
+get() { tcp_get "$1" "$2" 30; }
+# listening_v NS PORT 4|6: a TCP socket of that family listens on PORT in NS.
+# banner_server waits 10 s at most, for either family: the listeners of
+# both families on one port are each waited for here, 60 s.
+listening_v() { ip netns exec "$1" ss -Hlnt -"$3" "( sport = :$2 )" | grep -q .; }
 
 # --- routing without NAT --------------------------------------------------
 ping_ok "$cl" 4 10.0.2.2 || fail "IPv4 path up"
@@ -81,17 +95,20 @@ for v in 4 6; do
 done
 
 # Port-only DNAT (test_local_dnat_portonly): only the port changes.
-banner_server "$cl" 2000 CLIENT2000 || fail "client listener on 2000"
+banner_server "$cl" 2000 CLIENT2000
+busywait 60000 listening_v "$cl" 2000 4 || fail "client listener on 2000"
 fw "$rt" nat add --chain OUTPUT -4 -p tcp -d 10.0.1.2 --dport 3000 --to-destination :2000 ||
 	fail "nat add --to-destination :2000"
-got=$(tcp_get "$rt" TCP4:10.0.1.2:3000)
+got=$(get "$rt" TCP4:10.0.1.2:3000)
 check "port-only DNAT: the router's connection to port 3000 reached the client's port 2000" \
 	"CLIENT2000 10.0.1.1" "${got% *}"
 nat_reset
 
 # --- DNAT, SNAT, MASQUERADE, REDIRECT of forwarded traffic ----------------
-banner_server "$sv" 80 SERVER 4 || fail "server listener (IPv4)"
-banner_server "$sv" 80 SERVER 6 || fail "server listener (IPv6)"
+banner_server "$sv" 80 SERVER 4
+banner_server "$sv" 80 SERVER 6
+busywait 60000 listening_v "$sv" 80 4 || fail "server listener (IPv4)"
+busywait 60000 listening_v "$sv" 80 6 || fail "server listener (IPv6)"
 
 # DNAT without --chain: PREROUTING.
 fw "$rt" nat add -4 -p tcp -d 10.0.1.1 --dport 8080 --to-destination 10.0.2.2:80 || fail "nat add DNAT (IPv4)"
@@ -99,7 +116,7 @@ fw "$rt" nat add -6 -p tcp -d fd00:1::1 --dport 8080 --to-destination "[fd00:2::
 check "DNAT without --chain went to PREROUTING (fwctl save)" 2 "$(save_rules "$rt" | grep -c -- '^-A PREROUTING .*--to-destination')"
 for v in 4 6; do
 	if [ $v = 4 ]; then rtr=10.0.1.1 c=10.0.1.2 s=10.0.2.2 to=TCP4:10.0.1.1:8080; else rtr=fd00:1::1 c=fd00:1::2 s=fd00:2::2 to="TCP6:[fd00:1::1]:8080"; fi
-	got=$(tcp_get "$cl" "$to,sourceport=4000$v,reuseaddr")
+	got=$(get "$cl" "$to,sourceport=4000$v,reuseaddr")
 	check "IPv$v DNAT router:8080 -> server:80: the server saw the client itself" "SERVER $(addr_peer $c) 4000$v" "$got"
 	check "IPv$v DNAT: fwctl ct list reply tuple is server:80 -> client" "$rtr 8080 $s $c 80 4000$v" \
 		"$(flow "$rt" "\$1 == \"tcp\" && \$3 == \"$c\" && \$5 == 4000$v { print \$4, \$6, \$7, \$8, \$9, \$10 }")"
@@ -112,7 +129,7 @@ fw "$rt" nat add -6 -p tcp -o veth1 --to-source "[fd00:2::1]:20000-20099" || fai
 check "SNAT without --chain went to POSTROUTING (fwctl save)" 2 "$(save_rules "$rt" | grep -c -- '^-A POSTROUTING .*--to-source')"
 for v in 4 6; do
 	if [ $v = 4 ]; then c=10.0.1.2 s=10.0.2.2 a=10.0.2.1 to=TCP4:10.0.2.2:80; else c=fd00:1::2 s=fd00:2::2 a=fd00:2::1 to="TCP6:[fd00:2::2]:80"; fi
-	got=$(tcp_get "$cl" "$to,sourceport=4001$v,reuseaddr")
+	got=$(get "$cl" "$to,sourceport=4001$v,reuseaddr")
 	port=${got##* }
 	if [ "${got% *}" = "SERVER $(addr_peer $a)" ] && [ "$port" -ge 20000 ] 2>/dev/null && [ "$port" -le 20099 ]; then
 		pass "IPv$v SNAT: the server saw the router's address and a port of 20000-20099 ($got)"
@@ -137,7 +154,7 @@ for flags in "" --fully-random; do
 			"$sv:rt${x}_in:1" "$sv:rt${x}_out:1" "$sv:cl${x}_in:0" "$cl:sv${x}_in:1"
 		ping_ok "$cl" $v $s || fail "IPv$v ping through masquerade $flags (attempt 2)"
 		sp=$((sp + 1))
-		got=$(tcp_get "$cl" "$to,sourceport=$sp,reuseaddr")
+		got=$(get "$cl" "$to,sourceport=$sp,reuseaddr")
 		port=${got##* }
 		check "IPv$v TCP masquerade $flags: the server saw the router's address" "SERVER $(addr_peer $a)" "${got% *}"
 		if [ -z "$flags" ]; then
@@ -168,13 +185,15 @@ check "witness: the router's own stack answered the IPv4 echo (Icmp InEchos)" 1 
 check "witness: the router's own stack answered the IPv6 echo (Icmp6InEchos)" 1 $(($(snmp_counter "$rt" Icmp6InEchos) - e6))
 nat_reset
 # REDIRECT of TCP with --to-ports to a server on the router.
-banner_server "$rt" 8081 ROUTER 4 || fail "router listener (IPv4)"
-banner_server "$rt" 8081 ROUTER 6 || fail "router listener (IPv6)"
+banner_server "$rt" 8081 ROUTER 4
+banner_server "$rt" 8081 ROUTER 6
+busywait 60000 listening_v "$rt" 8081 4 || fail "router listener (IPv4)"
+busywait 60000 listening_v "$rt" 8081 6 || fail "router listener (IPv6)"
 fw "$rt" nat add -4 -p tcp -i veth0 --dport 80 --redirect --to-ports 8081 || fail "nat add -4 redirect --to-ports"
 fw "$rt" nat add -6 -p tcp -i veth0 --dport 80 --redirect --to-ports 8081 || fail "nat add -6 redirect --to-ports"
 for v in 4 6; do
 	if [ $v = 4 ]; then c=10.0.1.2 r=10.0.1.1 to=TCP4:10.0.2.2:80; else c=fd00:1::2 r=fd00:1::1 to="TCP6:[fd00:2::2]:80"; fi
-	got=$(tcp_get "$cl" "$to,sourceport=4003$v,reuseaddr")
+	got=$(get "$cl" "$to,sourceport=4003$v,reuseaddr")
 	check "IPv$v REDIRECT --to-ports 8081: the router's server answered" "ROUTER $(addr_peer $c) 4003$v" "$got"
 	check "IPv$v REDIRECT: fwctl ct list reply tuple comes from the router's address, port 8081" "$r 8081" \
 		"$(flow "$rt" "\$1 == \"tcp\" && \$3 == \"$c\" && \$5 == 4003$v { print \$7, \$9 }")"
@@ -182,20 +201,41 @@ done
 nat_reset
 
 # --- port shadowing (nft_nat.sh test_port_shadow) -------------------------
+# udp_ask NS SPORT DST DPORT: "data" from port SPORT (SO_REUSEADDR) to
+# DST:DPORT over a connected socket; prints the first answer, nothing if
+# none came within 60 s or an ICMP error did.
+udp_ask() {
+	ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.connect((sys.argv[2], int(sys.argv[3])))
+s.settimeout(60)
+try:
+    s.send(b"data\n")
+    print(s.recv(100).decode().strip())
+except OSError:
+    pass
+' "$2" "$3" "$4"
+}
 # The client sends from port 1405 to the server's port 41404: masqueraded,
 # the router keeps port 1405. Then the server sends from 41404 to the
 # router's port 1405, where the router has a service of its own: does it
 # reach the router (ROUTER) or the client's port 1405 (CLIENT)?
+# The two listeners answer whoever sends them a datagram first, and stay
+# until killed at the end of the case. The server's query waits up to 60 s
+# for its answer and ends as soon as it has it.
 shadow() { # shadow NAME EXPECTED
 	local got rpid cpid
-	echo fake-entry | ip netns exec "$cl" timeout 10 socat -u STDIN UDP4:10.0.2.2:41404,sourceport=1405,reuseaddr 2>/dev/null
-	echo ROUTER | ip netns exec "$rt" timeout 30 socat -T 20 -u STDIN UDP4-LISTEN:1405,reuseaddr 2>/dev/null &
+	echo fake-entry | ip netns exec "$cl" timeout 60 socat -u STDIN UDP4:10.0.2.2:41404,sourceport=1405,reuseaddr 2>/dev/null
+	echo ROUTER | ip netns exec "$rt" socat -u STDIN UDP4-LISTEN:1405,reuseaddr 2>/dev/null &
 	rpid=$!
-	echo CLIENT | ip netns exec "$cl" timeout 30 socat -T 20 -u STDIN UDP4-LISTEN:1405,reuseaddr,reuseport 2>/dev/null &
+	echo CLIENT | ip netns exec "$cl" socat -u STDIN UDP4-LISTEN:1405,reuseaddr,reuseport 2>/dev/null &
 	cpid=$!
-	busywait 10000 listening "$rt" 1405 udp
-	busywait 10000 listening "$cl" 1405 udp
-	got=$(echo data | ip netns exec "$sv" timeout 20 socat -t 3 -T 10 - UDP4:10.0.2.1:1405,sourceport=41404,reuseaddr 2>/dev/null)
+	busywait 60000 listening "$rt" 1405 udp
+	busywait 60000 listening "$cl" 1405 udp
+	got=$(udp_ask "$sv" 41404 10.0.2.1 1405)
 	check "port shadow, $1: the server's datagram to router:1405 was answered by the $2" "$2" "$got"
 	kill $rpid $cpid 2>/dev/null
 	wait $rpid $cpid 2>/dev/null

@@ -43,6 +43,11 @@ for n in "$sv" "$far"; do
 	ip netns exec "$n" sysctl -qw net.ipv4.icmp_ratelimit=0
 	ip netns exec "$n" sysctl -qw net.ipv6.icmp.ratelimit=0
 done
+# The flows the checks read in `fwctl ct list` (the two clients' UDP flows
+# from port 5555 must both be there for the second to get another port)
+# must outlive the slowest step before their check: timeouts far beyond
+# the defaults (udp_unreplied and icmp 30 s). No check here is about expiry.
+fw "$rt" ct timeout udp_unreplied 3600 udp_replied 3600 icmp 3600 >/dev/null || fail "fwctl ct timeout"
 # nat_reset: no NAT rule and no connection left in the router.
 nat_reset() {
 	fw "$rt" nat flush || fail "fwctl nat flush"
@@ -50,8 +55,8 @@ nat_reset() {
 }
 # flow NS AWK_CONDITION: the ct_flows lines of NS that match.
 flow() { ct_flows "$1" | awk "$2"; }
-ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W 5 "$3" >/dev/null 2>&1; }
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 path up"
+ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W 10 "$3" >/dev/null 2>&1; }
+ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
 
 # --- source-port clash (nf_nat_edemux.sh) ---------------------------------
 # The client may use local port 10000 only. NAT must move a new
@@ -65,15 +70,17 @@ fw "$sv" nat add -4 -p tcp --dport 5202 --redirect --to-ports 5201 || fail "nat 
 fw "$sv" nat add -4 -p tcp --dport 5203 --redirect --to-ports 5201 || fail "nat add redirect 5203 in the server"
 ip netns exec "$cl" sysctl -qw net.ipv4.ip_local_port_range="10000 10000"
 ip netns exec "$sv" socat -u TCP4-LISTEN:5201,reuseaddr,fork OPEN:/dev/null </dev/null >/dev/null 2>&1 &
-busywait 10000 listening "$sv" 5201 || fail "server listens on 5201"
+busywait 60000 listening "$sv" 5201 || fail "server listens on 5201"
 est() { ip netns exec "$cl" ss -Htn state established "( dport = :$1 )" | grep -q .; }
-hold() { ip netns exec "$cl" socat -u SYSTEM:"sleep 100" "TCP4:$1,connect-timeout=20" </dev/null >/dev/null 2>&1 & }
+# hold ADDR:PORT: a connection from the client, held open until
+# kill_ns_procs ends it (no fixed hold time).
+hold() { ip netns exec "$cl" socat -u SYSTEM:"sleep 100000" "TCP4:$1,connect-timeout=60" </dev/null >/dev/null 2>&1 & }
 hold 10.0.2.2:5201
-busywait 20000 est 5201 || fail "edemux: first connection (port 10000 -> 5201)"
+busywait 60000 est 5201 || fail "edemux: first connection (port 10000 -> 5201)"
 # 10000 -> 10.96.0.1:443 becomes 10000 -> 10.0.2.2:5201, which the first
 # connection holds.
 hold 10.96.0.1:443
-if busywait 20000 est 443; then pass "edemux: connected to the service via the DNATed address"; else fail "edemux: no connection via 10.96.0.1:443"; fi
+if busywait 60000 est 443; then pass "edemux: connected to the service via the DNATed address"; else fail "edemux: no connection via 10.96.0.1:443"; fi
 check "edemux: the client's socket is 10.0.1.2:10000 -> 10.96.0.1:443 (ss)" "10.0.1.2:10000" \
 	"$(ip netns exec "$cl" ss -Htn state established "( dport = :443 )" | awk '{ print $3 }')"
 r=$(flow "$cl" '$1 == "tcp" && $4 == "10.96.0.1" && $6 == 443 { print $7, $9, $10 }')
@@ -85,8 +92,8 @@ fi
 # The two REDIRECTs in the server, to the port the first connection uses.
 hold 10.0.2.2:5202
 hold 10.0.2.2:5203
-busywait 20000 est 5202 || fail "edemux: no connection to 5202"
-busywait 20000 est 5203 || fail "edemux: no connection to 5203"
+busywait 60000 est 5202 || fail "edemux: no connection to 5202"
+busywait 60000 est 5203 || fail "edemux: no connection to 5203"
 for p in 5202 5203; do
 	r=$(flow "$sv" "\$1 == \"tcp\" && \$5 == 10000 && \$6 == $p { print \$2, \$9, \$10 }")
 	if [ "${r% *}" = "ESTABLISHED 5201" ] && [ "${r##* }" != 10000 ]; then
@@ -111,8 +118,8 @@ fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add masquerade (100 clien
 ip netns exec "$sv" python3 -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.0.2.2", 8080)); s.listen(512); time.sleep(200)' &
-busywait 20000 listening "$sv" 8080 || fail "server listens on 8080"
+s.bind(("10.0.2.2", 8080)); s.listen(512); time.sleep(100000)' &
+busywait 60000 listening "$sv" 8080 || fail "server listens on 8080"
 ip netns exec "$cl" python3 -c '
 import socket, sys, time
 socks, ok = [], 0
@@ -120,7 +127,7 @@ for i in range(100, 200):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("10.0.1.%d" % i, 10000))
-    s.settimeout(20)
+    s.settimeout(60)
     try:
         s.connect(("10.0.2.2", 8080))
         ok += 1
@@ -129,8 +136,8 @@ for i in range(100, 200):
     socks.append(s)
 open(sys.argv[1] + ".tmp", "w").write("%d\n" % ok)
 import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-time.sleep(200)' "$dir/hundred" &
-busywait 120000 test -s "$dir/hundred" || fail "the 100 clients did not finish connecting"
+time.sleep(100000)' "$dir/hundred" &
+busywait 180000 test -s "$dir/hundred" || fail "the 100 clients did not finish connecting"
 check "100 clients from port 10000 behind masquerade: connections made (the clients' own count)" 100 "$(cat "$dir/hundred" 2>/dev/null)"
 check "witness: the clients hold 100 established sockets from port 10000 (ss)" 100 \
 	"$(ip netns exec "$cl" ss -Htn state established "( sport = :10000 )" | wc -l)"
@@ -160,7 +167,7 @@ for v in 4 6; do
 		# 1300 bytes do not fit the server's 1280-byte link to the far host.
 		ip netns exec "$a" ping -$v -q -c 1 -W 2 -M "do" -s 1300 $far >/dev/null 2>&1
 		moved() { [ "$(snmp_counter "$a" $key)" -gt "$a0" ]; }
-		busywait 5000 moved
+		busywait 60000 moved
 		check "IPv$v $what for ${a%-*}'s ping reached it ($key)" 1 $(($(snmp_counter "$a" $key) - a0))
 		check "IPv$v $what for ${a%-*}'s ping did not reach ${b%-*}" 0 $(($(snmp_counter "$b" $key) - b0))
 		check "witness: ${a%-*}'s route cache learnt the path MTU 1280 (ip route get)" 1 \
@@ -175,8 +182,8 @@ for v in 4 6; do
 	if [ $v = 4 ]; then key=Icmp:InDestUnreachs; else key=Icmp6InDestUnreachs; fi
 	a0=$(snmp_counter "$cl" $key)
 	b0=$(snmp_counter "$cl2" $key)
-	check "IPv$v port unreachable from the far host reached client2's socket" refused "$(udp_probe "$cl2" 5555 $far 7777)"
-	check "IPv$v port unreachable from the far host reached the client's socket" refused "$(udp_probe "$cl" 5555 $far 7777)"
+	check "IPv$v port unreachable from the far host reached client2's socket" refused "$(udp_probe "$cl2" 5555 $far 7777 30)"
+	check "IPv$v port unreachable from the far host reached the client's socket" refused "$(udp_probe "$cl" 5555 $far 7777 30)"
 	check "witness: each client got exactly one destination unreachable ($key)" "1 1" \
 		"$(($(snmp_counter "$cl" $key) - a0)) $(($(snmp_counter "$cl2" $key) - b0))"
 	if [ $v = 4 ]; then a=10.0.2.1; else a=fd00:2::1; fi

@@ -28,8 +28,13 @@ modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
 head -c 2097152 /dev/urandom >"$dir/data" || { fail "random file"; exit $ret; }
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 5 fd00:2::2 >/dev/null || fail "IPv6 path up"
+# Each transfer's connection is read in `fwctl ct list` after it closed:
+# its entry must outlive the slowest step until then, whatever the
+# closing states' default timeouts (tcp_close 10 s, tcp_last_ack 30 s, ...).
+fw "$rt" ct timeout tcp_fin_wait 3600 tcp_close_wait 3600 tcp_last_ack 3600 tcp_time_wait 3600 \
+	tcp_close 3600 >/dev/null || fail "fwctl ct timeout"
+ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
 set_mtu() {
 	ip -net "$cl" link set veth0 mtu "$1"
@@ -62,7 +67,9 @@ port=6000
 sport=42000
 # transfer KIND FAMILY DIRECTION LABEL: one 2 MiB transfer, checked. Few
 # process starts per transfer (they are slow under emulation): the client
-# retries its connect until the server listens instead of polling `ss`.
+# retries its connect until the server listens instead of polling `ss`,
+# for 2 minutes at most (600 tries 0.2 s apart); -T 60 ends either side
+# only if the transfer stalls for a minute.
 transfer() {
 	local kind=$1 v=$2 way=$3 label=$4 srv_ns lport listen connect got what crc src spid
 	port=$((port + 1))
@@ -76,7 +83,7 @@ transfer() {
 		case $kind in DNAT) connect="TCP6:[fd00:1::1]:$port" ;; *) connect="TCP6:[fd00:2::2]:$port" ;; esac
 		listen=TCP6-LISTEN:$lport,reuseaddr,ipv6only=1
 	fi
-	connect="$connect,sourceport=$sport,reuseaddr,connect-timeout=20,retry=100,interval=0.2"
+	connect="$connect,sourceport=$sport,reuseaddr,connect-timeout=60,retry=600,interval=0.2"
 	: >"$dir/out"
 	if [ "$way" = up ]; then
 		ip netns exec "$srv_ns" socat -T 60 -u "$listen" OPEN:"$dir/out",creat,trunc </dev/null 2>"$dir/srv.err" &
@@ -90,6 +97,8 @@ transfer() {
 		ip netns exec "$cl" socat -T 60 -u "$connect" OPEN:"$dir/out",creat,trunc </dev/null 2>"$dir/cl.err"
 	fi
 	crc=$?
+	# A client that never connected leaves the server waiting for it.
+	[ $crc -eq 0 ] || kill $spid 2>/dev/null
 	wait $spid
 	src=$?
 	if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$dir/data" "$dir/out"; then

@@ -8,7 +8,8 @@ source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
 checktool "iperf3 -v" "iperf3"
-trap 'cleanup_all_ns; modprobe -r rfw 2>/dev/null' EXIT
+# The iperf3 client runs until killed, the server until its client ends.
+trap 'kill_ns_procs; cleanup_all_ns; modprobe -r rfw 2>/dev/null' EXIT
 
 setup_ns client server || { fail "setup_ns"; exit $ret; }
 ip link add veth0 netns "$client" type veth peer name veth0 netns "$server"
@@ -18,13 +19,28 @@ ip -net "$client" link set veth0 up
 ip -net "$server" link set veth0 up
 
 ip netns exec "$server" iperf3 -s -1 -D -I /tmp/iperf3-rfw.pid >/dev/null 2>&1
-busywait 5000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :5201' || { fail "iperf3 server did not start"; exit $ret; }
+busywait 60000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :5201' || { fail "iperf3 server did not start"; exit $ret; }
 modprobe rfw
 for n in "$client" "$server"; do ip netns exec "$n" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in $n"; done
+# -t 900: longer than the test may run; killed at the end.
 ip netns exec "$client" iperf3 -c 10.0.2.2 -t 900 >/dev/null 2>&1 &
 client_pid=$!
-sleep 1
 
+acked() { # the largest bytes_acked among the client's connections to the server
+	ip netns exec "$client" ss -tinH dst 10.0.2.2:5201 |
+		grep -o 'bytes_acked:[0-9]*' | cut -d: -f2 | sort -n | tail -1
+}
+# The reloads start once data flows (more than the control connection's
+# few hundred bytes acknowledged), however long iperf3 takes to start.
+flowing() { [ "$(acked)" -gt 100000 ] 2>/dev/null; }
+busywait 60000 flowing || fail "no iperf3 data flowing before the reloads"
+
+# counted: the client's IPv4 output hook has counted packets (the
+# counters start from zero with each load).
+counted() {
+	p=$(stat_of "$(fwctl_stats "$client")" ipv4 output packets)
+	[ "${p:-0}" -gt 0 ] 2>/dev/null
+}
 cycles=0
 for i in $(seq 1 10); do
 	kill -0 $client_pid 2>/dev/null || { fail "iperf3 ended before cycle $i"; break; }
@@ -34,27 +50,25 @@ for i in $(seq 1 10); do
 	# Track in both ends, so that entries exist when the module goes.
 	for n in "$client" "$server"; do ip netns exec "$n" fwctl ct tracking on >/dev/null; done
 	# The hooks see the flow again after every reload.
-	sleep 0.3
-	p=$(stat_of "$(fwctl_stats "$client")" ipv4 output packets)
-	[ "${p:-0}" -gt 0 ] 2>/dev/null || fail "no packets counted after reload $i ($p)"
-	sleep 0.3
+	busywait 60000 counted || fail "no packets counted after reload $i ($p)"
+	# Traffic through the new hooks for a while before the next unload.
+	sleep 0.5
 	cycles=$i
 done
 check "reload cycles under traffic" 10 "$cycles"
 
-acked() { # the largest bytes_acked among the client's connections to the server
-	ip netns exec "$client" ss -tinH dst 10.0.2.2:5201 |
-		grep -o 'bytes_acked:[0-9]*' | cut -d: -f2 | sort -n | tail -1
-}
 a1=$(acked)
-sleep 2
-a2=$(acked)
-if [ -n "$a1" ] && [ -n "$a2" ] && [ "$a2" -gt "$a1" ]; then
+progressed() {
+	a2=$(acked)
+	[ -n "$a1" ] && [ -n "$a2" ] && [ "$a2" -gt "$a1" ]
+}
+if busywait 60000 progressed; then
 	pass "witness: the flow still progresses after the reloads (bytes_acked $a1 -> $a2)"
 else
 	fail "the flow stalled after the reloads (bytes_acked '$a1' -> '$a2')"
 fi
-rx=$(snmp_counter "$server" Tcp:InSegs)
+segs() { rx=$(snmp_counter "$server" Tcp:InSegs); [ "${rx:-0}" -gt 1000 ]; }
+busywait 60000 segs
 [ "${rx:-0}" -gt 1000 ] && pass "witness: server took in $rx TCP segments" || fail "server TCP InSegs $rx"
 kill "$client_pid" 2>/dev/null
 wait "$client_pid" 2>/dev/null

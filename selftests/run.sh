@@ -16,7 +16,9 @@
 # RFW_CPUS (2), RFW_MEM (2G), RFW_VM_TIMEOUT (seconds, default from the
 # tests' `settings`), RFW_NO_BUILD=1 to use what is built, RFW_RESULTS_DIR
 # (default target/vm/DATE-PID; shared read-write with the guest, which sees
-# it at the same path: bench/run.sh uses it).
+# it at the same path: bench/run.sh uses it), RFW_HOST_LOAD=N to keep N
+# host CPUs busy beside the VM for the whole run (N spinning processes: a
+# slower machine, to show that no test depends on the host's speed).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
 
@@ -73,12 +75,17 @@ for t in "${tests[@]}"; do
 	esac
 done
 
-# Time budget: each test's timeout (from `settings`, kselftest style) plus the
-# boot; a guest that is still running after that has hung.
+# Time budget: each test's timeout (from `settings`, kselftest style:
+# timeout=S for every test, timeout.NAME=S for one) plus the boot; a guest
+# that is still running after that has hung.
 per_test=$(sed -n 's/^timeout=//p' "$RFW_ROOT/selftests/settings" 2>/dev/null || true)
 per_test=${per_test:-300}
 if [ "$mode" = tests ]; then
-	budget=$((120 + per_test * ${#guest_tests[@]}))
+	budget=120
+	for t in "${guest_tests[@]}"; do
+		own=$(sed -n "s/^timeout\.$(basename "$t")=//p" "$RFW_ROOT/selftests/settings" 2>/dev/null || true)
+		budget=$((budget + ${own:-$per_test}))
+	done
 else
 	budget=$((120 + per_test))
 fi
@@ -100,7 +107,15 @@ fi
 printf '%q ' "${guest_cmd[@]}" >"$snap/guest-cmd.sh"
 printf -v guest_line 'bash %q' "$snap/guest-cmd.sh"
 
-echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s" >&2
+load_pids=()
+for ((i = 0; i < ${RFW_HOST_LOAD:-0}; i++)); do
+	(trap - EXIT; while :; do :; done) </dev/null >/dev/null 2>&1 &
+	load_pids+=($!)
+done
+stop_load() { [ ${#load_pids[@]} -eq 0 ] || kill "${load_pids[@]}" 2>/dev/null || true; }
+trap stop_load EXIT
+
+echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s, host load ${RFW_HOST_LOAD:-0}" >&2
 start=$(date +%s)
 # vng runs in a session of its own so that a timeout can kill the whole
 # group, QEMU included (timeout(1) alone would leave QEMU running).
@@ -120,7 +135,7 @@ vm_pid=$!
 	kill -KILL -- "-$vm_pid" 2>/dev/null
 ) </dev/null >/dev/null 2>&1 &
 watchdog=$!
-trap 'kill -KILL -- "-$vm_pid" 2>/dev/null || true; kill "$watchdog" 2>/dev/null || true' EXIT
+trap 'kill -KILL -- "-$vm_pid" 2>/dev/null || true; kill "$watchdog" 2>/dev/null || true; stop_load' EXIT
 set +e
 wait "$vm_pid"
 vm_rc=$?

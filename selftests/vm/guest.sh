@@ -74,6 +74,13 @@ fi
 
 per_test=$(sed -n 's/^timeout=//p' "$RFW_SELFTESTS/settings" 2>/dev/null)
 per_test=${per_test:-300}
+# test_timeout NAME: the test's own limit from `settings` (timeout.NAME=S),
+# else the suite's (timeout=S).
+test_timeout() {
+	local t
+	t=$(sed -n "s/^timeout\.$1=//p" "$RFW_SELFTESTS/settings" 2>/dev/null)
+	echo "${t:-$per_test}"
+}
 n=$#
 echo "TAP version 13" >>"$out"
 echo "1..$n" >>"$out"
@@ -88,7 +95,8 @@ for t in "$@"; do
 	name=$(basename "$t")
 	echo "# selftests: rfw: $name" >>"$out"
 	start=$(date +%s)
-	(cd "$(dirname "$t")" && timeout -k 10 "$per_test" bash "$t") >"$results/test.$i.log" 2>&1
+	limit=$(test_timeout "$name")
+	(cd "$(dirname "$t")" && timeout -k 10 "$limit" bash "$t") >"$results/test.$i.log" 2>&1
 	rc=$?
 	took=$(($(date +%s) - start))
 	sed 's/^/# /' "$results/test.$i.log" >>"$out"
@@ -104,7 +112,7 @@ for t in "$@"; do
 		echo "ok $i selftests: rfw: $name # SKIP" >>"$out"
 		skipped=$((skipped + 1))
 	else
-		[ "$rc" -eq 124 ] && echo "# TIMEOUT after ${per_test}s" >>"$out"
+		[ "$rc" -eq 124 ] && echo "# TIMEOUT after ${limit}s" >>"$out"
 		echo "not ok $i selftests: rfw: $name # exit=$rc" >>"$out"
 		failed=$((failed + 1))
 	fi

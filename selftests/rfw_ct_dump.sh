@@ -13,7 +13,8 @@
 #   namespaces).
 # * rfw is loaded with 1024 buckets, so chains are long (about 20 nodes)
 #   and every dump call ends in the middle of some chain's neighbourhood.
-# Each of five dumps must show all 10 000 long-lived entries, each once;
+# Each of three dumps (text, JSON, text) must show all 10 000 long-lived
+# entries, each once;
 # the churn counters must have moved during every dump (else it tested
 # nothing). Witnesses: the sender's own count and Udp OutDatagrams.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
@@ -78,7 +79,7 @@ busywait 120000 churning || fail "churn under way (gen expired $(ct_stat "$gen" 
 once_each() {
 	sort "$1" | uniq -c | awk '{ n++; if ($1 > 1) r++ } END { print n + 0, r + 0 }'
 }
-for i in 1 2 3 4 5; do
+for i in 1 2 3; do
 	new0=$(ct_stat "$gen" new) del0=$(nb_removed) exp0=$(ct_stat "$gen" expired)
 	if [ $((i % 2)) = 0 ]; then
 		kind=json

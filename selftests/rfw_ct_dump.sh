@@ -14,9 +14,8 @@
 # * rfw is loaded with 1024 buckets, so chains are long (about 20 nodes)
 #   and every dump call ends in the middle of some chain's neighbourhood.
 # Each of three dumps (text, JSON, text) must show all 10 000 long-lived
-# entries, each once;
-# the churn counters must have moved during every dump (else it tested
-# nothing). Witnesses: the sender's own count and Udp OutDatagrams.
+# entries, each once; the churn counters must have moved during every
+# dump (else it tested nothing). Witnesses: the sender's own count and Udp OutDatagrams.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"

@@ -46,13 +46,12 @@ table inet difftest {
 }
 NFT
 ip netns exec "$rb" sysctl -qw net.netfilter.nf_conntrack_acct=1 || fail "nf_conntrack_acct=1 in B"
-for t in udp_unreplied udp_replied icmp tcp_syn_sent tcp_established tcp_time_wait; do
-	fw "$ra" ct timeout $t 900 >/dev/null || fail "fwctl ct timeout $t 900 in router A"
-done
-for t in udp_timeout udp_timeout_stream icmp_timeout tcp_timeout_syn_sent \
-	tcp_timeout_established tcp_timeout_time_wait; do
-	ip netns exec "$rb" sysctl -qw net.netfilter.nf_conntrack_$t=900 || fail "nf_conntrack_$t=900 in router B"
-done
+# One process per namespace: every process start is dear under emulation.
+ip netns exec "$ra" sh -c 'for t in udp_unreplied udp_replied icmp tcp_syn_sent tcp_established \
+	tcp_time_wait; do fwctl ct timeout $t 900 >/dev/null || exit 1; done' || fail "fwctl ct timeout ... 900 in router A"
+ip netns exec "$rb" sh -c 'for t in udp_timeout udp_timeout_stream icmp_timeout tcp_timeout_syn_sent \
+	tcp_timeout_established tcp_timeout_time_wait; do sysctl -qw net.netfilter.nf_conntrack_$t=900 || exit 1; done' ||
+	fail "nf_conntrack_*timeout*=900 in router B"
 
 traffic() { # traffic CLIENT SERVER
 	local c=$1 s=$2

@@ -141,7 +141,7 @@ ct_stat() {
 }
 
 # ---------------------------------------------------------------------------
-# Rules, NAT and mangle (issue 6): helpers appended for rfw_nat.sh,
+# Rules, NAT and mangle: helpers appended for rfw_nat.sh,
 # rfw_nat_transfer.sh, rfw_filter.sh, rfw_mangle.sh, rfw_restore.sh and
 # rfw_ct_steer.sh. Witnesses stay in the end hosts: their nf_tables counters,
 # their sockets, their /proc/net/snmp; the router namespace runs rfw only

@@ -118,7 +118,7 @@ agree() {
 busywait 60000 agree
 echo "# rfw (router A):"; sed 's/^/#   /' "$dir/rfw"
 echo "# nf_conntrack (router B):"; sed 's/^/#   /' "$dir/nfct"
-# Memory per connection in this kernel (issue 5's note): object sizes of
+# Memory per connection in this kernel: object sizes of
 # both slab caches (nf_conntrack's extensions are kmalloc'ed separately).
 grep -E '^(nf_conntrack|rfw_conn) ' /proc/slabinfo | awk '{ print "# slab", $1, "objsize", $4 }'
 if [ "$(wc -l < "$dir/nfct")" -ge 6 ] && diff -u "$dir/nfct" "$dir/rfw"; then

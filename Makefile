@@ -3,7 +3,7 @@
 #
 #   make demo    fresh machine -> VM running rfw with traffic and `fwctl stats`
 #   make check   every check CI runs: fmt, clippy (workspace and module),
-#                host tests, the VM selftests
+#                rustdoc, host tests, the VM selftests
 .PHONY: all setup build demo check test vm-test
 
 all: build

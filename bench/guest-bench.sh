@@ -419,7 +419,7 @@ load_rfw() { # TIMEOUT: rfw sized as P1's nf_conntrack, UDP timeouts TIMEOUT s
 	ip netns exec rtr fwctl ct timeout udp_unreplied "$1" udp_replied "$1" >>"$log" || return 1
 }
 
-# setup_R: the R set-up of issue 7: rfw with P1's ruleset.
+# setup_R: the R set-up: rfw with P1's ruleset.
 setup_R() { # EXTRA_RULES
 	load_rfw 300 || return 1
 	rfw_ruleset "$1" >/tmp/bench.rfw

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rfw's benchmark (issue 7): one VM boot of the perf (non-debug) kernel runs
+# rfw's benchmark: one VM boot of the perf (non-debug) kernel runs
 # every set-up interleaved, round after round, on the same sender -- router --
 # sink topology; the host microbenchmarks of the engine crates run before it;
 # bench/report.py writes the report.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every check, in the order that fails fastest: formatting, lints, host tests,
-# then the VM selftests on the debug kernel. CI runs exactly this (via
-# `make check`). Exit status is non-zero if anything fails.
+# Every check, in the order that fails fastest: formatting, lints, rustdoc,
+# host tests, then the VM selftests on the debug kernel. CI runs exactly this
+# (via `make check`). Exit status is non-zero if anything fails.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$RFW_ROOT"
@@ -14,6 +14,9 @@ rustfmt --edition 2021 --check kmod/*.rs kmod/*/*.rs
 
 step "cargo clippy -D warnings (workspace)"
 cargo clippy -q --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 
 step "cargo test --workspace"
 cargo test -q --workspace --all-features

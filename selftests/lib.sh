@@ -47,14 +47,15 @@ cleanup_all_ns() {
 # A wait for something that is expected to happen costs nothing when it
 # does, so the tests give generous limits (60 s and more): the suite runs
 # under emulation on a debug kernel, on hosts of any speed.
+# Its locals have names of their own: bash scopes variables dynamically,
+# so CMD would otherwise see (and test against) busywait's own `start`.
 busywait() {
-	local timeout=$1 start now
+	local __bw_limit=$1 __bw_start
 	shift
-	start=$(date +%s%3N)
+	__bw_start=$(date +%s%3N)
 	while true; do
 		"$@" && return 0
-		now=$(date +%s%3N)
-		[ $((now - start)) -ge "$timeout" ] && return 1
+		[ $(($(date +%s%3N) - __bw_start)) -ge "$__bw_limit" ] && return 1
 		sleep 0.1
 	done
 }
@@ -140,7 +141,7 @@ ct_stat() {
 }
 
 # ---------------------------------------------------------------------------
-# Rules, NAT and mangle (issue 6): helpers appended for rfw_nat.sh,
+# Rules, NAT and mangle: helpers appended for rfw_nat.sh,
 # rfw_nat_transfer.sh, rfw_filter.sh, rfw_mangle.sh, rfw_restore.sh and
 # rfw_ct_steer.sh. Witnesses stay in the end hosts: their nf_tables counters,
 # their sockets, their /proc/net/snmp; the router namespace runs rfw only

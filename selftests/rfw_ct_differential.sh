@@ -20,6 +20,7 @@ checktool "modinfo rfw" "rfw.ko installed for modprobe"
 checktool "socat -V" "socat"
 checktool "nft --version" "nft"
 checktool "conntrack --version" "conntrack-tools"
+checktool "python3 -V" "python3"
 dir=$(mktemp -d)
 cleanup() {
 	for n in "${ns_list[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
@@ -78,10 +79,16 @@ NFT
 	ip netns exec "$s" socat -u UDP4-RECV:8004 OPEN:/dev/null &
 	busywait 60000 listening "$s" 8004 udp
 	echo one | ip netns exec "$c" socat -u - UDP4-DATAGRAM:10.0.2.2:8004,bind=10.0.1.2:41004
-	# UDP exchange: the server echoes once; the client waits for it.
-	ip netns exec "$s" socat UDP4-RECVFROM:8005 SYSTEM:"cat" &
+	# UDP exchange: the server echoes once; the client waits for the echo
+	# (socat's would give up half a second after its own datagram).
+	ip netns exec "$s" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.0.2.2", 8005))
+d, a = s.recvfrom(100)
+s.sendto(d, a)' &
 	busywait 60000 listening "$s" 8005 udp
-	echo ping | ip netns exec "$c" socat -T 60 - UDP4-DATAGRAM:10.0.2.2:8005,bind=10.0.1.2:41005 >/dev/null
+	[ "$(udp_probe "$c" 41005 10.0.2.2 8005 60)" = reply ] || fail "UDP exchange: no echo"
 }
 
 normalise() { # proto state dport flags packets-orig packets-reply (no timeout, no TCP counters)
@@ -111,7 +118,7 @@ agree() {
 busywait 60000 agree
 echo "# rfw (router A):"; sed 's/^/#   /' "$dir/rfw"
 echo "# nf_conntrack (router B):"; sed 's/^/#   /' "$dir/nfct"
-# Memory per connection in this kernel (issue 5's note): object sizes of
+# Memory per connection in this kernel: object sizes of
 # both slab caches (nf_conntrack's extensions are kmalloc'ed separately).
 grep -E '^(nf_conntrack|rfw_conn) ' /proc/slabinfo | awk '{ print "# slab", $1, "objsize", $4 }'
 if [ "$(wc -l < "$dir/nfct")" -ge 6 ] && diff -u "$dir/nfct" "$dir/rfw"; then

@@ -1,6 +1,5 @@
 #!/bin/bash
-# Connection tracking with the two directions of a flow on two CPUs
-# (issue 5).
+# Connection tracking with the two directions of a flow on two CPUs.
 #
 #   client 10.0.1.2 -- veth0 [router: rfw tracks] veth1 -- server 10.0.2.2
 #                      RPS -> CPU0                 RPS -> CPU1

@@ -152,7 +152,7 @@ fwctl ct flush >/dev/null
 # grace period after the flush, which takes a while under emulation).
 low() { [ "$(slab_active)" -le 2048 ]; }
 busywait 120000 low || fail "rfw_conn did not drain before the teardown rounds: $(slab_active) active objects"
-start=$(slab_active)
+slab_start=$(slab_active)
 
 peak=0
 for i in $(seq 10); do
@@ -176,11 +176,11 @@ done
 slack=$(((cpu_partial + objs_per_slab) * $(nproc)))
 # SLUB's active count moves as per-CPU slabs come and go: the check passes
 # when it is seen within the slack once, and reports that reading.
-back() { seen=$(slab_active); [ "$seen" -le $((start + slack)) ]; }
+back() { seen=$(slab_active); [ "$seen" -le $((slab_start + slack)) ]; }
 if busywait 120000 back; then
-	pass "10 namespaces of 1000 entries deleted: rfw_conn active objects $seen (start $start, peak $peak, per-CPU slack $slack)"
+	pass "10 namespaces of 1000 entries deleted: rfw_conn active objects $seen (start $slab_start, peak $peak, per-CPU slack $slack)"
 else
-	fail "rfw_conn active objects $(slab_active), started at $start"
+	fail "rfw_conn active objects $(slab_active), started at $slab_start"
 fi
 [ "$peak" -ge 1000 ] || fail "the rounds never held 1000 objects (peak $peak)"
 grep rfw_conn /proc/slabinfo

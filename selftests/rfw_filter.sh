@@ -1,5 +1,5 @@
 #!/bin/bash
-# The filter table in the kernel (issue 6), on a router:
+# The filter table in the kernel, on a router:
 #
 #   client 10.0.1.2 fd00:1::2 -- router (rfw) -- server 10.0.2.2 fd00:2::2
 #

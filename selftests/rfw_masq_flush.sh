@@ -1,5 +1,5 @@
 #!/bin/bash
-# MASQUERADE bindings die with their address (issue 6, deliverable 2).
+# MASQUERADE bindings die with their address.
 #
 #   client 10.0.1.2 -- router (rfw, masquerade out of veth1) -- server 10.0.2.2
 #

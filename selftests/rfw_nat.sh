@@ -1,5 +1,5 @@
 #!/bin/bash
-# NAT in the kernel (issue 6): the cases of the kernel's nft_nat.sh, with rfw
+# NAT in the kernel: the cases of the kernel's nft_nat.sh, with rfw
 # doing the NAT (`fwctl nat`) in the router namespace and the witnesses in
 # the end hosts. rfw_nat_clash.sh has the rest (nf_nat_edemux.sh, 100
 # clients on one port, conntrack_icmp_related.sh).

@@ -1,5 +1,5 @@
 #!/bin/bash
-# NAT in the kernel (issue 6), clashes and ICMP errors: rfw_nat.sh's
+# NAT in the kernel, clashes and ICMP errors: rfw_nat.sh's
 # companion, with rfw doing the NAT (`fwctl nat`) and the witnesses in the
 # end hosts.
 #

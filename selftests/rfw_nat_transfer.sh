@@ -1,5 +1,5 @@
 #!/bin/bash
-# Bulk data through each NAT kind (issue 6): a 2 MiB random file, sent over
+# Bulk data through each NAT kind: a 2 MiB random file, sent over
 # TCP (socat) from the client to the server (upload) and from the server to
 # the client (download, still a connection the client opened), arrives
 # byte for byte (cmp), through

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `fwctl restore` (issue 6): atomic ruleset replacement.
+# `fwctl restore`: atomic ruleset replacement.
 #
 #   client 10.0.1.2 -- router (rfw) -- server 10.0.2.2 (tcp_stream.py)
 #

@@ -2,7 +2,8 @@
 //!
 //! Written once, tested on the host with `cargo test`, fuzzing and
 //! benchmarks, and compiled unchanged into `rfw.ko` by Kbuild (one rustc
-//! invocation, edition 2021, `core` only; `kbuild-check.sh` reproduces it).
+//! invocation, edition 2021, `core` only; `scripts/build-module.sh` does
+//! it, through clippy).
 //! Nothing here allocates, reads a clock or panics on the packet path:
 //! time, the hash seed and storage come from the caller.
 //!

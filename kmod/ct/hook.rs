@@ -1,24 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The packet path: tracking at the first hook a packet meets, confirmation
-//! at the last.
+//! Tracking: the step of the packet path (`crate::pkt`) that runs at the
+//! first hook a packet meets, PRE_ROUTING or LOCAL_OUT (priority -200,
+//! `NF_IP_PRI_CONNTRACK`).
 //!
-//! # How per-packet state travels from hook to hook
-//! It does not: rfw keeps nothing in the skb. `skb->_nfct` belongs to the
-//! kernel's nf_conntrack (which may be loaded at the same time), `skb->cb` to
-//! the layer that holds the skb, and modules cannot add skb extensions. So:
-//! * PRE_ROUTING / LOCAL_OUT (priority -200, `NF_IP_PRI_CONNTRACK`): parse,
-//!   look the tuple up, run the tracker ([`conntrack::track`]), and on a miss
-//!   insert a new entry *unconfirmed*.
-//! * LOCAL_IN / POST_ROUTING (priority `INT_MAX`, after every other hook,
-//!   like `nf_confirm`): only while the namespace has unconfirmed entries,
-//!   parse again and look the packet's tuple up; an unconfirmed entry it
-//!   belongs to (original direction) becomes confirmed.
-//!
-//! Lookups per packet: a packet of a known connection costs one lookup;
-//! the first packet of a connection costs two (tracking and confirmation)
-//! plus the insert. The confirmation lookup also runs for packets that pass
-//! the last hook while any entry of the namespace is unconfirmed.
+//! [`copy_prefix`] copies up to [`PREFIX`] bytes of headers out of the skb
+//! for the parser; [`track_info`] runs the tracker ([`conntrack::track`])
+//! over the kernel table: one lookup of the packet's tuple (of the quoted
+//! tuple for an ICMP error) and, on a miss, the insert of a new entry,
+//! *unconfirmed*. [`Tracked`] carries, with the verdict and the connection,
+//! the chain the entry was found or inserted in, which goes into the
+//! packet's per-CPU slot: a later hook of the same packet that finds the
+//! slot still naming it takes the entry and the parsed headers from there
+//! instead of parsing and looking up again (see `crate::pkt`).
+//! Confirmation, at LOCAL_IN / POST_ROUTING (priority `INT_MAX`, like
+//! `nf_confirm`), is done by `crate::pkt::last`.
 //!
 //! # Visibility
 //! As in Linux, a dump, the count of confirmed entries and early drop never

@@ -7,9 +7,9 @@
 //! * [`codec`]: the binary table format: decoding into caller storage and
 //!   whole-table validation (`ip_tables.c` `translate_table`).
 //! * [`eval`]: evaluation on the packet path (`ipt_do_table`).
-//! * [`tuple`], [`nat_core`]: NAT bindings and unique tuple choice
-//!   (`nf_nat_core.c`), MASQUERADE and REDIRECT addresses
-//!   (`nf_nat_masquerade.c`, `nf_nat_redirect.c`).
+//! * [`nat_core`]: NAT bindings and unique tuple choice (`nf_nat_core.c`),
+//!   MASQUERADE and REDIRECT addresses (`nf_nat_masquerade.c`,
+//!   `nf_nat_redirect.c`).
 //! * [`nat_proto`]: packet rewriting with incremental checksums
 //!   (`nf_nat_proto.c`).
 //! * [`mangle`]: MARK, TOS and TTL (`xt_MARK`, `xt_DSCP.c`, `xt_HL.c`).

@@ -120,6 +120,9 @@ pub enum TableCommand {
 /// `add` / `insert`.
 #[derive(Debug, Args)]
 pub struct RuleArgs {
+    // This doc comment is the argument's --help text: its brackets are
+    // usage syntax, not intra-doc links, and escaping them would show.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The rule: [--chain CHAIN] [--position N] MATCH... [TARGET], as in
     /// `fwctl save` (see --help).
     #[arg(value_name = "RULE", required = true, num_args = 1..,

@@ -7,7 +7,7 @@
 //! * [`CtConfig`]: the [`Cmd::CtConfigGet`] / [`Cmd::CtConfigSet`] reply;
 //!   [`ConfigChange`] is what `CtConfigSet` sends.
 //!
-//! Formatting is in [`format`], parsing what users type in [`input`]; none
+//! Formatting is in [`mod@format`], parsing what users type in [`input`]; none
 //! of the three does I/O.
 
 pub mod format;

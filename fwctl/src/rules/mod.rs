@@ -10,7 +10,7 @@
 //!   replace came in between (`EAGAIN`).
 //! * [`edit`]: the edits themselves (add, insert, delete, flush, policy,
 //!   chains), on a [`TableSpec`].
-//! * [`format`]: `list` and `rules stats` output.
+//! * [`mod@format`]: `list` and `rules stats` output.
 //!
 //! Tables travel in `nat::codec`'s binary form; fwctl validates them with
 //! the kernel's own decoder (`TableSpec::validate`) before sending, so a

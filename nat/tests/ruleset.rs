@@ -1085,8 +1085,11 @@ fn big_tables_validate_in_linear_time() {
     let start = std::time::Instant::now();
     let rs = text::parse(&s).unwrap();
     assert_eq!(rs.tables[0].entry_count(), 4000 + 40000 + 10 + 4013);
+    // A blow-up (a walk per path, not per chain) would take hours; the
+    // bound is loose so that a slow or busy host still passes (well under
+    // a second on an idle one).
     assert!(
-        start.elapsed().as_secs() < 20,
+        start.elapsed().as_secs() < 120,
         "validation took {:?}",
         start.elapsed()
     );
@@ -1113,11 +1116,8 @@ fn big_tables_validate_in_linear_time() {
     }
     let start = std::time::Instant::now();
     assert_eq!(ring.validate().unwrap_err().kind, ErrorKind::JumpLoop);
-    assert!(
-        start.elapsed().as_millis() < 2000,
-        "took {:?}",
-        start.elapsed()
-    );
+    // As above: loose enough for a busy host, far below a blow-up.
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
 }
 
 #[test]

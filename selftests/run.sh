@@ -154,8 +154,15 @@ if [ ! -f "$results/done" ]; then
 	else
 		fail="guest did not finish (exit $vm_rc): panic or crash?"
 	fi
-elif grep -qE "Kernel panic|BUG:|Oops" "$console"; then
+elif awk '/rfw: loaded/ { on = 1 } on && /Kernel panic|BUG:|Oops/ { f = 1 } END { exit !f }' "$console"; then
 	fail="kernel panic or BUG on the console"
+fi
+# A report while the kernel boots, before rfw was ever loaded, is not rfw's
+# (under TCG a KASAN kernel has been seen to report an interrupt during
+# identify_cpu): shown, not counted, as guest.sh shows boot-time reports.
+if awk '/rfw: loaded/ { exit } /Kernel panic|BUG:|Oops/ { f = 1 } END { exit !f }' "$console"; then
+	echo "# warning: a kernel report during boot, before rfw was loaded (not counted):" >&2
+	awk '/rfw: loaded/ { exit } /Kernel panic|BUG:|Oops/' "$console" | sed 's/^/#   /' >&2
 fi
 
 status=1

@@ -475,8 +475,7 @@ impl RuleSink for Sink<'_> {
     }
 
     fn log(&mut self, index: usize, spec: &LogSpec, pkt: &PacketMeta) {
-        // SAFETY: reads the clock.
-        let now = unsafe { bindings::rfw_ktime_get_ns() };
+        let now = crate::sys::time::ktime_ns();
         if !self.t.log_allow(index, now, spec.rate, spec.burst) {
             self.rules.count(RStat::LogSuppressed);
             return;
@@ -735,8 +734,7 @@ struct Rng;
 
 impl nat_core::Entropy for Rng {
     fn next_u32(&mut self) -> u32 {
-        // SAFETY: plain call.
-        unsafe { bindings::get_random_u32() }
+        crate::sys::random::u32()
     }
 }
 

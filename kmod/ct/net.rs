@@ -15,7 +15,6 @@ use conntrack::{Config, InvalidReason, ParseError};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
-use crate::bindings;
 use crate::sys::percpu::{Counter, PerCpu};
 use crate::sys::rcu::{self, Rcu, RcuGuard};
 
@@ -91,8 +90,7 @@ impl CtNet {
     /// State for a new namespace.
     pub(crate) fn new(limit: u32) -> Result<Self> {
         let mut mix = [0u8; 8];
-        // SAFETY: fills our 8-byte buffer.
-        unsafe { bindings::get_random_bytes(mix.as_mut_ptr().cast(), 8) };
+        crate::sys::random::fill(&mut mix);
         let cfg = KBox::new(Config::default(), GFP_KERNEL)?;
         Ok(CtNet {
             entries: AtomicU32::new(0),

@@ -369,8 +369,7 @@ impl Table {
             )?;
         }
         let mut seed = [0u8; 16];
-        // SAFETY: fills our 16-byte buffer.
-        unsafe { bindings::get_random_bytes(seed.as_mut_ptr().cast::<c_void>(), 16) };
+        crate::sys::random::fill(&mut seed);
         // SAFETY: a static NUL-terminated name; size/align of `Entry`.
         let cache = unsafe {
             bindings::rfw_kmem_cache_create(

@@ -9,3 +9,9 @@ pub(crate) fn jiffies_msecs() -> u32 {
     // SAFETY: reads `jiffies`, in any context.
     unsafe { bindings::rfw_jiffies_msecs() }
 }
+
+/// Nanoseconds on the monotonic clock (`ktime_get_ns`).
+pub(crate) fn ktime_ns() -> u64 {
+    // SAFETY: reads the monotonic clock, in any context.
+    unsafe { bindings::rfw_ktime_get_ns() }
+}

@@ -15,6 +15,7 @@
 //! | module | what | Linux counterpart |
 //! | --- | --- | --- |
 //! | [`wire`] | zero-copy views: [`wire::ipv4`], [`wire::ipv6`], [`wire::tcp`], [`wire::udp`], [`wire::icmpv4`], [`wire::icmpv6`] | header structs, `skb_header_pointer()` |
+//! | [`ipproto`] | IP protocol numbers and names | `IPPROTO_*` in `include/uapi/linux/in.h` |
 //! | [`checksum`] | ones-complement sums, pseudo-headers, RFC 1624 updates | `include/net/checksum.h` |
 //! | [`tuple`](mod@tuple) | [`Tuple`], [`Direction`], [`PerDir`], inversion, keyed SipHash-1-3 | `nf_conntrack_tuple.h`, `hash_conntrack_raw()` |
 //! | [`parse`](mod@parse) | bytes (a whole packet, or with [`parse_prefix`] its first bytes) + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
@@ -89,6 +90,7 @@
 
 pub mod checksum;
 pub mod conn;
+pub mod ipproto;
 pub mod parse;
 pub mod process;
 pub mod proto;

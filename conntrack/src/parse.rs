@@ -15,7 +15,8 @@
 //! on the quoted packet.
 
 use crate::checksum;
-use crate::tuple::{Family, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::ipproto;
+use crate::tuple::{Family, Tuple};
 use crate::wire::{self, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, IpProtocol};
 use core::fmt;
 
@@ -471,7 +472,7 @@ fn l4(
     // the whole L4 segment.
     let bytes = payload.bytes;
     match (t.family, t.proto) {
-        (_, PROTO_TCP) => {
+        (_, ipproto::TCP) => {
             let p = tcp::Packet::new_checked(bytes).map_err(ParseError::Tcp)?;
             if verify && !p.verify_checksum(pseudo(bytes.len())) {
                 return Err(ParseError::BadChecksum);
@@ -489,7 +490,7 @@ fn l4(
             };
             Ok((t, L4Info::Tcp(info)))
         }
-        (_, PROTO_UDP) => {
+        (_, ipproto::UDP) => {
             let p = udp::Packet::new_unchecked(bytes);
             p.check_len_within(payload.wire_len)
                 .map_err(ParseError::Udp)?;
@@ -501,7 +502,7 @@ fn l4(
             let payload_len = p.len().saturating_sub(udp::HEADER_LEN as u16);
             Ok((t, L4Info::Udp { payload_len }))
         }
-        (Family::Ipv4, PROTO_ICMP) => {
+        (Family::Ipv4, ipproto::ICMP) => {
             let p = icmpv4::Packet::new_checked(bytes).map_err(ParseError::Icmp)?;
             if verify && !p.verify_checksum() {
                 return Err(ParseError::BadChecksum);
@@ -521,7 +522,7 @@ fn l4(
             };
             Ok((t, L4Info::Icmp(info)))
         }
-        (Family::Ipv6, PROTO_ICMPV6) => {
+        (Family::Ipv6, ipproto::ICMPV6) => {
             let p = icmpv6::Packet::new_checked(bytes).map_err(ParseError::Icmp)?;
             if verify && !p.verify_checksum(pseudo(bytes.len())) {
                 return Err(ParseError::BadChecksum);
@@ -599,20 +600,20 @@ fn quoted(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, Quo
         }
     };
     match (family, t.proto) {
-        (_, PROTO_TCP) | (_, PROTO_UDP) => {
+        (_, ipproto::TCP) | (_, ipproto::UDP) => {
             let p = udp::Packet::new_unchecked(l4);
             p.check_header_len().map_err(|_| Quote::Short)?;
             t.src_port = p.src_port();
             t.dst_port = p.dst_port();
         }
-        (Family::Ipv4, PROTO_ICMP) => {
+        (Family::Ipv4, ipproto::ICMP) => {
             let p = icmpv4::Packet::new_checked(l4).map_err(|_| Quote::Short)?;
             // An error quoting an error is not tracked (`icmp_is_err` on
             // the inner type fails the inversion too).
             t.src_port = p.echo_ident();
             t.dst_port = u16::from_be_bytes([p.msg_type(), p.msg_code()]);
         }
-        (Family::Ipv6, PROTO_ICMPV6) => {
+        (Family::Ipv6, ipproto::ICMPV6) => {
             let p = icmpv6::Packet::new_checked(l4).map_err(|_| Quote::Short)?;
             t.src_port = p.echo_ident();
             t.dst_port = u16::from_be_bytes([p.msg_type(), p.msg_code()]);
@@ -656,7 +657,7 @@ mod tests {
         assert_eq!(info.tuple.src_v4(), [192, 168, 0, 1]);
         assert_eq!(info.tuple.dst_v4(), [192, 168, 0, 2]);
         assert_eq!((info.tuple.src_port, info.tuple.dst_port), (49152, 80));
-        assert_eq!(info.tuple.proto, PROTO_TCP);
+        assert_eq!(info.tuple.proto, ipproto::TCP);
         assert_eq!(info.ip_len, 60);
         assert_eq!(info.fragment, FragmentStatus::Whole);
         let L4Info::Tcp(t) = info.l4 else {
@@ -732,7 +733,7 @@ mod tests {
         assert_eq!((ty, code), (3, 3));
         assert_eq!(
             quoted,
-            Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], PROTO_UDP, 5000, 53)
+            Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], ipproto::UDP, 5000, 53)
         );
         assert_eq!(info.tuple.dst_v4(), [10, 0, 0, 1]);
     }

@@ -19,6 +19,8 @@
 
 use core::hash::{BuildHasher, Hash, Hasher};
 
+use crate::ipproto;
+
 /// The address family of a tuple. Values are the kernel's `NFPROTO_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -94,15 +96,6 @@ impl<T> core::ops::IndexMut<Direction> for PerDir<T> {
     }
 }
 
-/// IP protocol number of ICMP.
-pub const PROTO_ICMP: u8 = 1;
-/// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
-/// IP protocol number of ICMPv6.
-pub const PROTO_ICMPV6: u8 = 58;
-
 /// One direction of a connection: addresses, L4 protocol and ports (or
 /// ICMP identifier / type / code).
 ///
@@ -174,8 +167,8 @@ impl Tuple {
             src_port: id,
             dst_port: u16::from_be_bytes([ty, code]),
             proto: match family {
-                Family::Ipv4 => PROTO_ICMP,
-                Family::Ipv6 => PROTO_ICMPV6,
+                Family::Ipv4 => ipproto::ICMP,
+                Family::Ipv6 => ipproto::ICMPV6,
             },
             family,
         }
@@ -195,7 +188,7 @@ impl Tuple {
     pub const fn is_icmp(&self) -> bool {
         matches!(
             (self.family, self.proto),
-            (Family::Ipv4, PROTO_ICMP) | (Family::Ipv6, PROTO_ICMPV6)
+            (Family::Ipv4, ipproto::ICMP) | (Family::Ipv6, ipproto::ICMPV6)
         )
     }
 
@@ -456,12 +449,12 @@ mod tests {
 
     #[test]
     fn keyed_and_consistent() {
-        let t = Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], PROTO_TCP, 1234, 80);
+        let t = Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], ipproto::TCP, 1234, 80);
         let k1 = HashKey { k0: 1, k1: 2 };
         let k2 = HashKey { k0: 3, k1: 4 };
         assert_ne!(t.hash_with(&k1), t.hash_with(&k2));
         assert_eq!(t.hash_with(&k1), SipBuildHasher { key: k1 }.hash_one(t));
-        let u = Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], PROTO_TCP, 1235, 80);
+        let u = Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], ipproto::TCP, 1235, 80);
         assert_ne!(t.hash_with(&k1), u.hash_with(&k1));
         assert_eq!(
             HashKey::from_bytes([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
@@ -471,7 +464,7 @@ mod tests {
 
     #[test]
     fn invert_ports_and_icmp() {
-        let t = Tuple::v4([1, 1, 1, 1], [2, 2, 2, 2], PROTO_UDP, 5000, 53);
+        let t = Tuple::v4([1, 1, 1, 1], [2, 2, 2, 2], ipproto::UDP, 5000, 53);
         let r = t.invert().unwrap();
         assert_eq!(r.src_v4(), [2, 2, 2, 2]);
         assert_eq!(r.dst_v4(), [1, 1, 1, 1]);
@@ -486,10 +479,10 @@ mod tests {
         assert_eq!(err.invert(), None);
 
         let e6 = Tuple::icmp(Family::Ipv6, [1; 16], [2; 16], 9, 128, 0);
-        assert_eq!(e6.proto, PROTO_ICMPV6);
+        assert_eq!(e6.proto, ipproto::ICMPV6);
         assert_eq!(e6.invert().unwrap().icmp_type(), 129);
         // ICMP numbers inside an IPv6 tuple are not ICMPv4.
-        let odd = Tuple::v6([1; 16], [2; 16], PROTO_ICMP, 1, 2);
+        let odd = Tuple::v6([1; 16], [2; 16], ipproto::ICMP, 1, 2);
         assert_eq!(odd.invert().unwrap().src_port, 2);
     }
 

@@ -20,8 +20,7 @@ use crate::{
     ct::{
         format::{config_json, config_table, conn_json, conntrack_line, stats_json, stats_table},
         input::{self, Filter, Prefix, StateFilter},
-        ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, Tracking, IPPROTO_ICMP,
-        IPPROTO_ICMPV6,
+        ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, Tracking,
     },
     error::{Error, ENOENT},
     netlink::{Client, Transport},
@@ -409,10 +408,10 @@ impl DeleteArgs {
             ));
         }
         match (self.proto, self.src) {
-            (IPPROTO_ICMP, IpAddr::V6(_)) => {
+            (nat::rule::proto::ICMP, IpAddr::V6(_)) => {
                 return Err("icmp takes IPv4 addresses; for IPv6 use -p icmpv6".to_owned())
             }
-            (IPPROTO_ICMPV6, IpAddr::V4(_)) => {
+            (nat::rule::proto::ICMPV6, IpAddr::V4(_)) => {
                 return Err("icmpv6 takes IPv6 addresses; for IPv4 use -p icmp".to_owned())
             }
             _ => {}

@@ -41,29 +41,10 @@ impl Family {
     }
 }
 
-/// IP protocol numbers used by the matches and NAT.
+/// IP protocol numbers used by the matches and NAT: conntrack's
+/// [`conntrack::ipproto`], with what the rules add to it.
 pub mod proto {
-    /// ICMP.
-    pub const ICMP: u8 = 1;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMPv6.
-    pub const ICMPV6: u8 = 58;
-    /// UDP-Lite.
-    pub const UDPLITE: u8 = 136;
-    /// SCTP.
-    pub const SCTP: u8 = 132;
-    /// DCCP.
-    pub const DCCP: u8 = 33;
-
-    /// True for the protocols whose header starts with 16-bit source and
-    /// destination ports (the ones `--sport`/`--dport` and NAT port ranges
-    /// apply to).
-    pub const fn has_ports(p: u8) -> bool {
-        matches!(p, TCP | UDP | UDPLITE | SCTP | DCCP)
-    }
+    pub use conntrack::ipproto::*;
 
     /// Does NAT rewrite this protocol's ports? Not SCTP's: its CRC32c
     /// covers the ports (but, unlike the others' checksums, no addresses),

@@ -132,16 +132,7 @@ fn quote(s: &str) -> String {
 // ---------------------------------------------------------------- printing
 
 fn proto_name(p: u8) -> String {
-    match p {
-        proto::TCP => "tcp".into(),
-        proto::UDP => "udp".into(),
-        proto::ICMP => "icmp".into(),
-        proto::ICMPV6 => "ipv6-icmp".into(),
-        proto::UDPLITE => "udplite".into(),
-        proto::SCTP => "sctp".into(),
-        proto::DCCP => "dccp".into(),
-        n => n.to_string(),
-    }
+    proto::iptables_name(p).map_or_else(|| p.to_string(), String::from)
 }
 
 fn bang(invert: bool) -> &'static str {
@@ -474,18 +465,12 @@ fn parse_prefix(s: &str) -> Res<Prefix> {
 }
 
 fn parse_proto(s: &str) -> Res<u8> {
-    Ok(match s {
-        "tcp" => proto::TCP,
-        "udp" => proto::UDP,
-        "icmp" => proto::ICMP,
-        "ipv6-icmp" | "icmpv6" | "icmp6" => proto::ICMPV6,
-        "udplite" => proto::UDPLITE,
-        "sctp" => proto::SCTP,
-        "dccp" => proto::DCCP,
-        n => n
+    match proto::from_name(s) {
+        Some(p) => Ok(p),
+        None => s
             .parse::<u8>()
-            .map_err(|_| format!("unknown protocol {n:?}"))?,
-    })
+            .map_err(|_| format!("unknown protocol {s:?}")),
+    }
 }
 
 fn parse_flags(s: &str) -> Res<u8> {

@@ -209,6 +209,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         }
     }
 
+    /// Sets the TOS byte and updates the header checksum incrementally
+    /// (RFC 1624 over the 16-bit word holding it, as `ipv4_change_dsfield`
+    /// does).
+    pub fn replace_tos(&mut self, v: u8) {
+        self.replace_byte(field::TOS, v);
+    }
+
+    /// Sets the TTL and updates the header checksum incrementally
+    /// (`csum_replace2`, as `ip_decrease_ttl` and `xt_HL` do).
+    pub fn replace_ttl(&mut self, v: u8) {
+        self.replace_byte(field::TTL, v);
+    }
+
+    fn replace_byte(&mut self, at: usize, v: u8) {
+        let word_at = at & !1;
+        let b = self.buffer.as_mut();
+        let old = be16(b, word_at).unwrap_or(0);
+        if let Some(x) = b.get_mut(at) {
+            *x = v;
+        }
+        let new = be16(b, word_at).unwrap_or(0);
+        let c = checksum::update16(self.checksum(), old, new);
+        self.set_checksum(c);
+    }
+
     /// Sets the header checksum field.
     pub fn set_checksum(&mut self, v: u16) {
         put16(self.buffer.as_mut(), field::CHECKSUM, v);

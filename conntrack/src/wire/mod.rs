@@ -14,6 +14,7 @@
 //! The kernel counterparts are the header structs of `include/uapi/linux/
 //! {ip,ipv6,tcp,udp,icmp,icmpv6}.h` read through `skb_header_pointer()`.
 
+pub mod dccp;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
@@ -22,6 +23,8 @@ pub mod tcp;
 pub mod udp;
 
 use core::fmt;
+
+use crate::ipproto;
 
 /// Why a byte sequence is not a valid packet of the expected kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,31 +65,40 @@ impl fmt::Display for Error {
 /// The result type of the views.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// An IP protocol number (IPv4 protocol / IPv6 next header).
+/// An IP protocol number (IPv4 protocol / IPv6 next header), typed; the
+/// numbers are [`crate::ipproto`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IpProtocol {
-    /// IPv6 hop-by-hop options (0).
+    /// IPv6 hop-by-hop options ([`ipproto::HOPOPTS`]).
     HopByHop,
-    /// ICMP (1).
+    /// ICMP ([`ipproto::ICMP`]).
     Icmp,
-    /// TCP (6).
+    /// TCP ([`ipproto::TCP`]).
     Tcp,
-    /// UDP (17).
+    /// UDP ([`ipproto::UDP`]).
     Udp,
-    /// IPv6 routing header (43).
+    /// DCCP ([`ipproto::DCCP`]).
+    Dccp,
+    /// IPv6 routing header ([`ipproto::ROUTING`]).
     Ipv6Route,
-    /// IPv6 fragment header (44).
+    /// IPv6 fragment header ([`ipproto::FRAGMENT`]).
     Ipv6Frag,
-    /// IPsec ESP (50).
+    /// GRE ([`ipproto::GRE`]).
+    Gre,
+    /// IPsec ESP ([`ipproto::ESP`]).
     Esp,
-    /// IPsec AH (51).
+    /// IPsec AH ([`ipproto::AH`]).
     Ah,
-    /// ICMPv6 (58).
+    /// ICMPv6 ([`ipproto::ICMPV6`]).
     Icmpv6,
-    /// IPv6 no next header (59).
+    /// IPv6 no next header ([`ipproto::NONE`]).
     Ipv6NoNxt,
-    /// IPv6 destination options (60).
+    /// IPv6 destination options ([`ipproto::DSTOPTS`]).
     Ipv6Opts,
+    /// SCTP ([`ipproto::SCTP`]).
+    Sctp,
+    /// UDP-Lite ([`ipproto::UDPLITE`]).
+    UdpLite,
     /// Any other number, kept as is.
     Unknown(u8),
 }
@@ -94,17 +106,21 @@ pub enum IpProtocol {
 impl From<u8> for IpProtocol {
     fn from(v: u8) -> Self {
         match v {
-            0 => IpProtocol::HopByHop,
-            1 => IpProtocol::Icmp,
-            6 => IpProtocol::Tcp,
-            17 => IpProtocol::Udp,
-            43 => IpProtocol::Ipv6Route,
-            44 => IpProtocol::Ipv6Frag,
-            50 => IpProtocol::Esp,
-            51 => IpProtocol::Ah,
-            58 => IpProtocol::Icmpv6,
-            59 => IpProtocol::Ipv6NoNxt,
-            60 => IpProtocol::Ipv6Opts,
+            ipproto::HOPOPTS => IpProtocol::HopByHop,
+            ipproto::ICMP => IpProtocol::Icmp,
+            ipproto::TCP => IpProtocol::Tcp,
+            ipproto::UDP => IpProtocol::Udp,
+            ipproto::DCCP => IpProtocol::Dccp,
+            ipproto::ROUTING => IpProtocol::Ipv6Route,
+            ipproto::FRAGMENT => IpProtocol::Ipv6Frag,
+            ipproto::GRE => IpProtocol::Gre,
+            ipproto::ESP => IpProtocol::Esp,
+            ipproto::AH => IpProtocol::Ah,
+            ipproto::ICMPV6 => IpProtocol::Icmpv6,
+            ipproto::NONE => IpProtocol::Ipv6NoNxt,
+            ipproto::DSTOPTS => IpProtocol::Ipv6Opts,
+            ipproto::SCTP => IpProtocol::Sctp,
+            ipproto::UDPLITE => IpProtocol::UdpLite,
             other => IpProtocol::Unknown(other),
         }
     }
@@ -113,17 +129,21 @@ impl From<u8> for IpProtocol {
 impl From<IpProtocol> for u8 {
     fn from(p: IpProtocol) -> u8 {
         match p {
-            IpProtocol::HopByHop => 0,
-            IpProtocol::Icmp => 1,
-            IpProtocol::Tcp => 6,
-            IpProtocol::Udp => 17,
-            IpProtocol::Ipv6Route => 43,
-            IpProtocol::Ipv6Frag => 44,
-            IpProtocol::Esp => 50,
-            IpProtocol::Ah => 51,
-            IpProtocol::Icmpv6 => 58,
-            IpProtocol::Ipv6NoNxt => 59,
-            IpProtocol::Ipv6Opts => 60,
+            IpProtocol::HopByHop => ipproto::HOPOPTS,
+            IpProtocol::Icmp => ipproto::ICMP,
+            IpProtocol::Tcp => ipproto::TCP,
+            IpProtocol::Udp => ipproto::UDP,
+            IpProtocol::Dccp => ipproto::DCCP,
+            IpProtocol::Ipv6Route => ipproto::ROUTING,
+            IpProtocol::Ipv6Frag => ipproto::FRAGMENT,
+            IpProtocol::Gre => ipproto::GRE,
+            IpProtocol::Esp => ipproto::ESP,
+            IpProtocol::Ah => ipproto::AH,
+            IpProtocol::Icmpv6 => ipproto::ICMPV6,
+            IpProtocol::Ipv6NoNxt => ipproto::NONE,
+            IpProtocol::Ipv6Opts => ipproto::DSTOPTS,
+            IpProtocol::Sctp => ipproto::SCTP,
+            IpProtocol::UdpLite => ipproto::UDPLITE,
             IpProtocol::Unknown(v) => v,
         }
     }

@@ -24,6 +24,10 @@ mod field {
 /// Length of a TCP header without options.
 pub const HEADER_LEN: usize = 20;
 
+/// Bytes of the header an ICMP error quotes at least (RFC 792): ports and
+/// sequence number.
+pub const QUOTED_LEN: usize = 8;
+
 /// Largest window scale shift accepted (RFC 7323; `TCP_MAX_WSCALE`).
 pub const MAX_WSCALE: u8 = 14;
 
@@ -216,6 +220,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
         Ok(p)
+    }
+
+    /// Checks that the first [`QUOTED_LEN`] bytes are present: what an
+    /// ICMP error quotes at least (RFC 792), and what NAT needs to rewrite
+    /// the ports (`tcp_manip_pkt`: "TCP connection tracking guarantees
+    /// this much"). Past them only [`Packet::has_checksum`] says more.
+    pub fn check_quoted_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < QUOTED_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    /// True when the buffer reaches past the checksum field (a header
+    /// quoted in an ICMP error may stop after [`QUOTED_LEN`] bytes).
+    pub fn has_checksum(&self) -> bool {
+        self.buffer.as_ref().len() >= field::CHECKSUM + 2
     }
 
     /// Checks that the fixed header and the options fit (as Linux's

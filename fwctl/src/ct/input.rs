@@ -7,18 +7,17 @@ use std::net::IpAddr;
 
 use rfw_abi::{ct_timeout, tcp_state};
 
-use super::{Conn, PROTO_NAMES};
+use nat::rule::proto;
 
-/// `-p`: a protocol name from [`PROTO_NAMES`] (any case) or a number 0-255.
+use super::Conn;
+
+/// `-p`: a protocol name ([`proto::from_name`], any case) or a number 0-255.
 pub fn parse_proto(s: &str) -> Result<u8, String> {
-    if let Some((n, _)) = PROTO_NAMES
-        .iter()
-        .find(|(_, name)| name.eq_ignore_ascii_case(s))
-    {
-        return Ok(*n);
+    if let Some(p) = proto::from_name(s) {
+        return Ok(p);
     }
     s.parse::<u8>().map_err(|_| {
-        let names: Vec<&str> = PROTO_NAMES.iter().map(|(_, name)| *name).collect();
+        let names: Vec<&str> = proto::NAMES.iter().map(|(_, name)| *name).collect();
         format!("expected {} or a protocol number 0-255", names.join(", "))
     })
 }

@@ -15,6 +15,7 @@ pub mod input;
 
 use std::net::IpAddr;
 
+use nat::rule::proto;
 use netlink_packet_core::DecodeError;
 use rfw_abi::{ct_config, ct_status, nfproto, Cmd};
 
@@ -23,42 +24,10 @@ use crate::rfw_msg::{
     RfwAttr, RfwMessage,
 };
 
-/// `IPPROTO_ICMP`.
-pub const IPPROTO_ICMP: u8 = 1;
-/// `IPPROTO_TCP`.
-pub const IPPROTO_TCP: u8 = 6;
-/// `IPPROTO_UDP`.
-pub const IPPROTO_UDP: u8 = 17;
-/// `IPPROTO_DCCP`.
-pub const IPPROTO_DCCP: u8 = 33;
-/// `IPPROTO_GRE`.
-pub const IPPROTO_GRE: u8 = 47;
-/// `IPPROTO_ICMPV6`.
-pub const IPPROTO_ICMPV6: u8 = 58;
-/// `IPPROTO_SCTP`.
-pub const IPPROTO_SCTP: u8 = 132;
-/// `IPPROTO_UDPLITE`.
-pub const IPPROTO_UDPLITE: u8 = 136;
-
-/// Protocol names, as `conntrack -L` prints them and `-p` takes them.
-pub const PROTO_NAMES: [(u8, &str); 8] = [
-    (IPPROTO_TCP, "tcp"),
-    (IPPROTO_UDP, "udp"),
-    (IPPROTO_UDPLITE, "udplite"),
-    (IPPROTO_ICMP, "icmp"),
-    (IPPROTO_ICMPV6, "icmpv6"),
-    (IPPROTO_SCTP, "sctp"),
-    (IPPROTO_DCCP, "dccp"),
-    (IPPROTO_GRE, "gre"),
-];
-
-/// The name of an IP protocol; `unknown` for one without a name, as
-/// `conntrack -L` prints it.
-pub fn proto_name(proto: u8) -> &'static str {
-    PROTO_NAMES
-        .iter()
-        .find(|(n, _)| *n == proto)
-        .map_or("unknown", |(_, name)| name)
+/// The name of an IP protocol as `conntrack -L` prints it
+/// ([`proto::name`]); `unknown` for one without a name.
+pub fn proto_name(p: u8) -> &'static str {
+    proto::name(p).unwrap_or("unknown")
 }
 
 /// What the two 16-bit tuple fields mean for a protocol.
@@ -77,10 +46,8 @@ impl L4Kind {
     /// The kind for an IP protocol number.
     pub fn of(proto: u8) -> L4Kind {
         match proto {
-            IPPROTO_TCP | IPPROTO_UDP | IPPROTO_UDPLITE | IPPROTO_SCTP | IPPROTO_DCCP => {
-                L4Kind::Ports
-            }
-            IPPROTO_ICMP | IPPROTO_ICMPV6 => L4Kind::Icmp,
+            p if proto::has_ports(p) => L4Kind::Ports,
+            proto::ICMP | proto::ICMPV6 => L4Kind::Icmp,
             _ => L4Kind::None,
         }
     }

@@ -6,18 +6,25 @@
 //! `nf_nat_icmp_reply_translation` / `nf_nat_icmpv6_reply_translation`
 //! (ICMP errors: the embedded header and the outer one).
 //!
-//! Buffers start at the IP header. Checksums are updated incrementally
-//! (RFC 1624) with `conntrack::checksum`; [`CsumMode::Partial`] is the
+//! Buffers start at the IP header, read and written through the
+//! `conntrack::wire` views (IPv6 extension headers crossed by
+//! `wire::ipv6::walk_ext_headers`, within conntrack's bound). Checksums
+//! are updated incrementally (RFC 1624) with `conntrack::checksum`; [`CsumMode::Partial`] is the
 //! kernel's `CHECKSUM_PARTIAL`: the L4 checksum field then holds the
 //! pseudo-header sum the hardware finishes, so only address changes touch
 //! it. An IPv4 UDP checksum of zero ("none") stays zero; a computed zero is
 //! written as `0xffff` (`CSUM_MANGLED_0`).
 
-use conntrack::checksum;
-use conntrack::Direction;
+use core::net::IpAddr;
 
-use crate::nat_core::{addr_bytes, Binding, Endpoint, ManipType};
-use crate::rule::proto;
+use conntrack::wire::{self, dccp, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, IpProtocol};
+use conntrack::{checksum, ipproto, Direction};
+
+use crate::nat_core::{Binding, Endpoint, ManipType};
+
+/// What a computed UDP checksum of zero is sent as (`CSUM_MANGLED_0`):
+/// zero means "no checksum".
+const CSUM_MANGLED_0: u16 = 0xffff;
 
 /// How the L4 checksum is maintained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,101 +60,56 @@ impl core::fmt::Display for RewriteError {
     }
 }
 
-fn get16(p: &[u8], at: usize) -> Result<u16, RewriteError> {
-    match p.get(at..at + 2) {
-        Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
-        _ => Err(RewriteError::Truncated),
+impl From<wire::Error> for RewriteError {
+    fn from(e: wire::Error) -> Self {
+        match e {
+            wire::Error::Truncated => RewriteError::Truncated,
+            _ => RewriteError::Malformed,
+        }
     }
 }
 
-fn put16(p: &mut [u8], at: usize, v: u16) -> Result<(), RewriteError> {
-    p.get_mut(at..at + 2)
-        .ok_or(RewriteError::Truncated)?
-        .copy_from_slice(&v.to_be_bytes());
-    Ok(())
-}
-
-fn byte(p: &[u8], at: usize) -> Result<u8, RewriteError> {
-    p.get(at).copied().ok_or(RewriteError::Truncated)
-}
-
-/// The parsed IP layer of a packet (or of an embedded one).
+/// Where the L4 header of a packet (or of an embedded one) is, as the
+/// wire views find it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct IpInfo {
-    pub(crate) v6: bool,
+struct IpInfo {
+    v6: bool,
     /// Offset of the L4 header.
-    pub(crate) l4: usize,
+    l4: usize,
     /// The L4 protocol.
-    pub(crate) proto: u8,
+    proto: IpProtocol,
     /// False for a non-first fragment (no L4 header here).
-    pub(crate) has_l4: bool,
-    /// Offset and length of the source address (the destination follows).
-    pub(crate) addr_off: usize,
-    pub(crate) addr_len: usize,
+    has_l4: bool,
 }
 
-/// Reads the IP header at `off`.
-pub(crate) fn ip_info(p: &[u8], off: usize) -> Result<IpInfo, RewriteError> {
-    let v = byte(p, off)? >> 4;
-    match v {
-        4 => {
-            let ihl = usize::from(byte(p, off)? & 0x0f) * 4;
-            if ihl < 20 {
-                return Err(RewriteError::Malformed);
-            }
-            if p.len() < off + ihl {
-                return Err(RewriteError::Truncated);
-            }
-            let frag = get16(p, off + 6)? & 0x1fff;
+/// Reads the IP header at the start of `p`: IPv4 (the header, options
+/// included, must be there) or IPv6 (the extension headers are crossed
+/// by [`ipv6::walk_ext_headers`], as `ipv6_skip_exthdr` does for
+/// `nf_nat_ipv6_manip_pkt`).
+fn ip_info(p: &[u8]) -> Result<IpInfo, RewriteError> {
+    match p.first().map(|b| b >> 4) {
+        None => Err(RewriteError::Truncated),
+        Some(4) => {
+            let ip = ipv4::Packet::new_unchecked(p);
+            ip.check_header_len()?;
             Ok(IpInfo {
                 v6: false,
-                l4: off + ihl,
-                proto: byte(p, off + 9)?,
-                has_l4: frag == 0,
-                addr_off: off + 12,
-                addr_len: 4,
+                l4: usize::from(ip.header_len()),
+                proto: ip.next_header(),
+                has_l4: ip.frag_offset() == 0,
             })
         }
-        6 => {
-            if p.len() < off + 40 {
-                return Err(RewriteError::Truncated);
-            }
-            let mut next = byte(p, off + 6)?;
-            let mut at = off + 40;
-            let mut has_l4 = true;
-            // Skip extension headers (`ipv6_skip_exthdr`), a bounded number.
-            for _ in 0..8 {
-                match next {
-                    0 | 43 | 60 => {
-                        let len = (usize::from(byte(p, at + 1)?) + 1) * 8;
-                        next = byte(p, at)?;
-                        at += len;
-                    }
-                    44 => {
-                        if get16(p, at + 2)? & 0xfff8 != 0 {
-                            has_l4 = false;
-                        }
-                        next = byte(p, at)?;
-                        at += 8;
-                    }
-                    51 => {
-                        let len = (usize::from(byte(p, at + 1)?) + 2) * 4;
-                        next = byte(p, at)?;
-                        at += len;
-                    }
-                    _ => break,
-                }
-            }
+        Some(6) => {
+            ipv6::Packet::new_unchecked(p).check_header_len()?;
+            let ul = ipv6::walk_ext_headers(p, ipv6::MAX_EXT_HEADERS)?;
             Ok(IpInfo {
                 v6: true,
-                l4: at,
-                proto: next,
-                has_l4,
-                addr_off: off + 8,
-                addr_len: 16,
+                l4: ul.offset,
+                proto: ul.protocol,
+                has_l4: ul.fragment.is_none_or(|f| f.offset == 0),
             })
         }
-        _ => Err(RewriteError::Malformed),
+        Some(_) => Err(RewriteError::Malformed),
     }
 }
 
@@ -173,17 +135,14 @@ fn data_update(check: u16, old: u16, new: u16, mode: CsumMode) -> u16 {
     }
 }
 
-const fn is_icmp_query(ty: u8) -> bool {
-    // Echo, echo reply, timestamp(reply), info request(reply), address mask (reply).
-    matches!(ty, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
-}
-
 /// The L4 part of a manip (`l4proto_manip_pkt`), before the address itself
-/// changes. `avail_l4` is false when only the first 8 bytes of the L4
-/// header may be relied on (an embedded packet).
+/// changes: `l4` is the L4 header and what follows, `old_addr` and
+/// `new_addr` the address being replaced (for the pseudo-header). An
+/// embedded packet may hold only the first 8 bytes of its L4 header: the
+/// ports (or ICMP id) are there, a TCP checksum may not be.
 #[allow(clippy::too_many_arguments)]
 fn l4_manip(
-    p: &mut [u8],
+    l4: &mut [u8],
     ip: &IpInfo,
     manip: ManipType,
     old_addr: &[u8],
@@ -194,95 +153,127 @@ fn l4_manip(
     if !ip.has_l4 {
         return Ok(());
     }
-    let h = ip.l4;
-    let port_at = match manip {
-        ManipType::Src => h,
-        ManipType::Dst => h + 2,
-    };
     match ip.proto {
-        proto::TCP | proto::DCCP => {
-            let old_port = get16(p, port_at)?;
-            let check_at = if ip.proto == proto::TCP {
-                h + 16
-            } else {
-                h + 6
+        IpProtocol::Tcp => {
+            let mut h = tcp::Packet::new_unchecked(l4);
+            h.check_quoted_len()?;
+            let old_port = match manip {
+                ManipType::Src => h.src_port(),
+                ManipType::Dst => h.dst_port(),
             };
             // An embedded header may be cut after 8 bytes: then the
             // checksum is not there to update.
-            if p.len() >= check_at + 2 {
-                let c = get16(p, check_at)?;
-                let c = pseudo_update(c, old_addr, new_addr, mode);
-                put16(p, check_at, data_update(c, old_port, port, mode))?;
+            if h.has_checksum() {
+                let c = pseudo_update(h.checksum(), old_addr, new_addr, mode);
+                h.set_checksum(data_update(c, old_port, port, mode));
             }
-            put16(p, port_at, port)
+            match manip {
+                ManipType::Src => h.set_src_port(port),
+                ManipType::Dst => h.set_dst_port(port),
+            }
         }
-        proto::UDP | proto::UDPLITE => {
-            let old_port = get16(p, port_at)?;
-            let c = get16(p, h + 6)?;
-            if c != 0 || ip.proto == proto::UDPLITE {
+        IpProtocol::Dccp => {
+            let mut h = dccp::Packet::new_checked(l4)?;
+            let old_port = match manip {
+                ManipType::Src => h.src_port(),
+                ManipType::Dst => h.dst_port(),
+            };
+            let c = pseudo_update(h.checksum(), old_addr, new_addr, mode);
+            h.set_checksum(data_update(c, old_port, port, mode));
+            match manip {
+                ManipType::Src => h.set_src_port(port),
+                ManipType::Dst => h.set_dst_port(port),
+            }
+        }
+        IpProtocol::Udp | IpProtocol::UdpLite => {
+            // UDP-Lite shares UDP's header; its checksum is mandatory.
+            let mut h = udp::Packet::new_unchecked(l4);
+            h.check_header_len()?;
+            let old_port = match manip {
+                ManipType::Src => h.src_port(),
+                ManipType::Dst => h.dst_port(),
+            };
+            let c = h.checksum();
+            if c != 0 || ip.proto == IpProtocol::UdpLite {
                 let c = pseudo_update(c, old_addr, new_addr, mode);
                 let c = data_update(c, old_port, port, mode);
-                put16(p, h + 6, if c == 0 { 0xffff } else { c })?;
+                h.set_checksum(if c == 0 { CSUM_MANGLED_0 } else { c });
             }
-            put16(p, port_at, port)
+            match manip {
+                ManipType::Src => h.set_src_port(port),
+                ManipType::Dst => h.set_dst_port(port),
+            }
         }
-        proto::ICMP if !ip.v6 => {
-            if !is_icmp_query(byte(p, h)?) {
+        IpProtocol::Icmp if !ip.v6 => {
+            let mut h = icmpv4::Packet::new_checked(l4)?;
+            let ty = h.msg_type();
+            // Queries and their replies carry an identifier.
+            if icmpv4::inverse_type(ty).is_none() {
                 return Ok(());
             }
-            let old_id = get16(p, h + 4)?;
-            let c = get16(p, h + 2)?;
-            put16(p, h + 2, data_update(c, old_id, port, mode))?;
-            put16(p, h + 4, port)
+            let old_id = h.echo_ident();
+            h.set_checksum(data_update(h.checksum(), old_id, port, mode));
+            h.set_echo_ident(port);
         }
-        proto::ICMPV6 if ip.v6 => {
-            let c = get16(p, h + 2)?;
-            let mut c = pseudo_update(c, old_addr, new_addr, mode);
-            let ty = byte(p, h)?;
-            if ty == 128 || ty == 129 {
-                let old_id = get16(p, h + 4)?;
+        IpProtocol::Icmpv6 if ip.v6 => {
+            let mut h = icmpv6::Packet::new_checked(l4)?;
+            let mut c = pseudo_update(h.checksum(), old_addr, new_addr, mode);
+            let ty = h.msg_type();
+            if ty == icmpv6::ECHO_REQUEST || ty == icmpv6::ECHO_REPLY {
+                let old_id = h.echo_ident();
                 c = data_update(c, old_id, port, mode);
-                put16(p, h + 4, port)?;
+                h.set_echo_ident(port);
             }
-            put16(p, h + 2, c)
+            h.set_checksum(c);
         }
-        _ => Ok(()),
+        _ => {}
     }
+    Ok(())
 }
 
-/// One manip of the packet whose IP header starts at `off`.
+/// One manip of the packet whose IP header starts at `p[0]`.
 fn manip_at(
     p: &mut [u8],
-    off: usize,
     manip: ManipType,
     to: &Endpoint,
     mode: CsumMode,
 ) -> Result<IpInfo, RewriteError> {
-    let ip = ip_info(p, off)?;
-    let new = addr_bytes(&to.addr);
-    let new = new.get(..ip.addr_len).ok_or(RewriteError::Malformed)?;
+    let ip = ip_info(p)?;
     if to.addr.is_ipv6() != ip.v6 {
         return Err(RewriteError::FamilyMismatch);
     }
-    let at = match manip {
-        ManipType::Src => ip.addr_off,
-        ManipType::Dst => ip.addr_off + ip.addr_len,
-    };
-    let mut old = [0u8; 16];
-    let old = {
-        let cur = p.get(at..at + ip.addr_len).ok_or(RewriteError::Truncated)?;
-        let o = old.get_mut(..ip.addr_len).ok_or(RewriteError::Malformed)?;
-        o.copy_from_slice(cur);
-        &*o
-    };
-    l4_manip(p, &ip, manip, old, new, to.port, mode)?;
-    if !ip.v6 {
-        let c = get16(p, off + 10)?;
-        put16(p, off + 10, checksum::update_bytes(c, old, new))?;
+    let (hdr, l4) = p
+        .split_at_mut_checked(ip.l4)
+        .ok_or(RewriteError::Truncated)?;
+    match to.addr {
+        IpAddr::V4(a) => {
+            let new = a.octets();
+            let mut h = ipv4::Packet::new_unchecked(hdr);
+            let old = match manip {
+                ManipType::Src => h.src_addr(),
+                ManipType::Dst => h.dst_addr(),
+            };
+            l4_manip(l4, &ip, manip, &old, &new, to.port, mode)?;
+            h.set_checksum(checksum::update_bytes(h.checksum(), &old, &new));
+            match manip {
+                ManipType::Src => h.set_src_addr(new),
+                ManipType::Dst => h.set_dst_addr(new),
+            }
+        }
+        IpAddr::V6(a) => {
+            let new = a.octets();
+            let mut h = ipv6::Packet::new_unchecked(hdr);
+            let old = match manip {
+                ManipType::Src => h.src_addr(),
+                ManipType::Dst => h.dst_addr(),
+            };
+            l4_manip(l4, &ip, manip, &old, &new, to.port, mode)?;
+            match manip {
+                ManipType::Src => h.set_src_addr(new),
+                ManipType::Dst => h.set_dst_addr(new),
+            }
+        }
     }
-    p.get_mut(at..at + ip.addr_len)
-        .ok_or(RewriteError::Truncated)?
-        .copy_from_slice(new);
     Ok(ip)
 }
 
@@ -295,7 +286,7 @@ pub fn manip_pkt(
     to: &Endpoint,
     mode: CsumMode,
 ) -> Result<(), RewriteError> {
-    manip_at(pkt, 0, manip, to, mode).map(|_| ())
+    manip_at(pkt, manip, to, mode).map(|_| ())
 }
 
 /// Applies a connection's NAT to a packet of direction `dir` at a hook of
@@ -315,15 +306,15 @@ pub fn nat_packet(
 
 /// True when `pkt` is an ICMP or ICMPv6 error (it carries a packet).
 pub fn is_icmp_error(pkt: &[u8]) -> bool {
-    let Ok(ip) = ip_info(pkt, 0) else {
+    let Ok(ip) = ip_info(pkt) else {
         return false;
     };
     let Some(&ty) = pkt.get(ip.l4) else {
         return false;
     };
     match (ip.v6, ip.proto) {
-        (false, proto::ICMP) => matches!(ty, 3 | 4 | 5 | 11 | 12),
-        (true, proto::ICMPV6) => ty < 128,
+        (false, IpProtocol::Icmp) => icmpv4::is_error(ty),
+        (true, IpProtocol::Icmpv6) => icmpv6::is_error(ty),
         _ => false,
     }
 }
@@ -348,8 +339,7 @@ pub fn icmp_error_translate(
     if !is_icmp_error(pkt) {
         return Err(RewriteError::NotIcmpError);
     }
-    let outer = ip_info(pkt, 0)?;
-    let inner_off = outer.l4 + 8;
+    let outer = ip_info(pkt)?;
     // The embedded packet travels the other way: it gets the opposite
     // manip, towards the other direction's tuple as it is (not inverted).
     let other = match dir {
@@ -370,28 +360,41 @@ pub fn icmp_error_translate(
         addr: crate::nat_core::tuple_addr(other, addr),
         port,
     };
-    manip_at(pkt, inner_off, inner_manip, &inner_to, mode).map_err(|e| match e {
-        RewriteError::Truncated | RewriteError::Malformed => RewriteError::NotIcmpError,
-        e => e,
-    })?;
-    if mode == CsumMode::Full {
-        let h = outer.l4;
-        put16(pkt, h + 2, 0)?;
-        let body = pkt.get(h..).ok_or(RewriteError::Truncated)?;
-        let mut sum = checksum::data(body);
-        if outer.v6 {
-            let mut src = [0u8; 16];
-            let mut dst = [0u8; 16];
-            src.copy_from_slice(pkt.get(8..24).ok_or(RewriteError::Truncated)?);
-            dst.copy_from_slice(pkt.get(24..40).ok_or(RewriteError::Truncated)?);
-            let len = u32::try_from(body.len()).map_err(|_| RewriteError::Malformed)?;
-            sum = checksum::add(
-                sum,
-                checksum::pseudo_header_v6(&src, &dst, proto::ICMPV6, len),
-            );
+    let (hdr, l4) = pkt
+        .split_at_mut_checked(outer.l4)
+        .ok_or(RewriteError::Truncated)?;
+    if outer.v6 {
+        let len = u32::try_from(l4.len()).map_err(|_| RewriteError::Malformed)?;
+        let mut icmp = icmpv6::Packet::new_checked(l4)?;
+        manip_inner(icmp.data_mut(), inner_manip, &inner_to, mode)?;
+        if mode == CsumMode::Full {
+            let ip = ipv6::Packet::new_unchecked(&*hdr);
+            let pseudo =
+                checksum::pseudo_header_v6(&ip.src_addr(), &ip.dst_addr(), ipproto::ICMPV6, len);
+            icmp.fill_checksum(pseudo);
         }
-        put16(pkt, h + 2, checksum::finish(sum))?;
+    } else {
+        let mut icmp = icmpv4::Packet::new_checked(l4)?;
+        manip_inner(icmp.data_mut(), inner_manip, &inner_to, mode)?;
+        if mode == CsumMode::Full {
+            icmp.fill_checksum();
+        }
     }
-    manip_at(pkt, 0, manip, &outer_to, mode)?;
+    manip_at(pkt, manip, &outer_to, mode)?;
     Ok(true)
+}
+
+/// The manip of the packet an ICMP error quotes: what cannot be read
+/// there makes the error unusable.
+fn manip_inner(
+    inner: &mut [u8],
+    manip: ManipType,
+    to: &Endpoint,
+    mode: CsumMode,
+) -> Result<(), RewriteError> {
+    match manip_at(inner, manip, to, mode) {
+        Ok(_) => Ok(()),
+        Err(RewriteError::Truncated | RewriteError::Malformed) => Err(RewriteError::NotIcmpError),
+        Err(e) => Err(e),
+    }
 }

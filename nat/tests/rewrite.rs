@@ -743,3 +743,106 @@ fn mangle_examples() {
     assert!(!mangle::apply(&mut q, &Mangle::default()).unwrap());
     assert_eq!(mangle::ttl(&[0x45]), Err(RewriteError::Truncated));
 }
+
+/// `hdrs` (each `(next header, length in bytes)`) inserted between the
+/// IPv6 header and the L4 header of `p`; checksums stay right (the
+/// pseudo-header's upper-layer length does not count them).
+fn with_ext_headers(p: &[u8], hdrs: &[(u8, usize)]) -> Vec<u8> {
+    let mut out = p[..40].to_vec();
+    let mut next = p[6];
+    let mut ext = Vec::new();
+    // Build from the innermost header out, each naming what follows it.
+    for &(kind, len) in hdrs.iter().rev() {
+        let mut h = vec![0u8; len];
+        h[0] = next;
+        h[1] = match kind {
+            44 => 0,
+            51 => (len / 4 - 2) as u8,
+            _ => (len / 8 - 1) as u8,
+        };
+        h.extend(ext);
+        ext = h;
+        next = kind;
+    }
+    out[6] = next;
+    let plen = u16::from_be_bytes([p[4], p[5]]) as usize + ext.len();
+    out[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
+    out.extend(ext);
+    out.extend(&p[40..]);
+    out
+}
+
+#[test]
+fn ipv6_nat_crosses_extension_headers() {
+    let chain = [(0u8, 8usize), (60, 16), (44, 8), (51, 16)];
+    for l4 in [tcp(), udp(), echo()] {
+        let (c, s) = (ip("2001:db8::1"), ip("2001:db8::2"));
+        let before = with_ext_headers(&packet(c, s, &l4), &chain);
+        let to = Endpoint {
+            addr: ip("2001:db8:ffff::7"),
+            port: 4000,
+        };
+        let l4_after = with_ports(&l4, 4000, ports(&l4).1);
+        for mode in [CsumMode::Full, CsumMode::Partial] {
+            let mut p = before.clone();
+            manip_pkt(&mut p, ManipType::Src, &to, mode).unwrap();
+            let want = with_ext_headers(&packet(to.addr, s, &l4_after), &chain);
+            if mode == CsumMode::Full {
+                assert_eq!(p, want, "{l4:?}");
+            } else {
+                // Only the L4 checksum may differ (the hardware finishes it).
+                assert_eq!(p[..40], want[..40]);
+                assert_eq!(p.len(), want.len());
+            }
+        }
+    }
+    // A non-first fragment has no L4 header: only the address changes.
+    let mut frag = with_ext_headers(
+        &packet(ip("2001:db8::1"), ip("2001:db8::2"), &tcp()),
+        &[(44, 8)],
+    );
+    frag[42..44].copy_from_slice(&(185u16 << 3).to_be_bytes());
+    let l4_before = frag[48..].to_vec();
+    let to = Endpoint {
+        addr: ip("2001:db8::9"),
+        port: 1,
+    };
+    manip_pkt(&mut frag, ManipType::Dst, &to, CsumMode::Full).unwrap();
+    assert_eq!(frag[24..40], bytes16(&to.addr));
+    assert_eq!(frag[48..], l4_before[..]);
+    // A chain longer than the bound is refused, not half rewritten.
+    let long = [(60u8, 8usize); 9];
+    let mut p = with_ext_headers(&packet(ip("2001:db8::1"), ip("2001:db8::2"), &tcp()), &long);
+    let orig = p.clone();
+    assert_eq!(
+        manip_pkt(&mut p, ManipType::Src, &to, CsumMode::Full),
+        Err(RewriteError::Malformed)
+    );
+    assert_eq!(p, orig);
+}
+
+#[test]
+fn mangle_ipv4_with_options_in_a_short_buffer() {
+    // IHL 15 (40 bytes of options: NOPs), as rfw.ko passes only the first
+    // 40 bytes: the fixed header is enough, the checksum stays right.
+    let mut p = vec![0u8; 60];
+    p[0] = 0x4f;
+    p[2..4].copy_from_slice(&60u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    p[20..60].fill(1);
+    let c = !common::sum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    let m = Mangle {
+        tos: Some(TosOp {
+            value: 0xb8,
+            mask: 0xff,
+        }),
+        ttl: Some(TtlFn::of(TtlOp::Dec(1))),
+    };
+    assert!(mangle::apply(&mut p[..40], &m).unwrap());
+    assert_eq!((p[1], p[8]), (0xb8, 63));
+    assert_eq!(common::sum(&p), 0xffff);
+}

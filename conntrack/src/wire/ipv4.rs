@@ -313,6 +313,19 @@ mod tests {
     }
 
     #[test]
+    fn replace_keeps_the_checksum() {
+        let mut b = PKT;
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.fill_checksum();
+        for v in [0u8, 1, 0x7f, 0xb8, 0xff] {
+            p.replace_tos(v);
+            p.replace_ttl(v);
+            assert_eq!((p.tos(), p.ttl()), (v, v));
+            assert!(p.verify_checksum());
+        }
+    }
+
+    #[test]
     fn options_and_fragments() {
         // IHL 6 (4 bytes of options: NOP NOP NOP EOL), MF set, offset 185*8.
         let mut b = [0u8; 32];

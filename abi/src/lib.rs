@@ -24,30 +24,15 @@ pub const FAMILY_NAME_C: &[u8] = b"rfw\0";
 /// Family version (`genl_family.version`).
 pub const FAMILY_VERSION: u8 = 1;
 
-/// Netfilter protocol families as used in attributes (the kernel's `NFPROTO_*`).
+/// Netfilter protocol families as used in attributes (the kernel's
+/// `NFPROTO_*`): the wire's copy of `conntrack::Family`'s numbers, which this
+/// crate needs to check a tuple's address length and cannot import (it has
+/// no dependencies); fwctl's tests pin the two equal.
 pub mod nfproto {
     /// `NFPROTO_IPV4`
     pub const IPV4: u8 = 2;
     /// `NFPROTO_IPV6`
     pub const IPV6: u8 = 10;
-}
-
-/// Netfilter hook numbers (the kernel's `enum nf_inet_hooks`).
-pub mod hook {
-    /// `NF_INET_PRE_ROUTING`
-    pub const PRE_ROUTING: u8 = 0;
-    /// `NF_INET_LOCAL_IN`
-    pub const LOCAL_IN: u8 = 1;
-    /// `NF_INET_FORWARD`
-    pub const FORWARD: u8 = 2;
-    /// `NF_INET_LOCAL_OUT`
-    pub const LOCAL_OUT: u8 = 3;
-    /// `NF_INET_POST_ROUTING`
-    pub const POST_ROUTING: u8 = 4;
-    /// Number of hooks rfw attaches to per family.
-    pub const COUNT: usize = 5;
-    /// Hook names in the order of their numbers, as users read them.
-    pub const NAMES: [&str; COUNT] = ["prerouting", "input", "forward", "output", "postrouting"];
 }
 
 /// Commands (`genlmsghdr.cmd`).
@@ -393,7 +378,8 @@ pub mod hook_stats {
     pub const PAD: u16 = 1;
     /// u8: [`super::nfproto`] value.
     pub const FAMILY: u16 = 2;
-    /// u8: [`super::hook`] value.
+    /// u8: the hook's number in the kernel's `enum nf_inet_hooks`
+    /// (`conntrack::Hook`).
     pub const HOOK: u16 = 3;
     /// u64: packets seen by rfw at this hook in this namespace.
     pub const PACKETS: u16 = 4;

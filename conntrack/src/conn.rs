@@ -158,6 +158,8 @@ impl Status {
     pub const SRC_NAT: u16 = 1 << 4;
     /// Destination NAT applies (set by the NAT crate).
     pub const DST_NAT: u16 = 1 << 5;
+    /// Both NAT bits (`IPS_NAT_MASK`).
+    pub const NAT_MASK: u16 = Self::SRC_NAT | Self::DST_NAT;
     /// Sequence adjustment (unused by rfw).
     pub const SEQ_ADJUST: u16 = 1 << 6;
     /// Source NAT set up.

@@ -16,12 +16,13 @@
 //! | --- | --- | --- |
 //! | [`wire`] | zero-copy views: [`wire::ipv4`], [`wire::ipv6`], [`wire::tcp`], [`wire::udp`], [`wire::icmpv4`], [`wire::icmpv6`] | header structs, `skb_header_pointer()` |
 //! | [`ipproto`] | IP protocol numbers and names | `IPPROTO_*` in `include/uapi/linux/in.h` |
+//! | [`hook`] | [`Hook`]: where a packet is seen (the rules and the glue use it) | `enum nf_inet_hooks` |
 //! | [`checksum`] | ones-complement sums, pseudo-headers, RFC 1624 updates | `include/net/checksum.h` |
 //! | [`tuple`](mod@tuple) | [`Tuple`], [`Direction`], [`PerDir`], inversion, keyed SipHash-1-3 | `nf_conntrack_tuple.h`, `hash_conntrack_raw()` |
 //! | [`parse`](mod@parse) | bytes (a whole packet, or with [`parse_prefix`] its first bytes) + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
 //! | [`conn`] | [`Conn`] = [`ConnKey`] (tuples, immutable once indexed) + [`ConnState`] (the rest), 160 bytes; [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
 //! | [`proto`] | TCP, UDP, ICMP/ICMPv6, generic trackers | `nf_conntrack_proto_*.c` |
-//! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]) | `enum ip_conntrack_info` |
+//! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]); [`CtState`] as rules see it | `enum ip_conntrack_info` |
 //! | [`table`] | [`Table`] trait, `HostTable` (feature `host`) | hash table, `early_drop()`, `gc_worker()` |
 //! | [`process`](mod@process) | all-in-one [`process()`] / [`track()`] | `nf_conntrack_in()` |
 //!
@@ -90,6 +91,7 @@
 
 pub mod checksum;
 pub mod conn;
+pub mod hook;
 pub mod ipproto;
 pub mod parse;
 pub mod process;
@@ -101,10 +103,11 @@ pub mod verdict;
 pub mod wire;
 
 pub use conn::{Action, Config, Conn, ConnKey, ConnState, Status, Timeouts, Update};
+pub use hook::Hook;
 pub use parse::{parse, parse_prefix, PacketInfo, ParseError};
 pub use process::{process, track, Processed};
 #[cfg(feature = "host")]
 pub use table::{HostHandle, HostTable};
 pub use table::{InsertError, Table, TableStats};
 pub use tuple::{Direction, Family, HashKey, PerDir, Tuple};
-pub use verdict::{Class, IgnoreReason, InvalidReason, Verdict};
+pub use verdict::{Class, CtState, IgnoreReason, InvalidReason, Verdict};

@@ -31,6 +31,50 @@ pub enum Family {
     Ipv6 = 10,
 }
 
+impl Family {
+    /// Both families, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::Ipv4, Family::Ipv6];
+
+    /// The family of netfilter protocol family `pf` (`NFPROTO_*`, as in
+    /// `nf_hook_state.pf` and the netlink attributes); `None` for others.
+    pub const fn from_nfproto(pf: u8) -> Option<Family> {
+        match pf {
+            2 => Some(Family::Ipv4),
+            10 => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+
+    /// The `NFPROTO_*` number.
+    pub const fn nfproto(self) -> u8 {
+        self as u8
+    }
+
+    /// 0 for IPv4, 1 for IPv6: an index into per-family arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            Family::Ipv4 => 0,
+            Family::Ipv6 => 1,
+        }
+    }
+
+    /// The family of an address.
+    pub const fn of(addr: &core::net::IpAddr) -> Family {
+        match addr {
+            core::net::IpAddr::V4(_) => Family::Ipv4,
+            core::net::IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// The longest prefix length for this family.
+    pub const fn max_prefix(self) -> u8 {
+        match self {
+            Family::Ipv4 => 32,
+            Family::Ipv6 => 128,
+        }
+    }
+}
+
 /// The direction of a packet relative to its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

@@ -229,6 +229,68 @@ impl Class {
     pub const fn is_invalid(&self) -> bool {
         matches!(self, Class::Invalid(_))
     }
+
+    /// The state rules match this class with (the reason dropped).
+    pub const fn state(&self) -> CtState {
+        match self {
+            Class::New => CtState::New,
+            Class::Established => CtState::Established,
+            Class::Related => CtState::Related,
+            Class::Invalid(_) => CtState::Invalid,
+            Class::Untracked => CtState::Untracked,
+        }
+    }
+}
+
+/// A packet's conntrack state as rules see it (`xt_conntrack
+/// --ctstate`): a [`Class`] without the reason. The discriminants are
+/// dense codes, and [`CtState::bit`] is `1 << code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CtState {
+    /// First packet of a connection.
+    New = 0,
+    /// A packet of a connection that has seen traffic both ways.
+    Established = 1,
+    /// A packet related to another connection (an ICMP error, an expectation).
+    Related = 2,
+    /// A packet conntrack could not place.
+    Invalid = 3,
+    /// A packet exempted from tracking.
+    Untracked = 4,
+}
+
+impl CtState {
+    /// All states, in code order.
+    pub const ALL: [CtState; 5] = [
+        CtState::New,
+        CtState::Established,
+        CtState::Related,
+        CtState::Invalid,
+        CtState::Untracked,
+    ];
+
+    /// The state's code (`0..5`), to store it in a byte.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The state with code `c`.
+    pub const fn from_code(c: u8) -> Option<CtState> {
+        match c {
+            0 => Some(CtState::New),
+            1 => Some(CtState::Established),
+            2 => Some(CtState::Related),
+            3 => Some(CtState::Invalid),
+            4 => Some(CtState::Untracked),
+            _ => None,
+        }
+    }
+
+    /// This state's bit in a set of states (`1 << code`).
+    pub const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
 }
 
 /// The verdict on one packet.

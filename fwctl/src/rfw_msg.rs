@@ -847,7 +847,7 @@ pub enum HookStatsAttr {
     Pad,
     /// [`hook_stats::FAMILY`]: an [`rfw_abi::nfproto`] value.
     Family(u8),
-    /// [`hook_stats::HOOK`]: an [`rfw_abi::hook`] value.
+    /// [`hook_stats::HOOK`]: an [`nat::rule::Hook`] number.
     Hook(u8),
     /// [`hook_stats::PACKETS`].
     Packets(u64),
@@ -923,7 +923,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for HookStatsAttr 
 pub struct HookStats {
     /// [`rfw_abi::nfproto`] value.
     pub family: u8,
-    /// [`rfw_abi::hook`] value.
+    /// [`nat::rule::Hook`] number.
     pub hook: u8,
     /// Packets seen at this hook.
     pub packets: u64,
@@ -1149,11 +1149,12 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for RulesStatsAttr
 
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
+    use nat::rule::Hook;
     use netlink_packet_core::{
         NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
     };
     use netlink_packet_generic::GenlMessage;
-    use rfw_abi::{hook, nfproto};
+    use rfw_abi::nfproto;
 
     use super::*;
     use crate::{fake_kernel::Skb, netlink::encode_request};
@@ -1209,13 +1210,13 @@ mod tests {
         [
             HookStats {
                 family: nfproto::IPV4,
-                hook: hook::PRE_ROUTING,
+                hook: Hook::Prerouting as u8,
                 packets: 3,
                 bytes: 180,
             },
             HookStats {
                 family: nfproto::IPV6,
-                hook: hook::POST_ROUTING,
+                hook: Hook::Postrouting as u8,
                 packets: 0x0102_0304_0506_0708,
                 bytes: 1 << 32,
             },

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use rfw_abi::{hook, nfproto};
+use nat::rule::Hook;
+use rfw_abi::nfproto;
 use serde::Serialize;
 
 use crate::{
@@ -20,7 +21,7 @@ pub const FAMILIES: [(u8, &str); 2] = [(nfproto::IPV4, "ipv4"), (nfproto::IPV6, 
 pub struct HookRow {
     /// `ipv4` or `ipv6`.
     pub family: &'static str,
-    /// A name from [`rfw_abi::hook::NAMES`].
+    /// The hook's [`Hook::nft_name`].
     pub hook: &'static str,
     /// Packets seen.
     pub packets: u64,
@@ -32,7 +33,7 @@ pub struct HookRow {
 /// hooks by number. Rows the kernel left out read zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StatsReport {
-    /// One row per (family, hook): always `FAMILIES.len() * hook::COUNT`.
+    /// One row per (family, hook): always `FAMILIES.len() * Hook::COUNT`.
     pub hooks: Vec<HookRow>,
 }
 
@@ -40,16 +41,16 @@ impl StatsReport {
     /// Places the kernel's records on the fixed grid. Records for a family
     /// or hook this fwctl does not know (a newer module) are left out.
     pub fn from_records(records: &[HookStats]) -> Self {
-        let mut hooks = Vec::with_capacity(FAMILIES.len() * hook::COUNT);
+        let mut hooks = Vec::with_capacity(FAMILIES.len() * Hook::COUNT);
         for (family, family_name) in FAMILIES {
-            for (number, hook_name) in (0u8..).zip(hook::NAMES) {
+            for hook in Hook::ALL {
                 let found = records
                     .iter()
                     .rev()
-                    .find(|r| r.family == family && r.hook == number);
+                    .find(|r| r.family == family && r.hook == hook as u8);
                 hooks.push(HookRow {
                     family: family_name,
-                    hook: hook_name,
+                    hook: hook.nft_name(),
                     packets: found.map_or(0, |r| r.packets),
                     bytes: found.map_or(0, |r| r.bytes),
                 });
@@ -122,15 +123,25 @@ mod tests {
     use super::*;
     use crate::fake_kernel::{FakeKernel, Skb};
 
+    /// The ABI's family numbers are conntrack's (the ABI crate cannot
+    /// import them).
+    #[test]
+    fn abi_families_are_conntracks() {
+        use nat::rule::Family;
+        assert_eq!(nfproto::IPV4, Family::Ipv4.nfproto());
+        assert_eq!(nfproto::IPV6, Family::Ipv6.nfproto());
+        assert_eq!(Family::from_nfproto(nfproto::IPV6), Some(Family::Ipv6));
+    }
+
     /// A reply with three of the ten rows, the rest left out by the kernel.
     fn known_reply() -> FakeKernel {
         FakeKernel::new(Some(0x1d), |req| {
             let mut skb = Skb::new(true);
             let start = skb.genlmsg_put(req.port, req.seq, 0x1d, 0, req.cmd, 1);
-            skb.hook_stats(nfproto::IPV6, hook::LOCAL_OUT, 7, 560);
-            skb.hook_stats(nfproto::IPV4, hook::PRE_ROUTING, 1234567, 987654321);
-            skb.hook_stats(nfproto::IPV4, hook::FORWARD, 3, 180);
-            skb.hook_stats(7, hook::FORWARD, 99, 99); // NFPROTO_BRIDGE: not ours
+            skb.hook_stats(nfproto::IPV6, Hook::Output as u8, 7, 560);
+            skb.hook_stats(nfproto::IPV4, Hook::Prerouting as u8, 1234567, 987654321);
+            skb.hook_stats(nfproto::IPV4, Hook::Forward as u8, 3, 180);
+            skb.hook_stats(7, Hook::Forward as u8, 99, 99); // NFPROTO_BRIDGE: not ours
             skb.nlmsg_end(start);
             skb.ack(req, 0, None, true);
             vec![skb.data]
@@ -214,7 +225,7 @@ ipv6    postrouting        0          0
     fn u64_max_fits_the_table() {
         let r = StatsReport::from_records(&[HookStats {
             family: nfproto::IPV6,
-            hook: hook::POST_ROUTING,
+            hook: Hook::Postrouting as u8,
             packets: u64::MAX,
             bytes: u64::MAX,
         }]);

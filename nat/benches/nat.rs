@@ -40,7 +40,7 @@ fn ruleset(n: usize) -> String {
 
 fn packet() -> PacketMeta {
     PacketMeta {
-        family: Family::V4,
+        family: Family::Ipv4,
         proto: 6,
         src: IpAddr::from([192, 168, 1, 1]),
         dst: IpAddr::from([192, 168, 1, 2]),

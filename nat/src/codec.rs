@@ -876,8 +876,8 @@ fn decode_rule(r: &mut Reader<'_>, chains: u16) -> Result<Rule, ErrorKind> {
     let mut m = Match::ANY;
     if present & field::FAMILY != 0 {
         m.family = Some(match r.u8()? {
-            4 => Family::V4,
-            6 => Family::V6,
+            4 => Family::Ipv4,
+            6 => Family::Ipv6,
             _ => return Err(ErrorKind::Malformed("family")),
         });
     }
@@ -1142,8 +1142,8 @@ pub(crate) fn check_rule(rule: &Rule, table: TableKind) -> Result<Option<Family>
     }
     if m.icmp.is_some() {
         match p {
-            Some(proto::ICMP) => need_family(&mut fam, Family::V4)?,
-            Some(proto::ICMPV6) => need_family(&mut fam, Family::V6)?,
+            Some(proto::ICMP) => need_family(&mut fam, Family::Ipv4)?,
+            Some(proto::ICMPV6) => need_family(&mut fam, Family::Ipv6)?,
             _ => return Err(ErrorKind::NeedsProtocol("--icmp-type")),
         }
     }

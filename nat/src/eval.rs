@@ -416,7 +416,7 @@ fn pop(stack: &[u32; MAX_DEPTH], sp: &mut usize) -> Option<usize> {
 /// The protocol numbers of ICMP for a family.
 pub const fn icmp_proto(f: Family) -> u8 {
     match f {
-        Family::V4 => proto::ICMP,
-        Family::V6 => proto::ICMPV6,
+        Family::Ipv4 => proto::ICMP,
+        Family::Ipv6 => proto::ICMPV6,
     }
 }

@@ -34,7 +34,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use conntrack::conn::ConnKey;
 use conntrack::tuple::SipHasher13;
-use conntrack::{Direction, HashKey, Tuple};
+use conntrack::{Direction, HashKey, Status, Tuple};
 
 use crate::rule::{proto, AddrRange, Family, Hook, NatFlags, NatRange, PortRange};
 
@@ -64,6 +64,38 @@ impl ManipType {
             ManipType::Src => ManipType::Dst,
             ManipType::Dst => ManipType::Src,
         }
+    }
+
+    /// The [`Status`] bit a binding of this kind sets (`IPS_SRC_NAT`,
+    /// `IPS_DST_NAT`).
+    pub const fn nat_bit(self) -> u16 {
+        match self {
+            ManipType::Src => Status::SRC_NAT,
+            ManipType::Dst => Status::DST_NAT,
+        }
+    }
+
+    /// The [`Status`] bit saying the binding of this kind was set up
+    /// (`IPS_SRC_NAT_DONE`, `IPS_DST_NAT_DONE`).
+    pub const fn done_bit(self) -> u16 {
+        match self {
+            ManipType::Src => Status::SRC_NAT_DONE,
+            ManipType::Dst => Status::DST_NAT_DONE,
+        }
+    }
+
+    /// True when a packet of direction `dir` of a connection with
+    /// `status` is rewritten at a hook of this kind (`nf_nat_packet`):
+    /// source NAT rewrites the source of original packets and the
+    /// destination of replies, destination NAT the other way round. Only
+    /// the NAT bits of `status` are read.
+    #[inline]
+    pub const fn applies(self, status: Status, dir: Direction) -> bool {
+        let mut bit = self.nat_bit();
+        if let Direction::Reply = dir {
+            bit ^= Status::NAT_MASK;
+        }
+        status.0 & bit != 0
     }
 }
 
@@ -143,8 +175,8 @@ pub fn addr_bytes(a: &IpAddr) -> [u8; 16] {
 /// The rule family of a tuple.
 pub const fn tuple_family(t: &Tuple) -> Family {
     match t.family {
-        conntrack::Family::Ipv4 => Family::V4,
-        conntrack::Family::Ipv6 => Family::V6,
+        conntrack::Family::Ipv4 => Family::Ipv4,
+        conntrack::Family::Ipv6 => Family::Ipv6,
     }
 }
 
@@ -418,37 +450,6 @@ pub fn unique_tuple<T: TupleTable + ?Sized, R: Entropy + ?Sized>(
     Ok(t)
 }
 
-/// Which manips a connection has (`IPS_SRC_NAT`, `IPS_DST_NAT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct NatStatus(pub u8);
-
-impl NatStatus {
-    /// Source NAT was set up (`IPS_SRC_NAT`).
-    pub const SRC_NAT: u8 = 1;
-    /// Destination NAT was set up (`IPS_DST_NAT`).
-    pub const DST_NAT: u8 = 2;
-
-    /// The bit a manip of this kind sets up.
-    pub const fn bit(manip: ManipType) -> u8 {
-        match manip {
-            ManipType::Src => Self::SRC_NAT,
-            ManipType::Dst => Self::DST_NAT,
-        }
-    }
-
-    /// True when a packet of direction `dir` is rewritten at a hook of
-    /// kind `manip`: source NAT rewrites the source of original packets
-    /// and the destination of replies, destination NAT the other way round.
-    #[inline]
-    pub const fn applies(self, dir: Direction, manip: ManipType) -> bool {
-        let mut bit = Self::bit(manip);
-        if let Direction::Reply = dir {
-            bit ^= Self::SRC_NAT | Self::DST_NAT;
-        }
-        self.0 & bit != 0
-    }
-}
-
 /// A connection's NAT state: its two tuples, as conntrack keeps them
 /// (`ct->tuplehash[dir].tuple`), and which manips were set up
 /// (`ct->status`). Without NAT the reply tuple is the inverse of the
@@ -460,8 +461,9 @@ impl NatStatus {
 pub struct Binding {
     /// `[original, reply]`.
     pub tuples: [Tuple; 2],
-    /// Which manips apply.
-    pub status: NatStatus,
+    /// Which manips apply: the [`Status::NAT_MASK`] bits of the
+    /// connection's status, no other.
+    pub status: Status,
 }
 
 /// The address and port (or ICMP id) a manip writes.
@@ -479,15 +481,16 @@ impl Binding {
         let reply = orig.invert().ok_or(NatError::Uninvertible)?;
         Ok(Binding {
             tuples: [orig, reply],
-            status: NatStatus::default(),
+            status: Status(0),
         })
     }
 
-    /// A binding from what a conntrack entry stores.
-    pub const fn from_parts(orig: Tuple, reply: Tuple, status: NatStatus) -> Binding {
+    /// A binding from what a conntrack entry stores: its tuples and its
+    /// status (of which only the NAT bits are kept).
+    pub const fn from_parts(orig: Tuple, reply: Tuple, status: Status) -> Binding {
         Binding {
             tuples: [orig, reply],
-            status,
+            status: Status(status.0 & Status::NAT_MASK),
         }
     }
 
@@ -500,19 +503,19 @@ impl Binding {
     /// kernel glue reads it from the entry's immutable key, without the
     /// state lock. `None` for ICMP (either manip may move the identifier,
     /// so the bits are needed).
-    pub fn implied_status(key: &ConnKey) -> Option<NatStatus> {
+    pub fn implied_status(key: &ConnKey) -> Option<Status> {
         if key.orig().is_icmp() {
             return None;
         }
         let (src, dst) = key.moved();
         let mut s = 0;
         if src {
-            s |= NatStatus::SRC_NAT;
+            s |= Status::SRC_NAT;
         }
         if dst {
-            s |= NatStatus::DST_NAT;
+            s |= Status::DST_NAT;
         }
-        Some(NatStatus(s))
+        Some(Status(s))
     }
 
     /// The original-direction tuple.
@@ -540,7 +543,7 @@ impl Binding {
         let new = unique_tuple(&curr, range, manip, table, rng, key)?;
         if new != curr {
             self.tuples[1] = new.invert().ok_or(NatError::Uninvertible)?;
-            self.status.0 |= NatStatus::bit(manip);
+            self.status.insert(manip.nat_bit());
         }
         Ok(())
     }
@@ -583,7 +586,7 @@ impl Binding {
     /// `manip`: source NAT rewrites the source of original packets and the
     /// destination of replies, destination NAT the other way round.
     pub const fn applies(&self, dir: Direction, manip: ManipType) -> bool {
-        self.status.applies(dir, manip)
+        manip.applies(self.status, dir)
     }
 
     /// What a packet of direction `dir` gets written at a hook of kind
@@ -638,8 +641,8 @@ pub fn redirect_range(
 ) -> Result<NatRange, NatError> {
     let addr = if hook == Hook::Output {
         match family {
-            Family::V4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            Family::Ipv4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         }
     } else {
         in_addr.ok_or(NatError::NoAddress)?

@@ -14,32 +14,7 @@
 use core::fmt;
 use core::net::IpAddr;
 
-/// An address family: IPv4 or IPv6 (`NFPROTO_IPV4` / `NFPROTO_IPV6`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub const fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-
-    /// The longest prefix length for this family.
-    pub const fn max_prefix(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-}
+pub use conntrack::{CtState, Family, Hook};
 
 /// IP protocol numbers used by the matches and NAT: conntrack's
 /// [`conntrack::ipproto`], with what the rules add to it.
@@ -53,71 +28,6 @@ pub mod proto {
     /// one without `-p` leaves SCTP ports alone (as ICMP ids, GRE, ...).
     pub const fn nat_rewrites_ports(p: u8) -> bool {
         matches!(p, TCP | UDP | UDPLITE | DCCP)
-    }
-}
-
-/// A netfilter hook (`enum nf_inet_hooks`), which is also a built-in chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Hook {
-    /// `NF_INET_PRE_ROUTING`.
-    Prerouting = 0,
-    /// `NF_INET_LOCAL_IN`.
-    Input = 1,
-    /// `NF_INET_FORWARD`.
-    Forward = 2,
-    /// `NF_INET_LOCAL_OUT`.
-    Output = 3,
-    /// `NF_INET_POST_ROUTING`.
-    Postrouting = 4,
-}
-
-impl Hook {
-    /// All hooks in `nf_inet_hooks` order.
-    pub const ALL: [Hook; 5] = [
-        Hook::Prerouting,
-        Hook::Input,
-        Hook::Forward,
-        Hook::Output,
-        Hook::Postrouting,
-    ];
-
-    /// The built-in chain name (`PREROUTING`, ...).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Hook::Prerouting => "PREROUTING",
-            Hook::Input => "INPUT",
-            Hook::Forward => "FORWARD",
-            Hook::Output => "OUTPUT",
-            Hook::Postrouting => "POSTROUTING",
-        }
-    }
-
-    /// The hook whose built-in chain is called `name`.
-    pub fn from_name(name: &[u8]) -> Option<Hook> {
-        Hook::ALL.into_iter().find(|h| h.name().as_bytes() == name)
-    }
-
-    /// This hook's bit in a hook mask.
-    pub const fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-
-    /// The hook with index `i` (0..5).
-    pub const fn from_index(i: usize) -> Option<Hook> {
-        match i {
-            0 => Some(Hook::Prerouting),
-            1 => Some(Hook::Input),
-            2 => Some(Hook::Forward),
-            3 => Some(Hook::Output),
-            4 => Some(Hook::Postrouting),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Hook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -381,49 +291,21 @@ pub fn is_valid_if_pattern(n: &[u8]) -> bool {
             .all(|&c| c.is_ascii_graphic() && !matches!(c, b'/' | b':' | b'"' | b'\\' | b'\''))
 }
 
-/// A packet's conntrack state, as `xt_conntrack --ctstate` sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CtState {
-    /// First packet of a connection.
-    New,
-    /// A packet of a connection that has seen traffic both ways.
-    Established,
-    /// A packet related to another connection (an ICMP error, an expectation).
-    Related,
-    /// A packet conntrack could not place.
-    Invalid,
-    /// A packet exempted from tracking.
-    Untracked,
-}
-
-impl CtState {
-    /// This state's bit in a [`CtStateSet`].
-    pub const fn bit(self) -> u8 {
-        match self {
-            CtState::New => CtStateSet::NEW,
-            CtState::Established => CtStateSet::ESTABLISHED,
-            CtState::Related => CtStateSet::RELATED,
-            CtState::Invalid => CtStateSet::INVALID,
-            CtState::Untracked => CtStateSet::UNTRACKED,
-        }
-    }
-}
-
 /// A set of conntrack states (`--ct-state new,established`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CtStateSet(pub u8);
 
 impl CtStateSet {
     /// `new`.
-    pub const NEW: u8 = 1;
+    pub const NEW: u8 = CtState::New.bit();
     /// `established`.
-    pub const ESTABLISHED: u8 = 2;
+    pub const ESTABLISHED: u8 = CtState::Established.bit();
     /// `related`.
-    pub const RELATED: u8 = 4;
+    pub const RELATED: u8 = CtState::Related.bit();
     /// `invalid`.
-    pub const INVALID: u8 = 8;
+    pub const INVALID: u8 = CtState::Invalid.bit();
     /// `untracked`.
-    pub const UNTRACKED: u8 = 16;
+    pub const UNTRACKED: u8 = CtState::Untracked.bit();
     /// All defined bits.
     pub const ALL: u8 = 31;
     /// The names, in bit order.

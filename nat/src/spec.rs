@@ -364,8 +364,8 @@ fn encode_rule(w: &mut Vec<u8>, handle: u32, rule: &Rule) -> Result<(), ErrorKin
     w.extend_from_slice(&invert.to_le_bytes());
     if let Some(f) = m.family {
         w.push(match f {
-            Family::V4 => 4,
-            Family::V6 => 6,
+            Family::Ipv4 => 4,
+            Family::Ipv6 => 6,
         });
     }
     if let Some(p) = m.proto {

@@ -218,8 +218,8 @@ pub fn rule_options(rule: &Rule, table: &TableSpec) -> String {
     let mut o = String::new();
     let m = &rule.matches;
     match m.family {
-        Some(Family::V4) => o.push_str(" -4"),
-        Some(Family::V6) => o.push_str(" -6"),
+        Some(Family::Ipv4) => o.push_str(" -4"),
+        Some(Family::Ipv6) => o.push_str(" -6"),
         None => {}
     }
     let mut opt = |name: &str, invert: bool, value: &str| {
@@ -693,9 +693,9 @@ fn parse_rule_words(words: &[String], lookup: &dyn Fn(&str) -> Option<ChainId>) 
             "-4" | "--ipv4" | "-6" | "--ipv6" => {
                 no_invert(pre_bang, opt)?;
                 let f = if opt.contains('4') {
-                    Family::V4
+                    Family::Ipv4
                 } else {
-                    Family::V6
+                    Family::Ipv6
                 };
                 once(&mut m.family, f, "-4/-6")?;
             }

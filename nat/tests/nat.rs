@@ -563,16 +563,22 @@ fn masquerade_and_redirect_ranges() {
     assert_eq!(m.addrs, Some(AddrRange::single(ip("198.51.100.1"))));
     assert_eq!((m.ports, m.flags), (rule.ports, rule.flags));
     assert_eq!(masquerade_range(&rule, None), Err(NatError::NoAddress));
-    let r = redirect_range(&rule, Hook::Prerouting, Family::V4, Some(ip("192.168.1.1"))).unwrap();
+    let r = redirect_range(
+        &rule,
+        Hook::Prerouting,
+        Family::Ipv4,
+        Some(ip("192.168.1.1")),
+    )
+    .unwrap();
     assert_eq!(r.addrs, Some(AddrRange::single(ip("192.168.1.1"))));
-    let r = redirect_range(&rule, Hook::Output, Family::V6, None).unwrap();
+    let r = redirect_range(&rule, Hook::Output, Family::Ipv6, None).unwrap();
     assert_eq!(r.addrs, Some(AddrRange::single(ip("::1"))));
     assert_eq!(
-        redirect_range(&rule, Hook::Prerouting, Family::V4, None),
+        redirect_range(&rule, Hook::Prerouting, Family::Ipv4, None),
         Err(NatError::NoAddress)
     );
     assert_eq!(
-        redirect_range(&rule, Hook::Prerouting, Family::V4, Some(ip("::1"))),
+        redirect_range(&rule, Hook::Prerouting, Family::Ipv4, Some(ip("::1"))),
         Err(NatError::FamilyMismatch)
     );
     let mut table = Table::default();
@@ -628,7 +634,7 @@ fn nat_request_fills_in_masquerade_and_redirect() {
     let (m, got) = nat_request(
         &Verdict::Redirect(r),
         Hook::Prerouting,
-        Family::V4,
+        Family::Ipv4,
         None,
         Some(ip("192.168.1.1")),
     )
@@ -641,7 +647,7 @@ fn nat_request_fills_in_masquerade_and_redirect() {
     let (m, got) = nat_request(
         &Verdict::Masquerade(r),
         Hook::Postrouting,
-        Family::V4,
+        Family::Ipv4,
         Some(ip("198.51.100.1")),
         None,
     )
@@ -659,14 +665,20 @@ fn nat_request_fills_in_masquerade_and_redirect() {
         nat_request(
             &Verdict::Masquerade(r),
             Hook::Postrouting,
-            Family::V4,
+            Family::Ipv4,
             None,
             None
         ),
         Err(NatError::NoAddress)
     );
     assert_eq!(
-        nat_request(&Verdict::Accept, Hook::Postrouting, Family::V4, None, None),
+        nat_request(
+            &Verdict::Accept,
+            Hook::Postrouting,
+            Family::Ipv4,
+            None,
+            None
+        ),
         Ok(None)
     );
     let s = NatRange {
@@ -675,11 +687,23 @@ fn nat_request_fills_in_masquerade_and_redirect() {
         flags: NatFlags(0),
     };
     assert_eq!(
-        nat_request(&Verdict::Snat(s), Hook::Postrouting, Family::V4, None, None),
+        nat_request(
+            &Verdict::Snat(s),
+            Hook::Postrouting,
+            Family::Ipv4,
+            None,
+            None
+        ),
         Ok(Some((ManipType::Src, s)))
     );
     assert_eq!(
-        nat_request(&Verdict::Dnat(s), Hook::Prerouting, Family::V4, None, None),
+        nat_request(
+            &Verdict::Dnat(s),
+            Hook::Prerouting,
+            Family::Ipv4,
+            None,
+            None
+        ),
         Ok(Some((ManipType::Dst, s)))
     );
 }

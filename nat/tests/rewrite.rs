@@ -139,7 +139,7 @@ enum Kind {
 fn golden(kind: Kind, client: &str, server: &str, l4: L4, mode: CsumMode) {
     let (c, s) = (ip(client), ip(server));
     let v6 = c.is_ipv6();
-    let fam = if v6 { Family::V6 } else { Family::V4 };
+    let fam = if v6 { Family::Ipv6 } else { Family::Ipv4 };
     let (pub_addr, priv_addr) = if v6 {
         (ip("2001:db8:ffff::1"), ip("fd00::99"))
     } else {

@@ -134,7 +134,7 @@ fn parse_rule_for_fwctl_add() {
         &t,
     )
     .unwrap();
-    assert_eq!(r.matches.family, Some(Family::V6));
+    assert_eq!(r.matches.family, Some(Family::Ipv6));
     assert_eq!(
         r.matches.dport,
         Some(Neg::not(PortRange { lo: 22, hi: 23 }))
@@ -627,7 +627,7 @@ fn rand_rule(r: &mut Rng, kind: TableKind, chains: u16, hook: Option<Hook>) -> R
     let mut m = Match::ANY;
     let neg = |r: &mut Rng| r.below(4) == 0;
     if r.coin() {
-        m.family = Some(if v6 { Family::V6 } else { Family::V4 });
+        m.family = Some(if v6 { Family::Ipv6 } else { Family::Ipv4 });
     }
     let p = [
         proto::TCP,
@@ -934,9 +934,9 @@ fn rule_family(rule: &Rule) -> Option<Family> {
     if m.icmp.is_some() {
         f = m.proto.map(|p| {
             if p.value == proto::ICMP {
-                Family::V4
+                Family::Ipv4
             } else {
-                Family::V6
+                Family::Ipv6
             }
         });
     }
@@ -1000,7 +1000,7 @@ fn rand_packet(r: &mut Rng) -> PacketMeta {
     };
     let names: [&[u8]; 4] = [b"eth0", b"wlan7", b"veth-a.1", b"x"];
     PacketMeta {
-        family: if v6 { Family::V6 } else { Family::V4 },
+        family: if v6 { Family::Ipv6 } else { Family::Ipv4 },
         proto: [
             proto::TCP,
             proto::UDP,

@@ -15,9 +15,9 @@ pub mod input;
 
 use std::net::IpAddr;
 
-use nat::rule::proto;
+use nat::rule::{proto, Family};
 use netlink_packet_core::DecodeError;
-use rfw_abi::{ct_config, ct_status, nfproto, Cmd};
+use rfw_abi::{ct_config, ct_status, Cmd};
 
 use crate::rfw_msg::{
     CtConfigAttr, CtCounter, CtCountersAttr, CtReasonAttr, CtStatsAttr, CtTimeoutAttr, CtTupleAttr,
@@ -80,12 +80,9 @@ impl CtTuple {
         }
     }
 
-    /// The [`rfw_abi::nfproto`] family of the addresses.
+    /// The family (`NFPROTO_*`, as [`rfw_abi::nfproto`]) of the addresses.
     pub fn family(&self) -> u8 {
-        match self.src {
-            IpAddr::V4(_) => nfproto::IPV4,
-            IpAddr::V6(_) => nfproto::IPV6,
-        }
+        Family::of(&self.src).nfproto()
     }
 
     /// ICMP type (from `DST_PORT`).
@@ -701,7 +698,7 @@ mod tests {
         assert!(e.contains("invalid CT_TUPLE_SRC_PORT"), "{e}");
         // Family and addresses disagree; a field missing.
         let mixed = [
-            CtTupleAttr::Family(nfproto::IPV6),
+            CtTupleAttr::Family(rfw_abi::nfproto::IPV6),
             CtTupleAttr::Proto(6),
             CtTupleAttr::Src("10.0.0.1".parse().unwrap()),
             CtTupleAttr::Dst("10.0.0.2".parse().unwrap()),

@@ -22,7 +22,7 @@ fn meta(v6: bool, proto: u8, seed: u8) -> PacketMeta {
         ([10, 0, 0, seed].into(), [192, 0, 2, 1].into())
     };
     PacketMeta {
-        family: if v6 { Family::V6 } else { Family::V4 },
+        family: if v6 { Family::Ipv6 } else { Family::Ipv4 },
         proto,
         src,
         dst,

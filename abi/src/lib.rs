@@ -193,6 +193,98 @@ pub mod rules_stats {
     pub const UNPARSED: u16 = 11;
     /// Highest attribute number.
     pub const MAX: u16 = UNPARSED;
+
+    /// The counters above as one type: the kernel counts with
+    /// [`Counter::index`], fwctl reads them back by [`Counter::attr`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[repr(u8)]
+    pub enum Counter {
+        /// [`NAT_NO_TUPLE`].
+        NatNoTuple,
+        /// [`NAT_NO_ADDRESS`].
+        NatNoAddress,
+        /// [`REWRITE_FAILED`].
+        RewriteFailed,
+        /// [`NAT_BINDINGS`].
+        NatBindings,
+        /// [`REJECTED`].
+        Rejected,
+        /// [`LOGGED`].
+        Logged,
+        /// [`LOG_SUPPRESSED`].
+        LogSuppressed,
+        /// [`QUEUED`].
+        Queued,
+        /// [`MASQ_FLUSHED`].
+        MasqFlushed,
+        /// [`UNPARSED`].
+        Unparsed,
+    }
+
+    impl Counter {
+        /// Number of counters.
+        pub const COUNT: usize = 10;
+
+        /// Every counter, in [`Counter::index`] order.
+        pub const ALL: [Counter; Counter::COUNT] = [
+            Counter::NatNoTuple,
+            Counter::NatNoAddress,
+            Counter::RewriteFailed,
+            Counter::NatBindings,
+            Counter::Rejected,
+            Counter::Logged,
+            Counter::LogSuppressed,
+            Counter::Queued,
+            Counter::MasqFlushed,
+            Counter::Unparsed,
+        ];
+
+        /// Every counter, in the order they are reported (`fwctl rules
+        /// stats`): NAT first, then the targets.
+        pub const REPORT_ORDER: [Counter; Counter::COUNT] = [
+            Counter::NatBindings,
+            Counter::NatNoTuple,
+            Counter::NatNoAddress,
+            Counter::RewriteFailed,
+            Counter::MasqFlushed,
+            Counter::Rejected,
+            Counter::Queued,
+            Counter::Logged,
+            Counter::LogSuppressed,
+            Counter::Unparsed,
+        ];
+
+        /// A dense index (`0..COUNT`), for counter arrays.
+        pub const fn index(self) -> usize {
+            self as usize
+        }
+
+        /// The attribute that carries this counter.
+        pub const fn attr(self) -> u16 {
+            self as u16 + NAT_NO_TUPLE
+        }
+
+        /// The counter an attribute carries, if it is one.
+        pub fn from_attr(attr: u16) -> Option<Counter> {
+            Counter::ALL.into_iter().find(|c| c.attr() == attr)
+        }
+
+        /// The counter's stable snake_case name.
+        pub const fn name(self) -> &'static str {
+            match self {
+                Counter::NatNoTuple => "nat_no_tuple",
+                Counter::NatNoAddress => "nat_no_address",
+                Counter::RewriteFailed => "rewrite_failed",
+                Counter::NatBindings => "nat_bindings",
+                Counter::Rejected => "rejected",
+                Counter::Logged => "logged",
+                Counter::LogSuppressed => "log_suppressed",
+                Counter::Queued => "queued",
+                Counter::MasqFlushed => "masq_flushed",
+                Counter::Unparsed => "unparsed",
+            }
+        }
+    }
 }
 
 /// Attributes nested in [`attr::CT_ORIG`] and [`attr::CT_REPLY`]. All five
@@ -306,6 +398,165 @@ pub mod ct_stats {
     pub const ENTRY_BYTES: u16 = 20;
     /// u64: packets classified RELATED (ICMP errors about a connection).
     pub const RELATED: u16 = 21;
+
+    /// The u64 values above as one type. The first
+    /// [`Counter::EVENTS`] are events the kernel counts per packet (at
+    /// [`Counter::index`]); the others are read from the table when asked.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[repr(u8)]
+    pub enum Counter {
+        /// [`FOUND`].
+        Found,
+        /// [`NEW`].
+        New,
+        /// [`INVALID`].
+        Invalid,
+        /// [`IGNORED`].
+        Ignored,
+        /// [`EARLY_DROP`].
+        EarlyDrop,
+        /// [`DROP`].
+        Drop,
+        /// [`INSERT_FAILED`].
+        InsertFailed,
+        /// [`CHAIN_TOO_LONG`].
+        ChainTooLong,
+        /// [`EXPIRED`].
+        Expired,
+        /// [`DELETED`].
+        Deleted,
+        /// [`UNCONFIRMED_REAPED`].
+        UnconfirmedReaped,
+        /// [`LONG_CHAIN_LOOKUPS`].
+        LongChainLookups,
+        /// [`RELATED`].
+        Related,
+        /// [`COUNT`].
+        Count,
+        /// [`LIMIT`].
+        Limit,
+        /// [`UNCONFIRMED`].
+        Unconfirmed,
+        /// [`BUCKETS`].
+        Buckets,
+        /// [`ENTRY_BYTES`].
+        EntryBytes,
+    }
+
+    impl Counter {
+        /// Number of counters.
+        pub const COUNT: usize = 18;
+        /// Number of event counters: those with `index() < EVENTS`.
+        pub const EVENTS: usize = Counter::Related as usize + 1;
+
+        /// Every counter, in [`Counter::index`] order.
+        pub const ALL: [Counter; Counter::COUNT] = [
+            Counter::Found,
+            Counter::New,
+            Counter::Invalid,
+            Counter::Ignored,
+            Counter::EarlyDrop,
+            Counter::Drop,
+            Counter::InsertFailed,
+            Counter::ChainTooLong,
+            Counter::Expired,
+            Counter::Deleted,
+            Counter::UnconfirmedReaped,
+            Counter::LongChainLookups,
+            Counter::Related,
+            Counter::Count,
+            Counter::Limit,
+            Counter::Unconfirmed,
+            Counter::Buckets,
+            Counter::EntryBytes,
+        ];
+
+        /// Every counter, in the order they are reported (`fwctl ct
+        /// stats`): the table, then the events.
+        pub const REPORT_ORDER: [Counter; Counter::COUNT] = [
+            Counter::Count,
+            Counter::Limit,
+            Counter::Unconfirmed,
+            Counter::Buckets,
+            Counter::EntryBytes,
+            Counter::Found,
+            Counter::New,
+            Counter::Related,
+            Counter::Invalid,
+            Counter::Ignored,
+            Counter::EarlyDrop,
+            Counter::Drop,
+            Counter::InsertFailed,
+            Counter::ChainTooLong,
+            Counter::LongChainLookups,
+            Counter::Expired,
+            Counter::Deleted,
+            Counter::UnconfirmedReaped,
+        ];
+
+        /// A dense index (`0..COUNT`), for counter arrays.
+        pub const fn index(self) -> usize {
+            self as usize
+        }
+
+        /// True for the events counted per packet.
+        pub const fn is_event(self) -> bool {
+            self.index() < Counter::EVENTS
+        }
+
+        /// The attribute that carries this counter.
+        pub const fn attr(self) -> u16 {
+            match self {
+                Counter::Count => COUNT,
+                Counter::Limit => LIMIT,
+                Counter::Unconfirmed => UNCONFIRMED,
+                Counter::Buckets => BUCKETS,
+                Counter::EntryBytes => ENTRY_BYTES,
+                Counter::Found => FOUND,
+                Counter::New => NEW,
+                Counter::Related => RELATED,
+                Counter::Invalid => INVALID,
+                Counter::Ignored => IGNORED,
+                Counter::EarlyDrop => EARLY_DROP,
+                Counter::Drop => DROP,
+                Counter::InsertFailed => INSERT_FAILED,
+                Counter::ChainTooLong => CHAIN_TOO_LONG,
+                Counter::LongChainLookups => LONG_CHAIN_LOOKUPS,
+                Counter::Expired => EXPIRED,
+                Counter::Deleted => DELETED,
+                Counter::UnconfirmedReaped => UNCONFIRMED_REAPED,
+            }
+        }
+
+        /// The counter an attribute carries, if it is one.
+        pub fn from_attr(attr: u16) -> Option<Counter> {
+            Counter::ALL.into_iter().find(|c| c.attr() == attr)
+        }
+
+        /// The counter's stable snake_case name.
+        pub const fn name(self) -> &'static str {
+            match self {
+                Counter::Count => "count",
+                Counter::Limit => "limit",
+                Counter::Unconfirmed => "unconfirmed",
+                Counter::Buckets => "buckets",
+                Counter::EntryBytes => "entry_bytes",
+                Counter::Found => "found",
+                Counter::New => "new",
+                Counter::Related => "related",
+                Counter::Invalid => "invalid",
+                Counter::Ignored => "ignored",
+                Counter::EarlyDrop => "early_drop",
+                Counter::Drop => "drop",
+                Counter::InsertFailed => "insert_failed",
+                Counter::ChainTooLong => "chain_too_long",
+                Counter::LongChainLookups => "long_chain_lookups",
+                Counter::Expired => "expired",
+                Counter::Deleted => "deleted",
+                Counter::UnconfirmedReaped => "unconfirmed_reaped",
+            }
+        }
+    }
 }
 
 /// Attributes nested in [`ct_stats::INVALID_REASON`] / [`ct_stats::MALFORMED_REASON`].
@@ -649,6 +900,37 @@ fn parse_timeout(payload: &[u8]) -> Result<(usize, u32), &'static CStr> {
 mod tests {
     extern crate std;
     use super::*;
+
+    macro_rules! check_counters {
+        ($c:ty, $max:expr) => {{
+            let all = <$c>::ALL;
+            for (i, a) in all.iter().enumerate() {
+                assert_eq!(a.index(), i);
+                assert_eq!(<$c>::from_attr(a.attr()), Some(*a));
+                assert!(a.attr() > 1 && a.attr() <= $max);
+                assert!(<$c>::REPORT_ORDER.contains(a));
+                for b in &all[i + 1..] {
+                    assert_ne!(a.attr(), b.attr());
+                    assert_ne!(a.name(), b.name());
+                }
+            }
+        }};
+    }
+
+    #[test]
+    fn counter_lists_are_one_to_one_with_the_attributes() {
+        check_counters!(rules_stats::Counter, rules_stats::MAX);
+        assert_eq!(
+            rules_stats::Counter::COUNT,
+            usize::from(rules_stats::MAX - 1)
+        );
+        check_counters!(ct_stats::Counter, ct_stats::RELATED);
+        for a in ct_stats::COUNT..=ct_stats::RELATED {
+            let nested = [ct_stats::INVALID_REASON, ct_stats::MALFORMED_REASON].contains(&a);
+            assert_eq!(ct_stats::Counter::from_attr(a).is_some(), !nested);
+        }
+        assert!(ct_stats::Counter::Related.is_event() && !ct_stats::Counter::Count.is_event());
+    }
 
     #[test]
     fn command_numbers_round_trip() {

@@ -370,7 +370,7 @@ pub fn error_kind_text(k: &codec::ErrorKind) -> String {
 /// The rule-path statistics of [`Cmd::RulesStatsGet`].
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RulesStats {
-    /// (counter, value), in [`RulesCounter::ALL`] order; counters the
+    /// (counter, value), in [`RulesCounter::REPORT_ORDER`]; counters the
     /// kernel did not send read zero.
     pub counters: Vec<(RulesCounter, u64)>,
 }
@@ -389,7 +389,10 @@ impl RulesStats {
                 .unwrap_or(0)
         };
         RulesStats {
-            counters: RulesCounter::ALL.iter().map(|&c| (c, value(c))).collect(),
+            counters: RulesCounter::REPORT_ORDER
+                .iter()
+                .map(|&c| (c, value(c)))
+                .collect(),
         }
     }
 

@@ -20,8 +20,9 @@ use kernel::types::Opaque;
 
 use super::kernel_static::KernelStatic;
 use super::nlmsg::DumpMsg;
+use super::pernet;
 use crate::bindings;
-use crate::pernet::{self, RfwNet};
+use crate::pernet::RfwNet;
 
 /// `GENL_UNS_ADMIN_PERM`: the caller needs `CAP_NET_ADMIN` in the user
 /// namespace that owns the network namespace of its socket.

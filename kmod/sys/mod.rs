@@ -23,6 +23,8 @@
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
 //! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
 //!   `this_cpu_ptr`, `this_cpu_add`).
+//! * [`pernet`]: per-namespace state (`pernet_operations`, `net_generic`)
+//!   and the registration of each namespace's netfilter hooks.
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
@@ -34,6 +36,7 @@ pub(crate) mod genl;
 pub(crate) mod kernel_static;
 pub(crate) mod nlmsg;
 pub(crate) mod percpu;
+pub(crate) mod pernet;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod sync;

@@ -249,16 +249,6 @@ void *rfw_this_cpu_ptr(void __percpu *ptr)
 	return this_cpu_ptr(ptr);
 }
 
-void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
-		    const struct nlattr *attr)
-{
-	/* NL_SET_ERR_MSG_ATTR without its string-literal copy: `msg` is static. */
-	if (extack) {
-		extack->_msg = msg;
-		extack->bad_attr = attr;
-	}
-}
-
 struct net *rfw_cb_net(const struct netlink_callback *cb)
 {
 	return sock_net(cb->skb->sk);
@@ -344,17 +334,6 @@ __be32 rfw_dev_first_addr4(const struct net_device *dev)
 u64 rfw_ktime_get_ns(void)
 {
 	return ktime_get_ns();
-}
-
-void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
-			const struct nlattr *attr)
-{
-	/* NL_SET_ERR_MSG_FMT: a formatted message lives in the extack itself. */
-	if (extack) {
-		strscpy(extack->_msg_buf, msg, sizeof(extack->_msg_buf));
-		extack->_msg = extack->_msg_buf;
-		extack->bad_attr = attr;
-	}
 }
 
 struct sk_buff *rfw_genlmsg_new_size(size_t payload)

@@ -13,27 +13,33 @@
 //! The modules that use this layer carry `#![deny(unsafe_code)]`.
 //!
 //! The move is under way: files outside this folder that still hold
-//! `unsafe` (the packet path, the hooks, pernet state, the connection
-//! table's slab and work item, MASQUERADE's notifiers) are wrapped here one
-//! kernel object at a time.
+//! `unsafe` (the packet path, the hooks, the connection table's slab and
+//! work item, MASQUERADE's notifiers) are wrapped here one kernel object at
+//! a time.
 //!
+//! * [`bindings`]: bindgen's declarations of the C interfaces rfw uses.
 //! * [`genl`], [`nlmsg`]: generic netlink families, their requests, dumps
 //!   and replies.
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
+//! * [`module`]: the module declaration (`module!`, whose expansion
+//!   exports the init and exit symbols).
 //! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
 //!   `this_cpu_ptr`, `this_cpu_add`).
 //! * [`pernet`]: per-namespace state (`pernet_operations`, `net_generic`)
 //!   and the registration of each namespace's netfilter hooks.
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
-//! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
+//! * [`rcu`]: RCU read-side sections as lifetimes, grace periods, values
+//!   published under RCU ([`rcu::RcuBox`]).
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
 //!   with bottom halves off (nested subclasses, try-lock), a static
 //!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
 //! * [`time`]: the jiffies clock in milliseconds.
 
+pub(crate) mod bindings;
 pub(crate) mod genl;
 pub(crate) mod kernel_static;
+pub(crate) mod module;
 pub(crate) mod nlmsg;
 pub(crate) mod percpu;
 pub(crate) mod pernet;

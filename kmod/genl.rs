@@ -9,8 +9,6 @@
 //! (`resv_start_op` = 1): an attribute a command does not take is rejected
 //! with an extended ACK before the handler runs.
 
-#![deny(unsafe_code)]
-
 use kernel::prelude::*;
 use rfw_abi::{attr, hook_stats, nfproto, Cmd};
 

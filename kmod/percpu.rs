@@ -3,8 +3,6 @@
 //! Packets and bytes per family and hook (`fwctl stats`), counted per CPU
 //! (see `sys::percpu`).
 
-#![deny(unsafe_code)]
-
 use kernel::prelude::*;
 
 use crate::sys::percpu::{Counter as CpuCounter, PerCpu};

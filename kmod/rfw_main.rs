@@ -7,8 +7,9 @@
 //! kernel memory (per-CPU counters); packet parsing, tracking, NAT and rules
 //! are decided by the `conntrack` and `nat` crates, which are safe Rust
 //! throughout (their lint level forbids anything else). Within this crate,
-//! code the compiler cannot check is on its way into [`sys`]; the
-//! `module!` declaration is there already (`sys::module`).
+//! code the compiler cannot check lives in [`sys`] alone: Kbuild denies it
+//! on the command line for the whole crate, and `sys` is the one module
+//! that allows it. The `module!` declaration is there too (`sys::module`).
 //!
 //! Lifetime of the registrations (see `Rfw`): pernet operations first, so that
 //! every namespace has its hooks and counters before any command can ask for

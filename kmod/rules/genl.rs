@@ -2,8 +2,6 @@
 
 //! Generic netlink commands on the ruleset (ABI: `rfw_abi`, `Cmd::Rules*`).
 
-#![deny(unsafe_code)]
-
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use rfw_abi::{attr, nla, rules_stats, rules_table, Cmd};

@@ -120,9 +120,10 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     let slot = unsafe { slot(net) };
     // SAFETY: `slot` is valid for writes and holds no value yet.
     unsafe { slot.write(state) };
-    // The state is in its final place now.
-    // SAFETY: `slot` holds the value just written.
-    unsafe { (*slot).masq.init() };
+    // The state is in its final place now: it stays there until `exit`
+    // (or the failure path below) drops it in place.
+    // SAFETY: `slot` holds the value just written, pinned from now on.
+    MasqNet::init(unsafe { core::pin::Pin::new_unchecked(&*slot) });
     let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
     // The table is filled (before registration) and lives as long as the module.
     // SAFETY: `table` holds `n` valid entries and `net` is live.

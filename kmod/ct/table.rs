@@ -49,8 +49,9 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};
+use core::pin::Pin;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
@@ -59,8 +60,10 @@ use kernel::prelude::*;
 
 use super::net::{CtNet, Stat};
 use crate::bindings;
+use crate::sys::global::{Global, Published};
 use crate::sys::rcu::{Rcu, RcuGuard};
 use crate::sys::sync::{Guard, LockClassKey, NestedGuard, SpinLockBh, SINGLE_DEPTH_NESTING};
+use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
 
 /// Lock stripes of each kind.
 const LOCKS: usize = 1024;
@@ -266,8 +269,8 @@ pub(crate) enum Rekey {
 /// * `cache` is a live kmem_cache of `Entry`-sized objects, owned.
 /// * Every node reachable from `buckets` belongs to a live entry of
 ///   `cache`; every entry in the graveyard is unlinked from all chains.
-/// * `gc` is initialised in place and the table never moves afterwards
-///   (it lives in a `KBox`).
+/// * The table is pinned (in a box) and cancels `gc` before it drops
+///   anything else (see `Drop`).
 pub(crate) struct Table {
     buckets: KVVec<AtomicUsize>,
     bucket_locks: KVVec<SpinLockBh<()>>,
@@ -277,8 +280,18 @@ pub(crate) struct Table {
     default_limit: u32,
     graveyard: AtomicUsize,
     graveyard_len: AtomicUsize,
-    gc: UnsafeCell<bindings::delayed_work>,
+    gc: DelayedWork<Table>,
     gc_cursor: AtomicUsize,
+}
+
+// `Table::drop` cancels the collector first.
+impl_has_delayed_work!(Table, gc);
+
+/// The collector.
+impl WorkItem for Table {
+    fn run(&self) {
+        self.gc_run();
+    }
 }
 
 // SAFETY: all shared mutation goes through atomics, the kernel's spinlocks
@@ -287,8 +300,8 @@ unsafe impl Sync for Table {}
 // SAFETY: see `Sync`.
 unsafe impl Send for Table {}
 
-/// The table of the loaded module (null before init and after exit).
-static TABLE: AtomicPtr<Table> = AtomicPtr::new(core::ptr::null_mut());
+/// The table of the loaded module (empty before init and after exit).
+static TABLE: Global<Table> = Global::new();
 
 /// The table.
 ///
@@ -296,13 +309,12 @@ static TABLE: AtomicPtr<Table> = AtomicPtr::new(core::ptr::null_mut());
 /// netlink commands, pernet callbacks, the collector. The table is published
 /// before any of them is registered and freed after all are gone (see
 /// `Registration`).
+#[inline]
 pub(crate) fn get() -> &'static Table {
-    let p = TABLE.load(Ordering::Acquire);
-    // `Registration::new` stored a live table before registering anything
-    // that calls this; `Registration::drop` clears it only after all of
-    // them were unregistered.
-    // SAFETY: hence `p` is valid for as long as any caller runs.
-    unsafe { &*p }
+    // `Registration::new` published the table before anything that calls
+    // this was registered; `Registration` is dropped after all of them
+    // were unregistered.
+    TABLE.get()
 }
 
 fn tag(node: &Node, dir: Direction) -> usize {
@@ -325,8 +337,7 @@ fn untag(link: usize) -> (*const Entry, Direction) {
 /// The bucket count Linux would choose for this much RAM
 /// (`nf_conntrack_init_start()`).
 fn default_buckets() -> usize {
-    // SAFETY: reads a kernel counter.
-    let pages = unsafe { bindings::rfw_totalram_pages() } as usize;
+    let pages = crate::sys::params::totalram_pages();
     let bytes = pages.saturating_mul(4096);
     let gib = 1usize << 30;
     let n = if bytes > 4 * gib {
@@ -340,9 +351,8 @@ fn default_buckets() -> usize {
 }
 
 impl Table {
-    fn new() -> Result<KBox<Table>> {
-        // SAFETY: reads a module parameter, written only at load.
-        let (p_hash, p_max) = unsafe { (bindings::rfw_param_hashsize, bindings::rfw_param_max) };
+    fn new() -> Result<Pin<KBox<Table>>> {
+        let (p_hash, p_max) = (crate::sys::params::hashsize(), crate::sys::params::max());
         let n = match p_hash as usize {
             0 => default_buckets(),
             n => n.clamp(1024, MAX_BUCKETS),
@@ -379,7 +389,7 @@ impl Table {
             )
         };
         let cache = NonNull::new(cache).ok_or(ENOMEM)?;
-        let t = KBox::new(
+        let t = KBox::pin(
             Table {
                 buckets,
                 bucket_locks,
@@ -389,8 +399,7 @@ impl Table {
                 default_limit,
                 graveyard: AtomicUsize::new(0),
                 graveyard_len: AtomicUsize::new(0),
-                // SAFETY: plain data, initialised in place below.
-                gc: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+                gc: DelayedWork::new(),
                 gc_cursor: AtomicUsize::new(0),
             },
             GFP_KERNEL,
@@ -403,9 +412,8 @@ impl Table {
                 return Err(e.into());
             }
         };
-        // The table is in its final place (boxed); the work is not queued.
-        // SAFETY: `INIT_DELAYED_WORK` on our own memory.
-        unsafe { bindings::rfw_init_delayed_work(t.gc.get(), Some(gc_work)) };
+        // The table is in its final place (pinned in its box).
+        DelayedWork::init(t.as_ref());
         Ok(t)
     }
 
@@ -899,9 +907,8 @@ impl Table {
             }
         }
         if self.graveyard_len.fetch_add(1, Ordering::Relaxed) + 1 == GRAVEYARD_KICK {
-            // The work item is initialised and the table alive (invariant).
-            // SAFETY: `mod_delayed_work` may be called from any context.
-            unsafe { bindings::rfw_mod_delayed_work(self.gc.get(), 0) };
+            // `mod_delayed_work` may be called from any context.
+            self.gc.modify(0);
         }
     }
 
@@ -1082,8 +1089,7 @@ impl Table {
     fn gc_run(&self) {
         let n = self.buckets.len().max(1);
         let per_run = n.div_ceil(GC_RUNS_PER_PASS).max(256);
-        // SAFETY: reads `jiffies`.
-        let now = u64::from(unsafe { bindings::rfw_jiffies_msecs() });
+        let now = u64::from(crate::sys::time::jiffies_msecs());
         let from = self.gc_cursor.load(Ordering::Relaxed);
         let (visited, removed) = self.collect(from, per_run, GC_MAX_REMOVALS, None, now);
         self.gc_cursor
@@ -1096,18 +1102,16 @@ impl Table {
         };
         // The table outlives the work: `Registration::drop` cancels it
         // (waiting for this run) before freeing the table.
-        // SAFETY: the work item is initialised.
-        unsafe {
-            let j = bindings::rfw_msecs_to_jiffies(delay);
-            bindings::rfw_queue_delayed_work(self.gc.get(), j);
-        }
+        self.gc.queue(delay);
     }
 }
 
 impl Drop for Table {
     fn drop(&mut self) {
         // Only `Registration::drop` drops the table: every namespace is gone
-        // (so every chain is empty) and the collector is cancelled.
+        // (so every chain is empty) and the collector is cancelled already
+        // (this keeps the promise of `impl_has_delayed_work!` all the same).
+        self.gc.cancel_sync();
         self.free_graveyard();
         // Every entry was freed above.
         // SAFETY: the cache is ours and empty.
@@ -1115,44 +1119,26 @@ impl Drop for Table {
     }
 }
 
-/// The collector's work function.
-///
-/// # Safety
-///
-/// Called by the workqueue only, for the table's `gc` work item.
-unsafe extern "C" fn gc_work(_work: *mut bindings::work_struct) {
-    get().gc_run();
-}
-
 /// The table, for as long as this value lives.
-pub(crate) struct Registration(());
+pub(crate) struct Registration {
+    _table: Published<Table>,
+}
 
 impl Registration {
     /// Creates and publishes the table and starts its collector.
     pub(crate) fn new() -> Result<Self> {
-        let t = KBox::into_raw(Table::new()?);
-        TABLE.store(t, Ordering::Release);
-        // The table is published and its work item initialised.
-        // SAFETY: first queueing of the work item.
-        unsafe {
-            let j = bindings::rfw_msecs_to_jiffies(GC_PERIOD_MS);
-            bindings::rfw_queue_delayed_work((*t).gc.get(), j);
-        }
-        Ok(Registration(()))
+        let published = TABLE.publish(Table::new()?)?;
+        get().gc.queue(GC_PERIOD_MS);
+        Ok(Registration { _table: published })
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let t = TABLE.load(Ordering::Acquire);
         // The collector stops (waiting for a running pass; it cannot requeue
-        // itself after this returns).
-        // SAFETY: the work item is initialised and the table alive.
-        unsafe { bindings::cancel_delayed_work_sync((*t).gc.get()) };
-        TABLE.store(core::ptr::null_mut(), Ordering::Release);
-        // Nothing can reach the table any more: hooks, commands and
-        // namespaces are gone (this registration is dropped last).
-        // SAFETY: `t` came from `KBox::into_raw` in `new`.
-        drop(unsafe { KBox::from_raw(t) });
+        // itself after this returns). Then the table is unpublished and
+        // freed when the field drops: hooks, commands and namespaces are
+        // gone (this registration is dropped last).
+        get().gc.cancel_sync();
     }
 }

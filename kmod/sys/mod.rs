@@ -19,6 +19,9 @@
 //!
 //! * [`genl`], [`nlmsg`]: generic netlink families, their requests, dumps
 //!   and replies.
+//! * [`global`]: a value published from module init to exit (the table).
+//! * [`notifier`]: the IPv4/IPv6 address notifiers (an address went down).
+//! * [`params`]: module parameters and the RAM size their defaults follow.
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
 //! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
@@ -29,12 +32,17 @@
 //!   with bottom halves off (nested subclasses, try-lock), a static
 //!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
 //! * [`time`]: the jiffies clock in milliseconds.
+//! * [`workqueue`]: delayed work items embedded in their owner.
 
 pub(crate) mod genl;
+pub(crate) mod global;
 pub(crate) mod kernel_static;
 pub(crate) mod nlmsg;
+pub(crate) mod notifier;
+pub(crate) mod params;
 pub(crate) mod percpu;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod sync;
 pub(crate) mod time;
+pub(crate) mod workqueue;

@@ -28,6 +28,10 @@
 //!   `this_cpu_ptr`, `this_cpu_add`).
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
+//! * [`rculist`]: RCU hash chains of objects in two chains at once, their
+//!   lock stripes and graveyard (the connection table's pointer work).
+//! * [`slab`]: a typed `kmem_cache`.
+//! * [`striped`]: small values guarded by a shared array of lock stripes.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
 //!   with bottom halves off (nested subclasses, try-lock), a static
 //!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
@@ -43,6 +47,9 @@ pub(crate) mod params;
 pub(crate) mod percpu;
 pub(crate) mod random;
 pub(crate) mod rcu;
+pub(crate) mod rculist;
+pub(crate) mod slab;
+pub(crate) mod striped;
 pub(crate) mod sync;
 pub(crate) mod time;
 pub(crate) mod workqueue;

@@ -10,6 +10,8 @@
 //! MASQUERADE's flush, remove the namespace's connections, wait for a grace
 //! period so that nothing reaches the state through an entry).
 
+use core::pin::Pin;
+
 use kernel::prelude::*;
 
 use crate::ct::{self, net::CtNet};
@@ -46,8 +48,8 @@ impl NetState for RfwNet {
         })
     }
 
-    fn start(&self) {
-        self.masq.init();
+    fn start(self: Pin<&Self>) {
+        MasqNet::init(self);
     }
 
     fn exit(&self) {

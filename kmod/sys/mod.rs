@@ -21,6 +21,9 @@
 //! * [`bindings`]: bindgen's declarations of the C interfaces rfw uses.
 //! * [`genl`], [`nlmsg`]: generic netlink families, their requests, dumps
 //!   and replies.
+//! * [`global`]: a value published from module init to exit (the table).
+//! * [`notifier`]: the IPv4/IPv6 address notifiers (an address went down).
+//! * [`params`]: module parameters and the RAM size their defaults follow.
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
 //! * [`module`]: the module declaration (`module!`, whose expansion
@@ -32,21 +35,33 @@
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods, values
 //!   published under RCU ([`rcu::RcuBox`]).
+//! * [`rculist`]: RCU hash chains of objects in two chains at once, their
+//!   lock stripes and graveyard (the connection table's pointer work).
+//! * [`slab`]: a typed `kmem_cache`.
+//! * [`striped`]: small values guarded by a shared array of lock stripes.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
 //!   with bottom halves off (nested subclasses, try-lock), a static
 //!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
 //! * [`time`]: the jiffies clock in milliseconds.
+//! * [`workqueue`]: delayed work items embedded in their owner.
 
 #![allow(unsafe_code)]
 
 pub(crate) mod bindings;
 pub(crate) mod genl;
+pub(crate) mod global;
 pub(crate) mod kernel_static;
 pub(crate) mod module;
 pub(crate) mod nlmsg;
+pub(crate) mod notifier;
+pub(crate) mod params;
 pub(crate) mod percpu;
 pub(crate) mod pernet;
 pub(crate) mod random;
 pub(crate) mod rcu;
+pub(crate) mod rculist;
+pub(crate) mod slab;
+pub(crate) mod striped;
 pub(crate) mod sync;
 pub(crate) mod time;
+pub(crate) mod workqueue;

@@ -18,6 +18,7 @@
 
 use core::ffi::{c_int, c_uint};
 use core::mem::size_of;
+use core::pin::Pin;
 
 use kernel::error::to_result;
 use kernel::prelude::*;
@@ -34,7 +35,7 @@ pub(crate) trait NetState: Sized + Send + Sync {
 
     /// Runs once the state is in its final place, before the namespace's
     /// hooks are registered (pernet `init`): for parts that must not move.
-    fn start(&self);
+    fn start(self: Pin<&Self>);
 
     /// Runs in pernet `exit`, a grace period after the hooks went, just
     /// before the state is dropped: netlink commands cannot reach the
@@ -93,9 +94,10 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     let slot = unsafe { slot(net) };
     // SAFETY: `slot` is valid for writes and holds no value yet.
     unsafe { slot.write(state) };
-    // The state is in its final place now.
+    // The state is in its final place now: it stays there until `exit`
+    // (or the failure path below) drops it in place, so it may be pinned.
     // SAFETY: `slot` holds the value just written.
-    unsafe { (*slot).start() };
+    unsafe { Pin::new_unchecked(&*slot) }.start();
     let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
     // `Registration::new` filled the table before registering us, and it
     // lives as long as the module.

@@ -56,7 +56,7 @@
 //! read the binding from the entry's immutable key.
 
 use core::cell::Cell;
-use core::ffi::{c_int, c_uint};
+use core::ffi::c_int;
 use core::net::IpAddr;
 
 use conntrack::conn::ConnKey;
@@ -68,13 +68,15 @@ use nat::nat_proto::{self, CsumMode};
 use nat::rule::{proto, CtState, Family, Hook, IfName, LogSpec, RejectWith, TableKind};
 use rfw_abi::hook;
 
-use crate::bindings;
 use crate::ct::hook::{copy_prefix, family_of, track_info, PREFIX};
 use crate::ct::net::CtNet;
 use crate::ct::table::{self, Entry, Rekey, Table};
 use crate::pernet::RfwNet;
 use crate::rules::{Loaded, RStat, RulesNet, Ruleset};
+use crate::sys::netdevice::NetDevice;
+use crate::sys::netfilter::{self, HookState};
 use crate::sys::rcu::Rcu;
+use crate::sys::skbuff::{IpSummed, SkBuff};
 
 /// Bytes copied for parsing first (see `Pkt::new`).
 const SHORT_PREFIX: usize = 128;
@@ -117,10 +119,10 @@ struct SlotHead {
 impl Slot {
     /// This CPU's slot as a later hook of `skb` needs it: the head, and the
     /// parsed headers if they are `skb`'s (copied only then).
-    fn read(rn: &RfwNet, skb: *mut bindings::sk_buff) -> (SlotHead, Option<PacketInfo>) {
+    fn read(rn: &RfwNet, skb: &SkBuff) -> (SlotHead, Option<PacketInfo>) {
         rn.slot.with(|s| {
             let head = s.head.get();
-            let info = if head.skb == skb as usize && head.len == skb_len(skb) {
+            let info = if head.skb == skb.addr() && head.len == skb.len() {
                 s.info.get()
             } else {
                 None
@@ -174,10 +176,19 @@ fn hook_of(h: u8) -> Hook {
     }
 }
 
+/// What [`Pkt::parse`] found: the family, the headers or the bare IP
+/// header's metadata, the IP protocol.
+struct Fields {
+    family: Family,
+    info: Option<PacketInfo>,
+    bare: Option<PacketMeta>,
+    proto: u8,
+}
+
 /// A packet at one hook.
 struct Pkt<'s> {
-    skb: *mut bindings::sk_buff,
-    state: &'s bindings::nf_hook_state,
+    skb: &'s mut SkBuff,
+    state: &'s HookState,
     hook: Hook,
     family: Family,
     /// Parsed headers, `None` if they could not be parsed.
@@ -194,30 +205,12 @@ struct Pkt<'s> {
     meta: Option<PacketMeta>,
 }
 
-fn skb_mark(skb: *mut bindings::sk_buff) -> u32 {
-    // SAFETY: the hook's skb.
-    unsafe { bindings::rfw_skb_mark(skb) }
-}
-
-fn skb_len(skb: *mut bindings::sk_buff) -> u32 {
-    // SAFETY: the hook's skb is valid for the whole hook.
-    unsafe { (*skb).len }
-}
-
-fn dev_name(dev: *mut bindings::net_device) -> IfName {
+fn dev_name(dev: Option<&NetDevice>) -> IfName {
     let mut n = IfName::NONE;
-    if dev.is_null() {
+    let Some(dev) = dev else {
         return n;
-    }
-    // SAFETY: `dev` is the hook's device, valid for the hook.
-    let p = unsafe { bindings::rfw_dev_name(dev) };
-    if p.is_null() {
-        return n;
-    }
-    // `name` is a NUL-terminated array of IFNAMSIZ bytes: read it whole
-    // (one copy, not a read per byte).
-    // SAFETY: `p` points to those IFNAMSIZ bytes, valid for the hook.
-    let raw = unsafe { core::ptr::read_unaligned(p.cast::<[u8; nat::rule::IFNAMSIZ]>()) };
+    };
+    let raw = dev.name();
     for (b, c) in n.0.iter_mut().zip(raw).take(nat::rule::IFNAMSIZ - 1) {
         if c == 0 {
             break;
@@ -340,15 +333,14 @@ struct Parsed {
 /// Copies the packet's first `N` bytes from its network header and parses
 /// them. `None` when not even one byte could be copied.
 fn parse_skb<const N: usize>(
-    skb: *mut bindings::sk_buff,
+    skb: &SkBuff,
     fam: conntrack::Family,
     family: Family,
     opts: &conntrack::parse::ParseOptions,
     len: u32,
 ) -> Option<Parsed> {
     let mut buf = [0u8; N];
-    // SAFETY: the hook's skb is valid; the reference ends with this call.
-    let bytes = copy_prefix(unsafe { &*skb }, &mut buf, N)?;
+    let bytes = copy_prefix(skb, &mut buf, N)?;
     let parsed = conntrack::parse::parse_prefix(bytes, fam, opts);
     let truncated_at_end = matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == N;
     Some(Parsed {
@@ -364,16 +356,43 @@ impl<'s> Pkt<'s> {
     fn new(
         ct: &CtNet,
         rcu: &Rcu,
-        skb: *mut bindings::sk_buff,
-        state: &'s bindings::nf_hook_state,
+        skb: &'s mut SkBuff,
+        state: &'s HookState,
         cached: Option<PacketInfo>,
     ) -> Option<Self> {
-        let fam = family_of(state.pf)?;
+        let fields = Self::parse(ct, rcu, skb, state, cached)?;
+        Some(Self::assemble(skb, state, fields))
+    }
+
+    /// The packet parsed again as it is now (after NAT rewrote it), with
+    /// its state for rules kept; itself if it no longer parses.
+    fn reparse(self, ct: &CtNet, rcu: &Rcu) -> Self {
+        match Self::parse(ct, rcu, self.skb, self.state, None) {
+            Some(fields) => {
+                // (the mark, as mangle left it, is the skb's)
+                let st = self.ct_state;
+                let mut p = Self::assemble(self.skb, self.state, fields);
+                p.set_ct_state(st);
+                p
+            }
+            None => self,
+        }
+    }
+
+    /// The parsing half of [`Pkt::new`].
+    fn parse(
+        ct: &CtNet,
+        rcu: &Rcu,
+        skb: &SkBuff,
+        state: &HookState,
+        cached: Option<PacketInfo>,
+    ) -> Option<Fields> {
+        let fam = family_of(state.pf())?;
         let family = match fam {
             conntrack::Family::Ipv4 => Family::V4,
             conntrack::Family::Ipv6 => Family::V6,
         };
-        let len = skb_len(skb);
+        let len = skb.len();
         let (info, bare) = match cached {
             Some(i) => (Some(i), None),
             None => {
@@ -390,7 +409,7 @@ impl<'s> Pkt<'s> {
                     Ok(i) => (Some(i), None),
                     Err((e, bare)) => {
                         // Counted once, at the hook that tracks the packet.
-                        if state.hook == hook::PRE_ROUTING || state.hook == hook::LOCAL_OUT {
+                        if state.hook() == hook::PRE_ROUTING || state.hook() == hook::LOCAL_OUT {
                             ct.count_invalid(conntrack::InvalidReason::Malformed(e));
                         }
                         (None, Some(bare?))
@@ -403,10 +422,26 @@ impl<'s> Pkt<'s> {
             (None, Some(m)) => m.proto,
             (None, None) => return None,
         };
+        Some(Fields {
+            family,
+            info,
+            bare,
+            proto,
+        })
+    }
+
+    /// The packet from its parsed `fields`.
+    fn assemble(skb: &'s mut SkBuff, state: &'s HookState, fields: Fields) -> Self {
+        let Fields {
+            family,
+            info,
+            bare,
+            proto,
+        } = fields;
         let mut p = Pkt {
             skb,
             state,
-            hook: hook_of(state.hook),
+            hook: hook_of(state.hook()),
             family,
             info,
             proto,
@@ -417,14 +452,14 @@ impl<'s> Pkt<'s> {
         if let Some(m) = bare {
             p.meta = Some(p.complete(m));
         }
-        Some(p)
+        p
     }
 
     /// `m` with what the hook knows: devices, mark, state.
     fn complete(&self, mut m: PacketMeta) -> PacketMeta {
-        m.in_if = dev_name(self.state.in_);
-        m.out_if = dev_name(self.state.out);
-        m.mark = skb_mark(self.skb);
+        m.in_if = dev_name(self.state.in_dev());
+        m.out_if = dev_name(self.state.out_dev());
+        m.mark = self.skb.mark();
         m.ct_state = self.ct_state;
         m
     }
@@ -434,7 +469,7 @@ impl<'s> Pkt<'s> {
         let m = match self.meta.take() {
             Some(m) => m,
             None => {
-                let len = skb_len(self.skb);
+                let len = self.skb.len();
                 let m = match &self.info {
                     Some(i) => meta_of(i, self.family, len),
                     // Not reached: `meta` is set at once when `info` is
@@ -454,10 +489,6 @@ impl<'s> Pkt<'s> {
         if let Some(m) = self.meta.as_mut() {
             m.ct_state = st;
         }
-    }
-
-    fn net(&self) -> *mut bindings::net {
-        self.state.net
     }
 }
 
@@ -539,73 +570,56 @@ fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Op
         hook: p.hook,
     };
     let hook = p.hook;
-    let skb = p.skb;
-    let meta = p.meta();
-    let out = table.evaluate(hook, meta, &mut sink);
-    if out.mark != meta.mark {
-        // SAFETY: the hook's skb.
-        unsafe { bindings::rfw_skb_set_mark(skb, out.mark) };
-        meta.mark = out.mark;
+    let out = table.evaluate(hook, p.meta(), &mut sink);
+    if out.mark != p.meta().mark {
+        p.skb.set_mark(out.mark);
+        p.meta().mark = out.mark;
     }
     Some(out)
-}
-
-/// The netfilter verdict `NF_QUEUE_NR(n)`.
-fn queue_verdict(n: u16) -> c_uint {
-    (c_uint::from(n) << bindings::NF_VERDICT_QBITS) | bindings::NF_QUEUE
 }
 
 /// Sends the REJECT answer; the packet itself is dropped by the caller.
 fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
     rules.count(RStat::Rejected);
-    let h = p.state.hook as c_int;
     let tcp = p.proto == proto::TCP;
-    // The hook's skb, namespace and socket, valid for the hook; these
-    // build and send a new packet and leave `skb` alone.
-    // SAFETY: arguments as the kernel's REJECT targets pass them.
-    unsafe {
-        match (p.family, with) {
-            (Family::V4, RejectWith::TcpReset) if tcp => {
-                bindings::nf_send_reset(p.net(), p.state.sk, p.skb, h)
-            }
-            (Family::V6, RejectWith::TcpReset) if tcp => {
-                bindings::nf_send_reset6(p.net(), p.state.sk, p.skb, h)
-            }
-            (Family::V4, w) => {
-                let code = match w {
-                    RejectWith::NetUnreachable => 0,
-                    RejectWith::HostUnreachable => 1,
-                    RejectWith::ProtoUnreachable => 2,
-                    RejectWith::AdminProhibited => 13,
-                    _ => 3,
-                };
-                bindings::nf_send_unreach(p.skb, code, h)
-            }
-            (Family::V6, w) => {
-                let code = match w {
-                    RejectWith::NetUnreachable => 0,
-                    RejectWith::AdminProhibited => 1,
-                    RejectWith::HostUnreachable => 3,
-                    _ => 4,
-                };
-                bindings::nf_send_unreach6(p.net(), p.skb, code, h as c_uint)
-            }
+    // These build and send a new packet and leave the hook's alone.
+    match (p.family, with) {
+        (Family::V4, RejectWith::TcpReset) if tcp => p.state.send_reset4(p.skb),
+        (Family::V6, RejectWith::TcpReset) if tcp => p.state.send_reset6(p.skb),
+        (Family::V4, w) => {
+            let code = match w {
+                RejectWith::NetUnreachable => 0,
+                RejectWith::HostUnreachable => 1,
+                RejectWith::ProtoUnreachable => 2,
+                RejectWith::AdminProhibited => 13,
+                _ => 3,
+            };
+            p.state.send_unreach4(p.skb, code)
+        }
+        (Family::V6, w) => {
+            let code = match w {
+                RejectWith::NetUnreachable => 0,
+                RejectWith::AdminProhibited => 1,
+                RejectWith::HostUnreachable => 3,
+                _ => 4,
+            };
+            p.state.send_unreach6(p.skb, code)
         }
     }
 }
 
 /// What a filter or mangle outcome means for the packet: `None` to go on.
-fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<c_uint> {
+fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::Verdict> {
     match out.verdict {
         Verdict::Accept => None,
-        Verdict::Drop => Some(bindings::NF_DROP),
+        Verdict::Drop => Some(netfilter::DROP),
         Verdict::Reject(w) => {
             reject(p, w, rules);
-            Some(bindings::NF_DROP)
+            Some(netfilter::DROP)
         }
         Verdict::Queue(n) => {
             rules.count(RStat::Queued);
-            Some(queue_verdict(n))
+            Some(netfilter::queue(n))
         }
         // NAT verdicts only come from the nat table (validated).
         _ => None,
@@ -614,42 +628,19 @@ fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<c_uint> {
 
 /// Makes the first `len` bytes from the network header writable and runs
 /// `f` on them. `None` if the skb could not be made writable.
-fn rewrite<R>(
-    skb: *mut bindings::sk_buff,
-    len: usize,
-    f: impl FnOnce(&mut [u8], CsumMode) -> R,
-) -> Option<R> {
-    // SAFETY: the hook's skb.
-    let off = unsafe { bindings::rfw_skb_network_offset(skb) };
-    let total = (skb_len(skb) as i64 - i64::from(off)).max(0) as usize;
-    let len = len.min(total);
-    if off < 0 || len == 0 {
-        return None;
-    }
-    // `skb_ensure_writable` un-clones and pulls the bytes into the linear
-    // area as needed (`nf_nat_manip_pkt` -> `skb_ensure_writable`).
-    // SAFETY: the hook's skb, which we may modify.
-    if unsafe { bindings::skb_ensure_writable(skb, (off as usize + len) as c_uint) } != 0 {
-        return None;
-    }
-    // SAFETY: the hook's skb.
-    let summed = unsafe { bindings::rfw_skb_ip_summed(skb) };
-    let mode = if u32::from(summed) == bindings::CHECKSUM_PARTIAL {
+fn rewrite<R>(skb: &mut SkBuff, len: usize, f: impl FnOnce(&mut [u8], CsumMode) -> R) -> Option<R> {
+    let mut w = skb.writable(len)?;
+    let summed = w.ip_summed();
+    let mode = if summed == IpSummed::Partial {
         CsumMode::Partial
     } else {
         CsumMode::Full
     };
-    // SAFETY: the hook's skb.
-    let hdr = unsafe { bindings::rfw_skb_network_header(skb) };
-    // `len` bytes from the network header are linear and ours now, and
-    // SAFETY: nothing else touches them during the hook: this is the only reference.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(hdr, len) };
-    let r = f(bytes, mode);
-    if u32::from(summed) == bindings::CHECKSUM_COMPLETE {
+    let r = f(w.bytes(), mode);
+    if summed == IpSummed::Complete {
         // `skb->csum` covered the old bytes. The checksum fields are kept
         // right, so let the stack verify in software if it needs to.
-        // SAFETY: the hook's skb.
-        unsafe { bindings::rfw_skb_set_ip_summed(skb, bindings::CHECKSUM_NONE as u8) };
+        w.set_ip_summed(IpSummed::None);
     }
     Some(r)
 }
@@ -665,11 +656,14 @@ fn header_bytes(p: &Pkt<'_>, bytes_hint: u8) -> usize {
 }
 
 /// Applies TOS/TTL changes of a mangle outcome.
-fn apply_mangle(p: &Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
+fn apply_mangle(p: &mut Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
     if out.mangle.is_empty() {
         return true;
     }
-    let ok = rewrite(p.skb, 40, |b, _| nat::mangle::apply(b, &out.mangle).is_ok()).unwrap_or(false);
+    let ok = rewrite(&mut *p.skb, 40, |b, _| {
+        nat::mangle::apply(b, &out.mangle).is_ok()
+    })
+    .unwrap_or(false);
     if !ok {
         rules.count(RStat::RewriteFailed);
     }
@@ -720,9 +714,7 @@ fn shadow_guard(
     if m != ManipType::Src || range.ports.is_some() || !proto::nat_rewrites_ports(orig.proto) {
         return range;
     }
-    let (mut lo, mut hi): (c_int, c_int) = (0, 0);
-    // SAFETY: the hook's namespace; two ints of ours.
-    unsafe { bindings::rfw_local_port_range(p.net(), &mut lo, &mut hi) };
+    let (lo, _): (c_int, c_int) = p.state.local_port_range();
     let lo = u16::try_from(lo).unwrap_or(32768).max(1);
     if orig.src_port < lo {
         range.ports = Some(nat::rule::PortRange { lo, hi: u16::MAX });
@@ -767,42 +759,18 @@ fn done_bit(m: ManipType) -> u16 {
     }
 }
 
-/// An `in6_addr` holding `b`.
-fn in6(b: [u8; 16]) -> bindings::in6_addr {
-    // SAFETY: `in6_addr` is a union of byte/word views of 16 bytes: any bytes are valid.
-    unsafe { core::mem::transmute::<[u8; 16], bindings::in6_addr>(b) }
-}
-
-/// The 16 bytes of an `in6_addr`.
-fn in6_bytes(a: &bindings::in6_addr) -> [u8; 16] {
-    // SAFETY: as in `in6`: 16 bytes, every view valid.
-    unsafe { core::mem::transmute::<bindings::in6_addr, [u8; 16]>(*a) }
-}
-
 /// The address MASQUERADE uses: the outgoing interface's source address
 /// for this destination (`nf_nat_masquerade_ipv4/6`).
 fn masq_addr(p: &mut Pkt<'_>) -> Option<IpAddr> {
-    let out = p.state.out;
-    if out.is_null() {
-        return None;
-    }
+    let state = p.state;
+    let out = state.out_dev()?;
     match p.meta().dst {
         IpAddr::V4(d) => {
-            let daddr = u32::from_ne_bytes(d.octets());
-            // SAFETY: the hook's skb (routed at POSTROUTING) and device.
-            let a = unsafe {
-                let nh = bindings::rfw_rt_nexthop4(p.skb, daddr);
-                bindings::inet_select_addr(out, nh, bindings::rt_scope_t_RT_SCOPE_UNIVERSE as c_int)
-            };
-            (a != 0).then(|| IpAddr::from(a.to_ne_bytes()))
+            // The skb is routed at POSTROUTING.
+            let nh = p.skb.rt_nexthop4(d.octets());
+            out.inet_select_addr(nh).map(IpAddr::from)
         }
-        IpAddr::V6(d) => {
-            let dst = in6(d.octets());
-            let mut src = in6([0; 16]);
-            // SAFETY: the hook's namespace and device; our two addresses.
-            let r = unsafe { bindings::ipv6_dev_get_saddr(p.net(), out, &dst, 0, &mut src) };
-            (r == 0).then(|| IpAddr::from(in6_bytes(&src)))
-        }
+        IpAddr::V6(d) => out.ipv6_saddr(state, d.octets()).map(IpAddr::from),
     }
 }
 
@@ -810,24 +778,12 @@ fn masq_addr(p: &mut Pkt<'_>) -> Option<IpAddr> {
 /// primary address (IPv4, `nf_nat_redirect_ipv4`); for IPv6 the address
 /// the interface would use towards the client (Linux takes the first
 /// non-tentative one: the same on a one-address interface).
-fn redirect_addr(p: &mut Pkt<'_>) -> Option<IpAddr> {
-    let dev = p.state.in_;
-    if dev.is_null() {
-        return None;
-    }
+fn redirect_addr(p: &mut Pkt<'_>, rcu: &Rcu) -> Option<IpAddr> {
+    let state = p.state;
+    let dev = state.in_dev()?;
     match p.meta().src {
-        IpAddr::V4(_) => {
-            // SAFETY: the hook's device, under the hook's RCU section.
-            let a = unsafe { bindings::rfw_dev_first_addr4(dev) };
-            (a != 0).then(|| IpAddr::from(a.to_ne_bytes()))
-        }
-        IpAddr::V6(s) => {
-            let dst = in6(s.octets());
-            let mut src = in6([0; 16]);
-            // SAFETY: the hook's namespace and device; our two addresses.
-            let r = unsafe { bindings::ipv6_dev_get_saddr(p.net(), dev, &dst, 0, &mut src) };
-            (r == 0).then(|| IpAddr::from(in6_bytes(&src)))
-        }
+        IpAddr::V4(_) => dev.first_addr4(rcu).map(IpAddr::from),
+        IpAddr::V6(s) => dev.ipv6_saddr(state, s.octets()).map(IpAddr::from),
     }
 }
 
@@ -840,7 +796,7 @@ fn nat_step<'g>(
     set: &Ruleset,
     p: &mut Pkt<'_>,
     ct: &mut Option<Ct<'g>>,
-) -> core::result::Result<bool, c_uint> {
+) -> core::result::Result<bool, netfilter::Verdict> {
     let Some(c) = ct.as_mut() else {
         return Ok(false);
     };
@@ -879,7 +835,7 @@ fn nat_setup<'g>(
     manip: ManipType,
     key: ConnKey,
     status: Status,
-) -> core::result::Result<bool, c_uint> {
+) -> core::result::Result<bool, netfilter::Verdict> {
     let mut changed = false;
     let out = eval(set, TableKind::Nat, &rn.rules, p);
     if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules)) {
@@ -899,7 +855,7 @@ fn nat_setup<'g>(
         None
     };
     let in_addr = if matches!(verdict, Verdict::Redirect(_)) && hook != Hook::Output {
-        redirect_addr(p)
+        redirect_addr(p, rcu)
     } else {
         None
     };
@@ -937,11 +893,11 @@ fn nat_setup<'g>(
         Ok(()) => {}
         Err(NatError::NoAddress) => {
             rn.rules.count(RStat::NatNoAddress);
-            return Err(bindings::NF_DROP);
+            return Err(netfilter::DROP);
         }
         Err(_) => {
             rn.rules.count(RStat::NatNoTuple);
-            return Err(bindings::NF_DROP);
+            return Err(netfilter::DROP);
         }
     }
     let mut set_bits = status_bits(b.status) | done_bit(manip);
@@ -961,7 +917,7 @@ fn nat_setup<'g>(
             }
             Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
                 rn.rules.count(RStat::NatNoTuple);
-                return Err(bindings::NF_DROP);
+                return Err(netfilter::DROP);
             }
             Err(Rekey::Gone) => return Ok(false),
         }
@@ -979,12 +935,12 @@ fn nat_setup<'g>(
 /// still translated (a killed conntrack stays attached to its skbs).
 fn nat_rewrite(
     rn: &RfwNet,
-    p: &Pkt<'_>,
+    p: &mut Pkt<'_>,
     c: &Ct<'_>,
     t: &Table,
     manip: ManipType,
     changed: bool,
-) -> core::result::Result<bool, c_uint> {
+) -> core::result::Result<bool, netfilter::Verdict> {
     let key = c.e.key();
     let nat = match Binding::implied_status(key) {
         Some(n) => n,
@@ -1010,7 +966,7 @@ fn nat_rewrite(
     } else {
         header_bytes(p, ihl)
     };
-    let r = rewrite(p.skb, len, |bytes, mode| {
+    let r = rewrite(&mut *p.skb, len, |bytes, mode| {
         if is_error {
             nat_proto::icmp_error_translate(bytes, &b, dir, manip, mode)
         } else {
@@ -1021,7 +977,7 @@ fn nat_rewrite(
         Some(Ok(_)) => Ok(true),
         _ => {
             rn.rules.count(RStat::RewriteFailed);
-            Err(bindings::NF_DROP)
+            Err(netfilter::DROP)
         }
     }
 }
@@ -1029,31 +985,19 @@ fn nat_rewrite(
 impl Pkt<'_> {
     /// The first byte of the IP header (version and IHL).
     fn meta_first_byte(&self) -> u8 {
-        // SAFETY: the hook's skb.
-        let off = unsafe { bindings::rfw_skb_network_offset(self.skb) };
-        let mut b = 0u8;
-        // SAFETY: copies one byte of the packet into `b`.
-        unsafe { bindings::skb_copy_bits(self.skb, off, (&mut b as *mut u8).cast(), 1) };
-        b
+        let mut b = [0u8; 1];
+        let _ = self.skb.copy_network(&mut b);
+        b[0]
     }
 }
 
 /// Re-routes a locally generated packet whose destination or mark a hook
 /// changed (`nf_nat_ipv4_local_fn`, `ipt_mangle_out`).
 fn reroute(p: &Pkt<'_>) -> bool {
-    // SAFETY: the hook's namespace, socket and skb.
-    let r = unsafe {
-        match p.family {
-            Family::V4 => bindings::ip_route_me_harder(
-                p.net(),
-                p.state.sk,
-                p.skb,
-                bindings::RTN_UNSPEC as c_uint,
-            ),
-            Family::V6 => bindings::ip6_route_me_harder(p.net(), p.state.sk, p.skb),
-        }
-    };
-    r == 0
+    match p.family {
+        Family::V4 => p.state.route_me_harder4(p.skb),
+        Family::V6 => p.state.route_me_harder6(p.skb),
+    }
 }
 
 /// The connection of a packet at a hook after the tracking one, and its
@@ -1061,7 +1005,7 @@ fn reroute(p: &Pkt<'_>) -> bool {
 /// `slot` is this CPU's slot as the hook read it.
 fn find<'g>(rn: &RfwNet, rcu: &'g Rcu, p: &Pkt<'_>, slot: &SlotHead) -> (Option<Ct<'g>>, CtState) {
     let t = table::get();
-    if slot.skb == p.skb as usize {
+    if slot.skb == p.skb.addr() {
         let dir = if slot.dir == 0 {
             Direction::Original
         } else {
@@ -1153,7 +1097,7 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
 /// headers as they are now (`None` if an rfw step rewrote them since `p`
 /// was parsed).
 fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState, info: Option<PacketInfo>) {
-    let (len, skb) = (skb_len(p.skb), p.skb as usize);
+    let (len, skb) = (p.skb.len(), p.skb.addr());
     let head = match ct {
         Some(c) => SlotHead {
             skb,
@@ -1179,17 +1123,15 @@ fn remember(rn: &RfwNet, p: &Pkt<'_>, ct: &Option<Ct<'_>>, st: CtState, info: Op
 /// Priority -200: tracking and the early tables (see the module docs).
 pub(crate) fn first(
     rn: &RfwNet,
-    skb: *mut bindings::sk_buff,
-    state: &bindings::nf_hook_state,
-) -> c_uint {
-    let h = state.hook;
+    rcu: &Rcu,
+    skb: &mut SkBuff,
+    state: &HookState,
+) -> netfilter::Verdict {
+    let h = state.hook();
     if h != hook::PRE_ROUTING && h != hook::LOCAL_OUT && h != hook::FORWARD {
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
-    // Netfilter runs hooks inside `rcu_read_lock()` (`nf_hook_slow`).
-    // SAFETY: the section lasts for this whole call.
-    let rcu = unsafe { Rcu::assume() };
-    let set = rn.rules.current(&rcu);
+    let set = rn.rules.current(rcu);
     if !rn.tracks(set) {
         // Nothing here needs tracking. The slot is cleared so that `last`
         // cannot take a stale one for this packet if tracking starts
@@ -1197,20 +1139,19 @@ pub(crate) fn first(
         if h != hook::FORWARD {
             Slot::clear(rn);
         }
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     if h == hook::FORWARD
         && set.get(TableKind::Filter).is_none()
         && set.get(TableKind::Mangle).is_none()
     {
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     // Packets arriving on loopback were tracked (and NATed) at LOCAL_OUT
     // in this namespace already (Linux sees their conntrack attached).
-    // SAFETY: `state.in_` is the hook's input device or null.
-    if h == hook::PRE_ROUTING && unsafe { bindings::rfw_dev_is_loopback(state.in_) } {
+    if h == hook::PRE_ROUTING && state.in_dev().is_some_and(|d| d.is_loopback()) {
         Slot::clear(rn);
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     // At FORWARD the tracking hook's slot: the packet's connection and
     // its parsed headers.
@@ -1219,21 +1160,21 @@ pub(crate) fn first(
     } else {
         (SlotHead::default(), None)
     };
-    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, cached) else {
+    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
         if h != hook::FORWARD {
             // Nothing for the later hooks of this packet.
             Slot::clear(rn);
         }
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     };
     let mut ct = None;
     if h == hook::FORWARD {
-        let (c, st) = find(rn, &rcu, &p, &slot);
+        let (c, st) = find(rn, rcu, &p, &slot);
         ct = c;
         p.set_ct_state(st);
     } else if let Some(info) = p.info {
-        let tr = track_info(&rn.ct, &rcu, &info);
-        if tr.verdict != bindings::NF_ACCEPT {
+        let tr = track_info(&rn.ct, rcu, &info);
+        if tr.verdict != netfilter::ACCEPT {
             return tr.verdict;
         }
         let st = class_state(&tr.class);
@@ -1253,11 +1194,11 @@ pub(crate) fn first(
         if h != hook::FORWARD {
             remember(rn, &p, &ct, p.ct_state, p.info);
         }
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     // A mark changed at LOCAL_OUT re-routes the packet.
     let mark_before = if h == hook::LOCAL_OUT {
-        skb_mark(skb)
+        p.skb.mark()
     } else {
         0
     };
@@ -1265,13 +1206,13 @@ pub(crate) fn first(
         if let Some(v) = terminal(&out, &p, &rn.rules) {
             return v;
         }
-        if !apply_mangle(&p, &out, &rn.rules) {
-            return bindings::NF_DROP;
+        if !apply_mangle(&mut p, &out, &rn.rules) {
+            return netfilter::DROP;
         }
     }
     let mut translated = false;
     if h != hook::FORWARD {
-        match nat_step(rn, &rcu, set, &mut p, &mut ct) {
+        match nat_step(rn, rcu, set, &mut p, &mut ct) {
             Ok(t) => translated = t,
             Err(v) => return v,
         }
@@ -1280,18 +1221,13 @@ pub(crate) fn first(
         let info = if translated { None } else { p.info };
         remember(rn, &p, &ct, p.ct_state, info);
     }
-    if h == hook::LOCAL_OUT && (translated || skb_mark(skb) != mark_before) && !reroute(&p) {
-        return bindings::NF_DROP;
+    if h == hook::LOCAL_OUT && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
+        return netfilter::DROP;
     }
     if h == hook::LOCAL_OUT || h == hook::FORWARD {
         if translated {
             // Filter sees the packet as it is now.
-            if let Some(np) = Pkt::new(&rn.ct, &rcu, skb, state, None) {
-                // (the mark, as mangle left it, is the skb's)
-                let st = p.ct_state;
-                p = np;
-                p.set_ct_state(st);
-            }
+            p = p.reparse(&rn.ct, rcu);
         }
         if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
             if let Some(v) = terminal(&out, &p, &rn.rules) {
@@ -1299,24 +1235,22 @@ pub(crate) fn first(
             }
         }
     }
-    bindings::NF_ACCEPT
+    netfilter::ACCEPT
 }
 
 /// Priority `INT_MAX` at LOCAL_IN and POST_ROUTING: the late tables and
 /// confirmation (see the module docs).
 pub(crate) fn last(
     rn: &RfwNet,
-    skb: *mut bindings::sk_buff,
-    state: &bindings::nf_hook_state,
-) -> c_uint {
-    // As in `first`.
-    // SAFETY: the hook's RCU section lasts for this whole call.
-    let rcu = unsafe { Rcu::assume() };
-    let set = rn.rules.current(&rcu);
+    rcu: &Rcu,
+    skb: &mut SkBuff,
+    state: &HookState,
+) -> netfilter::Verdict {
+    let set = rn.rules.current(rcu);
     if !rn.tracks(set) {
         // A packet tracked by `first` just before tracking stopped leaves
         // its entry unconfirmed: the collector reaps it.
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     let unconfirmed = rn
         .ct
@@ -1324,27 +1258,26 @@ pub(crate) fn last(
         .load(core::sync::atomic::Ordering::Relaxed)
         != 0;
     // Loopback packets at LOCAL_IN were confirmed at POST_ROUTING of lo.
-    // SAFETY: `state.in_` is the hook's input device or null.
-    let lo_in = state.hook == hook::LOCAL_IN && unsafe { bindings::rfw_dev_is_loopback(state.in_) };
+    let lo_in = state.hook() == hook::LOCAL_IN && state.in_dev().is_some_and(|d| d.is_loopback());
     if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     let (slot, cached) = Slot::read(rn, skb);
-    let Some(mut p) = Pkt::new(&rn.ct, &rcu, skb, state, cached) else {
-        return bindings::NF_ACCEPT;
+    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
+        return netfilter::ACCEPT;
     };
-    let (mut ct, st) = find(rn, &rcu, &p, &slot);
+    let (mut ct, st) = find(rn, rcu, &p, &slot);
     p.set_ct_state(st);
     if !set.is_empty() {
         if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
             if let Some(v) = terminal(&out, &p, &rn.rules) {
                 return v;
             }
-            if !apply_mangle(&p, &out, &rn.rules) {
-                return bindings::NF_DROP;
+            if !apply_mangle(&mut p, &out, &rn.rules) {
+                return netfilter::DROP;
             }
         }
-        if state.hook == hook::LOCAL_IN {
+        if state.hook() == hook::LOCAL_IN {
             if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
                 if let Some(v) = terminal(&out, &p, &rn.rules) {
                     return v;
@@ -1353,27 +1286,26 @@ pub(crate) fn last(
         }
     }
     if !set.is_empty() || rn.rules.nat_used() {
-        let rewritten = match nat_step(rn, &rcu, set, &mut p, &mut ct) {
+        let rewritten = match nat_step(rn, rcu, set, &mut p, &mut ct) {
             Err(v) => return v,
             Ok(r) => r,
         };
-        // SAFETY: the hook's skb.
-        let demuxed = unsafe { bindings::rfw_skb_has_demux_sk(skb) };
-        if rewritten && state.hook == hook::LOCAL_IN && demuxed {
+        let demuxed = p.skb.has_demux_sk();
+        if rewritten && state.hook() == hook::LOCAL_IN && demuxed {
             // Early demux found a socket for the source before this hook
             // changed it: let the transport look again
             // (`nf_nat_ipv4_local_in`, nf_nat_edemux.sh).
-            // SAFETY: the hook's skb; drops the demux reference.
-            unsafe { bindings::rfw_skb_orphan(skb) };
+            // Drops the demux reference.
+            p.skb.orphan();
         }
     }
     if lo_in || !unconfirmed {
-        return bindings::NF_ACCEPT;
+        return netfilter::ACCEPT;
     }
     if let Some(c) = ct {
         if c.dir == Direction::Original && c.state != CtState::Related {
             c.e.confirm(table::get());
         }
     }
-    bindings::NF_ACCEPT
+    netfilter::ACCEPT
 }

@@ -21,10 +21,16 @@
 //!   and replies.
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
+//! * [`netdevice`]: network devices: name, loopback, the addresses NAT
+//!   takes from them.
+//! * [`netfilter`]: hook state, verdicts, the hook table and its
+//!   trampoline, re-routing and REJECT's answers.
 //! * [`percpu`]: per-CPU values and counters (`alloc_percpu`,
 //!   `this_cpu_ptr`, `this_cpu_add`).
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods.
+//! * [`skbuff`]: socket buffers: length, mark, network header, checksum
+//!   state, header copies and writable views.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
 //!   with bottom halves off (nested subclasses, try-lock), a static
 //!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
@@ -32,9 +38,12 @@
 
 pub(crate) mod genl;
 pub(crate) mod kernel_static;
+pub(crate) mod netdevice;
+pub(crate) mod netfilter;
 pub(crate) mod nlmsg;
 pub(crate) mod percpu;
 pub(crate) mod random;
 pub(crate) mod rcu;
+pub(crate) mod skbuff;
 pub(crate) mod sync;
 pub(crate) mod time;

@@ -5,7 +5,8 @@
 //!
 //! One table of `nf_hook_ops` serves every namespace (the kernel only reads
 //! it); each namespace registers it in `pernet::net_init`. The hook finds its
-//! namespace's state through `state->net`, as netfilter's own modules do.
+//! namespace's state through `state->net`, as netfilter's own modules do
+//! (`sys::netfilter`'s trampoline does the lookup).
 //!
 //! * Priority -200 (`NF_IP_PRI_CONNTRACK`), every hook: counts the packet,
 //!   then `pkt::first` (tracking, mangle, DNAT, filter OUTPUT/FORWARD).
@@ -13,13 +14,15 @@
 //!   POST_ROUTING: `pkt::last` (mangle, filter INPUT, SNAT, confirmation of
 //!   a new connection once its first packet passed every other hook).
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::c_int;
 
 use rfw_abi::{hook, nfproto};
 
 use crate::bindings;
-use crate::pernet;
-use crate::sys::kernel_static::KernelStatic;
+use crate::pernet::RfwNet;
+use crate::sys::netfilter::{HookOps, HookState, HookTable, NetHook, Verdict};
+use crate::sys::rcu::Rcu;
+use crate::sys::skbuff::SkBuff;
 
 /// Hooks at priority -200 per namespace.
 const MAIN: usize = 2 * hook::COUNT;
@@ -34,40 +37,27 @@ const PRIORITY: c_int = -200;
 /// After every other hook (`NF_IP_PRI_CONNTRACK_CONFIRM`).
 const PRIORITY_CONFIRM: c_int = c_int::MAX;
 
-static TABLE: KernelStatic<[bindings::nf_hook_ops; COUNT]> =
-    // `nf_hook_ops` holds pointers, integers and an optional function pointer.
-    // SAFETY: zero is a valid value for every field.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
+static TABLE: HookTable<COUNT> = HookTable::new();
 
 /// Fills the table. Called once, from module init, before the first
 /// namespace registers it.
 pub(crate) fn init_table() {
     let families = [nfproto::IPV4, nfproto::IPV6];
-    for (i, pf) in families.iter().enumerate() {
-        for h in 0..hook::COUNT {
-            // Module init runs once, before any registration of the table.
-            // SAFETY: nothing else reads it now (`KernelStatic`); index in bounds.
-            let ops = unsafe { &mut (*TABLE.get())[i * hook::COUNT + h] };
-            ops.hook = Some(rfw_hook);
-            ops.pf = *pf;
-            ops.hooknum = h as c_uint;
-            ops.priority = PRIORITY;
+    TABLE.fill(core::array::from_fn(|k| {
+        if k < MAIN {
+            let (i, h) = (k / hook::COUNT, k % hook::COUNT);
+            HookOps::new::<Main>(families[i], h as u8, PRIORITY)
+        } else {
+            let (i, j) = ((k - MAIN) / 2, (k - MAIN) % 2);
+            let h = [hook::LOCAL_IN, hook::POST_ROUTING][j];
+            HookOps::new::<Confirm>(families[i], h, PRIORITY_CONFIRM)
         }
-        for (j, h) in [hook::LOCAL_IN, hook::POST_ROUTING].iter().enumerate() {
-            // As above.
-            // SAFETY: nothing else reads the table now; index in bounds.
-            let ops = unsafe { &mut (*TABLE.get())[MAIN + i * 2 + j] };
-            ops.hook = Some(rfw_confirm_hook);
-            ops.pf = *pf;
-            ops.hooknum = c_uint::from(*h);
-            ops.priority = PRIORITY_CONFIRM;
-        }
-    }
+    }));
 }
 
 /// The table, for `nf_register_net_hooks`.
 pub(crate) fn table() -> *const bindings::nf_hook_ops {
-    TABLE.get().cast::<bindings::nf_hook_ops>()
+    TABLE.as_ptr()
 }
 
 fn family_index(pf: u8) -> usize {
@@ -78,45 +68,26 @@ fn family_index(pf: u8) -> usize {
     }
 }
 
-/// Counts the packet and, at the first hook, tracks it.
-///
-/// # Safety
-///
-/// Called by netfilter only, in a namespace where the hook is registered.
-unsafe extern "C" fn rfw_hook(
-    _priv: *mut c_void,
-    skb: *mut bindings::sk_buff,
-    state: *const bindings::nf_hook_state,
-) -> c_uint {
-    // Netfilter passes a valid skb and state that outlive the call; the skb
-    // stays a raw pointer: the packet path may rewrite it.
-    // SAFETY: so both may be read.
-    let (len, state) = unsafe { ((*skb).len, &*state) };
-    // This hook is registered in `state.net` only between `init` and `pre_exit`.
-    // SAFETY: so its `RfwNet` is live (see `pernet::get`).
-    let rn = unsafe { pernet::get(state.net) };
-    rn.counters.add(
-        family_index(state.pf),
-        usize::from(state.hook),
-        u64::from(len),
-    );
-    crate::pkt::first(rn, skb, state)
+/// Priority -200: counts the packet and, at the first hook, tracks it.
+struct Main;
+
+impl NetHook for Main {
+    fn run(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> Verdict {
+        rn.counters.add(
+            family_index(state.pf()),
+            usize::from(state.hook()),
+            u64::from(skb.len()),
+        );
+        crate::pkt::first(rn, rcu, skb, state)
+    }
 }
 
-/// Confirms the packet's new connection, after every other hook.
-///
-/// # Safety
-///
-/// Called by netfilter only, in a namespace where the hook is registered.
-unsafe extern "C" fn rfw_confirm_hook(
-    _priv: *mut c_void,
-    skb: *mut bindings::sk_buff,
-    state: *const bindings::nf_hook_state,
-) -> c_uint {
-    // Netfilter passes a valid state that outlives the call.
-    // SAFETY: so it may be read.
-    let state = unsafe { &*state };
-    // SAFETY: as in `rfw_hook`.
-    let rn = unsafe { pernet::get(state.net) };
-    crate::pkt::last(rn, skb, state)
+/// Priority `INT_MAX`: confirms the packet's new connection, after every
+/// other hook.
+struct Confirm;
+
+impl NetHook for Confirm {
+    fn run(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> Verdict {
+        crate::pkt::last(rn, rcu, skb, state)
+    }
 }

@@ -58,6 +58,10 @@ macro_rules! impl_has_delayed_work {
         // SAFETY: `OFFSET` is the offset of the field named, which the
         // function below checks to be a `DelayedWork<$owner>`; the invoker
         // cancels it before dropping the owner (see the macro's docs).
+        // The impl expands where the macro is invoked, outside this folder:
+        // the exception to the crate's `-Dunsafe_code` is made here, in sys,
+        // where the impl is written and its soundness argued.
+        #[allow(unsafe_code)]
         unsafe impl $crate::sys::workqueue::HasDelayedWork for $owner {
             const OFFSET: usize = {
                 fn _check(o: &$owner) -> &$crate::sys::workqueue::DelayedWork<$owner> {

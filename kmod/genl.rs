@@ -9,10 +9,9 @@
 //! (`resv_start_op` = 1): an attribute a command does not take is rejected
 //! with an extended ACK before the handler runs.
 
-#![deny(unsafe_code)]
-
+use conntrack::Family;
 use kernel::prelude::*;
-use rfw_abi::{attr, hook_stats, nfproto, Cmd};
+use rfw_abi::{attr, hook_stats, Cmd};
 
 use crate::ct::genl::{CtConfigGet, CtConfigSet, CtDelete, CtFlush, CtGet, CtStatsGet};
 use crate::rules::genl::{RulesGet, RulesReplace, RulesStatsGet};
@@ -79,10 +78,10 @@ impl DoIt for StatsGet {
     fn doit(req: &Request<'_>) -> Result {
         let totals = req.net().counters.sum();
         let r = Reply::new(req, Cmd::StatsGet as u8)?;
-        for (pf, fam) in [nfproto::IPV4, nfproto::IPV6].iter().zip(totals.iter()) {
+        for (f, fam) in Family::ALL.iter().zip(totals.iter()) {
             for (h, c) in fam.iter().enumerate() {
                 let nest = r.nest_start(attr::HOOK_STATS)?;
-                r.put_u8(hook_stats::FAMILY, *pf)?;
+                r.put_u8(hook_stats::FAMILY, f.nfproto())?;
                 r.put_u8(hook_stats::HOOK, h as u8)?;
                 r.put_u64(hook_stats::PACKETS, c.packets, hook_stats::PAD)?;
                 r.put_u64(hook_stats::BYTES, c.bytes, hook_stats::PAD)?;

@@ -239,24 +239,9 @@ struct delayed_work *rfw_to_delayed_work(struct work_struct *work)
 	return to_delayed_work(work);
 }
 
-int rfw_skb_network_offset(const struct sk_buff *skb)
-{
-	return skb_network_offset(skb);
-}
-
 void *rfw_this_cpu_ptr(void __percpu *ptr)
 {
 	return this_cpu_ptr(ptr);
-}
-
-void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
-		    const struct nlattr *attr)
-{
-	/* NL_SET_ERR_MSG_ATTR without its string-literal copy: `msg` is static. */
-	if (extack) {
-		extack->_msg = msg;
-		extack->bad_attr = attr;
-	}
 }
 
 struct net *rfw_cb_net(const struct netlink_callback *cb)
@@ -286,39 +271,14 @@ void rfw_cond_resched(void)
 
 bool rfw_dev_is_loopback(const struct net_device *dev)
 {
-	return dev && (dev->flags & IFF_LOOPBACK);
+	return dev->flags & IFF_LOOPBACK;
 }
 
 /* ---- rules, NAT and mangle (kmod/rules/) ---- */
 
 const char *rfw_dev_name(const struct net_device *dev)
 {
-	return dev ? dev->name : NULL;
-}
-
-unsigned char *rfw_skb_network_header(const struct sk_buff *skb)
-{
-	return skb_network_header(skb);
-}
-
-u8 rfw_skb_ip_summed(const struct sk_buff *skb)
-{
-	return skb->ip_summed;
-}
-
-void rfw_skb_set_ip_summed(struct sk_buff *skb, u8 v)
-{
-	skb->ip_summed = v;
-}
-
-u32 rfw_skb_mark(const struct sk_buff *skb)
-{
-	return skb->mark;
-}
-
-void rfw_skb_set_mark(struct sk_buff *skb, u32 mark)
-{
-	skb->mark = mark;
+	return dev->name;
 }
 
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr)
@@ -328,33 +288,15 @@ __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr)
 	return rt ? rt_nexthop(rt, daddr) : daddr;
 }
 
-__be32 rfw_dev_first_addr4(const struct net_device *dev)
+/* nf_nat_redirect_ipv4 reads ifa_list's first entry in Rust (sys/netdevice.rs). */
+struct in_device *rfw_in_dev_get_rcu(const struct net_device *dev)
 {
-	/* nf_nat_redirect_ipv4: the primary address of the incoming device. */
-	struct in_device *indev = __in_dev_get_rcu(dev);
-	const struct in_ifaddr *ifa;
-
-	if (!indev)
-		return 0;
-	ifa = rcu_dereference(indev->ifa_list);
-	return ifa ? ifa->ifa_local : 0;
+	return __in_dev_get_rcu(dev);
 }
-
 
 u64 rfw_ktime_get_ns(void)
 {
 	return ktime_get_ns();
-}
-
-void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
-			const struct nlattr *attr)
-{
-	/* NL_SET_ERR_MSG_FMT: a formatted message lives in the extack itself. */
-	if (extack) {
-		strscpy(extack->_msg_buf, msg, sizeof(extack->_msg_buf));
-		extack->_msg = extack->_msg_buf;
-		extack->bad_attr = attr;
-	}
 }
 
 struct sk_buff *rfw_genlmsg_new_size(size_t payload)

@@ -17,10 +17,10 @@ struct genl_family;
 struct nlattr;
 struct kmem_cache;
 struct net_device;
+struct in_device;
 struct delayed_work;
 struct work_struct;
 struct netlink_callback;
-struct netlink_ext_ack;
 struct mutex;
 struct lock_class_key;
 
@@ -86,12 +86,9 @@ bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
 struct delayed_work *rfw_to_delayed_work(struct work_struct *work);
 
 /* Packets. */
-int rfw_skb_network_offset(const struct sk_buff *skb);
 bool rfw_dev_is_loopback(const struct net_device *dev);
 
 /* Netlink. */
-void rfw_extack_set(struct netlink_ext_ack *extack, const char *msg,
-		    const struct nlattr *attr);
 struct net *rfw_cb_net(const struct netlink_callback *cb);
 u32 rfw_cb_portid(const struct netlink_callback *cb);
 void rfw_genlmsg_cancel(struct sk_buff *skb, void *hdr);
@@ -102,16 +99,9 @@ void rfw_cond_resched(void);
 
 /* rules, NAT and mangle (kmod/rules/) */
 const char *rfw_dev_name(const struct net_device *dev);
-unsigned char *rfw_skb_network_header(const struct sk_buff *skb);
-u8 rfw_skb_ip_summed(const struct sk_buff *skb);
-void rfw_skb_set_ip_summed(struct sk_buff *skb, u8 v);
-u32 rfw_skb_mark(const struct sk_buff *skb);
-void rfw_skb_set_mark(struct sk_buff *skb, u32 mark);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
-__be32 rfw_dev_first_addr4(const struct net_device *dev);
+struct in_device *rfw_in_dev_get_rcu(const struct net_device *dev);
 u64 rfw_ktime_get_ns(void);
-void rfw_extack_set_buf(struct netlink_ext_ack *extack, const char *msg,
-			const struct nlattr *attr);
 struct sk_buff *rfw_genlmsg_new_size(size_t payload);
 
 struct net *rfw_ifa4_info(const void *ptr, __be32 *addr);

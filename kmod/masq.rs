@@ -14,20 +14,17 @@
 //! addresses go at once than the queue holds, every MASQUERADE connection
 //! of the namespace is removed, as Linux does for a device going down.
 
-use core::cell::UnsafeCell;
-use core::ffi::{c_int, c_ulong, c_void};
-use core::mem::offset_of;
+use core::pin::Pin;
 
 use conntrack::{Direction, Status};
-use kernel::error::to_result;
 use kernel::prelude::*;
 
-use crate::bindings;
 use crate::ct::table;
-use crate::pernet::{self, RfwNet};
+use crate::pernet::RfwNet;
 use crate::rules::RStat;
-use crate::sys::kernel_static::KernelStatic;
+use crate::sys::notifier::{self, AddrDown};
 use crate::sys::sync::{LockClassKey, SpinLockBh};
+use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
 
 const QUEUE: usize = 8;
 
@@ -45,14 +42,13 @@ static PENDING_CLASS: LockClassKey = LockClassKey::new();
 pub(crate) struct MasqNet {
     /// Taken by the notifiers (the IPv6 one may run in softirq) and the work.
     pending: SpinLockBh<Pending>,
-    work: UnsafeCell<bindings::delayed_work>,
+    /// The flush; runs [`RfwNet`]'s [`WorkItem::run`].
+    work: DelayedWork<RfwNet>,
 }
 
-// SAFETY: `pending` is behind its lock; `work` is only touched through the
-// kernel's workqueue calls.
-unsafe impl Sync for MasqNet {}
-// SAFETY: see `Sync`.
-unsafe impl Send for MasqNet {}
+// The namespace's `exit` stops the flush (`MasqNet::stop`) before it drops
+// any part of the `RfwNet`.
+impl_has_delayed_work!(RfwNet, masq.work);
 
 impl MasqNet {
     /// An empty queue; [`MasqNet::init`] must run once it is in place.
@@ -67,23 +63,20 @@ impl MasqNet {
                 c"rfw_masq_pending",
                 &PENDING_CLASS,
             ),
-            // SAFETY: plain data, initialised in place by `init`.
-            work: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            work: DelayedWork::new(),
         }
     }
 
-    /// Initialises the work item in its final place (the namespace's
-    /// `RfwNet`, which never moves).
-    pub(crate) fn init(&self) {
-        // SAFETY: our own work item, not queued yet.
-        unsafe { bindings::rfw_init_delayed_work(self.work.get(), Some(masq_work)) };
+    /// Initialises the work item of `rn`, in its final place (the
+    /// namespace's `net_generic` area, which never moves).
+    pub(crate) fn init(rn: Pin<&RfwNet>) {
+        DelayedWork::init(rn);
     }
 
     /// Waits for a queued or running flush; none can be queued afterwards
     /// once the notifiers cannot reach this namespace (pernet exit).
     pub(crate) fn stop(&self) {
-        // SAFETY: the work item was initialised by `init`.
-        unsafe { bindings::cancel_delayed_work_sync(self.work.get()) };
+        self.work.cancel_sync();
     }
 
     fn queue(&self, addr: [u8; 16]) {
@@ -97,127 +90,53 @@ impl MasqNet {
                 p.all = true;
             }
         }
-        // SAFETY: initialised work item; callable from any context.
-        unsafe { bindings::rfw_mod_delayed_work(self.work.get(), 0) };
+        self.work.modify(0);
     }
 }
 
 /// The flush, in process context.
-///
-/// # Safety
-///
-/// Called by the workqueue only, for the work item of a live `MasqNet`
-/// inside an `RfwNet` (cancelled before the `RfwNet` is dropped).
-unsafe extern "C" fn masq_work(work: *mut bindings::work_struct) {
-    // SAFETY: `work` is the `work` field of a `MasqNet`'s delayed work.
-    let dw = unsafe { bindings::rfw_to_delayed_work(work) };
-    let off = offset_of!(RfwNet, masq) + offset_of!(MasqNet, work);
-    // The delayed work lives at `off` inside a live `RfwNet` (contract).
-    // SAFETY: so stepping back gives that `RfwNet`.
-    let rn = unsafe { &*dw.cast::<u8>().sub(off).cast::<RfwNet>() };
-    let p = {
-        let mut p = rn.masq.pending.lock();
-        let taken = *p;
-        p.n = 0;
-        p.all = false;
-        taken
-    };
-    let addrs = &p.addrs[..p.n];
-    let removed = table::get().remove_if(&rn.ct, |k, st| {
-        st.has(Status::MASQUERADE)
-            && (p.all || addrs.iter().any(|a| *a == k.tuple(Direction::Reply).dst))
-    });
-    for _ in 0..removed {
-        rn.rules.count(RStat::MasqFlushed);
+impl WorkItem for RfwNet {
+    fn run(&self) {
+        let rn = self;
+        let p = {
+            let mut p = rn.masq.pending.lock();
+            let taken = *p;
+            p.n = 0;
+            p.all = false;
+            taken
+        };
+        let addrs = &p.addrs[..p.n];
+        let removed = table::get().remove_if(&rn.ct, |k, st| {
+            st.has(Status::MASQUERADE)
+                && (p.all || addrs.iter().any(|a| *a == k.tuple(Direction::Reply).dst))
+        });
+        for _ in 0..removed {
+            rn.rules.count(RStat::MasqFlushed);
+        }
     }
 }
 
-/// `NETDEV_DOWN` for an IPv4 address.
-///
-/// # Safety
-///
-/// Called by the inetaddr notifier chain with an `in_ifaddr`.
-unsafe extern "C" fn inet_event(
-    _nb: *mut bindings::notifier_block,
-    event: c_ulong,
-    ptr: *mut c_void,
-) -> c_int {
-    if event != c_ulong::from(bindings::netdev_cmd_NETDEV_DOWN) {
-        return bindings::NOTIFY_DONE as c_int;
-    }
-    let mut a: u32 = 0;
-    // SAFETY: `ptr` is the chain's `in_ifaddr`; `a` is ours.
-    let net = unsafe { bindings::rfw_ifa4_info(ptr, &mut a) };
-    let mut addr = [0u8; 16];
-    addr[..4].copy_from_slice(&a.to_ne_bytes());
-    // The device's namespace is live and rfw's `init` ran for it (see
-    // `Registration`); `exit` runs after its devices are gone.
-    // SAFETY: so its `RfwNet` is live.
-    unsafe { pernet::get(net) }.masq.queue(addr);
-    bindings::NOTIFY_DONE as c_int
-}
+/// The address notifiers' handler: queues the address in its namespace.
+struct Masq;
 
-/// `NETDEV_DOWN` for an IPv6 address.
-///
-/// # Safety
-///
-/// Called by the inet6addr notifier chain with an `inet6_ifaddr`.
-unsafe extern "C" fn inet6_event(
-    _nb: *mut bindings::notifier_block,
-    event: c_ulong,
-    ptr: *mut c_void,
-) -> c_int {
-    if event != c_ulong::from(bindings::netdev_cmd_NETDEV_DOWN) {
-        return bindings::NOTIFY_DONE as c_int;
+impl AddrDown for Masq {
+    fn addr_down(net: &RfwNet, addr: [u8; 16]) {
+        net.masq.queue(addr);
     }
-    let mut addr = [0u8; 16];
-    // SAFETY: `ptr` is the chain's `inet6_ifaddr`; `addr` has 16 bytes.
-    let net = unsafe { bindings::rfw_ifa6_info(ptr, addr.as_mut_ptr()) };
-    // SAFETY: as in `inet_event`.
-    unsafe { pernet::get(net) }.masq.queue(addr);
-    bindings::NOTIFY_DONE as c_int
 }
-
-static NB4: KernelStatic<bindings::notifier_block> =
-    // SAFETY: zero is a valid value for every field.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
-static NB6: KernelStatic<bindings::notifier_block> =
-    // SAFETY: zero is a valid value for every field.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
 
 /// The address notifiers, registered for as long as this value lives.
 /// Created after the pernet operations (every namespace has its
 /// `RfwNet`), dropped before them.
-pub(crate) struct Registration(());
+pub(crate) struct Registration {
+    _notifiers: notifier::Registration<Masq>,
+}
 
 impl Registration {
     /// Registers both notifiers.
     pub(crate) fn new() -> Result<Self> {
-        // Module init runs once; the blocks are not registered yet.
-        // SAFETY: nothing else reads them now (`KernelStatic` invariant).
-        unsafe {
-            (*NB4.get()).notifier_call = Some(inet_event);
-            (*NB6.get()).notifier_call = Some(inet6_event);
-        }
-        // SAFETY: a filled, static notifier block.
-        to_result(unsafe { bindings::register_inetaddr_notifier(NB4.get()) })?;
-        // SAFETY: as above.
-        if let Err(e) = to_result(unsafe { bindings::register_inet6addr_notifier(NB6.get()) }) {
-            // SAFETY: registered just above.
-            unsafe { bindings::unregister_inetaddr_notifier(NB4.get()) };
-            return Err(e);
-        }
-        Ok(Registration(()))
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // After these return no callback runs or will run.
-        // SAFETY: both were registered in `new`.
-        unsafe {
-            bindings::unregister_inet6addr_notifier(NB6.get());
-            bindings::unregister_inetaddr_notifier(NB4.get());
-        }
+        Ok(Registration {
+            _notifiers: notifier::Registration::new()?,
+        })
     }
 }

@@ -3,16 +3,15 @@
 //! Packets and bytes per family and hook (`fwctl stats`), counted per CPU
 //! (see `sys::percpu`).
 
-#![deny(unsafe_code)]
-
+use conntrack::{Family, Hook};
 use kernel::prelude::*;
 
 use crate::sys::percpu::{Counter as CpuCounter, PerCpu};
 
-/// Address families rfw counts: index 0 is IPv4, 1 is IPv6.
-pub(crate) const FAMILIES: usize = 2;
+/// Address families rfw counts, by [`Family::index`].
+pub(crate) const FAMILIES: usize = Family::ALL.len();
 /// Hooks rfw counts per family, indexed by the kernel's hook number.
-pub(crate) const HOOKS: usize = rfw_abi::hook::COUNT;
+pub(crate) const HOOKS: usize = Hook::COUNT;
 const HOOK_SLOTS: usize = FAMILIES * HOOKS * 2;
 
 /// One hook's totals.
@@ -36,11 +35,11 @@ impl HookCounters {
 
     /// Adds one packet of `len` bytes to the current CPU's counters.
     #[inline]
-    pub(crate) fn add(&self, family: usize, hook: usize, len: u64) {
-        if family >= FAMILIES || hook >= HOOKS {
+    pub(crate) fn add(&self, family: Family, hook: usize, len: u64) {
+        if hook >= HOOKS {
             return;
         }
-        let i = (family * HOOKS + hook) * 2;
+        let i = (family.index() * HOOKS + hook) * 2;
         self.0.add_pair(i, 1, len);
     }
 

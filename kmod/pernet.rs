@@ -1,30 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-network-namespace state (the kernel's `pernet_operations`).
+//! Per-network-namespace state: what rfw keeps in each namespace.
 //!
 //! Every namespace, the initial one and each one created later, gets an
 //! [`RfwNet`] in its `net_generic` area and its own registration of rfw's
-//! netfilter hooks. Teardown is split the way the kernel intends:
-//! `pre_exit` unregisters the hooks, the core then waits for an RCU grace
-//! period (every hook invocation runs under `rcu_read_lock`), and only `exit`
-//! drops the state the hooks used. Module unload takes the same path for each
-//! namespace (`unregister_pernet_subsys`).
+//! netfilter hooks (`crate::sys::pernet`, which also says in which order
+//! they come and go). [`NetState`] says what the state does on the way in
+//! (MASQUERADE's work item, which must not move) and out (wait for
+//! MASQUERADE's flush, remove the namespace's connections, wait for a grace
+//! period so that nothing reaches the state through an entry).
 
-use core::ffi::{c_int, c_uint};
-use core::mem::size_of;
+use core::pin::Pin;
 
-use kernel::error::to_result;
 use kernel::prelude::*;
 
-use crate::bindings;
 use crate::ct::{self, net::CtNet};
-use crate::hooks;
 use crate::masq::MasqNet;
 use crate::percpu::HookCounters;
 use crate::pkt::Slot;
 use crate::rules::RulesNet;
-use crate::sys::kernel_static::KernelStatic;
 use crate::sys::percpu::PerCpu;
+use crate::sys::pernet::NetState;
+pub(crate) use crate::sys::pernet::{get, Registration};
 
 /// rfw's state in one network namespace.
 pub(crate) struct RfwNet {
@@ -40,7 +37,7 @@ pub(crate) struct RfwNet {
     pub(crate) masq: MasqNet,
 }
 
-impl RfwNet {
+impl NetState for RfwNet {
     fn new() -> Result<Self> {
         Ok(RfwNet {
             counters: HookCounters::new()?,
@@ -51,6 +48,24 @@ impl RfwNet {
         })
     }
 
+    fn start(self: Pin<&Self>) {
+        MasqNet::init(self);
+    }
+
+    fn exit(&self) {
+        // The address notifiers cannot reach a namespace whose devices are
+        // gone; wait for a flush they queued.
+        self.masq.stop();
+        // The hooks are gone; remove the entries (freed after a grace
+        // period by the collector), then wait until no collector pass or
+        // dump that saw one of them is still running: they may touch
+        // `self.ct` through the entry.
+        ct::table::get().flush(&self.ct);
+        crate::sys::rcu::synchronize();
+    }
+}
+
+impl RfwNet {
     /// Whether packets of this namespace are tracked now, given its
     /// current ruleset: always with `fwctl ct tracking on`, else while a
     /// table is loaded or once a connection was NATed here (its binding
@@ -66,138 +81,5 @@ impl RfwNet {
                 .ct
                 .track_always
                 .load(core::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// The id the kernel assigns for `net_generic` lookups.
-static NET_ID: KernelStatic<c_uint> = KernelStatic::new(0);
-
-static OPS: KernelStatic<bindings::pernet_operations> =
-    // `pernet_operations` holds pointers, integers and function pointers.
-    // SAFETY: zero is a valid value for every field.
-    KernelStatic::new(unsafe { core::mem::zeroed() });
-
-/// The storage of `net`'s [`RfwNet`].
-///
-/// # Safety
-///
-/// `net` must be a live namespace and rfw's pernet operations registered.
-unsafe fn slot(net: *const bindings::net) -> *mut RfwNet {
-    // The kernel wrote `NET_ID` at registration, before any `init` call.
-    // SAFETY: and does not write it again while registered.
-    let id = unsafe { NET_ID.get().read() };
-    // `net` is live and our id registered (caller): this is our area.
-    // SAFETY: `rfw_net_generic` returns `size_of::<RfwNet>()` bytes of `net`.
-    unsafe { bindings::rfw_net_generic(net, id) }.cast::<RfwNet>()
-}
-
-/// rfw's state in `net`.
-///
-/// # Safety
-///
-/// `net` must be a live namespace whose `init` has run and whose `exit` has
-/// not: true inside rfw's hooks (registered after init, unregistered a grace
-/// period before exit) and inside netlink commands (the family is registered
-/// after, and unregistered before, the pernet operations; the requesting
-/// socket holds its namespace alive).
-pub(crate) unsafe fn get<'a>(net: *const bindings::net) -> &'a RfwNet {
-    // SAFETY: per this function's contract `slot` holds an initialised value.
-    unsafe { &*slot(net) }
-}
-
-/// `pernet_operations.init`: state and hooks for a new namespace.
-///
-/// # Safety
-///
-/// Called by the namespace core only, with a live `net`.
-unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
-    let state = match RfwNet::new() {
-        Ok(s) => s,
-        Err(e) => return e.to_errno(),
-    };
-    // The kernel calls `init` for a live namespace with our id registered.
-    // SAFETY: so the slot is zeroed memory of ours, initialised below.
-    let slot = unsafe { slot(net) };
-    // SAFETY: `slot` is valid for writes and holds no value yet.
-    unsafe { slot.write(state) };
-    // The state is in its final place now.
-    // SAFETY: `slot` holds the value just written.
-    unsafe { (*slot).masq.init() };
-    let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
-    // The table is filled (before registration) and lives as long as the module.
-    // SAFETY: `table` holds `n` valid entries and `net` is live.
-    let ret = unsafe { bindings::nf_register_net_hooks(net, table, n) };
-    if ret != 0 {
-        // No hook is registered, so nothing else can see the state: drop it.
-        // The kernel does not call `exit` for a namespace whose `init` failed.
-        // SAFETY: `slot` holds the value written above.
-        unsafe { core::ptr::drop_in_place(slot) };
-    }
-    ret
-}
-
-/// `pernet_operations.pre_exit`: unhooks a dying namespace.
-///
-/// # Safety
-///
-/// Called by the namespace core only, for a `net` whose `init` succeeded.
-unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
-    // SAFETY: `init` succeeded for `net`, so these hooks are registered.
-    unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
-}
-
-/// `pernet_operations.exit`: frees a dead namespace's connections and state.
-///
-/// # Safety
-///
-/// Called by the namespace core only, for a `net` whose `init` succeeded,
-/// an RCU grace period after `pre_exit`.
-unsafe extern "C" fn net_exit(net: *mut bindings::net) {
-    // `init` succeeded for `net` and its `exit` has not run.
-    // SAFETY: so the state is live.
-    let rn = unsafe { get(net) };
-    // The address notifiers cannot reach a namespace whose devices are
-    // gone; wait for a flush they queued.
-    rn.masq.stop();
-    // The hooks are gone; remove the entries (freed after a grace period by
-    // the collector), then wait until no collector pass or dump that saw one
-    // of them is still running: they may touch `rn.ct` through the entry.
-    ct::table::get().flush(&rn.ct);
-    crate::sys::rcu::synchronize();
-    // The hooks went in `pre_exit`, a grace period ago, netlink commands
-    // cannot reach a dying namespace, and no entry refers to its state.
-    // SAFETY: the slot holds our value and nothing can reach it any more.
-    unsafe { core::ptr::drop_in_place(slot(net)) };
-}
-
-/// rfw's pernet operations, registered for as long as this value lives.
-pub(crate) struct Registration(());
-
-impl Registration {
-    /// Registers the operations: the kernel runs `init` for every existing
-    /// namespace now and for every new one later.
-    pub(crate) fn new() -> Result<Self> {
-        hooks::init_table();
-        let ops = OPS.get();
-        // Module init runs once; the operations are not registered yet.
-        // SAFETY: nothing else reads them now (`KernelStatic` invariant).
-        unsafe {
-            (*ops).init = Some(net_init);
-            (*ops).pre_exit = Some(net_pre_exit);
-            (*ops).exit = Some(net_exit);
-            (*ops).id = NET_ID.get();
-            (*ops).size = size_of::<RfwNet>();
-        }
-        // SAFETY: `ops` is fully initialised and static.
-        to_result(unsafe { bindings::register_pernet_subsys(ops) })?;
-        Ok(Registration(()))
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // This runs `pre_exit`, a grace period and `exit` for every namespace.
-        // SAFETY: the operations were registered in `new`.
-        unsafe { bindings::unregister_pernet_subsys(OPS.get()) };
     }
 }

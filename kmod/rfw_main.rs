@@ -2,11 +2,14 @@
 
 //! rfw.ko: stateful connection tracking and NAT for Linux, in Rust.
 //!
-//! This crate is the kernel glue, and the only place in rfw that holds
-//! `unsafe` code. It owns the registrations with the kernel (pernet
-//! operations, netfilter hooks, the generic netlink family) and the kernel
-//! memory (per-CPU counters); packet parsing, tracking, NAT and rules are
-//! decided by the `conntrack` and `nat` crates, which have no `unsafe` at all.
+//! This crate is the kernel glue. It owns the registrations with the kernel
+//! (pernet operations, netfilter hooks, the generic netlink family) and the
+//! kernel memory (per-CPU counters); packet parsing, tracking, NAT and rules
+//! are decided by the `conntrack` and `nat` crates, which are safe Rust
+//! throughout (their lint level forbids anything else). Within this crate,
+//! code the compiler cannot check lives in [`sys`] alone: Kbuild denies it
+//! on the command line for the whole crate, and `sys` is the one module
+//! that allows it. The `module!` declaration is there too (`sys::module`).
 //!
 //! Lifetime of the registrations (see `Rfw`): pernet operations first, so that
 //! every namespace has its hooks and counters before any command can ask for
@@ -14,7 +17,6 @@
 
 use kernel::prelude::*;
 
-mod bindings;
 mod ct;
 mod genl;
 mod hooks;
@@ -25,13 +27,9 @@ mod pkt;
 mod rules;
 mod sys;
 
-module! {
-    type: Rfw,
-    name: "rfw",
-    author: "rfw developers",
-    description: "Stateful connection tracking and NAT, in Rust",
-    license: "GPL",
-}
+use sys::bindings;
+/// For the printing macros, which name it `crate::__LOG_PREFIX`.
+use sys::module::LOG_PREFIX as __LOG_PREFIX;
 
 /// The loaded module. Dropping it unregisters everything, in field order:
 /// the netlink family first (no command can reach per-namespace state any

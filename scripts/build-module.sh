@@ -15,6 +15,15 @@ kdir=$("$RFW_ROOT/scripts/build-kernel.sh" "$flavour")
 stage="$RFW_ROOT/target/kmod/$flavour"
 mkdir -p "$stage"/{abi,conntrack,nat}
 cp -a "$RFW_ROOT/Kbuild" "$stage/"
+# Sources removed or moved in the tree must go from the stage too: a stale
+# kmod/pkt.rs beside a new kmod/pkt/mod.rs is an ambiguous module to rustc.
+# (bindings_generated.rs is Kbuild's output, not a source.)
+if [ -d "$stage/kmod" ]; then
+	(cd "$stage/kmod" && find . -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' \) \
+		! -name bindings_generated.rs) | while read -r f; do
+		[ -e "$RFW_ROOT/kmod/$f" ] || rm -f "$stage/kmod/$f"
+	done
+fi
 cp -a "$RFW_ROOT/kmod" "$stage/"
 for c in abi conntrack nat; do cp -a "$RFW_ROOT/$c/src" "$stage/$c/"; done
 

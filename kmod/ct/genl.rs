@@ -5,8 +5,6 @@
 //! the ABI crate's safe parsers; their error sentences go back in the
 //! extended ACK with `-EINVAL`.
 
-#![deny(unsafe_code)]
-
 use core::ffi::c_long;
 use core::sync::atomic::Ordering;
 

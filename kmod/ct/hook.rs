@@ -27,17 +27,15 @@
 //! after being seen unconfirmed by two of its passes (6.4 to 12.8 s) and
 //! counted as `unconfirmed_reaped`; Linux frees it with the skb.
 
-use core::ffi::c_uint;
-
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::parse::PacketInfo;
-use conntrack::{Class, Conn, Direction, Family, InsertError, InvalidReason, TableStats, Tuple};
-use rfw_abi::nfproto;
+use conntrack::{Class, Conn, Direction, InsertError, InvalidReason, TableStats, Tuple};
 
 use super::net::{CtNet, Stat};
 use super::table::{self, Entry, Removal, Table};
-use crate::bindings;
+use crate::sys::netfilter::{self, Verdict};
 use crate::sys::rcu::Rcu;
+use crate::sys::skbuff::SkBuff;
 
 /// Bytes of a packet copied for parsing: every header rfw reads lies in
 /// them unless an IPv6 packet carries more than ~280 bytes of extension
@@ -127,39 +125,17 @@ impl<'g> conntrack::Table for KTable<'g> {
     }
 }
 
-pub(crate) fn family_of(pf: u8) -> Option<Family> {
-    match pf {
-        nfproto::IPV4 => Some(Family::Ipv4),
-        nfproto::IPV6 => Some(Family::Ipv6),
-        _ => None,
-    }
-}
-
 /// Copies the first bytes of the packet (from its network header) into
-/// `buf`; returns how many.
-pub(crate) fn copy_prefix<'b>(
-    skb: &bindings::sk_buff,
-    buf: &'b mut [u8],
-    max: usize,
-) -> Option<&'b [u8]> {
-    let p = skb as *const bindings::sk_buff;
-    // SAFETY: `skb` is the hook's valid skb.
-    let off = unsafe { bindings::rfw_skb_network_offset(p) };
-    let len = (skb.len as i64).checked_sub(i64::from(off))?;
-    if len <= 0 || off < 0 {
-        return None;
-    }
-    let n = (len as usize).min(max).min(buf.len());
-    // `skb_copy_bits` reads linear and paged data and checks the bounds.
-    // SAFETY: `buf` has room for `n` bytes; `skb` is valid.
-    let r = unsafe { bindings::skb_copy_bits(p, off, buf.as_mut_ptr().cast(), n as i32) };
-    (r == 0).then_some(&buf[..n])
+/// `buf`, at most `max`; returns them.
+pub(crate) fn copy_prefix<'b>(skb: &SkBuff, buf: &'b mut [u8], max: usize) -> Option<&'b [u8]> {
+    let n = max.min(buf.len());
+    skb.copy_network(&mut buf[..n])
 }
 
 /// What tracking found for a packet.
 pub(crate) struct Tracked<'g> {
     /// `NF_ACCEPT`, or `NF_DROP` when the table is full.
-    pub(crate) verdict: c_uint,
+    pub(crate) verdict: Verdict,
     /// The packet's connection and its direction in it (for RELATED: the
     /// connection it is related to, and the direction the error travels).
     pub(crate) conn: Option<(&'g Entry, Direction)>,
@@ -173,8 +149,7 @@ pub(crate) struct Tracked<'g> {
 /// Tracks a parsed packet at PRE_ROUTING or LOCAL_OUT.
 pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> Tracked<'g> {
     let cfg = ct.config(rcu);
-    // SAFETY: reads `jiffies`.
-    let now = u64::from(unsafe { bindings::rfw_jiffies_msecs() });
+    let now = u64::from(crate::sys::time::jiffies_msecs());
     let mut kt = KTable {
         t: table::get(),
         net: ct,
@@ -191,17 +166,17 @@ pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> 
             // No room: drop the packet, as nf_conntrack does.
             ct.count(Stat::Drop);
             ct.count_invalid(InvalidReason::TableFull);
-            bindings::NF_DROP
+            netfilter::DROP
         }
         Class::Invalid(r) => {
             ct.count_invalid(r);
-            bindings::NF_ACCEPT
+            netfilter::ACCEPT
         }
         Class::Related => {
             ct.count(Stat::Related);
-            bindings::NF_ACCEPT
+            netfilter::ACCEPT
         }
-        _ => bindings::NF_ACCEPT,
+        _ => netfilter::ACCEPT,
     };
     let conn = p.conn.map(|e| (e, p.verdict.dir));
     let bucket = match (conn, kt.last) {

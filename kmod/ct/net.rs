@@ -9,14 +9,14 @@
 //! the table and waited for another grace period, so that nothing (the
 //! collector, a dump, the packet path) can still reach it through an entry.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use conntrack::{Config, InvalidReason, ParseError};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
 use crate::sys::percpu::{Counter, PerCpu};
-use crate::sys::rcu::{self, Rcu, RcuGuard};
+use crate::sys::rcu::{Rcu, RcuBox};
 
 /// Counted events, in the order of the per-CPU array.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -81,8 +81,8 @@ pub(crate) struct CtNet {
     /// `ct_config::TRACKING_ON`: track every packet, rules or not (else
     /// only while the namespace has rules; see `RfwNet::tracks`).
     pub(crate) track_always: AtomicBool,
-    /// Tracking settings, replaced under RCU (`KBox` pointer, never null).
-    config: AtomicPtr<Config>,
+    /// Tracking settings, replaced under RCU.
+    config: RcuBox<Config>,
     stats: PerCpu<[Counter; N_COUNTERS]>,
 }
 
@@ -98,7 +98,7 @@ impl CtNet {
             limit: AtomicU32::new(limit),
             mix: u64::from_ne_bytes(mix),
             track_always: AtomicBool::new(false),
-            config: AtomicPtr::new(KBox::into_raw(cfg)),
+            config: RcuBox::new(cfg),
             stats: PerCpu::zeroed()?,
         })
     }
@@ -126,51 +126,14 @@ impl CtNet {
     }
 
     /// The settings, valid for the read-side section.
-    pub(crate) fn config<'g>(&self, _rcu: &'g Rcu) -> &'g Config {
-        let p = self.config.load(Ordering::Acquire);
-        // The pointer is never null and a replaced value is freed only a
-        // grace period after the swap (see `update_config`).
-        // SAFETY: so it is valid for the read-side section `'g`.
-        unsafe { &*p }
+    pub(crate) fn config<'g>(&self, rcu: &'g Rcu) -> &'g Config {
+        self.config.read(rcu)
     }
 
-    /// Replaces the settings with `f` applied to a copy (process context).
+    /// Replaces the settings with `f` applied to a copy (process context);
+    /// concurrent updates retry on top of each other, and the old settings
+    /// are freed a grace period after the swap.
     pub(crate) fn update_config(&self, f: impl Fn(&mut Config)) -> Result {
-        loop {
-            // Copy under RCU, allocate (may sleep) outside it.
-            let (cur, copy) = {
-                let rcu = RcuGuard::new();
-                (self.config.load(Ordering::Acquire), *self.config(&rcu))
-            };
-            let mut new = KBox::new(copy, GFP_KERNEL)?;
-            f(&mut new);
-            let new = KBox::into_raw(new);
-            match self
-                .config
-                .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(old) => {
-                    rcu::synchronize();
-                    // Swapped out a grace period ago: no reader is left.
-                    // SAFETY: `old` came from `KBox::into_raw`.
-                    drop(unsafe { KBox::from_raw(old) });
-                    return Ok(());
-                }
-                Err(_) => {
-                    // Another update won; retry on top of it.
-                    // SAFETY: `new` was never published.
-                    drop(unsafe { KBox::from_raw(new) });
-                }
-            }
-        }
-    }
-}
-
-impl Drop for CtNet {
-    fn drop(&mut self) {
-        // Dropped in pernet `exit`: no hook, command or entry can reach us.
-        let p = *self.config.get_mut();
-        // SAFETY: `p` came from `KBox::into_raw` and is unreachable now.
-        drop(unsafe { KBox::from_raw(p) });
+        self.config.update(f)
     }
 }

@@ -4,8 +4,9 @@
 //! Linux's `nf_conntrack_hash` is.
 //!
 //! # Layout
-//! * `buckets`: one word per bucket, the head of a singly linked chain of
-//!   [`Node`]s. Every [`Entry`] has two nodes, one per direction, each
+//! * The buckets (`crate::sys::rculist::Chains`, which holds the pointer
+//!   work): one word per bucket, the head of a singly linked chain of
+//!   nodes. Every [`Entry`] has two nodes, one per direction, each
 //!   linked into the chain of its tuple's hash (an entry whose two tuples
 //!   are equal links only the first). A link is a tagged pointer: the
 //!   address of the node it points to, with the node's direction in bit 0.
@@ -21,7 +22,7 @@
 //!   1024 striped spinlocks, two taken in index order (the second with
 //!   `spin_lock_nested`), as `nf_conntrack_double_lock()` does.
 //! * The mutable part of an entry ([`ConnState`]) is only touched under its
-//!   state lock: another 1024 stripes, indexed by the entry's address. A
+//!   state lock: another 1024 stripes, indexed by the state's address. A
 //!   stripe costs no memory per entry (Linux has a spinlock in each
 //!   `nf_conn`); two flows sharing a stripe contend only on the same
 //!   instant. State locks are never held while taking a bucket lock, nor
@@ -46,24 +47,23 @@
 //!   [`EVICTION_RANGE`] buckets (Linux's `early_drop()`), else fails and the
 //!   packet is dropped.
 
-use core::cell::UnsafeCell;
-use core::ffi::c_void;
-use core::mem::{offset_of, size_of};
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::mem::size_of;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
 use super::net::{CtNet, Stat};
-use crate::bindings;
+use crate::sys::global::{Global, Published};
 use crate::sys::rcu::{Rcu, RcuGuard};
-use crate::sys::sync::{Guard, LockClassKey, NestedGuard, SpinLockBh, SINGLE_DEPTH_NESTING};
+use crate::sys::rculist::{self, Chains, Held, Linked, ParentRef, Unlinked};
+use crate::sys::striped::{StripedCell, StripedLocks};
+use crate::sys::sync::LockClassKey;
+use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
 
-/// Lock stripes of each kind.
-const LOCKS: usize = 1024;
 /// The lockdep class of the bucket-lock stripes.
 static BUCKET_LOCK_CLASS: LockClassKey = LockClassKey::new();
 /// The lockdep class of the state-lock stripes (never nested with the
@@ -74,11 +74,6 @@ pub(crate) const MAX_CHAIN: usize = 64;
 /// Nodes a walk visits at most: chains are bounded by [`MAX_CHAIN`] at
 /// insert (a re-key may add one node past it).
 const WALK_MAX: usize = 4 * MAX_CHAIN;
-/// Tag bit of a graveyard link (bit 0 is the direction; nodes are 8-byte
-/// aligned). Every link stored in a buried entry carries it, the end of the
-/// graveyard included, so a reader that was standing on a node when its
-/// entry was buried knows it has left its chain (see [`Table::bury`]).
-const GRAVE: usize = 2;
 /// Times a walk starts its chain again after straying into the graveyard
 /// before it gives up (as "not found"). Each restart needs a removal in
 /// the same chain in the same few instructions: more than one is rare.
@@ -98,31 +93,21 @@ const GC_RUNS_PER_PASS: usize = 64;
 /// again at once when it hit the bound).
 const GC_MAX_REMOVALS: usize = 8192;
 
-/// A chain link inside an entry.
-pub(crate) struct Node {
-    /// Tagged pointer to the next node (0 ends the chain).
-    next: AtomicUsize,
-}
-
-/// One connection.
-pub(crate) struct Entry {
-    /// Chain links, indexed by direction. Once the entry is unlinked and
-    /// buried, `nodes[1].next` links the graveyard instead (see `bury`).
-    nodes: [Node; 2],
-    /// The namespace's tracking state; also the namespace's identity.
-    net: NonNull<CtNet>,
+/// What an entry holds besides its chain links.
+pub(crate) struct Tracked {
+    /// The namespace's tracking state; also the namespace's identity. A
+    /// namespace's entries are removed, and a grace period passes, before
+    /// its `CtNet` is dropped (see `CtNet`).
+    net: ParentRef<CtNet>,
     /// The tuples: immutable once published.
     key: ConnKey,
     /// Protocol state, timers, counters: under the state lock only.
-    state: UnsafeCell<ConnState>,
+    state: StripedCell<ConnState>,
 }
 
-// SAFETY: `state` is only accessed under its state lock; everything else is
-// immutable or atomic once the entry is published; `net` points to state
-// that outlives the entry (see `CtNet`).
-unsafe impl Sync for Entry {}
-// SAFETY: see `Sync`.
-unsafe impl Send for Entry {}
+/// One connection: its two chain nodes (one per direction; once the entry
+/// is unlinked and buried, node 1 links the graveyard) and what it tracks.
+pub(crate) type Entry = Linked<Tracked>;
 
 /// Size of one entry, as allocated (reported by `fwctl ct stats`).
 pub(crate) const ENTRY_SIZE: usize = size_of::<Entry>();
@@ -139,16 +124,12 @@ impl Entry {
 
     /// True when the entry belongs to `net`.
     pub(crate) fn is_of(&self, net: &CtNet) -> bool {
-        core::ptr::eq(self.net.as_ptr(), net)
+        self.net.is(net)
     }
 
     /// The entry's namespace state.
     fn net(&self) -> &CtNet {
-        // An entry is removed from the table, and a grace period passes,
-        // before its namespace's `CtNet` is dropped (see `CtNet`), and
-        // every `&Entry` lives inside an RCU section or a bucket lock.
-        // SAFETY: so the `CtNet` is live while `self` is reachable.
-        unsafe { self.net.as_ref() }
+        self.net.get()
     }
 
     /// Runs `f` on the key and the state under the state lock, whether or
@@ -158,13 +139,9 @@ impl Entry {
         table: &Table,
         f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
     ) -> R {
-        let lock = table.state_lock(self);
-        let _g = lock.lock();
-        // The state lock of this entry is held: no other reference to the
-        // state exists until it is released.
-        // SAFETY: so this exclusive borrow is the only one.
-        let state = unsafe { &mut *self.state.get() };
-        f(&self.key, state)
+        table
+            .state_locks
+            .with(&self.state, |state| f(&self.key, state))
     }
 
     /// Runs `f` under the state lock unless the entry is dying.
@@ -199,15 +176,6 @@ impl Entry {
             self.net().unconfirmed.fetch_sub(1, Ordering::Relaxed);
         }
     }
-}
-
-/// Held bucket-lock stripes (up to three), released on drop: the nested
-/// ones first, then the first, whose release re-enables bottom halves
-/// (fields drop in declaration order).
-struct Held<'a> {
-    _third: Option<NestedGuard<'a, ()>>,
-    _second: Option<NestedGuard<'a, ()>>,
-    _first: Guard<'a, ()>,
 }
 
 /// How a walk of one chain ended (see [`Table::walk_once`]).
@@ -263,32 +231,30 @@ pub(crate) enum Rekey {
 ///
 /// # Invariants
 ///
-/// * `cache` is a live kmem_cache of `Entry`-sized objects, owned.
-/// * Every node reachable from `buckets` belongs to a live entry of
-///   `cache`; every entry in the graveyard is unlinked from all chains.
-/// * `gc` is initialised in place and the table never moves afterwards
-///   (it lives in a `KBox`).
+/// * The table is pinned (in a box) and cancels `gc` before it drops
+///   anything else (see `Drop`).
 pub(crate) struct Table {
-    buckets: KVVec<AtomicUsize>,
-    bucket_locks: KVVec<SpinLockBh<()>>,
-    state_locks: KVVec<SpinLockBh<()>>,
-    cache: NonNull<bindings::kmem_cache>,
+    /// The buckets, their lock stripes, the graveyard and the entries' slab.
+    chains: Chains<Tracked>,
+    state_locks: StripedLocks,
     key: HashKey,
     default_limit: u32,
-    graveyard: AtomicUsize,
-    graveyard_len: AtomicUsize,
-    gc: UnsafeCell<bindings::delayed_work>,
+    gc: DelayedWork<Table>,
     gc_cursor: AtomicUsize,
 }
 
-// SAFETY: all shared mutation goes through atomics, the kernel's spinlocks
-// and the kernel's workqueue; `cache` is used through thread-safe slab calls.
-unsafe impl Sync for Table {}
-// SAFETY: see `Sync`.
-unsafe impl Send for Table {}
+// `Table::drop` cancels the collector first.
+impl_has_delayed_work!(Table, gc);
 
-/// The table of the loaded module (null before init and after exit).
-static TABLE: AtomicPtr<Table> = AtomicPtr::new(core::ptr::null_mut());
+/// The collector.
+impl WorkItem for Table {
+    fn run(&self) {
+        self.gc_run();
+    }
+}
+
+/// The table of the loaded module (empty before init and after exit).
+static TABLE: Global<Table> = Global::new();
 
 /// The table.
 ///
@@ -296,37 +262,27 @@ static TABLE: AtomicPtr<Table> = AtomicPtr::new(core::ptr::null_mut());
 /// netlink commands, pernet callbacks, the collector. The table is published
 /// before any of them is registered and freed after all are gone (see
 /// `Registration`).
+#[inline]
 pub(crate) fn get() -> &'static Table {
-    let p = TABLE.load(Ordering::Acquire);
-    // `Registration::new` stored a live table before registering anything
-    // that calls this; `Registration::drop` clears it only after all of
-    // them were unregistered.
-    // SAFETY: hence `p` is valid for as long as any caller runs.
-    unsafe { &*p }
+    // `Registration::new` published the table before anything that calls
+    // this was registered; `Registration` is dropped after all of them
+    // were unregistered.
+    TABLE.get()
 }
 
-fn tag(node: &Node, dir: Direction) -> usize {
-    (node as *const Node as usize) | dir.index()
-}
-
-/// The entry and direction a tagged link points to (a graveyard link's
-/// [`GRAVE`] bit ignored).
-fn untag(link: usize) -> (*const Entry, Direction) {
-    let dir = if link & 1 == 0 {
+/// The direction of node `i` of an entry.
+fn dir_of(i: usize) -> Direction {
+    if i == 0 {
         Direction::Original
     } else {
         Direction::Reply
-    };
-    let node = (link & !(1 | GRAVE)) as *const u8;
-    let back = offset_of!(Entry, nodes) + dir.index() * size_of::<Node>();
-    (node.wrapping_sub(back).cast::<Entry>(), dir)
+    }
 }
 
 /// The bucket count Linux would choose for this much RAM
 /// (`nf_conntrack_init_start()`).
 fn default_buckets() -> usize {
-    // SAFETY: reads a kernel counter.
-    let pages = unsafe { bindings::rfw_totalram_pages() } as usize;
+    let pages = crate::sys::params::totalram_pages();
     let bytes = pages.saturating_mul(4096);
     let gib = 1usize << 30;
     let n = if bytes > 4 * gib {
@@ -340,9 +296,8 @@ fn default_buckets() -> usize {
 }
 
 impl Table {
-    fn new() -> Result<KBox<Table>> {
-        // SAFETY: reads a module parameter, written only at load.
-        let (p_hash, p_max) = unsafe { (bindings::rfw_param_hashsize, bindings::rfw_param_max) };
+    fn new() -> Result<Pin<KBox<Table>>> {
+        let (p_hash, p_max) = (crate::sys::params::hashsize(), crate::sys::params::max());
         let n = match p_hash as usize {
             0 => default_buckets(),
             n => n.clamp(1024, MAX_BUCKETS),
@@ -352,60 +307,23 @@ impl Table {
             0 => n.min(rfw_abi::ct_config::LIMIT_MAX as usize) as u32,
             m => m.min(rfw_abi::ct_config::LIMIT_MAX),
         };
-        let mut buckets = KVVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            buckets.push(AtomicUsize::new(0), GFP_KERNEL)?;
-        }
-        let mut bucket_locks = KVVec::with_capacity(LOCKS, GFP_KERNEL)?;
-        let mut state_locks = KVVec::with_capacity(LOCKS, GFP_KERNEL)?;
-        for _ in 0..LOCKS {
-            bucket_locks.push(
-                SpinLockBh::new((), c"rfw_bucket_lock", &BUCKET_LOCK_CLASS),
-                GFP_KERNEL,
-            )?;
-            state_locks.push(
-                SpinLockBh::new((), c"rfw_state_lock", &STATE_LOCK_CLASS),
-                GFP_KERNEL,
-            )?;
-        }
+        let chains = Chains::new(n, c"rfw_conn", c"rfw_bucket_lock", &BUCKET_LOCK_CLASS)?;
+        let state_locks = StripedLocks::new(c"rfw_state_lock", &STATE_LOCK_CLASS)?;
         let mut seed = [0u8; 16];
         crate::sys::random::fill(&mut seed);
-        // SAFETY: a static NUL-terminated name; size/align of `Entry`.
-        let cache = unsafe {
-            bindings::rfw_kmem_cache_create(
-                c"rfw_conn".as_ptr(),
-                size_of::<Entry>() as u32,
-                core::mem::align_of::<Entry>() as u32,
-            )
-        };
-        let cache = NonNull::new(cache).ok_or(ENOMEM)?;
-        let t = KBox::new(
+        let t = KBox::pin(
             Table {
-                buckets,
-                bucket_locks,
+                chains,
                 state_locks,
-                cache,
                 key: HashKey::from_bytes(seed),
                 default_limit,
-                graveyard: AtomicUsize::new(0),
-                graveyard_len: AtomicUsize::new(0),
-                // SAFETY: plain data, initialised in place below.
-                gc: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+                gc: DelayedWork::new(),
                 gc_cursor: AtomicUsize::new(0),
             },
             GFP_KERNEL,
-        );
-        let t = match t {
-            Ok(t) => t,
-            Err(e) => {
-                // SAFETY: the cache is ours, empty and unpublished.
-                unsafe { bindings::kmem_cache_destroy(cache.as_ptr()) };
-                return Err(e.into());
-            }
-        };
-        // The table is in its final place (boxed); the work is not queued.
-        // SAFETY: `INIT_DELAYED_WORK` on our own memory.
-        unsafe { bindings::rfw_init_delayed_work(t.gc.get(), Some(gc_work)) };
+        )?;
+        // The table is in its final place (pinned in its box).
+        DelayedWork::init(t.as_ref());
         Ok(t)
     }
 
@@ -416,7 +334,7 @@ impl Table {
 
     /// Bucket count.
     pub(crate) fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.chains.len()
     }
 
     /// Limit a new namespace starts with.
@@ -427,61 +345,18 @@ impl Table {
     fn bucket_of(&self, net: &CtNet, t: &Tuple) -> usize {
         let h = t.hash_with(&self.key) ^ net.mix;
         // `reciprocal_scale()`: the high 32 bits spread over the buckets.
-        (((h >> 32) * self.buckets.len() as u64) >> 32) as usize
-    }
-
-    fn state_lock(&self, e: &Entry) -> &SpinLockBh<()> {
-        let a = e as *const Entry as usize as u64;
-        let i = ((a >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize;
-        &self.state_locks[i % LOCKS]
+        (((h >> 32) * self.chains.len() as u64) >> 32) as usize
     }
 
     /// Locks the stripes of two buckets, lower index first.
     fn lock_pair(&self, b0: usize, b1: usize) -> Held<'_> {
-        let (i, j) = (b0 % LOCKS, b1 % LOCKS);
-        let (lo, hi) = if i <= j { (i, j) } else { (j, i) };
-        let first = self.bucket_locks[lo].lock();
-        // A different stripe of the same class, always after the lower
-        // one: lockdep is told it nests (`SINGLE_DEPTH_NESTING`).
-        let second =
-            (hi != lo).then(|| self.bucket_locks[hi].lock_nested(&first, SINGLE_DEPTH_NESTING));
-        Held {
-            _third: None,
-            _second: second,
-            _first: first,
-        }
+        self.chains.lock_pair(b0, b1)
     }
 
     /// Locks the stripes of up to three buckets, in index order (NAT
     /// re-keying: the original chain, the old and the new reply chain).
     fn lock_three(&self, b: [usize; 3]) -> Held<'_> {
-        // Three compare-and-swaps (core's sort would bring a panic path).
-        let mut s = [b[0] % LOCKS, b[1] % LOCKS, b[2] % LOCKS];
-        for (i, j) in [(0, 1), (1, 2), (0, 1)] {
-            if s[i] > s[j] {
-                s.swap(i, j);
-            }
-        }
-        let first = self.bucket_locks[s[0]].lock();
-        // As in `lock_pair`: the second stripe of the class nests once.
-        let mut second = (s[1] != s[0])
-            .then(|| self.bucket_locks[s[1]].lock_nested(&first, SINGLE_DEPTH_NESTING));
-        let mut third = None;
-        if s[2] != s[1] {
-            // The third distinct stripe, always after the other two:
-            // lockdep subclass 2 (also when it is only the second distinct one).
-            let l = self.bucket_locks[s[2]].lock_nested(&first, 2);
-            if second.is_some() {
-                third = Some(l);
-            } else {
-                second = Some(l);
-            }
-        }
-        Held {
-            _third: third,
-            _second: second,
-            _first: first,
-        }
+        self.chains.lock_three(b)
     }
 
     /// Walks chain `b` once, calling `f` on each node until it returns
@@ -496,29 +371,18 @@ impl Table {
     /// every linked node stays linked until the lock is released.
     fn walk_once<'g>(
         &self,
-        _rcu: &'g Rcu,
+        rcu: &'g Rcu,
         b: usize,
         mut f: impl FnMut(&'g Entry, Direction) -> bool,
     ) -> (Walk<'g>, usize) {
-        let mut link = self.buckets[b].load(Ordering::Acquire);
-        let mut len = 0;
-        while link != 0 && len < WALK_MAX {
-            if link & GRAVE != 0 {
-                return (Walk::Stray, len);
-            }
-            let (e, dir) = untag(link);
-            // Links only ever point to nodes of live entries (type
-            // invariant), freed a grace period after unlinking, and the
-            // caller is in an RCU section for `'g`.
-            // SAFETY: so the entry is valid for `'g`.
-            let e: &'g Entry = unsafe { &*e };
-            len += 1;
-            if f(e, dir) {
-                return (Walk::Hit(e, dir), len);
-            }
-            link = e.nodes[dir.index()].next.load(Ordering::Acquire);
+        match self
+            .chains
+            .walk_once(rcu, b, WALK_MAX, |e, i| f(e, dir_of(i)))
+        {
+            (rculist::Walk::Hit(e, i), len) => (Walk::Hit(e, dir_of(i)), len),
+            (rculist::Walk::End, len) => (Walk::End, len),
+            (rculist::Walk::Stray, len) => (Walk::Stray, len),
         }
-        (Walk::End, len)
     }
 
     /// Walks chain `b` as [`Self::walk_once`] does, starting again from the
@@ -586,7 +450,7 @@ impl Table {
         addr: usize,
         dir: Direction,
     ) -> Option<&'g Entry> {
-        if b >= self.buckets.len() {
+        if b >= self.chains.len() {
             return None;
         }
         let mut n = 0;
@@ -662,13 +526,10 @@ impl Table {
         let b1 = self.bucket_of(net, &old_reply);
         let b2 = self.bucket_of(net, reply);
 
-        let Some(p) = self.alloc(old.net, key, state) else {
+        let Some(new) = self.alloc(net, key, state) else {
             self.finish_removal(old, false, Stat::Drop);
             return Err(Rekey::NoMemory);
         };
-        // Not published yet; freed only a grace period after unlinking.
-        // SAFETY: so it lives for `'g`.
-        let e: &'g Entry = unsafe { &*p };
         let single = orig == *reply;
 
         let held = self.lock_three([b0, b1, b2]);
@@ -677,19 +538,22 @@ impl Table {
         });
         if clash.is_some() && !allow_clash {
             drop(held);
-            self.discard(p);
+            drop(new);
             self.finish_removal(old, false, Stat::InsertFailed);
             return Err(Rekey::Clash);
         }
         // The new entry goes in first: a reader finds `old` or `e`, both
         // of the same connection.
-        self.link(e, b0, b2, single);
-        self.unlink(b0, tag(&old.nodes[0], Direction::Original));
-        if orig != old_reply {
-            self.unlink(b1, tag(&old.nodes[1], Direction::Reply));
-        }
+        let e = self
+            .chains
+            .link(&held, new, rcu, b0, (!single).then_some(b2));
+        // Both of `old`'s nodes go (the reply one only if it was linked:
+        // its tuples differed).
+        let gone = self.chains.unlink(&held, old, b0, b1);
         drop(held);
-        self.bury(old);
+        if let Some(gone) = gone {
+            self.bury(gone);
+        }
         Ok((e, b0))
     }
 
@@ -725,13 +589,10 @@ impl Table {
             net.entries.fetch_sub(1, Ordering::Relaxed);
             return Err(InsertError::Full);
         }
-        let Some(p) = self.alloc(NonNull::from(net), key, state) else {
+        let Some(new) = self.alloc(net, key, state) else {
             net.entries.fetch_sub(1, Ordering::Relaxed);
             return Err(InsertError::Full);
         };
-        // Not published yet, and freed only after a grace period once it is.
-        // SAFETY: so it lives for `'g`.
-        let e: &'g Entry = unsafe { &*p };
         let single = orig == reply;
 
         let held = self.lock_pair(b0, b1);
@@ -752,86 +613,31 @@ impl Table {
             drop(held);
             net.entries.fetch_sub(1, Ordering::Relaxed);
             net.count(stat);
-            self.discard(p);
+            drop(new);
             return Err(err);
         }
-        self.link(e, b0, b1, single);
+        let e = self
+            .chains
+            .link(&held, new, rcu, b0, (!single).then_some(b1));
         net.unconfirmed.fetch_add(1, Ordering::Relaxed);
         drop(held);
         net.count(Stat::New);
         Ok((e, b0))
     }
 
-    /// A new entry from the cache (atomic allocation), not linked yet.
-    fn alloc(&self, net: NonNull<CtNet>, key: ConnKey, state: ConnState) -> Option<*mut Entry> {
-        let cache = self.cache.as_ptr();
-        // SAFETY: `cache` is live (type invariant); atomic allocation.
-        let p = unsafe { bindings::rfw_kmem_cache_alloc_atomic(cache) }.cast::<Entry>();
-        if p.is_null() {
-            return None;
-        }
-        let fresh = Entry {
-            nodes: [
-                Node {
-                    next: AtomicUsize::new(0),
-                },
-                Node {
-                    next: AtomicUsize::new(0),
-                },
-            ],
-            net,
+    /// A new entry of `net` (atomic allocation), not linked yet; dropping
+    /// it frees it.
+    fn alloc(
+        &self,
+        net: &CtNet,
+        key: ConnKey,
+        state: ConnState,
+    ) -> Option<rculist::New<'_, Tracked>> {
+        self.chains.alloc(Tracked {
+            net: ParentRef::new(net),
             key,
-            state: UnsafeCell::new(state),
-        };
-        // SAFETY: `p` is a fresh object of `Entry`'s size and alignment.
-        unsafe { p.write(fresh) };
-        Some(p)
-    }
-
-    /// Frees an entry that was never published.
-    fn discard(&self, p: *mut Entry) {
-        // SAFETY: `p` came from `alloc` and nothing else refers to it.
-        unsafe {
-            core::ptr::drop_in_place(p);
-            bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
-        }
-    }
-
-    /// Links `e`'s nodes at the heads of chains `b0` (original) and `b1`
-    /// (reply; not when both tuples are one). Both chains' locks are held.
-    fn link(&self, e: &Entry, b0: usize, b1: usize, single: bool) {
-        for (dir, b) in [(Direction::Original, b0), (Direction::Reply, b1)] {
-            if dir == Direction::Reply && single {
-                break;
-            }
-            let head = &self.buckets[b];
-            let node = &e.nodes[dir.index()];
-            node.next
-                .store(head.load(Ordering::Relaxed), Ordering::Relaxed);
-            // Release: a reader that sees the link sees the whole entry.
-            head.store(tag(node, dir), Ordering::Release);
-        }
-    }
-
-    /// Unlinks `link` from chain `b`. The bucket's lock is held.
-    fn unlink(&self, b: usize, link: usize) {
-        let mut prev = &self.buckets[b];
-        loop {
-            let cur = prev.load(Ordering::Relaxed);
-            if cur == 0 {
-                return;
-            }
-            let (e, dir) = untag(cur);
-            // Under the bucket lock every linked node belongs to a live entry.
-            // SAFETY: so `e` is valid while the lock is held.
-            let next = unsafe { &(*e).nodes[dir.index()].next };
-            if cur == link {
-                // Readers on the unlinked node still follow its `next`.
-                prev.store(next.load(Ordering::Relaxed), Ordering::Release);
-                return;
-            }
-            prev = next;
-        }
+            state: StripedCell::new(state),
+        })
     }
 
     /// Removes an entry; false if it was already being removed.
@@ -859,80 +665,38 @@ impl Table {
         let reply = e.key.tuple(Direction::Reply);
         let (b0, b1) = (self.bucket_of(net, &orig), self.bucket_of(net, &reply));
         let held = self.lock_pair(b0, b1);
-        self.unlink(b0, tag(&e.nodes[0], Direction::Original));
-        if orig != reply {
-            self.unlink(b1, tag(&e.nodes[1], Direction::Reply));
-        }
+        // The reply node only if it was linked (`orig != reply`).
+        let gone = self.chains.unlink(&held, e, b0, b1);
         drop(held);
         net.entries.fetch_sub(1, Ordering::Relaxed);
         if !was_confirmed {
             net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
         }
         net.count(stat);
-        self.bury(e);
+        if let Some(gone) = gone {
+            self.bury(gone);
+        }
     }
 
-    /// Queues an unlinked entry for freeing after a grace period.
-    ///
-    /// The graveyard is a stack linked through `nodes[1].next` (tagged as
-    /// a reply node), which saves a link field per entry. A reader that was
-    /// standing on the entry's reply node when it was unlinked would then
-    /// walk on into other buried entries instead of the rest of its chain,
-    /// so every link stored here carries the [`GRAVE`] bit (the empty
-    /// graveyard is `GRAVE` alone): the reader sees it before following it
-    /// and starts its chain again ([`Table::walk`]) or reports the stray
-    /// ([`Table::walk_once`]). Nothing a reader loads from a buried node is
-    /// dereferenced, so the graveyard's own order does not matter to it.
-    fn bury(&self, e: &Entry) {
-        let addr = tag(&e.nodes[1], Direction::Reply);
-        let mut head = self.graveyard.load(Ordering::Relaxed);
-        loop {
-            e.nodes[1].next.store(head | GRAVE, Ordering::Relaxed);
-            match self.graveyard.compare_exchange_weak(
-                head,
-                addr,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
-        if self.graveyard_len.fetch_add(1, Ordering::Relaxed) + 1 == GRAVEYARD_KICK {
-            // The work item is initialised and the table alive (invariant).
-            // SAFETY: `mod_delayed_work` may be called from any context.
-            unsafe { bindings::rfw_mod_delayed_work(self.gc.get(), 0) };
+    /// Queues an unlinked entry for freeing after a grace period (see
+    /// `Chains::bury` for how a reader standing on it finds its way);
+    /// wakes the collector at once when the graveyard grew long.
+    fn bury(&self, gone: Unlinked<'_, Tracked>) {
+        if self.chains.bury(gone) == GRAVEYARD_KICK {
+            // `mod_delayed_work` may be called from any context.
+            self.gc.modify(0);
         }
     }
 
     /// Frees the graveyard after a grace period. Process context.
     fn free_graveyard(&self) {
-        let mut link = self.graveyard.swap(0, Ordering::Acquire);
-        if link == 0 {
-            return;
-        }
-        // Every entry taken was unlinked before it was buried: after this,
-        // no reader can hold a reference to any of them.
-        crate::sys::rcu::synchronize();
-        let mut n = 0;
-        while link != 0 {
-            let p = untag(link).0.cast_mut();
-            // Unlinked and past a grace period: exclusively ours now.
-            // SAFETY: `p` came from `cache`, nothing refers to it any more.
-            unsafe {
-                link = (*p).nodes[1].next.load(Ordering::Relaxed) & !GRAVE;
-                core::ptr::drop_in_place(p);
-                bindings::kmem_cache_free(self.cache.as_ptr(), p.cast::<c_void>());
-            }
-            n += 1;
-        }
-        self.graveyard_len.fetch_sub(n, Ordering::Relaxed);
+        self.chains.free_graveyard();
     }
 
     /// Evicts one entry of `net` that was never assured, from the
     /// [`EVICTION_RANGE`] buckets starting at `b` (`early_drop()`).
     fn early_drop(&self, rcu: &Rcu, net: &CtNet, b: usize, now: u64) -> bool {
-        let n = self.buckets.len().max(1);
+        let n = self.chains.len().max(1);
         for i in 0..EVICTION_RANGE.min(n) {
             let mut victim = None;
             self.walk(rcu, (b + i) % n, |e, dir| {
@@ -970,7 +734,7 @@ impl Table {
         only: Option<&CtNet>,
         now: u64,
     ) -> (usize, usize) {
-        let n = self.buckets.len().max(1);
+        let n = self.chains.len().max(1);
         let mut removed = 0;
         let mut visited = 0;
         // One RCU section per 256 buckets: bounded latency for writers
@@ -1024,7 +788,7 @@ impl Table {
     /// section).
     pub(crate) fn remove_if(&self, net: &CtNet, f: impl Fn(&ConnKey, Status) -> bool) -> u64 {
         let mut removed = 0u64;
-        let n = self.buckets.len().max(1);
+        let n = self.chains.len().max(1);
         let mut b = 0;
         while b < n {
             let rcu = RcuGuard::new();
@@ -1080,10 +844,9 @@ impl Table {
 
     /// One collector run: a slice of the buckets, then the graveyard.
     fn gc_run(&self) {
-        let n = self.buckets.len().max(1);
+        let n = self.chains.len().max(1);
         let per_run = n.div_ceil(GC_RUNS_PER_PASS).max(256);
-        // SAFETY: reads `jiffies`.
-        let now = u64::from(unsafe { bindings::rfw_jiffies_msecs() });
+        let now = u64::from(crate::sys::time::jiffies_msecs());
         let from = self.gc_cursor.load(Ordering::Relaxed);
         let (visited, removed) = self.collect(from, per_run, GC_MAX_REMOVALS, None, now);
         self.gc_cursor
@@ -1096,63 +859,41 @@ impl Table {
         };
         // The table outlives the work: `Registration::drop` cancels it
         // (waiting for this run) before freeing the table.
-        // SAFETY: the work item is initialised.
-        unsafe {
-            let j = bindings::rfw_msecs_to_jiffies(delay);
-            bindings::rfw_queue_delayed_work(self.gc.get(), j);
-        }
+        self.gc.queue(delay);
     }
 }
 
 impl Drop for Table {
     fn drop(&mut self) {
         // Only `Registration::drop` drops the table: every namespace is gone
-        // (so every chain is empty) and the collector is cancelled.
+        // (so every chain is empty) and the collector is cancelled already
+        // (this keeps the promise of `impl_has_delayed_work!` all the same).
+        self.gc.cancel_sync();
         self.free_graveyard();
-        // Every entry was freed above.
-        // SAFETY: the cache is ours and empty.
-        unsafe { bindings::kmem_cache_destroy(self.cache.as_ptr()) };
+        // The chains destroy the entries' cache when they drop.
     }
 }
 
-/// The collector's work function.
-///
-/// # Safety
-///
-/// Called by the workqueue only, for the table's `gc` work item.
-unsafe extern "C" fn gc_work(_work: *mut bindings::work_struct) {
-    get().gc_run();
-}
-
 /// The table, for as long as this value lives.
-pub(crate) struct Registration(());
+pub(crate) struct Registration {
+    _table: Published<Table>,
+}
 
 impl Registration {
     /// Creates and publishes the table and starts its collector.
     pub(crate) fn new() -> Result<Self> {
-        let t = KBox::into_raw(Table::new()?);
-        TABLE.store(t, Ordering::Release);
-        // The table is published and its work item initialised.
-        // SAFETY: first queueing of the work item.
-        unsafe {
-            let j = bindings::rfw_msecs_to_jiffies(GC_PERIOD_MS);
-            bindings::rfw_queue_delayed_work((*t).gc.get(), j);
-        }
-        Ok(Registration(()))
+        let published = TABLE.publish(Table::new()?)?;
+        get().gc.queue(GC_PERIOD_MS);
+        Ok(Registration { _table: published })
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let t = TABLE.load(Ordering::Acquire);
         // The collector stops (waiting for a running pass; it cannot requeue
-        // itself after this returns).
-        // SAFETY: the work item is initialised and the table alive.
-        unsafe { bindings::cancel_delayed_work_sync((*t).gc.get()) };
-        TABLE.store(core::ptr::null_mut(), Ordering::Release);
-        // Nothing can reach the table any more: hooks, commands and
-        // namespaces are gone (this registration is dropped last).
-        // SAFETY: `t` came from `KBox::into_raw` in `new`.
-        drop(unsafe { KBox::from_raw(t) });
+        // itself after this returns). Then the table is unpublished and
+        // freed when the field drops: hooks, commands and namespaces are
+        // gone (this registration is dropped last).
+        get().gc.cancel_sync();
     }
 }

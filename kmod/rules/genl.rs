@@ -2,10 +2,8 @@
 
 //! Generic netlink commands on the ruleset (ABI: `rfw_abi`, `Cmd::Rules*`).
 
-#![deny(unsafe_code)]
-
-use kernel::alloc::KBox;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 use rfw_abi::{attr, nla, rules_stats, rules_table, Cmd};
 
 use super::{LoadError, Loaded, RStat, ReplaceError, N_RSTAT};
@@ -21,8 +19,9 @@ pub(crate) struct RulesGet;
 impl DoIt for RulesGet {
     fn doit(req: &Request<'_>) -> Result {
         let rules = &req.net().rules;
-        // Under the replace mutex the current ruleset cannot be freed, so the
-        // reply can be built (its allocations may sleep) outside RCU.
+        // Under the replace mutex the ruleset stays current while the reply
+        // is built; the copy keeps its tables alive outside RCU (the reply's
+        // allocations may sleep).
         let lock = super::RulesLock::new();
         let set = rules.current_locked(&lock);
         let mut size = 64usize;
@@ -70,7 +69,7 @@ impl DoIt for RulesReplace {
                 _ => return Err(req.bad(Some(a), c"RULES_GENERATION must be a u32")),
             },
         };
-        let mut new: [Option<KBox<Loaded>>; 3] = [None, None, None];
+        let mut new: [Option<Arc<Loaded>>; 3] = [None, None, None];
         let mut any = false;
         for a in nla::iter(req.all_attrs()) {
             let a = match a {

@@ -19,17 +19,17 @@
 
 pub(crate) mod genl;
 
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 use nat::codec::{self, Entry, Table, TableInfo};
 use nat::eval::TokenBucket;
 use nat::rule::TableKind;
 
 use crate::sys::percpu::{Counter, PerCpu, PerCpuSlice};
-use crate::sys::rcu::{self, Rcu};
+use crate::sys::rcu::{Rcu, RcuBox, RcuGuard};
 use crate::sys::sync::{LockClassKey, Mutex, MutexGuard, SpinLockBh};
 
 /// Counted events of the rule path (`rfw_abi::rules_stats`).
@@ -83,7 +83,7 @@ impl Loaded {
     pub(crate) fn new(
         blob: &[u8],
         counters: Option<&[u8]>,
-    ) -> core::result::Result<KBox<Loaded>, LoadError> {
+    ) -> core::result::Result<Arc<Loaded>, LoadError> {
         if blob.len() > rfw_abi::rules_table::BLOB_MAX {
             return Err(LoadError::TooBig);
         }
@@ -118,7 +118,7 @@ impl Loaded {
             log.push(TokenBucket::default(), GFP_KERNEL)
                 .map_err(|_| LoadError::NoMemory)?;
         }
-        KBox::new(
+        Arc::new(
             Loaded {
                 info,
                 entries,
@@ -188,30 +188,25 @@ pub(crate) enum LoadError {
 
 /// A namespace's ruleset at one generation.
 ///
-/// Tables are owned through raw pointers so that a replace can carry a
-/// table over into the next generation without copying it: a table belongs
-/// to every generation that points to it, and is freed by the replace that
-/// drops it from the current one (after a grace period) or by namespace
-/// exit.
+/// Tables are reference-counted so that a replace can carry a table over
+/// into the next generation without copying it: a table belongs to every
+/// generation that holds it (and to a `RulesGet` building its reply), and
+/// is freed with the last of them: normally the ruleset a replace dropped
+/// from the current one (after a grace period), or the last one, at
+/// namespace exit. Cloning a ruleset copies its generation and takes a
+/// reference to each table; nothing is allocated.
+#[derive(Clone)]
 pub(crate) struct Ruleset {
     /// Bumped by every replace.
     pub(crate) generation: u32,
-    tables: [Option<NonNull<Loaded>>; 3],
+    tables: [Option<Arc<Loaded>>; 3],
 }
-
-// SAFETY: the tables are immutable once published (counters are per-CPU,
-// the log state has its own try-lock).
-unsafe impl Sync for Ruleset {}
-// SAFETY: see `Sync`.
-unsafe impl Send for Ruleset {}
 
 impl Ruleset {
     /// The table of `kind`, if loaded.
+    #[inline]
     pub(crate) fn get(&self, kind: TableKind) -> Option<&Loaded> {
-        // A table pointer of a reachable ruleset is live (see the type docs
-        // and `RulesNet::replace`).
-        // SAFETY: so it is valid as long as `self` is.
-        self.tables[kind as usize].map(|p| unsafe { p.as_ref() })
+        self.tables[kind as usize].as_deref()
     }
 
     /// True when no table is loaded.
@@ -222,7 +217,7 @@ impl Ruleset {
 
 /// See the module docs.
 pub(crate) struct RulesNet {
-    current: AtomicPtr<Ruleset>,
+    current: RcuBox<Ruleset>,
     stats: PerCpu<[Counter; N_RSTAT]>,
     /// Set by the first NAT binding of the namespace and never cleared:
     /// from then on the NAT hooks rewrite packets of bound connections
@@ -236,12 +231,12 @@ impl RulesNet {
         let empty = KBox::new(
             Ruleset {
                 generation: 0,
-                tables: [None; 3],
+                tables: [None, None, None],
             },
             GFP_KERNEL,
         )?;
         Ok(RulesNet {
-            current: AtomicPtr::new(KBox::into_raw(empty)),
+            current: RcuBox::new(empty),
             stats: PerCpu::zeroed()?,
             nat_used: AtomicBool::new(false),
         })
@@ -249,20 +244,17 @@ impl RulesNet {
 
     /// The ruleset, valid for the read-side section.
     #[inline]
-    pub(crate) fn current<'g>(&self, _rcu: &'g Rcu) -> &'g Ruleset {
-        let p = self.current.load(Ordering::Acquire);
-        // Never null; a replaced ruleset is freed a grace period after the
-        // swap (see `replace`).
-        // SAFETY: so it is valid for the section `'g`.
-        unsafe { &*p }
+    pub(crate) fn current<'g>(&self, rcu: &'g Rcu) -> &'g Ruleset {
+        self.current.read(rcu)
     }
 
-    /// The ruleset, while the replace mutex is held (nothing frees it then).
-    pub(crate) fn current_locked<'l>(&self, _lock: &'l RulesLock) -> &'l Ruleset {
-        let p = self.current.load(Ordering::Acquire);
-        // Only `replace`, under the mutex, swaps and frees rulesets.
-        // SAFETY: so `p` stays valid while `_lock` is held.
-        unsafe { &*p }
+    /// The ruleset, while the replace mutex is held: the generation that
+    /// stays current until the mutex is released. A copy that keeps its
+    /// tables alive, so it may be used outside RCU (where the reply's
+    /// allocations may sleep).
+    pub(crate) fn current_locked(&self, _lock: &RulesLock) -> Ruleset {
+        let rcu = RcuGuard::new();
+        self.current.read(&rcu).clone()
     }
 
     /// True once any connection of the namespace was NATed.
@@ -293,60 +285,30 @@ impl RulesNet {
     /// generation the caller read, if it cares. Process context.
     pub(crate) fn replace(
         &self,
-        new: [Option<KBox<Loaded>>; 3],
+        new: [Option<Arc<Loaded>>; 3],
         expect: Option<u32>,
     ) -> core::result::Result<u32, ReplaceError> {
-        let _g = RulesLock::new();
-        let cur_p = self.current.load(Ordering::Acquire);
-        // Replaces are serialised by the mutex: nobody else swaps or frees
-        // `current` while we hold it.
-        // SAFETY: so `cur_p` is live.
-        let cur = unsafe { &*cur_p };
+        let lock = RulesLock::new();
+        // Replaces are serialised by the mutex: `cur` stays current until
+        // we publish `next`.
+        let cur = self.current_locked(&lock);
         if expect.is_some_and(|g| g != cur.generation) {
             return Err(ReplaceError::Stale(cur.generation));
         }
         let generation = cur.generation.wrapping_add(1);
         let mut tables = cur.tables;
-        let next = KBox::new(Ruleset { generation, tables }, GFP_KERNEL)
-            .map_err(|_| ReplaceError::NoMemory)?;
-        // Nothing can fail from here on: hand the new tables over.
-        let next = KBox::into_raw(next);
-        let mut replaced: [Option<NonNull<Loaded>>; 3] = [None; 3];
         for (i, t) in new.into_iter().enumerate() {
             if let Some(t) = t {
-                replaced[i] = tables[i];
-                tables[i] = Some(NonNull::from(KBox::leak(t)));
+                tables[i] = Some(t);
             }
         }
-        // SAFETY: `next` is ours and unpublished.
-        unsafe { (*next).tables = tables };
-        self.current.store(next, Ordering::Release);
-        rcu::synchronize_expedited();
-        // A grace period after the swap: no packet sees the old ruleset or
-        // the tables it alone held.
-        // SAFETY: `cur_p` came from `KBox::into_raw`; the replaced tables from `KBox::leak`.
-        unsafe {
-            drop(KBox::from_raw(cur_p));
-            for p in replaced.into_iter().flatten() {
-                drop(KBox::from_raw(p.as_ptr()));
-            }
-        }
+        let next = KBox::new(Ruleset { generation, tables }, GFP_KERNEL)
+            .map_err(|_| ReplaceError::NoMemory)?;
+        // Publishes `next`; a grace period later no packet sees the old
+        // ruleset, which is freed with the tables it alone held.
+        self.current.replace(next);
+        drop(lock);
         Ok(generation)
-    }
-}
-
-impl Drop for RulesNet {
-    fn drop(&mut self) {
-        // Dropped in pernet `exit`: no hook or command can reach us.
-        let p = *self.current.get_mut();
-        // `p` came from `KBox::into_raw`, its tables from `KBox::leak`, and
-        // SAFETY: each table belongs to the current ruleset alone now.
-        unsafe {
-            let set = KBox::from_raw(p);
-            for t in set.tables.into_iter().flatten() {
-                drop(KBox::from_raw(t.as_ptr()));
-            }
-        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! safe context ([`Request`], [`Dump`]), call the handler and turn its
 //! `Result` into the errno genetlink expects.
 
-use core::ffi::{c_int, c_long, CStr};
+use core::ffi::{c_char, c_int, c_long, CStr};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,8 +20,9 @@ use kernel::types::Opaque;
 
 use super::kernel_static::KernelStatic;
 use super::nlmsg::DumpMsg;
+use super::pernet;
 use crate::bindings;
-use crate::pernet::{self, RfwNet};
+use crate::pernet::RfwNet;
 
 /// `GENL_UNS_ADMIN_PERM`: the caller needs `CAP_NET_ADMIN` in the user
 /// namespace that owns the network namespace of its socket.
@@ -401,27 +402,53 @@ impl<'a> Request<'a> {
         unsafe { pernet::get(net) }
     }
 
+    /// Runs `f` on the request's extended ACK, if it has one (it does not
+    /// call back into this function).
+    fn with_extack(&self, f: impl FnOnce(&mut bindings::netlink_ext_ack)) {
+        // SAFETY: `info` is valid (invariant).
+        let extack = unsafe { (*self.info.get()).extack };
+        // A non-null `extack` is the request's own (on the stack of
+        // `netlink_rcv_skb`), valid until the `doit` returns; only the
+        // running command writes it meanwhile, and `Request` is neither
+        // `Send` nor `Sync` (it holds an `&Opaque`), so no other reference
+        // to it is alive while `f` runs.
+        // SAFETY: so a unique reference for the call of `f` is sound.
+        if let Some(e) = unsafe { extack.as_mut() } {
+            f(e);
+        }
+    }
+
     /// Reports `msg` about attribute `a` (or the whole request) in the
     /// extended ACK.
     pub(crate) fn report(&self, a: Option<&Attr>, msg: &'static CStr) {
-        // `msg` is static, as `NL_SET_ERR_MSG_ATTR` needs.
-        // SAFETY: `info` is valid (invariant); `extack` is null or its own.
-        unsafe { bindings::rfw_extack_set((*self.info.get()).extack, msg.as_ptr(), attr_ptr(a)) };
+        // `NL_SET_ERR_MSG_ATTR(extack, attr, msg)` (include/linux/netlink.h)
+        // without its tracepoint: the message is static, so the extack
+        // points to it.
+        self.with_extack(|e| {
+            e._msg = msg.as_ptr();
+            e.bad_attr = attr_ptr(a);
+            e.policy = core::ptr::null();
+        });
     }
 
     /// Reports a formatted message (at most 79 bytes) about attribute `a`.
     pub(crate) fn report_fmt(&self, a: Option<&Attr>, args: core::fmt::Arguments<'_>) {
         let mut buf = MsgBuf::default();
         let _ = core::fmt::Write::write_fmt(&mut buf, args);
-        // `buf` is NUL-terminated within its 80 bytes; the kernel copies it.
-        // SAFETY: `info` is valid (invariant); `extack` is null or its own.
-        unsafe {
-            bindings::rfw_extack_set_buf(
-                (*self.info.get()).extack,
-                buf.b.as_ptr().cast(),
-                attr_ptr(a),
-            )
-        };
+        // `NL_SET_ERR_MSG_ATTR_FMT(extack, attr, ...)`
+        // (include/linux/netlink.h) without its tracepoint: the message is
+        // formatted into the extack's own buffer, which it then points to.
+        self.with_extack(|e| {
+            // `buf` is NUL-terminated within its `NETLINK_MAX_FMTMSG_LEN`
+            // bytes, as is the buffer after the copy.
+            let dst: &mut [c_char; 80] = &mut e._msg_buf;
+            for (d, s) in dst.iter_mut().zip(buf.b) {
+                *d = c_char::from_ne_bytes([s]);
+            }
+            e._msg = e._msg_buf.as_ptr();
+            e.bad_attr = attr_ptr(a);
+            e.policy = core::ptr::null();
+        });
     }
 
     /// [`Request::report`], then `EINVAL` to return.

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The packet path: what rfw does to a packet at each hook, in Linux's
+//! order (conntrack, mangle, nat, filter, confirmation); the hook bodies
+//! of nf_conntrack_proto.c's `ipv4_conntrack_in`/`_local`/`nf_confirm`
+//! and the iptable_*/nft_chain_* table hooks.
+//!
+//! | hook point   | priority -200 (`first`)                       | `INT_MAX` (`last`)                       |
+//! |--------------|-----------------------------------------------|------------------------------------------|
+//! | PRE_ROUTING  | track, mangle, DNAT / un-SNAT                 |                                          |
+//! | LOCAL_OUT    | track, mangle, DNAT (re-route), filter OUTPUT |                                          |
+//! | FORWARD      | mangle, filter FORWARD                        |                                          |
+//! | LOCAL_IN     | (counting only)                               | mangle, filter INPUT, SNAT, confirm      |
+//! | POST_ROUTING | (counting only)                               | mangle, SNAT / un-DNAT, confirm          |
+//!
+//! Linux spreads these over separate hooks (mangle -150, DNAT -100, filter
+//! 0, SNAT 100, confirm `INT_MAX`); rfw runs each column's steps in that
+//! order inside one hook, which is the same thing for rfw's own tables
+//! (other modules' hooks may sit between Linux's; they see rfw's work done
+//! all at once, before or after them). Filtering INPUT at `INT_MAX` puts it
+//! after any other module's INPUT hooks.
+//!
+//! A namespace with no table loaded, no NAT binding ever made and
+//! `fwctl ct tracking` left at `auto` does none of this: the hooks return
+//! at once (`RfwNet::tracks`; the -200 hook has counted the packet for
+//! `fwctl stats`), as nf_conntrack's hooks are absent from namespaces
+//! whose rules do not need them.
+//!
+//! # Per-packet state between hooks
+//! rfw keeps nothing in the skb (`skb->_nfct` is nf_conntrack's). A later
+//! hook needs the packet's connection, and after NAT the packet's tuple may
+//! no longer be one the table indexes (DNAT and SNAT both: the packet
+//! between them carries the original source and the new destination). So
+//! each namespace has a per-CPU [`Slot`]: the hook that tracks a packet
+//! writes the skb's address, the entry's address and the chain the entry
+//! was found in; a later hook of the same packet on the same CPU (the
+//! forwarding and output paths run hook after hook in one call chain)
+//! finds the slot naming its skb and re-finds the entry by walking that
+//! chain comparing addresses only (`Table::relocate`), so a stale slot
+//! (the skb freed and its address reused, the entry removed) can never
+//! lead to a freed entry; it then checks the packet's tuple is one this
+//! connection can have at this hook. When the slot does not match (the
+//! packet was queued, or another packet's hooks ran in between on this
+//! CPU), the connection is looked up by the packet's tuple and its inverse,
+//! which finds every connection except one with both DNAT and SNAT seen
+//! between the two NAT hooks; such a packet is then handled as untracked
+//! (counted as `unparsed` in the rule statistics).
+//!
+//! The slot also carries the headers the tracking hook parsed, unless an
+//! rfw step rewrote them there (NAT), so the later hooks do not copy and
+//! parse them again.
+//!
+//! Per forwarded packet of an established connection: one copy and parse
+//! of the headers and one hash lookup (PRE_ROUTING) and, per later hook
+//! that has work to do (FORWARD with a filter or mangle chain, POST_ROUTING
+//! with a NAT binding or a mangle chain), one walk of one chain comparing
+//! addresses. The state lock is taken once, by the tracker; the NAT hooks
+//! read the binding from the entry's immutable key.
+//!
+//! # Files
+//! This file holds the hook bodies ([`first`], [`last`]) and the steps
+//! they share (running a table, its verdict, mangle); the rest, one
+//! netfilter counterpart each:
+//! * `slot`: the per-packet state between hooks and the connection lookup
+//!   of a later hook (`skb->_nfct`, `nf_ct_get`).
+//! * `meta`: the packet at a hook and its metadata for rules
+//!   (`nft_pktinfo`, nft_meta.c).
+//! * `nat`: the NAT step (nf_nat_core.c, nf_nat_masquerade.c,
+//!   nf_nat_redirect.c).
+//! * `reject`: REJECT's answers (nf_reject_ipv4.c, nf_reject_ipv6.c).
+//! * `log`: LOG lines (nf_log_syslog.c).
+
+use ::nat::eval::{Outcome, Verdict};
+use ::nat::nat_proto::CsumMode;
+use ::nat::rule::{CtState, Family, Hook, TableKind};
+use conntrack::Direction;
+
+use crate::ct::hook::track_info;
+use crate::ct::table;
+use crate::pernet::RfwNet;
+use crate::rules::{RStat, RulesNet, Ruleset};
+use crate::sys::netfilter::{self, HookState};
+use crate::sys::rcu::Rcu;
+use crate::sys::skbuff::{IpSummed, SkBuff};
+
+mod log;
+mod meta;
+mod nat;
+mod reject;
+mod slot;
+
+use log::Sink;
+use meta::Pkt;
+use nat::nat_step;
+use reject::reject;
+pub(crate) use slot::Slot;
+use slot::{find, remember, Ct, SlotHead};
+
+/// Runs table `kind` at the packet's hook, if loaded; applies MARK.
+fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Option<Outcome> {
+    let t = set.get(kind)?;
+    let table = t.table()?;
+    let mut sink = Sink {
+        t,
+        rules,
+        hook: p.hook,
+    };
+    let hook = p.hook;
+    let out = table.evaluate(hook, p.meta(), &mut sink);
+    if out.mark != p.meta().mark {
+        p.skb.set_mark(out.mark);
+        p.meta().mark = out.mark;
+    }
+    Some(out)
+}
+
+/// What a filter or mangle outcome means for the packet: `None` to go on.
+fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::Verdict> {
+    match out.verdict {
+        Verdict::Accept => None,
+        Verdict::Drop => Some(netfilter::DROP),
+        Verdict::Reject(w) => {
+            reject(p, w, rules);
+            Some(netfilter::DROP)
+        }
+        Verdict::Queue(n) => {
+            rules.count(RStat::Queued);
+            Some(netfilter::queue(n))
+        }
+        // NAT verdicts only come from the nat table (validated).
+        _ => None,
+    }
+}
+
+/// Makes the first `len` bytes from the network header writable and runs
+/// `f` on them. `None` if the skb could not be made writable.
+fn rewrite<R>(skb: &mut SkBuff, len: usize, f: impl FnOnce(&mut [u8], CsumMode) -> R) -> Option<R> {
+    let mut w = skb.writable(len)?;
+    let summed = w.ip_summed();
+    let mode = if summed == IpSummed::Partial {
+        CsumMode::Partial
+    } else {
+        CsumMode::Full
+    };
+    let r = f(w.bytes(), mode);
+    if summed == IpSummed::Complete {
+        // `skb->csum` covered the old bytes. The checksum fields are kept
+        // right, so let the stack verify in software if it needs to.
+        w.set_ip_summed(IpSummed::None);
+    }
+    Some(r)
+}
+
+/// Applies TOS/TTL changes of a mangle outcome.
+fn apply_mangle(p: &mut Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
+    if out.mangle.is_empty() {
+        return true;
+    }
+    let ok = rewrite(&mut *p.skb, 40, |b, _| {
+        ::nat::mangle::apply(b, &out.mangle).is_ok()
+    })
+    .unwrap_or(false);
+    if !ok {
+        rules.count(RStat::RewriteFailed);
+    }
+    ok
+}
+
+/// Re-routes a locally generated packet whose destination or mark a hook
+/// changed (`nf_nat_ipv4_local_fn`, `ipt_mangle_out`).
+fn reroute(p: &Pkt<'_>) -> bool {
+    match p.family {
+        Family::Ipv4 => p.state.route_me_harder4(p.skb),
+        Family::Ipv6 => p.state.route_me_harder6(p.skb),
+    }
+}
+
+/// Priority -200: tracking and the early tables (see the module docs).
+pub(crate) fn first(
+    rn: &RfwNet,
+    rcu: &Rcu,
+    skb: &mut SkBuff,
+    state: &HookState,
+) -> netfilter::Verdict {
+    let Some(h) = Hook::from_u8(state.hook()) else {
+        return netfilter::ACCEPT;
+    };
+    if h != Hook::Prerouting && h != Hook::Output && h != Hook::Forward {
+        return netfilter::ACCEPT;
+    }
+    let set = rn.rules.current(rcu);
+    if !rn.tracks(set) {
+        // Nothing here needs tracking. The slot is cleared so that `last`
+        // cannot take a stale one for this packet if tracking starts
+        // between the two hooks.
+        if h != Hook::Forward {
+            Slot::clear(rn);
+        }
+        return netfilter::ACCEPT;
+    }
+    if h == Hook::Forward
+        && set.get(TableKind::Filter).is_none()
+        && set.get(TableKind::Mangle).is_none()
+    {
+        return netfilter::ACCEPT;
+    }
+    // Packets arriving on loopback were tracked (and NATed) at LOCAL_OUT
+    // in this namespace already (Linux sees their conntrack attached).
+    if h == Hook::Prerouting && state.in_dev().is_some_and(|d| d.is_loopback()) {
+        Slot::clear(rn);
+        return netfilter::ACCEPT;
+    }
+    // At FORWARD the tracking hook's slot: the packet's connection and
+    // its parsed headers.
+    let (slot, cached) = if h == Hook::Forward {
+        Slot::read(rn, skb)
+    } else {
+        (SlotHead::default(), None)
+    };
+    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
+        if h != Hook::Forward {
+            // Nothing for the later hooks of this packet.
+            Slot::clear(rn);
+        }
+        return netfilter::ACCEPT;
+    };
+    let mut ct = None;
+    if h == Hook::Forward {
+        let (c, st) = find(rn, rcu, &p, &slot);
+        ct = c;
+        p.set_ct_state(st);
+    } else if let Some(info) = p.info {
+        let tr = track_info(&rn.ct, rcu, &info);
+        if tr.verdict != netfilter::ACCEPT {
+            return tr.verdict;
+        }
+        let st = tr.class.state();
+        ct = tr.conn.map(|(e, dir)| Ct {
+            e,
+            dir,
+            bucket: tr
+                .bucket
+                .unwrap_or_else(|| table::get().bucket_of_entry(e, dir)),
+            state: st,
+        });
+        p.set_ct_state(st);
+    } else {
+        rn.rules.count(RStat::Unparsed);
+    }
+    if set.is_empty() && !rn.rules.nat_used() {
+        if h != Hook::Forward {
+            remember(rn, &p, &ct, p.ct_state, p.info);
+        }
+        return netfilter::ACCEPT;
+    }
+    // A mark changed at LOCAL_OUT re-routes the packet.
+    let mark_before = if h == Hook::Output { p.skb.mark() } else { 0 };
+    if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
+        if let Some(v) = terminal(&out, &p, &rn.rules) {
+            return v;
+        }
+        if !apply_mangle(&mut p, &out, &rn.rules) {
+            return netfilter::DROP;
+        }
+    }
+    let mut translated = false;
+    if h != Hook::Forward {
+        match nat_step(rn, rcu, set, &mut p, &mut ct) {
+            Ok(t) => translated = t,
+            Err(v) => return v,
+        }
+        // Mangle's TOS and TTL are not among the parsed headers; NAT's
+        // addresses and ports are.
+        let info = if translated { None } else { p.info };
+        remember(rn, &p, &ct, p.ct_state, info);
+    }
+    if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
+        return netfilter::DROP;
+    }
+    if h == Hook::Output || h == Hook::Forward {
+        if translated {
+            // Filter sees the packet as it is now.
+            p = p.reparse(&rn.ct, rcu);
+        }
+        if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
+            if let Some(v) = terminal(&out, &p, &rn.rules) {
+                return v;
+            }
+        }
+    }
+    netfilter::ACCEPT
+}
+
+/// Priority `INT_MAX` at LOCAL_IN and POST_ROUTING: the late tables and
+/// confirmation (see the module docs).
+pub(crate) fn last(
+    rn: &RfwNet,
+    rcu: &Rcu,
+    skb: &mut SkBuff,
+    state: &HookState,
+) -> netfilter::Verdict {
+    let set = rn.rules.current(rcu);
+    if !rn.tracks(set) {
+        // A packet tracked by `first` just before tracking stopped leaves
+        // its entry unconfirmed: the collector reaps it.
+        return netfilter::ACCEPT;
+    }
+    let unconfirmed = rn
+        .ct
+        .unconfirmed
+        .load(core::sync::atomic::Ordering::Relaxed)
+        != 0;
+    // Loopback packets at LOCAL_IN were confirmed at POST_ROUTING of lo.
+    let local_in = state.hook() == Hook::Input as u8;
+    let lo_in = local_in && state.in_dev().is_some_and(|d| d.is_loopback());
+    if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
+        return netfilter::ACCEPT;
+    }
+    let (slot, cached) = Slot::read(rn, skb);
+    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
+        return netfilter::ACCEPT;
+    };
+    let (mut ct, st) = find(rn, rcu, &p, &slot);
+    p.set_ct_state(st);
+    if !set.is_empty() {
+        if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
+            if let Some(v) = terminal(&out, &p, &rn.rules) {
+                return v;
+            }
+            if !apply_mangle(&mut p, &out, &rn.rules) {
+                return netfilter::DROP;
+            }
+        }
+        if local_in {
+            if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
+                if let Some(v) = terminal(&out, &p, &rn.rules) {
+                    return v;
+                }
+            }
+        }
+    }
+    if !set.is_empty() || rn.rules.nat_used() {
+        let rewritten = match nat_step(rn, rcu, set, &mut p, &mut ct) {
+            Err(v) => return v,
+            Ok(r) => r,
+        };
+        let demuxed = p.skb.has_demux_sk();
+        if rewritten && local_in && demuxed {
+            // Early demux found a socket for the source before this hook
+            // changed it: let the transport look again
+            // (`nf_nat_ipv4_local_in`, nf_nat_edemux.sh).
+            // Drops the demux reference.
+            p.skb.orphan();
+        }
+    }
+    if lo_in || !unconfirmed {
+        return netfilter::ACCEPT;
+    }
+    if let Some(c) = ct {
+        if c.dir == Direction::Original && c.state != CtState::Related {
+            c.e.confirm(table::get());
+        }
+    }
+    netfilter::ACCEPT
+}

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The NAT step at a NAT hook (nf_nat_core.c's `nf_nat_inet_fn`: the
+//! binding of a new connection, then the rewrite), with the addresses
+//! MASQUERADE (nf_nat_masquerade.c) and REDIRECT (nf_nat_redirect.c) take.
+
+use core::ffi::c_int;
+use core::net::IpAddr;
+
+use conntrack::conn::ConnKey;
+use conntrack::parse::{IcmpInfo, L4Info};
+use conntrack::{Direction, Status, Tuple};
+use nat::eval::Verdict;
+use nat::nat_core::{self, Binding, ManipType, NatError};
+use nat::nat_proto;
+use nat::rule::{proto, CtState, Family, Hook, TableKind};
+
+use super::meta::Pkt;
+use super::slot::Ct;
+use super::{eval, rewrite, terminal};
+use crate::ct::hook::PREFIX;
+use crate::ct::net::CtNet;
+use crate::ct::table::{self, Entry, Rekey, Table};
+use crate::pernet::RfwNet;
+use crate::rules::{RStat, Ruleset};
+use crate::sys::netfilter;
+use crate::sys::rcu::Rcu;
+
+/// Bytes of headers NAT rewrites: IP header and the first 20 bytes of L4
+/// (TCP's checksum is at 16), or every header for IPv6 with extension
+/// headers.
+fn header_bytes(p: &Pkt<'_>, bytes_hint: u8) -> usize {
+    match p.family {
+        Family::Ipv4 => usize::from(bytes_hint & 0x0f) * 4 + 20,
+        Family::Ipv6 => PREFIX,
+    }
+}
+
+/// The tuple table NAT sees: any entry of the namespace but `me`.
+struct Taken<'a, 'g> {
+    t: &'g Table,
+    rcu: &'g Rcu,
+    net: &'a CtNet,
+    me: usize,
+}
+
+impl nat_core::TupleTable for Taken<'_, '_> {
+    fn reply_in_use(&self, reply: &Tuple) -> bool {
+        self.t.in_use_by_other(self.rcu, self.net, reply, self.me)
+    }
+}
+
+/// A table in which no tuple is in use (for a destination NAT that found
+/// none free: see `nat_step`).
+struct Free;
+
+impl nat_core::TupleTable for Free {
+    fn reply_in_use(&self, _reply: &Tuple) -> bool {
+        false
+    }
+}
+
+/// rfw's default mitigation of port shadowing (`nft_nat.sh`
+/// `test_port_shadow`): source NAT without `--to-ports` keeps a source
+/// port only if it lies in the namespace's local port range
+/// (`net.ipv4.ip_local_port_range`, where the router's own clients take
+/// their ports too); a lower one, where services listen, is moved into
+/// [low, 65535]. Otherwise a host behind the NAT could take the router's
+/// service port (its packets from port 1405 leave as router:1405) and
+/// receive what outside peers send to the router's own service on it.
+/// Linux keeps the port and leaves the mitigation to the ruleset; rfw's
+/// default answers as the mitigated kernel does. `--to-ports 1-65535`
+/// restores Linux's behaviour for a rule.
+fn shadow_guard(
+    p: &Pkt<'_>,
+    m: ManipType,
+    orig: &Tuple,
+    mut range: nat::rule::NatRange,
+) -> nat::rule::NatRange {
+    if m != ManipType::Src || range.ports.is_some() || !proto::nat_rewrites_ports(orig.proto) {
+        return range;
+    }
+    let (lo, _): (c_int, c_int) = p.state.local_port_range();
+    let lo = u16::try_from(lo).unwrap_or(32768).max(1);
+    if orig.src_port < lo {
+        range.ports = Some(nat::rule::PortRange { lo, hi: u16::MAX });
+    }
+    range
+}
+
+struct Rng;
+
+impl nat_core::Entropy for Rng {
+    fn next_u32(&mut self) -> u32 {
+        crate::sys::random::u32()
+    }
+}
+
+/// The address MASQUERADE uses: the outgoing interface's source address
+/// for this destination (`nf_nat_masquerade_ipv4/6`).
+fn masq_addr(p: &mut Pkt<'_>) -> Option<IpAddr> {
+    let state = p.state;
+    let out = state.out_dev()?;
+    match p.meta().dst {
+        IpAddr::V4(d) => {
+            // The skb is routed at POSTROUTING.
+            let nh = p.skb.rt_nexthop4(d.octets());
+            out.inet_select_addr(nh).map(IpAddr::from)
+        }
+        IpAddr::V6(d) => out.ipv6_saddr(state, d.octets()).map(IpAddr::from),
+    }
+}
+
+/// The address REDIRECT uses at PREROUTING: the incoming interface's
+/// primary address (IPv4, `nf_nat_redirect_ipv4`); for IPv6 the address
+/// the interface would use towards the client (Linux takes the first
+/// non-tentative one: the same on a one-address interface).
+fn redirect_addr(p: &mut Pkt<'_>, rcu: &Rcu) -> Option<IpAddr> {
+    let state = p.state;
+    let dev = state.in_dev()?;
+    match p.meta().src {
+        IpAddr::V4(_) => dev.first_addr4(rcu).map(IpAddr::from),
+        IpAddr::V6(s) => dev.ipv6_saddr(state, s.octets()).map(IpAddr::from),
+    }
+}
+
+/// NAT at a NAT hook: set up the binding of a new connection (nat table,
+/// or a null binding), then rewrite the packet (`nf_nat_inet_fn`).
+/// `Err(verdict)` ends the hook.
+pub(super) fn nat_step<'g>(
+    rn: &RfwNet,
+    rcu: &'g Rcu,
+    set: &Ruleset,
+    p: &mut Pkt<'_>,
+    ct: &mut Option<Ct<'g>>,
+) -> core::result::Result<bool, netfilter::Verdict> {
+    let Some(c) = ct.as_mut() else {
+        return Ok(false);
+    };
+    let t = table::get();
+    let manip = ManipType::for_hook(p.hook);
+    let nat_loaded = set.get(TableKind::Nat).is_some();
+    let mut changed = false;
+    // A new connection meets this NAT hook for the first time: decide.
+    // Only a packet tracked as NEW in the original direction can be one;
+    // the others need not look at the status under the lock.
+    if nat_loaded && c.state == CtState::New && c.dir == Direction::Original {
+        let snap = c.e.with_state(t, |k, s| (*k, s.status()));
+        let Some((key, status)) = snap else {
+            return Ok(false);
+        };
+        if !status.has(Status::CONFIRMED) && !status.has(manip.done_bit()) {
+            match nat_setup(rn, rcu, set, p, c, t, manip, key, status) {
+                Ok(c2) => changed = c2,
+                Err(v) => return Err(v),
+            }
+        }
+    }
+    nat_rewrite(rn, p, c, t, manip, changed)
+}
+
+/// Decides the NAT binding of a new connection at its first NAT hook of
+/// kind `manip`; true when its entry was replaced (`c.e` is the new one).
+#[allow(clippy::too_many_arguments)]
+fn nat_setup<'g>(
+    rn: &RfwNet,
+    rcu: &'g Rcu,
+    set: &Ruleset,
+    p: &mut Pkt<'_>,
+    c: &mut Ct<'g>,
+    t: &'g Table,
+    manip: ManipType,
+    key: ConnKey,
+    status: Status,
+) -> core::result::Result<bool, netfilter::Verdict> {
+    let mut changed = false;
+    let out = eval(set, TableKind::Nat, &rn.rules, p);
+    if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules)) {
+        return Err(v);
+    }
+    let mut b = Binding::from_parts(
+        key.tuple(Direction::Original),
+        key.tuple(Direction::Reply),
+        status,
+    );
+    let verdict = out.map_or(Verdict::Accept, |o| o.verdict);
+    let hook = p.hook;
+    let family = p.family;
+    let out_addr = if matches!(verdict, Verdict::Masquerade(_)) {
+        masq_addr(p)
+    } else {
+        None
+    };
+    let in_addr = if matches!(verdict, Verdict::Redirect(_)) && hook != Hook::Output {
+        redirect_addr(p, rcu)
+    } else {
+        None
+    };
+    let taken = Taken {
+        t,
+        rcu,
+        net: &rn.ct,
+        me: c.e as *const Entry as usize,
+    };
+    let orig = key.tuple(Direction::Original);
+    let r = match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
+        Ok(Some((m, range))) => {
+            let range = shadow_guard(p, m, &orig, range);
+            b.setup(&range, m, &taken, &mut Rng, t.hash_key())
+        }
+        Ok(None) => b.setup_null(manip, &taken, &mut Rng, t.hash_key()),
+        Err(e) => Err(e),
+    };
+    // Destination NAT with every candidate in use: go on with a tuple
+    // in use, as Linux does; the source NAT hook moves the source
+    // port (`nf_nat_edemux.sh`).
+    let mut allow_clash = false;
+    let r = match (r, manip) {
+        (Err(NatError::NoFreeTuple), ManipType::Dst) => {
+            allow_clash = true;
+            match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
+                Ok(Some((m, range))) => b.setup(&range, m, &Free, &mut Rng, t.hash_key()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        (r, _) => r,
+    };
+    match r {
+        Ok(()) => {}
+        Err(NatError::NoAddress) => {
+            rn.rules.count(RStat::NatNoAddress);
+            return Err(netfilter::DROP);
+        }
+        Err(_) => {
+            rn.rules.count(RStat::NatNoTuple);
+            return Err(netfilter::DROP);
+        }
+    }
+    let mut set_bits = b.status.0 | manip.done_bit();
+    if matches!(verdict, Verdict::Masquerade(_)) {
+        set_bits |= Status::MASQUERADE;
+    }
+    if *b.reply() != key.tuple(Direction::Reply) {
+        // `c.dir` is Original (see `nat_step`): `c.bucket` is the chain of
+        // the original tuple, which the new entry keeps.
+        match t.rekey(rcu, c.e, c.bucket, b.reply(), set_bits, allow_clash) {
+            Ok((e, b0)) => {
+                rn.rules.count(RStat::NatBindings);
+                rn.rules.set_nat_used();
+                c.e = e;
+                c.bucket = b0;
+                changed = true;
+            }
+            Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
+                rn.rules.count(RStat::NatNoTuple);
+                return Err(netfilter::DROP);
+            }
+            Err(Rekey::Gone) => return Ok(false),
+        }
+    } else {
+        c.e.with_state(t, |_, s| s.status_mut().insert(set_bits));
+    }
+    Ok(changed)
+}
+
+/// Rewrites the packet as its connection's binding says. The binding is
+/// read from the entry's key, which never changes once published, so an
+/// established connection's packet takes no lock here: for protocols with
+/// ports the tuples imply the NAT bits exactly (`Binding::implied_status`); ICMP
+/// reads the bits under the lock. Like Linux, a dying entry's packets are
+/// still translated (a killed conntrack stays attached to its skbs).
+fn nat_rewrite(
+    rn: &RfwNet,
+    p: &mut Pkt<'_>,
+    c: &Ct<'_>,
+    t: &Table,
+    manip: ManipType,
+    changed: bool,
+) -> core::result::Result<bool, netfilter::Verdict> {
+    let key = c.e.key();
+    let nat = match Binding::implied_status(key) {
+        Some(n) => n,
+        None => c.e.with_state_raw(t, |_, s| s.status()),
+    };
+    if !manip.applies(nat, c.dir) {
+        return Ok(changed);
+    }
+    let b = Binding::from_parts(
+        key.tuple(Direction::Original),
+        key.tuple(Direction::Reply),
+        nat,
+    );
+    let is_error = c.state == CtState::Related
+        && matches!(
+            p.info.map(|i| i.l4),
+            Some(L4Info::Icmp(IcmpInfo::Error { .. }))
+        );
+    let dir = c.dir;
+    let ihl = p.meta_first_byte();
+    let len = if is_error {
+        usize::MAX
+    } else {
+        header_bytes(p, ihl)
+    };
+    let r = rewrite(&mut *p.skb, len, |bytes, mode| {
+        if is_error {
+            nat_proto::icmp_error_translate(bytes, &b, dir, manip, mode)
+        } else {
+            nat_proto::nat_packet(bytes, &b, dir, manip, mode)
+        }
+    });
+    match r {
+        Some(Ok(_)) => Ok(true),
+        _ => {
+            rn.rules.count(RStat::RewriteFailed);
+            Err(netfilter::DROP)
+        }
+    }
+}

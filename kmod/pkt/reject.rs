@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The REJECT target's answers (nf_reject_ipv4.c, nf_reject_ipv6.c, as
+//! nft_reject_inet.c picks them): a TCP RST or an ICMP/ICMPv6 destination
+//! unreachable.
+
+use nat::rule::{proto, Family, RejectWith};
+
+use super::meta::Pkt;
+use crate::rules::{RStat, RulesNet};
+
+/// ICMP destination-unreachable codes (`include/uapi/linux/icmp.h`).
+mod icmp {
+    pub(super) const NET_UNREACH: u8 = 0;
+    pub(super) const HOST_UNREACH: u8 = 1;
+    pub(super) const PROT_UNREACH: u8 = 2;
+    pub(super) const PORT_UNREACH: u8 = 3;
+    pub(super) const PKT_FILTERED: u8 = 13;
+}
+
+/// ICMPv6 destination-unreachable codes (`include/uapi/linux/icmpv6.h`).
+mod icmpv6 {
+    pub(super) const NOROUTE: u8 = 0;
+    pub(super) const ADM_PROHIBITED: u8 = 1;
+    pub(super) const ADDR_UNREACH: u8 = 3;
+    pub(super) const PORT_UNREACH: u8 = 4;
+}
+
+/// Sends the REJECT answer; the packet itself is dropped by the caller.
+pub(super) fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
+    rules.count(RStat::Rejected);
+    let tcp = p.proto == proto::TCP;
+    // These build and send a new packet and leave the hook's alone.
+    match (p.family, with) {
+        (Family::Ipv4, RejectWith::TcpReset) if tcp => p.state.send_reset4(p.skb),
+        (Family::Ipv6, RejectWith::TcpReset) if tcp => p.state.send_reset6(p.skb),
+        (Family::Ipv4, w) => {
+            let code = match w {
+                RejectWith::NetUnreachable => icmp::NET_UNREACH,
+                RejectWith::HostUnreachable => icmp::HOST_UNREACH,
+                RejectWith::ProtoUnreachable => icmp::PROT_UNREACH,
+                RejectWith::AdminProhibited => icmp::PKT_FILTERED,
+                _ => icmp::PORT_UNREACH,
+            };
+            p.state.send_unreach4(p.skb, code)
+        }
+        (Family::Ipv6, w) => {
+            let code = match w {
+                RejectWith::NetUnreachable => icmpv6::NOROUTE,
+                RejectWith::AdminProhibited => icmpv6::ADM_PROHIBITED,
+                RejectWith::HostUnreachable => icmpv6::ADDR_UNREACH,
+                _ => icmpv6::PORT_UNREACH,
+            };
+            p.state.send_unreach6(p.skb, code)
+        }
+    }
+}

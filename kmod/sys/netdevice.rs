@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Network devices (`include/linux/netdevice.h`, `inetdevice.h`,
+//! `net/addrconf.h`): a hook's input or output device ([`NetDevice`]), its
+//! name, whether it is loopback, and the addresses NAT takes from it.
+//!
+//! `struct net_device` is opaque to bindgen (its layout is large and
+//! config-dependent), so its fields are read through one-line C wrappers.
+
+use core::ffi::c_int;
+
+use kernel::types::Opaque;
+
+use super::netfilter::HookState;
+use super::rcu::Rcu;
+use crate::bindings;
+
+/// `IFNAMSIZ`: bytes of a device name, its NUL included.
+pub(crate) const IFNAMSIZ: usize = 16;
+
+/// A `struct net_device` the kernel lends rfw (a hook's `state->in` or
+/// `state->out`).
+///
+/// # Invariants
+///
+/// The wrapped `net_device` is valid for the lifetime of every reference
+/// to this `NetDevice`.
+#[repr(transparent)]
+pub(crate) struct NetDevice(Opaque<bindings::net_device>);
+
+impl NetDevice {
+    /// The `NetDevice` at `ptr`, `None` for a null pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be null or point to a `net_device` valid for `'a` (e.g.
+    /// a hook's device, which the stack holds for the hook call).
+    pub(crate) unsafe fn from_raw<'a>(ptr: *const bindings::net_device) -> Option<&'a NetDevice> {
+        // INVARIANT: the caller vouches for `'a`.
+        // SAFETY: `NetDevice` is a transparent `Opaque<net_device>`, which
+        // is a transparent `net_device`; the pointer is null or valid.
+        unsafe { ptr.cast::<NetDevice>().as_ref() }
+    }
+
+    fn as_ptr(&self) -> *mut bindings::net_device {
+        self.0.get()
+    }
+
+    /// `dev->name`, whole (NUL-padded).
+    pub(crate) fn name(&self) -> [u8; IFNAMSIZ] {
+        // SAFETY: the device is valid (type invariant).
+        let p = unsafe { bindings::rfw_dev_name(self.as_ptr()) };
+        // `name` is an array of IFNAMSIZ bytes: read it whole (one copy,
+        // not a read per byte). A rename (under RTNL) may race with the
+        // read, as it does with every reader of `dev->name` in C.
+        // SAFETY: `p` points to those IFNAMSIZ bytes of the valid device.
+        unsafe { core::ptr::read_unaligned(p.cast::<[u8; IFNAMSIZ]>()) }
+    }
+
+    /// `dev->flags & IFF_LOOPBACK`.
+    pub(crate) fn is_loopback(&self) -> bool {
+        // SAFETY: the device is valid (type invariant).
+        unsafe { bindings::rfw_dev_is_loopback(self.as_ptr()) }
+    }
+
+    /// The device's primary IPv4 address, as REDIRECT takes it at
+    /// PREROUTING: Linux's `nf_nat_redirect_ipv4` reads
+    /// `__in_dev_get_rcu(dev)->ifa_list`'s first entry's `ifa_local` (the
+    /// list is kept with primary addresses first), under the hook's RCU
+    /// read-side section. `None` without IPv4 on the device or an
+    /// address on it.
+    pub(crate) fn first_addr4(&self, _rcu: &Rcu) -> Option<[u8; 4]> {
+        // `__in_dev_get_rcu`: `rcu_dereference(dev->ip_ptr)`.
+        // SAFETY: the device is valid (type invariant); inside an RCU
+        // read-side section (`_rcu`).
+        let indev = unsafe { bindings::rfw_in_dev_get_rcu(self.as_ptr()) };
+        if indev.is_null() {
+            return None;
+        }
+        // `rcu_dereference(indev->ifa_list)`: one load of the published
+        // pointer (READ_ONCE).
+        // SAFETY: `indev` is live for the RCU section (freed after a grace
+        // period, `in_dev_finish_destroy` via `call_rcu`).
+        let ifa = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*indev).ifa_list)) };
+        if ifa.is_null() {
+            return None;
+        }
+        // An address is filled in before it is published in the list and
+        // freed a grace period after it is unlinked (`kfree_rcu`).
+        // SAFETY: so `ifa` is readable for the RCU section.
+        let a = unsafe { (*ifa).ifa_local };
+        (a != 0).then(|| a.to_ne_bytes())
+    }
+
+    /// `inet_select_addr(dev, nexthop, RT_SCOPE_UNIVERSE)`: the IPv4
+    /// source address this device would use towards `nexthop` (as
+    /// `nf_nat_masquerade_ipv4` asks). Addresses in network order.
+    pub(crate) fn inet_select_addr(&self, nexthop: [u8; 4]) -> Option<[u8; 4]> {
+        // SAFETY: the device is valid (type invariant); takes the RCU
+        // read lock itself.
+        let a = unsafe {
+            bindings::inet_select_addr(
+                self.as_ptr(),
+                u32::from_ne_bytes(nexthop),
+                bindings::rt_scope_t_RT_SCOPE_UNIVERSE as c_int,
+            )
+        };
+        (a != 0).then(|| a.to_ne_bytes())
+    }
+
+    /// `ipv6_dev_get_saddr(net, dev, dst, 0, &src)` in the hook's
+    /// namespace: the IPv6 source address this device would use towards
+    /// `dst` (as `nf_nat_masquerade_ipv6` asks).
+    pub(crate) fn ipv6_saddr(&self, state: &HookState, dst: [u8; 16]) -> Option<[u8; 16]> {
+        let dst = in6(dst);
+        let mut src = in6([0; 16]);
+        // SAFETY: the hook's namespace and a valid device (type
+        // invariant); two addresses of ours.
+        let r = unsafe {
+            bindings::ipv6_dev_get_saddr(state.net_ptr(), self.as_ptr(), &dst, 0, &mut src)
+        };
+        (r == 0).then(|| in6_bytes(&src))
+    }
+}
+
+/// An `in6_addr` holding `b`.
+fn in6(b: [u8; 16]) -> bindings::in6_addr {
+    // SAFETY: `in6_addr` is a union of byte/word views of 16 bytes: any bytes are valid.
+    unsafe { core::mem::transmute::<[u8; 16], bindings::in6_addr>(b) }
+}
+
+/// The 16 bytes of an `in6_addr`.
+fn in6_bytes(a: &bindings::in6_addr) -> [u8; 16] {
+    // SAFETY: as in `in6`: 16 bytes, every view valid.
+    unsafe { core::mem::transmute::<bindings::in6_addr, [u8; 16]>(*a) }
+}

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The IPv4 and IPv6 address notifiers (`register_inetaddr_notifier`,
+//! `register_inet6addr_notifier`), as MASQUERADE uses them
+//! (`nf_nat_masquerade.c`): a handler learns which address of which
+//! namespace went down.
+//!
+//! The IPv4 chain is a blocking one (process context, RTNL held); the IPv6
+//! chain is atomic and may run in softirq context, so handlers must not
+//! sleep.
+
+use core::ffi::{c_int, c_ulong, c_void};
+use core::marker::PhantomData;
+
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::error::to_result;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+use crate::bindings;
+use crate::pernet::RfwNet;
+
+/// What to do when an address is removed from an interface.
+pub(crate) trait AddrDown {
+    /// `NETDEV_DOWN` for `addr` (IPv4: its 4 bytes first, zeros after;
+    /// IPv6: all 16) in the namespace whose state is `net`. Must not sleep.
+    fn addr_down(net: &RfwNet, addr: [u8; 16]);
+}
+
+/// `H`'s handlers on both address chains, registered for as long as this
+/// value lives.
+///
+/// Create it after rfw's pernet operations (so every namespace that can
+/// report an address has its `RfwNet`) and drop it before them: a device's
+/// addresses are removed before its namespace's `exit` runs.
+///
+/// # Invariants
+///
+/// `nb4` and `nb6` are registered on the IPv4 and IPv6 chains, with
+/// [`Registration::<H>::inet_event`] and [`Registration::<H>::inet6_event`]
+/// as callbacks; the boxes keep them in place until `drop` unregistered them.
+pub(crate) struct Registration<H: AddrDown> {
+    nb4: KBox<Opaque<bindings::notifier_block>>,
+    nb6: KBox<Opaque<bindings::notifier_block>>,
+    _handler: PhantomData<fn() -> H>,
+}
+
+// SAFETY: the blocks are only touched by the kernel's chain code, under its
+// own locks; dropping (unregistering) works from any process context.
+unsafe impl<H: AddrDown> Send for Registration<H> {}
+// SAFETY: `&Registration` gives access to nothing.
+unsafe impl<H: AddrDown> Sync for Registration<H> {}
+
+fn block(call: bindings::notifier_fn_t) -> Result<KBox<Opaque<bindings::notifier_block>>> {
+    let nb = bindings::notifier_block {
+        notifier_call: call,
+        ..Default::default()
+    };
+    Ok(KBox::new(Opaque::new(nb), GFP_KERNEL)?)
+}
+
+impl<H: AddrDown> Registration<H> {
+    /// Registers `H` on both chains.
+    pub(crate) fn new() -> Result<Self> {
+        let nb4 = block(Some(Self::inet_event))?;
+        let nb6 = block(Some(Self::inet6_event))?;
+        // SAFETY: a filled block in its own allocation, kept until `drop`
+        // unregistered it.
+        to_result(unsafe { bindings::register_inetaddr_notifier(nb4.get()) })?;
+        // SAFETY: as above.
+        if let Err(e) = to_result(unsafe { bindings::register_inet6addr_notifier(nb6.get()) }) {
+            // SAFETY: registered just above.
+            unsafe { bindings::unregister_inetaddr_notifier(nb4.get()) };
+            return Err(e);
+        }
+        // INVARIANT: both registered above.
+        Ok(Registration {
+            nb4,
+            nb6,
+            _handler: PhantomData,
+        })
+    }
+
+    /// `NETDEV_DOWN` for an IPv4 address.
+    ///
+    /// # Safety
+    ///
+    /// Called by the inetaddr notifier chain, with an `in_ifaddr`.
+    unsafe extern "C" fn inet_event(
+        _nb: *mut bindings::notifier_block,
+        event: c_ulong,
+        ptr: *mut c_void,
+    ) -> c_int {
+        if event != c_ulong::from(bindings::netdev_cmd_NETDEV_DOWN) {
+            return bindings::NOTIFY_DONE as c_int;
+        }
+        let mut a: u32 = 0;
+        // SAFETY: `ptr` is the chain's `in_ifaddr`; `a` is ours.
+        let net = unsafe { bindings::rfw_ifa4_info(ptr, &mut a) };
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&a.to_ne_bytes());
+        // The device's namespace is live and rfw's `init` ran for it (the
+        // registration lives inside the pernet operations' one); `exit`
+        // runs after its devices, and so their addresses, are gone.
+        // SAFETY: so its `RfwNet` is live for this call.
+        H::addr_down(unsafe { crate::pernet::get(net) }, addr);
+        bindings::NOTIFY_DONE as c_int
+    }
+
+    /// `NETDEV_DOWN` for an IPv6 address.
+    ///
+    /// # Safety
+    ///
+    /// Called by the inet6addr notifier chain, with an `inet6_ifaddr`.
+    unsafe extern "C" fn inet6_event(
+        _nb: *mut bindings::notifier_block,
+        event: c_ulong,
+        ptr: *mut c_void,
+    ) -> c_int {
+        if event != c_ulong::from(bindings::netdev_cmd_NETDEV_DOWN) {
+            return bindings::NOTIFY_DONE as c_int;
+        }
+        let mut addr = [0u8; 16];
+        // SAFETY: `ptr` is the chain's `inet6_ifaddr`; `addr` has 16 bytes.
+        let net = unsafe { bindings::rfw_ifa6_info(ptr, addr.as_mut_ptr()) };
+        // SAFETY: as in `inet_event`.
+        H::addr_down(unsafe { crate::pernet::get(net) }, addr);
+        bindings::NOTIFY_DONE as c_int
+    }
+}
+
+impl<H: AddrDown> Drop for Registration<H> {
+    fn drop(&mut self) {
+        // After these return no callback runs or will run, so the blocks
+        // may be freed with `self`.
+        // SAFETY: both were registered in `new` (invariant).
+        unsafe {
+            bindings::unregister_inet6addr_notifier(self.nb6.get());
+            bindings::unregister_inetaddr_notifier(self.nb4.get());
+        }
+    }
+}

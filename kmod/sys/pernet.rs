@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-network-namespace state (`pernet_operations`, `net_generic`).
+//!
+//! [`Registration`] registers rfw's pernet operations (RAII: unregistered on
+//! drop). The kernel then gives every namespace, the initial one and each
+//! one created later, a zeroed area of `size_of::<RfwNet>()` bytes
+//! (`net_generic`), in which the `init` trampoline builds the namespace's
+//! [`NetState`] before it registers rfw's netfilter hooks there. Teardown
+//! is split the way the kernel intends: `pre_exit` unregisters the hooks,
+//! the core then waits for an RCU grace period (every hook invocation runs
+//! under `rcu_read_lock`), and only `exit` drops the state the hooks used.
+//! Module unload takes the same path for each namespace
+//! (`unregister_pernet_subsys`).
+//!
+//! The kernel keeps one id (`NET_ID`) and one `pernet_operations` per
+//! registration, in statics, so this serves one state type, `RfwNet`.
+
+use core::ffi::{c_int, c_uint};
+use core::mem::size_of;
+use core::pin::Pin;
+
+use kernel::error::to_result;
+use kernel::prelude::*;
+
+use super::kernel_static::KernelStatic;
+use crate::bindings;
+use crate::hooks;
+use crate::pernet::RfwNet;
+
+/// What a namespace's state does at the namespace's creation and death.
+pub(crate) trait NetState: Sized + Send + Sync {
+    /// Builds the state of a new namespace (pernet `init`).
+    fn new() -> Result<Self>;
+
+    /// Runs once the state is in its final place, before the namespace's
+    /// hooks are registered (pernet `init`): for parts that must not move.
+    fn start(self: Pin<&Self>);
+
+    /// Runs in pernet `exit`, a grace period after the hooks went, just
+    /// before the state is dropped: netlink commands cannot reach the
+    /// namespace any more.
+    fn exit(&self);
+}
+
+/// The id the kernel assigns for `net_generic` lookups.
+static NET_ID: KernelStatic<c_uint> = KernelStatic::new(0);
+
+static OPS: KernelStatic<bindings::pernet_operations> =
+    // `pernet_operations` holds pointers, integers and function pointers.
+    // SAFETY: zero is a valid value for every field.
+    KernelStatic::new(unsafe { core::mem::zeroed() });
+
+/// The storage of `net`'s [`RfwNet`].
+///
+/// # Safety
+///
+/// `net` must be a live namespace and rfw's pernet operations registered.
+unsafe fn slot(net: *const bindings::net) -> *mut RfwNet {
+    // The kernel wrote `NET_ID` at registration, before any `init` call.
+    // SAFETY: and does not write it again while registered.
+    let id = unsafe { NET_ID.get().read() };
+    // `net` is live and our id registered (caller): this is our area.
+    // SAFETY: `rfw_net_generic` returns `size_of::<RfwNet>()` bytes of `net`.
+    unsafe { bindings::rfw_net_generic(net, id) }.cast::<RfwNet>()
+}
+
+/// rfw's state in `net`.
+///
+/// # Safety
+///
+/// `net` must be a live namespace whose `init` has run and whose `exit` has
+/// not: true inside rfw's hooks (registered after init, unregistered a grace
+/// period before exit) and inside netlink commands (the family is registered
+/// after, and unregistered before, the pernet operations; the requesting
+/// socket holds its namespace alive).
+pub(crate) unsafe fn get<'a>(net: *const bindings::net) -> &'a RfwNet {
+    // SAFETY: per this function's contract `slot` holds an initialised value.
+    unsafe { &*slot(net) }
+}
+
+/// `pernet_operations.init`: state and hooks for a new namespace.
+///
+/// # Safety
+///
+/// Called by the namespace core only, with a live `net`.
+unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
+    let state = match RfwNet::new() {
+        Ok(s) => s,
+        Err(e) => return e.to_errno(),
+    };
+    // The kernel calls `init` for a live namespace with our id registered.
+    // SAFETY: so the slot is zeroed memory of ours, initialised below.
+    let slot = unsafe { slot(net) };
+    // SAFETY: `slot` is valid for writes and holds no value yet.
+    unsafe { slot.write(state) };
+    // The state is in its final place now: it stays there until `exit`
+    // (or the failure path below) drops it in place, so it may be pinned.
+    // SAFETY: `slot` holds the value just written.
+    unsafe { Pin::new_unchecked(&*slot) }.start();
+    let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
+    // `Registration::new` filled the table before registering us, and it
+    // lives as long as the module.
+    // SAFETY: `table` holds `n` valid entries and `net` is live.
+    let ret = unsafe { bindings::nf_register_net_hooks(net, table, n) };
+    if ret != 0 {
+        // No hook is registered, so nothing else can see the state: drop it.
+        // The kernel does not call `exit` for a namespace whose `init` failed.
+        // SAFETY: `slot` holds the value written above.
+        unsafe { core::ptr::drop_in_place(slot) };
+    }
+    ret
+}
+
+/// `pernet_operations.pre_exit`: unhooks a dying namespace.
+///
+/// # Safety
+///
+/// Called by the namespace core only, for a `net` whose `init` succeeded.
+unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
+    // SAFETY: `init` succeeded for `net`, so these hooks are registered.
+    unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
+}
+
+/// `pernet_operations.exit`: frees a dead namespace's state.
+///
+/// # Safety
+///
+/// Called by the namespace core only, for a `net` whose `init` succeeded,
+/// an RCU grace period after `pre_exit`.
+unsafe extern "C" fn net_exit(net: *mut bindings::net) {
+    // `init` succeeded for `net` and its `exit` has not run.
+    // SAFETY: so the state is live.
+    unsafe { get(net) }.exit();
+    // The hooks went in `pre_exit`, a grace period ago, netlink commands
+    // cannot reach a dying namespace, and `NetState::exit` made sure that
+    // nothing else refers to the state.
+    // SAFETY: the slot holds our value and nothing can reach it any more.
+    unsafe { core::ptr::drop_in_place(slot(net)) };
+}
+
+/// rfw's pernet operations, registered for as long as this value lives.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Fills the hook table and registers the operations: the kernel runs
+    /// `init` for every existing namespace now and for every new one later.
+    pub(crate) fn new() -> Result<Self> {
+        hooks::init_table();
+        let ops = OPS.get();
+        // Module init runs once; the operations are not registered yet.
+        // SAFETY: nothing else reads them now (`KernelStatic` invariant).
+        unsafe {
+            (*ops).init = Some(net_init);
+            (*ops).pre_exit = Some(net_pre_exit);
+            (*ops).exit = Some(net_exit);
+            (*ops).id = NET_ID.get();
+            (*ops).size = size_of::<RfwNet>();
+        }
+        // SAFETY: `ops` is fully initialised and static.
+        to_result(unsafe { bindings::register_pernet_subsys(ops) })?;
+        Ok(Registration(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // This runs `pre_exit`, a grace period and `exit` for every namespace.
+        // SAFETY: the operations were registered in `new`.
+        unsafe { bindings::unregister_pernet_subsys(OPS.get()) };
+    }
+}

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Socket buffers (`include/linux/skbuff.h`): the packet a netfilter hook
+//! is handed ([`SkBuff`]), its length, mark, network header and checksum
+//! state, and the writable view of its headers NAT and mangle rewrite.
+//!
+//! Plain fields (`len`, `mark`, the header offsets, `ip_summed`) are read
+//! and written here over bindgen's layout of `struct sk_buff`, as the
+//! kernel's own one-line accessors do; the accessors that do real work
+//! (`skb_rtable` + `rt_nexthop`, `skb_orphan`, `inet_sk_transparent`) stay
+//! C wrappers in `helpers.c`.
+
+use core::ffi::{c_int, c_uint};
+use core::ptr::{addr_of_mut, NonNull};
+
+use kernel::types::Opaque;
+
+use crate::bindings;
+
+/// The members of `struct_group(headers, ...)` in `struct sk_buff`
+/// (`mark`, `ip_summed`, `network_header`, ...), an anonymous struct to C:
+/// bindgen numbers it, so it is named once, here. A kernel whose layout
+/// moves `mark` elsewhere fails to build rather than read the wrong field.
+type Headers = bindings::sk_buff__bindgen_ty_4__bindgen_ty_1;
+
+/// `skb->ip_summed`: what is known of the packet's checksums.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum IpSummed {
+    /// `CHECKSUM_NONE`: nothing; the stack verifies in software.
+    None,
+    /// `CHECKSUM_UNNECESSARY`: the device verified them.
+    Unnecessary,
+    /// `CHECKSUM_COMPLETE`: `skb->csum` holds the sum of the received bytes.
+    Complete,
+    /// `CHECKSUM_PARTIAL`: the device or GSO will finish the L4 checksum
+    /// of an outgoing packet (the field holds the pseudo-header sum).
+    Partial,
+}
+
+impl IpSummed {
+    fn from_raw(v: u8) -> IpSummed {
+        match u32::from(v) {
+            bindings::CHECKSUM_UNNECESSARY => IpSummed::Unnecessary,
+            bindings::CHECKSUM_COMPLETE => IpSummed::Complete,
+            bindings::CHECKSUM_PARTIAL => IpSummed::Partial,
+            _ => IpSummed::None,
+        }
+    }
+
+    fn to_raw(self) -> u8 {
+        (match self {
+            IpSummed::None => bindings::CHECKSUM_NONE,
+            IpSummed::Unnecessary => bindings::CHECKSUM_UNNECESSARY,
+            IpSummed::Complete => bindings::CHECKSUM_COMPLETE,
+            IpSummed::Partial => bindings::CHECKSUM_PARTIAL,
+        }) as u8
+    }
+}
+
+/// A `struct sk_buff` lent to rfw by the kernel (a netfilter hook's
+/// packet).
+///
+/// Reads and changes of the struct's own fields go through `&self`: the
+/// struct is C memory behind an [`Opaque`] (interior mutability), Rust
+/// never holds a reference into it, and `SkBuff` is not `Sync`, so a
+/// `&SkBuff` stays on the task the kernel lent it to. The packet's bytes
+/// are another matter: [`SkBuff::writable`] lends them as `&mut [u8]` and
+/// takes `&mut self` for as long, so no other access to the skb (a copy of
+/// its bytes, a second writable view that might move them) can happen
+/// meanwhile.
+///
+/// # Invariants
+///
+/// The wrapped `sk_buff` is valid, and used by no other task, for the
+/// lifetime of every reference to this `SkBuff`.
+#[repr(transparent)]
+pub(crate) struct SkBuff(Opaque<bindings::sk_buff>);
+
+impl SkBuff {
+    /// The `SkBuff` at `ptr`, exclusively borrowed for `'a`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `sk_buff` that no other task uses, and
+    /// no other Rust reference to it exists, for `'a` (e.g. the skb of a
+    /// netfilter hook, for the duration of the hook call).
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::sk_buff) -> &'a mut SkBuff {
+        // INVARIANT: the caller lends the skb to us for `'a`.
+        // SAFETY: `SkBuff` is a transparent `Opaque<sk_buff>`, which is a
+        // transparent `sk_buff`; the pointer is valid and unaliased for `'a`.
+        unsafe { &mut *ptr.cast::<SkBuff>() }
+    }
+
+    /// The raw pointer, for the kernel functions that take the skb.
+    #[inline]
+    pub(super) fn as_ptr(&self) -> *mut bindings::sk_buff {
+        self.0.get()
+    }
+
+    /// The `headers` group of the struct.
+    #[inline]
+    fn headers(&self) -> *mut Headers {
+        // A field's address, no read: `__BindgenUnionField` is bindgen's
+        // marker for a union member at the union's address.
+        // SAFETY: the skb is valid (type invariant).
+        unsafe { addr_of_mut!((*self.as_ptr()).__bindgen_anon_4.__bindgen_anon_1) }
+            .cast::<Headers>()
+    }
+
+    /// The skb's address, as an identity for per-CPU state (never
+    /// dereferenced).
+    #[inline]
+    pub(crate) fn addr(&self) -> usize {
+        self.as_ptr() as usize
+    }
+
+    /// `skb->len`: bytes of the packet from `skb->data` (linear and paged).
+    #[inline]
+    pub(crate) fn len(&self) -> u32 {
+        // SAFETY: the skb is valid (type invariant); a plain field.
+        unsafe { (*self.as_ptr()).len }
+    }
+
+    /// `skb->mark`.
+    #[inline]
+    pub(crate) fn mark(&self) -> u32 {
+        // SAFETY: the skb is valid (type invariant); a plain field.
+        unsafe { (*self.headers()).__bindgen_anon_4.mark }
+    }
+
+    /// Sets `skb->mark`.
+    #[inline]
+    pub(crate) fn set_mark(&self, mark: u32) {
+        // SAFETY: the skb is valid and ours (type invariant); no Rust
+        // reference into it exists (`Opaque`).
+        unsafe { (*self.headers()).__bindgen_anon_4.mark = mark };
+    }
+
+    /// `skb_network_offset`: where the network header starts, relative to
+    /// `skb->data` (negative once the stack pulled past it).
+    #[inline]
+    pub(crate) fn network_offset(&self) -> i32 {
+        let p = self.as_ptr();
+        // `skb_network_header(skb) - skb->data`, as integers: only the
+        // difference is wanted.
+        // SAFETY: the skb is valid (type invariant); plain fields.
+        let (head, data, nh) = unsafe {
+            (
+                (*p).head as isize,
+                (*p).data as isize,
+                (*self.headers()).network_header,
+            )
+        };
+        head.wrapping_add(nh as isize).wrapping_sub(data) as i32
+    }
+
+    /// Copies the packet's bytes from its network header into `buf`, as
+    /// many as the packet has (at most `buf.len()`), with `skb_copy_bits`
+    /// (linear and paged data alike). `None` when there is not one byte.
+    pub(crate) fn copy_network<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let off = self.network_offset();
+        let len = i64::from(self.len()).checked_sub(i64::from(off))?;
+        if len <= 0 || off < 0 {
+            return None;
+        }
+        let n = (len as usize).min(buf.len());
+        // `off + n <= skb->len`, and `skb_copy_bits` checks the bounds again.
+        // SAFETY: the skb is valid (type invariant); `buf` has room for `n`.
+        let r = unsafe {
+            bindings::skb_copy_bits(self.as_ptr(), off, buf.as_mut_ptr().cast(), n as c_int)
+        };
+        (r == 0).then_some(&buf[..n])
+    }
+
+    /// `skb->ip_summed`.
+    #[inline]
+    pub(crate) fn ip_summed(&self) -> IpSummed {
+        // SAFETY: the skb is valid (type invariant); bindgen's accessor
+        // reads the bitfield's bytes through the raw pointer.
+        IpSummed::from_raw(unsafe { Headers::ip_summed_raw(self.headers()) })
+    }
+
+    /// Sets `skb->ip_summed`.
+    #[inline]
+    pub(crate) fn set_ip_summed(&self, v: IpSummed) {
+        // SAFETY: the skb is valid and ours (type invariant); bindgen's
+        // accessor rewrites the bitfield's byte through the raw pointer.
+        unsafe { Headers::set_ip_summed_raw(self.headers(), v.to_raw()) };
+    }
+
+    /// The first `len` bytes from the network header (fewer if the packet
+    /// is shorter), made writable: `skb_ensure_writable` un-clones the
+    /// data and pulls the bytes into the linear area as needed (as
+    /// `nf_nat_manip_pkt` does). `None` if there is nothing to write or
+    /// the kernel could not make it writable (no memory).
+    pub(crate) fn writable(&mut self, len: usize) -> Option<Writable<'_>> {
+        let off = self.network_offset();
+        let total = (i64::from(self.len()) - i64::from(off)).max(0) as usize;
+        let len = len.min(total);
+        if off < 0 || len == 0 {
+            return None;
+        }
+        let end = c_uint::try_from(off as usize + len).ok()?;
+        // SAFETY: the skb is valid and ours (type invariant).
+        if unsafe { bindings::skb_ensure_writable(self.as_ptr(), end) } != 0 {
+            return None;
+        }
+        // `skb_network_header`: `head + network_header`; the `len` bytes
+        // from there are linear, un-shared and within the data now.
+        // SAFETY: the skb is valid (type invariant); plain fields.
+        let data = unsafe {
+            (*self.as_ptr())
+                .head
+                .wrapping_add(usize::from((*self.headers()).network_header))
+        };
+        let data = NonNull::new(data)?;
+        // INVARIANT: see above; `&mut self` is held for the view's life.
+        Some(Writable {
+            skb: self,
+            data,
+            len,
+        })
+    }
+
+    /// The IPv4 next hop towards `daddr` of the route attached to the skb
+    /// (`rt_nexthop(skb_rtable(skb), daddr)`, the gateway or `daddr`
+    /// itself); `daddr` when no route is attached. Addresses in network
+    /// order.
+    pub(crate) fn rt_nexthop4(&self, daddr: [u8; 4]) -> [u8; 4] {
+        // SAFETY: the skb is valid (type invariant).
+        let nh = unsafe { bindings::rfw_rt_nexthop4(self.as_ptr(), u32::from_ne_bytes(daddr)) };
+        nh.to_ne_bytes()
+    }
+
+    /// True when early demux attached a (non-transparent) socket to the skb.
+    pub(crate) fn has_demux_sk(&self) -> bool {
+        // SAFETY: the skb is valid (type invariant).
+        unsafe { bindings::rfw_skb_has_demux_sk(self.as_ptr()) }
+    }
+
+    /// `skb_orphan`: drops the skb's socket reference (running its
+    /// destructor).
+    pub(crate) fn orphan(&self) {
+        // SAFETY: the skb is valid and ours (type invariant).
+        unsafe { bindings::rfw_skb_orphan(self.as_ptr()) };
+    }
+}
+
+/// A packet's first header bytes, writable (see [`SkBuff::writable`]).
+///
+/// # Invariants
+///
+/// `data` points to `len` bytes of `skb`'s linear, un-shared data, valid
+/// while `skb` is borrowed; the exclusive borrow keeps any other access to
+/// the skb (and any move of its data) out while this view lives.
+pub(crate) struct Writable<'a> {
+    skb: &'a mut SkBuff,
+    data: NonNull<u8>,
+    len: usize,
+}
+
+impl Writable<'_> {
+    /// The bytes.
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `len` valid, writable bytes that only this view reaches
+        // (type invariant); the slice borrows the view.
+        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) }
+    }
+
+    /// The skb's checksum state.
+    pub(crate) fn ip_summed(&self) -> IpSummed {
+        self.skb.ip_summed()
+    }
+
+    /// Sets the skb's checksum state.
+    pub(crate) fn set_ip_summed(&mut self, v: IpSummed) {
+        self.skb.set_ip_summed(v);
+    }
+}

@@ -18,10 +18,10 @@ use core::pin::Pin;
 
 use conntrack::{Direction, Status};
 use kernel::prelude::*;
+use rfw_abi::rules_stats;
 
 use crate::ct::table;
 use crate::pernet::RfwNet;
-use crate::rules::RStat;
 use crate::sys::notifier::{self, AddrDown};
 use crate::sys::sync::{LockClassKey, SpinLockBh};
 use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
@@ -111,7 +111,7 @@ impl WorkItem for RfwNet {
                 && (p.all || addrs.iter().any(|a| *a == k.tuple(Direction::Reply).dst))
         });
         for _ in 0..removed {
-            rn.rules.count(RStat::MasqFlushed);
+            rn.rules.count(rules_stats::Counter::MasqFlushed);
         }
     }
 }

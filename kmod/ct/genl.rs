@@ -16,7 +16,6 @@ use rfw_abi::{
     WireTuple,
 };
 
-use super::net::Stat;
 use super::table::{self, Removal, ENTRY_SIZE};
 use crate::sys::genl::{DoIt, Dump, DumpIt, Request};
 use crate::sys::nlmsg::{emsgsize, Reply, Writer};
@@ -296,44 +295,27 @@ pub(crate) struct CtStatsGet;
 
 impl DoIt for CtStatsGet {
     fn doit(req: &Request<'_>) -> Result {
+        use rfw_abi::ct_stats::Counter;
+
         let ct = &req.net().ct;
         let s = ct.totals();
         let tbl = table::get();
         let r = Reply::new(req, rfw_abi::Cmd::CtStatsGet as u8)?;
         let nest = r.nest_start(attr::CT_STATS)?;
-        let gauges = [
-            (
-                ct_stats::COUNT,
-                u64::from(ct.entries.load(Ordering::Relaxed)),
-            ),
-            (ct_stats::LIMIT, u64::from(ct.limit.load(Ordering::Relaxed))),
-            (
-                ct_stats::UNCONFIRMED,
-                u64::from(ct.unconfirmed.load(Ordering::Relaxed)),
-            ),
-            (ct_stats::BUCKETS, tbl.buckets() as u64),
-            (ct_stats::ENTRY_BYTES, ENTRY_SIZE as u64),
-        ];
-        for (ty, v) in gauges {
-            r.put_u64(ty, v, ct_stats::PAD)?;
-        }
-        let counters = [
-            (ct_stats::FOUND, Stat::Found),
-            (ct_stats::NEW, Stat::New),
-            (ct_stats::INVALID, Stat::Invalid),
-            (ct_stats::IGNORED, Stat::Ignored),
-            (ct_stats::EARLY_DROP, Stat::EarlyDrop),
-            (ct_stats::DROP, Stat::Drop),
-            (ct_stats::INSERT_FAILED, Stat::InsertFailed),
-            (ct_stats::CHAIN_TOO_LONG, Stat::ChainTooLong),
-            (ct_stats::EXPIRED, Stat::Expired),
-            (ct_stats::DELETED, Stat::Deleted),
-            (ct_stats::UNCONFIRMED_REAPED, Stat::UnconfirmedReaped),
-            (ct_stats::LONG_CHAIN_LOOKUPS, Stat::LongChainLookups),
-            (ct_stats::RELATED, Stat::Related),
-        ];
-        for (ty, st) in counters {
-            r.put_u64(ty, s.get(st), ct_stats::PAD)?;
+        // The table's gauges, then the per-packet events.
+        let gauges = Counter::ALL.into_iter().filter(|c| !c.is_event());
+        let events = Counter::ALL.into_iter().filter(|c| c.is_event());
+        // (`Iterator::` because the kernel prelude's `Init` has a `chain` too.)
+        for c in Iterator::chain(gauges, events) {
+            let v = match c {
+                Counter::Count => u64::from(ct.entries.load(Ordering::Relaxed)),
+                Counter::Limit => u64::from(ct.limit.load(Ordering::Relaxed)),
+                Counter::Unconfirmed => u64::from(ct.unconfirmed.load(Ordering::Relaxed)),
+                Counter::Buckets => tbl.buckets() as u64,
+                Counter::EntryBytes => ENTRY_SIZE as u64,
+                _ => s.get(c),
+            };
+            r.put_u64(c.attr(), v, ct_stats::PAD)?;
         }
         for (i, v) in s.invalid().iter().enumerate() {
             let name = InvalidReason::name_of_index(i).unwrap_or("unknown");

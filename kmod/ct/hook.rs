@@ -30,8 +30,9 @@
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::parse::PacketInfo;
 use conntrack::{Class, Conn, Direction, InsertError, InvalidReason, TableStats, Tuple};
+use rfw_abi::ct_stats;
 
-use super::net::{CtNet, Stat};
+use super::net::CtNet;
 use super::table::{self, Entry, Removal, Table};
 use crate::sys::netfilter::{self, Verdict};
 use crate::sys::rcu::Rcu;
@@ -60,7 +61,7 @@ impl<'g> conntrack::Table for KTable<'g> {
     fn lookup(&mut self, tuple: &Tuple) -> Option<(&'g Entry, Direction)> {
         let hit = self.t.lookup_at(self.rcu, self.net, tuple);
         if let Some((e, dir, b)) = hit {
-            self.net.count(Stat::Found);
+            self.net.count(ct_stats::Counter::Found);
             self.last = Some((e as *const Entry as usize, dir, b));
         }
         hit.map(|(e, dir, _)| (e, dir))
@@ -115,12 +116,12 @@ impl<'g> conntrack::Table for KTable<'g> {
     fn stats(&self) -> TableStats {
         let s = self.net.totals();
         TableStats {
-            inserted: s.get(Stat::New),
-            removed: s.get(Stat::Deleted),
-            expired: s.get(Stat::Expired),
-            early_dropped: s.get(Stat::EarlyDrop),
-            insert_full: s.get(Stat::Drop),
-            insert_clash: s.get(Stat::InsertFailed),
+            inserted: s.get(ct_stats::Counter::New),
+            removed: s.get(ct_stats::Counter::Deleted),
+            expired: s.get(ct_stats::Counter::Expired),
+            early_dropped: s.get(ct_stats::Counter::EarlyDrop),
+            insert_full: s.get(ct_stats::Counter::Drop),
+            insert_clash: s.get(ct_stats::Counter::InsertFailed),
         }
     }
 }
@@ -159,12 +160,12 @@ pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> 
     };
     let p = conntrack::track(&mut kt, info, now, cfg);
     if p.verdict.ignored.is_some() {
-        ct.count(Stat::Ignored);
+        ct.count(ct_stats::Counter::Ignored);
     }
     let verdict = match p.verdict.class {
         Class::Invalid(InvalidReason::TableFull) => {
             // No room: drop the packet, as nf_conntrack does.
-            ct.count(Stat::Drop);
+            ct.count(ct_stats::Counter::Drop);
             ct.count_invalid(InvalidReason::TableFull);
             netfilter::DROP
         }
@@ -173,7 +174,7 @@ pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> 
             netfilter::ACCEPT
         }
         Class::Related => {
-            ct.count(Stat::Related);
+            ct.count(ct_stats::Counter::Related);
             netfilter::ACCEPT
         }
         _ => netfilter::ACCEPT,

@@ -14,33 +14,13 @@ use core::sync::atomic::{AtomicBool, AtomicU32};
 use conntrack::{Config, InvalidReason, ParseError};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
+use rfw_abi::ct_stats;
 
 use crate::sys::percpu::{Counter, PerCpu};
 use crate::sys::rcu::{Rcu, RcuBox};
 
-/// Counted events, in the order of the per-CPU array.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(usize)]
-pub(crate) enum Stat {
-    Found,
-    New,
-    Invalid,
-    Ignored,
-    EarlyDrop,
-    Drop,
-    InsertFailed,
-    ChainTooLong,
-    Expired,
-    Deleted,
-    UnconfirmedReaped,
-    LongChainLookups,
-    Related,
-}
-
-/// Number of [`Stat`] values.
-pub(crate) const N_STAT: usize = Stat::Related as usize + 1;
 /// Where the per-reason INVALID counters start.
-const INVALID_BASE: usize = N_STAT;
+const INVALID_BASE: usize = ct_stats::Counter::EVENTS;
 /// Where the per-kind malformed counters start.
 const MALFORMED_BASE: usize = INVALID_BASE + InvalidReason::COUNT;
 /// Counters per CPU.
@@ -53,8 +33,9 @@ pub(crate) struct Totals {
 
 impl Totals {
     /// One event counter.
-    pub(crate) fn get(&self, s: Stat) -> u64 {
-        self.c[s as usize]
+    pub(crate) fn get(&self, s: ct_stats::Counter) -> u64 {
+        debug_assert!(s.is_event());
+        self.c[s.index()]
     }
 
     /// INVALID packets by reason index.
@@ -105,13 +86,14 @@ impl CtNet {
 
     /// Counts one event.
     #[inline]
-    pub(crate) fn count(&self, s: Stat) {
-        self.stats.add(s as usize, 1);
+    pub(crate) fn count(&self, s: ct_stats::Counter) {
+        debug_assert!(s.is_event());
+        self.stats.add(s.index(), 1);
     }
 
     /// Counts one INVALID packet (and its reason).
     pub(crate) fn count_invalid(&self, r: InvalidReason) {
-        self.count(Stat::Invalid);
+        self.count(ct_stats::Counter::Invalid);
         self.stats.add(INVALID_BASE + r.index(), 1);
         if let InvalidReason::Malformed(e) = r {
             self.stats.add(MALFORMED_BASE + e.index(), 1);

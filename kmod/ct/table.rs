@@ -55,8 +55,9 @@ use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
+use rfw_abi::ct_stats;
 
-use super::net::{CtNet, Stat};
+use super::net::CtNet;
 use crate::sys::global::{Global, Published};
 use crate::sys::rcu::{Rcu, RcuGuard};
 use crate::sys::rculist::{self, Chains, Held, Linked, ParentRef, Unlinked};
@@ -206,12 +207,12 @@ pub(crate) enum Removal {
 }
 
 impl Removal {
-    fn stat(self) -> Stat {
+    fn stat(self) -> ct_stats::Counter {
         match self {
-            Removal::Deleted => Stat::Deleted,
-            Removal::Expired => Stat::Expired,
-            Removal::EarlyDrop => Stat::EarlyDrop,
-            Removal::Reaped => Stat::UnconfirmedReaped,
+            Removal::Deleted => ct_stats::Counter::Deleted,
+            Removal::Expired => ct_stats::Counter::Expired,
+            Removal::EarlyDrop => ct_stats::Counter::EarlyDrop,
+            Removal::Reaped => ct_stats::Counter::UnconfirmedReaped,
         }
     }
 }
@@ -429,7 +430,7 @@ impl Table {
         let b = self.bucket_of(net, t);
         let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.key.matches(dir, t));
         if len > MAX_CHAIN {
-            net.count(Stat::LongChainLookups);
+            net.count(ct_stats::Counter::LongChainLookups);
         }
         hit.map(|(e, dir)| (e, dir, b))
     }
@@ -527,7 +528,7 @@ impl Table {
         let b2 = self.bucket_of(net, reply);
 
         let Some(new) = self.alloc(net, key, state) else {
-            self.finish_removal(old, false, Stat::Drop);
+            self.finish_removal(old, false, ct_stats::Counter::Drop);
             return Err(Rekey::NoMemory);
         };
         let single = orig == *reply;
@@ -539,7 +540,7 @@ impl Table {
         if clash.is_some() && !allow_clash {
             drop(held);
             drop(new);
-            self.finish_removal(old, false, Stat::InsertFailed);
+            self.finish_removal(old, false, ct_stats::Counter::InsertFailed);
             return Err(Rekey::Clash);
         }
         // The new entry goes in first: a reader finds `old` or `e`, both
@@ -603,9 +604,9 @@ impl Table {
             self.walk(rcu, b1, |o, d| o.is_of(net) && o.key.matches(d, &reply))
         };
         let refuse = if c0.is_some() || c1.is_some() {
-            Some((Stat::InsertFailed, InsertError::Clash))
+            Some((ct_stats::Counter::InsertFailed, InsertError::Clash))
         } else if len0 >= MAX_CHAIN || len1 >= MAX_CHAIN {
-            Some((Stat::ChainTooLong, InsertError::Full))
+            Some((ct_stats::Counter::ChainTooLong, InsertError::Full))
         } else {
             None
         };
@@ -621,7 +622,7 @@ impl Table {
             .link(&held, new, rcu, b0, (!single).then_some(b1));
         net.unconfirmed.fetch_add(1, Ordering::Relaxed);
         drop(held);
-        net.count(Stat::New);
+        net.count(ct_stats::Counter::New);
         Ok((e, b0))
     }
 
@@ -659,7 +660,7 @@ impl Table {
     }
 
     /// Unlinks and buries `e`, which the caller marked DYING; counts `stat`.
-    fn finish_removal(&self, e: &Entry, was_confirmed: bool, stat: Stat) {
+    fn finish_removal(&self, e: &Entry, was_confirmed: bool, stat: ct_stats::Counter) {
         let net = e.net();
         let orig = e.key.tuple(Direction::Original);
         let reply = e.key.tuple(Direction::Reply);

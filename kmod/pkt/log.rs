@@ -5,8 +5,9 @@
 
 use nat::eval::{PacketMeta, RuleSink};
 use nat::rule::{proto, Hook, IfName, LogSpec};
+use rfw_abi::rules_stats;
 
-use crate::rules::{Loaded, RStat, RulesNet};
+use crate::rules::{Loaded, RulesNet};
 
 /// Counts rule hits into a loaded table's counters, and logs.
 pub(super) struct Sink<'a> {
@@ -24,10 +25,10 @@ impl RuleSink for Sink<'_> {
     fn log(&mut self, index: usize, spec: &LogSpec, pkt: &PacketMeta) {
         let now = crate::sys::time::ktime_ns();
         if !self.t.log_allow(index, now, spec.rate, spec.burst) {
-            self.rules.count(RStat::LogSuppressed);
+            self.rules.count(rules_stats::Counter::LogSuppressed);
             return;
         }
-        self.rules.count(RStat::Logged);
+        self.rules.count(rules_stats::Counter::Logged);
         log_line(spec, pkt, self.hook);
     }
 }

@@ -74,11 +74,12 @@ use ::nat::eval::{Outcome, Verdict};
 use ::nat::nat_proto::CsumMode;
 use ::nat::rule::{CtState, Family, Hook, TableKind};
 use conntrack::Direction;
+use rfw_abi::rules_stats;
 
 use crate::ct::hook::track_info;
 use crate::ct::table;
 use crate::pernet::RfwNet;
-use crate::rules::{RStat, RulesNet, Ruleset};
+use crate::rules::{RulesNet, Ruleset};
 use crate::sys::netfilter::{self, HookState};
 use crate::sys::rcu::Rcu;
 use crate::sys::skbuff::{IpSummed, SkBuff};
@@ -124,7 +125,7 @@ fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::V
             Some(netfilter::DROP)
         }
         Verdict::Queue(n) => {
-            rules.count(RStat::Queued);
+            rules.count(rules_stats::Counter::Queued);
             Some(netfilter::queue(n))
         }
         // NAT verdicts only come from the nat table (validated).
@@ -161,7 +162,7 @@ fn apply_mangle(p: &mut Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
     })
     .unwrap_or(false);
     if !ok {
-        rules.count(RStat::RewriteFailed);
+        rules.count(rules_stats::Counter::RewriteFailed);
     }
     ok
 }
@@ -245,7 +246,7 @@ pub(crate) fn first(
         });
         p.set_ct_state(st);
     } else {
-        rn.rules.count(RStat::Unparsed);
+        rn.rules.count(rules_stats::Counter::Unparsed);
     }
     if set.is_empty() && !rn.rules.nat_used() {
         if h != Hook::Forward {

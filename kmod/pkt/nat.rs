@@ -14,6 +14,7 @@ use nat::eval::Verdict;
 use nat::nat_core::{self, Binding, ManipType, NatError};
 use nat::nat_proto;
 use nat::rule::{proto, CtState, Family, Hook, TableKind};
+use rfw_abi::rules_stats;
 
 use super::meta::Pkt;
 use super::slot::Ct;
@@ -22,7 +23,7 @@ use crate::ct::hook::PREFIX;
 use crate::ct::net::CtNet;
 use crate::ct::table::{self, Entry, Rekey, Table};
 use crate::pernet::RfwNet;
-use crate::rules::{RStat, Ruleset};
+use crate::rules::Ruleset;
 use crate::sys::netfilter;
 use crate::sys::rcu::Rcu;
 
@@ -229,11 +230,11 @@ fn nat_setup<'g>(
     match r {
         Ok(()) => {}
         Err(NatError::NoAddress) => {
-            rn.rules.count(RStat::NatNoAddress);
+            rn.rules.count(rules_stats::Counter::NatNoAddress);
             return Err(netfilter::DROP);
         }
         Err(_) => {
-            rn.rules.count(RStat::NatNoTuple);
+            rn.rules.count(rules_stats::Counter::NatNoTuple);
             return Err(netfilter::DROP);
         }
     }
@@ -246,14 +247,14 @@ fn nat_setup<'g>(
         // the original tuple, which the new entry keeps.
         match t.rekey(rcu, c.e, c.bucket, b.reply(), set_bits, allow_clash) {
             Ok((e, b0)) => {
-                rn.rules.count(RStat::NatBindings);
+                rn.rules.count(rules_stats::Counter::NatBindings);
                 rn.rules.set_nat_used();
                 c.e = e;
                 c.bucket = b0;
                 changed = true;
             }
             Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
-                rn.rules.count(RStat::NatNoTuple);
+                rn.rules.count(rules_stats::Counter::NatNoTuple);
                 return Err(netfilter::DROP);
             }
             Err(Rekey::Gone) => return Ok(false),
@@ -313,7 +314,7 @@ fn nat_rewrite(
     match r {
         Some(Ok(_)) => Ok(true),
         _ => {
-            rn.rules.count(RStat::RewriteFailed);
+            rn.rules.count(rules_stats::Counter::RewriteFailed);
             Err(netfilter::DROP)
         }
     }

@@ -5,9 +5,10 @@
 //! unreachable.
 
 use nat::rule::{proto, Family, RejectWith};
+use rfw_abi::rules_stats;
 
 use super::meta::Pkt;
-use crate::rules::{RStat, RulesNet};
+use crate::rules::RulesNet;
 
 /// ICMP destination-unreachable codes (`include/uapi/linux/icmp.h`).
 mod icmp {
@@ -28,7 +29,7 @@ mod icmpv6 {
 
 /// Sends the REJECT answer; the packet itself is dropped by the caller.
 pub(super) fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
-    rules.count(RStat::Rejected);
+    rules.count(rules_stats::Counter::Rejected);
     let tcp = p.proto == proto::TCP;
     // These build and send a new packet and leave the hook's alone.
     match (p.family, with) {

@@ -6,7 +6,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use rfw_abi::{attr, nla, rules_stats, rules_table, Cmd};
 
-use super::{LoadError, Loaded, RStat, ReplaceError, N_RSTAT};
+use super::{LoadError, Loaded, ReplaceError};
 use crate::sys::genl::{DoIt, Request};
 use crate::sys::nlmsg::Reply;
 use crate::sys::rcu::RcuGuard;
@@ -160,22 +160,10 @@ pub(crate) struct RulesStatsGet;
 impl DoIt for RulesStatsGet {
     fn doit(req: &Request<'_>) -> Result {
         let t = req.net().rules.totals();
-        const MAP: [(RStat, u16); N_RSTAT] = [
-            (RStat::NatNoTuple, rules_stats::NAT_NO_TUPLE),
-            (RStat::NatNoAddress, rules_stats::NAT_NO_ADDRESS),
-            (RStat::RewriteFailed, rules_stats::REWRITE_FAILED),
-            (RStat::NatBindings, rules_stats::NAT_BINDINGS),
-            (RStat::Rejected, rules_stats::REJECTED),
-            (RStat::Logged, rules_stats::LOGGED),
-            (RStat::LogSuppressed, rules_stats::LOG_SUPPRESSED),
-            (RStat::Queued, rules_stats::QUEUED),
-            (RStat::MasqFlushed, rules_stats::MASQ_FLUSHED),
-            (RStat::Unparsed, rules_stats::UNPARSED),
-        ];
         let r = Reply::new(req, Cmd::RulesStatsGet as u8)?;
         let nest = r.nest_start(attr::RULES_STATS)?;
-        for (s, a) in MAP {
-            r.put_u64(a, t[s as usize], rules_stats::PAD)?;
+        for c in rules_stats::Counter::ALL {
+            r.put_u64(c.attr(), t[c.index()], rules_stats::PAD)?;
         }
         r.nest_end(nest);
         r.send()

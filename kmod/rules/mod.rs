@@ -27,29 +27,11 @@ use kernel::sync::Arc;
 use nat::codec::{self, Entry, Table, TableInfo};
 use nat::eval::TokenBucket;
 use nat::rule::TableKind;
+use rfw_abi::rules_stats;
 
 use crate::sys::percpu::{Counter, PerCpu, PerCpuSlice};
 use crate::sys::rcu::{Rcu, RcuBox, RcuGuard};
 use crate::sys::sync::{LockClassKey, Mutex, MutexGuard, SpinLockBh};
-
-/// Counted events of the rule path (`rfw_abi::rules_stats`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(usize)]
-pub(crate) enum RStat {
-    NatNoTuple,
-    NatNoAddress,
-    RewriteFailed,
-    NatBindings,
-    Rejected,
-    Logged,
-    LogSuppressed,
-    Queued,
-    MasqFlushed,
-    Unparsed,
-}
-
-/// Number of [`RStat`] values.
-pub(crate) const N_RSTAT: usize = RStat::Unparsed as usize + 1;
 
 /// One table as loaded.
 ///
@@ -218,7 +200,7 @@ impl Ruleset {
 /// See the module docs.
 pub(crate) struct RulesNet {
     current: RcuBox<Ruleset>,
-    stats: PerCpu<[Counter; N_RSTAT]>,
+    stats: PerCpu<[Counter; rules_stats::Counter::COUNT]>,
     /// Set by the first NAT binding of the namespace and never cleared:
     /// from then on the NAT hooks rewrite packets of bound connections
     /// even when no table is loaded any more.
@@ -272,12 +254,12 @@ impl RulesNet {
 
     /// Counts one event.
     #[inline]
-    pub(crate) fn count(&self, s: RStat) {
-        self.stats.add(s as usize, 1);
+    pub(crate) fn count(&self, s: rules_stats::Counter) {
+        self.stats.add(s.index(), 1);
     }
 
     /// Counters summed over CPUs.
-    pub(crate) fn totals(&self) -> [u64; N_RSTAT] {
+    pub(crate) fn totals(&self) -> [u64; rules_stats::Counter::COUNT] {
         self.stats.sum()
     }
 

@@ -4,28 +4,12 @@
 //! nft_reject_inet.c picks them): a TCP RST or an ICMP/ICMPv6 destination
 //! unreachable.
 
+use conntrack::wire::{icmpv4, icmpv6};
 use nat::rule::{proto, Family, RejectWith};
 use rfw_abi::rules_stats;
 
 use super::meta::Pkt;
 use crate::rules::RulesNet;
-
-/// ICMP destination-unreachable codes (`include/uapi/linux/icmp.h`).
-mod icmp {
-    pub(super) const NET_UNREACH: u8 = 0;
-    pub(super) const HOST_UNREACH: u8 = 1;
-    pub(super) const PROT_UNREACH: u8 = 2;
-    pub(super) const PORT_UNREACH: u8 = 3;
-    pub(super) const PKT_FILTERED: u8 = 13;
-}
-
-/// ICMPv6 destination-unreachable codes (`include/uapi/linux/icmpv6.h`).
-mod icmpv6 {
-    pub(super) const NOROUTE: u8 = 0;
-    pub(super) const ADM_PROHIBITED: u8 = 1;
-    pub(super) const ADDR_UNREACH: u8 = 3;
-    pub(super) const PORT_UNREACH: u8 = 4;
-}
 
 /// Sends the REJECT answer; the packet itself is dropped by the caller.
 pub(super) fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
@@ -37,11 +21,11 @@ pub(super) fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
         (Family::Ipv6, RejectWith::TcpReset) if tcp => p.state.send_reset6(p.skb),
         (Family::Ipv4, w) => {
             let code = match w {
-                RejectWith::NetUnreachable => icmp::NET_UNREACH,
-                RejectWith::HostUnreachable => icmp::HOST_UNREACH,
-                RejectWith::ProtoUnreachable => icmp::PROT_UNREACH,
-                RejectWith::AdminProhibited => icmp::PKT_FILTERED,
-                _ => icmp::PORT_UNREACH,
+                RejectWith::NetUnreachable => icmpv4::NET_UNREACH,
+                RejectWith::HostUnreachable => icmpv4::HOST_UNREACH,
+                RejectWith::ProtoUnreachable => icmpv4::PROT_UNREACH,
+                RejectWith::AdminProhibited => icmpv4::PKT_FILTERED,
+                _ => icmpv4::PORT_UNREACH,
             };
             p.state.send_unreach4(p.skb, code)
         }

@@ -46,6 +46,19 @@ pub const ADDRESS_REPLY: u8 = 18;
 /// Highest type Linux knows (`NR_ICMP_TYPES`).
 pub const MAX_KNOWN_TYPE: u8 = 18;
 
+// Codes of [`DEST_UNREACH`] (`ICMP_*` in `include/uapi/linux/icmp.h`);
+// the ones rfw sends (REJECT, as nf_reject_ipv4.c).
+/// Destination unreachable: network unreachable.
+pub const NET_UNREACH: u8 = 0;
+/// Destination unreachable: host unreachable.
+pub const HOST_UNREACH: u8 = 1;
+/// Destination unreachable: protocol unreachable.
+pub const PROT_UNREACH: u8 = 2;
+/// Destination unreachable: port unreachable.
+pub const PORT_UNREACH: u8 = 3;
+/// Destination unreachable: communication administratively prohibited.
+pub const PKT_FILTERED: u8 = 13;
+
 /// True for error messages, which quote the offending packet
 /// (`icmp_is_err()`).
 pub const fn is_error(ty: u8) -> bool {

@@ -36,6 +36,17 @@ pub const NI_REPLY: u8 = 140;
 /// Redirect (NDISC).
 pub const NDISC_REDIRECT: u8 = 137;
 
+// Codes of [`DEST_UNREACH`] (`ICMPV6_*` in `include/uapi/linux/icmpv6.h`);
+// the ones rfw sends (REJECT, as nf_reject_ipv6.c).
+/// Destination unreachable: no route to destination.
+pub const NOROUTE: u8 = 0;
+/// Destination unreachable: communication administratively prohibited.
+pub const ADM_PROHIBITED: u8 = 1;
+/// Destination unreachable: address unreachable.
+pub const ADDR_UNREACH: u8 = 3;
+/// Destination unreachable: port unreachable.
+pub const PORT_UNREACH: u8 = 4;
+
 /// True for error messages (types below 128), which quote the offending
 /// packet.
 pub const fn is_error(ty: u8) -> bool {

@@ -7,6 +7,7 @@
 use core::net::IpAddr;
 
 use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
+use conntrack::wire::{ipv4, ipv6};
 use conntrack::Tuple;
 use nat::eval::PacketMeta;
 use nat::nat_core;
@@ -144,20 +145,19 @@ fn meta_unknown(family: Family, proto: u8, len: u32) -> PacketMeta {
 /// (a non-first fragment, a malformed L4 header): addresses and protocol
 /// only; port, ICMP and flag matches fail on it as on a fragment.
 fn meta_bare(bytes: &[u8], family: Family, len: u32) -> Option<PacketMeta> {
+    // The fixed header's fields, unchecked (the parse that failed may
+    // have rejected its version or lengths): the packet matches by what
+    // these bytes say.
     let (proto, src, dst) = match family {
         Family::Ipv4 => {
-            let h = bytes.get(..20)?;
-            let a = |o: usize| IpAddr::from([h[o], h[o + 1], h[o + 2], h[o + 3]]);
-            (h[9], a(12), a(16))
+            let h = ipv4::Packet::new_unchecked(bytes.get(..ipv4::HEADER_LEN)?);
+            let (s, d) = (IpAddr::from(h.src_addr()), IpAddr::from(h.dst_addr()));
+            (u8::from(h.next_header()), s, d)
         }
         Family::Ipv6 => {
-            let h = bytes.get(..40)?;
-            let a = |o: usize| {
-                let mut b = [0u8; 16];
-                b.copy_from_slice(&h[o..o + 16]);
-                IpAddr::from(b)
-            };
-            (h[6], a(8), a(24))
+            let h = ipv6::Packet::new_unchecked(bytes.get(..ipv6::HEADER_LEN)?);
+            let (s, d) = (IpAddr::from(h.src_addr()), IpAddr::from(h.dst_addr()));
+            (u8::from(h.next_header()), s, d)
         }
     };
     Some(PacketMeta {
@@ -337,10 +337,11 @@ impl<'s> Pkt<'s> {
 }
 
 impl Pkt<'_> {
-    /// The first byte of the IP header (version and IHL).
-    pub(super) fn meta_first_byte(&self) -> u8 {
+    /// The IPv4 header's length in bytes, options included (0 if not
+    /// even its first byte can be read).
+    pub(super) fn ipv4_header_len(&self) -> u8 {
         let mut b = [0u8; 1];
         let _ = self.skb.copy_network(&mut b);
-        b[0]
+        ipv4::Packet::new_unchecked(b).header_len()
     }
 }

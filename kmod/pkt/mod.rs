@@ -73,6 +73,7 @@
 use ::nat::eval::{Outcome, Verdict};
 use ::nat::nat_proto::CsumMode;
 use ::nat::rule::{CtState, Family, Hook, TableKind};
+use conntrack::wire::ipv6;
 use conntrack::Direction;
 use rfw_abi::rules_stats;
 
@@ -157,7 +158,9 @@ fn apply_mangle(p: &mut Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
     if out.mangle.is_empty() {
         return true;
     }
-    let ok = rewrite(&mut *p.skb, 40, |b, _| {
+    // TOS and TTL, or traffic class and hop limit, lie in the fixed
+    // header (`rewrite` takes no more than the packet has).
+    let ok = rewrite(&mut *p.skb, ipv6::HEADER_LEN, |b, _| {
         ::nat::mangle::apply(b, &out.mangle).is_ok()
     })
     .unwrap_or(false);

@@ -9,6 +9,7 @@ use core::net::IpAddr;
 
 use conntrack::conn::ConnKey;
 use conntrack::parse::{IcmpInfo, L4Info};
+use conntrack::wire::tcp;
 use conntrack::{Direction, Status, Tuple};
 use nat::eval::Verdict;
 use nat::nat_core::{self, Binding, ManipType, NatError};
@@ -27,12 +28,12 @@ use crate::rules::Ruleset;
 use crate::sys::netfilter;
 use crate::sys::rcu::Rcu;
 
-/// Bytes of headers NAT rewrites: IP header and the first 20 bytes of L4
-/// (TCP's checksum is at 16), or every header for IPv6 with extension
-/// headers.
-fn header_bytes(p: &Pkt<'_>, bytes_hint: u8) -> usize {
+/// Bytes of headers NAT rewrites: the IPv4 header and as much of L4 as a
+/// TCP header without options (the last field NAT writes is TCP's
+/// checksum, at 16), or every header for IPv6 with extension headers.
+fn header_bytes(p: &Pkt<'_>) -> usize {
     match p.family {
-        Family::Ipv4 => usize::from(bytes_hint & 0x0f) * 4 + 20,
+        Family::Ipv4 => usize::from(p.ipv4_header_len()) + tcp::HEADER_LEN,
         Family::Ipv6 => PREFIX,
     }
 }
@@ -298,11 +299,10 @@ fn nat_rewrite(
             Some(L4Info::Icmp(IcmpInfo::Error { .. }))
         );
     let dir = c.dir;
-    let ihl = p.meta_first_byte();
     let len = if is_error {
         usize::MAX
     } else {
-        header_bytes(p, ihl)
+        header_bytes(p)
     };
     let r = rewrite(&mut *p.skb, len, |bytes, mode| {
         if is_error {

@@ -66,6 +66,14 @@ impl Family {
         }
     }
 
+    /// Bytes of an address of this family (of the 16 a [`Tuple`] keeps).
+    pub const fn addr_len(self) -> usize {
+        match self {
+            Family::Ipv4 => 4,
+            Family::Ipv6 => 16,
+        }
+    }
+
     /// The longest prefix length for this family.
     pub const fn max_prefix(self) -> u8 {
         match self {

@@ -12,7 +12,7 @@ use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Direction, Family, InvalidReason, ParseError, Status, Tuple};
 use kernel::prelude::*;
 use rfw_abi::{
-    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, nfproto, ConfigChange,
+    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, ConfigChange,
     WireTuple,
 };
 
@@ -39,11 +39,8 @@ fn tuple(req: &Request<'_>) -> Result<Tuple> {
 }
 
 fn from_wire(w: &WireTuple) -> Tuple {
-    let family = if w.family == nfproto::IPV4 {
-        Family::Ipv4
-    } else {
-        Family::Ipv6
-    };
+    // `WireTuple::parse` accepts IPv4 and IPv6 only.
+    let family = Family::from_nfproto(w.family).unwrap_or(Family::Ipv6);
     Tuple {
         src: w.src,
         dst: w.dst,
@@ -56,11 +53,8 @@ fn from_wire(w: &WireTuple) -> Tuple {
 
 fn put_tuple(w: &Writer, ty: u16, t: &Tuple) -> Result {
     let nest = w.nest_start(ty)?;
-    let (fam, alen) = match t.family {
-        Family::Ipv4 => (nfproto::IPV4, 4),
-        Family::Ipv6 => (nfproto::IPV6, 16),
-    };
-    w.put_u8(ct_tuple::FAMILY, fam)?;
+    let alen = t.family.addr_len();
+    w.put_u8(ct_tuple::FAMILY, t.family.nfproto())?;
     w.put_u8(ct_tuple::PROTO, t.proto)?;
     w.put_bytes(ct_tuple::SRC, &t.src[..alen])?;
     w.put_bytes(ct_tuple::DST, &t.dst[..alen])?;

@@ -390,9 +390,9 @@ fn ip_layer(bytes: &[u8], wire_len: usize) -> Layer<'_> {
 }
 
 fn parse_any_with(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
-    match bytes.first().map(|b| b >> 4) {
-        Some(4) => parse_v4(bytes, opts, have),
-        Some(6) => parse_v6(bytes, opts, have),
+    match wire::ip_version(bytes) {
+        Some(ipv4::VERSION) => parse_v4(bytes, opts, have),
+        Some(ipv6::VERSION) => parse_v6(bytes, opts, have),
         Some(_) => Err(ParseError::Ip(wire::Error::BadVersion)),
         None => Err(ParseError::Ip(wire::Error::Truncated)),
     }

@@ -7,7 +7,7 @@
 //! `conntrack::wire`'s views. MARK only changes packet metadata: see
 //! [`crate::rule::MarkOp::apply`] and [`crate::eval::Outcome::mark`].
 
-use conntrack::wire::{ipv4, ipv6};
+use conntrack::wire::{self, ipv4, ipv6};
 
 use crate::eval::Mangle;
 use crate::nat_proto::RewriteError;
@@ -21,12 +21,16 @@ enum Ip<T: AsRef<[u8]>> {
 
 fn ip<T: AsRef<[u8]>>(p: T) -> Result<Ip<T>, RewriteError> {
     let b = p.as_ref();
-    let (version, len) = (b.first().map(|b| b >> 4), b.len());
+    let (version, len) = (wire::ip_version(b), b.len());
     match version {
         None => Err(RewriteError::Truncated),
-        Some(4) if len >= ipv4::HEADER_LEN => Ok(Ip::V4(ipv4::Packet::new_unchecked(p))),
-        Some(6) if len >= ipv6::HEADER_LEN => Ok(Ip::V6(ipv6::Packet::new_unchecked(p))),
-        Some(4 | 6) => Err(RewriteError::Truncated),
+        Some(ipv4::VERSION) if len >= ipv4::HEADER_LEN => {
+            Ok(Ip::V4(ipv4::Packet::new_unchecked(p)))
+        }
+        Some(ipv6::VERSION) if len >= ipv6::HEADER_LEN => {
+            Ok(Ip::V6(ipv6::Packet::new_unchecked(p)))
+        }
+        Some(ipv4::VERSION | ipv6::VERSION) => Err(RewriteError::Truncated),
         Some(_) => Err(RewriteError::Malformed),
     }
 }

@@ -87,9 +87,9 @@ struct IpInfo {
 /// by [`ipv6::walk_ext_headers`], as `ipv6_skip_exthdr` does for
 /// `nf_nat_ipv6_manip_pkt`).
 fn ip_info(p: &[u8]) -> Result<IpInfo, RewriteError> {
-    match p.first().map(|b| b >> 4) {
+    match wire::ip_version(p) {
         None => Err(RewriteError::Truncated),
-        Some(4) => {
+        Some(ipv4::VERSION) => {
             let ip = ipv4::Packet::new_unchecked(p);
             ip.check_header_len()?;
             Ok(IpInfo {
@@ -99,7 +99,7 @@ fn ip_info(p: &[u8]) -> Result<IpInfo, RewriteError> {
                 has_l4: ip.frag_offset() == 0,
             })
         }
-        Some(6) => {
+        Some(ipv6::VERSION) => {
             ipv6::Packet::new_unchecked(p).check_header_len()?;
             let ul = ipv6::walk_ext_headers(p, ipv6::MAX_EXT_HEADERS)?;
             Ok(IpInfo {

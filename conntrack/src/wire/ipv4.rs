@@ -22,6 +22,9 @@ mod field {
 /// Length of an IPv4 header without options.
 pub const HEADER_LEN: usize = 20;
 
+/// The version field of an IPv4 header.
+pub const VERSION: u8 = 4;
+
 /// A read/write view of an IPv4 packet.
 ///
 /// # Invariants
@@ -66,7 +69,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if self.version() != 4 {
+        if self.version() != VERSION {
             return Err(Error::BadVersion);
         }
         let hl = self.header_len() as usize;
@@ -89,10 +92,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The version nibble.
     pub fn version(&self) -> u8 {
-        self.buffer
-            .as_ref()
-            .get(field::VER_IHL)
-            .map_or(0, |b| b >> 4)
+        // The version nibble is in the first byte (`field::VER_IHL`).
+        super::ip_version(self.buffer.as_ref()).unwrap_or(0)
     }
 
     /// Header length in bytes (IHL * 4), options included.

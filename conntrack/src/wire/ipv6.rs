@@ -18,6 +18,9 @@ mod field {
 /// Length of the fixed IPv6 header.
 pub const HEADER_LEN: usize = 40;
 
+/// The version field of an IPv6 header.
+pub const VERSION: u8 = 6;
+
 /// The default bound on the number of extension headers walked by
 /// [`Packet::upper_layer`].
 pub const MAX_EXT_HEADERS: usize = 8;
@@ -88,7 +91,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if self.version() != 6 {
+        if self.version() != VERSION {
             return Err(Error::BadVersion);
         }
         Ok(())
@@ -101,7 +104,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The version nibble.
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref().first().map_or(0, |b| b >> 4)
+        super::ip_version(self.buffer.as_ref()).unwrap_or(0)
     }
 
     /// Traffic class.

@@ -149,6 +149,14 @@ impl From<IpProtocol> for u8 {
     }
 }
 
+/// The IP version of the packet starting at `bytes` (the first byte's
+/// high nibble: [`ipv4::VERSION`], [`ipv6::VERSION`] or another), `None`
+/// for no bytes.
+#[inline]
+pub fn ip_version(bytes: &[u8]) -> Option<u8> {
+    bytes.first().map(|b| b >> 4)
+}
+
 /// Reads a big-endian u16 at `off`; `None` past the end.
 #[inline]
 pub(crate) fn be16(b: &[u8], off: usize) -> Option<u16> {

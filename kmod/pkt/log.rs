@@ -3,8 +3,9 @@
 //! The LOG target (nf_log_syslog.c): a rate-limited line per logged
 //! packet, and the rule-hit counting that comes with evaluation.
 
+use conntrack::{ipproto, Hook};
 use nat::eval::{PacketMeta, RuleSink};
-use nat::rule::{proto, Hook, IfName, LogSpec};
+use nat::rule::{IfName, LogSpec};
 use rfw_abi::rules_stats;
 
 use crate::rules::{Loaded, RulesNet};
@@ -39,10 +40,10 @@ fn log_line(spec: &LogSpec, p: &PacketMeta, hook: Hook) {
         core::str::from_utf8(n.as_bytes()).unwrap_or("?")
     }
     let proto = match p.proto {
-        proto::TCP => "TCP",
-        proto::UDP => "UDP",
-        proto::ICMP => "ICMP",
-        proto::ICMPV6 => "ICMPv6",
+        ipproto::TCP => "TCP",
+        ipproto::UDP => "UDP",
+        ipproto::ICMP => "ICMP",
+        ipproto::ICMPV6 => "ICMPv6",
         _ => "",
     };
     let prefix = core::str::from_utf8(spec.prefix.as_bytes()).unwrap_or("");

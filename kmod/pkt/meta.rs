@@ -8,10 +8,10 @@ use core::net::IpAddr;
 
 use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
 use conntrack::wire::{ipv4, ipv6};
-use conntrack::Tuple;
+use conntrack::{ipproto, CtState, Family, Hook, Tuple};
 use nat::eval::PacketMeta;
 use nat::nat_core;
-use nat::rule::{proto, CtState, Family, Hook, IfName};
+use nat::rule::IfName;
 
 use crate::ct::hook::{copy_prefix, PREFIX};
 use crate::ct::net::CtNet;
@@ -91,7 +91,7 @@ fn meta_of(info: &PacketInfo, family: Family, len: u32) -> PacketMeta {
             }
         }
         L4Info::Other => {
-            if matches!(t.proto, proto::SCTP | proto::DCCP | proto::UDPLITE) {
+            if matches!(t.proto, ipproto::SCTP | ipproto::DCCP | ipproto::UDPLITE) {
                 (sport, dport) = (t.src_port, t.dst_port);
             }
         }

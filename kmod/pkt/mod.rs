@@ -72,9 +72,9 @@
 
 use ::nat::eval::{Outcome, Verdict};
 use ::nat::nat_proto::CsumMode;
-use ::nat::rule::{CtState, Family, Hook, TableKind};
+use ::nat::rule::TableKind;
 use conntrack::wire::ipv6;
-use conntrack::Direction;
+use conntrack::{CtState, Direction, Family, Hook};
 use rfw_abi::rules_stats;
 
 use crate::ct::hook::track_info;

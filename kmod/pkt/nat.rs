@@ -10,11 +10,11 @@ use core::net::IpAddr;
 use conntrack::conn::ConnKey;
 use conntrack::parse::{IcmpInfo, L4Info};
 use conntrack::wire::tcp;
-use conntrack::{Direction, Status, Tuple};
+use conntrack::{CtState, Direction, Family, Hook, Status, Tuple};
 use nat::eval::Verdict;
 use nat::nat_core::{self, Binding, ManipType, NatError};
 use nat::nat_proto;
-use nat::rule::{proto, CtState, Family, Hook, TableKind};
+use nat::rule::{proto, TableKind};
 use rfw_abi::rules_stats;
 
 use super::meta::Pkt;

@@ -5,7 +5,8 @@
 //! unreachable.
 
 use conntrack::wire::{icmpv4, icmpv6};
-use nat::rule::{proto, Family, RejectWith};
+use conntrack::{ipproto, Family};
+use nat::rule::RejectWith;
 use rfw_abi::rules_stats;
 
 use super::meta::Pkt;
@@ -14,7 +15,7 @@ use crate::rules::RulesNet;
 /// Sends the REJECT answer; the packet itself is dropped by the caller.
 pub(super) fn reject(p: &Pkt<'_>, with: RejectWith, rules: &RulesNet) {
     rules.count(rules_stats::Counter::Rejected);
-    let tcp = p.proto == proto::TCP;
+    let tcp = p.proto == ipproto::TCP;
     // These build and send a new packet and leave the hook's alone.
     match (p.family, with) {
         (Family::Ipv4, RejectWith::TcpReset) if tcp => p.state.send_reset4(p.skb),

@@ -8,8 +8,7 @@
 use core::cell::Cell;
 
 use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
-use conntrack::{Direction, Status};
-use nat::rule::CtState;
+use conntrack::{CtState, Direction, Status};
 
 use super::meta::Pkt;
 use crate::ct::net::CtNet;

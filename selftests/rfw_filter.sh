@@ -244,6 +244,10 @@ else
 fi
 dmesg | grep "$tag" | tail -1 | grep -q "10.0.1.2" && pass "--log line names the source address" ||
 	fail "--log line: $(dmesg | grep "$tag" | tail -1)"
+# nf_log_syslog's spelling: the protocol's name alone, then the ports.
+dmesg | grep "$tag" | tail -1 | grep -q "PROTO=UDP SPT=[0-9]* DPT=9000 " &&
+	pass "--log line names the protocol and ports as nf_log does" ||
+	fail "--log line's protocol: $(dmesg | grep "$tag" | tail -1)"
 check "witness: --log does not stop packets (server nft counter)" 300 "$(pk "$sv" udp9000)"
 check "fwctl filter list -o json: the LOG rule counted every packet" 300 "$(rule_packets "$rt" filter FORWARD log)"
 fw "$rt" filter flush || fail "flush filter"

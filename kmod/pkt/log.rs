@@ -34,31 +34,39 @@ impl RuleSink for Sink<'_> {
     }
 }
 
+/// `PROTO=` as `nf_log_syslog` prints it: the name of the protocols it
+/// dissects, the number of any other.
+struct Proto(u8);
+
+impl core::fmt::Display for Proto {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            ipproto::TCP => f.write_str("TCP"),
+            ipproto::UDP => f.write_str("UDP"),
+            ipproto::ICMP => f.write_str("ICMP"),
+            ipproto::ICMPV6 => f.write_str("ICMPv6"),
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
 /// One LOG line, in the manner of `nf_log_syslog`.
 fn log_line(spec: &LogSpec, p: &PacketMeta, hook: Hook) {
     fn name(n: &IfName) -> &str {
         core::str::from_utf8(n.as_bytes()).unwrap_or("?")
     }
-    let proto = match p.proto {
-        ipproto::TCP => "TCP",
-        ipproto::UDP => "UDP",
-        ipproto::ICMP => "ICMP",
-        ipproto::ICMPV6 => "ICMPv6",
-        _ => "",
-    };
     let prefix = core::str::from_utf8(spec.prefix.as_bytes()).unwrap_or("");
     macro_rules! line {
         ($m:ident) => {
             kernel::$m!(
-                "{}IN={} OUT={} SRC={} DST={} LEN={} PROTO={}{} SPT={} DPT={} MARK=0x{:x} HOOK={:?}\n",
+                "{}IN={} OUT={} SRC={} DST={} LEN={} PROTO={} SPT={} DPT={} MARK=0x{:x} HOOK={:?}\n",
                 prefix,
                 name(&p.in_if),
                 name(&p.out_if),
                 p.src,
                 p.dst,
                 p.len,
-                proto,
-                if proto.is_empty() { p.proto } else { 0 },
+                Proto(p.proto),
                 p.sport,
                 p.dport,
                 p.mark,

@@ -234,11 +234,6 @@ bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay)
 	return mod_delayed_work(system_power_efficient_wq, dwork, delay);
 }
 
-struct delayed_work *rfw_to_delayed_work(struct work_struct *work)
-{
-	return to_delayed_work(work);
-}
-
 void *rfw_this_cpu_ptr(void __percpu *ptr)
 {
 	return this_cpu_ptr(ptr);

@@ -83,7 +83,6 @@ typedef void (*rfw_work_fn)(struct work_struct *work);
 void rfw_init_delayed_work(struct delayed_work *dwork, rfw_work_fn fn);
 bool rfw_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
 bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
-struct delayed_work *rfw_to_delayed_work(struct work_struct *work);
 
 /* Packets. */
 bool rfw_dev_is_loopback(const struct net_device *dev);

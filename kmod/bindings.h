@@ -26,5 +26,7 @@
 #include <net/route.h>
 #include <net/if_inet6.h>
 #include <linux/notifier.h>
+#include <net/netfilter/ipv4/nf_defrag_ipv4.h>
+#include <net/netfilter/ipv6/nf_defrag_ipv6.h>
 
 #include "helpers.h"

@@ -329,3 +329,8 @@ void rfw_skb_orphan(struct sk_buff *skb)
 {
 	skb_orphan(skb);
 }
+
+bool rfw_skb_is_gso_tcp(const struct sk_buff *skb)
+{
+	return skb_is_gso(skb) && skb_is_gso_tcp(skb);
+}

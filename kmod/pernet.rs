@@ -19,9 +19,12 @@ use crate::masq::MasqNet;
 use crate::percpu::HookCounters;
 use crate::pkt::Slot;
 use crate::rules::RulesNet;
+use crate::sys::defrag::NetDefrag;
+use crate::sys::genl::Request;
 use crate::sys::percpu::PerCpu;
 use crate::sys::pernet::NetState;
-pub(crate) use crate::sys::pernet::{get, Registration};
+pub(crate) use crate::sys::pernet::{get, NetRef, Registration};
+use crate::sys::rcu::RcuGuard;
 
 /// rfw's state in one network namespace.
 pub(crate) struct RfwNet {
@@ -35,6 +38,9 @@ pub(crate) struct RfwNet {
     pub(crate) slot: PerCpu<Slot>,
     /// Removed addresses whose MASQUERADE connections go (`masq`).
     pub(crate) masq: MasqNet,
+    /// IPv4 and IPv6 defragmentation, held while the namespace tracks
+    /// (`RfwNet::sync_defrag`).
+    pub(crate) defrag: NetDefrag,
 }
 
 impl NetState for RfwNet {
@@ -45,6 +51,7 @@ impl NetState for RfwNet {
             rules: RulesNet::new()?,
             slot: PerCpu::new(Slot::default)?,
             masq: MasqNet::new(),
+            defrag: NetDefrag::new(),
         })
     }
 
@@ -52,7 +59,11 @@ impl NetState for RfwNet {
         MasqNet::init(self);
     }
 
-    fn exit(&self) {
+    fn exit(&self, net: NetRef<'_>) {
+        // The hooks are gone: nothing here needs whole datagrams any more.
+        // (nf_defrag's own pernet exit, which runs after rfw's since rfw.ko
+        // depends on it, would unregister its hooks anyway.)
+        self.defrag.release(net);
         // The address notifiers cannot reach a namespace whose devices are
         // gone; wait for a flush they queued.
         self.masq.stop();
@@ -82,4 +93,40 @@ impl RfwNet {
                 .track_always
                 .load(core::sync::atomic::Ordering::Relaxed)
     }
+
+    /// Brings defragmentation in line with tracking, as nf_conntrack does
+    /// (`nf_ct_netns_get` enables nf_defrag_ipv4/6 for as long as a rule
+    /// needs conntrack): held while the namespace tracks, or when `hold`
+    /// (a change about to start tracking: the first packets it tracks are
+    /// reassembled already), given back when it stops. Called in process
+    /// context by whatever changes what `tracks` reads (a ruleset
+    /// replace, `ct tracking`), after the change; never from the packet
+    /// path. `net` is this state's namespace.
+    ///
+    /// The kernel's defrag hooks run at -400, before rfw's at -200: from
+    /// then on rfw meets every datagram whole at PRE_ROUTING and
+    /// LOCAL_OUT, and at LOCAL_IN for IPv6 too (the IPv6 stack reassembles
+    /// after LOCAL_IN otherwise).
+    pub(crate) fn sync_defrag(&self, net: NetRef<'_>, hold: bool) -> Result {
+        self.defrag.switch(net, || {
+            hold || {
+                let rcu = RcuGuard::new();
+                self.tracks(self.rules.current(&rcu))
+            }
+        })
+    }
+}
+
+/// [`RfwNet::sync_defrag`] in the namespace of netlink request `req`; a
+/// failure (the kernel's `ENOMEM`) is explained in the extended ACK.
+pub(crate) fn sync_defrag_req(req: &Request<'_>, hold: bool) -> Result {
+    let Some(net) = req.net_ref() else {
+        return Err(EINVAL);
+    };
+    req.net().sync_defrag(net, hold).inspect_err(|_| {
+        req.report(
+            None,
+            c"could not enable IP defragmentation in this namespace",
+        );
+    })
 }

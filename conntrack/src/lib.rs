@@ -104,7 +104,7 @@ pub mod wire;
 
 pub use conn::{Action, Config, Conn, ConnKey, ConnState, Status, Timeouts, Update};
 pub use hook::Hook;
-pub use parse::{parse, parse_prefix, PacketInfo, ParseError};
+pub use parse::{parse, parse_prefix, parse_prefix_len, PacketInfo, ParseError};
 pub use process::{process, track, Processed};
 #[cfg(feature = "host")]
 pub use table::{HostHandle, HostTable};

@@ -335,15 +335,34 @@ pub fn parse_prefix(
     family: Family,
     opts: &ParseOptions,
 ) -> Result<PacketInfo, ParseError> {
+    parse_prefix_len(prefix, family, opts, None)
+}
+
+/// [`parse_prefix`] for a packet whose length the stack may know better
+/// than its IP header: `gso_len` is the packet's length from its IP header
+/// on (`skb->len` minus the network offset), given when the skb is a TCP
+/// GSO packet. An IP length field of 0 then means that length: a BIG TCP
+/// packet (IPv4 `tot_len`, IPv6 `payload_len` with no jumbo option), as
+/// Linux's `iph_totlen()` and `ipv6_payload_len()` read it. A length field
+/// of 0 without `gso_len` is what it says (IPv4: a bad length).
+pub fn parse_prefix_len(
+    prefix: &[u8],
+    family: Family,
+    opts: &ParseOptions,
+    gso_len: Option<u32>,
+) -> Result<PacketInfo, ParseError> {
+    let have = Have::Prefix {
+        gso_len: gso_len.map(|n| n as usize),
+    };
     match family {
-        Family::Ipv4 => parse_v4(prefix, opts, Have::Prefix),
-        Family::Ipv6 => parse_v6(prefix, opts, Have::Prefix),
+        Family::Ipv4 => parse_v4(prefix, opts, have),
+        Family::Ipv6 => parse_v6(prefix, opts, have),
     }
 }
 
 /// [`parse_prefix`], taking the family from the version nibble.
 pub fn parse_prefix_any(prefix: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
-    parse_any_with(prefix, opts, Have::Prefix)
+    parse_any_with(prefix, opts, Have::Prefix { gso_len: None })
 }
 
 /// How much of the packet the parser is given. One implementation serves
@@ -355,7 +374,21 @@ enum Have {
     /// IP header gives.
     Whole,
     /// A prefix ([`parse_prefix`]): only the headers must be there.
-    Prefix,
+    Prefix {
+        /// The length of a GSO packet ([`parse_prefix_len`]).
+        gso_len: Option<usize>,
+    },
+}
+
+impl Have {
+    /// The packet's length when its IP header's length field says `field`
+    /// (0: a BIG TCP packet, whose length is the skb's).
+    fn wire_len(self, field: usize) -> Option<usize> {
+        match self {
+            Have::Prefix { gso_len: Some(n) } if field == 0 => Some(n),
+            _ => None,
+        }
+    }
 }
 
 /// The bytes of a layer that are there and the layer's length on the
@@ -400,9 +433,11 @@ fn parse_any_with(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<Packe
 
 fn parse_v4(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
     let ip = ipv4::Packet::new_unchecked(bytes);
-    match have {
-        Have::Whole => ip.check_len(),
-        Have::Prefix => ip.check_header_len(),
+    let big = have.wire_len(ip.total_len() as usize);
+    match (have, big) {
+        (Have::Whole, _) => ip.check_len(),
+        (Have::Prefix { .. }, None) => ip.check_header_len(),
+        (Have::Prefix { .. }, Some(n)) => ip.check_header_len_with(n),
     }
     .map_err(ParseError::Ip)?;
     if ip.frag_offset() != 0 {
@@ -414,13 +449,14 @@ fn parse_v4(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo,
         FragmentStatus::Whole
     };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let total = ip.total_len() as usize;
+    let total = big.unwrap_or(ip.total_len() as usize);
     let payload = ip_layer(bytes, total).after(ip.header_len() as usize);
     let proto: u8 = ip.next_header().into();
     let pseudo = |len: usize| checksum::pseudo_header_v4(&src, &dst, proto, len as u16);
     let verify = have == Have::Whole && opts.verify_checksums && fragment == FragmentStatus::Whole;
     let base = Tuple::v4(src, dst, proto, 0, 0);
-    let (tuple, l4) = l4(base, payload, verify, &pseudo, opts)?;
+    let first = fragment == FragmentStatus::First;
+    let (tuple, l4) = l4(base, payload, verify, first, &pseudo, opts)?;
     Ok(PacketInfo {
         tuple,
         l4,
@@ -433,10 +469,14 @@ fn parse_v6(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo,
     let ip = ipv6::Packet::new_unchecked(bytes);
     match have {
         Have::Whole => ip.check_len(),
-        Have::Prefix => ip.check_header_len(),
+        Have::Prefix { .. } => ip.check_header_len(),
     }
     .map_err(ParseError::Ip)?;
-    let total = ipv6::HEADER_LEN + ip.payload_len() as usize;
+    let total = match have.wire_len(ip.payload_len() as usize) {
+        // At least the fixed header (an skb the glue got wrong).
+        Some(n) => n.max(ipv6::HEADER_LEN),
+        None => ipv6::HEADER_LEN + ip.payload_len() as usize,
+    };
     let packet = ip_layer(bytes, total);
     // The chain must be in the bytes that are there (and within the
     // packet's length).
@@ -452,7 +492,8 @@ fn parse_v6(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo,
     let pseudo = |len: usize| checksum::pseudo_header_v6(&src, &dst, proto, len as u32);
     let verify = have == Have::Whole && opts.verify_checksums && fragment == FragmentStatus::Whole;
     let base = Tuple::v6(src, dst, proto, 0, 0);
-    let (tuple, l4) = l4(base, payload, verify, &pseudo, opts)?;
+    let first = fragment == FragmentStatus::First;
+    let (tuple, l4) = l4(base, payload, verify, first, &pseudo, opts)?;
     Ok(PacketInfo {
         tuple,
         l4,
@@ -465,6 +506,7 @@ fn l4(
     mut t: Tuple,
     payload: Layer<'_>,
     verify: bool,
+    first_fragment: bool,
     pseudo: &dyn Fn(usize) -> u16,
     opts: &ParseOptions,
 ) -> Result<(Tuple, L4Info), ParseError> {
@@ -492,8 +534,18 @@ fn l4(
         }
         (_, ipproto::UDP) => {
             let p = udp::Packet::new_unchecked(bytes);
-            p.check_len_within(payload.wire_len)
-                .map_err(ParseError::Udp)?;
+            // A first fragment (one that defragmentation did not gather:
+            // an `IP_NODEFRAG` socket's) carries the ports, and its UDP
+            // length counts the fragments to come: only the header must be
+            // whole, as xt_udp reads it (Linux's `udp_error()` would call
+            // the fragment truncated: it never sees one, having
+            // defragmented).
+            let within = if first_fragment {
+                usize::MAX
+            } else {
+                payload.wire_len
+            };
+            p.check_len_within(within).map_err(ParseError::Udp)?;
             if verify && !p.verify_checksum(pseudo(p.len() as usize)) {
                 return Err(ParseError::BadChecksum);
             }

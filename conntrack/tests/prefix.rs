@@ -315,3 +315,114 @@ fn errors_before_the_prefix_end_are_the_packets() {
         parse(&bad_sum, Family::Ipv4, &no_verify())
     );
 }
+
+/// The first `keep` bytes of `pkt`'s L4 part as the first fragment of it
+/// (IPv4: MF set, offset 0; IPv6: a fragment header with M set).
+fn first_fragment(pkt: &[u8], family: Family, keep: usize) -> Vec<u8> {
+    let h = ip_hl(family);
+    match family {
+        Family::Ipv4 => {
+            let mut p = pkt[..h + keep].to_vec();
+            p[2..4].copy_from_slice(&((h + keep) as u16).to_be_bytes());
+            p[6] = 0x20; // MF, offset 0
+            p[7] = 0;
+            ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
+            p
+        }
+        Family::Ipv6 => {
+            // Next header, reserved, offset 0 with M set, identification.
+            let frag = vec![pkt[6], 0, 0, 1, 0, 0, 0, 7];
+            with_ext_headers(&pkt[..h + keep], 44, &[frag])
+        }
+    }
+}
+
+#[test]
+fn first_fragments_carry_their_ports() {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let (a, b) = eps(family);
+        let h = ip_hl(family);
+        // A 4000-byte datagram's first 1448 bytes (a multiple of 8).
+        let p = udp(family, &a, &b, 4000);
+        let f = first_fragment(&p, family, 1448);
+        let fh = if family == Family::Ipv4 { h } else { h + 8 };
+        for bytes in [&f[..], &f[..fh + 8]] {
+            let info = parse_prefix(bytes, family, &no_verify())
+                .unwrap_or_else(|e| panic!("{family:?} first UDP fragment: {e}"));
+            assert_eq!((info.tuple.src_port, info.tuple.dst_port), (40000, 443));
+            assert_eq!(info.fragment, conntrack::parse::FragmentStatus::First);
+            // The datagram's length, from its header.
+            assert_eq!(info.l4, L4Info::Udp { payload_len: 4000 });
+        }
+        assert_eq!(
+            parse(&f, family, &no_verify()).map(|i| i.tuple),
+            Ok(parse_prefix(&f, family, &no_verify()).unwrap().tuple)
+        );
+        // Its UDP header must still be whole, and its length at least 8.
+        assert_eq!(
+            parse_prefix(&f[..fh + 6], family, &no_verify()),
+            Err(ParseError::Udp(wire::Error::Truncated))
+        );
+        let mut bad = f.clone();
+        bad[fh + 4..fh + 6].copy_from_slice(&7u16.to_be_bytes());
+        assert_eq!(
+            parse_prefix(&bad, family, &no_verify()),
+            Err(ParseError::Udp(wire::Error::BadLength))
+        );
+        // A TCP first fragment: its ports too.
+        let t = tcp(family, &a, &b, ACK, 1, 2, 1000, &[], 3000);
+        let f = first_fragment(&t, family, 1448);
+        let info = parse_prefix(&f, family, &no_verify()).unwrap();
+        assert_eq!((info.tuple.src_port, info.tuple.dst_port), (40000, 443));
+        // A tiny first fragment (8 bytes of TCP) has no whole header.
+        let f = first_fragment(&t, family, 8);
+        assert_eq!(
+            parse_prefix(&f, family, &no_verify()),
+            Err(ParseError::Tcp(wire::Error::Truncated))
+        );
+        // The fragments after the first have no ports.
+        let mut later = first_fragment(&p, family, 1448);
+        match family {
+            Family::Ipv4 => later[6..8].copy_from_slice(&(0x2000u16 | (1448 / 8)).to_be_bytes()),
+            // Offset in 8-byte units from bit 3, M in bit 0.
+            Family::Ipv6 => later[h + 2..h + 4].copy_from_slice(&(1448u16 | 1).to_be_bytes()),
+        }
+        assert_eq!(
+            parse_prefix(&later, family, &no_verify()),
+            Err(ParseError::Fragment)
+        );
+    }
+}
+
+#[test]
+fn big_tcp_length_from_the_skb() {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let (a, b) = eps(family);
+        let h = ip_hl(family);
+        let p = tcp(family, &a, &b, ACK, 1, 2, 1000, &[], 3000);
+        let whole = parse(&p, family, &no_verify()).unwrap();
+        // The length field 0, as a BIG TCP packet carries it.
+        let mut big = p.clone();
+        let at = if family == Family::Ipv4 { 2 } else { 4 };
+        big[at..at + 2].copy_from_slice(&[0, 0]);
+        let len = Some(p.len() as u32);
+        assert_eq!(
+            conntrack::parse::parse_prefix_len(&big[..h + 20], family, &no_verify(), len),
+            Ok(whole)
+        );
+        // Without the skb's length, 0 is what it says.
+        assert!(parse_prefix(&big[..h + 20], family, &no_verify()).is_err());
+        // A length field that is not 0 is the packet's, GSO or not.
+        assert_eq!(
+            conntrack::parse::parse_prefix_len(&p[..h + 20], family, &no_verify(), Some(99_999)),
+            Ok(whole)
+        );
+        // An skb shorter than the headers: the header lengths still rule.
+        if family == Family::Ipv4 {
+            assert_eq!(
+                conntrack::parse::parse_prefix_len(&big[..h + 20], family, &no_verify(), Some(10)),
+                Err(ParseError::Ip(wire::Error::BadLength))
+            );
+        }
+    }
+}

@@ -401,6 +401,11 @@ impl DoIt for CtConfigSet {
             return Err(req.bad(None, c"CT_CONFIG is needed"));
         };
         let change = ConfigChange::parse(a.data()).map_err(|m| req.bad(Some(a), m))?;
+        // Tracking on needs defragmentation, which may fail (ENOMEM):
+        // before anything is applied.
+        if change.tracking == Some(ct_config::TRACKING_ON) {
+            crate::pernet::sync_defrag_req(req, true)?;
+        }
         let ct = &req.net().ct;
         if change.timeouts.iter().any(Option::is_some) {
             ct.update_config(|cfg| {
@@ -417,6 +422,9 @@ impl DoIt for CtConfigSet {
         if let Some(t) = change.tracking {
             ct.track_always
                 .store(t == ct_config::TRACKING_ON, Ordering::Relaxed);
+            // Given back if the namespace stopped tracking (`auto` with
+            // no table); held already if it tracks (cannot fail then).
+            let _ = crate::pernet::sync_defrag_req(req, false);
         }
         reply_config(req, rfw_abi::Cmd::CtConfigSet)
     }

@@ -186,7 +186,7 @@ fn parse_skb<const N: usize>(
 ) -> Option<Parsed> {
     let mut buf = [0u8; N];
     let bytes = copy_prefix(skb, &mut buf, N)?;
-    let parsed = conntrack::parse::parse_prefix(bytes, family, opts);
+    let parsed = conntrack::parse::parse_prefix_len(bytes, family, opts, skb.gso_tcp_len());
     let truncated_at_end = matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == N;
     Some(Parsed {
         parsed: parsed.map_err(|e| (e, meta_bare(bytes, family, len))),

@@ -94,8 +94,12 @@ pub(super) fn find<'g>(
         };
         let state = CtState::from_code(slot.state);
         if slot.entry == 0 {
-            // Tracked as having no connection (INVALID or untracked).
-            if let Some(st) = state {
+            // Tracked as having no connection (INVALID or untracked), if
+            // it is still that packet: an IPv4 datagram the stack
+            // reassembled before LOCAL_IN (where nf_defrag did not gather
+            // it first) is its last fragment's skb, grown; that fragment
+            // was INVALID, the datagram is looked up (issue 16, F5).
+            if let Some(st) = state.filter(|_| slot.len == p.skb.len()) {
                 return (None, st);
             }
         } else if let Some(e) = t.relocate(rcu, slot.bucket, slot.entry, dir) {

@@ -133,7 +133,15 @@ impl DoIt for RulesReplace {
             drop(new);
             Ok(g)
         } else {
-            rules.replace(new, expect)
+            // Every replace installs a table, and a namespace with a table
+            // tracks: defragmentation first, so that the ruleset's first
+            // packets are whole (`RfwNet::sync_defrag`).
+            crate::pernet::sync_defrag_req(req, true)?;
+            let r = rules.replace(new, expect);
+            // Given back if the replace failed and nothing else tracks;
+            // else already held (this cannot fail then).
+            let _ = crate::pernet::sync_defrag_req(req, false);
+            r
         };
         let generation = match result {
             Ok(g) => g,

@@ -402,6 +402,15 @@ impl<'a> Request<'a> {
         unsafe { pernet::get(net) }
     }
 
+    /// The requester's namespace, for the kernel calls that take it.
+    pub(crate) fn net_ref(&self) -> Option<pernet::NetRef<'a>> {
+        // SAFETY: `info` is valid (invariant).
+        let net = NonNull::new(unsafe { bindings::rfw_genl_info_net(self.info.get()) })?;
+        // The requesting socket holds its namespace alive for the call.
+        // SAFETY: so it is live for `'a`.
+        Some(unsafe { pernet::NetRef::from_raw(net) })
+    }
+
     /// Runs `f` on the request's extended ACK, if it has one (it does not
     /// call back into this function).
     fn with_extack(&self, f: impl FnOnce(&mut bindings::netlink_ext_ack)) {

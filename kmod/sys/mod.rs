@@ -16,6 +16,8 @@
 //! * [`bindings`]: bindgen's declarations of the C interfaces rfw uses.
 //! * [`genl`], [`nlmsg`]: generic netlink families, their requests, dumps
 //!   and replies.
+//! * [`defrag`]: IP defragmentation (nf_defrag_ipv4/6) held per
+//!   namespace while rfw tracks there.
 //! * [`global`]: a value published from module init to exit (the table).
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
@@ -49,6 +51,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod bindings;
+pub(crate) mod defrag;
 pub(crate) mod genl;
 pub(crate) mod global;
 pub(crate) mod kernel_static;

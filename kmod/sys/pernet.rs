@@ -17,8 +17,10 @@
 //! registration, in statics, so this serves one state type, `RfwNet`.
 
 use core::ffi::{c_int, c_uint};
+use core::marker::PhantomData;
 use core::mem::size_of;
 use core::pin::Pin;
+use core::ptr::NonNull;
 
 use kernel::error::to_result;
 use kernel::prelude::*;
@@ -39,8 +41,42 @@ pub(crate) trait NetState: Sized + Send + Sync {
 
     /// Runs in pernet `exit`, a grace period after the hooks went, just
     /// before the state is dropped: netlink commands cannot reach the
-    /// namespace any more.
-    fn exit(&self);
+    /// namespace any more. `net` is the namespace.
+    fn exit(&self, net: NetRef<'_>);
+}
+
+/// A live network namespace, borrowed: what the kernel calls that act on
+/// a namespace take (`struct net *`), for as long as the caller knows the
+/// namespace lives (a netlink request from it, its pernet `exit`).
+///
+/// # Invariants
+///
+/// `net` points to a live `struct net` for all of `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct NetRef<'a> {
+    net: NonNull<bindings::net>,
+    _life: PhantomData<&'a bindings::net>,
+}
+
+impl NetRef<'_> {
+    /// `net`, borrowed.
+    ///
+    /// # Safety
+    ///
+    /// `net` must be a live namespace for all of the returned value's
+    /// lifetime.
+    pub(crate) unsafe fn from_raw(net: NonNull<bindings::net>) -> Self {
+        // INVARIANT: the caller's contract.
+        NetRef {
+            net,
+            _life: PhantomData,
+        }
+    }
+
+    /// The raw pointer, live for the borrow (type invariant).
+    pub(crate) fn as_ptr(self) -> *mut bindings::net {
+        self.net.as_ptr()
+    }
 }
 
 /// The id the kernel assigns for `net_generic` lookups.
@@ -129,9 +165,14 @@ unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
 /// Called by the namespace core only, for a `net` whose `init` succeeded,
 /// an RCU grace period after `pre_exit`.
 unsafe extern "C" fn net_exit(net: *mut bindings::net) {
-    // `init` succeeded for `net` and its `exit` has not run.
-    // SAFETY: so the state is live.
-    unsafe { get(net) }.exit();
+    if let Some(nn) = NonNull::new(net) {
+        // The namespace core calls `exit` for a live (dying) namespace.
+        // SAFETY: so it lives for this call.
+        let net_ref = unsafe { NetRef::from_raw(nn) };
+        // `init` succeeded for `net` and its `exit` has not run.
+        // SAFETY: so the state is live.
+        unsafe { get(net) }.exit(net_ref);
+    }
     // The hooks went in `pre_exit`, a grace period ago, netlink commands
     // cannot reach a dying namespace, and `NetState::exit` made sure that
     // nothing else refers to the state.

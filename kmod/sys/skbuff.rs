@@ -121,6 +121,18 @@ impl SkBuff {
         unsafe { (*self.as_ptr()).len }
     }
 
+    /// The packet's length from its network header on, when the skb is a
+    /// TCP GSO packet (`skb_is_gso() && skb_is_gso_tcp()`), else `None`:
+    /// what an IP length field of 0 means (BIG TCP), as `iph_totlen()`
+    /// and `ipv6_payload_len()` read it.
+    pub(crate) fn gso_tcp_len(&self) -> Option<u32> {
+        // SAFETY: the skb is valid (type invariant).
+        if !unsafe { bindings::rfw_skb_is_gso_tcp(self.as_ptr()) } {
+            return None;
+        }
+        u32::try_from(i64::from(self.len()) - i64::from(self.network_offset())).ok()
+    }
+
     /// `skb->mark`.
     #[inline]
     pub(crate) fn mark(&self) -> u32 {

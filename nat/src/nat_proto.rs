@@ -91,7 +91,15 @@ fn ip_info(p: &[u8]) -> Result<IpInfo, RewriteError> {
         None => Err(RewriteError::Truncated),
         Some(ipv4::VERSION) => {
             let ip = ipv4::Packet::new_unchecked(p);
-            ip.check_header_len()?;
+            // Only the header is read or written. A total length of 0 is
+            // a BIG TCP GSO packet, whose length the parser took from the
+            // skb (`conntrack::parse::parse_prefix_len`): the header must
+            // still be whole.
+            let total = match ip.total_len() {
+                0 => usize::from(ip.header_len()),
+                n => usize::from(n),
+            };
+            ip.check_header_len_with(total)?;
             Ok(IpInfo {
                 v6: false,
                 l4: usize::from(ip.header_len()),

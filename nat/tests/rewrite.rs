@@ -846,3 +846,24 @@ fn mangle_ipv4_with_options_in_a_short_buffer() {
     assert_eq!((p[1], p[8]), (0xb8, 63));
     assert_eq!(common::sum(&p), 0xffff);
 }
+
+#[test]
+fn ipv4_big_tcp_total_length_zero() {
+    // A BIG TCP GSO packet carries 0 in its total length: the header is
+    // rewritten as any other's, the length field left alone.
+    let to = Endpoint {
+        addr: ip("198.51.100.1"),
+        port: 2000,
+    };
+    let mut whole = packet(ip("10.0.0.2"), ip("93.184.216.34"), &tcp());
+    let mut big = whole.clone();
+    big[2..4].copy_from_slice(&[0, 0]);
+    manip_pkt(&mut whole, ManipType::Src, &to, CsumMode::Partial).unwrap();
+    manip_pkt(&mut big, ManipType::Src, &to, CsumMode::Partial).unwrap();
+    assert_eq!(big[2..4], [0, 0]);
+    // The IPv4 header checksum differs by the length field alone.
+    assert_eq!(big[12..], whole[12..]);
+    // A header cut short is still refused.
+    let mut cut = big[..16].to_vec();
+    assert!(manip_pkt(&mut cut, ManipType::Src, &to, CsumMode::Partial).is_err());
+}

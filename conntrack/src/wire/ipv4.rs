@@ -65,6 +65,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// packet need not be there. [`Packet::payload`] is then empty:
     /// slice the buffer from [`Packet::header_len`] instead.
     pub fn check_header_len(&self) -> Result<()> {
+        self.check_header_len_with(self.total_len() as usize)
+    }
+
+    /// [`Packet::check_header_len`] with `total` as the packet's length in
+    /// place of the total length field: for a packet whose field says 0
+    /// and whose length the stack knows otherwise (a BIG TCP GSO packet,
+    /// Linux's `iph_totlen()`).
+    pub fn check_header_len_with(&self, total: usize) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -76,7 +84,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if hl < HEADER_LEN {
             return Err(Error::BadHeaderLen);
         }
-        if (self.total_len() as usize) < hl {
+        if total < hl {
             return Err(Error::BadLength);
         }
         if b.len() < hl {

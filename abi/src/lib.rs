@@ -63,8 +63,8 @@ pub enum Cmd {
     /// The namespace's tracking settings: reply [`attr::CT_CONFIG`].
     CtConfigGet = 6,
     /// Changes settings: request [`attr::CT_CONFIG`] with any of
-    /// [`ct_config::LIMIT`], [`ct_config::TRACKING`] and
-    /// [`ct_config::TIMEOUT`] entries; all are
+    /// [`ct_config::LIMIT`], [`ct_config::TRACKING`],
+    /// [`ct_config::CHECKSUM`] and [`ct_config::TIMEOUT`] entries; all are
     /// checked before any is applied. The reply is the new [`attr::CT_CONFIG`].
     CtConfigSet = 7,
     /// The namespace's ruleset. Request: no attributes. Reply:
@@ -582,8 +582,12 @@ pub mod ct_config {
     pub const TRACKING: u16 = 4;
     /// u8 (read only): 1 when the namespace tracks connections now.
     pub const ACTIVE: u16 = 5;
+    /// u8: 1 (the default) when the L4 checksums of packets arriving at
+    /// PRE_ROUTING are verified before tracking, 0 when not (Linux's
+    /// `net.netfilter.nf_conntrack_checksum`).
+    pub const CHECKSUM: u16 = 6;
     /// Highest attribute number.
-    pub const MAX: u16 = ACTIVE;
+    pub const MAX: u16 = CHECKSUM;
     /// Track while the namespace has a ruleset (any table loaded) or a
     /// connection was ever NATed in it; the default. This is what
     /// nf_conntrack does since Linux 4.10: its hooks are registered in a
@@ -812,6 +816,8 @@ pub struct ConfigChange {
     /// New tracking mode ([`ct_config::TRACKING_AUTO`] or
     /// [`ct_config::TRACKING_ON`]), if given.
     pub tracking: Option<u8>,
+    /// Whether to verify checksums ([`ct_config::CHECKSUM`]), if given.
+    pub checksum: Option<bool>,
 }
 
 impl ConfigChange {
@@ -850,6 +856,16 @@ impl ConfigChange {
                 }
                 ct_config::ACTIVE => {
                     return Err(c"whether tracking is active is read only; set TRACKING")
+                }
+                ct_config::CHECKSUM => {
+                    if c.checksum.is_some() {
+                        return Err(c"checksum given twice");
+                    }
+                    c.checksum = Some(match a.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(c"checksum must be 0 (off) or 1 (on)"),
+                    });
                 }
                 ct_config::TIMEOUT => {
                     let (i, ms) = parse_timeout(a.data)?;
@@ -1043,6 +1059,21 @@ mod tests {
         assert!(ConfigChange::parse(&b).is_err());
         let mut b = std::vec::Vec::new();
         put(&mut b, ct_config::ACTIVE, &[1]);
+        assert!(ConfigChange::parse(&b).is_err());
+
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::CHECKSUM, &[0]);
+        assert_eq!(ConfigChange::parse(&b).unwrap().checksum, Some(false));
+        put(&mut b, ct_config::CHECKSUM, &[1]);
+        assert_eq!(ConfigChange::parse(&b), Err(c"checksum given twice"));
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::CHECKSUM, &[1]);
+        assert_eq!(ConfigChange::parse(&b).unwrap().checksum, Some(true));
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::CHECKSUM, &[2]);
+        assert!(ConfigChange::parse(&b).is_err());
+        let mut b = std::vec::Vec::new();
+        put(&mut b, ct_config::CHECKSUM, &1u32.to_ne_bytes());
         assert!(ConfigChange::parse(&b).is_err());
     }
 

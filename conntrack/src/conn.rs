@@ -123,6 +123,10 @@ pub struct Config {
     /// Retransmissions after which the RETRANS timeout applies
     /// (`nf_conntrack_tcp_max_retrans`, default 3).
     pub tcp_max_retrans: u8,
+    /// Verify the L4 checksum of packets arriving from outside (PRE_ROUTING)
+    /// before tracking them (`nf_conntrack_checksum`, default on); see
+    /// [`crate::process::track_verified`].
+    pub checksum: bool,
     /// Parse settings.
     pub parse: crate::parse::ParseOptions,
 }
@@ -135,6 +139,7 @@ impl Default for Config {
             tcp_be_liberal: false,
             tcp_ignore_invalid_rst: false,
             tcp_max_retrans: 3,
+            checksum: true,
             parse: crate::parse::ParseOptions::default(),
         }
     }
@@ -782,6 +787,7 @@ mod tests {
             l4: L4Info::Udp { payload_len: 0 },
             fragment: crate::parse::FragmentStatus::Whole,
             ip_len: 28,
+            checksum: None,
         };
         let mut c = Conn::new(&info, 0, &cfg).unwrap();
         let mut r = t.invert().unwrap();

@@ -24,13 +24,15 @@
 //! | [`proto`] | TCP, UDP, ICMP/ICMPv6, generic trackers | `nf_conntrack_proto_*.c` |
 //! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]); [`CtState`] as rules see it | `enum ip_conntrack_info` |
 //! | [`table`] | [`Table`] trait, `HostTable` (feature `host`) | hash table, `early_drop()`, `gc_worker()` |
-//! | [`process`](mod@process) | all-in-one [`process()`] / [`track()`] | `nf_conntrack_in()` |
+//! | [`process`](mod@process) | all-in-one [`process()`] / [`track()`]; [`track_verified()`] checks the L4 checksum first | `nf_conntrack_in()`, the `*_error()` checksum checks |
 //!
 //! # The kernel glue's path
 //! ```text
 //! let n = skb_copy_bits(skb, 0, &mut buf[..min(skb.len, 384)]);       // a prefix
 //! let info = conntrack::parse_prefix(&buf[..n], family, &cfg.parse)?;  // or INVALID
-//!     // checksums: nf_checksum() on the skb, where Linux verifies them
+//! // at PRE_ROUTING, cfg.checksum on, info.checksum Some(c): nf_checksum()
+//! // on the skb; bad: INVALID (bad_checksum), the table untouched
+//! // (process::track_verified, before everything below)
 //! match info.l4 {                                                        // before lookup:
 //!     L4Info::Icmp(IcmpInfo::Untracked { .. }) => UNTRACKED,
 //!     L4Info::Icmp(IcmpInfo::Error { quoted, .. }) => lookup(quoted.invert()),
@@ -104,8 +106,8 @@ pub mod wire;
 
 pub use conn::{Action, Config, Conn, ConnKey, ConnState, Status, Timeouts, Update};
 pub use hook::Hook;
-pub use parse::{parse, parse_prefix, parse_prefix_len, PacketInfo, ParseError};
-pub use process::{process, track, Processed};
+pub use parse::{parse, parse_prefix, parse_prefix_len, L4Checksum, PacketInfo, ParseError};
+pub use process::{process, track, track_verified, Processed};
 #[cfg(feature = "host")]
 pub use table::{HostHandle, HostTable};
 pub use table::{InsertError, Table, TableStats};

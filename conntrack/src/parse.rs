@@ -279,6 +279,59 @@ pub enum L4Info {
     Other,
 }
 
+/// The L4 checksum of a packet, where nf_conntrack verifies one: what
+/// `nf_checksum()` is given (see [`crate::process::track_verified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L4Checksum {
+    /// Where the L4 header starts, counted from the IP header (Linux's
+    /// `dataoff`): the checksum covers the packet from there to its end.
+    pub offset: u16,
+    /// The protocol (`IPPROTO_TCP`, `IPPROTO_UDP`, `IPPROTO_ICMP`,
+    /// `IPPROTO_ICMPV6`): it selects the pseudo-header.
+    pub proto: u8,
+}
+
+impl L4Checksum {
+    /// True when the checksum is right in `packet` (the whole packet, from
+    /// its IP header, of `family`): the sum over the bytes from
+    /// [`L4Checksum::offset`] to the end the IP header gives, with the
+    /// pseudo-header except for ICMP, as `nf_checksum()` computes it on
+    /// an skb. The host's counterpart of the kernel glue's call, for
+    /// tests and host tools; `false` when the packet is shorter than its
+    /// IP header says.
+    pub fn verify(&self, packet: &[u8], family: Family) -> bool {
+        let v4 = ipv4::Packet::new_unchecked(packet);
+        let v6 = ipv6::Packet::new_unchecked(packet);
+        let total = match family {
+            Family::Ipv4 if v4.check_header_len().is_ok() => v4.total_len() as usize,
+            Family::Ipv6 if v6.check_header_len().is_ok() => {
+                ipv6::HEADER_LEN + v6.payload_len() as usize
+            }
+            _ => return false,
+        };
+        let Some(l4) = packet.get(usize::from(self.offset)..total) else {
+            return false;
+        };
+        let pseudo = match family {
+            // ICMP's checksum covers the message alone.
+            Family::Ipv4 if self.proto == ipproto::ICMP => 0,
+            Family::Ipv4 => checksum::pseudo_header_v4(
+                &v4.src_addr(),
+                &v4.dst_addr(),
+                self.proto,
+                l4.len() as u16,
+            ),
+            Family::Ipv6 => checksum::pseudo_header_v6(
+                &v6.src_addr(),
+                &v6.dst_addr(),
+                self.proto,
+                l4.len() as u32,
+            ),
+        };
+        checksum::verify(checksum::add(checksum::data(l4), pseudo))
+    }
+}
+
 /// What conntrack needs from one packet. Small and `Copy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketInfo {
@@ -293,6 +346,13 @@ pub struct PacketInfo {
     pub fragment: FragmentStatus,
     /// Length of the IP packet (header included), for the byte counters.
     pub ip_len: u32,
+    /// The L4 checksum conntrack verifies, when the packet carries one:
+    /// TCP, UDP with a checksum (a zero field is "none", and `udp_error()`
+    /// accepts it in either family), ICMP in IPv4, ICMPv6 in IPv6; `None`
+    /// for other protocols (rfw tracks them with the generic tracker,
+    /// which checks no checksum) and for a first fragment, whose checksum
+    /// covers bytes it does not have.
+    pub checksum: Option<L4Checksum>,
 }
 
 /// Parses an IP packet starting at the IP header. `bytes` holds the
@@ -457,11 +517,13 @@ fn parse_v4(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo,
     let base = Tuple::v4(src, dst, proto, 0, 0);
     let first = fragment == FragmentStatus::First;
     let (tuple, l4) = l4(base, payload, verify, first, &pseudo, opts)?;
+    let checksum = l4_checksum(&l4, payload, ip.header_len().into(), proto, fragment);
     Ok(PacketInfo {
         tuple,
         l4,
         fragment,
         ip_len: total as u32,
+        checksum,
     })
 }
 
@@ -494,11 +556,13 @@ fn parse_v6(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo,
     let base = Tuple::v6(src, dst, proto, 0, 0);
     let first = fragment == FragmentStatus::First;
     let (tuple, l4) = l4(base, payload, verify, first, &pseudo, opts)?;
+    let checksum = l4_checksum(&l4, payload, ul.offset, proto, fragment);
     Ok(PacketInfo {
         tuple,
         l4,
         fragment,
         ip_len: total as u32,
+        checksum,
     })
 }
 
@@ -598,6 +662,28 @@ fn l4(
         }
         _ => Ok((t, L4Info::Other)),
     }
+}
+
+/// [`PacketInfo::checksum`] of a parsed packet whose L4 header starts
+/// `offset` bytes into it.
+fn l4_checksum(
+    l4: &L4Info,
+    payload: Layer<'_>,
+    offset: usize,
+    proto: u8,
+    fragment: FragmentStatus,
+) -> Option<L4Checksum> {
+    if fragment != FragmentStatus::Whole {
+        return None;
+    }
+    let carries = match l4 {
+        L4Info::Tcp(_) | L4Info::Icmp(_) => true,
+        // `udp_error()`: "Packet with no checksum".
+        L4Info::Udp { .. } => udp::Packet::new_unchecked(payload.bytes).checksum() != 0,
+        L4Info::Other => false,
+    };
+    let offset = u16::try_from(offset).ok()?;
+    carries.then_some(L4Checksum { offset, proto })
 }
 
 /// Why a quoted packet is unusable.

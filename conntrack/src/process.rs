@@ -9,7 +9,8 @@
 //! `nf_conntrack_inet_error()` in `nf_conntrack_proto_icmp.c`.
 
 use crate::conn::{Action, Config, Conn};
-use crate::parse::{self, IcmpInfo, L4Info, PacketInfo};
+use crate::hook::Hook;
+use crate::parse::{self, IcmpInfo, L4Checksum, L4Info, PacketInfo, ParseError};
 use crate::table::{InsertError, Table};
 use crate::tuple::{Direction, Family};
 use crate::verdict::{Class, InvalidReason, Verdict};
@@ -53,6 +54,53 @@ pub fn process<T: Table>(
             InvalidReason::Malformed(e),
         )),
     }
+}
+
+/// The checksum to verify before tracking `info` at `hook`, if any:
+/// the packet's L4 checksum ([`PacketInfo::checksum`]) at PRE_ROUTING
+/// when [`Config::checksum`] is on. Linux verifies in the same place and
+/// only there (`tcp_error()`, `udp_error()`, `icmp_error()`,
+/// `icmpv6_error()`: "We skip checking packets on the outgoing path
+/// because the checksum is assumed to be correct"; a forwarded packet was
+/// verified at its PRE_ROUTING, a local one's checksum is the stack's own
+/// or left to the device).
+pub fn checksum_to_verify(info: &PacketInfo, hook: Hook, cfg: &Config) -> Option<L4Checksum> {
+    if !cfg.checksum || hook != Hook::Prerouting {
+        return None;
+    }
+    info.checksum
+}
+
+/// [`track`] at `hook`, with nf_conntrack's checksum check first: when
+/// [`checksum_to_verify`] names a checksum, `verify` is asked whether it
+/// is right (the kernel glue calls `nf_checksum()` on the skb, which
+/// trusts a device that verified it already; host callers may use
+/// [`L4Checksum::verify`]). A packet that fails is INVALID
+/// ([`ParseError::BadChecksum`], counted as malformed `bad_checksum`) and
+/// the table is not touched: no entry is created, refreshed, moved to
+/// another state or ended. Linux's `-NF_ACCEPT` from the protocol's
+/// `*_error()` does the same ("bad checksum"): the packet goes on, with
+/// no conntrack, for the rules to judge as INVALID.
+///
+/// The check comes after the header length checks (the parser's) and
+/// before the TCP flags check, in `tcp_error()`'s order.
+pub fn track_verified<T: Table>(
+    table: &mut T,
+    info: &PacketInfo,
+    hook: Hook,
+    now: u64,
+    cfg: &Config,
+    verify: impl FnOnce(L4Checksum) -> bool,
+) -> Processed<T::Handle> {
+    if let Some(c) = checksum_to_verify(info, hook, cfg) {
+        if !verify(c) {
+            return only(Verdict::invalid(
+                Direction::Original,
+                InvalidReason::Malformed(ParseError::BadChecksum),
+            ));
+        }
+    }
+    track(table, info, now, cfg)
 }
 
 /// [`process`] for an already parsed packet.

@@ -20,7 +20,7 @@ use crate::{
     ct::{
         format::{config_json, config_table, conn_json, conntrack_line, stats_json, stats_table},
         input::{self, Filter, Prefix, StateFilter},
-        ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, Tracking,
+        Checksum, ConfigChange, Conn, CtConfig, CtStats, CtTuple, Direction, L4Kind, Tracking,
     },
     error::{Error, ENOENT},
     netlink::{Client, Transport},
@@ -140,7 +140,7 @@ Examples:
   fwctl -o json ct stats      # {\"count\":N,..,\"invalid_reasons\":{..},\"malformed_reasons\":{..}}";
 
 const TIMEOUT_ABOUT: &str = "\
-Without arguments, print the settings: \"tracking: MODE (STATE)\" (see `fwctl ct tracking`), then aligned: \"limit N\", \"buckets N\", and one line per timeout, \"NAME SECONDS\" (with up to 3 decimals when not whole).
+Without arguments, print the settings: \"tracking: MODE (STATE)\" (see `fwctl ct tracking`), \"checksum: on|off\" (see `fwctl ct checksum`), then aligned: \"limit N\", \"buckets N\", and one line per timeout, \"NAME SECONDS\" (with up to 3 decimals when not whole).
 
 With NAME VALUE pairs, change those timeouts (all or none: the kernel checks every pair before applying any) and print the new settings. VALUE is in seconds (30, 0.5) or has a unit: ms, s, m, h or d (500ms, 90s, 5m, 2h, 5d); it must be a whole number of milliseconds from 1ms to 2147483647ms (about 24.8 days).
 
@@ -150,7 +150,7 @@ Examples:
   fwctl ct timeout
   fwctl ct timeout tcp_established 5d
   fwctl ct timeout udp_unreplied 30 udp_replied 180 icmp 0.5
-  fwctl -o json ct timeout    # {\"tracking\":\"auto\",\"active\":true,\"limit\":N,\"buckets\":N,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
+  fwctl -o json ct timeout    # {\"tracking\":\"auto\",\"active\":true,\"limit\":N,\"buckets\":N,\"checksum\":true,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
 
 const LIMIT_ABOUT: &str = "\
 Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped.
@@ -170,13 +170,27 @@ With auto or on, set when this namespace tracks connections and print the new se
 
 auto, the default, tracks while the namespace has a ruleset (any table loaded: filter, nat or mangle) or once a connection was NATed in it; until then its packets are counted (`fwctl stats`) but create no connections. This is what nf_conntrack does since Linux 4.10, whose hooks a namespace gets only while one of its rules needs them. on tracks every packet of the namespace, rules or not. When tracking stops (auto again, no rules), the entries stay until they expire.
 
-With -o json: {\"tracking\":\"auto\"|\"on\",\"active\":true|false,\"limit\":N,\"buckets\":N,\"timeouts_ms\":{..}}.
+With -o json: {\"tracking\":\"auto\"|\"on\",\"active\":true|false,\"limit\":N,\"buckets\":N,\"checksum\":true|false,\"timeouts_ms\":{..}}.
 
 Examples:
   fwctl ct tracking
   fwctl ct tracking on
   fwctl ct tracking auto
   fwctl -o json ct tracking   # {\"tracking\":\"auto\",\"active\":false,..}";
+
+const CHECKSUM_ABOUT: &str = "\
+Without an argument, print the settings, as `fwctl ct timeout` does; their second line says whether this network namespace verifies checksums: \"checksum: on\" or \"checksum: off\".
+
+With on or off, set it and print the new settings.
+
+on, the default, verifies the TCP, UDP, ICMP and ICMPv6 checksum of every packet arriving from outside (at PRE_ROUTING) before it is tracked, as nf_conntrack does with net.netfilter.nf_conntrack_checksum=1: a packet whose checksum is wrong is INVALID (counted as malformed.bad_checksum in `fwctl ct stats`) and changes no connection, so that a forged or damaged RST cannot end one. The kernel trusts a network device that verified the checksum already. UDP without a checksum (0) passes. Locally generated packets are not verified. off tracks packets whatever their checksums, as nf_conntrack_checksum=0 does.
+
+With -o json: {..,\"checksum\":true|false,..}.
+
+Examples:
+  fwctl ct checksum
+  fwctl ct checksum off
+  fwctl ct checksum on";
 
 /// `fwctl ct ...`.
 #[derive(Debug, Subcommand)]
@@ -196,7 +210,7 @@ pub enum CtCommand {
     /// Table statistics and INVALID reasons.
     #[command(long_about = STATS_ABOUT)]
     Stats,
-    /// Show the settings (tracking, limit, timeouts), or change timeouts.
+    /// Show the settings (tracking, checksum, limit, timeouts), or change timeouts.
     #[command(long_about = TIMEOUT_ABOUT)]
     Timeout(TimeoutArgs),
     /// Set the maximum number of entries.
@@ -205,6 +219,9 @@ pub enum CtCommand {
     /// Show or set when this namespace tracks connections: auto or on.
     #[command(long_about = TRACKING_ABOUT)]
     Tracking(TrackingArgs),
+    /// Show or set whether checksums are verified: on or off.
+    #[command(long_about = CHECKSUM_ABOUT)]
+    Checksum(ChecksumArgs),
 }
 
 /// `fwctl ct list`.
@@ -296,6 +313,14 @@ pub struct TrackingArgs {
     pub mode: Option<Tracking>,
 }
 
+/// `fwctl ct checksum`.
+#[derive(Debug, Args)]
+pub struct ChecksumArgs {
+    /// on or off; without it, print the settings.
+    #[arg(value_name = "MODE", value_enum)]
+    pub mode: Option<Checksum>,
+}
+
 /// Arguments clap accepted but that do not fit together; `main` reports it
 /// as a clap error of the subcommand `path` (exit status 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,10 +346,11 @@ pub enum Job {
     CtFlush,
     /// `fwctl ct stats`.
     CtStats,
-    /// `fwctl ct timeout`, `fwctl ct tracking` without arguments.
+    /// `fwctl ct timeout`, `fwctl ct tracking`, `fwctl ct checksum`
+    /// without arguments.
     CtConfigGet,
     /// `fwctl ct timeout NAME VALUE...`, `fwctl ct limit N`,
-    /// `fwctl ct tracking MODE`.
+    /// `fwctl ct tracking MODE`, `fwctl ct checksum MODE`.
     CtConfigSet(ConfigChange),
     /// `fwctl filter|nat|mangle ...`, `save`, `restore`, `rules stats`.
     Rules(RulesJob),
@@ -384,6 +410,13 @@ impl Cli {
                 CtCommand::Tracking(TrackingArgs { mode: Some(m) }) => {
                     Job::CtConfigSet(ConfigChange {
                         tracking: Some(*m),
+                        ..ConfigChange::default()
+                    })
+                }
+                CtCommand::Checksum(ChecksumArgs { mode: None }) => Job::CtConfigGet,
+                CtCommand::Checksum(ChecksumArgs { mode: Some(m) }) => {
+                    Job::CtConfigSet(ConfigChange {
+                        checksum: Some(*m),
                         ..ConfigChange::default()
                     })
                 }

@@ -313,6 +313,8 @@ pub(crate) struct FakeCt {
     pub(crate) newer_kernel: bool,
     /// `ct_config::TRACKING`: when the namespace tracks.
     pub(crate) tracking: u8,
+    /// `ct_config::CHECKSUM`: checksums verified at PRE_ROUTING.
+    pub(crate) checksum: bool,
     /// A connection was NATed in the namespace (it tracks from then on).
     pub(crate) nated: bool,
     /// The namespace's ruleset: its commands are answered by it, and a
@@ -354,6 +356,7 @@ impl Default for FakeCt {
             malformed: Vec::new(),
             newer_kernel: false,
             tracking: rfw_abi::ct_config::TRACKING_AUTO,
+            checksum: true,
             nated: false,
             rules: None,
             requests: Vec::new(),
@@ -492,6 +495,9 @@ impl FakeCt {
                 if let Some(t) = change.tracking {
                     self.tracking = t;
                 }
+                if let Some(c) = change.checksum {
+                    self.checksum = c;
+                }
                 self.reply(req, |skb| self.put_config(skb))
             }
             other => panic!(
@@ -574,6 +580,7 @@ impl FakeCt {
         skb.nla_put_u32(c::BUCKETS, self.buckets);
         skb.nla_put_u8(c::TRACKING, self.tracking);
         skb.nla_put_u8(c::ACTIVE, u8::from(self.active()));
+        skb.nla_put_u8(c::CHECKSUM, u8::from(self.checksum));
         for (name, ms) in ct_timeout::NAMES.iter().zip(self.timeouts) {
             let n = skb.nla_nest_start(c::TIMEOUT);
             skb.nla_put_string(ct_timeout::NAME, name);

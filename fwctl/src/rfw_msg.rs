@@ -611,6 +611,9 @@ pub enum CtConfigAttr {
     Tracking(u8),
     /// [`ct_config::ACTIVE`]: 1 when the namespace tracks now (read only).
     Active(u8),
+    /// [`ct_config::CHECKSUM`]: 1 when checksums are verified at
+    /// PRE_ROUTING, 0 when not.
+    Checksum(u8),
     /// Anything else, kept as it came.
     Other(DefaultNla),
 }
@@ -619,7 +622,7 @@ impl Nla for CtConfigAttr {
     fn value_len(&self) -> usize {
         match self {
             CtConfigAttr::Limit(_) | CtConfigAttr::Buckets(_) => 4,
-            CtConfigAttr::Tracking(_) | CtConfigAttr::Active(_) => 1,
+            CtConfigAttr::Tracking(_) | CtConfigAttr::Active(_) | CtConfigAttr::Checksum(_) => 1,
             CtConfigAttr::Timeout(nested) => nested.as_slice().buffer_len(),
             CtConfigAttr::Other(nla) => nla.value_len(),
         }
@@ -632,6 +635,7 @@ impl Nla for CtConfigAttr {
             CtConfigAttr::Timeout(_) => ct_config::TIMEOUT | NLA_F_NESTED,
             CtConfigAttr::Tracking(_) => ct_config::TRACKING,
             CtConfigAttr::Active(_) => ct_config::ACTIVE,
+            CtConfigAttr::Checksum(_) => ct_config::CHECKSUM,
             CtConfigAttr::Other(nla) => nla.kind(),
         }
     }
@@ -642,7 +646,9 @@ impl Nla for CtConfigAttr {
                 let _ = emit_u32(buffer, *v);
             }
             CtConfigAttr::Timeout(nested) => nested.as_slice().emit(buffer),
-            CtConfigAttr::Tracking(v) | CtConfigAttr::Active(v) => emit_u8(buffer, *v),
+            CtConfigAttr::Tracking(v) | CtConfigAttr::Active(v) | CtConfigAttr::Checksum(v) => {
+                emit_u8(buffer, *v)
+            }
             CtConfigAttr::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -666,6 +672,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CtConfigAttr {
             }
             ct_config::ACTIVE => {
                 CtConfigAttr::Active(parse_u8(value).context("invalid CT_CONFIG_ACTIVE")?)
+            }
+            ct_config::CHECKSUM => {
+                CtConfigAttr::Checksum(parse_u8(value).context("invalid CT_CONFIG_CHECKSUM")?)
             }
             _ => CtConfigAttr::Other(DefaultNla::parse(buf)?),
         })

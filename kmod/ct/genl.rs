@@ -355,9 +355,14 @@ fn timeout_slot(t: &mut conntrack::Timeouts, i: usize) -> Option<&mut u32> {
 fn reply_config(req: &Request<'_>, cmd: rfw_abi::Cmd) -> Result {
     let rn = req.net();
     let ct = &rn.ct;
-    let (mut timeouts, active) = {
+    let (mut timeouts, checksum, active) = {
         let rcu = RcuGuard::new();
-        (ct.config(&rcu).timeouts, rn.tracks(rn.rules.current(&rcu)))
+        let cfg = ct.config(&rcu);
+        (
+            cfg.timeouts,
+            cfg.checksum,
+            rn.tracks(rn.rules.current(&rcu)),
+        )
     };
     let mode = if ct.track_always.load(Ordering::Relaxed) {
         ct_config::TRACKING_ON
@@ -370,6 +375,7 @@ fn reply_config(req: &Request<'_>, cmd: rfw_abi::Cmd) -> Result {
     r.put_u32(ct_config::BUCKETS, table::get().buckets() as u32)?;
     r.put_u8(ct_config::TRACKING, mode)?;
     r.put_u8(ct_config::ACTIVE, u8::from(active))?;
+    r.put_u8(ct_config::CHECKSUM, u8::from(checksum))?;
     for (i, name) in ct_timeout::NAMES.iter().enumerate() {
         let Some(v) = timeout_slot(&mut timeouts, i) else {
             continue;
@@ -407,12 +413,15 @@ impl DoIt for CtConfigSet {
             crate::pernet::sync_defrag_req(req, true)?;
         }
         let ct = &req.net().ct;
-        if change.timeouts.iter().any(Option::is_some) {
+        if change.timeouts.iter().any(Option::is_some) || change.checksum.is_some() {
             ct.update_config(|cfg| {
                 for (i, v) in change.timeouts.iter().enumerate() {
                     if let (Some(v), Some(slot)) = (v, timeout_slot(&mut cfg.timeouts, i)) {
                         *slot = *v;
                     }
+                }
+                if let Some(c) = change.checksum {
+                    cfg.checksum = c;
                 }
             })?;
         }

@@ -5,8 +5,10 @@
 //! `NF_IP_PRI_CONNTRACK`).
 //!
 //! [`copy_prefix`] copies up to [`PREFIX`] bytes of headers out of the skb
-//! for the parser; [`track_info`] runs the tracker ([`conntrack::track`])
-//! over the kernel table: one lookup of the packet's tuple (of the quoted
+//! for the parser; [`track_info`] runs the tracker
+//! ([`conntrack::track_verified`]: at PRE_ROUTING the L4 checksum first,
+//! with `nf_checksum()`, as nf_conntrack does) over the kernel table: one
+//! lookup of the packet's tuple (of the quoted
 //! tuple for an ICMP error) and, on a miss, the insert of a new entry,
 //! *unconfirmed*. [`Tracked`] carries, with the verdict and the connection,
 //! the chain the entry was found or inserted in, which goes into the
@@ -29,7 +31,7 @@
 
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::parse::PacketInfo;
-use conntrack::{Class, Conn, Direction, InsertError, InvalidReason, TableStats, Tuple};
+use conntrack::{Class, Conn, Direction, Hook, InsertError, InvalidReason, TableStats, Tuple};
 use rfw_abi::ct_stats;
 
 use super::net::CtNet;
@@ -147,8 +149,20 @@ pub(crate) struct Tracked<'g> {
     pub(crate) bucket: Option<usize>,
 }
 
-/// Tracks a parsed packet at PRE_ROUTING or LOCAL_OUT.
-pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> Tracked<'g> {
+/// Tracks a parsed packet (of `skb`) at PRE_ROUTING or LOCAL_OUT.
+///
+/// At PRE_ROUTING, with the namespace's `checksum` setting on, the
+/// packet's L4 checksum is verified first with `nf_checksum()`
+/// ([`conntrack::track_verified`]): a packet that fails is INVALID
+/// (counted as malformed `bad_checksum`) and no entry is looked up,
+/// created or changed.
+pub(crate) fn track_info<'g>(
+    ct: &'g CtNet,
+    rcu: &'g Rcu,
+    info: &PacketInfo,
+    skb: &SkBuff,
+    hook: Hook,
+) -> Tracked<'g> {
     let cfg = ct.config(rcu);
     let now = u64::from(crate::sys::time::jiffies_msecs());
     let mut kt = KTable {
@@ -158,7 +172,10 @@ pub(crate) fn track_info<'g>(ct: &'g CtNet, rcu: &'g Rcu, info: &PacketInfo) -> 
         now,
         last: None,
     };
-    let p = conntrack::track(&mut kt, info, now, cfg);
+    let pf = info.tuple.family.nfproto();
+    let p = conntrack::track_verified(&mut kt, info, hook, now, cfg, |c| {
+        skb.l4_checksum_ok(hook as u8, c.offset, c.proto, pf)
+    });
     if p.verdict.ignored.is_some() {
         ct.count(ct_stats::Counter::Ignored);
     }

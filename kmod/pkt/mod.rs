@@ -234,7 +234,7 @@ pub(crate) fn first(
         ct = c;
         p.set_ct_state(st);
     } else if let Some(info) = p.info {
-        let tr = track_info(&rn.ct, rcu, &info);
+        let tr = track_info(&rn.ct, rcu, &info, p.skb, h);
         if tr.verdict != netfilter::ACCEPT {
             return tr.verdict;
         }

@@ -184,6 +184,43 @@ impl SkBuff {
         (r == 0).then_some(&buf[..n])
     }
 
+    /// True when the L4 checksum of the packet is right:
+    /// `nf_checksum(skb, hook, dataoff, proto, pf) == 0`, the check
+    /// nf_conntrack's `tcp_error()` and its siblings make. `offset` is
+    /// where the L4 header starts, counted from the network header; `pf`
+    /// the family (`NFPROTO_IPV4` and `_IPV6` are `AF_INET` and
+    /// `AF_INET6`). The kernel trusts a device that verified the checksum
+    /// (`CHECKSUM_UNNECESSARY`, or `CHECKSUM_COMPLETE` at PRE_ROUTING and
+    /// LOCAL_IN) and otherwise sums the packet in software, recording the
+    /// result in the skb (`ip_summed`, `csum`) as the transport's own
+    /// check would, so the packet is not summed twice. `false` when the
+    /// network header is not at or after `skb->data` (never the case at
+    /// PRE_ROUTING, where the check is made).
+    pub(crate) fn l4_checksum_ok(&self, hook: u8, offset: u16, proto: u8, pf: u8) -> bool {
+        // `nf_checksum()` counts `dataoff` from `skb->data` (and sums
+        // from there: a valid IPv4 header adds nothing to the sum).
+        let Ok(nh) = u32::try_from(self.network_offset()) else {
+            return false;
+        };
+        let dataoff = nh.saturating_add(u32::from(offset));
+        if dataoff > self.len() {
+            return false;
+        }
+        // SAFETY: the skb is valid and ours (type invariant); the kernel
+        // may update its checksum state (`Opaque`: no Rust reference into
+        // it exists), and reads at most `skb->len` bytes from `skb->data`.
+        let sum = unsafe {
+            bindings::nf_checksum(
+                self.as_ptr(),
+                c_uint::from(hook),
+                dataoff,
+                proto,
+                u16::from(pf),
+            )
+        };
+        sum == 0
+    }
+
     /// `skb->ip_summed`.
     #[inline]
     pub(crate) fn ip_summed(&self) -> IpSummed {

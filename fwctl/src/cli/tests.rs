@@ -727,6 +727,7 @@ malformed.bad_checksum           3
 
 const CONFIG: &str = "\
 tracking: auto (inactive: no rules loaded)
+checksum: on
 limit               262144
 buckets              65536
 tcp_syn_sent           120
@@ -756,7 +757,7 @@ fn timeout_shows_the_settings() {
         o.ok(),
         concat!(
             r#"{"tracking":"auto","active":false,"limit":262144,"buckets":65536,"#,
-            r#""timeouts_ms":{"tcp_syn_sent":120000,"#,
+            r#""checksum":true,"timeouts_ms":{"tcp_syn_sent":120000,"#,
             r#""tcp_syn_recv":60000,"tcp_established":432000000,"tcp_fin_wait":120000,"#,
             r#""tcp_close_wait":60000,"tcp_last_ack":30000,"tcp_time_wait":120000,"#,
             r#""tcp_close":10000,"tcp_syn_sent2":120000,"tcp_retrans":300000,"#,
@@ -877,12 +878,68 @@ fn tracking_parses_to_a_config_get_or_a_set_of_tracking_only() {
 }
 
 #[test]
+fn checksum_off_sends_checksum_only() {
+    let (o, m) = ct(&["ct", "checksum", "off"], FakeCt::default());
+    #[rustfmt::skip]
+    let want: [u8; 32] = [
+        0x20, 0x00, 0x00, 0x00, 0x1d, 0x00, 0x05, 0x00, // len 32, rfw, REQUEST|ACK
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 2
+        0x07, 0x01, 0x00, 0x00,                         // CtConfigSet, version 1
+        0x0c, 0x00, 0x0b, 0x80,                         // CT_CONFIG | NLA_F_NESTED, len 12
+        0x05, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, //   CHECKSUM = 0 (off), padded
+    ];
+    assert_eq!(m.borrow().requests, [want.to_vec()]);
+    let attrs = request_attrs(&want);
+    let change = AbiConfigChange::parse(&attrs[0].1).unwrap();
+    assert_eq!(
+        change,
+        AbiConfigChange {
+            checksum: Some(false),
+            ..AbiConfigChange::default()
+        }
+    );
+    assert!(!m.borrow().checksum);
+    // The new settings, as the kernel replied them: nothing else changed.
+    assert_eq!(o.ok(), CONFIG.replace("checksum: on", "checksum: off"));
+    // And on again, with JSON; without an argument, the settings.
+    let off = FakeCt {
+        checksum: false,
+        ..FakeCt::default()
+    };
+    let (o, m) = ct(&["-o", "json", "ct", "checksum", "on"], off);
+    let attrs = request_attrs(&m.borrow().requests[0]);
+    let change = AbiConfigChange::parse(&attrs[0].1).unwrap();
+    assert_eq!(change.checksum, Some(true));
+    assert_eq!((change.limit, change.tracking), (None, None));
+    assert!(
+        o.ok().contains(r#""buckets":65536,"checksum":true,"#),
+        "{}",
+        o.ok()
+    );
+    let (o, m) = ct(&["ct", "checksum"], FakeCt::default());
+    assert_eq!(o.ok(), CONFIG);
+    assert_eq!(m.borrow().requests[0].len(), 20, "no attributes");
+    // A kernel that sends something else than 0 or 1: a protocol error.
+    let o = exec(
+        &["ct", "checksum"],
+        config_kernel(|skb| skb.nla_put_u8(rfw_abi::ct_config::CHECKSUM, 3)),
+    );
+    assert_eq!(
+        o.failure(),
+        "fwctl: reading rfw connection tracking settings: CHECKSUM is 3, not 0 or 1"
+    );
+    // A kernel before CHECKSUM: no line.
+    let o = exec(&["ct", "checksum"], config_kernel(|_| {}));
+    assert_eq!(o.ok(), "limit  5\n");
+}
+
+#[test]
 fn tracking_without_argument_shows_the_settings() {
     let (o, m) = ct(&["ct", "tracking"], FakeCt::default());
     assert_eq!(o.ok(), CONFIG);
     assert!(o
         .ok()
-        .starts_with("tracking: auto (inactive: no rules loaded)\nlimit "));
+        .starts_with("tracking: auto (inactive: no rules loaded)\nchecksum: on\nlimit "));
     let m = m.borrow();
     assert_eq!(m.requests.len(), 1);
     assert_eq!(m.requests[0][16], Cmd::CtConfigGet as u8);
@@ -1027,7 +1084,7 @@ fn tracking_from_older_or_odd_kernels() {
     let o = exec(&["-o", "json", "ct", "tracking"], config_kernel(|_| {}));
     assert_eq!(
         o.ok(),
-        "{\"tracking\":null,\"active\":null,\"limit\":5,\"buckets\":null,\"timeouts_ms\":{}}\n"
+        "{\"tracking\":null,\"active\":null,\"limit\":5,\"buckets\":null,\"checksum\":null,\"timeouts_ms\":{}}\n"
     );
     // The mode without ACTIVE: no state.
     let o = exec(

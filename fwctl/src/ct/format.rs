@@ -6,7 +6,8 @@ use std::{fmt::Write as _, net::IpAddr};
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
 use super::{
-    proto_name, Conn, Counters, CtConfig, CtStats, CtTuple, L4Kind, Reason, Timeout, Tracking,
+    proto_name, Checksum, Conn, Counters, CtConfig, CtStats, CtTuple, L4Kind, Reason, Timeout,
+    Tracking,
 };
 use crate::error::Error;
 
@@ -253,12 +254,16 @@ pub fn tracking_line(c: &CtConfig) -> Option<String> {
     Some(format!("tracking: {}{state}", mode.name()))
 }
 
-/// `fwctl ct timeout`, `fwctl ct tracking`: the [`tracking_line`] (when the
-/// kernel sent the mode), then `limit N`, `buckets N` (when the kernel sent
-/// them) and `NAME SECONDS` per timeout ([`seconds`]), aligned.
+/// `fwctl ct timeout`, `fwctl ct tracking`, `fwctl ct checksum`: the
+/// [`tracking_line`] (when the kernel sent the mode), `checksum: on|off`
+/// (when the kernel sent it), then `limit N`, `buckets N` (when the kernel
+/// sent them) and `NAME SECONDS` per timeout ([`seconds`]), aligned.
 pub fn config_table(c: &CtConfig) -> String {
     let head = tracking_line(c).map_or_else(String::new, |l| l + "\n");
-    head + &config_rows(c)
+    let checksum = c
+        .checksum
+        .map_or_else(String::new, |v| format!("checksum: {}\n", v.name()));
+    head + &checksum + &config_rows(c)
 }
 
 fn config_rows(c: &CtConfig) -> String {
@@ -293,19 +298,21 @@ struct ConfigJson<'a> {
     active: Option<bool>,
     limit: Option<u32>,
     buckets: Option<u32>,
+    checksum: Option<bool>,
     timeouts_ms: TimeoutsJson<'a>,
 }
 
-/// `fwctl -o json ct timeout`, `fwctl -o json ct tracking`: one line,
-/// `{"tracking":"auto"|"on","active":true|false,"limit":N,"buckets":N,
-/// "timeouts_ms":{"<name>":MS,..}}`, timeouts in milliseconds; what the
-/// kernel did not send is null.
+/// `fwctl -o json ct timeout`, `fwctl -o json ct tracking`, `fwctl -o json
+/// ct checksum`: one line, `{"tracking":"auto"|"on","active":true|false,
+/// "limit":N,"buckets":N,"checksum":true|false,"timeouts_ms":{"<name>":MS,
+/// ..}}`, timeouts in milliseconds; what the kernel did not send is null.
 pub fn config_json(c: &CtConfig) -> Result<String, Error> {
     json(&ConfigJson {
         tracking: c.tracking.map(Tracking::name),
         active: c.active,
         limit: c.limit,
         buckets: c.buckets,
+        checksum: c.checksum.map(Checksum::is_on),
         timeouts_ms: TimeoutsJson(&c.timeouts),
     })
 }
@@ -431,7 +438,9 @@ mod tests {
             assert_eq!(config_table(&c), format!("{line}\nlimit  10\n"));
             assert_eq!(
                 config_json(&c).unwrap(),
-                format!(r#"{{"tracking":{j},"limit":10,"buckets":null,"timeouts_ms":{{}}}}"#)
+                format!(
+                    r#"{{"tracking":{j},"limit":10,"buckets":null,"checksum":null,"timeouts_ms":{{}}}}"#
+                )
             );
         }
     }

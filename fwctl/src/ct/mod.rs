@@ -427,6 +427,31 @@ impl Tracking {
     }
 }
 
+/// Whether a namespace verifies checksums ([`rfw_abi::ct_config::CHECKSUM`]).
+/// Its doc comments are `fwctl ct checksum`'s help for each value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Checksum {
+    /// verify the TCP, UDP, ICMP and ICMPv6 checksums of packets arriving from outside (the default, as nf_conntrack_checksum=1)
+    On,
+    /// do not verify them
+    Off,
+}
+
+impl Checksum {
+    /// Its name, as `fwctl ct checksum` takes and prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checksum::On => "on",
+            Checksum::Off => "off",
+        }
+    }
+
+    /// True for [`Checksum::On`].
+    pub fn is_on(self) -> bool {
+        self == Checksum::On
+    }
+}
+
 /// The tracking settings ([`rfw_abi::ct_config`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CtConfig {
@@ -434,6 +459,8 @@ pub struct CtConfig {
     pub tracking: Option<Tracking>,
     /// Whether the namespace tracks now, if the kernel sent it.
     pub active: Option<bool>,
+    /// Whether checksums are verified, if the kernel sent it.
+    pub checksum: Option<Checksum>,
     /// The entry limit, if the kernel sent it.
     pub limit: Option<u32>,
     /// Hash buckets, if the kernel sent them.
@@ -462,6 +489,13 @@ impl CtConfig {
                         0 => false,
                         1 => true,
                         _ => return Err(format!("ACTIVE is {v}, not 0 or 1").into()),
+                    });
+                }
+                CtConfigAttr::Checksum(v) => {
+                    c.checksum = Some(match v {
+                        0 => Checksum::Off,
+                        1 => Checksum::On,
+                        _ => return Err(format!("CHECKSUM is {v}, not 0 or 1").into()),
                     });
                 }
                 CtConfigAttr::Timeout(n) => {
@@ -494,12 +528,15 @@ pub struct ConfigChange {
     pub timeouts: Vec<(&'static str, u32)>,
     /// A new tracking mode.
     pub tracking: Option<Tracking>,
+    /// Turn checksum verification on or off.
+    pub checksum: Option<Checksum>,
 }
 
 impl ConfigChange {
     /// The payload of [`rfw_abi::attr::CT_CONFIG`]: the limit first, then
     /// one [`rfw_abi::ct_config::TIMEOUT`] nest per timeout, then the
-    /// tracking mode (a u8 [`rfw_abi::ct_config::TRACKING`]).
+    /// tracking mode (a u8 [`rfw_abi::ct_config::TRACKING`]), then the
+    /// checksum setting (a u8 [`rfw_abi::ct_config::CHECKSUM`]).
     pub fn to_attrs(&self) -> Vec<CtConfigAttr> {
         let limit = self.limit.map(CtConfigAttr::Limit);
         let timeouts = self.timeouts.iter().map(|(name, ms)| {
@@ -509,7 +546,15 @@ impl ConfigChange {
             ])
         });
         let tracking = self.tracking.map(|t| CtConfigAttr::Tracking(t.to_u8()));
-        limit.into_iter().chain(timeouts).chain(tracking).collect()
+        let checksum = self
+            .checksum
+            .map(|c| CtConfigAttr::Checksum(u8::from(c.is_on())));
+        limit
+            .into_iter()
+            .chain(timeouts)
+            .chain(tracking)
+            .chain(checksum)
+            .collect()
     }
 }
 
@@ -860,6 +905,7 @@ mod tests {
             limit: Some(9),
             timeouts: vec![("icmp", 1)],
             tracking: Some(Tracking::Auto),
+            checksum: Some(Checksum::Off),
         };
         let attrs = all.to_attrs();
         assert!(matches!(
@@ -867,7 +913,8 @@ mod tests {
             [
                 CtConfigAttr::Limit(9),
                 CtConfigAttr::Timeout(_),
-                CtConfigAttr::Tracking(0)
+                CtConfigAttr::Tracking(0),
+                CtConfigAttr::Checksum(0)
             ]
         ));
         // From the kernel: an unknown mode, an ACTIVE not 0 or 1 and a

@@ -10,6 +10,7 @@
 #include <linux/netdevice.h>
 #include <linux/moduleparam.h>
 #include <linux/percpu.h>
+#include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
@@ -333,4 +334,11 @@ bool rfw_skb_has_demux_sk(const struct sk_buff *skb)
 void rfw_skb_orphan(struct sk_buff *skb)
 {
 	skb_orphan(skb);
+}
+
+/* ---- per-packet slot (kmod/pkt/slot.rs) ---- */
+
+unsigned int rfw_context_level(void)
+{
+	return interrupt_context_level();
 }

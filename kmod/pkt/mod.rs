@@ -93,10 +93,10 @@ mod slot;
 
 use log::Sink;
 use meta::Pkt;
-use nat::nat_step;
+use nat::{nat_step, rewritten_tuple};
 use reject::reject;
 pub(crate) use slot::Slot;
-use slot::{find, remember, Ct, SlotHead};
+use slot::{find, remember, Ct};
 
 /// Runs table `kind` at the packet's hook, if loaded; applies MARK.
 fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Option<Outcome> {
@@ -186,6 +186,18 @@ pub(crate) fn first(
     skb: &mut SkBuff,
     state: &HookState,
 ) -> netfilter::Verdict {
+    let v = first_steps(rn, rcu, skb, state);
+    if v != netfilter::ACCEPT {
+        // Dropped, queued (reinjected later, maybe on another CPU, past
+        // this hook) or stolen: no later hook of this packet reads its
+        // record here, and the next packet given this `sk_buff` must not.
+        Slot::forget(rn, skb);
+    }
+    v
+}
+
+/// The body of [`first`].
+fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> netfilter::Verdict {
     let Some(h) = Hook::from_u8(state.hook()) else {
         return netfilter::ACCEPT;
     };
@@ -194,11 +206,11 @@ pub(crate) fn first(
     }
     let set = rn.rules.current(rcu);
     if !rn.tracks(set) {
-        // Nothing here needs tracking. The slot is cleared so that `last`
-        // cannot take a stale one for this packet if tracking starts
-        // between the two hooks.
+        // Nothing here needs tracking. A record of this skb is freed so
+        // that `last` cannot take a stale one for this packet if tracking
+        // starts between the two hooks.
         if h != Hook::Forward {
-            Slot::clear(rn);
+            Slot::forget(rn, skb);
         }
         return netfilter::ACCEPT;
     }
@@ -211,26 +223,26 @@ pub(crate) fn first(
     // Packets arriving on loopback were tracked (and NATed) at LOCAL_OUT
     // in this namespace already (Linux sees their conntrack attached).
     if h == Hook::Prerouting && state.in_dev().is_some_and(|d| d.is_loopback()) {
-        Slot::clear(rn);
+        Slot::forget(rn, skb);
         return netfilter::ACCEPT;
     }
-    // At FORWARD the tracking hook's slot: the packet's connection and
-    // its parsed headers.
-    let (slot, cached) = if h == Hook::Forward {
-        Slot::read(rn, skb)
-    } else {
-        (SlotHead::default(), None)
+    // At FORWARD the tracking hook's record: the packet's connection and
+    // its parsed headers (kept for POST_ROUTING).
+    let (rec, cached) = match h {
+        Hook::Forward => Slot::take(rn, skb, false).unzip(),
+        _ => (None, None),
     };
+    let cached = cached.flatten();
     let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
         if h != Hook::Forward {
             // Nothing for the later hooks of this packet.
-            Slot::clear(rn);
+            Slot::forget(rn, skb);
         }
         return netfilter::ACCEPT;
     };
     let mut ct = None;
     if h == Hook::Forward {
-        let (c, st) = find(rn, rcu, &p, &slot);
+        let (c, st) = find(rn, rcu, &p, rec.as_ref());
         ct = c;
         p.set_ct_state(st);
     } else if let Some(info) = p.info {
@@ -253,7 +265,8 @@ pub(crate) fn first(
     }
     if set.is_empty() && !rn.rules.nat_used() {
         if h != Hook::Forward {
-            remember(rn, &p, &ct, p.ct_state, p.info);
+            let tuple = p.info.map(|i| i.tuple);
+            remember(rn, &p, &ct, p.ct_state, p.info, tuple);
         }
         return netfilter::ACCEPT;
     }
@@ -274,9 +287,13 @@ pub(crate) fn first(
             Err(v) => return v,
         }
         // Mangle's TOS and TTL are not among the parsed headers; NAT's
-        // addresses and ports are.
-        let info = if translated { None } else { p.info };
-        remember(rn, &p, &ct, p.ct_state, info);
+        // addresses and ports are: after NAT the record keeps the tuple
+        // as NAT wrote it, not the headers.
+        let (info, tuple) = match &ct {
+            Some(c) if translated => (None, rewritten_tuple(&p, c)),
+            _ => (p.info, p.info.map(|i| i.tuple)),
+        };
+        remember(rn, &p, &ct, p.ct_state, info, tuple);
     }
     if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
         return netfilter::DROP;
@@ -320,11 +337,12 @@ pub(crate) fn last(
     if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
         return netfilter::ACCEPT;
     }
-    let (slot, cached) = Slot::read(rn, skb);
-    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
+    // The packet's last hook: its record is consumed.
+    let (rec, cached) = Slot::take(rn, skb, true).unzip();
+    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached.flatten()) else {
         return netfilter::ACCEPT;
     };
-    let (mut ct, st) = find(rn, rcu, &p, &slot);
+    let (mut ct, st) = find(rn, rcu, &p, rec.as_ref());
     p.set_ct_state(st);
     if !set.is_empty() {
         if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {

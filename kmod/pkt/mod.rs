@@ -125,9 +125,9 @@ fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::V
             reject(p, w, rules);
             Some(netfilter::DROP)
         }
-        Verdict::Queue(n) => {
+        Verdict::Queue(q) => {
             rules.count(rules_stats::Counter::Queued);
-            Some(netfilter::queue(n))
+            Some(netfilter::queue(q.num, q.bypass))
         }
         // NAT verdicts only come from the nat table (validated).
         _ => None,

@@ -792,7 +792,7 @@ fn rand_rule(r: &mut Rng, kind: TableKind, chains: u16, hook: Option<Hook>) -> R
         6 => Target::Goto(ChainId(r.below(chains as u64) as u16)),
         7 => Target::Queue(QueueSpec {
             num: r.next() as u16,
-            bypass: r.next() % 2 == 0,
+            bypass: r.next() & 1 == 0,
         }),
         8 => {
             let pre = ["", "a b", "quote\"back\\slash", "x: "][r.below(4) as usize];

@@ -31,20 +31,23 @@
 //! hook needs the packet's connection, and after NAT the packet's tuple may
 //! no longer be one the table indexes (DNAT and SNAT both: the packet
 //! between them carries the original source and the new destination). So
-//! each namespace has a per-CPU [`Slot`]: the hook that tracks a packet
-//! writes the skb's address, the entry's address and the chain the entry
-//! was found in; a later hook of the same packet on the same CPU (the
-//! forwarding and output paths run hook after hook in one call chain)
-//! finds the slot naming its skb and re-finds the entry by walking that
-//! chain comparing addresses only (`Table::relocate`), so a stale slot
-//! (the skb freed and its address reused, the entry removed) can never
-//! lead to a freed entry; it then checks the packet's tuple is one this
-//! connection can have at this hook. When the slot does not match (the
-//! packet was queued, or another packet's hooks ran in between on this
-//! CPU), the connection is looked up by the packet's tuple and its inverse,
-//! which finds every connection except one with both DNAT and SNAT seen
-//! between the two NAT hooks; such a packet is then handled as untracked
-//! (counted as `unparsed` in the rule statistics).
+//! each namespace has a per-CPU [`Slot`] with two records per context level
+//! (task, softirq): the hook that tracks a packet writes one naming its skb
+//! (and network header), its entry and the chain the entry was found in,
+//! and the packet's tuple as it leaves that hook; a later hook of the same
+//! packet in the same context (the forwarding and output paths run hook
+//! after hook in one call chain) takes the record naming its skb if its
+//! tuple is the packet's, and re-finds the entry by walking that chain
+//! comparing addresses only (`Table::relocate`), so a stale record can
+//! never lead to a freed entry. The last hook consumes the record; a
+//! verdict other than ACCEPT at the first hook frees it; a transmission
+//! nested in the packet's hooks (an ICMP redirect) takes the other record.
+//! When no record fits (the packet was queued and reinjected, maybe on
+//! another CPU), the connection is looked up by the packet's tuple and its
+//! inverse, which finds every connection except one with both DNAT and SNAT
+//! bound, between the two NAT hooks; such a packet is then handled as
+//! INVALID. Hits, misses and the lookups' outcomes are counted
+//! (`fwctl ct stats`). docs/DESIGN.md says why this and not `_nfct`.
 //!
 //! The slot also carries the headers the tracking hook parsed, unless an
 //! rfw step rewrote them there (NAT), so the later hooks do not copy and

@@ -284,6 +284,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
         }
     }
     let mut translated = false;
+    let mut rec = None;
     if h != Hook::Forward {
         match nat_step(rn, rcu, set, &mut p, &mut ct) {
             Ok(t) => translated = t,
@@ -292,14 +293,19 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
         // Mangle's TOS and TTL are not among the parsed headers; NAT's
         // addresses and ports are: after NAT the record keeps the tuple
         // as NAT wrote it, not the headers.
-        let (info, tuple) = match &ct {
+        rec = Some(match &ct {
             Some(c) if translated => (None, rewritten_tuple(&p, c)),
             _ => (p.info, p.info.map(|i| i.tuple)),
-        };
-        remember(rn, &p, &ct, p.ct_state, info, tuple);
+        });
     }
     if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
         return netfilter::DROP;
+    }
+    // Written after the re-route, which may move the headers to a new
+    // buffer (`ip_route_me_harder` expands the headroom for the new
+    // device): the record names the network header where it is now.
+    if let Some((info, tuple)) = rec {
+        remember(rn, &p, &ct, p.ct_state, info, tuple);
     }
     if h == Hook::Output || h == Hook::Forward {
         if translated {

@@ -10,6 +10,7 @@
 #include <linux/netdevice.h>
 #include <linux/moduleparam.h>
 #include <linux/percpu.h>
+#include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
@@ -333,4 +334,11 @@ void rfw_skb_orphan(struct sk_buff *skb)
 bool rfw_skb_is_gso_tcp(const struct sk_buff *skb)
 {
 	return skb_is_gso(skb) && skb_is_gso_tcp(skb);
+}
+
+/* ---- per-packet slot (kmod/pkt/slot.rs) ---- */
+
+unsigned int rfw_context_level(void)
+{
+	return interrupt_context_level();
 }

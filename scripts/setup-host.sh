@@ -23,6 +23,8 @@ DEB_PKGS=(
 	# guest tools used by the selftests
 	iproute2 iputils-ping socat iperf3 nftables iptables conntrack tcpdump
 	ethtool procps psmisc util-linux
+	# nf_queue, the kernel selftests' NFQUEUE listener (scripts/build-tools.sh)
+	libmnl-dev
 	# the benchmark's profiles (bench/run.sh; perf runs in the guest)
 	linux-perf
 )

@@ -67,6 +67,10 @@ mkdir -p "$snap/bin" "$snap/tests"
 cp -a "$RFW_ROOT/selftests" "$snap/"
 cp "$ko" "$snap/rfw.ko"
 cp "$fwctl_dir/fwctl" "$snap/bin/fwctl"
+# The kernel selftests' helpers (scripts/build-tools.sh: nf_queue).
+for t in "$RFW_ROOT"/target/tools/*; do
+	if [ -f "$t" ] && [ -x "$t" ]; then cp "$t" "$snap/bin/"; fi
+done
 guest_tests=()
 for t in "${tests[@]}"; do
 	case "$t" in

@@ -398,6 +398,17 @@ pub mod ct_stats {
     pub const ENTRY_BYTES: u16 = 20;
     /// u64: packets classified RELATED (ICMP errors about a connection).
     pub const RELATED: u16 = 21;
+    /// u64: later hooks (FORWARD, LOCAL_IN, POST_ROUTING) that found the
+    /// packet's connection in the record its tracking hook left.
+    pub const SLOT_HITS: u16 = 22;
+    /// u64: later hooks that found no record fitting the packet (queued and
+    /// reinjected, nested too deep, another CPU) and looked it up.
+    pub const SLOT_MISSES: u16 = 23;
+    /// u64: lookups after a slot miss that found the connection.
+    pub const FALLBACK_FOUND: u16 = 24;
+    /// u64: lookups after a slot miss that found none (the packet is then
+    /// handled as INVALID).
+    pub const FALLBACK_NOT_FOUND: u16 = 25;
 
     /// The u64 values above as one type. The first
     /// [`Counter::EVENTS`] are events the kernel counts per packet (at
@@ -431,6 +442,14 @@ pub mod ct_stats {
         LongChainLookups,
         /// [`RELATED`].
         Related,
+        /// [`SLOT_HITS`].
+        SlotHits,
+        /// [`SLOT_MISSES`].
+        SlotMisses,
+        /// [`FALLBACK_FOUND`].
+        FallbackFound,
+        /// [`FALLBACK_NOT_FOUND`].
+        FallbackNotFound,
         /// [`COUNT`].
         Count,
         /// [`LIMIT`].
@@ -445,9 +464,9 @@ pub mod ct_stats {
 
     impl Counter {
         /// Number of counters.
-        pub const COUNT: usize = 18;
+        pub const COUNT: usize = 22;
         /// Number of event counters: those with `index() < EVENTS`.
-        pub const EVENTS: usize = Counter::Related as usize + 1;
+        pub const EVENTS: usize = Counter::FallbackNotFound as usize + 1;
 
         /// Every counter, in [`Counter::index`] order.
         pub const ALL: [Counter; Counter::COUNT] = [
@@ -464,6 +483,10 @@ pub mod ct_stats {
             Counter::UnconfirmedReaped,
             Counter::LongChainLookups,
             Counter::Related,
+            Counter::SlotHits,
+            Counter::SlotMisses,
+            Counter::FallbackFound,
+            Counter::FallbackNotFound,
             Counter::Count,
             Counter::Limit,
             Counter::Unconfirmed,
@@ -492,6 +515,10 @@ pub mod ct_stats {
             Counter::Expired,
             Counter::Deleted,
             Counter::UnconfirmedReaped,
+            Counter::SlotHits,
+            Counter::SlotMisses,
+            Counter::FallbackFound,
+            Counter::FallbackNotFound,
         ];
 
         /// A dense index (`0..COUNT`), for counter arrays.
@@ -525,6 +552,10 @@ pub mod ct_stats {
                 Counter::Expired => EXPIRED,
                 Counter::Deleted => DELETED,
                 Counter::UnconfirmedReaped => UNCONFIRMED_REAPED,
+                Counter::SlotHits => SLOT_HITS,
+                Counter::SlotMisses => SLOT_MISSES,
+                Counter::FallbackFound => FALLBACK_FOUND,
+                Counter::FallbackNotFound => FALLBACK_NOT_FOUND,
             }
         }
 
@@ -554,6 +585,10 @@ pub mod ct_stats {
                 Counter::Expired => "expired",
                 Counter::Deleted => "deleted",
                 Counter::UnconfirmedReaped => "unconfirmed_reaped",
+                Counter::SlotHits => "slot_hits",
+                Counter::SlotMisses => "slot_misses",
+                Counter::FallbackFound => "fallback_found",
+                Counter::FallbackNotFound => "fallback_not_found",
             }
         }
     }
@@ -940,8 +975,8 @@ mod tests {
             rules_stats::Counter::COUNT,
             usize::from(rules_stats::MAX - 1)
         );
-        check_counters!(ct_stats::Counter, ct_stats::RELATED);
-        for a in ct_stats::COUNT..=ct_stats::RELATED {
+        check_counters!(ct_stats::Counter, ct_stats::FALLBACK_NOT_FOUND);
+        for a in ct_stats::COUNT..=ct_stats::FALLBACK_NOT_FOUND {
             let nested = [ct_stats::INVALID_REASON, ct_stats::MALFORMED_REASON].contains(&a);
             assert_eq!(ct_stats::Counter::from_attr(a).is_some(), !nested);
         }

@@ -31,20 +31,23 @@
 //! hook needs the packet's connection, and after NAT the packet's tuple may
 //! no longer be one the table indexes (DNAT and SNAT both: the packet
 //! between them carries the original source and the new destination). So
-//! each namespace has a per-CPU [`Slot`]: the hook that tracks a packet
-//! writes the skb's address, the entry's address and the chain the entry
-//! was found in; a later hook of the same packet on the same CPU (the
-//! forwarding and output paths run hook after hook in one call chain)
-//! finds the slot naming its skb and re-finds the entry by walking that
-//! chain comparing addresses only (`Table::relocate`), so a stale slot
-//! (the skb freed and its address reused, the entry removed) can never
-//! lead to a freed entry; it then checks the packet's tuple is one this
-//! connection can have at this hook. When the slot does not match (the
-//! packet was queued, or another packet's hooks ran in between on this
-//! CPU), the connection is looked up by the packet's tuple and its inverse,
-//! which finds every connection except one with both DNAT and SNAT seen
-//! between the two NAT hooks; such a packet is then handled as untracked
-//! (counted as `unparsed` in the rule statistics).
+//! each namespace has a per-CPU [`Slot`] with two records per context level
+//! (task, softirq): the hook that tracks a packet writes one naming its skb
+//! (and network header), its entry and the chain the entry was found in,
+//! and the packet's tuple as it leaves that hook; a later hook of the same
+//! packet in the same context (the forwarding and output paths run hook
+//! after hook in one call chain) takes the record naming its skb if its
+//! tuple is the packet's, and re-finds the entry by walking that chain
+//! comparing addresses only (`Table::relocate`), so a stale record can
+//! never lead to a freed entry. The last hook consumes the record; a
+//! verdict other than ACCEPT at the first hook frees it; a transmission
+//! nested in the packet's hooks (an ICMP redirect) takes the other record.
+//! When no record fits (the packet was queued and reinjected, maybe on
+//! another CPU), the connection is looked up by the packet's tuple and its
+//! inverse, which finds every connection except one with both DNAT and SNAT
+//! bound, between the two NAT hooks; such a packet is then handled as
+//! INVALID. Hits, misses and the lookups' outcomes are counted
+//! (`fwctl ct stats`). docs/DESIGN.md says why this and not `_nfct`.
 //!
 //! The slot also carries the headers the tracking hook parsed, unless an
 //! rfw step rewrote them there (NAT), so the later hooks do not copy and
@@ -93,10 +96,10 @@ mod slot;
 
 use log::Sink;
 use meta::Pkt;
-use nat::nat_step;
+use nat::{nat_step, rewritten_tuple};
 use reject::reject;
 pub(crate) use slot::Slot;
-use slot::{find, remember, Ct, SlotHead};
+use slot::{find, remember, Ct};
 
 /// Runs table `kind` at the packet's hook, if loaded; applies MARK.
 fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Option<Outcome> {
@@ -125,9 +128,9 @@ fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::V
             reject(p, w, rules);
             Some(netfilter::DROP)
         }
-        Verdict::Queue(n) => {
+        Verdict::Queue(q) => {
             rules.count(rules_stats::Counter::Queued);
-            Some(netfilter::queue(n))
+            Some(netfilter::queue(q.num, q.bypass))
         }
         // NAT verdicts only come from the nat table (validated).
         _ => None,
@@ -186,6 +189,18 @@ pub(crate) fn first(
     skb: &mut SkBuff,
     state: &HookState,
 ) -> netfilter::Verdict {
+    let v = first_steps(rn, rcu, skb, state);
+    if v != netfilter::ACCEPT {
+        // Dropped, queued (reinjected later, maybe on another CPU, past
+        // this hook) or stolen: no later hook of this packet reads its
+        // record here, and the next packet given this `sk_buff` must not.
+        Slot::forget(rn, skb);
+    }
+    v
+}
+
+/// The body of [`first`].
+fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> netfilter::Verdict {
     let Some(h) = Hook::from_u8(state.hook()) else {
         return netfilter::ACCEPT;
     };
@@ -194,11 +209,11 @@ pub(crate) fn first(
     }
     let set = rn.rules.current(rcu);
     if !rn.tracks(set) {
-        // Nothing here needs tracking. The slot is cleared so that `last`
-        // cannot take a stale one for this packet if tracking starts
-        // between the two hooks.
+        // Nothing here needs tracking. A record of this skb is freed so
+        // that `last` cannot take a stale one for this packet if tracking
+        // starts between the two hooks.
         if h != Hook::Forward {
-            Slot::clear(rn);
+            Slot::forget(rn, skb);
         }
         return netfilter::ACCEPT;
     }
@@ -211,26 +226,26 @@ pub(crate) fn first(
     // Packets arriving on loopback were tracked (and NATed) at LOCAL_OUT
     // in this namespace already (Linux sees their conntrack attached).
     if h == Hook::Prerouting && state.in_dev().is_some_and(|d| d.is_loopback()) {
-        Slot::clear(rn);
+        Slot::forget(rn, skb);
         return netfilter::ACCEPT;
     }
-    // At FORWARD the tracking hook's slot: the packet's connection and
-    // its parsed headers.
-    let (slot, cached) = if h == Hook::Forward {
-        Slot::read(rn, skb)
-    } else {
-        (SlotHead::default(), None)
+    // At FORWARD the tracking hook's record: the packet's connection and
+    // its parsed headers (kept for POST_ROUTING).
+    let (rec, cached) = match h {
+        Hook::Forward => Slot::take(rn, skb, false).unzip(),
+        _ => (None, None),
     };
+    let cached = cached.flatten();
     let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
         if h != Hook::Forward {
             // Nothing for the later hooks of this packet.
-            Slot::clear(rn);
+            Slot::forget(rn, skb);
         }
         return netfilter::ACCEPT;
     };
     let mut ct = None;
     if h == Hook::Forward {
-        let (c, st) = find(rn, rcu, &p, &slot);
+        let (c, st) = find(rn, rcu, &p, rec.as_ref());
         ct = c;
         p.set_ct_state(st);
     } else if let Some(info) = p.info {
@@ -253,7 +268,8 @@ pub(crate) fn first(
     }
     if set.is_empty() && !rn.rules.nat_used() {
         if h != Hook::Forward {
-            remember(rn, &p, &ct, p.ct_state, p.info);
+            let tuple = p.info.map(|i| i.tuple);
+            remember(rn, &p, &ct, p.ct_state, p.info, tuple);
         }
         return netfilter::ACCEPT;
     }
@@ -268,18 +284,28 @@ pub(crate) fn first(
         }
     }
     let mut translated = false;
+    let mut rec = None;
     if h != Hook::Forward {
         match nat_step(rn, rcu, set, &mut p, &mut ct) {
             Ok(t) => translated = t,
             Err(v) => return v,
         }
         // Mangle's TOS and TTL are not among the parsed headers; NAT's
-        // addresses and ports are.
-        let info = if translated { None } else { p.info };
-        remember(rn, &p, &ct, p.ct_state, info);
+        // addresses and ports are: after NAT the record keeps the tuple
+        // as NAT wrote it, not the headers.
+        rec = Some(match &ct {
+            Some(c) if translated => (None, rewritten_tuple(&p, c)),
+            _ => (p.info, p.info.map(|i| i.tuple)),
+        });
     }
     if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
         return netfilter::DROP;
+    }
+    // Written after the re-route, which may move the headers to a new
+    // buffer (`ip_route_me_harder` expands the headroom for the new
+    // device): the record names the network header where it is now.
+    if let Some((info, tuple)) = rec {
+        remember(rn, &p, &ct, p.ct_state, info, tuple);
     }
     if h == Hook::Output || h == Hook::Forward {
         if translated {
@@ -320,11 +346,12 @@ pub(crate) fn last(
     if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
         return netfilter::ACCEPT;
     }
-    let (slot, cached) = Slot::read(rn, skb);
-    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
+    // The packet's last hook: its record is consumed.
+    let (rec, cached) = Slot::take(rn, skb, true).unzip();
+    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached.flatten()) else {
         return netfilter::ACCEPT;
     };
-    let (mut ct, st) = find(rn, rcu, &p, &slot);
+    let (mut ct, st) = find(rn, rcu, &p, rec.as_ref());
     p.set_ct_state(st);
     if !set.is_empty() {
         if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {

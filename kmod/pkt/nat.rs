@@ -319,3 +319,47 @@ fn nat_rewrite(
         }
     }
 }
+
+/// The tuple `p` carries after [`nat_step`] rewrote it at this hook
+/// (`p.info` is the packet as parsed before), for its slot record; `None`
+/// for an ICMP error (its outer header follows the quoted connection) or
+/// an unparsed packet.
+pub(super) fn rewritten_tuple(p: &Pkt<'_>, c: &Ct<'_>) -> Option<Tuple> {
+    let info = p.info?;
+    if matches!(info.l4, L4Info::Icmp(IcmpInfo::Error { .. })) {
+        return None;
+    }
+    let key = c.e.key();
+    let nat = match Binding::implied_status(key) {
+        Some(n) => n,
+        None => c.e.with_state_raw(table::get(), |_, s| s.status()),
+    };
+    let b = Binding::from_parts(
+        key.tuple(Direction::Original),
+        key.tuple(Direction::Reply),
+        nat,
+    );
+    let manip = ManipType::for_hook(p.hook);
+    let mut t = info.tuple;
+    if !b.applies(c.dir, manip) {
+        return Some(t);
+    }
+    // What `nat_packet` writes (`Binding::manip`): ICMP ids sit in
+    // `src_port` in both directions.
+    let target = b.target(c.dir)?;
+    match manip {
+        ManipType::Src => {
+            t.src = target.src;
+            t.src_port = target.src_port;
+        }
+        ManipType::Dst => {
+            t.dst = target.dst;
+            if t.is_icmp() {
+                t.src_port = target.src_port;
+            } else {
+                t.dst_port = target.dst_port;
+            }
+        }
+    }
+    Some(t)
+}

@@ -8,7 +8,8 @@
 use core::cell::Cell;
 
 use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
-use conntrack::{CtState, Direction, Status};
+use conntrack::{CtState, Direction, Status, Tuple};
+use rfw_abi::ct_stats;
 
 use super::meta::Pkt;
 use crate::ct::net::CtNet;
@@ -29,10 +30,37 @@ pub(super) struct Ct<'g> {
     pub(super) state: CtState,
 }
 
+/// Context levels that have their own records: task and softirq (see
+/// `sys::percpu::context_level`). rfw's hooks do not run in a hard IRQ or
+/// an NMI but through netpoll; such packets always take the lookup.
+const LEVELS: usize = 2;
+/// Records per level: the packet between its hooks and one transmission
+/// nested in them (the ICMP redirect `ip_forward` sends before FORWARD;
+/// REJECT's answer; a `dup`). A write replaces the record of its own skb,
+/// else a free one, else the older one: never the one written last, so a
+/// nested packet cannot evict the packet it is nested in.
+const WAYS: usize = 2;
+
 /// What the tracking hook leaves for the later hooks of the same packet
-/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`).
+/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`): records
+/// per context level, so that a softirq that runs between a task's
+/// LOCAL_OUT and POST_ROUTING keeps to its own, each naming one skb.
 #[derive(Default)]
 pub(crate) struct Slot {
+    levels: [Level; LEVELS],
+}
+
+/// The records of one context level.
+#[derive(Default)]
+struct Level {
+    recs: [Rec; WAYS],
+    /// The record written last.
+    last: Cell<u8>,
+}
+
+/// One packet's record.
+#[derive(Default)]
+struct Rec {
     head: Cell<SlotHead>,
     /// The packet's headers as the tracking hook parsed them, when no rfw
     /// step has rewritten them since (`None` after NAT at that hook): the
@@ -40,86 +68,145 @@ pub(crate) struct Slot {
     info: Cell<Option<PacketInfo>>,
 }
 
-/// The packet and its connection (see [`Slot`]).
+/// The packet and its connection (see [`Slot`]). `skb == 0`: free.
 #[derive(Clone, Copy, Default)]
 pub(super) struct SlotHead {
     skb: usize,
+    /// `skb_network_header()` when written: with `skb`, `len` and `tuple`,
+    /// what tells the packet from a later one in the same `sk_buff`.
+    nh: usize,
     entry: usize,
     bucket: usize,
     dir: u8,
     state: u8,
-    /// `skb->len` when `Slot::info` was parsed.
+    /// `skb->len` when written.
     len: u32,
+    /// The packet's tuple as it left the tracking hook (after NAT there),
+    /// when known (`None`: not parsed, or an ICMP error NAT rewrote).
+    tuple: Option<Tuple>,
+}
+
+impl Rec {
+    fn names(&self, skb: &SkBuff) -> bool {
+        let h = self.head.get();
+        h.skb == skb.addr() && h.nh == skb.network_addr()
+    }
+
+    fn free(&self) {
+        self.head.set(SlotHead::default());
+        self.info.set(None);
+    }
+}
+
+/// This context's level, if it has records.
+fn level(s: &Slot) -> Option<&Level> {
+    s.levels
+        .get(usize::from(crate::sys::percpu::context_level()))
 }
 
 impl Slot {
-    /// This CPU's slot as a later hook of `skb` needs it: the head, and the
-    /// parsed headers if they are `skb`'s (copied only then).
-    pub(super) fn read(rn: &RfwNet, skb: &SkBuff) -> (SlotHead, Option<PacketInfo>) {
+    /// The record this CPU's context holds for `skb`: its head, and the
+    /// parsed headers if they still fit the packet (`skb->len` unchanged).
+    /// `consume` frees the record (the packet's last hook).
+    pub(super) fn take(
+        rn: &RfwNet,
+        skb: &SkBuff,
+        consume: bool,
+    ) -> Option<(SlotHead, Option<PacketInfo>)> {
         rn.slot.with(|s| {
-            let head = s.head.get();
-            let info = if head.skb == skb.addr() && head.len == skb.len() {
-                s.info.get()
+            let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
+            let head = r.head.get();
+            let info = if head.len == skb.len() {
+                r.info.get()
             } else {
                 None
             };
-            (head, info)
+            if consume {
+                r.free();
+            }
+            Some((head, info))
         })
     }
 
-    /// Empties this CPU's slot (nothing for the later hooks).
-    pub(super) fn clear(rn: &RfwNet) {
+    /// Frees the record of `skb`, if this CPU's context holds one: the
+    /// packet leaves rfw's hooks (a verdict other than ACCEPT, or no
+    /// tracking), and a later packet given the same `sk_buff` must not
+    /// find it.
+    pub(super) fn forget(rn: &RfwNet, skb: &SkBuff) {
         rn.slot.with(|s| {
-            s.head.set(SlotHead::default());
-            s.info.set(None);
+            if let Some(l) = level(s) {
+                for r in l.recs.iter().filter(|r| r.names(skb)) {
+                    r.free();
+                }
+            }
         });
     }
 }
 
+/// Whether the packet `p` fits record `h`: its tuple is the one the
+/// tracking hook left (`h.tuple`), or, when the record does not know it,
+/// one the connection can have at this hook. `h` names `p`'s skb.
+fn fits(h: &SlotHead, e: Option<&Entry>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
+    match (h.tuple, p.info) {
+        (Some(t), Some(info)) => t == info.tuple,
+        (Some(_), None) => false,
+        // Not parsed at the tracking hook: only if not parsed now either
+        // (a reassembled datagram in its last fragment's skb parses now).
+        (None, info) if e.is_none() => info.is_none(),
+        (None, _) => e.is_some_and(|e| plausible(e, dir, state, p)),
+    }
+}
+
 /// The connection of a packet at a hook after the tracking one, and its
-/// state for rules: from the slot when it names this skb, else by lookup.
-/// `slot` is this CPU's slot as the hook read it.
+/// state for rules: from the record the tracking hook left for it when it
+/// fits the packet, else by lookup (counted per namespace: `slot_hits`,
+/// `slot_misses`, `fallback_found`, `fallback_not_found`). `rec` is this
+/// context's record of the packet's skb, as the hook took it.
 pub(super) fn find<'g>(
     rn: &RfwNet,
     rcu: &'g Rcu,
     p: &Pkt<'_>,
-    slot: &SlotHead,
+    rec: Option<&SlotHead>,
 ) -> (Option<Ct<'g>>, CtState) {
     let t = table::get();
-    if slot.skb == p.skb.addr() {
-        let dir = if slot.dir == 0 {
+    if let Some(h) = rec {
+        let dir = if h.dir == 0 {
             Direction::Original
         } else {
             Direction::Reply
         };
-        let state = CtState::from_code(slot.state);
-        if slot.entry == 0 {
-            // Tracked as having no connection (INVALID or untracked), if
-            // it is still that packet: an IPv4 datagram the stack
-            // reassembled before LOCAL_IN (where nf_defrag did not gather
-            // it first) is its last fragment's skb, grown; that fragment
-            // was INVALID, the datagram is looked up (issue 16, F5).
-            if let Some(st) = state.filter(|_| slot.len == p.skb.len()) {
-                return (None, st);
-            }
-        } else if let Some(e) = t.relocate(rcu, slot.bucket, slot.entry, dir) {
-            if let Some(state) = state.filter(|s| plausible(e, dir, *s, p)) {
-                let c = Ct {
-                    e,
-                    dir,
-                    bucket: slot.bucket,
-                    state,
-                };
-                return (Some(c), state);
+        if let Some(state) = CtState::from_code(h.state) {
+            if h.entry == 0 {
+                // Tracked as having no connection (INVALID or untracked).
+                if fits(h, None, dir, state, p) {
+                    rn.ct.count(ct_stats::Counter::SlotHits);
+                    return (None, state);
+                }
+            } else if let Some(e) = t.relocate(rcu, h.bucket, h.entry, dir) {
+                if fits(h, Some(e), dir, state, p) {
+                    rn.ct.count(ct_stats::Counter::SlotHits);
+                    let c = Ct {
+                        e,
+                        dir,
+                        bucket: h.bucket,
+                        state,
+                    };
+                    return (Some(c), state);
+                }
             }
         }
     }
-    let Some(info) = p.info else {
-        return (None, CtState::Invalid);
-    };
-    match lookup_any(t, rcu, &rn.ct, &info) {
-        Some(c) => (Some(c), c.state),
-        None => (None, CtState::Invalid),
+    rn.ct.count(ct_stats::Counter::SlotMisses);
+    let found = p.info.and_then(|info| lookup_any(t, rcu, &rn.ct, &info));
+    match found {
+        Some(c) => {
+            rn.ct.count(ct_stats::Counter::FallbackFound);
+            (Some(c), c.state)
+        }
+        None => {
+            rn.ct.count(ct_stats::Counter::FallbackNotFound);
+            (None, CtState::Invalid)
+        }
     }
 }
 
@@ -163,8 +250,8 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
 }
 
 /// True when the packet can be one of `e`'s in direction `dir` at this
-/// hook: each address is the one of its tuple before or after NAT. Guards
-/// the slot against an skb address reused for another packet.
+/// hook: each end (address and port) is the one of its tuple before or
+/// after NAT. Guards a record that does not know the packet's tuple.
 fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
     let Some(info) = p.info else {
         return true;
@@ -175,38 +262,62 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
     let k = e.key();
     let (a, b) = (k.tuple(dir), k.tuple(dir.opposite()));
     let t = &info.tuple;
-    t.proto == a.proto && (t.src == a.src || t.src == b.dst) && (t.dst == a.dst || t.dst == b.src)
+    let src = (t.src, t.src_port);
+    let dst = (t.dst, t.dst_port);
+    t.proto == a.proto
+        && (src == (a.src, a.src_port) || src == (b.dst, b.dst_port))
+        && (dst == (a.dst, a.dst_port) || dst == (b.src, b.src_port))
 }
 
-/// Leaves the packet's connection for its later hooks; `info` is its
-/// headers as they are now (`None` if an rfw step rewrote them since `p`
-/// was parsed).
+/// Leaves the packet's connection for its later hooks in this CPU's
+/// context; `info` is its headers as they are now (`None` if an rfw step
+/// rewrote them since `p` was parsed), `tuple` its tuple as it is now.
 pub(super) fn remember(
     rn: &RfwNet,
     p: &Pkt<'_>,
     ct: &Option<Ct<'_>>,
     st: CtState,
     info: Option<PacketInfo>,
+    tuple: Option<Tuple>,
 ) {
-    let (len, skb) = (p.skb.len(), p.skb.addr());
+    let (len, skb, nh) = (p.skb.len(), p.skb.addr(), p.skb.network_addr());
     let head = match ct {
         Some(c) => SlotHead {
             skb,
+            nh,
             entry: c.e as *const Entry as usize,
             bucket: c.bucket,
             dir: c.dir.index() as u8,
             state: c.state.code(),
             len,
+            tuple,
         },
         None => SlotHead {
             skb,
+            nh,
             state: st.code(),
             len,
+            tuple,
             ..SlotHead::default()
         },
     };
-    rn.slot.with(|slot| {
-        slot.head.set(head);
-        slot.info.set(info);
+    rn.slot.with(|s| {
+        let Some(l) = level(s) else {
+            return;
+        };
+        // The record of this skb, else a free one, else the one not
+        // written last.
+        let last = usize::from(l.last.get());
+        let i = l
+            .recs
+            .iter()
+            .position(|r| r.head.get().skb == skb)
+            .or_else(|| l.recs.iter().position(|r| r.head.get().skb == 0))
+            .unwrap_or((last + 1) % WAYS);
+        if let Some(r) = l.recs.get(i) {
+            r.head.set(head);
+            r.info.set(info);
+            l.last.set(i as u8);
+        }
     });
 }

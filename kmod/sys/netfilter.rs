@@ -26,9 +26,16 @@ pub(crate) const ACCEPT: Verdict = bindings::NF_ACCEPT;
 /// `NF_DROP`: the packet is freed.
 pub(crate) const DROP: Verdict = bindings::NF_DROP;
 
-/// `NF_QUEUE_NR(n)`: the packet goes to userspace queue `n`.
-pub(crate) fn queue(n: u16) -> Verdict {
-    (c_uint::from(n) << bindings::NF_VERDICT_QBITS) | bindings::NF_QUEUE
+/// `NF_QUEUE_NR(n)`: the packet goes to userspace queue `n`; with
+/// `bypass` (`NF_VERDICT_FLAG_QUEUE_BYPASS`) it is accepted when nobody
+/// listens there, else dropped (`nf_hook_slow`).
+pub(crate) fn queue(n: u16, bypass: bool) -> Verdict {
+    let flag = if bypass {
+        bindings::NF_VERDICT_FLAG_QUEUE_BYPASS
+    } else {
+        0
+    };
+    (c_uint::from(n) << bindings::NF_VERDICT_QBITS) | bindings::NF_QUEUE | flag
 }
 
 /// A hook's `struct nf_hook_state`: where the packet is (hook number,

@@ -149,6 +149,19 @@ impl<T> PerCpu<T> {
     }
 }
 
+/// The context the current CPU runs in (`interrupt_context_level()`): 0
+/// in a task (bottom halves disabled or not), 1 while serving a softirq,
+/// 2 in a hard IRQ, 3 in an NMI. State kept per CPU for the duration of
+/// one call chain is kept per level too, as the kernel's own recursion
+/// guards are (`trace_test_and_set_recursion`): a softirq that runs on
+/// this CPU between two steps of a task then cannot overwrite the task's.
+#[inline]
+pub(crate) fn context_level() -> u8 {
+    // SAFETY: reads this CPU's preempt count; no requirements.
+    let l = unsafe { bindings::rfw_context_level() };
+    l.min(3) as u8
+}
+
 /// A u64 counter in per-CPU memory (see the module docs): added to by its
 /// own CPU with `this_cpu_add`, read whole by any CPU.
 #[repr(transparent)]

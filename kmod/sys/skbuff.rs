@@ -114,6 +114,18 @@ impl SkBuff {
         self.as_ptr() as usize
     }
 
+    /// The address of the packet's network header (`skb_network_header`),
+    /// as an identity for per-CPU state (never dereferenced): with
+    /// [`SkBuff::addr`], it tells a packet from a later one given the same
+    /// `sk_buff`, unless that one also got the same data buffer.
+    #[inline]
+    pub(crate) fn network_addr(&self) -> usize {
+        let p = self.as_ptr();
+        // SAFETY: the skb is valid (type invariant); plain fields.
+        let (head, nh) = unsafe { ((*p).head as usize, (*self.headers()).network_header) };
+        head.wrapping_add(usize::from(nh))
+    }
+
     /// `skb->len`: bytes of the packet from `skb->data` (linear and paged).
     #[inline]
     pub(crate) fn len(&self) -> u32 {

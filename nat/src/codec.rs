@@ -32,8 +32,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::rule::{
     is_valid_chain_name, is_valid_if_pattern, is_valid_log_prefix, proto, AddrRange, ChainId,
     ChainName, CtStateSet, Family, Hook, IcmpMatch, IfName, LogPrefix, LogSpec, MarkMatch, MarkOp,
-    Match, NatFlags, NatRange, Neg, Policy, PortRange, Prefix, RejectWith, Rule, TableKind, Target,
-    TcpFlagsMatch, TosOp, TtlOp,
+    Match, NatFlags, NatRange, Neg, Policy, PortRange, Prefix, QueueSpec, RejectWith, Rule,
+    TableKind, Target, TcpFlagsMatch, TosOp, TtlOp,
 };
 
 /// The four bytes every blob starts with.
@@ -89,6 +89,8 @@ pub(crate) mod tag {
     pub(crate) const MARK: u8 = 13;
     pub(crate) const TOS: u8 = 14;
     pub(crate) const TTL: u8 = 15;
+    /// QUEUE with `--queue-bypass` (then a u16, as [`QUEUE`]).
+    pub(crate) const QUEUE_BYPASS: u8 = 16;
 }
 
 /// What is wrong with a blob or a table.
@@ -993,7 +995,11 @@ fn decode_rule(r: &mut Reader<'_>, chains: u16) -> Result<Rule, ErrorKind> {
                 Target::Goto(ChainId(c))
             }
         }
-        tag::QUEUE => Target::Queue(r.u16()?),
+        tag::QUEUE => Target::Queue(QueueSpec::num(r.u16()?)),
+        tag::QUEUE_BYPASS => Target::Queue(QueueSpec {
+            num: r.u16()?,
+            bypass: true,
+        }),
         tag::LOG => {
             let level = r.u8()?;
             let rate = r.u16()?;

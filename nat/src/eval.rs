@@ -65,7 +65,7 @@ pub enum Verdict {
     /// Drop it and answer.
     Reject(RejectWith),
     /// Hand it to user space on this queue.
-    Queue(u16),
+    Queue(crate::rule::QueueSpec),
     /// (nat table) Accept and set up source NAT into this range.
     Snat(NatRange),
     /// (nat table) Accept and set up destination NAT into this range.

@@ -680,6 +680,24 @@ impl TtlOp {
     }
 }
 
+/// Where QUEUE sends a packet (`xt_NFQUEUE`'s `queuenum` and
+/// `NFQ_FLAG_BYPASS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QueueSpec {
+    /// The queue number.
+    pub num: u16,
+    /// With no listener on the queue, accept the packet (else it is
+    /// dropped): `NF_VERDICT_FLAG_QUEUE_BYPASS`.
+    pub bypass: bool,
+}
+
+impl QueueSpec {
+    /// Queue `num`, no bypass.
+    pub const fn num(num: u16) -> QueueSpec {
+        QueueSpec { num, bypass: false }
+    }
+}
+
 /// What a rule does when it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -697,8 +715,8 @@ pub enum Target {
     Jump(ChainId),
     /// Go to a user chain, not returning here.
     Goto(ChainId),
-    /// `QUEUE` / `NFQUEUE --queue-num n`.
-    Queue(u16),
+    /// `QUEUE` / `NFQUEUE --queue-num n [--queue-bypass]`.
+    Queue(QueueSpec),
     /// `LOG` (non-terminal).
     Log(LogSpec),
     /// `SNAT --to-source`.

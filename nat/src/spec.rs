@@ -419,8 +419,12 @@ fn encode_rule(w: &mut Vec<u8>, handle: u32, rule: &Rule) -> Result<(), ErrorKin
             w.extend_from_slice(&c.0.to_le_bytes());
         }
         Target::Queue(q) => {
-            w.push(tag::QUEUE);
-            w.extend_from_slice(&q.to_le_bytes());
+            w.push(if q.bypass {
+                tag::QUEUE_BYPASS
+            } else {
+                tag::QUEUE
+            });
+            w.extend_from_slice(&q.num.to_le_bytes());
         }
         Target::Log(l) => {
             w.push(tag::LOG);

@@ -24,7 +24,7 @@
 //! `--sport P[:P]`, `--dport P[:P]`, `--icmp-type T[/C]`,
 //! `--tcp-flags MASK COMP` (or `--syn`), `--ct-state LIST`, `--mark V[/M]`.
 //! Targets: `--accept`, `--drop`, `--reject [--reject-with K]`, `--return`,
-//! `--jump CHAIN`, `--goto CHAIN`, `--queue N`, `--log [--log-prefix S]
+//! `--jump CHAIN`, `--goto CHAIN`, `--queue N [--queue-bypass]`, `--log [--log-prefix S]
 //! [--log-level N] [--log-rate N] [--log-burst N]`, `--to-source RANGE`,
 //! `--to-destination RANGE`, `--masquerade [--to-ports P[-P]]`,
 //! `--redirect [--to-ports P[-P]]`, with `--random`, `--fully-random`,
@@ -48,7 +48,7 @@ use core::net::IpAddr;
 use crate::rule::{
     proto, tcp_flags, AddrRange, ChainId, ChainName, Counter, CtStateSet, Family, IcmpMatch,
     IfName, LogPrefix, LogSpec, MarkMatch, MarkOp, Match, NatFlags, NatRange, Neg, Policy,
-    PortRange, Prefix, RejectWith, Rule, TableKind, Target, TcpFlagsMatch, TosOp, TtlOp,
+    PortRange, Prefix, QueueSpec, RejectWith, Rule, TableKind, Target, TcpFlagsMatch, TosOp, TtlOp,
 };
 use crate::spec::{ChainSpec, RuleSpec, Ruleset, TableSpec};
 
@@ -300,7 +300,10 @@ pub fn rule_options(rule: &Rule, table: &TableSpec) -> String {
             let _ = write!(o, " --goto {}", chain(c));
         }
         Target::Queue(q) => {
-            let _ = write!(o, " --queue {q}");
+            let _ = write!(o, " --queue {}", q.num);
+            if q.bypass {
+                o.push_str(" --queue-bypass");
+            }
         }
         Target::Log(l) => {
             o.push_str(" --log");
@@ -597,6 +600,8 @@ struct TargetParts {
     log: Option<LogSpec>,
     to_ports: Option<PortRange>,
     flags: u8,
+    /// `--queue-bypass` was given.
+    queue_bypass: bool,
 }
 
 impl TargetParts {
@@ -884,7 +889,7 @@ fn parse_target_opt(
                 "DROP" => t.set("--drop", Target::Drop),
                 "REJECT" => t.set("--reject", Target::Reject(RejectWith::PortUnreachable)),
                 "RETURN" => t.set("--return", Target::Return),
-                "QUEUE" | "NFQUEUE" => pend(t, "--queue", Some(Target::Queue(0))),
+                "QUEUE" | "NFQUEUE" => pend(t, "--queue", Some(Target::Queue(QueueSpec::num(0)))),
                 "LOG" => {
                     t.log();
                     t.set("--log", Target::Log(LogSpec::DEFAULT))
@@ -901,7 +906,11 @@ fn parse_target_opt(
         }
         "--queue" | "--queue-num" => {
             let q = parse_u16(next_word(it, opt)?)?;
-            t.set("--queue", Target::Queue(q))
+            t.set("--queue", Target::Queue(QueueSpec::num(q)))
+        }
+        "--queue-bypass" => {
+            t.queue_bypass = true;
+            Ok(())
         }
         "--reject-with" => {
             let v = next_word(it, opt)?;
@@ -1047,6 +1056,11 @@ fn finish_target(t: TargetParts) -> Res<Target> {
     match (&mut target, t.reject_with) {
         (Target::Reject(k), Some(w)) => *k = w,
         (_, Some(_)) => return Err("--reject-with needs --reject".into()),
+        _ => {}
+    }
+    match (&mut target, t.queue_bypass) {
+        (Target::Queue(q), true) => q.bypass = true,
+        (_, true) => return Err("--queue-bypass needs --queue".into()),
         _ => {}
     }
     match (&mut target, t.log) {

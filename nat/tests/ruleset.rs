@@ -92,6 +92,27 @@ fn binary_round_trips_exactly() {
 }
 
 #[test]
+fn queue_bypass_round_trips() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n\
+                -A INPUT --queue 4 --queue-bypass\n\
+                -A INPUT -j NFQUEUE --queue-num 5 --queue-bypass\n\
+                -A INPUT --queue 6\nCOMMIT\n";
+    let r = text::parse(text).unwrap();
+    let printed = text::print(&r);
+    assert!(printed.contains("--queue 4 --queue-bypass"), "{printed}");
+    assert!(printed.contains("--queue 5 --queue-bypass"), "{printed}");
+    assert!(printed.contains("--queue 6\n"), "{printed}");
+    assert_eq!(text::parse(&printed).unwrap(), r);
+    for bad in [
+        "-A INPUT --queue-bypass",
+        "-A INPUT --accept --queue-bypass",
+    ] {
+        let t = format!("*filter\n:INPUT ACCEPT [0:0]\n{bad}\nCOMMIT\n");
+        assert!(text::parse(&t).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn text_accepts_iptables_spellings() {
     let a = text::parse(
         "*filter\n:INPUT ACCEPT [0:0]\n:x - [0:0]\n\
@@ -447,7 +468,10 @@ fn evaluation_follows_jumps_gotos_returns_and_policies() {
     // Without the goto, the mark rule queues.
     let mut p = pkt("10.9.9.9", "10.2.2.2", proto::TCP, 5555, 443);
     p.mark = 0x301;
-    assert_eq!(c.eval(Hook::Input, &p).0.verdict, Verdict::Queue(3));
+    assert_eq!(
+        c.eval(Hook::Input, &p).0.verdict,
+        Verdict::Queue(QueueSpec::num(3))
+    );
     // UDP to a port other than 53 from a high port: REJECT.
     let p = pkt("10.9.9.9", "10.2.2.2", proto::UDP, 40000, 123);
     assert_eq!(
@@ -766,7 +790,10 @@ fn rand_rule(r: &mut Rng, kind: TableKind, chains: u16, hook: Option<Hook>) -> R
         4 => Target::Return,
         5 => Target::Jump(ChainId(r.below(chains as u64) as u16)),
         6 => Target::Goto(ChainId(r.below(chains as u64) as u16)),
-        7 => Target::Queue(r.next() as u16),
+        7 => Target::Queue(QueueSpec {
+            num: r.next() as u16,
+            bypass: r.next() & 1 == 0,
+        }),
         8 => {
             let pre = ["", "a b", "quote\"back\\slash", "x: "][r.below(4) as usize];
             Target::Log(LogSpec {

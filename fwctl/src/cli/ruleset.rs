@@ -41,7 +41,7 @@ Matches (each may be negated: ! -s 10.0.0.0/8, or -s '!10.0.0.0/8' quoted for th
 
 Targets (none: the rule only counts):
   filter  --accept --drop --reject [--reject-with KIND] --return --jump CHAIN --goto CHAIN
-          --queue N --log [--log-prefix S] [--log-level 0-7] [--log-rate N] [--log-burst N]
+          --queue N [--queue-bypass] --log [--log-prefix S] [--log-level 0-7] [--log-rate N] [--log-burst N]
   nat     --to-destination ADDR[-ADDR][:PORT[-PORT]]   (DNAT)
           --to-source ADDR[-ADDR][:PORT[-PORT]]        (SNAT)
           --masquerade [--to-ports P[-P]]  --redirect [--to-ports P[-P]]

@@ -666,6 +666,10 @@ fn stats_model(newer_kernel: bool) -> FakeCt {
             (s::DELETED, 2),
             (s::UNCONFIRMED_REAPED, 1),
             (s::LONG_CHAIN_LOOKUPS, 0),
+            (s::SLOT_HITS, 900),
+            (s::SLOT_MISSES, 4),
+            (s::FALLBACK_FOUND, 3),
+            (s::FALLBACK_NOT_FOUND, 1),
         ],
         invalid: vec![
             ("tcp_flags", 5),
@@ -700,6 +704,10 @@ long_chain_lookups               0
 expired                         40
 deleted                          2
 unconfirmed_reaped               1
+slot_hits                      900
+slot_misses                      4
+fallback_found                   3
+fallback_not_found               1
 invalid.tcp_flags                5
 invalid.icmp_unknown_type        2
 malformed.bad_checksum           3
@@ -717,7 +725,8 @@ malformed.bad_checksum           3
             r#"{"count":10,"limit":262144,"unconfirmed":2,"buckets":65536,"entry_bytes":256,"#,
             r#""found":1000000,"new":50,"related":3,"invalid":7,"ignored":1,"early_drop":0,"drop":0,"#,
             r#""insert_failed":0,"chain_too_long":0,"long_chain_lookups":0,"expired":40,"#,
-            r#""deleted":2,"unconfirmed_reaped":1,"#,
+            r#""deleted":2,"unconfirmed_reaped":1,"slot_hits":900,"slot_misses":4,"#,
+            r#""fallback_found":3,"fallback_not_found":1,"#,
             r#""invalid_reasons":{"tcp_flags":5,"tcp_seq_over":0,"icmp_unknown_type":2,"table_full":0},"#,
             r#""malformed_reasons":{"bad_checksum":3,"fragment":0}}"#,
             "\n"

@@ -306,6 +306,14 @@ pub struct CtStats {
     pub deleted: u64,
     /// Unconfirmed entries removed by the garbage collector.
     pub unconfirmed_reaped: u64,
+    /// Later hooks that found the packet's connection in its slot record.
+    pub slot_hits: u64,
+    /// Later hooks that found no fitting record and looked the packet up.
+    pub slot_misses: u64,
+    /// Lookups after a slot miss that found the connection.
+    pub fallback_found: u64,
+    /// Lookups after a slot miss that found none.
+    pub fallback_not_found: u64,
     /// INVALID packets by reason, in the kernel's order.
     pub invalid_reasons: Vec<Reason>,
     /// Malformed packets by kind, in the kernel's order.
@@ -348,6 +356,10 @@ impl CtStats {
             CtCounter::Expired => &mut self.expired,
             CtCounter::Deleted => &mut self.deleted,
             CtCounter::UnconfirmedReaped => &mut self.unconfirmed_reaped,
+            CtCounter::SlotHits => &mut self.slot_hits,
+            CtCounter::SlotMisses => &mut self.slot_misses,
+            CtCounter::FallbackFound => &mut self.fallback_found,
+            CtCounter::FallbackNotFound => &mut self.fallback_not_found,
         }
     }
 
@@ -372,6 +384,10 @@ impl CtStats {
             CtCounter::Expired => self.expired,
             CtCounter::Deleted => self.deleted,
             CtCounter::UnconfirmedReaped => self.unconfirmed_reaped,
+            CtCounter::SlotHits => self.slot_hits,
+            CtCounter::SlotMisses => self.slot_misses,
+            CtCounter::FallbackFound => self.fallback_found,
+            CtCounter::FallbackNotFound => self.fallback_not_found,
         }
     }
 
@@ -792,8 +808,8 @@ mod tests {
             }]
         );
         // Every u64 of ct_stats is a counter fwctl prints (ct_stats has no
-        // MAX: RELATED is the last today).
-        for kind in s::COUNT..=s::RELATED {
+        // MAX: FALLBACK_NOT_FOUND is the last today).
+        for kind in s::COUNT..=s::FALLBACK_NOT_FOUND {
             let nested = [s::INVALID_REASON, s::MALFORMED_REASON].contains(&kind);
             assert_eq!(CtCounter::from_attr(kind).is_some(), !nested, "{kind}");
         }

@@ -72,8 +72,11 @@ struct Rec {
 #[derive(Clone, Copy, Default)]
 pub(super) struct SlotHead {
     skb: usize,
-    /// `skb_network_header()` when written: with `skb`, `len` and `tuple`,
-    /// what tells the packet from a later one in the same `sk_buff`.
+    /// `skb_network_header()` when written. It moves when the kernel
+    /// reallocates the head between hooks (`ip_forward`'s `skb_cow` does
+    /// for every cloned skb, such as a local TCP sender's over veth), so a
+    /// record whose `nh` differs still fits when it knows the packet's
+    /// tuple and that tuple matches (see [`fits`]).
     nh: usize,
     entry: usize,
     bucket: usize,
@@ -88,8 +91,7 @@ pub(super) struct SlotHead {
 
 impl Rec {
     fn names(&self, skb: &SkBuff) -> bool {
-        let h = self.head.get();
-        h.skb == skb.addr() && h.nh == skb.network_addr()
+        self.head.get().skb == skb.addr()
     }
 
     fn free(&self) {
@@ -106,7 +108,10 @@ fn level(s: &Slot) -> Option<&Level> {
 
 impl Slot {
     /// The record this CPU's context holds for `skb`: its head, and the
-    /// parsed headers if they still fit the packet (`skb->len` unchanged).
+    /// parsed headers if they still fit the packet (`skb->len` and the
+    /// network header's address unchanged: after a head reallocation the
+    /// packet is parsed again, so that [`fits`] compares tuples of two
+    /// parses and not the record with itself).
     /// `consume` frees the record (the packet's last hook).
     pub(super) fn take(
         rn: &RfwNet,
@@ -116,7 +121,7 @@ impl Slot {
         rn.slot.with(|s| {
             let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
             let head = r.head.get();
-            let info = if head.len == skb.len() {
+            let info = if head.len == skb.len() && head.nh == skb.network_addr() {
                 r.info.get()
             } else {
                 None
@@ -147,9 +152,13 @@ impl Slot {
 /// tracking hook left (`h.tuple`), or, when the record does not know it,
 /// one the connection can have at this hook. `h` names `p`'s skb.
 fn fits(h: &SlotHead, e: Option<&Entry>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
+    let moved = h.nh != p.skb.network_addr();
     match (h.tuple, p.info) {
         (Some(t), Some(info)) => t == info.tuple,
         (Some(_), None) => false,
+        // The head moved and nothing else tells this packet from a later
+        // one given the same `sk_buff`.
+        (None, _) if moved => false,
         // Not parsed at the tracking hook: only if not parsed now either
         // (a reassembled datagram in its last fragment's skb parses now).
         (None, info) if e.is_none() => info.is_none(),

@@ -25,10 +25,14 @@
 # server equals its binding in `fwctl -o json ct list`; the server never
 # saw the client's own address; the router's Icmp OutRedirects moved;
 # `fwctl ct stats`: no slot miss, no failed fallback lookup.
+# A second round queues both directions at FORWARD to nf_queue on another
+# CPU: the reinjected packets miss their records and the fallback must
+# find each one's connection by its tuple between DNAT and SNAT.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
 checktool "python3 -V" "python3"
+checktool "nf_queue -h" "nf_queue (scripts/build-tools.sh, libmnl)"
 dir=$(mktemp -d)
 load0=$(sysctl -n net.ipv4.route.redirect_load 2>/dev/null)
 silence0=$(sysctl -n net.ipv4.route.redirect_silence 2>/dev/null)
@@ -91,16 +95,22 @@ with open(sys.argv[1], "a", buffering=1) as log:
 ' "$dir/accepted" </dev/null >/dev/null 2>&1 &
 busywait 60000 listening "$lan" 80 tcp || fail "server listens"
 
-redirects0=$(snmp_counter "$rt" Icmp:OutRedirects)
-read -r h0 m0 f0 n0 < <(ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
-	END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }')
+# stats: "slot_hits slot_misses fallback_found fallback_not_found" of the router.
+stats() {
+	ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
+		END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }'
+}
 
-# The client: N connections from 10.0.1.2 to 192.0.2.1:8080, one after the
-# other, each held open; writes "CPORT SEEN_ADDR SEEN_PORT" per connection
-# (SEEN: what the server reported, "-" if nothing came within 20 s) to
-# $dir/clients.tmp, renamed to $dir/clients when all are made; then waits
-# for $dir/done (the test's checks) before closing them.
-ip netns exec "$lan" python3 -c '
+# connect_round NAME N: the client makes N connections from 10.0.1.2 to
+# 192.0.2.1:8080, one after the other, each held open; writes "CPORT
+# SEEN_ADDR SEEN_PORT" per connection (SEEN: what the server reported, "-"
+# if nothing came within 20 s) to $dir/NAME.clients. Checks every answer,
+# the server's view and each connection's binding in `fwctl ct list`, then
+# lets the client close them.
+connect_round() {
+	local name=$1 n=$2 bad acc0
+	acc0=$(wc -l <"$dir/accepted")
+	ip netns exec "$lan" python3 -c '
 import os, socket, sys, time
 n, out, done = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 keep, lines = [], []
@@ -129,35 +139,43 @@ os.rename(out + ".tmp", out)
 deadline = time.time() + 900
 while not os.path.exists(done) and time.time() < deadline:
     time.sleep(0.2)
-' "$N" "$dir/clients" "$dir/done" </dev/null >/dev/null 2>&1 &
-busywait 600000 test -f "$dir/clients" || fail "the client made its $N connections"
+' "$n" "$dir/$name.clients" "$dir/$name.done" </dev/null >/dev/null 2>&1 &
+	busywait 600000 test -f "$dir/$name.clients" || fail "$name: the client made its $n connections"
 
-check "connections answered" "$N" "$(awk '$2 != "-"' "$dir/clients" | wc -l)"
-check "every answer names the router's LAN address" "$N" "$(awk '$2 == "10.0.1.1"' "$dir/clients" | wc -l)"
-check "the server never saw the client's own address" 0 "$(awk '$1 == "10.0.1.2"' "$dir/accepted" | wc -l)"
-check "the server accepted one connection per client connection" "$N" "$(wc -l <"$dir/accepted")"
+	check "$name: connections answered" "$n" "$(awk '$2 != "-"' "$dir/$name.clients" | wc -l)"
+	check "$name: every answer names the router's LAN address" "$n" \
+		"$(awk '$2 == "10.0.1.1"' "$dir/$name.clients" | wc -l)"
+	check "$name: the server never saw the client's own address" 0 \
+		"$(awk '$1 == "10.0.1.2"' "$dir/accepted" | wc -l)"
+	check "$name: the server accepted one connection per client connection" "$n" \
+		"$(($(wc -l <"$dir/accepted") - acc0))"
 
-# Each connection's binding: the reply tuple's destination of the entry
-# whose original tuple is 10.0.1.2:CPORT -> 192.0.2.1:8080.
-ip netns exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+	# Each connection's binding: the reply tuple's destination of the
+	# entry whose original tuple is 10.0.1.2:CPORT -> 192.0.2.1:8080.
+	ip netns exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
 import json, sys
 for c in json.load(sys.stdin):
     o, r = c["orig"], c["reply"]
     if c["proto_num"] == 6 and o["src"] == "10.0.1.2" and o["dst"] == "192.0.2.1" and o.get("dport") == 8080:
         print(o["sport"], r["dst"], r["dport"], r["src"], r["sport"])
 ' >"$dir/bindings"
-bad=$(awk 'NR == FNR { b[$1] = $2 " " $3; dnat[$1] = $4 " " $5; next }
-	{ want = ($1 in b) ? b[$1] : "none"
-	  if ($2 " " $3 != want) { printf " %s:seen=%s,binding=%s", $1, $2 " " $3, want; n++ }
-	  else if (dnat[$1] != "10.0.1.3 80") { printf " %s:dnat=%s", $1, dnat[$1]; n++ } }
-	END { if (n) print "" }' "$dir/bindings" "$dir/clients")
-if [ -z "$bad" ]; then
-	pass "each connection's source at the server is its binding in ct list ($N)"
-else
-	fail "source at the server differs from the ct list binding:$bad"
-fi
-touch "$dir/done"
+	bad=$(awk 'NR == FNR { b[$1] = $2 " " $3; dnat[$1] = $4 " " $5; next }
+		{ want = ($1 in b) ? b[$1] : "none"
+		  if ($2 " " $3 != want) { printf " %s:seen=%s,binding=%s", $1, $2 " " $3, want; n++ }
+		  else if (dnat[$1] != "10.0.1.3 80") { printf " %s:dnat=%s", $1, dnat[$1]; n++ } }
+		END { if (n) print "" }' "$dir/bindings" "$dir/$name.clients")
+	if [ -z "$bad" ]; then
+		pass "$name: each connection's source at the server is its binding in ct list ($n)"
+	else
+		fail "$name: source at the server differs from the ct list binding:$bad"
+	fi
+	touch "$dir/$name.done"
+}
 
+# Round 1: nested redirects and re-headed skbs; every packet keeps its record.
+redirects0=$(snmp_counter "$rt" Icmp:OutRedirects)
+read -r h0 m0 f0 n0 < <(stats)
+connect_round nested "$N"
 redirects=$(($(snmp_counter "$rt" Icmp:OutRedirects) - redirects0))
 echo "# router sent $redirects ICMP redirects"
 if [ "$redirects" -gt 0 ]; then
@@ -165,17 +183,51 @@ if [ "$redirects" -gt 0 ]; then
 else
 	fail "no ICMP redirect sent: the test did not exercise the nested transmission"
 fi
-read -r h1 m1 f1 n1 < <(ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
-	END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }')
-echo "# ct stats deltas: slot_hits $((h1 - h0)) slot_misses $((m1 - m0))" \
+read -r h1 m1 f1 n1 < <(stats)
+echo "# nested: ct stats deltas: slot_hits $((h1 - h0)) slot_misses $((m1 - m0))" \
 	"fallback_found $((f1 - f0)) fallback_not_found $((n1 - n0))"
-check "no packet missed its slot record (redirects nested in softirq)" 0 $((m1 - m0))
-check "no fallback lookup failed" 0 $((n1 - n0))
+check "nested: no packet missed its slot record" 0 $((m1 - m0))
+check "nested: no fallback lookup failed" 0 $((n1 - n0))
 if [ $((h1 - h0)) -ge $((4 * N)) ]; then
-	pass "slot hits at POST_ROUTING: every forwarded packet ($((h1 - h0)) >= $((4 * N)))"
+	pass "nested: slot hits at POST_ROUTING: every forwarded packet ($((h1 - h0)) >= $((4 * N)))"
 else
-	fail "slot_hits $((h1 - h0)) < $((4 * N))"
+	fail "nested: slot_hits $((h1 - h0)) < $((4 * N))"
 fi
+
+# Round 2: both directions queued at FORWARD (rfw's QUEUE target) to
+# nf_queue on another CPU: each reinjected packet meets POST_ROUTING
+# without its record, carrying the tuple between DNAT and SNAT (client to
+# server, or its inverse), which neither of the connection's tuples is:
+# only the side index finds it. The SYN (no SNAT binding yet) is found by
+# the inverse of its tuple.
+ncpu=$(nproc)
+queue_cpu=0
+[ "$ncpu" -ge 2 ] && queue_cpu=1
+Q=50
+fw "$rt" filter add --chain FORWARD -p tcp -d 10.0.1.3 --dport 80 --queue 0 ||
+	fail "filter add --queue (to the server)"
+fw "$rt" filter add --chain FORWARD -p tcp -s 10.0.1.3 --sport 80 --queue 0 ||
+	fail "filter add --queue (from the server)"
+# (`ip netns exec` and taskset exec: $! is nf_queue's pid.)
+ip netns exec "$rt" taskset -c "$queue_cpu" nf_queue -q 0 -t 600 >/dev/null 2>&1 &
+qpid=$!
+busywait 60000 eval "ip netns exec $rt cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null |
+	awk '\$1 == 0 { f = 1 } END { exit !f }'" || fail "queued: nf_queue listens on queue 0"
+read -r h0 m0 f0 n0 < <(stats)
+connect_round queued "$Q"
+read -r h1 m1 f1 n1 < <(stats)
+queued=$(rule_packets "$rt" filter FORWARD queue)
+echo "# queued: $queued packets queued; ct stats deltas: slot_hits $((h1 - h0))" \
+	"slot_misses $((m1 - m0)) fallback_found $((f1 - f0)) fallback_not_found $((n1 - n0))"
+if [ $((f1 - f0)) -ge "$queued" ] && [ "$queued" -ge $((3 * Q)) ]; then
+	pass "queued: fallback lookups found every queued packet ($((f1 - f0)) >= $queued)"
+else
+	fail "queued: fallback_found $((f1 - f0)), queued $queued (want >= $((3 * Q)))"
+fi
+check "queued: no fallback lookup failed" 0 $((n1 - n0))
+kill "$qpid" 2>/dev/null
+wait "$qpid" 2>/dev/null
+fw "$rt" filter flush || fail "filter flush"
 
 kernel_log_clean
 exit $ret

@@ -343,6 +343,37 @@ impl ConnKey {
         )
     }
 
+    /// The original direction's tuple between destination and source NAT,
+    /// when the connection has both (hairpin NAT, DNAT and MASQUERADE of
+    /// one flow): what its packets carry after the destination NAT hook
+    /// (PRE_ROUTING, LOCAL_OUT) and before the source NAT one (LOCAL_IN,
+    /// POST_ROUTING), the original source to the reply's source. A reply
+    /// carries its inverse between its two hooks. Neither is one of the
+    /// connection's tuples; Linux never looks a packet up by it (the skb
+    /// carries its conntrack), rfw's fallback lookup does.
+    ///
+    /// For ICMP queries only the addresses tell a manip (either may move
+    /// the identifier), and the identifier after destination NAT is
+    /// already the final one: both manips write the target tuple's
+    /// (`nf_nat_proto.c`, `icmp_manip_pkt`).
+    pub fn between_nat(&self) -> Option<Tuple> {
+        let (o, r) = (&self.orig, &self.reply);
+        let (src, dst, src_port) = if o.is_icmp() {
+            (r.dst != o.src, r.src != o.dst, r.src_port)
+        } else {
+            let (s, d) = self.moved();
+            (s, d, o.src_port)
+        };
+        (src && dst).then_some(Tuple {
+            src: o.src,
+            dst: r.src,
+            src_port,
+            dst_port: if o.is_icmp() { o.dst_port } else { r.src_port },
+            proto: o.proto,
+            family: o.family,
+        })
+    }
+
     /// True when the tuple of `dir` equals `t` (compares in place,
     /// without building the reply tuple).
     #[inline]
@@ -826,5 +857,61 @@ mod tests {
         assert_eq!(b.get(), (1 << 32) + 1);
         b.add(u64::MAX);
         assert_eq!(b.get(), 1 << 32);
+    }
+}
+
+#[cfg(test)]
+mod between_nat_tests {
+    use super::*;
+    use crate::ipproto;
+
+    const C: [u8; 4] = [10, 0, 1, 2];
+    const S: [u8; 4] = [10, 0, 1, 3];
+    const R: [u8; 4] = [10, 0, 1, 1];
+    const P: [u8; 4] = [192, 0, 2, 1];
+
+    fn key(orig: Tuple, reply: Tuple) -> ConnKey {
+        ConnKey::from_tuples(orig, &reply)
+    }
+
+    #[test]
+    fn hairpin_tcp_is_between_its_manips() {
+        // C:40000 -> P:8080, DNAT to S:80, MASQUERADE to R:61000.
+        let orig = Tuple::v4(C, P, ipproto::TCP, 40000, 8080);
+        let reply = Tuple::v4(S, R, ipproto::TCP, 80, 61000);
+        let t = key(orig, reply).between_nat().expect("both manips");
+        assert_eq!(t, Tuple::v4(C, S, ipproto::TCP, 40000, 80));
+    }
+
+    #[test]
+    fn one_manip_or_none_has_no_between_tuple() {
+        let orig = Tuple::v4(C, P, ipproto::UDP, 5000, 53);
+        // Untranslated, DNAT only, SNAT only, SNAT of the port only.
+        for reply in [
+            Tuple::v4(P, C, ipproto::UDP, 53, 5000),
+            Tuple::v4(S, C, ipproto::UDP, 53, 5000),
+            Tuple::v4(P, R, ipproto::UDP, 53, 1024),
+            Tuple::v4(P, C, ipproto::UDP, 53, 1024),
+        ] {
+            assert_eq!(key(orig, reply).between_nat(), None, "{reply:?}");
+        }
+        // Both ends moved by their ports alone still count.
+        let reply = Tuple::v4(P, C, ipproto::UDP, 5353, 1024);
+        assert_eq!(
+            key(orig, reply).between_nat(),
+            Some(Tuple::v4(C, P, ipproto::UDP, 5000, 5353))
+        );
+    }
+
+    #[test]
+    fn icmp_takes_the_final_identifier_and_addresses_decide() {
+        // Echo request C -> P id 7, DNAT to S, SNAT to R with id 9.
+        let orig = Tuple::v4(C, P, ipproto::ICMP, 7, 8 << 8);
+        let reply = Tuple::v4(S, R, ipproto::ICMP, 9, 0);
+        let t = key(orig, reply).between_nat().expect("both manips");
+        assert_eq!(t, Tuple::v4(C, S, ipproto::ICMP, 9, 8 << 8));
+        // Only the identifier moved: not both manips.
+        let reply = Tuple::v4(P, C, ipproto::ICMP, 9, 0);
+        assert_eq!(key(orig, reply).between_nat(), None);
     }
 }

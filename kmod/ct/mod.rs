@@ -5,6 +5,7 @@
 //! and the netlink commands ([`genl`]). The tracking decisions themselves
 //! are the `conntrack` crate's; this module stores, finds, locks and frees.
 
+pub(crate) mod alias;
 pub(crate) mod genl;
 pub(crate) mod hook;
 pub(crate) mod net;

@@ -57,6 +57,7 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 use rfw_abi::ct_stats;
 
+use super::alias::Aliases;
 use super::net::CtNet;
 use crate::sys::global::{Global, Published};
 use crate::sys::rcu::{Rcu, RcuGuard};
@@ -74,7 +75,7 @@ static STATE_LOCK_CLASS: LockClassKey = LockClassKey::new();
 pub(crate) const MAX_CHAIN: usize = 64;
 /// Nodes a walk visits at most: chains are bounded by [`MAX_CHAIN`] at
 /// insert (a re-key may add one node past it).
-const WALK_MAX: usize = 4 * MAX_CHAIN;
+pub(super) const WALK_MAX: usize = 4 * MAX_CHAIN;
 /// Times a walk starts its chain again after straying into the graveyard
 /// before it gives up (as "not found"). Each restart needs a removal in
 /// the same chain in the same few instructions: more than one is rare.
@@ -129,7 +130,7 @@ impl Entry {
     }
 
     /// The entry's namespace state.
-    fn net(&self) -> &CtNet {
+    pub(super) fn net(&self) -> &CtNet {
         self.net.get()
     }
 
@@ -237,6 +238,8 @@ pub(crate) enum Rekey {
 pub(crate) struct Table {
     /// The buckets, their lock stripes, the graveyard and the entries' slab.
     chains: Chains<Tracked>,
+    /// Connections with both DNAT and SNAT, by their in-between tuple.
+    aliases: Aliases,
     state_locks: StripedLocks,
     key: HashKey,
     default_limit: u32,
@@ -309,12 +312,14 @@ impl Table {
             m => m.min(rfw_abi::ct_config::LIMIT_MAX),
         };
         let chains = Chains::new(n, c"rfw_conn", c"rfw_bucket_lock", &BUCKET_LOCK_CLASS)?;
+        let aliases = Aliases::new(n)?;
         let state_locks = StripedLocks::new(c"rfw_state_lock", &STATE_LOCK_CLASS)?;
         let mut seed = [0u8; 16];
         crate::sys::random::fill(&mut seed);
         let t = KBox::pin(
             Table {
                 chains,
+                aliases,
                 state_locks,
                 key: HashKey::from_bytes(seed),
                 default_limit,
@@ -344,9 +349,28 @@ impl Table {
     }
 
     fn bucket_of(&self, net: &CtNet, t: &Tuple) -> usize {
+        self.scale(net, t, self.chains.len())
+    }
+
+    /// `t`'s hash in `net` spread over `n` buckets (`reciprocal_scale()`:
+    /// the high 32 bits).
+    pub(super) fn scale(&self, net: &CtNet, t: &Tuple, n: usize) -> usize {
         let h = t.hash_with(&self.key) ^ net.mix;
-        // `reciprocal_scale()`: the high 32 bits spread over the buckets.
-        (((h >> 32) * self.chains.len() as u64) >> 32) as usize
+        (((h >> 32) * n as u64) >> 32) as usize
+    }
+
+    /// The connection of `net` whose packet carries `t` between its
+    /// destination and source NAT hooks (see [`Aliases`]), with the
+    /// packet's direction and that direction's chain: the fallback
+    /// lookup's last resort, after `t` and its inverse.
+    pub(crate) fn lookup_between<'g>(
+        &'g self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        t: &Tuple,
+    ) -> Option<(&'g Entry, Direction, usize)> {
+        let (e, dir) = self.aliases.lookup(self, rcu, net, t)?;
+        Some((e, dir, self.bucket_of(net, &e.key.tuple(dir))))
     }
 
     /// Locks the stripes of two buckets, lower index first.
@@ -552,6 +576,10 @@ impl Table {
         // its tuples differed).
         let gone = self.chains.unlink(&held, old, b0, b1);
         drop(held);
+        // The new entry's alias before the old one's goes: a packet
+        // between its NAT hooks finds one of them.
+        self.aliases.add(self, rcu, e, b0);
+        self.aliases.remove(self, old);
         if let Some(gone) = gone {
             self.bury(gone);
         }
@@ -669,6 +697,7 @@ impl Table {
         // The reply node only if it was linked (`orig != reply`).
         let gone = self.chains.unlink(&held, e, b0, b1);
         drop(held);
+        self.aliases.remove(self, e);
         net.entries.fetch_sub(1, Ordering::Relaxed);
         if !was_confirmed {
             net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
@@ -689,9 +718,10 @@ impl Table {
         }
     }
 
-    /// Frees the graveyard after a grace period. Process context.
+    /// Frees the graveyards after a grace period. Process context.
     fn free_graveyard(&self) {
         self.chains.free_graveyard();
+        self.aliases.free_graveyard();
     }
 
     /// Evicts one entry of `net` that was never assured, from the

@@ -220,11 +220,14 @@ pub(super) fn find<'g>(
 }
 
 /// The connection of a packet by its tuple, its inverse (after NAT at an
-/// earlier hook), or the tuple an ICMP error quotes.
+/// earlier hook), its in-between tuple (after DNAT, before SNAT:
+/// `Table::lookup_between`), or the tuple an ICMP error quotes.
 fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) -> Option<Ct<'g>> {
     if let L4Info::Icmp(IcmpInfo::Error { quoted, .. }) = info.l4 {
         let inner = quoted.invert()?;
-        let (e, dir, bucket) = t.lookup_at(rcu, ctn, &inner)?;
+        let (e, dir, bucket) = t
+            .lookup_at(rcu, ctn, &inner)
+            .or_else(|| t.lookup_between(rcu, ctn, &inner))?;
         return Some(Ct {
             e,
             dir,
@@ -237,9 +240,13 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
         None => {
             // Translated at an earlier hook: the inverse is the tuple the
             // other direction expects (its chain is the other tuple's).
+            // Between the two hooks of a connection with both DNAT and
+            // SNAT it is neither: the side index knows that tuple.
             let inv = info.tuple.invert()?;
-            let (e, d, _) = t.lookup_at(rcu, ctn, &inv)?;
-            (e, d.opposite(), t.bucket_of_entry(e, d.opposite()))
+            match t.lookup_at(rcu, ctn, &inv) {
+                Some((e, d, _)) => (e, d.opposite(), t.bucket_of_entry(e, d.opposite())),
+                None => t.lookup_between(rcu, ctn, &info.tuple)?,
+            }
         }
     };
     let seen_reply = e

@@ -20,7 +20,12 @@
 # each datagram (source address and port, payload), the client's echoes,
 # `fwctl ct list` (each flow's binding), `fwctl ct stats` (slot_hits,
 # slot_misses, fallback_found, fallback_not_found).
-# * round 3: `--queue 7 --queue-bypass` with no listener passes traffic;
+# * round 3: rfw's QUEUE from the mangle table at POST_ROUTING, whose
+#   hook goes on with MASQUERADE and the confirmation: the queue takes
+#   effect when rfw's hook ends, so the listener gets the packet
+#   masqueraded and the reinjected packet (past every rfw hook) reaches
+#   the server as the router, with the flow's binding.
+# * round 4: `--queue 7 --queue-bypass` with no listener passes traffic;
 #   `--queue 7` drops it (the rule counts it, the server sees nothing).
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
@@ -123,11 +128,12 @@ stats() {
 		END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }'
 }
 
-# flows_round NAME QUEUE ROUNDS SPORT_A SPORT_B: two flows through the
-# listener on QUEUE; checks echoes, the server's view, the bindings and
-# the counters.
+# flows_round NAME QUEUE ROUNDS SPORT_A SPORT_B [LAST]: two flows through
+# the listener on QUEUE; checks echoes, the server's view, the bindings and
+# the counters. LAST: the packets are queued from rfw's last hook, so the
+# reinjected ones meet no rfw hook and no lookup is expected.
 flows_round() {
-	local name=$1 q=$2 rounds=$3 pa=$4 pb=$5 out ta tb want
+	local name=$1 q=$2 rounds=$3 pa=$4 pb=$5 last=${6:-} out ta tb want
 	local h0 m0 f0 n0 h1 m1 f1 n1 qpid
 	# (`ip netns exec` and taskset exec: $! is nf_queue's pid.)
 	ip netns exec "$rt" taskset -c "$queue_cpu" nf_queue -q "$q" -t 600 >/dev/null 2>&1 &
@@ -160,6 +166,13 @@ flows_round() {
 	# maybe on another CPU): a slot miss, then a lookup that finds it. Its
 	# echo is not queued and hits at FORWARD and POST_ROUTING.
 	want=$((2 * rounds))
+	if [ -n "$last" ]; then
+		check "$name: no slot miss (queued after rfw's last step)" 0 $((m1 - m0))
+		check "$name: no fallback lookup failed" 0 $((n1 - n0))
+		kill "$qpid" 2>/dev/null
+		wait "$qpid" 2>/dev/null
+		return
+	fi
 	if [ $((f1 - f0)) -ge "$want" ]; then
 		pass "$name: fallback lookups found every queued packet ($((f1 - f0)) >= $want)"
 	else
@@ -194,7 +207,15 @@ NFT
 flows_round "nft queue" 1 100 5003 5004
 ip netns exec "$rt" nft delete table inet rfw_q || fail "nft delete table"
 
-# Round 3: nobody listens.
+# Round 3: rfw's QUEUE in the mangle table at POST_ROUTING, before
+# MASQUERADE and the confirmation in the same rfw hook.
+fw "$rt" mangle add --chain POSTROUTING -p udp --dport 9000 --queue 2 || fail "mangle add --queue 2"
+flows_round "mangle POSTROUTING queue" 2 50 5007 5008 last
+check "mangle POSTROUTING queue: the rule queued every datagram" 100 \
+	"$(rule_packets "$rt" mangle POSTROUTING queue)"
+fw "$rt" mangle flush || fail "mangle flush"
+
+# Round 4: nobody listens.
 fw "$rt" filter add --chain FORWARD -p udp --dport 9000 --queue 7 --queue-bypass ||
 	fail "filter add --queue 7 --queue-bypass"
 : >"$dir/sink"

@@ -419,6 +419,10 @@ pub struct ConnState {
     packets: PerDir<u32>,
     expires: u32,
     status: Status,
+    /// The low 16 bits of the time of creation, in milliseconds: how long
+    /// an entry has been unconfirmed ([`ConnState::age_ms`]). It fills
+    /// what would be padding.
+    born: u16,
 }
 
 /// A 64-bit counter with 4-byte alignment.
@@ -491,6 +495,7 @@ impl Conn {
                 packets: PerDir([0, 0]),
                 expires: now as u32,
                 status: Status::default(),
+                born: now as u16,
             },
         })
     }
@@ -637,6 +642,17 @@ impl ConnState {
     /// Packets and bytes seen in one direction.
     pub fn counters(&self, dir: Direction) -> (u32, u64) {
         (self.packets[dir], self.bytes[dir].get())
+    }
+
+    /// Milliseconds since the entry was created, modulo 65,536: meant
+    /// for unconfirmed entries, which the collector reaps long before
+    /// that wraps. A packet crosses its hooks in microseconds unless it
+    /// waits in a user-space queue; an entry unconfirmed for longer lost
+    /// its packet between hooks (Linux frees such a conntrack with its
+    /// skb).
+    #[inline]
+    pub fn age_ms(&self, now: u64) -> u16 {
+        (now as u16).wrapping_sub(self.born)
     }
 
     /// True when the deadline has passed (`nf_ct_is_expired()`).
@@ -807,6 +823,26 @@ mod tests {
         assert!(n <= 160, "Conn grew to {n} bytes");
         assert!(k + st <= 160, "ConnKey + ConnState = {k} + {st} bytes");
         assert_eq!(k, 74, "ConnKey holds 74 bytes of data");
+    }
+
+    #[test]
+    fn age_counts_from_creation_and_wraps() {
+        let cfg = Config::default();
+        let info = PacketInfo {
+            tuple: Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], 17, 1000, 53),
+            l4: L4Info::Udp { payload_len: 0 },
+            fragment: crate::parse::FragmentStatus::Whole,
+            ip_len: 28,
+            checksum: None,
+        };
+        let born = 0x1_fff0;
+        let c = Conn::new(&info, born, &cfg).unwrap();
+        assert_eq!(c.state().age_ms(born), 0);
+        assert_eq!(c.state().age_ms(born + 1500), 1500);
+        // Across the 16-bit wrap of the clock.
+        assert_eq!(c.state().age_ms(born + 0x20), 0x20);
+        assert_eq!(c.state().age_ms(born + 65_535), 65_535);
+        assert_eq!(c.state().age_ms(born + 65_536), 0);
     }
 
     #[test]

@@ -43,9 +43,14 @@
 //!   counted (`nf_conntrack_core.c`'s `MAX_CHAINLEN`, 64); lookups that walk
 //!   past that length are counted too (a sign of hash flooding).
 //! * Each namespace has an entry limit. At the limit, an insert first tries
-//!   to evict an entry that was never assured from the next
-//!   [`EVICTION_RANGE`] buckets (Linux's `early_drop()`), else fails and the
-//!   packet is dropped.
+//!   to evict an entry that was never assured, or one unconfirmed for a
+//!   second, from the next buckets (Linux's `early_drop()`: 8 buckets, or
+//!   as many as hold about 8 of the namespace's entries at its limit),
+//!   else fails and the packet is dropped.
+//! * An entry whose creating packet is dropped before its last hook goes
+//!   with it (`Table::drop_unconfirmed`): at once when rfw drops it, when
+//!   a later packet reuses its `sk_buff` if the kernel dropped it between
+//!   hooks (see `crate::pkt`), else by early drop or the collector.
 
 use core::mem::size_of;
 use core::pin::Pin;
@@ -82,6 +87,12 @@ pub(super) const WALK_MAX: usize = 4 * MAX_CHAIN;
 const WALK_RESTARTS: usize = 16;
 /// Buckets an early drop examines (`NF_CT_EVICTION_RANGE`).
 const EVICTION_RANGE: usize = 8;
+/// The most buckets early drop visits (see [`Table::early_drop`]).
+const EVICTION_SCAN_MAX: usize = 1024;
+/// How long an entry must have been unconfirmed before early drop may
+/// evict it (milliseconds): its packet crossed its hooks in microseconds
+/// or was dropped between them, unless it waits in a user-space queue.
+const UNCONFIRMED_EVICT_MS: u16 = 1000;
 /// Largest bucket count accepted from the `hashsize` parameter.
 const MAX_BUCKETS: usize = 1 << 24;
 /// Graveyard length at which the collector is woken at once.
@@ -669,6 +680,27 @@ impl Table {
         })
     }
 
+    /// Removes `e` if it was never confirmed: the packet that created it
+    /// is gone (dropped by rfw, or its `sk_buff` reused by a later packet)
+    /// and nothing else will confirm it, as Linux frees an unconfirmed
+    /// conntrack with its skb. Counted as reaped. False if `e` is
+    /// confirmed or being removed.
+    pub(crate) fn drop_unconfirmed(&self, e: &Entry) -> bool {
+        let gone = e.with_state_raw(self, |_, s| {
+            let st = s.status_mut();
+            if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
+                false
+            } else {
+                st.insert(Status::DYING);
+                true
+            }
+        });
+        if gone {
+            self.finish_removal(e, false, Removal::Reaped.stat());
+        }
+        gone
+    }
+
     /// Removes an entry; false if it was already being removed.
     pub(crate) fn remove(&self, e: &Entry, why: Removal) -> bool {
         let was_confirmed = e.with_state_raw(self, |_, s| {
@@ -724,19 +756,34 @@ impl Table {
         self.aliases.free_graveyard();
     }
 
-    /// Evicts one entry of `net` that was never assured, from the
-    /// [`EVICTION_RANGE`] buckets starting at `b` (`early_drop()`).
+    /// Evicts one entry of `net` that was never assured, or that has been
+    /// unconfirmed for [`UNCONFIRMED_EVICT_MS`], from the
+    /// [`EVICTION_RANGE`] buckets starting at `b` (`early_drop()`; Linux
+    /// has no unconfirmed entries in its table: they die with their skb).
+    ///
+    /// Linux's range is 8 buckets, with its limit at one entry per bucket.
+    /// Here the buckets are shared by every namespace and a namespace's
+    /// limit may be far below their count, so the range grows to hold
+    /// about [`EVICTION_RANGE`] of `net`'s entries at its limit (at most
+    /// [`EVICTION_SCAN_MAX`] buckets): otherwise a namespace with a small
+    /// limit would find no victim in a table that is mostly empty heads.
     fn early_drop(&self, rcu: &Rcu, net: &CtNet, b: usize, now: u64) -> bool {
         let n = self.chains.len().max(1);
-        for i in 0..EVICTION_RANGE.min(n) {
+        let limit = (net.limit.load(Ordering::Relaxed) as usize).max(1);
+        let range = (EVICTION_RANGE * n / limit).clamp(EVICTION_RANGE, EVICTION_SCAN_MAX);
+        for i in 0..range.min(n) {
             let mut victim = None;
             self.walk(rcu, (b + i) % n, |e, dir| {
                 let ok = dir == Direction::Original
                     && e.is_of(net)
                     && e.with_state(self, |_, s| {
                         let st = s.status();
-                        // Unconfirmed entries belong to packets in flight.
-                        st.has(Status::CONFIRMED) && (s.can_early_drop() || s.is_expired(now))
+                        if st.has(Status::CONFIRMED) {
+                            s.can_early_drop() || s.is_expired(now)
+                        } else {
+                            // Younger ones belong to packets in flight.
+                            s.age_ms(now) >= UNCONFIRMED_EVICT_MS
+                        }
                     })
                     .unwrap_or(false);
                 if ok {

@@ -32,8 +32,8 @@
 //! no longer be one the table indexes (DNAT and SNAT both: the packet
 //! between them carries the original source and the new destination). So
 //! each namespace has a per-CPU [`Slot`] with two records per context level
-//! (task, softirq): the hook that tracks a packet writes one naming its skb
-//! (and network header), its entry and the chain the entry was found in,
+//! (task, softirq): the hook that tracks a packet writes one naming its skb,
+//! its entry and the chain the entry was found in,
 //! and the packet's tuple as it leaves that hook; a later hook of the same
 //! packet in the same context (the forwarding and output paths run hook
 //! after hook in one call chain) takes the record naming its skb if its
@@ -43,11 +43,11 @@
 //! verdict other than ACCEPT at the first hook frees it; a transmission
 //! nested in the packet's hooks (an ICMP redirect) takes the other record.
 //! When no record fits (the packet was queued and reinjected, maybe on
-//! another CPU), the connection is looked up by the packet's tuple and its
-//! inverse, which finds every connection except one with both DNAT and SNAT
-//! bound, between the two NAT hooks; such a packet is then handled as
-//! INVALID. Hits, misses and the lookups' outcomes are counted
-//! (`fwctl ct stats`). docs/DESIGN.md says why this and not `_nfct`.
+//! another CPU), the connection is looked up by the packet's tuple, its
+//! inverse, and (a connection with both DNAT and SNAT, between its two
+//! NAT hooks) the side index of such connections (`ct::alias`). Hits,
+//! misses and the lookups' outcomes are counted (`fwctl ct stats`).
+//! docs/DESIGN.md says why this and not `_nfct`.
 //!
 //! The slot also carries the headers the tracking hook parsed, unless an
 //! rfw step rewrote them there (NAT), so the later hooks do not copy and
@@ -120,7 +120,22 @@ fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Op
 }
 
 /// What a filter or mangle outcome means for the packet: `None` to go on.
-fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::Verdict> {
+///
+/// QUEUE takes effect when the hook ends (`queued` holds it; the first
+/// one counts), after the steps that follow the queueing table in this
+/// hook. Linux spreads the tables over hooks, and a reinjected packet
+/// resumes at the hook after the one that queued it; rfw runs several
+/// tables in one hook, so a packet queued from the middle of it would
+/// come back past the rest (a DNAT, the filter, the confirmation) and
+/// miss them. The listener therefore sees the packet as rfw's hook leaves
+/// it (after the NAT at that hook), and a DROP by a later table drops it
+/// unqueued.
+fn terminal(
+    out: &Outcome,
+    p: &Pkt<'_>,
+    rules: &RulesNet,
+    queued: &mut Option<netfilter::Verdict>,
+) -> Option<netfilter::Verdict> {
     match out.verdict {
         Verdict::Accept => None,
         Verdict::Drop => Some(netfilter::DROP),
@@ -129,8 +144,11 @@ fn terminal(out: &Outcome, p: &Pkt<'_>, rules: &RulesNet) -> Option<netfilter::V
             Some(netfilter::DROP)
         }
         Verdict::Queue(q) => {
-            rules.count(rules_stats::Counter::Queued);
-            Some(netfilter::queue(q.num, q.bypass))
+            if queued.is_none() {
+                rules.count(rules_stats::Counter::Queued);
+                *queued = Some(netfilter::queue(q.num, q.bypass));
+            }
+            None
         }
         // NAT verdicts only come from the nat table (validated).
         _ => None,
@@ -194,7 +212,14 @@ pub(crate) fn first(
         // Dropped, queued (reinjected later, maybe on another CPU, past
         // this hook) or stolen: no later hook of this packet reads its
         // record here, and the next packet given this `sk_buff` must not.
-        Slot::forget(rn, skb);
+        // A dropped packet's new connection goes with it (at FORWARD the
+        // record is PRE_ROUTING's, which created the entry).
+        let rec = Slot::forget(rn, skb);
+        if v == netfilter::DROP {
+            if let Some(h) = rec {
+                slot::reap(rcu, &h);
+            }
+        }
     }
     v
 }
@@ -269,14 +294,15 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
     if set.is_empty() && !rn.rules.nat_used() {
         if h != Hook::Forward {
             let tuple = p.info.map(|i| i.tuple);
-            remember(rn, &p, &ct, p.ct_state, p.info, tuple);
+            remember(rn, rcu, &p, &ct, p.ct_state, p.info, tuple);
         }
         return netfilter::ACCEPT;
     }
     // A mark changed at LOCAL_OUT re-routes the packet.
     let mark_before = if h == Hook::Output { p.skb.mark() } else { 0 };
+    let mut queued = None;
     if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
-        if let Some(v) = terminal(&out, &p, &rn.rules) {
+        if let Some(v) = terminal(&out, &p, &rn.rules, &mut queued) {
             return v;
         }
         if !apply_mangle(&mut p, &out, &rn.rules) {
@@ -286,7 +312,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
     let mut translated = false;
     let mut rec = None;
     if h != Hook::Forward {
-        match nat_step(rn, rcu, set, &mut p, &mut ct) {
+        match nat_step(rn, rcu, set, &mut p, &mut ct, &mut queued) {
             Ok(t) => translated = t,
             Err(v) => return v,
         }
@@ -305,7 +331,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
     // buffer (`ip_route_me_harder` expands the headroom for the new
     // device): the record names the network header where it is now.
     if let Some((info, tuple)) = rec {
-        remember(rn, &p, &ct, p.ct_state, info, tuple);
+        remember(rn, rcu, &p, &ct, p.ct_state, info, tuple);
     }
     if h == Hook::Output || h == Hook::Forward {
         if translated {
@@ -313,12 +339,12 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
             p = p.reparse(&rn.ct, rcu);
         }
         if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
-            if let Some(v) = terminal(&out, &p, &rn.rules) {
+            if let Some(v) = terminal(&out, &p, &rn.rules, &mut queued) {
                 return v;
             }
         }
     }
-    netfilter::ACCEPT
+    queued.unwrap_or(netfilter::ACCEPT)
 }
 
 /// Priority `INT_MAX` at LOCAL_IN and POST_ROUTING: the late tables and
@@ -353,25 +379,56 @@ pub(crate) fn last(
     };
     let (mut ct, st) = find(rn, rcu, &p, rec.as_ref());
     p.set_ct_state(st);
+    let v = last_steps(
+        rn,
+        rcu,
+        set,
+        &mut p,
+        &mut ct,
+        local_in,
+        lo_in || !unconfirmed,
+    );
+    if v == netfilter::DROP {
+        // A dropped packet's new connection goes with it.
+        if let Some(c) = ct.filter(|c| c.state == CtState::New && c.dir == Direction::Original) {
+            table::get().drop_unconfirmed(c.e);
+        }
+    }
+    v
+}
+
+/// The body of [`last`] once the packet's connection is found: the late
+/// tables, NAT and the confirmation (unless `skip_confirm`: nothing in
+/// this namespace awaits one, or a loopback packet at LOCAL_IN).
+fn last_steps<'g>(
+    rn: &RfwNet,
+    rcu: &'g Rcu,
+    set: &Ruleset,
+    p: &mut Pkt<'_>,
+    ct: &mut Option<Ct<'g>>,
+    local_in: bool,
+    skip_confirm: bool,
+) -> netfilter::Verdict {
+    let mut queued = None;
     if !set.is_empty() {
-        if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, &mut p) {
-            if let Some(v) = terminal(&out, &p, &rn.rules) {
+        if let Some(out) = eval(set, TableKind::Mangle, &rn.rules, p) {
+            if let Some(v) = terminal(&out, p, &rn.rules, &mut queued) {
                 return v;
             }
-            if !apply_mangle(&mut p, &out, &rn.rules) {
+            if !apply_mangle(p, &out, &rn.rules) {
                 return netfilter::DROP;
             }
         }
         if local_in {
-            if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
-                if let Some(v) = terminal(&out, &p, &rn.rules) {
+            if let Some(out) = eval(set, TableKind::Filter, &rn.rules, p) {
+                if let Some(v) = terminal(&out, p, &rn.rules, &mut queued) {
                     return v;
                 }
             }
         }
     }
     if !set.is_empty() || rn.rules.nat_used() {
-        let rewritten = match nat_step(rn, rcu, set, &mut p, &mut ct) {
+        let rewritten = match nat_step(rn, rcu, set, p, ct, &mut queued) {
             Err(v) => return v,
             Ok(r) => r,
         };
@@ -384,13 +441,16 @@ pub(crate) fn last(
             p.skb.orphan();
         }
     }
-    if lo_in || !unconfirmed {
-        return netfilter::ACCEPT;
+    // A packet queued here is confirmed before it goes to the listener:
+    // it has passed every rfw step (see `terminal`).
+    let v = queued.unwrap_or(netfilter::ACCEPT);
+    if skip_confirm {
+        return v;
     }
     if let Some(c) = ct {
         if c.dir == Direction::Original && c.state != CtState::Related {
             c.e.confirm(table::get());
         }
     }
-    netfilter::ACCEPT
+    v
 }

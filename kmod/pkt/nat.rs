@@ -128,13 +128,15 @@ fn redirect_addr(p: &mut Pkt<'_>, rcu: &Rcu) -> Option<IpAddr> {
 
 /// NAT at a NAT hook: set up the binding of a new connection (nat table,
 /// or a null binding), then rewrite the packet (`nf_nat_inet_fn`).
-/// `Err(verdict)` ends the hook.
+/// `Err(verdict)` ends the hook; a QUEUE from the nat table goes to
+/// `queued` (see `terminal`) and the connection gets a null binding.
 pub(super) fn nat_step<'g>(
     rn: &RfwNet,
     rcu: &'g Rcu,
     set: &Ruleset,
     p: &mut Pkt<'_>,
     ct: &mut Option<Ct<'g>>,
+    queued: &mut Option<netfilter::Verdict>,
 ) -> core::result::Result<bool, netfilter::Verdict> {
     let Some(c) = ct.as_mut() else {
         return Ok(false);
@@ -152,7 +154,7 @@ pub(super) fn nat_step<'g>(
             return Ok(false);
         };
         if !status.has(Status::CONFIRMED) && !status.has(manip.done_bit()) {
-            match nat_setup(rn, rcu, set, p, c, t, manip, key, status) {
+            match nat_setup(rn, rcu, set, p, c, t, manip, key, status, queued) {
                 Ok(c2) => changed = c2,
                 Err(v) => return Err(v),
             }
@@ -174,10 +176,11 @@ fn nat_setup<'g>(
     manip: ManipType,
     key: ConnKey,
     status: Status,
+    queued: &mut Option<netfilter::Verdict>,
 ) -> core::result::Result<bool, netfilter::Verdict> {
     let mut changed = false;
     let out = eval(set, TableKind::Nat, &rn.rules, p);
-    if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules)) {
+    if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules, queued)) {
         return Err(v);
     }
     let mut b = Binding::from_parts(

@@ -133,18 +133,33 @@ impl Slot {
         })
     }
 
-    /// Frees the record of `skb`, if this CPU's context holds one: the
-    /// packet leaves rfw's hooks (a verdict other than ACCEPT, or no
-    /// tracking), and a later packet given the same `sk_buff` must not
-    /// find it.
-    pub(super) fn forget(rn: &RfwNet, skb: &SkBuff) {
+    /// Frees the record of `skb`, if this CPU's context holds one, and
+    /// returns it: the packet leaves rfw's hooks (a verdict other than
+    /// ACCEPT, or no tracking), and a later packet given the same
+    /// `sk_buff` must not find it.
+    pub(super) fn forget(rn: &RfwNet, skb: &SkBuff) -> Option<SlotHead> {
         rn.slot.with(|s| {
-            if let Some(l) = level(s) {
-                for r in l.recs.iter().filter(|r| r.names(skb)) {
-                    r.free();
-                }
-            }
-        });
+            let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
+            let h = r.head.get();
+            r.free();
+            Some(h)
+        })
+    }
+}
+
+/// The packet of record `h` is gone before its last hook (dropped by rfw,
+/// or its `sk_buff` given to a later packet): if it created its entry
+/// (NEW, original direction) and nothing confirmed it since, the entry
+/// goes with it, as Linux frees an unconfirmed conntrack with its skb.
+/// Otherwise a flood of packets dropped between hooks would hold table
+/// places until the collector reaps them.
+pub(super) fn reap(rcu: &Rcu, h: &SlotHead) {
+    if h.entry == 0 || h.dir != 0 || h.state != CtState::New.code() {
+        return;
+    }
+    let t = table::get();
+    if let Some(e) = t.relocate(rcu, h.bucket, h.entry, Direction::Original) {
+        t.drop_unconfirmed(e);
     }
 }
 
@@ -290,6 +305,7 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
 /// rewrote them since `p` was parsed), `tuple` its tuple as it is now.
 pub(super) fn remember(
     rn: &RfwNet,
+    rcu: &Rcu,
     p: &Pkt<'_>,
     ct: &Option<Ct<'_>>,
     st: CtState,
@@ -317,23 +333,28 @@ pub(super) fn remember(
             ..SlotHead::default()
         },
     };
-    rn.slot.with(|s| {
-        let Some(l) = level(s) else {
-            return;
-        };
+    let stale = rn.slot.with(|s| {
+        let l = level(s)?;
         // The record of this skb, else a free one, else the one not
         // written last.
         let last = usize::from(l.last.get());
-        let i = l
-            .recs
-            .iter()
-            .position(|r| r.head.get().skb == skb)
+        let mine = l.recs.iter().position(|r| r.head.get().skb == skb);
+        let i = mine
             .or_else(|| l.recs.iter().position(|r| r.head.get().skb == 0))
             .unwrap_or((last + 1) % WAYS);
-        if let Some(r) = l.recs.get(i) {
-            r.head.set(head);
-            r.info.set(info);
-            l.last.set(i as u8);
-        }
+        let r = l.recs.get(i)?;
+        let old = r.head.get();
+        r.head.set(head);
+        r.info.set(info);
+        l.last.set(i as u8);
+        // A record of this `sk_buff` that its packet did not consume: that
+        // packet was freed before its last hook (the kernel dropped it
+        // between hooks: TTL, no route, rp_filter, another module), or it
+        // is this very packet passing a first hook again (a VRF's second
+        // PRE_ROUTING / LOCAL_OUT), which finds the same entry.
+        (mine.is_some() && old.entry != head.entry).then_some(old)
     });
+    if let Some(old) = stale {
+        reap(rcu, &old);
+    }
 }

@@ -1,0 +1,176 @@
+#!/bin/bash
+# Floods cannot lock users out (issue 17 item 1): packets that never make
+# a connection hold no place in the table.
+#
+#   client 10.0.1.2 -- router 10.0.1.1 | 10.0.2.1 (rfw, limit 2000) -- server 10.0.2.2
+#
+# In each round the client sends TCP SYNs with random ports to the server
+# at 400 a second for 30 s (twice the rate that fills 2000 places in 10 s),
+# and from the fifth second on makes 100 connections, one after the other,
+# to the server's port 8080, each exchanging a line. Witnesses: the
+# client's count of completed exchanges and the server's count of
+# accepted connections (100 each); the router's table never over its
+# limit; `fwctl ct stats` deltas reported.
+# * policy: FORWARD policy drop, port 8080 and established/related
+#   accepted. The flood's entries die with their packets, dropped by rfw's
+#   policy (Linux frees a dropped packet's unconfirmed conntrack with it).
+# * ttl1: the same rules, the flood sent with TTL 1: `ip_forward` drops
+#   each SYN after rfw's PRE_ROUTING hook created its entry. The entry goes
+#   when the next packet reuses the `sk_buff`, or by early drop once it has
+#   been unconfirmed for a second.
+# * tracking: no rules, `fwctl ct tracking on`: the SYNs reach the server,
+#   which resets them; the entries are confirmed and never assured, so
+#   early drop evicts them to make room (as nf_conntrack's `early_drop`).
+source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
+
+checktool "modinfo rfw" "rfw.ko installed for modprobe"
+checktool "python3 -V" "python3"
+dir=$(mktemp -d)
+trap rfw_cleanup EXIT
+
+LIMIT=2000 RATE=400 SECS=30 N=100
+
+modprobe rfw || { fail "modprobe rfw"; exit $ret; }
+setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
+setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
+fw "$rt" ct limit "$LIMIT" >/dev/null || fail "fwctl ct limit $LIMIT"
+
+# The server: echoes a line per connection on 8080, logs each accept.
+ip netns exec "$sv" python3 -c '
+import socket, sys, threading
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.0.2.2", 8080))
+s.listen(512)
+log = open(sys.argv[1], "a", buffering=1)
+def serve(c):
+    try:
+        c.settimeout(30)
+        c.sendall(c.recv(100))
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, peer = s.accept()
+    log.write("%s %d\n" % peer)
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$dir/accepted" </dev/null >/dev/null 2>&1 &
+busywait 60000 listening "$sv" 8080 tcp || fail "server listens"
+
+# flood TTL: RATE SYNs a second for SECS seconds from the client, random
+# source and destination ports (never 8080), with IP TTL TTL; prints the
+# count sent.
+flood() {
+	ip netns exec "$cl" python3 -c '
+import random, socket, struct, sys, time
+ttl, rate, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+src, dst = socket.inet_aton("10.0.1.2"), socket.inet_aton("10.0.2.2")
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+sent, start = 0, time.monotonic()
+while True:
+    el = time.monotonic() - start
+    if el >= secs:
+        break
+    if sent >= el * rate:
+        time.sleep(0.002)
+        continue
+    sp, dp = random.randint(1024, 65535), random.randint(1, 65535)
+    if dp == 8080:
+        dp = 9
+    tcp = struct.pack("!HHIIBBHHH", sp, dp, random.getrandbits(32), 0, 5 << 4, 2, 64240, 0, 0)
+    c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.getrandbits(16), 0, ttl, 6, 0, src, dst)
+    try:
+        s.sendto(ip + tcp, ("10.0.2.2", 0))
+        sent += 1
+    except OSError:
+        time.sleep(0.001)
+print(sent)
+' "$1" "$RATE" "$SECS"
+}
+
+# legit: N connections to the server's 8080, one after the other, each
+# exchanging a line; prints how many completed.
+legit() {
+	ip netns exec "$cl" python3 -c '
+import socket, sys
+n, ok = int(sys.argv[1]), 0
+for i in range(n):
+    try:
+        c = socket.create_connection(("10.0.2.2", 8080), timeout=15)
+        c.settimeout(15)
+        c.sendall(b"x%d\n" % i)
+        if c.recv(100) == b"x%d\n" % i:
+            ok += 1
+        c.close()
+    except OSError:
+        pass
+print(ok)
+' "$N"
+}
+
+# stats: "count early_drop unconfirmed_reaped drop" of the router.
+stats() {
+	ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
+		END { print v["count"] + 0, v["early_drop"] + 0, v["unconfirmed_reaped"] + 0, v["drop"] + 0 }'
+}
+
+# round NAME TTL: the flood, and the connections during it.
+round() {
+	local name=$1 ttl=$2 acc0 ok sent e0 d0 r0 x0 e1 d1 r1 x1 peak=0 e
+	acc0=$(wc -l <"$dir/accepted")
+	read -r e0 d0 r0 x0 < <(stats)
+	flood "$ttl" >"$dir/$name.sent" &
+	local fpid=$!
+	sleep 5
+	legit >"$dir/$name.ok" &
+	local lpid=$!
+	# The table's size while both run (sampled each second).
+	while kill -0 "$fpid" 2>/dev/null; do
+		e=$(ip netns exec "$rt" fwctl ct stats | awk '$1 == "count" { print $2 }')
+		[ "${e:-0}" -gt "$peak" ] && peak=$e
+		sleep 1
+	done
+	wait "$fpid"
+	wait "$lpid"
+	sent=$(cat "$dir/$name.sent") ok=$(cat "$dir/$name.ok")
+	read -r e1 d1 r1 x1 < <(stats)
+	echo "# $name: $sent SYNs sent; table peak $peak entries (limit $LIMIT);" \
+		"early_drop +$((d1 - d0)), unconfirmed_reaped +$((r1 - r0)), drop +$((x1 - x0))"
+	if [ "${sent:-0}" -ge $((RATE * SECS * 3 / 4)) ]; then
+		pass "$name: the flood ran ($sent SYNs in ${SECS}s)"
+	else
+		fail "$name: only ${sent:-0} SYNs sent (want >= $((RATE * SECS * 3 / 4)))"
+	fi
+	check "$name: every connection during the flood completed (client)" "$N" "$ok"
+	check "$name: the server accepted each one" "$N" "$(($(wc -l <"$dir/accepted") - acc0))"
+	if [ "$peak" -le "$LIMIT" ]; then
+		pass "$name: the table stayed within its limit ($peak <= $LIMIT)"
+	else
+		fail "$name: $peak entries over the limit $LIMIT"
+	fi
+	fw "$rt" ct flush >/dev/null || fail "$name: ct flush"
+}
+
+fw "$rt" filter policy FORWARD drop || fail "policy FORWARD drop"
+fw "$rt" filter add --chain FORWARD --ct-state established,related --accept || fail "add established,related"
+fw "$rt" filter add --chain FORWARD -p tcp -d 10.0.2.2 --dport 8080 --accept || fail "add 8080"
+
+round policy 64
+round ttl1 1
+
+fw "$rt" filter flush || fail "filter flush"
+fw "$rt" filter policy FORWARD accept || fail "policy FORWARD accept"
+fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
+round tracking 64
+
+kernel_log_clean
+exit $ret

@@ -331,11 +331,6 @@ void rfw_skb_orphan(struct sk_buff *skb)
 	skb_orphan(skb);
 }
 
-bool rfw_skb_is_gso_tcp(const struct sk_buff *skb)
-{
-	return skb_is_gso(skb) && skb_is_gso_tcp(skb);
-}
-
 /* ---- per-packet slot (kmod/pkt/slot.rs) ---- */
 
 unsigned int rfw_context_level(void)

@@ -111,7 +111,6 @@ void rfw_local_port_range(const struct net *net, int *low, int *high);
 bool rfw_skb_has_demux_sk(const struct sk_buff *skb);
 void rfw_skb_orphan(struct sk_buff *skb);
 
-bool rfw_skb_is_gso_tcp(const struct sk_buff *skb);
 unsigned int rfw_context_level(void);
 
 #endif

@@ -853,6 +853,7 @@ mod tests {
             tuple: t,
             l4: L4Info::Udp { payload_len: 0 },
             fragment: crate::parse::FragmentStatus::Whole,
+            invalid: None,
             ip_len: 28,
             checksum: None,
         };

@@ -29,7 +29,9 @@
 //! # The kernel glue's path
 //! ```text
 //! let n = skb_copy_bits(skb, 0, &mut buf[..min(skb.len, 384)]);       // a prefix
-//! let info = conntrack::parse_prefix(&buf[..n], family, &cfg.parse)?;  // or INVALID
+//! let info = conntrack::parse_prefix_len(&buf[..n], family, &cfg.parse,
+//!                                        Some(skb.len))?;        // or INVALID
+//! // info.invalid (a first fragment's UDP length): INVALID, table untouched
 //! // at PRE_ROUTING, cfg.checksum on, info.checksum Some(c): nf_checksum()
 //! // on the skb; bad: INVALID (bad_checksum), the table untouched
 //! // (process::track_verified, before everything below)

@@ -49,8 +49,12 @@ impl Default for ParseOptions {
 pub enum ParseError {
     /// The IPv4 / IPv6 header is bad.
     Ip(wire::Error),
-    /// A non-first fragment: it has no L4 header. Conntrack only sees
-    /// reassembled packets (Linux defragments before conntrack).
+    /// A fragment conntrack does not track: one after the first, which
+    /// has no L4 header (`ipv4_get_l4proto()`, `ipv6_get_l4proto()`), or,
+    /// at LOCAL_OUT, any IPv4 fragment (an `IP_NODEFRAG` socket's, which
+    /// `ipv4_conntrack_local()` leaves alone; see
+    /// [`crate::process::track_verified`]). Defragmentation runs before
+    /// conntrack, so a fragment reaches it only where that did not apply.
     Fragment,
     /// The TCP header is truncated or malformed.
     Tcp(wire::Error),
@@ -62,6 +66,11 @@ pub enum ParseError {
     IcmpInner,
     /// Checksum verification was requested and failed.
     BadChecksum,
+    /// An IPv6 packet whose header chain ends in "no next header" (59):
+    /// `ipv6_skip_exthdr()` finds no upper-layer protocol, so
+    /// `ipv6_get_l4proto()` fails and nf_conntrack leaves the packet
+    /// without a conntrack, INVALID for the rules.
+    NoNextHeader,
 }
 
 /// The names of [`ParseError`]'s indexes. Append-only.
@@ -89,18 +98,21 @@ const PARSE_ERROR_NAMES: [&str; ParseError::COUNT] = [
     "icmp_too_many_ext_headers",
     "icmp_inner",
     "bad_checksum",
+    "no_next_header",
 ];
 
 impl ParseError {
     /// Number of indexes ([`ParseError::index`] is below it).
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
 
     /// A dense index in `0..COUNT`, one per layer and [`wire::Error`]
-    /// (`Ip(Truncated)` 0, ..., `BadChecksum` 22), for counting malformed
-    /// packets by kind. Every combination has an index; the parser
-    /// produces `ip_*`, `fragment`, `tcp_truncated`, `tcp_bad_header_len`,
-    /// `udp_truncated`, `udp_bad_length`, `icmp_truncated`, `icmp_inner`
-    /// and `bad_checksum`.
+    /// (`Ip(Truncated)` 0, ..., `BadChecksum` 22), then the later kinds
+    /// (`NoNextHeader` 23), for counting malformed packets by kind. Every
+    /// combination has an index; the parser produces `ip_*` (but
+    /// `ip_bad_version` only from [`parse_any`]), `fragment`,
+    /// `tcp_truncated`, `tcp_bad_header_len`, `udp_truncated`,
+    /// `udp_bad_length`, `icmp_truncated`, `icmp_inner`, `bad_checksum`
+    /// and `no_next_header`.
     ///
     /// The numbering is append-only: netlink statistics carry these
     /// indexes, so a new kind gets the next free index and existing ones
@@ -131,6 +143,7 @@ impl ParseError {
             ParseError::Icmp(E::TooManyExtHeaders) => 20,
             ParseError::IcmpInner => 21,
             ParseError::BadChecksum => 22,
+            ParseError::NoNextHeader => 23,
         }
     }
 
@@ -164,12 +177,13 @@ impl ParseError {
     pub const fn as_str(self) -> &'static str {
         match self {
             ParseError::Ip(_) => "bad IP header",
-            ParseError::Fragment => "non-first fragment (not reassembled)",
+            ParseError::Fragment => "fragment not reassembled",
             ParseError::Tcp(_) => "truncated or malformed TCP header",
             ParseError::Udp(_) => "truncated or malformed UDP packet",
             ParseError::Icmp(_) => "short ICMP packet",
             ParseError::IcmpInner => "ICMP error quoting an unusable packet",
             ParseError::BadChecksum => "bad checksum",
+            ParseError::NoNextHeader => "IPv6 packet with no next header",
         }
     }
 }
@@ -294,21 +308,31 @@ pub struct L4Checksum {
 impl L4Checksum {
     /// True when the checksum is right in `packet` (the whole packet, from
     /// its IP header, of `family`): the sum over the bytes from
-    /// [`L4Checksum::offset`] to the end the IP header gives, with the
-    /// pseudo-header except for ICMP, as `nf_checksum()` computes it on
-    /// an skb. The host's counterpart of the kernel glue's call, for
-    /// tests and host tools; `false` when the packet is shorter than its
-    /// IP header says.
+    /// [`L4Checksum::offset`] to the end the IP header gives (an IPv6
+    /// payload length of 0: to the end of `packet`, which the stack does
+    /// not trim then), with the pseudo-header except for ICMP, as
+    /// `nf_checksum()` computes it on an skb (to `skb->len`). The host's
+    /// counterpart of the kernel glue's call, for tests and host tools;
+    /// `false` when the packet is shorter than its IP header says.
     pub fn verify(&self, packet: &[u8], family: Family) -> bool {
         let v4 = ipv4::Packet::new_unchecked(packet);
         let v6 = ipv6::Packet::new_unchecked(packet);
-        let total = match family {
-            Family::Ipv4 if v4.check_header_len().is_ok() => v4.total_len() as usize,
-            Family::Ipv6 if v6.check_header_len().is_ok() => {
-                ipv6::HEADER_LEN + v6.payload_len() as usize
+        let (total, ok) = match family {
+            Family::Ipv4 => {
+                let t = usize::from(v4.total_len());
+                (t, v4.check_header_len_any_version(t).is_ok())
             }
-            _ => return false,
+            Family::Ipv6 => match v6.payload_len() {
+                0 => (packet.len(), v6.check_header_len_any_version().is_ok()),
+                n => (
+                    ipv6::HEADER_LEN + usize::from(n),
+                    v6.check_header_len_any_version().is_ok(),
+                ),
+            },
         };
+        if !ok {
+            return false;
+        }
         let Some(l4) = packet.get(usize::from(self.offset)..total) else {
             return false;
         };
@@ -350,14 +374,31 @@ pub struct PacketInfo {
     /// TCP, UDP with a checksum (a zero field is "none", and `udp_error()`
     /// accepts it in either family), ICMP in IPv4, ICMPv6 in IPv6; `None`
     /// for other protocols (rfw tracks them with the generic tracker,
-    /// which checks no checksum) and for a first fragment, whose checksum
-    /// covers bytes it does not have.
+    /// which checks no checksum). A first fragment has one too:
+    /// nf_conntrack's `*_error()` sum what the skb holds, and a fragment's
+    /// checksum covers bytes it lacks, so it fails at PRE_ROUTING (where
+    /// one arrives only when defragmentation let it through: IPv6's
+    /// `nf_ct_frag6_gather()` returns an unaligned fragment untouched).
     pub checksum: Option<L4Checksum>,
+    /// A defect for which nf_conntrack calls the packet INVALID although
+    /// its headers could be read: the fields above stand (rules match
+    /// them, as nft's and xt's matches read the headers whatever
+    /// conntrack says), and [`track`](crate::track) gives INVALID for it
+    /// without touching the table. Only for a first fragment whose UDP
+    /// length counts more bytes than it has, `Udp(Truncated)`:
+    /// `udp_error()`'s "truncated/malformed packet", which Linux finds
+    /// in a fragment defragmentation hands on as it is (an unaligned IPv6
+    /// fragment: `nf_ct_frag6_queue()`'s `-EPROTO`). A whole packet with
+    /// that defect does not parse.
+    pub invalid: Option<ParseError>,
 }
 
 /// Parses an IP packet starting at the IP header. `bytes` holds the
 /// whole packet (bytes past the length in the IP header, such as
-/// link-layer padding, are ignored).
+/// link-layer padding, are ignored). The family is the caller's, as
+/// nf_conntrack takes it from the hook: the version nibble is not read
+/// (`ipv4_get_l4proto()` and `ipv6_get_l4proto()` do not; [`parse_any`]
+/// reads it to choose the family).
 pub fn parse(bytes: &[u8], family: Family, opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
     match family {
         Family::Ipv4 => parse_v4(bytes, opts, Have::Whole),
@@ -374,16 +415,17 @@ pub fn parse_any(bytes: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseE
 /// copies a prefix of a (possibly non-linear) skb into a stack buffer.
 ///
 /// `prefix` starts at the IP header; the packet's full length is the one
-/// its IP header gives, and the caller guarantees that the packet is that
-/// long (the IP stack has trimmed the skb to it). Every length is derived
-/// from the headers, never from `prefix.len()`: [`PacketInfo::ip_len`],
+/// its IP header gives (or, with [`parse_prefix_len`], the skb's), and
+/// the caller guarantees that the packet is that long. Every length is
+/// derived from it, never from `prefix.len()`: [`PacketInfo::ip_len`],
 /// the TCP payload length, the UDP length check against the IP payload
 /// length. The headers themselves must lie within `prefix`: the IPv4
 /// header with its options, the IPv6 extension header chain, the TCP
 /// header with its options, the UDP header, the ICMP header and, for ICMP
 /// errors, what [`parse`] reads of the quoted packet (its IP header and
-/// the first 8 bytes of its L4 header); otherwise the error is the
-/// layer's `Truncated` ([`ParseError::is_truncated`]).
+/// extension headers, then the ports of TCP and UDP or the 8-byte ICMP
+/// header); otherwise the error is the layer's `Truncated`
+/// ([`ParseError::is_truncated`]).
 ///
 /// When `prefix` holds all the headers the result is exactly that of
 /// [`parse`] on the whole packet with `verify_checksums` off: a prefix
@@ -398,21 +440,34 @@ pub fn parse_prefix(
     parse_prefix_len(prefix, family, opts, None)
 }
 
-/// [`parse_prefix`] for a packet whose length the stack may know better
-/// than its IP header: `gso_len` is the packet's length from its IP header
-/// on (`skb->len` minus the network offset), given when the skb is a TCP
-/// GSO packet. An IP length field of 0 then means that length: a BIG TCP
-/// packet (IPv4 `tot_len`, IPv6 `payload_len` with no jumbo option), as
-/// Linux's `iph_totlen()` and `ipv6_payload_len()` read it. A length field
-/// of 0 without `gso_len` is what it says (IPv4: a bad length).
+/// [`parse_prefix`] for a packet whose length the caller knows:
+/// `skb_len` is its length from the IP header on (`skb->len` minus the
+/// network offset; the kernel glue always gives it). That is the packet's
+/// length whatever its IP header's length field says, as in nf_conntrack,
+/// which never reads `tot_len` or `payload_len`: `ipv4_get_l4proto()`
+/// checks the header against `skb->len`, and the `*_error()` functions
+/// take `skb->len - dataoff` as the L4 length. The two agree wherever the
+/// input path has been (`ip_rcv_core()` and `ip6_rcv_core()` trim the skb
+/// to the field and drop a packet shorter than it), except for
+/// - a BIG TCP GSO packet, whose field is 0 (Linux's `iph_totlen()` and
+///   `ipv6_payload_len()` then take the skb's length too);
+/// - an IPv6 packet with payload length 0 and a hop-by-hop header first,
+///   which `ip6_rcv_core()` leaves as it is (a jumbogram, which
+///   `ipv6_hop_jumbo()` trims to its jumbo length, or one with no jumbo
+///   option at all, which goes on untrimmed);
+/// - at LOCAL_OUT, a raw IPv6 socket's packet, which `rawv6_send_hdrinc()`
+///   sends with the payload length the user wrote (IPv4's
+///   `raw_send_hdrinc()` sets `tot_len` to the length sent).
+///
+/// Without `skb_len`, [`parse_prefix`]: the lengths come from the header.
 pub fn parse_prefix_len(
     prefix: &[u8],
     family: Family,
     opts: &ParseOptions,
-    gso_len: Option<u32>,
+    skb_len: Option<u32>,
 ) -> Result<PacketInfo, ParseError> {
     let have = Have::Prefix {
-        gso_len: gso_len.map(|n| n as usize),
+        skb_len: skb_len.map(|n| n as usize),
     };
     match family {
         Family::Ipv4 => parse_v4(prefix, opts, have),
@@ -422,7 +477,7 @@ pub fn parse_prefix_len(
 
 /// [`parse_prefix`], taking the family from the version nibble.
 pub fn parse_prefix_any(prefix: &[u8], opts: &ParseOptions) -> Result<PacketInfo, ParseError> {
-    parse_any_with(prefix, opts, Have::Prefix { gso_len: None })
+    parse_any_with(prefix, opts, Have::Prefix { skb_len: None })
 }
 
 /// How much of the packet the parser is given. One implementation serves
@@ -435,18 +490,18 @@ enum Have {
     Whole,
     /// A prefix ([`parse_prefix`]): only the headers must be there.
     Prefix {
-        /// The length of a GSO packet ([`parse_prefix_len`]).
-        gso_len: Option<usize>,
+        /// The packet's length as the skb holds it ([`parse_prefix_len`]).
+        skb_len: Option<usize>,
     },
 }
 
 impl Have {
-    /// The packet's length when its IP header's length field says `field`
-    /// (0: a BIG TCP packet, whose length is the skb's).
-    fn wire_len(self, field: usize) -> Option<usize> {
+    /// The packet's length when the caller gave the skb's: it stands for
+    /// the IP header's length field ([`parse_prefix_len`]).
+    fn skb_len(self) -> Option<usize> {
         match self {
-            Have::Prefix { gso_len: Some(n) } if field == 0 => Some(n),
-            _ => None,
+            Have::Prefix { skb_len } => skb_len,
+            Have::Whole => None,
         }
     }
 }
@@ -493,13 +548,14 @@ fn parse_any_with(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<Packe
 
 fn parse_v4(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
     let ip = ipv4::Packet::new_unchecked(bytes);
-    let big = have.wire_len(ip.total_len() as usize);
-    match (have, big) {
-        (Have::Whole, _) => ip.check_len(),
-        (Have::Prefix { .. }, None) => ip.check_header_len(),
-        (Have::Prefix { .. }, Some(n)) => ip.check_header_len_with(n),
+    let total = have.skb_len().unwrap_or(ip.total_len() as usize);
+    // Any version nibble: the family is the caller's (`ipv4_get_l4proto()`
+    // reads none; a raw socket's packet reaches LOCAL_OUT with any).
+    ip.check_header_len_any_version(total)
+        .map_err(ParseError::Ip)?;
+    if have == Have::Whole && bytes.len() < total {
+        return Err(ParseError::Ip(wire::Error::Truncated));
     }
-    .map_err(ParseError::Ip)?;
     if ip.frag_offset() != 0 {
         return Err(ParseError::Fragment);
     }
@@ -509,63 +565,74 @@ fn parse_v4(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo,
         FragmentStatus::Whole
     };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let total = big.unwrap_or(ip.total_len() as usize);
     let payload = ip_layer(bytes, total).after(ip.header_len() as usize);
     let proto: u8 = ip.next_header().into();
     let pseudo = |len: usize| checksum::pseudo_header_v4(&src, &dst, proto, len as u16);
-    let verify = have == Have::Whole && opts.verify_checksums && fragment == FragmentStatus::Whole;
+    let verify = have == Have::Whole && opts.verify_checksums;
     let base = Tuple::v4(src, dst, proto, 0, 0);
     let first = fragment == FragmentStatus::First;
-    let (tuple, l4) = l4(base, payload, verify, first, &pseudo, opts)?;
-    let checksum = l4_checksum(&l4, payload, ip.header_len().into(), proto, fragment);
+    let (tuple, l4, invalid) = l4(base, payload, verify, first, &pseudo, opts)?;
+    let checksum = l4_checksum(&l4, payload, ip.header_len().into(), proto);
     Ok(PacketInfo {
         tuple,
         l4,
         fragment,
         ip_len: total as u32,
         checksum,
+        invalid,
     })
 }
 
 fn parse_v6(bytes: &[u8], opts: &ParseOptions, have: Have) -> Result<PacketInfo, ParseError> {
     let ip = ipv6::Packet::new_unchecked(bytes);
-    match have {
-        Have::Whole => ip.check_len(),
-        Have::Prefix { .. } => ip.check_header_len(),
-    }
-    .map_err(ParseError::Ip)?;
-    let total = match have.wire_len(ip.payload_len() as usize) {
+    // Any version nibble: the family is the caller's (`ipv6_get_l4proto()`
+    // reads none; a raw socket's packet reaches LOCAL_OUT with any).
+    ip.check_header_len_any_version().map_err(ParseError::Ip)?;
+    let total = match have.skb_len() {
         // At least the fixed header (an skb the glue got wrong).
         Some(n) => n.max(ipv6::HEADER_LEN),
         None => ipv6::HEADER_LEN + ip.payload_len() as usize,
     };
+    if have == Have::Whole && bytes.len() < total {
+        return Err(ParseError::Ip(wire::Error::Truncated));
+    }
     let packet = ip_layer(bytes, total);
     // The chain must be in the bytes that are there (and within the
-    // packet's length).
+    // packet's length). Unbounded in effect, as `ipv6_skip_exthdr()` is
+    // (`ipv6::MAX_EXT_HEADERS`).
     let ul = ipv6::walk_ext_headers(packet.bytes, opts.max_ext_headers).map_err(ParseError::Ip)?;
     let fragment = match ul.fragment {
         Some(f) if f.offset != 0 => return Err(ParseError::Fragment),
         Some(f) if f.more => FragmentStatus::First,
         _ => FragmentStatus::Whole,
     };
+    // `ipv6_skip_exthdr()` returns -1 at "no next header", so
+    // `ipv6_get_l4proto()` fails: no conntrack, INVALID (not a packet of
+    // the generic tracker).
+    if ul.protocol == IpProtocol::Ipv6NoNxt {
+        return Err(ParseError::NoNextHeader);
+    }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let payload = packet.after(ul.offset);
     let proto: u8 = ul.protocol.into();
     let pseudo = |len: usize| checksum::pseudo_header_v6(&src, &dst, proto, len as u32);
-    let verify = have == Have::Whole && opts.verify_checksums && fragment == FragmentStatus::Whole;
+    let verify = have == Have::Whole && opts.verify_checksums;
     let base = Tuple::v6(src, dst, proto, 0, 0);
     let first = fragment == FragmentStatus::First;
-    let (tuple, l4) = l4(base, payload, verify, first, &pseudo, opts)?;
-    let checksum = l4_checksum(&l4, payload, ul.offset, proto, fragment);
+    let (tuple, l4, invalid) = l4(base, payload, verify, first, &pseudo, opts)?;
+    let checksum = l4_checksum(&l4, payload, ul.offset, proto);
     Ok(PacketInfo {
         tuple,
         l4,
         fragment,
         ip_len: total as u32,
         checksum,
+        invalid,
     })
 }
 
+/// The tuple's ports (or ICMP id, type and code), the L4 details and, if
+/// any, [`PacketInfo::invalid`].
 fn l4(
     mut t: Tuple,
     payload: Layer<'_>,
@@ -573,7 +640,7 @@ fn l4(
     first_fragment: bool,
     pseudo: &dyn Fn(usize) -> u16,
     opts: &ParseOptions,
-) -> Result<(Tuple, L4Info), ParseError> {
+) -> Result<(Tuple, L4Info, Option<ParseError>), ParseError> {
     // `verify` is only set with the whole packet: `payload.bytes` is then
     // the whole L4 segment.
     let bytes = payload.bytes;
@@ -594,29 +661,31 @@ fn l4(
                 has_options: !p.options().is_empty(),
                 payload_len: payload.wire_len.saturating_sub(p.header_len() as usize) as u32,
             };
-            Ok((t, L4Info::Tcp(info)))
+            Ok((t, L4Info::Tcp(info), None))
         }
         (_, ipproto::UDP) => {
             let p = udp::Packet::new_unchecked(bytes);
-            // A first fragment (one that defragmentation did not gather:
-            // an `IP_NODEFRAG` socket's) carries the ports, and its UDP
-            // length counts the fragments to come: only the header must be
-            // whole, as xt_udp reads it (Linux's `udp_error()` would call
-            // the fragment truncated: it never sees one, having
-            // defragmented).
-            let within = if first_fragment {
-                usize::MAX
-            } else {
-                payload.wire_len
+            p.check_header_len().map_err(ParseError::Udp)?;
+            // `udp_error()`: "truncated/malformed packet" when the length
+            // field is below 8 or above the bytes after the header's start
+            // (`skb->len - dataoff`).
+            let invalid = match p.check_len_within(payload.wire_len) {
+                Ok(()) => None,
+                // A first fragment that defragmentation handed on as it is
+                // (an unaligned IPv6 fragment) counts the fragments to come
+                // in its UDP length: INVALID, as `udp_error()` finds, but its
+                // header is whole and rules read its ports (xt_udp, nft's
+                // payload matches): they stay, for the rules.
+                Err(e @ wire::Error::Truncated) if first_fragment => Some(ParseError::Udp(e)),
+                Err(e) => return Err(ParseError::Udp(e)),
             };
-            p.check_len_within(within).map_err(ParseError::Udp)?;
-            if verify && !p.verify_checksum(pseudo(p.len() as usize)) {
+            if verify && invalid.is_none() && !p.verify_checksum(pseudo(p.len() as usize)) {
                 return Err(ParseError::BadChecksum);
             }
             t.src_port = p.src_port();
             t.dst_port = p.dst_port();
             let payload_len = p.len().saturating_sub(udp::HEADER_LEN as u16);
-            Ok((t, L4Info::Udp { payload_len }))
+            Ok((t, L4Info::Udp { payload_len }, invalid))
         }
         (Family::Ipv4, ipproto::ICMP) => {
             let p = icmpv4::Packet::new_checked(bytes).map_err(ParseError::Icmp)?;
@@ -636,7 +705,7 @@ fn l4(
             } else {
                 IcmpInfo::Other { ty, code }
             };
-            Ok((t, L4Info::Icmp(info)))
+            Ok((t, L4Info::Icmp(info), None))
         }
         (Family::Ipv6, ipproto::ICMPV6) => {
             let p = icmpv6::Packet::new_checked(bytes).map_err(ParseError::Icmp)?;
@@ -658,24 +727,16 @@ fn l4(
             } else {
                 IcmpInfo::Other { ty, code }
             };
-            Ok((t, L4Info::Icmp(info)))
+            Ok((t, L4Info::Icmp(info), None))
         }
-        _ => Ok((t, L4Info::Other)),
+        _ => Ok((t, L4Info::Other, None)),
     }
 }
 
 /// [`PacketInfo::checksum`] of a parsed packet whose L4 header starts
-/// `offset` bytes into it.
-fn l4_checksum(
-    l4: &L4Info,
-    payload: Layer<'_>,
-    offset: usize,
-    proto: u8,
-    fragment: FragmentStatus,
-) -> Option<L4Checksum> {
-    if fragment != FragmentStatus::Whole {
-        return None;
-    }
+/// `offset` bytes into it (a first fragment's too: nf_conntrack sums what
+/// the skb has).
+fn l4_checksum(l4: &L4Info, payload: Layer<'_>, offset: usize, proto: u8) -> Option<L4Checksum> {
     let carries = match l4 {
         L4Info::Tcp(_) | L4Info::Icmp(_) => true,
         // `udp_error()`: "Packet with no checksum".
@@ -695,12 +756,16 @@ enum Quote {
     Bad,
 }
 
-/// The tuple of the packet quoted in an ICMP error: the IP header must be
-/// whole, the L4 part needs only its first 8 bytes (ports, or the ICMP
-/// header). The quoted packet is usually cut short, so its length fields
-/// are not checked against the buffer. Unusable: [`ParseError::IcmpInner`]
-/// or, when the quote is short because the caller gave only a prefix of
-/// the packet, `Icmp(Truncated)`.
+/// The tuple of the packet quoted in an ICMP error, as
+/// `nf_ct_get_tuplepr()` reads it: the IP header (and IPv6 extension
+/// headers) must be whole; of the L4 header, TCP and UDP need only their
+/// ports (`nf_ct_get_tuple_ports()`: 4 bytes, which a router that quotes
+/// the bare minimum leaves), ICMP its 8-byte header
+/// (`icmp_pkt_to_tuple()`). The quoted packet is usually cut short, so
+/// its length fields are not checked against the buffer, and, as for the
+/// outer packet, its version nibble is not read. Unusable:
+/// [`ParseError::IcmpInner`] or, when the quote is short because the
+/// caller gave only a prefix of the packet, `Icmp(Truncated)`.
 fn quoted_tuple(data: Layer<'_>, family: Family, opts: &ParseOptions) -> Result<Tuple, ParseError> {
     quoted(data.bytes, family, opts).map_err(|e| match e {
         Quote::Short if data.is_cut() => ParseError::Icmp(wire::Error::Truncated),
@@ -716,7 +781,7 @@ fn quoted(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, Quo
             }
             let ip = ipv4::Packet::new_unchecked(data);
             let hl = ip.header_len() as usize;
-            if ip.version() != 4 || hl < ipv4::HEADER_LEN || ip.frag_offset() != 0 {
+            if hl < ipv4::HEADER_LEN || ip.frag_offset() != 0 {
                 return Err(Quote::Bad);
             }
             let l4 = data.get(hl..).ok_or(Quote::Short)?;
@@ -728,9 +793,6 @@ fn quoted(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, Quo
                 return Err(Quote::Short);
             }
             let ip = ipv6::Packet::new_unchecked(data);
-            if ip.version() != 6 {
-                return Err(Quote::Bad);
-            }
             let ul = quoted_v6_upper(data, opts.max_ext_headers)?;
             let l4 = data.get(ul.offset..).ok_or(Quote::Short)?;
             let proto = ul.protocol.into();
@@ -739,8 +801,9 @@ fn quoted(data: &[u8], family: Family, opts: &ParseOptions) -> Result<Tuple, Quo
     };
     match (family, t.proto) {
         (_, ipproto::TCP) | (_, ipproto::UDP) => {
+            // The ports start both headers.
             let p = udp::Packet::new_unchecked(l4);
-            p.check_header_len().map_err(|_| Quote::Short)?;
+            p.check_ports_len().map_err(|_| Quote::Short)?;
             t.src_port = p.src_port();
             t.dst_port = p.dst_port();
         }
@@ -815,10 +878,17 @@ mod tests {
         assert!(ipv4::Packet::new_checked(&SYN[..])
             .unwrap()
             .verify_checksum());
-        // Family mismatch and truncation are typed errors.
+        // The family is the caller's: the version nibble is not read (an
+        // IPv4 packet parsed as IPv6 is whatever its bytes say then), as
+        // nf_conntrack reads none. Truncation is a typed error.
+        let as_v6 = parse(&SYN, Family::Ipv6, &ParseOptions::default()).unwrap();
+        assert_eq!(as_v6.tuple.family, Family::Ipv6);
+        assert_eq!(as_v6.l4, L4Info::Other);
+        let mut v5 = SYN;
+        v5[0] = 0x55;
         assert_eq!(
-            parse(&SYN, Family::Ipv6, &ParseOptions::default()),
-            Err(ParseError::Ip(wire::Error::BadVersion))
+            parse(&v5, Family::Ipv4, &ParseOptions::default()).map(|i| i.tuple),
+            Ok(info.tuple)
         );
         assert_eq!(
             parse(&SYN[..30], Family::Ipv4, &ParseOptions::default()),

@@ -10,7 +10,7 @@
 
 use crate::conn::{Action, Config, Conn};
 use crate::hook::Hook;
-use crate::parse::{self, IcmpInfo, L4Checksum, L4Info, PacketInfo, ParseError};
+use crate::parse::{self, FragmentStatus, IcmpInfo, L4Checksum, L4Info, PacketInfo, ParseError};
 use crate::table::{InsertError, Table};
 use crate::tuple::{Direction, Family};
 use crate::verdict::{Class, InvalidReason, Verdict};
@@ -82,8 +82,16 @@ pub fn checksum_to_verify(info: &PacketInfo, hook: Hook, cfg: &Config) -> Option
 /// `*_error()` does the same ("bad checksum"): the packet goes on, with
 /// no conntrack, for the rules to judge as INVALID.
 ///
-/// The check comes after the header length checks (the parser's) and
-/// before the TCP flags check, in `tcp_error()`'s order.
+/// The check comes after the header length checks (the parser's, and
+/// [`PacketInfo::invalid`]) and before the TCP flags check, in
+/// `tcp_error()`'s and `udp_error()`'s order.
+///
+/// Before all of it, at LOCAL_OUT, an IPv4 fragment is INVALID
+/// ([`ParseError::Fragment`]) and the table is not touched:
+/// `ipv4_conntrack_local()` does not track a fragment (only an
+/// `IP_NODEFRAG` socket's gets past defragmentation there), and a packet
+/// without a conntrack is INVALID to the rules. IPv6 has no such exception
+/// (`ipv6_conntrack_local()`).
 pub fn track_verified<T: Table>(
     table: &mut T,
     info: &PacketInfo,
@@ -92,6 +100,18 @@ pub fn track_verified<T: Table>(
     cfg: &Config,
     verify: impl FnOnce(L4Checksum) -> bool,
 ) -> Processed<T::Handle> {
+    if hook == Hook::Output
+        && info.tuple.family == Family::Ipv4
+        && info.fragment != FragmentStatus::Whole
+    {
+        return only(Verdict::invalid(
+            Direction::Original,
+            InvalidReason::Malformed(ParseError::Fragment),
+        ));
+    }
+    if let Some(v) = invalid_as_parsed(info) {
+        return only(v);
+    }
     if let Some(c) = checksum_to_verify(info, hook, cfg) {
         if !verify(c) {
             return only(Verdict::invalid(
@@ -103,6 +123,16 @@ pub fn track_verified<T: Table>(
     track(table, info, now, cfg)
 }
 
+/// The verdict for a packet the parser read but found INVALID
+/// ([`PacketInfo::invalid`]).
+fn invalid_as_parsed(info: &PacketInfo) -> Option<Verdict> {
+    let e = info.invalid?;
+    Some(Verdict::invalid(
+        Direction::Original,
+        InvalidReason::Malformed(e),
+    ))
+}
+
 /// [`process`] for an already parsed packet.
 pub fn track<T: Table>(
     table: &mut T,
@@ -110,6 +140,9 @@ pub fn track<T: Table>(
     now: u64,
     cfg: &Config,
 ) -> Processed<T::Handle> {
+    if let Some(v) = invalid_as_parsed(info) {
+        return only(v);
+    }
     match &info.l4 {
         L4Info::Icmp(IcmpInfo::Untracked { .. }) => {
             return only(Verdict::new(Direction::Original, Class::Untracked))

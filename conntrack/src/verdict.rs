@@ -406,6 +406,7 @@ mod tests {
             ParseError::Fragment,
             ParseError::IcmpInner,
             ParseError::BadChecksum,
+            ParseError::NoNextHeader,
         ]);
         assert_eq!(all.len(), ParseError::COUNT);
         let mut seen = HashSet::new();
@@ -430,5 +431,7 @@ mod tests {
         assert_eq!(ParseError::Udp(E::BadLength).index(), 14);
         assert_eq!(ParseError::IcmpInner.name(), "icmp_inner");
         assert_eq!(ParseError::BadChecksum.index(), 22);
+        assert_eq!(ParseError::NoNextHeader.index(), 23);
+        assert_eq!(ParseError::NoNextHeader.name(), "no_next_header");
     }
 }

@@ -79,20 +79,6 @@ fn with_ip_options(pkt: &[u8], opts: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Inserts IPv6 extension headers (each `(next header, bytes)`: the
-/// caller's chain ends with the original next header).
-fn with_ext_headers(pkt: &[u8], first: u8, chain: &[Vec<u8>]) -> Vec<u8> {
-    let mut p = pkt[..40].to_vec();
-    p[6] = first;
-    for h in chain {
-        p.extend_from_slice(h);
-    }
-    p.extend_from_slice(&pkt[40..]);
-    let plen = (p.len() - 40) as u16;
-    p[4..6].copy_from_slice(&plen.to_be_bytes());
-    p
-}
-
 fn tcp_opts() -> Vec<u8> {
     opts(&[mss(1460), sack_perm(), ts(7, 0), wscale(7)])
 }
@@ -185,10 +171,12 @@ fn icmp_error_quoting_tcp() {
         let h = ip_hl(family);
         let inner = tcp(family, &a, &b, SYN, 1, 0, 1000, &tcp_opts(), 100);
         let ty = if family == Family::Ipv4 { 3 } else { 1 };
-        // The whole packet quoted, and the usual minimum.
-        for quote in [inner.len(), h + 8] {
+        // The whole packet quoted, the usual minimum (8 bytes of L4), and
+        // the ports alone, all `nf_ct_get_tuple_ports()` reads: the
+        // headers end with the quoted ports.
+        for quote in [inner.len(), h + 8, h + 4] {
             let p = icmp(family, &b, &a, ty, 1, [0; 4], &inner[..quote]);
-            check("icmp error", &p, family, h + 8 + h + 8);
+            check("icmp error", &p, family, h + 8 + h + 4);
             let info = parse(&p, family, &no_verify()).unwrap();
             assert!(matches!(
                 info.l4,
@@ -198,7 +186,7 @@ fn icmp_error_quoting_tcp() {
         // A quote cut short in the packet itself is unusable, also when
         // the prefix holds the whole packet; a prefix cutting a good quote
         // is truncated.
-        let p = icmp(family, &b, &a, ty, 1, [0; 4], &inner[..h + 4]);
+        let p = icmp(family, &b, &a, ty, 1, [0; 4], &inner[..h + 3]);
         assert_eq!(parse(&p, family, &no_verify()), Err(ParseError::IcmpInner));
         assert_eq!(
             parse_prefix(&p, family, &no_verify()),
@@ -206,7 +194,7 @@ fn icmp_error_quoting_tcp() {
         );
         let p = icmp(family, &b, &a, ty, 1, [0; 4], &inner);
         assert_eq!(
-            parse_prefix(&p[..h + 8 + h + 4], family, &no_verify()),
+            parse_prefix(&p[..h + 8 + h + 3], family, &no_verify()),
             Err(ParseError::Icmp(wire::Error::Truncated))
         );
     }
@@ -241,7 +229,7 @@ fn ipv6_extension_headers() {
         &[vec![17, 0, 1, 4, 0, 0, 0, 0]],
     );
     let e = icmp(Family::Ipv6, &b, &a, 1, 4, [0; 4], &inner);
-    check("icmpv6 error, ext", &e, Family::Ipv6, 40 + 8 + 40 + 8 + 8);
+    check("icmpv6 error, ext", &e, Family::Ipv6, 40 + 8 + 40 + 8 + 4);
 }
 
 #[test]
@@ -286,9 +274,17 @@ fn errors_before_the_prefix_end_are_the_packets() {
         parse_prefix(&bad[..40], Family::Ipv4, &no_verify()),
         Err(ParseError::Tcp(wire::Error::BadHeaderLen))
     );
+    // The version nibble chooses the family only where the caller asks
+    // for that; a family given is taken as it is (nf_conntrack's).
+    let mut v7 = p.clone();
+    v7[0] = 0x75;
     assert_eq!(
-        parse_prefix(&p[..40], Family::Ipv6, &no_verify()),
+        parse_prefix_any(&v7[..40], &no_verify()),
         Err(ParseError::Ip(wire::Error::BadVersion))
+    );
+    assert_eq!(
+        parse_prefix(&v7[..40], Family::Ipv4, &no_verify()).map(|i| i.tuple),
+        parse_prefix(&p[..40], Family::Ipv4, &no_verify()).map(|i| i.tuple)
     );
     // A TCP header longer than the IP packet.
     let mut bad = p.clone();
@@ -316,27 +312,6 @@ fn errors_before_the_prefix_end_are_the_packets() {
     );
 }
 
-/// The first `keep` bytes of `pkt`'s L4 part as the first fragment of it
-/// (IPv4: MF set, offset 0; IPv6: a fragment header with M set).
-fn first_fragment(pkt: &[u8], family: Family, keep: usize) -> Vec<u8> {
-    let h = ip_hl(family);
-    match family {
-        Family::Ipv4 => {
-            let mut p = pkt[..h + keep].to_vec();
-            p[2..4].copy_from_slice(&((h + keep) as u16).to_be_bytes());
-            p[6] = 0x20; // MF, offset 0
-            p[7] = 0;
-            ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
-            p
-        }
-        Family::Ipv6 => {
-            // Next header, reserved, offset 0 with M set, identification.
-            let frag = vec![pkt[6], 0, 0, 1, 0, 0, 0, 7];
-            with_ext_headers(&pkt[..h + keep], 44, &[frag])
-        }
-    }
-}
-
 #[test]
 fn first_fragments_carry_their_ports() {
     for family in [Family::Ipv4, Family::Ipv6] {
@@ -351,8 +326,11 @@ fn first_fragments_carry_their_ports() {
                 .unwrap_or_else(|e| panic!("{family:?} first UDP fragment: {e}"));
             assert_eq!((info.tuple.src_port, info.tuple.dst_port), (40000, 443));
             assert_eq!(info.fragment, conntrack::parse::FragmentStatus::First);
-            // The datagram's length, from its header.
+            // The datagram's length, from its header: more than the
+            // fragment has, which `udp_error()` calls INVALID, but the
+            // ports stand for the rules.
             assert_eq!(info.l4, L4Info::Udp { payload_len: 4000 });
+            assert_eq!(info.invalid, Some(ParseError::Udp(wire::Error::Truncated)));
         }
         assert_eq!(
             parse(&f, family, &no_verify()).map(|i| i.tuple),
@@ -374,6 +352,7 @@ fn first_fragments_carry_their_ports() {
         let f = first_fragment(&t, family, 1448);
         let info = parse_prefix(&f, family, &no_verify()).unwrap();
         assert_eq!((info.tuple.src_port, info.tuple.dst_port), (40000, 443));
+        assert_eq!(info.invalid, None);
         // A tiny first fragment (8 bytes of TCP) has no whole header.
         let f = first_fragment(&t, family, 8);
         assert_eq!(
@@ -412,11 +391,24 @@ fn big_tcp_length_from_the_skb() {
         );
         // Without the skb's length, 0 is what it says.
         assert!(parse_prefix(&big[..h + 20], family, &no_verify()).is_err());
-        // A length field that is not 0 is the packet's, GSO or not.
+        // The skb's length is the packet's whatever the field says, as
+        // nf_conntrack reads `skb->len` (here the skb's agrees).
         assert_eq!(
-            conntrack::parse::parse_prefix_len(&p[..h + 20], family, &no_verify(), Some(99_999)),
+            conntrack::parse::parse_prefix_len(&p[..h + 20], family, &no_verify(), len),
             Ok(whole)
         );
+        let longer = conntrack::parse::parse_prefix_len(
+            &p[..h + 20],
+            family,
+            &no_verify(),
+            Some(p.len() as u32 + 8),
+        )
+        .unwrap();
+        assert_eq!(longer.ip_len, p.len() as u32 + 8);
+        let L4Info::Tcp(t) = longer.l4 else {
+            panic!("not TCP")
+        };
+        assert_eq!(t.payload_len, 3008);
         // An skb shorter than the headers: the header lengths still rule.
         if family == Family::Ipv4 {
             assert_eq!(

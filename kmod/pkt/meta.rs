@@ -178,6 +178,11 @@ struct Parsed {
 
 /// Copies the packet's first `N` bytes from its network header and parses
 /// them. `None` when not even one byte could be copied.
+///
+/// The packet's length is the skb's, not its IP header's length field, as
+/// for nf_conntrack (`conntrack::parse::parse_prefix_len` says where the
+/// two differ: BIG TCP, an IPv6 payload length of 0 behind which the stack
+/// kept the bytes, a raw IPv6 socket's packet at LOCAL_OUT).
 fn parse_skb<const N: usize>(
     skb: &SkBuff,
     family: Family,
@@ -186,7 +191,7 @@ fn parse_skb<const N: usize>(
 ) -> Option<Parsed> {
     let mut buf = [0u8; N];
     let bytes = copy_prefix(skb, &mut buf, N)?;
-    let parsed = conntrack::parse::parse_prefix_len(bytes, family, opts, skb.gso_tcp_len());
+    let parsed = conntrack::parse::parse_prefix_len(bytes, family, opts, skb.network_len());
     let truncated_at_end = matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == N;
     Some(Parsed {
         parsed: parsed.map_err(|e| (e, meta_bare(bytes, family, len))),

@@ -133,15 +133,12 @@ impl SkBuff {
         unsafe { (*self.as_ptr()).len }
     }
 
-    /// The packet's length from its network header on, when the skb is a
-    /// TCP GSO packet (`skb_is_gso() && skb_is_gso_tcp()`), else `None`:
-    /// what an IP length field of 0 means (BIG TCP), as `iph_totlen()`
-    /// and `ipv6_payload_len()` read it.
-    pub(crate) fn gso_tcp_len(&self) -> Option<u32> {
-        // SAFETY: the skb is valid (type invariant).
-        if !unsafe { bindings::rfw_skb_is_gso_tcp(self.as_ptr()) } {
-            return None;
-        }
+    /// The packet's length from its network header on (`skb->len` minus
+    /// the network offset), `None` if the network header lies past the
+    /// data: the length nf_conntrack measures the packet by
+    /// (`ipv4_get_l4proto()`, the `*_error()` functions), whatever the IP
+    /// header's length field says.
+    pub(crate) fn network_len(&self) -> Option<u32> {
         u32::try_from(i64::from(self.len()) - i64::from(self.network_offset())).ok()
     }
 

@@ -73,12 +73,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// and whose length the stack knows otherwise (a BIG TCP GSO packet,
     /// Linux's `iph_totlen()`).
     pub fn check_header_len_with(&self, total: usize) -> Result<()> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
+        if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         if self.version() != VERSION {
             return Err(Error::BadVersion);
+        }
+        self.check_header_len_any_version(total)
+    }
+
+    /// [`Packet::check_header_len_with`] whatever the version nibble says:
+    /// for a caller that knows the family otherwise. nf_conntrack takes it
+    /// from the hook (`state->pf`) and reads no version
+    /// (`ipv4_get_l4proto()`); the input path drops a bad one before
+    /// PRE_ROUTING (`ip_rcv_core()`), but a raw socket's packet reaches
+    /// LOCAL_OUT with any (`raw_send_hdrinc()` does not look at it).
+    pub fn check_header_len_any_version(&self, total: usize) -> Result<()> {
+        let b = self.buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
         }
         let hl = self.header_len() as usize;
         if hl < HEADER_LEN {
@@ -413,6 +426,26 @@ mod tests {
         assert_eq!(
             Packet::new_unchecked(&b[..24]).check_header_len(),
             Err(Error::BadVersion)
+        );
+        // Whatever the version nibble, the lengths are still checked.
+        b[0] = 0x66;
+        b[3] = 40;
+        assert_eq!(
+            Packet::new_unchecked(&b[..24]).check_header_len_any_version(40),
+            Ok(())
+        );
+        assert_eq!(
+            Packet::new_unchecked(&b[..24]).check_header_len_any_version(23),
+            Err(Error::BadLength)
+        );
+        assert_eq!(
+            Packet::new_unchecked(&b[..23]).check_header_len_any_version(40),
+            Err(Error::Truncated)
+        );
+        b[0] = 0x54;
+        assert_eq!(
+            Packet::new_unchecked(&b[..24]).check_header_len_any_version(40),
+            Err(Error::BadHeaderLen)
         );
     }
 

@@ -22,8 +22,15 @@ pub const HEADER_LEN: usize = 40;
 pub const VERSION: u8 = 6;
 
 /// The default bound on the number of extension headers walked by
-/// [`Packet::upper_layer`].
-pub const MAX_EXT_HEADERS: usize = 8;
+/// [`Packet::upper_layer`]. Linux's `ipv6_skip_exthdr()` has none, and
+/// nf_conntrack tracks a packet behind any number of them (so does the
+/// stack: `ip6_forward()` reads only the hop-by-hop header, and local
+/// delivery takes one destination-options header after another). Every
+/// extension header is at least 8 bytes, so no packet of 65535 bytes holds
+/// this many: the bound never refuses what the kernel would walk, it only
+/// caps a host caller's walk over a jumbogram. (rfw's kernel glue reads the
+/// chain within the bytes it copies, `kmod/ct/hook.rs`'s `PREFIX`.)
+pub const MAX_EXT_HEADERS: usize = 8192;
 
 /// A read/write view of an IPv6 packet.
 ///
@@ -88,11 +95,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// [`Packet::upper_layer`] then see nothing past the header: walk the
     /// bytes that are there with [`walk_ext_headers`] instead.
     pub fn check_header_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
+        self.check_header_len_any_version()?;
         if self.version() != VERSION {
             return Err(Error::BadVersion);
+        }
+        Ok(())
+    }
+
+    /// [`Packet::check_header_len`] whatever the version nibble says: for
+    /// a caller that knows the family otherwise. nf_conntrack takes it
+    /// from the hook (`state->pf`) and reads no version
+    /// (`ipv6_get_l4proto()`); `ipv6_rcv()` drops a bad one before
+    /// PRE_ROUTING, but a raw socket's packet reaches LOCAL_OUT with any
+    /// (`rawv6_send_hdrinc()` does not look at it).
+    pub fn check_header_len_any_version(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
         }
         Ok(())
     }
@@ -368,13 +386,23 @@ mod tests {
             Packet::new_unchecked(&v[..]).check_header_len(),
             Err(Error::BadVersion)
         );
+        // Whatever the version nibble, 40 bytes make the fixed header.
+        assert_eq!(
+            Packet::new_unchecked(&v[..]).check_header_len_any_version(),
+            Ok(())
+        );
+        assert_eq!(
+            Packet::new_unchecked(&v[..39]).check_header_len_any_version(),
+            Err(Error::Truncated)
+        );
         // HBH header claiming 16 bytes in an 8-byte payload.
         let mut b = [0u8; 48];
         b[..40].copy_from_slice(&header(0, 8));
         b[41] = 1;
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.upper_layer(8), Err(Error::Truncated));
-        // A long chain of DSTOPTS headers hits the bound.
+        // A long chain of DSTOPTS headers hits an explicit bound; the
+        // default one does not bind (`ipv6_skip_exthdr()` has none).
         let mut l = [0u8; 40 + 8 * 10];
         l[..40].copy_from_slice(&header(60, 80));
         for i in 0..10 {
@@ -382,5 +410,18 @@ mod tests {
         }
         let p = Packet::new_checked(&l[..]).unwrap();
         assert_eq!(p.upper_layer(8), Err(Error::TooManyExtHeaders));
+        // (This chain's last header names another that is not there.)
+        assert_eq!(p.upper_layer(MAX_EXT_HEADERS), Err(Error::Truncated));
+        // 40 headers and UDP, the malformed-packet matrix's case.
+        let mut m = [0u8; 40 + 8 * 40];
+        m[..40].copy_from_slice(&header(60, 8 * 40));
+        for i in 0..40 {
+            m[40 + 8 * i] = if i == 39 { 17 } else { 60 };
+        }
+        let ul = Packet::new_checked(&m[..])
+            .unwrap()
+            .upper_layer(MAX_EXT_HEADERS)
+            .unwrap();
+        assert_eq!((ul.protocol, ul.offset), (IpProtocol::Udp, 40 + 8 * 40));
     }
 }

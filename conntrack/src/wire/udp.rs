@@ -15,13 +15,19 @@ mod field {
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
+/// Length of the two ports that start a UDP header (and a TCP, SCTP, DCCP
+/// or UDP-Lite one): all nf_conntrack reads of such a header to make a
+/// tuple (`nf_ct_get_tuple_ports()`: "Actually only need first 4 bytes to
+/// get ports").
+pub const PORTS_LEN: usize = 4;
+
 /// A read/write view of a UDP datagram.
 ///
 /// # Invariants
 /// After [`Packet::check_len`] succeeded: the buffer holds at least
 /// `len() >= 8` bytes. After [`Packet::check_header_len`] only the 8-byte
-/// header is promised (enough for the ports of a datagram quoted in an
-/// ICMP error).
+/// header is promised; after [`Packet::check_ports_len`] only the ports
+/// (enough for the tuple of a datagram quoted in an ICMP error).
 #[derive(Debug, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
@@ -65,6 +71,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks only that the 8-byte header is present.
     pub fn check_header_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    /// Checks only that the ports ([`PORTS_LEN`] bytes) are present.
+    pub fn check_ports_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < PORTS_LEN {
             return Err(Error::Truncated);
         }
         Ok(())
@@ -186,6 +200,13 @@ mod tests {
             Packet::new_unchecked(&b[..7]).check_len_within(13),
             Err(Error::Truncated)
         );
+        // The ports alone: 4 bytes.
+        assert_eq!(Packet::new_unchecked(&b[..4]).check_ports_len(), Ok(()));
+        assert_eq!(
+            Packet::new_unchecked(&b[..3]).check_ports_len(),
+            Err(Error::Truncated)
+        );
+        assert_eq!(Packet::new_unchecked(&b[..4]).dst_port(), 53);
         // Trailing bytes past the length field are ignored.
         let mut l = [0u8; 16];
         l[..12].copy_from_slice(&DGRAM);

@@ -303,3 +303,38 @@ pub fn reason(v: &Verdict) -> String {
 pub fn dir(v: &Verdict) -> Direction {
     v.dir
 }
+
+/// Inserts IPv6 extension headers (each `(next header, bytes)`: the
+/// caller's chain ends with the original next header) and fixes the
+/// payload length.
+pub fn with_ext_headers(pkt: &[u8], first: u8, chain: &[Vec<u8>]) -> Vec<u8> {
+    let mut p = pkt[..40].to_vec();
+    p[6] = first;
+    for h in chain {
+        p.extend_from_slice(h);
+    }
+    p.extend_from_slice(&pkt[40..]);
+    let plen = (p.len() - 40) as u16;
+    p[4..6].copy_from_slice(&plen.to_be_bytes());
+    p
+}
+
+/// The first `keep` bytes of `pkt`'s L4 part as the first fragment of it
+/// (IPv4: MF set, offset 0; IPv6: a fragment header with M set).
+pub fn first_fragment(pkt: &[u8], family: Family, keep: usize) -> Vec<u8> {
+    match family {
+        Family::Ipv4 => {
+            let mut p = pkt[..20 + keep].to_vec();
+            p[2..4].copy_from_slice(&((20 + keep) as u16).to_be_bytes());
+            p[6] = 0x20; // MF, offset 0
+            p[7] = 0;
+            conntrack::wire::ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
+            p
+        }
+        Family::Ipv6 => {
+            // Next header, reserved, offset 0 with M set, identification.
+            let frag = vec![pkt[6], 0, 0, 1, 0, 0, 0, 7];
+            with_ext_headers(&pkt[..40 + keep], 44, &[frag])
+        }
+    }
+}

@@ -29,7 +29,9 @@
 # slower machine, to show that no test depends on the host's speed),
 # RFW_KMEMLEAK=0 to skip the kmemleak scans (two per test, some seconds
 # each under KASAN and TCG), RFW_SLAB_WAIT (seconds, default 60) for the
-# slab caches to drain after a test that left rfw loaded.
+# slab caches to drain after a test that left rfw loaded;
+# RFW_ALLOC_FAIL_POINTS, RFW_ALLOC_FAIL_RESTORES are passed on to
+# rfw_alloc_fail.sh (see there).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
 
@@ -127,9 +129,15 @@ accel=$("$RFW_ROOT/selftests/vm/accel.sh" "$kdir")
 accel_args=()
 [ "$accel" = kvm ] || accel_args=(--disable-kvm)
 
+# The guest starts from a clean environment: the tests' own knobs that
+# are set here go along.
+test_env=()
+for v in RFW_ALLOC_FAIL_POINTS RFW_ALLOC_FAIL_RESTORES; do
+	[ -z "${!v:-}" ] || test_env+=("$v=${!v}")
+done
 if [ "$mode" = tests ]; then
 	guest_cmd=(env "RFW_REPEAT=$repeat" "RFW_STOP_ON_FAIL=$stop_on_fail"
-		"RFW_KMEMLEAK=${RFW_KMEMLEAK:-1}" "RFW_SLAB_WAIT=$slab_wait"
+		"RFW_KMEMLEAK=${RFW_KMEMLEAK:-1}" "RFW_SLAB_WAIT=$slab_wait" "${test_env[@]}"
 		bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" tests "${guest_tests[@]}")
 else
 	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" cmd "${cmd[@]}")

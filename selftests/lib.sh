@@ -755,8 +755,17 @@ fail_nth_run() {
 # fault_nth_setup START END [DEPTH]: failslab and fail_page_alloc count, for
 # fail-nth, the allocations made with code of [START, END) among the
 # innermost DEPTH frames (default 32), GFP_KERNEL and single pages
-# included; nothing fails by probability.
+# included; nothing fails by probability. `times` starts high, so that
+# fault_times tells how many failures were injected, logged or not.
+fault_nth_times=1000000
 fault_nth_setup() {
-	fault_on failslab -p 0 -r "$1" "$2" -d "${3:-32}" -v 2 &&
-		fault_on fail_page_alloc -p 0 -r "$1" "$2" -d "${3:-32}" -v 2
+	fault_on failslab -p 0 -r "$1" "$2" -d "${3:-32}" -v 2 -n "$fault_nth_times" &&
+		fault_on fail_page_alloc -p 0 -r "$1" "$2" -d "${3:-32}" -v 2 -n "$fault_nth_times"
+}
+
+# fault_times: failslab's and fail_page_alloc's `times` added up: every
+# injected failure takes one off (should_fail_ex), including those of
+# __GFP_NOWARN allocations, which are not logged.
+fault_times() {
+	echo $(($(cat "$fault_dir/failslab/times") + $(cat "$fault_dir/fail_page_alloc/times")))
 }

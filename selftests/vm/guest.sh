@@ -167,7 +167,7 @@ for t in "$@"; do
 			all=$(kmemleak_count "$results/kmemleak.$i")
 			if [ -n "$mine" ]; then
 				bad+=("kmemleak: $(echo "$mine" | grep -c '^unreferenced object') objects leaked by rfw (kmemleak.$i)")
-				echo "$mine" | sed 's/^/# /' >>"$out"
+				echo "$mine" | head -n 60 | sed 's/^/# /' >>"$out"
 			fi
 			[ "$all" -gt 0 ] &&
 				echo "# kmemleak: $all objects reported, $(printf '%s' "$mine" | grep -c '^unreferenced object') of them rfw's (kmemleak.$i)" >>"$out"

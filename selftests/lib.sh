@@ -485,3 +485,287 @@ nft_expect() {
 tcp_peers() {
 	ip netns exec "$1" ss -Htn state established "( sport = :$2 )" | awk '{ print $4 }'
 }
+
+# ---------------------------------------------------------------------------
+# Leaks and allocation failures (issue 17): kmemleak, rfw's slab caches and
+# the kernel's fault injection (Documentation/dev-tools/kmemleak.rst,
+# Documentation/fault-injection/fault-injection.rst). vm/guest.sh checks
+# kmemleak and the slab caches after every test; rfw_alloc_fail.sh injects
+# failures with the fault_* helpers.
+
+# The kernel log lines that are reports whatever else happens: BUG (KASAN,
+# "sleeping function called from invalid context"), WARNING (lockdep,
+# suspicious RCU usage, kmem_cache_destroy with objects left), Oops, stalls,
+# and SLUB's own checks ("BUG rfw_conn (Not tainted): Objects remaining").
+# Unlike dmesg_splats it leaves out a bare "Call Trace:": an injected
+# allocation failure is logged with a stack (fail_dump, warn_alloc,
+# kmem_cache_create's dump_stack) and is no report.
+splat_strong_re='BUG:|BUG [^ ]+ \(|WARNING:|Oops|KASAN|UBSAN:|general protection fault|soft lockup|hard LOCKUP|blocked for more than|detected stalls|RCU stall|possible recursive locking|circular locking'
+
+debugfs_mounted() {
+	mountpoint -q /sys/kernel/debug 2>/dev/null ||
+		mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+}
+
+kmemleak_file=/sys/kernel/debug/kmemleak
+
+# kmemleak_available: the kernel has kmemleak and it is on (it turns itself
+# off for the rest of the boot after an internal error; the file then
+# refuses every command but "clear").
+kmemleak_available() {
+	debugfs_mounted && [ -e "$kmemleak_file" ] && echo stack=on 2>/dev/null >"$kmemleak_file"
+}
+
+# kmemleak_scan: scans for leaks so that everything allocated before the
+# call and unreferenced now is reported. kmemleak reports an object only
+# when a scan finds it unreferenced and unchanged since the scan before
+# (a first scan records its checksum: update_checksum() in mm/kmemleak.c)
+# and at least 5 s old when the scan starts (MSECS_MIN_AGE): so two scans,
+# the second 5 s after the call at the earliest. Fails if kmemleak is off.
+kmemleak_scan() {
+	local t0 ms
+	t0=$(date +%s%3N)
+	echo scan 2>/dev/null >"$kmemleak_file" || return 1
+	ms=$((5300 - ($(date +%s%3N) - t0)))
+	[ "$ms" -gt 0 ] && sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+	echo scan 2>/dev/null >"$kmemleak_file" || return 1
+}
+
+# kmemleak_take FILE: the reports so far into FILE, then forgets them
+# ("clear": they are not shown again, later leaks are).
+kmemleak_take() {
+	cat "$kmemleak_file" >"$1" 2>/dev/null
+	echo clear 2>/dev/null >"$kmemleak_file"
+}
+
+# kmemleak_count FILE: how many objects FILE reports.
+kmemleak_count() {
+	grep -c '^unreferenced object' "$1"
+}
+
+# kmemleak_rfw FILE: the reports of FILE that are rfw's: a frame of the
+# allocation's backtrace is rfw's ("func+0x12/0x40 [rfw]"), or is the bare
+# address of module code that is gone (above the core kernel: see
+# fault_modules_area). kmemleak prints backtraces with %pS when the file is
+# read, and the checks run after rfw is unloaded, so rfw's frames are bare
+# then. Other modules stay loaded in the suite, but their init code is
+# freed after their load: a leak of another module's init function would
+# count too (its backtrace shows do_init_module under the bare frame).
+# Bare addresses in the core kernel (its init code, freed after boot) and
+# named frames of the core kernel or other modules do not count.
+kmemleak_rfw() {
+	[ -n "${kmemleak_core_top:-}" ] ||
+		kmemleak_core_top=$(awk 'NF == 3 { a = $1 ""; if (a > m) m = a } END { print m }' /proc/kallsyms 2>/dev/null)
+	awk -v top="${kmemleak_core_top:-ffffffffffffffff}" '
+	function done() {
+		if (blk != "" && (own || gone)) printf "%s", blk
+		blk = ""; own = gone = 0
+	}
+	/^unreferenced object/ { done(); blk = $0 "\n"; bt = 0; next }
+	blk == "" { next }
+	{ blk = blk $0 "\n" }
+	/^  backtrace/ { bt = 1; next }
+	!bt { next }
+	/^    .*\[rfw\]$/ { own = 1; next }
+	/^    0x[0-9a-f]+$/ {
+		a = substr($1, 3); while (length(a) < 16) a = "0" a
+		if (a > top) gone = 1
+	}
+	END { done() }' "$1"
+}
+
+# rfw_slab_objects: "CACHE OBJECTS" for each of rfw's slab caches (named
+# rfw_*; unmerged, SLAB_NO_MERGE in kmod/helpers.c, so each has its own
+# directory): the objects in use, counted exactly. The cache is shrunk
+# first: that empties KASAN's quarantine of its objects and flushes the
+# per-CPU slabs (kmem_cache_shrink), whose free objects /proc/slabinfo's
+# active_objs and the unshrunk `objects` file count as in use.
+rfw_slab_objects() {
+	local d
+	if [ -d /sys/kernel/slab ]; then
+		for d in /sys/kernel/slab/rfw*; do
+			[ -e "$d/objects" ] || continue
+			echo 1 2>/dev/null >"$d/shrink"
+			echo "${d##*/} $(cut -d' ' -f1 "$d/objects")"
+		done
+	else
+		awk '$1 ~ /^rfw/ { print $1, $2 }' /proc/slabinfo 2>/dev/null
+	fi
+}
+
+# rfw_slab_above BASELINE: the caches of rfw_slab_objects holding more
+# objects than in BASELINE (an earlier rfw_slab_objects; a cache missing
+# there held none), as "CACHE NOW (baseline B)"; fails if there are none.
+rfw_slab_above() {
+	rfw_slab_objects | awk -v base="$1" '
+		BEGIN { n = split(base, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); b[f[1]] = f[2] } }
+		$2 > b[$1] + 0 { printf "%s %d (baseline %d)\n", $1, $2, b[$1] + 0; found = 1 }
+		END { exit !found }'
+}
+
+# --- fault injection ---------------------------------------------------
+# The kernel's failslab and fail_page_alloc make allocations fail, chosen
+# by probability, interval, times (-1: no limit), task (/proc/PID/make-it-
+# fail, inherited by children), slab cache (/sys/kernel/slab/CACHE/
+# failslab with cache-filter), and the code on the stack (require-start/
+# require-end, the innermost stacktrace-depth frames); or the Nth
+# allocation of a task that passes those filters (/proc/PID/fail-nth,
+# whatever the probability). Their defaults spare GFP_KERNEL allocations
+# (ignore-gfp-wait) and, for pages, order 0 (min-order 1), where rfw's
+# control path allocates: the helpers below lift both.
+fault_dir=/sys/kernel/debug
+
+# fault_available: failslab and fail_page_alloc with the stack filter
+# (CONFIG_FAULT_INJECTION_DEBUG_FS, CONFIG_FAULT_INJECTION_STACKTRACE_FILTER),
+# make-it-fail and fail-nth.
+fault_available() {
+	debugfs_mounted &&
+		[ -w "$fault_dir/failslab/require-start" ] &&
+		[ -w "$fault_dir/fail_page_alloc/require-start" ] &&
+		[ -w /proc/self/make-it-fail ] && [ -w /proc/thread-self/fail-nth ]
+}
+
+# fault_set TYPE KEY=VALUE...: writes /sys/kernel/debug/TYPE/KEY (TYPE
+# failslab or fail_page_alloc).
+fault_set() {
+	local t=$1 kv
+	shift
+	for kv in "$@"; do
+		echo "${kv#*=}" 2>/dev/null >"$fault_dir/$t/${kv%%=*}" ||
+			{ echo "fault_set: cannot write ${kv#*=} to $t/${kv%%=*}" >&2; return 1; }
+	done
+}
+
+# fault_reset: the kernel's defaults again (FAULT_ATTR_INITIALIZER,
+# mm/failslab.c, mm/fail_page_alloc.c) and no cache marked: nothing fails.
+# guest.sh calls it after every test, in case a test died with injection on.
+fault_reset() {
+	local t f
+	[ -d "$fault_dir/failslab" ] || return 0
+	for t in failslab fail_page_alloc; do
+		fault_set "$t" probability=0 interval=1 times=1 space=0 verbose=2 task-filter=N \
+			ignore-gfp-wait=Y require-start=0 require-end=0xffffffffffffffff \
+			reject-start=0 reject-end=0 stacktrace-depth=32
+	done
+	fault_set failslab cache-filter=N
+	fault_set fail_page_alloc min-order=1 ignore-gfp-highmem=Y
+	grep -l '^1' /sys/kernel/slab/*/failslab 2>/dev/null | while read -r f; do
+		echo 0 >"$f"
+	done
+}
+
+# fault_module_range MODULE: "START END" around a loaded module's code: from
+# its text (/proc/modules' address) as far as its total size, which its
+# data and init sections, allocated after the text, also count in.
+fault_module_range() {
+	local base size
+	read -r size base < <(awk -v m="$1" '$1 == m { print $2, $6 }' /proc/modules)
+	[ -n "$base" ] && [ "$((base))" -ne 0 ] || return 1
+	printf '0x%x 0x%x\n' "$((base))" "$((base + size))"
+}
+
+# fault_modules_area: "START END" holding every module's code: above the
+# core kernel's last symbol (/proc/kallsyms lines without a [module]) to
+# the top of the address space. A module being loaded has no address yet.
+fault_modules_area() {
+	local top
+	top=$(awk 'NF == 3 { a = $1 ""; if (a > m) m = a } END { print m }' /proc/kallsyms)
+	[ -n "$top" ] && [ "$((16#$top))" -ne 0 ] || return 1
+	printf '0x%s 0xffffffffffffffff\n' "$top"
+}
+
+# fault_on TYPE [OPTIONS]: TYPE (failslab or fail_page_alloc) makes
+# allocations fail, GFP_KERNEL ones and single pages included:
+#   -c CACHE       failslab only: only from CACHE (repeatable; cache-filter)
+#   -t             only in tasks with make-it-fail (fail_run, fail_task)
+#   -r START END   only with code of [START, END) among the innermost
+#                  -d frames (default 32, the kernel's most)
+#   -p PERCENT     probability (default 100)
+#   -i N           only every Nth call that passes the filters (interval)
+#   -n N           at most N failures (times; default -1, no limit)
+#   -v N           0 silent, 1 a line per failure, 2 and its stack (default 1)
+# With -p 0 nothing fails but fail-nth (fail_nth_run).
+fault_on() {
+	local t=$1 task=N start=0 end=0xffffffffffffffff depth=32 p=100 i=1 n=-1 v=1 c
+	local caches=()
+	shift
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		-c) caches+=("$2"); shift 2 ;;
+		-t) task=Y; shift ;;
+		-r) start=$2 end=$3; shift 3 ;;
+		-d) depth=$2; shift 2 ;;
+		-p) p=$2; shift 2 ;;
+		-i) i=$2; shift 2 ;;
+		-n) n=$2; shift 2 ;;
+		-v) v=$2; shift 2 ;;
+		*) echo "fault_on: unknown option $1" >&2; return 1 ;;
+		esac
+	done
+	if [ "$t" = failslab ]; then
+		for c in "${caches[@]}"; do
+			echo 1 2>/dev/null >"/sys/kernel/slab/$c/failslab" ||
+				{ echo "fault_on: no slab cache $c (or merged)" >&2; return 1; }
+		done
+		fault_set failslab "cache-filter=$([ ${#caches[@]} -gt 0 ] && echo Y || echo N)" || return 1
+	else
+		[ ${#caches[@]} -eq 0 ] || { echo "fault_on: -c is for failslab" >&2; return 1; }
+		fault_set fail_page_alloc min-order=0 || return 1
+	fi
+	fault_set "$t" ignore-gfp-wait=N "task-filter=$task" "require-start=$start" \
+		"require-end=$end" "stacktrace-depth=$depth" "interval=$i" "times=$n" \
+		space=0 "verbose=$v" "probability=$p"
+}
+
+# failslab_rfw [OPTIONS]: fault_on failslab -c for each of rfw's slab
+# caches (rfw_*: KmemCache::new in kmod; rfw_conn holds the connections).
+failslab_rfw() {
+	local d args=()
+	for d in /sys/kernel/slab/rfw*; do [ -e "$d/failslab" ] && args+=(-c "${d##*/}"); done
+	[ ${#args[@]} -gt 0 ] || { echo "failslab_rfw: no rfw slab cache (rfw not loaded?)" >&2; return 1; }
+	fault_on failslab "${args[@]}" "$@"
+}
+
+# fail_task PID 0|1: marks a task (and the children it forks from now on)
+# for task-filter.
+fail_task() {
+	echo "$2" >"/proc/$1/make-it-fail"
+}
+
+# fail_run CMD...: CMD marked for task-filter (make-it-fail).
+fail_run() {
+	bash -c 'echo 1 >/proc/self/make-it-fail && exec "$@"' fail_run "$@"
+}
+
+# fail_nth_sh: the script of fail_nth_run, for `ip netns exec NS bash -c
+# "$fail_nth_sh" N CMD...`.
+# shellcheck disable=SC2016 # expanded by that bash
+fail_nth_sh='echo "$0" >/proc/thread-self/fail-nth && exec "$@"'
+
+# fail_nth_run N CMD...: CMD with the Nth allocation of its task that
+# passes the filters failing (fail-nth survives exec; a child starts at 0).
+# With fault_nth_setup, the filters select the allocations under a range of
+# code, and nothing else fails.
+fail_nth_run() {
+	local n=$1
+	shift
+	bash -c "$fail_nth_sh" "$n" "$@"
+}
+
+# fault_nth_setup START END [DEPTH]: failslab and fail_page_alloc count, for
+# fail-nth, the allocations made with code of [START, END) among the
+# innermost DEPTH frames (default 32), GFP_KERNEL and single pages
+# included; nothing fails by probability. `times` starts high, so that
+# fault_times tells how many failures were injected, logged or not.
+fault_nth_times=1000000
+fault_nth_setup() {
+	fault_on failslab -p 0 -r "$1" "$2" -d "${3:-32}" -v 2 -n "$fault_nth_times" &&
+		fault_on fail_page_alloc -p 0 -r "$1" "$2" -d "${3:-32}" -v 2 -n "$fault_nth_times"
+}
+
+# fault_times: failslab's and fail_page_alloc's `times` added up: every
+# injected failure takes one off (should_fail_ex), including those of
+# __GFP_NOWARN allocations, which are not logged.
+fault_times() {
+	echo $(($(cat "$fault_dir/failslab/times") + $(cat "$fault_dir/fail_page_alloc/times")))
+}

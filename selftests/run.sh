@@ -3,6 +3,10 @@
 #
 #   selftests/run.sh                 the whole suite (selftests/rfw_*.sh)
 #   selftests/run.sh PATH...         these test scripts (any path)
+#   selftests/run.sh --repeat N [PATH...]
+#                                    the tests N times in one boot, round
+#                                    after round, stopping at the first
+#                                    failure (long: not part of make check)
 #   selftests/run.sh -- CMD ARGS...  one command, e.g. -- fwctl stats
 #
 # In the guest, rfw.ko is installed so that `modprobe rfw` works (not loaded),
@@ -10,7 +14,11 @@
 # host's, read-only over 9p). Output is KTAP; the exit code is kselftest's:
 # 0 all passed, 1 something failed, 4 everything skipped. The run fails if a
 # test fails, if the guest panics or hangs (timeout), or if the kernel log
-# shows a BUG, WARNING, Oops, KASAN, lockdep or RCU report.
+# shows a BUG, WARNING, Oops, KASAN, lockdep or RCU report. After each test
+# the guest also checks for leaks (vm/guest.sh): rfw's slab caches back to
+# their size before the test (and gone once rfw is unloaded), and, when the
+# kernel has kmemleak, no leaked object allocated by rfw; either fails the
+# test.
 #
 # Environment: RFW_KERNEL=debug|perf (default debug), RFW_ACCEL=auto|kvm|tcg,
 # RFW_CPUS (2), RFW_MEM (2G), RFW_VM_TIMEOUT (seconds, default from the
@@ -18,7 +26,12 @@
 # (default target/vm/DATE-PID; shared read-write with the guest, which sees
 # it at the same path: bench/run.sh uses it), RFW_HOST_LOAD=N to keep N
 # host CPUs busy beside the VM for the whole run (N spinning processes: a
-# slower machine, to show that no test depends on the host's speed).
+# slower machine, to show that no test depends on the host's speed),
+# RFW_KMEMLEAK=0 to skip the kmemleak scans (two per test, some seconds
+# each under KASAN and TCG), RFW_SLAB_WAIT (seconds, default 60) for the
+# slab caches to drain after a test that left rfw loaded;
+# RFW_ALLOC_FAIL_POINTS, RFW_ALLOC_FAIL_RESTORES are passed on to
+# rfw_alloc_fail.sh (see there).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
 
@@ -29,13 +42,25 @@ mem=${RFW_MEM:-2G}
 mode=tests
 tests=()
 cmd=()
+repeat=1
+stop_on_fail=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--) shift; mode=cmd; cmd=("$@"); break ;;
+	--repeat|--repeat=*)
+		if [ "$1" = --repeat ]; then repeat=${2:-}; shift $(($# > 1 ? 2 : 1)); else repeat=${1#--repeat=}; shift; fi
+		case "$repeat" in
+		'' | *[!0-9]* | 0) echo "run.sh: --repeat needs a count of 1 or more" >&2; exit 1 ;;
+		esac
+		stop_on_fail=1 ;;
 	-h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) tests+=("$(realpath "$1")"); shift ;;
 	esac
 done
+if [ "$mode" = cmd ] && [ "$stop_on_fail" = 1 ]; then
+	echo "run.sh: --repeat runs tests, not a command" >&2
+	exit 1
+fi
 if [ "$mode" = tests ] && [ ${#tests[@]} -eq 0 ]; then
 	for t in "$RFW_ROOT"/selftests/rfw_*.sh; do tests+=("$t"); done
 fi
@@ -80,16 +105,21 @@ for t in "${tests[@]}"; do
 done
 
 # Time budget: each test's timeout (from `settings`, kselftest style:
-# timeout=S for every test, timeout.NAME=S for one) plus the boot; a guest
-# that is still running after that has hung.
+# timeout=S for every test, timeout.NAME=S for one) plus its leak checks
+# (check_time: two kmemleak scans, the slab caches' drain), all of it once
+# per round, plus the boot and its kmemleak scans; a guest that is still
+# running after that has hung.
 per_test=$(sed -n 's/^timeout=//p' "$RFW_ROOT/selftests/settings" 2>/dev/null || true)
 per_test=${per_test:-300}
+slab_wait=${RFW_SLAB_WAIT:-60}
+check_time=$((60 + slab_wait))
 if [ "$mode" = tests ]; then
-	budget=120
+	round=0
 	for t in "${guest_tests[@]}"; do
 		own=$(sed -n "s/^timeout\.$(basename "$t")=//p" "$RFW_ROOT/selftests/settings" 2>/dev/null || true)
-		budget=$((budget + ${own:-$per_test}))
+		round=$((round + ${own:-$per_test} + check_time))
 	done
+	budget=$((180 + repeat * round))
 else
 	budget=$((120 + per_test))
 fi
@@ -99,8 +129,16 @@ accel=$("$RFW_ROOT/selftests/vm/accel.sh" "$kdir")
 accel_args=()
 [ "$accel" = kvm ] || accel_args=(--disable-kvm)
 
+# The guest starts from a clean environment: the tests' own knobs that
+# are set here go along.
+test_env=()
+for v in RFW_ALLOC_FAIL_POINTS RFW_ALLOC_FAIL_RESTORES; do
+	[ -z "${!v:-}" ] || test_env+=("$v=${!v}")
+done
 if [ "$mode" = tests ]; then
-	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" tests "${guest_tests[@]}")
+	guest_cmd=(env "RFW_REPEAT=$repeat" "RFW_STOP_ON_FAIL=$stop_on_fail"
+		"RFW_KMEMLEAK=${RFW_KMEMLEAK:-1}" "RFW_SLAB_WAIT=$slab_wait" "${test_env[@]}"
+		bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" tests "${guest_tests[@]}")
 else
 	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" cmd "${cmd[@]}")
 fi
@@ -119,7 +157,7 @@ done
 stop_load() { [ ${#load_pids[@]} -eq 0 ] || kill "${load_pids[@]}" 2>/dev/null || true; }
 trap stop_load EXIT
 
-echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s, host load ${RFW_HOST_LOAD:-0}" >&2
+echo "# rfw selftests: kernel $flavour ($kdir), accel $accel, $cpus cpus, $mem, budget ${budget}s, host load ${RFW_HOST_LOAD:-0}$([ "$repeat" -gt 1 ] && echo ", $repeat rounds")" >&2
 start=$(date +%s)
 # vng runs in a session of its own so that a timeout can kill the whole
 # group, QEMU included (timeout(1) alone would leave QEMU running).

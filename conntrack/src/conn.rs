@@ -834,6 +834,7 @@ mod tests {
             fragment: crate::parse::FragmentStatus::Whole,
             ip_len: 28,
             checksum: None,
+            invalid: None,
         };
         let born = 0x1_fff0;
         let c = Conn::new(&info, born, &cfg).unwrap();

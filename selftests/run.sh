@@ -27,8 +27,8 @@
 # it at the same path: bench/run.sh uses it), RFW_HOST_LOAD=N to keep N
 # host CPUs busy beside the VM for the whole run (N spinning processes: a
 # slower machine, to show that no test depends on the host's speed),
-# RFW_KMEMLEAK=0 to skip the kmemleak scans (two per test, some seconds
-# each under KASAN and TCG), RFW_SLAB_WAIT (seconds, default 60) for the
+# RFW_KMEMLEAK=0 to boot with kmemleak off (no scans after each test, two
+# of some seconds each under KASAN and TCG, and no tracking cost), RFW_SLAB_WAIT (seconds, default 60) for the
 # slab caches to drain after a test that left rfw loaded;
 # RFW_ALLOC_FAIL_POINTS, RFW_ALLOC_FAIL_RESTORES are passed on to
 # rfw_alloc_fail.sh (see there).
@@ -142,6 +142,9 @@ if [ "$mode" = tests ]; then
 else
 	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" cmd "${cmd[@]}")
 fi
+# kmemleak is built off by default (selftests/config) and switched on here.
+kmemleak_arg=
+[ "${RFW_KMEMLEAK:-1}" = 1 ] && kmemleak_arg=" kmemleak=on"
 # vng passes --exec on the kernel command line, which holds 2048 bytes at
 # most (x86 COMMAND_LINE_SIZE); a long test list would cut off the root=
 # options behind it and the guest would not boot. The command goes in a
@@ -163,7 +166,7 @@ start=$(date +%s)
 # group, QEMU included (timeout(1) alone would leave QEMU running).
 setsid vng --run "$kdir" --force-9p --disable-microvm "${accel_args[@]}" \
 	--cpus "$cpus" --memory "$mem" --rwdir="$results" --verbose \
-	--append "oops=panic softlockup_panic=1" \
+	--append "oops=panic softlockup_panic=1$kmemleak_arg" \
 	--exec "$guest_line" </dev/null >"$console" 2>&1 &
 vm_pid=$!
 (

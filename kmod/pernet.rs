@@ -8,7 +8,8 @@
 //! they come and go). [`NetState`] says what the state does on the way in
 //! (MASQUERADE's work item, which must not move) and out (wait for
 //! MASQUERADE's flush, remove the namespace's connections, wait for a grace
-//! period so that nothing reaches the state through an entry).
+//! period so that nothing reaches the state through an entry), the last
+//! two once for a whole batch of dying namespaces.
 
 use core::pin::Pin;
 
@@ -22,7 +23,7 @@ use crate::rules::RulesNet;
 use crate::sys::defrag::NetDefrag;
 use crate::sys::genl::Request;
 use crate::sys::percpu::PerCpu;
-use crate::sys::pernet::NetState;
+use crate::sys::pernet::{ForEach, NetState};
 pub(crate) use crate::sys::pernet::{get, NetRef, Registration};
 use crate::sys::rcu::RcuGuard;
 
@@ -67,11 +68,37 @@ impl NetState for RfwNet {
         // The address notifiers cannot reach a namespace whose devices are
         // gone; wait for a flush they queued.
         self.masq.stop();
-        // The hooks are gone; remove the entries (freed after a grace
-        // period by the collector), then wait until no collector pass or
-        // dump that saw one of them is still running: they may touch
-        // `self.ct` through the entry.
-        ct::table::get().flush(&self.ct);
+        // Its entries go in the batch's walk.
+        self.ct
+            .dying
+            .store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn exit_batch(each: &ForEach<'_, Self>) {
+        // The hooks are gone; remove the dying namespaces' entries (freed
+        // after a grace period by the collector), one table walk for the
+        // whole batch (Linux's `nf_conntrack_cleanup_net_list` does the
+        // same, and loops as this does), until none holds any: a walk may
+        // miss an entry whose chain kept changing under it. Then wait until
+        // no collector pass or dump that saw one of them is still running:
+        // they may reach `ct` through the entry.
+        let t = ct::table::get();
+        let mut rounds = 0u32;
+        loop {
+            t.remove_dying();
+            let mut left = 0u64;
+            each(&mut |s: &Self| {
+                left += u64::from(s.ct.entries.load(core::sync::atomic::Ordering::Relaxed));
+            });
+            if left == 0 {
+                break;
+            }
+            rounds += 1;
+            if rounds == 10 {
+                pr_warn!("rfw: {left} connections of dying namespaces remain after 10 walks; walking on\n");
+            }
+            crate::sys::sched::cond_resched();
+        }
         crate::sys::rcu::synchronize();
     }
 }

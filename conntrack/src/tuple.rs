@@ -328,6 +328,41 @@ impl Tuple {
     }
 }
 
+impl Tuple {
+    /// The keyed hash of this tuple followed by `mix` (8 bytes, little
+    /// endian): [`Tuple::hash_with`] under a namespace's own seed, as Linux
+    /// hashes `net_hash_mix(net)` together with the tuple
+    /// (`hash_conntrack_raw`). Tuples that collide in one namespace then
+    /// do not collide in another (XORing the mix into the hash afterwards
+    /// would move their buckets together).
+    #[inline]
+    pub fn hash_with_mix(&self, key: &HashKey, mix: u64) -> u64 {
+        let b = self.to_bytes();
+        let m = mix.to_le_bytes();
+        let mut h = SipHasher13::new_with_key(key);
+        let (words, tail) = b.split_at(32);
+        for w in words.chunks_exact(8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            h.compress(u64::from_le_bytes(a));
+        }
+        // The tuple's last 6 bytes and the mix's first 2 make a word; the
+        // mix's last 6 are the tail.
+        let mut w = [0u8; 8];
+        let mut t = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(tail.iter().chain(m.iter())) {
+            *d = *s;
+        }
+        for (d, s) in t.iter_mut().zip(m.iter().skip(2)) {
+            *d = *s;
+        }
+        h.compress(u64::from_le_bytes(w));
+        h.tail = u64::from_le_bytes(t);
+        h.length = TUPLE_BYTES + 8;
+        h.finish()
+    }
+}
+
 impl Hash for Tuple {
     /// Writes [`Tuple::to_bytes`] in one call (no length prefix), so that
     /// `BuildHasher::hash_one` equals [`Tuple::hash_with`].
@@ -508,6 +543,14 @@ mod tests {
         assert_eq!(t.hash_with(&k1), SipBuildHasher { key: k1 }.hash_one(t));
         let u = Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], ipproto::TCP, 1235, 80);
         assert_ne!(t.hash_with(&k1), u.hash_with(&k1));
+        // With a namespace's mix: the tuple's bytes, then the mix's.
+        for mix in [0u64, 1, 0x0123_4567_89ab_cdef, u64::MAX] {
+            let mut h = SipBuildHasher { key: k1 }.build_hasher();
+            h.write(&t.to_bytes());
+            h.write(&mix.to_le_bytes());
+            assert_eq!(t.hash_with_mix(&k1, mix), h.finish(), "mix {mix:#x}");
+        }
+        assert_ne!(t.hash_with_mix(&k1, 1), t.hash_with_mix(&k1, 2));
         assert_eq!(
             HashKey::from_bytes([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
             k1

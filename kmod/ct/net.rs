@@ -4,10 +4,12 @@
 //! settings, statistics.
 //!
 //! Lifetime: created in the namespace's pernet `init` (inside `RfwNet`),
-//! dropped in its `exit`, after the hooks are gone (`pre_exit` + a grace
-//! period), and after `exit` has removed every entry of the namespace from
-//! the table and waited for another grace period, so that nothing (the
-//! collector, a dump, the packet path) can still reach it through an entry.
+//! dropped at the end of its `exit_batch`, after the hooks are gone
+//! (`pre_exit` + a grace period), and after `exit_batch` has removed every
+//! entry of the dying namespaces from the table (one walk for all of them,
+//! repeated until none holds any) and waited for another grace period, so
+//! that nothing (the collector, a dump, the packet path) can still reach
+//! it through an entry.
 
 use core::sync::atomic::{AtomicBool, AtomicU32};
 
@@ -62,6 +64,9 @@ pub(crate) struct CtNet {
     /// `ct_config::TRACKING_ON`: track every packet, rules or not (else
     /// only while the namespace has rules; see `RfwNet::tracks`).
     pub(crate) track_always: AtomicBool,
+    /// The namespace is being dismantled (set in its pernet `exit`): the
+    /// batch's table walk removes its entries (`Table::remove_dying`).
+    pub(crate) dying: AtomicBool,
     /// Tracking settings, replaced under RCU.
     config: RcuBox<Config>,
     stats: PerCpu<[Counter; N_COUNTERS]>,
@@ -79,6 +84,7 @@ impl CtNet {
             limit: AtomicU32::new(limit),
             mix: u64::from_ne_bytes(mix),
             track_always: AtomicBool::new(false),
+            dying: AtomicBool::new(false),
             config: RcuBox::new(cfg),
             stats: PerCpu::zeroed()?,
         })

@@ -44,9 +44,9 @@
 //!   past that length are counted too (a sign of hash flooding).
 //! * Each namespace has an entry limit. At the limit, an insert first tries
 //!   to evict an entry that was never assured, or one unconfirmed for a
-//!   second, from the next buckets (Linux's `early_drop()`: 8 buckets, or
-//!   as many as hold about 8 of the namespace's entries at its limit),
-//!   else fails and the packet is dropped.
+//!   second, from the next buckets (Linux's `early_drop()`: 8 buckets;
+//!   here on until 64 of the namespace's entries were looked at, at most
+//!   1024 buckets), else fails and the packet is dropped.
 //! * An entry whose creating packet is dropped before its last hook goes
 //!   with it (`Table::drop_unconfirmed`): at once when rfw drops it, when
 //!   a later packet reuses its `sk_buff` if the kernel dropped it between
@@ -89,6 +89,9 @@ const WALK_RESTARTS: usize = 16;
 const EVICTION_RANGE: usize = 8;
 /// The most buckets early drop visits (see [`Table::early_drop`]).
 const EVICTION_SCAN_MAX: usize = 1024;
+/// How many of the namespace's entries early drop looks at before it
+/// gives up (after [`EVICTION_RANGE`] buckets at least).
+const EVICTION_CANDIDATES: usize = 64;
 /// How long an entry must have been unconfirmed before early drop may
 /// evict it (milliseconds): its packet crossed its hooks in microseconds
 /// or was dropped between them, unless it waits in a user-space queue.
@@ -234,6 +237,8 @@ impl Removal {
 pub(crate) enum Rekey {
     /// Another connection already has the new reply tuple.
     Clash,
+    /// The new reply tuple's chain is full ([`MAX_CHAIN`]).
+    ChainTooLong,
     /// The entry was confirmed or removed meanwhile.
     Gone,
     /// No memory for the new entry.
@@ -366,7 +371,7 @@ impl Table {
     /// `t`'s hash in `net` spread over `n` buckets (`reciprocal_scale()`:
     /// the high 32 bits).
     pub(super) fn scale(&self, net: &CtNet, t: &Tuple, n: usize) -> usize {
-        let h = t.hash_with(&self.key) ^ net.mix;
+        let h = t.hash_with_mix(&self.key, net.mix);
         (((h >> 32) * n as u64) >> 32) as usize
     }
 
@@ -506,8 +511,10 @@ impl Table {
     /// involved, and `old` is buried. On failure `old` is removed and the
     /// caller drops the packet, as Linux drops a packet whose NAT tuple
     /// clashes at confirmation: `Clash` when another entry already uses
-    /// `reply` (unless `allow_clash`), `Gone` when `old` was confirmed or
-    /// removed meanwhile, `NoMemory` when no entry could be allocated.
+    /// `reply` (unless `allow_clash`), `ChainTooLong` when `reply`'s chain
+    /// holds [`MAX_CHAIN`] nodes already (an insert's bound, which a re-key
+    /// must not get around), `Gone` when `old` was confirmed or removed
+    /// meanwhile, `NoMemory` when no entry could be allocated.
     ///
     /// `allow_clash`: destination NAT found no unique tuple; as in Linux,
     /// the connection goes on with a tuple in use and the source NAT hook
@@ -569,7 +576,7 @@ impl Table {
         let single = orig == *reply;
 
         let held = self.lock_three([b0, b1, b2]);
-        let (clash, _) = self.walk(rcu, b2, |o, d| {
+        let (clash, len2) = self.walk(rcu, b2, |o, d| {
             o as *const Entry as usize != old_addr && o.is_of(net) && o.key.matches(d, reply)
         });
         if clash.is_some() && !allow_clash {
@@ -577,6 +584,14 @@ impl Table {
             drop(new);
             self.finish_removal(old, false, ct_stats::Counter::InsertFailed);
             return Err(Rekey::Clash);
+        }
+        // The new reply chain is bounded as an insert's are (unless the
+        // new reply node replaces the old one in the same chain).
+        if !single && b2 != b1 && len2 >= MAX_CHAIN {
+            drop(held);
+            drop(new);
+            self.finish_removal(old, false, ct_stats::Counter::ChainTooLong);
+            return Err(Rekey::ChainTooLong);
         }
         // The new entry goes in first: a reader finds `old` or `e`, both
         // of the same connection.
@@ -757,26 +772,34 @@ impl Table {
     }
 
     /// Evicts one entry of `net` that was never assured, or that has been
-    /// unconfirmed for [`UNCONFIRMED_EVICT_MS`], from the
-    /// [`EVICTION_RANGE`] buckets starting at `b` (`early_drop()`; Linux
-    /// has no unconfirmed entries in its table: they die with their skb).
+    /// unconfirmed for [`UNCONFIRMED_EVICT_MS`], from the buckets starting
+    /// at `b` (`early_drop()`; Linux has no unconfirmed entries in its
+    /// table: they die with their skb).
     ///
-    /// Linux's range is 8 buckets, with its limit at one entry per bucket.
-    /// Here the buckets are shared by every namespace and a namespace's
-    /// limit may be far below their count, so the range grows to hold
-    /// about [`EVICTION_RANGE`] of `net`'s entries at its limit (at most
-    /// [`EVICTION_SCAN_MAX`] buckets): otherwise a namespace with a small
-    /// limit would find no victim in a table that is mostly empty heads.
+    /// Linux looks at 8 buckets, with its limit at about one entry per
+    /// bucket. Here the buckets are shared by every namespace and a
+    /// namespace's limit may be far below their count: 8 buckets would
+    /// mostly be empty heads, and a namespace with a small limit would find
+    /// no victim. So the walk goes on until it has looked at
+    /// [`EVICTION_CANDIDATES`] of `net`'s entries, at least
+    /// [`EVICTION_RANGE`] buckets and at most [`EVICTION_SCAN_MAX`]: the
+    /// work per refused insert stays bounded (a state lock per candidate)
+    /// whatever the density.
     fn early_drop(&self, rcu: &Rcu, net: &CtNet, b: usize, now: u64) -> bool {
         let n = self.chains.len().max(1);
-        let limit = (net.limit.load(Ordering::Relaxed) as usize).max(1);
-        let range = (EVICTION_RANGE * n / limit).clamp(EVICTION_RANGE, EVICTION_SCAN_MAX);
-        for i in 0..range.min(n) {
+        let mut seen = 0;
+        for i in 0..EVICTION_SCAN_MAX.min(n) {
+            if i >= EVICTION_RANGE && seen >= EVICTION_CANDIDATES {
+                break;
+            }
             let mut victim = None;
             self.walk(rcu, (b + i) % n, |e, dir| {
-                let ok = dir == Direction::Original
-                    && e.is_of(net)
-                    && e.with_state(self, |_, s| {
+                if dir != Direction::Original || !e.is_of(net) {
+                    return false;
+                }
+                seen += 1;
+                let ok = e
+                    .with_state(self, |_, s| {
                         let st = s.status();
                         if st.has(Status::CONFIRMED) {
                             s.can_early_drop() || s.is_expired(now)
@@ -818,6 +841,9 @@ impl Table {
         // One RCU section per 256 buckets: bounded latency for writers
         // waiting on a grace period.
         while visited < count.min(n) && removed < max_removals {
+            if visited > 0 {
+                crate::sys::sched::cond_resched();
+            }
             let rcu = RcuGuard::new();
             let end = (visited + 256).min(count.min(n));
             while visited < end && removed < max_removals {
@@ -863,8 +889,23 @@ impl Table {
 
     /// Removes every entry of `net` for which `f(key, status)` holds
     /// (process context: the whole table is walked, 256 buckets per RCU
-    /// section).
+    /// section, yielding the CPU between sections).
     pub(crate) fn remove_if(&self, net: &CtNet, f: impl Fn(&ConnKey, Status) -> bool) -> u64 {
+        self.remove_where(|e| {
+            e.is_of(net) && e.with_state(self, |k, st| f(k, st.status())) == Some(true)
+        })
+    }
+
+    /// Removes every entry of a namespace marked dying (`CtNet::dying`):
+    /// one walk for a whole batch of namespaces at exit. A walk can miss
+    /// an entry (it gives up on a chain after [`WALK_RESTARTS`] strays), so
+    /// the caller repeats until the namespaces hold none.
+    pub(crate) fn remove_dying(&self) -> u64 {
+        self.remove_where(|e| e.net().dying.load(Ordering::Relaxed))
+    }
+
+    /// The walk of [`Self::remove_if`] and [`Self::remove_dying`].
+    fn remove_where(&self, f: impl Fn(&Entry) -> bool) -> u64 {
         let mut removed = 0u64;
         let n = self.chains.len().max(1);
         let mut b = 0;
@@ -873,17 +914,15 @@ impl Table {
             let end = (b + 256).min(n);
             while b < end {
                 self.walk(&rcu, b, |e, dir| {
-                    if dir == Direction::Original
-                        && e.is_of(net)
-                        && e.with_state(self, |k, st| f(k, st.status())) == Some(true)
-                        && self.remove(e, Removal::Deleted)
-                    {
+                    if dir == Direction::Original && f(e) && self.remove(e, Removal::Deleted) {
                         removed += 1;
                     }
                     false
                 });
                 b += 1;
             }
+            drop(rcu);
+            crate::sys::sched::cond_resched();
         }
         removed
     }

@@ -257,7 +257,7 @@ fn nat_setup<'g>(
                 c.bucket = b0;
                 changed = true;
             }
-            Err(Rekey::Clash) | Err(Rekey::NoMemory) => {
+            Err(Rekey::Clash | Rekey::NoMemory | Rekey::ChainTooLong) => {
                 rn.rules.count(rules_stats::Counter::NatNoTuple);
                 return Err(netfilter::DROP);
             }

@@ -66,6 +66,7 @@ pub(crate) mod pernet;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod rculist;
+pub(crate) mod sched;
 pub(crate) mod skbuff;
 pub(crate) mod slab;
 pub(crate) mod striped;

@@ -9,9 +9,11 @@
 //! [`NetState`] before it registers rfw's netfilter hooks there. Teardown
 //! is split the way the kernel intends: `pre_exit` unregisters the hooks,
 //! the core then waits for an RCU grace period (every hook invocation runs
-//! under `rcu_read_lock`), and only `exit` drops the state the hooks used.
-//! Module unload takes the same path for each namespace
-//! (`unregister_pernet_subsys`).
+//! under `rcu_read_lock`), `exit` winds each namespace down, and
+//! `exit_batch`, once for all the namespaces dying together, does the work
+//! that is cheaper done once (one table walk, one grace period) and drops
+//! the states the hooks used. Module unload takes the same path, with
+//! every namespace in one batch (`unregister_pernet_subsys`).
 //!
 //! The kernel keeps one id (`NET_ID`) and one `pernet_operations` per
 //! registration, in statics, so this serves one state type, `RfwNet`.
@@ -39,11 +41,19 @@ pub(crate) trait NetState: Sized + Send + Sync {
     /// hooks are registered (pernet `init`): for parts that must not move.
     fn start(self: Pin<&Self>);
 
-    /// Runs in pernet `exit`, a grace period after the hooks went, just
-    /// before the state is dropped: netlink commands cannot reach the
-    /// namespace any more. `net` is the namespace.
+    /// Runs in pernet `exit`, a grace period after the hooks went:
+    /// netlink commands cannot reach the namespace any more. `net` is the
+    /// namespace.
     fn exit(&self, net: NetRef<'_>);
+
+    /// Runs in pernet `exit_batch`, after `exit` of every namespace of the
+    /// batch and just before their states are dropped: `each(f)` calls
+    /// `f` on each of those states.
+    fn exit_batch(each: &ForEach<'_, Self>);
 }
+
+/// Calls its argument on each state of a batch (see [`NetState::exit_batch`]).
+pub(crate) type ForEach<'a, S> = dyn Fn(&mut dyn FnMut(&S)) + 'a;
 
 /// A live network namespace, borrowed: what the kernel calls that act on
 /// a namespace take (`struct net *`), for as long as the caller knows the
@@ -158,7 +168,7 @@ unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
     unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
 }
 
-/// `pernet_operations.exit`: frees a dead namespace's state.
+/// `pernet_operations.exit`: winds a dying namespace's state down.
 ///
 /// # Safety
 ///
@@ -169,15 +179,55 @@ unsafe extern "C" fn net_exit(net: *mut bindings::net) {
         // The namespace core calls `exit` for a live (dying) namespace.
         // SAFETY: so it lives for this call.
         let net_ref = unsafe { NetRef::from_raw(nn) };
-        // `init` succeeded for `net` and its `exit` has not run.
+        // `init` succeeded for `net`; its state is dropped in `exit_batch`,
+        // which comes after.
         // SAFETY: so the state is live.
         unsafe { get(net) }.exit(net_ref);
     }
-    // The hooks went in `pre_exit`, a grace period ago, netlink commands
-    // cannot reach a dying namespace, and `NetState::exit` made sure that
-    // nothing else refers to the state.
-    // SAFETY: the slot holds our value and nothing can reach it any more.
-    unsafe { core::ptr::drop_in_place(slot(net)) };
+}
+
+/// Calls `f` on each namespace of an exit batch (`list_for_each_entry(net,
+/// list, exit_list)`).
+///
+/// # Safety
+///
+/// `list` is the batch the namespace core passed to `exit_batch`: a list of
+/// live (dying) namespaces linked through `exit_list`, which nobody changes
+/// during the call. `f` must not unlink them.
+unsafe fn for_each_in_batch(list: *mut bindings::list_head, mut f: impl FnMut(*mut bindings::net)) {
+    let off = core::mem::offset_of!(bindings::net, exit_list);
+    // SAFETY: `list` is a valid list head (contract).
+    let mut p = unsafe { (*list).next };
+    while !p.is_null() && p != list {
+        // `p` is the `exit_list` member of a namespace in the batch.
+        // SAFETY: so stepping back by its offset gives that namespace.
+        let net = unsafe { p.cast::<u8>().sub(off) }.cast::<bindings::net>();
+        // SAFETY: `p` is a live list node (contract).
+        let next = unsafe { (*p).next };
+        f(net);
+        p = next;
+    }
+}
+
+/// `pernet_operations.exit_batch`: the batch's shared teardown, then the
+/// states are freed.
+///
+/// # Safety
+///
+/// Called by the namespace core only, after `exit` of every namespace of
+/// `list`, each of whose `init` succeeded.
+unsafe extern "C" fn net_exit_batch(list: *mut bindings::list_head) {
+    let each = |f: &mut dyn FnMut(&RfwNet)| {
+        // The batch's states are live until the loop below drops them.
+        // SAFETY: `list` is the core's batch, and each state is live.
+        unsafe { for_each_in_batch(list, |net| f(get(net))) };
+    };
+    RfwNet::exit_batch(&each);
+    // The hooks went in `pre_exit`, netlink commands cannot reach a dying
+    // namespace, and `NetState::exit_batch` made sure that nothing else
+    // refers to the states.
+    // SAFETY: each slot holds our value and nothing can reach it any more.
+    unsafe { for_each_in_batch(list, |net| core::ptr::drop_in_place(slot(net))) };
 }
 
 /// rfw's pernet operations, registered for as long as this value lives.
@@ -195,6 +245,7 @@ impl Registration {
             (*ops).init = Some(net_init);
             (*ops).pre_exit = Some(net_pre_exit);
             (*ops).exit = Some(net_exit);
+            (*ops).exit_batch = Some(net_exit_batch);
             (*ops).id = NET_ID.get();
             (*ops).size = size_of::<RfwNet>();
         }
@@ -206,7 +257,8 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        // This runs `pre_exit`, a grace period and `exit` for every namespace.
+        // This runs `pre_exit`, a grace period, `exit` for every namespace
+        // and one `exit_batch` for all of them.
         // SAFETY: the operations were registered in `new`.
         unsafe { bindings::unregister_pernet_subsys(OPS.get()) };
     }

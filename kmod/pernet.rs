@@ -23,8 +23,8 @@ use crate::rules::RulesNet;
 use crate::sys::defrag::NetDefrag;
 use crate::sys::genl::Request;
 use crate::sys::percpu::PerCpu;
-use crate::sys::pernet::{ForEach, NetState};
 pub(crate) use crate::sys::pernet::{get, NetRef, Registration};
+use crate::sys::pernet::{ForEach, NetState};
 use crate::sys::rcu::RcuGuard;
 
 /// rfw's state in one network namespace.

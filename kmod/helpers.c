@@ -40,6 +40,17 @@ unsigned int rfw_param_max;
 module_param_named(max, rfw_param_max, uint, 0444);
 MODULE_PARM_DESC(max, "default connection limit of each namespace (0: the bucket count, as nf_conntrack)");
 
+/* Read-only in sysfs; module init writes back the value it chose for 0. */
+unsigned int rfw_param_max_total;
+module_param_named(max_total, rfw_param_max_total, uint, 0444);
+MODULE_PARM_DESC(max_total, "connection entries of all namespaces together (0: 4 x the bucket count, at least max)");
+
+void rfw_param_set_max_total(unsigned int value)
+{
+	/* sysfs may read the parameter meanwhile (param_get_uint). */
+	WRITE_ONCE(rfw_param_max_total, value);
+}
+
 void *rfw_net_generic(const struct net *net, unsigned int id)
 {
 	return net_generic(net, id);

@@ -28,6 +28,8 @@ struct lock_class_key;
  * struct kernel_param; Rust reads the values and decides what they mean). */
 extern unsigned int rfw_param_hashsize;
 extern unsigned int rfw_param_max;
+extern unsigned int rfw_param_max_total;
+void rfw_param_set_max_total(unsigned int value);
 
 void *rfw_net_generic(const struct net *net, unsigned int id);
 struct net *rfw_genl_info_net(const struct genl_info *info);

@@ -53,9 +53,10 @@ impl kernel::Module for Rfw {
         let genl = genl::Registration::new(module)?;
         let t = ct::table::get();
         pr_info!(
-            "loaded: hooks for IPv4 and IPv6 in every network namespace; {} buckets, limit {} per namespace, {} bytes per entry\n",
+            "loaded: hooks for IPv4 and IPv6 in every network namespace; {} buckets, limit {} per namespace, {} in all, {} bytes per entry\n",
             t.buckets(),
             t.default_limit(),
+            t.max_total(),
             ct::table::ENTRY_SIZE
         );
         Ok(Rfw {

@@ -28,6 +28,7 @@
 #include <net/netlink.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
+#include <linux/user_namespace.h>
 
 #include "helpers.h"
 
@@ -59,6 +60,11 @@ void *rfw_net_generic(const struct net *net, unsigned int id)
 struct net *rfw_genl_info_net(const struct genl_info *info)
 {
 	return genl_info_net(info);
+}
+
+bool rfw_net_owned_by_init_user_ns(const struct net *net)
+{
+	return net->user_ns == &init_user_ns;
 }
 
 void __percpu *rfw_alloc_percpu(size_t size, size_t align)

@@ -33,6 +33,7 @@ void rfw_param_set_max_total(unsigned int value);
 
 void *rfw_net_generic(const struct net *net, unsigned int id);
 struct net *rfw_genl_info_net(const struct genl_info *info);
+bool rfw_net_owned_by_init_user_ns(const struct net *net);
 
 /* Per-CPU memory (kmod/sys/percpu.rs). */
 void __percpu *rfw_alloc_percpu(size_t size, size_t align);

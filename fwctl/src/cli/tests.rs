@@ -594,10 +594,34 @@ fn other_kernel_errors_show_their_extack() {
         "fwctl: changing rfw connection tracking settings: limit must be between 1 and \
          67108864 (Invalid argument)"
     );
+    // EPERM without a reason: genetlink's capability check.
+    let no_cap = FakeKernel::new(Some(CT_FAMILY_ID), |req| {
+        let mut skb = Skb::new(false);
+        skb.ack(req, -1, None, true);
+        vec![skb.data]
+    });
     assert_eq!(
-        exec(&["ct", "flush"], k(1)).failure(),
+        exec(&["ct", "flush"], no_cap).failure(),
         "fwctl: permission denied: rfw needs CAP_NET_ADMIN in this network namespace"
     );
+    // EPERM with one: a limit only the host may raise, in one line.
+    let above_default = FakeKernel::new(Some(CT_FAMILY_ID), |req| {
+        let mut skb = Skb::new(false);
+        skb.ack(
+            req,
+            -1,
+            Some("only namespaces of the initial user namespace may set a limit above 65536"),
+            true,
+        );
+        vec![skb.data]
+    });
+    let out = exec(&["ct", "limit", "100000"], above_default).failure();
+    assert_eq!(
+        out,
+        "fwctl: changing rfw connection tracking settings: only namespaces of the initial \
+         user namespace may set a limit above 65536 (Operation not permitted)"
+    );
+    assert!(!out.contains('\n'));
     // A reply without the attribute the command is for.
     let empty = FakeKernel::new(Some(CT_FAMILY_ID), |req| {
         let mut skb = Skb::new(false);

@@ -69,7 +69,8 @@ bool rfw_net_owned_by_init_user_ns(const struct net *net)
 
 void __percpu *rfw_alloc_percpu(size_t size, size_t align)
 {
-	return __alloc_percpu_gfp(size, align, GFP_KERNEL);
+	/* Charged to the caller's memory cgroup, as nft_counter's are. */
+	return __alloc_percpu_gfp(size, align, GFP_KERNEL_ACCOUNT);
 }
 
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value)
@@ -213,8 +214,12 @@ void rfw_rcu_read_unlock(void)
 struct kmem_cache *rfw_kmem_cache_create(const char *name, unsigned int size,
 					 unsigned int align)
 {
-	/* Unmerged, so that /proc/slabinfo shows rfw's entries on their own. */
-	return kmem_cache_create(name, size, align, SLAB_NO_MERGE, NULL);
+	/*
+	 * Unmerged, so that /proc/slabinfo shows rfw's entries on their own;
+	 * accounted: an entry created in process context is charged to that
+	 * task's memory cgroup (see kmod/sys/slab.rs).
+	 */
+	return kmem_cache_create(name, size, align, SLAB_NO_MERGE | SLAB_ACCOUNT, NULL);
 }
 
 void *rfw_kmem_cache_alloc_atomic(struct kmem_cache *cache)

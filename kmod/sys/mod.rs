@@ -35,7 +35,8 @@
 //!   and the registration of each namespace's netfilter hooks.
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods, values
-//!   published under RCU ([`rcu::RcuBox`]).
+//!   published under RCU ([`rcu::RcuBox`]) and freed by RCU callbacks,
+//!   the barrier that waits for those at unload.
 //! * [`rculist`]: RCU hash chains of objects in two chains at once, their
 //!   lock stripes and graveyard (the connection table's pointer work).
 //! * [`skbuff`]: socket buffers: length, mark, network header, checksum
@@ -43,8 +44,9 @@
 //! * [`slab`]: a typed `kmem_cache`.
 //! * [`striped`]: small values guarded by a shared array of lock stripes.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
-//!   with bottom halves off (nested subclasses, try-lock), a static
-//!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
+//!   with bottom halves off (nested subclasses, try-lock), a `struct
+//!   mutex` in a static or a pinned box, bottom halves disabled
+//!   (`local_bh_disable`).
 //! * [`time`]: the jiffies and monotonic clocks.
 //! * [`workqueue`]: delayed work items embedded in their owner.
 

@@ -29,6 +29,7 @@
 #include <net/netns/generic.h>
 #include <net/sock.h>
 #include <linux/user_namespace.h>
+#include <net/netfilter/nf_log.h>
 
 #include "helpers.h"
 
@@ -290,6 +291,18 @@ void rfw_cond_resched(void)
 bool rfw_dev_is_loopback(const struct net_device *dev)
 {
 	return dev->flags & IFF_LOOPBACK;
+}
+
+unsigned short rfw_dev_hard_header_len(const struct net_device *dev)
+{
+	return dev->hard_header_len;
+}
+
+/* nf_log_syslog.c's nf_log_allowed() (static there): containers do not
+ * flood the host's log unless net.netfilter.nf_log_all_netns says so. */
+bool rfw_nf_log_allowed(const struct net *net)
+{
+	return net_eq(net, &init_net) || READ_ONCE(sysctl_nf_log_all_netns);
 }
 
 /* ---- rules, NAT and mangle (kmod/rules/) ---- */

@@ -89,6 +89,8 @@ bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
 
 /* Packets. */
 bool rfw_dev_is_loopback(const struct net_device *dev);
+unsigned short rfw_dev_hard_header_len(const struct net_device *dev);
+bool rfw_nf_log_allowed(const struct net *net);
 
 /* Netlink. */
 struct net *rfw_cb_net(const struct netlink_callback *cb);

@@ -182,7 +182,9 @@ pub mod rules_stats {
     pub const REJECTED: u16 = 6;
     /// LOG lines written.
     pub const LOGGED: u16 = 7;
-    /// LOG lines suppressed by the rate limit.
+    /// LOG lines not written: over the rule's rate, another CPU logging
+    /// the same table, no memory for the line, or a namespace other than
+    /// the initial one while `net.netfilter.nf_log_all_netns` is 0.
     pub const LOG_SUPPRESSED: u16 = 8;
     /// Packets queued to nfnetlink_queue.
     pub const QUEUED: u16 = 9;

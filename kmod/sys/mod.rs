@@ -33,6 +33,7 @@
 //!   `this_cpu_ptr`, `this_cpu_add`).
 //! * [`pernet`]: per-namespace state (`pernet_operations`, `net_generic`)
 //!   and the registration of each namespace's netfilter hooks.
+//! * [`printk`]: a line to the kernel log without rfw's prefix (LOG).
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods, values
 //!   published under RCU ([`rcu::RcuBox`]) and freed by RCU callbacks,
@@ -65,6 +66,7 @@ pub(crate) mod notifier;
 pub(crate) mod params;
 pub(crate) mod percpu;
 pub(crate) mod pernet;
+pub(crate) mod printk;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod rculist;

@@ -153,7 +153,9 @@ Examples:
   fwctl -o json ct timeout    # {\"tracking\":\"auto\",\"active\":true,\"limit\":N,\"buckets\":N,\"checksum\":true,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
 
 const LIMIT_ABOUT: &str = "\
-Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped.
+Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped (counted: `fwctl ct stats` drop).
+
+A namespace starts with the module's default limit (the `max` parameter; else the bucket count, sized from RAM as nf_conntrack's). A namespace that belongs to a user namespace other than the initial one (made by `unshare -Urn`, or by a container runtime for an unprivileged container) may lower its limit and raise it back up to that default, not above: the kernel refuses with \"only namespaces of the initial user namespace may set a limit above N\" (Operation not permitted). Namespaces the host makes (`ip netns add`) may set any limit. All namespaces together hold at most the module's `max_total` entries (/sys/module/rfw/parameters/max_total); a packet dropped at that cap while its namespace is under its own limit is counted in `fwctl ct stats` global_full too.
 
 Examples:
   fwctl ct limit 262144

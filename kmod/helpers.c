@@ -28,6 +28,8 @@
 #include <net/netlink.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
+#include <linux/user_namespace.h>
+#include <net/netfilter/nf_log.h>
 
 #include "helpers.h"
 
@@ -40,6 +42,17 @@ unsigned int rfw_param_max;
 module_param_named(max, rfw_param_max, uint, 0444);
 MODULE_PARM_DESC(max, "default connection limit of each namespace (0: the bucket count, as nf_conntrack)");
 
+/* Read-only in sysfs; module init writes back the value it chose for 0. */
+unsigned int rfw_param_max_total;
+module_param_named(max_total, rfw_param_max_total, uint, 0444);
+MODULE_PARM_DESC(max_total, "connection entries of all namespaces together (0: 4 x the bucket count, at least max)");
+
+void rfw_param_set_max_total(unsigned int value)
+{
+	/* sysfs may read the parameter meanwhile (param_get_uint). */
+	WRITE_ONCE(rfw_param_max_total, value);
+}
+
 void *rfw_net_generic(const struct net *net, unsigned int id)
 {
 	return net_generic(net, id);
@@ -50,9 +63,15 @@ struct net *rfw_genl_info_net(const struct genl_info *info)
 	return genl_info_net(info);
 }
 
+bool rfw_net_owned_by_init_user_ns(const struct net *net)
+{
+	return net->user_ns == &init_user_ns;
+}
+
 void __percpu *rfw_alloc_percpu(size_t size, size_t align)
 {
-	return __alloc_percpu_gfp(size, align, GFP_KERNEL);
+	/* Charged to the caller's memory cgroup, as nft_counter's are. */
+	return __alloc_percpu_gfp(size, align, GFP_KERNEL_ACCOUNT);
 }
 
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value)
@@ -196,8 +215,12 @@ void rfw_rcu_read_unlock(void)
 struct kmem_cache *rfw_kmem_cache_create(const char *name, unsigned int size,
 					 unsigned int align)
 {
-	/* Unmerged, so that /proc/slabinfo shows rfw's entries on their own. */
-	return kmem_cache_create(name, size, align, SLAB_NO_MERGE, NULL);
+	/*
+	 * Unmerged, so that /proc/slabinfo shows rfw's entries on their own;
+	 * accounted: an entry created in process context is charged to that
+	 * task's memory cgroup (see kmod/sys/slab.rs).
+	 */
+	return kmem_cache_create(name, size, align, SLAB_NO_MERGE | SLAB_ACCOUNT, NULL);
 }
 
 void *rfw_kmem_cache_alloc_atomic(struct kmem_cache *cache)
@@ -270,6 +293,18 @@ bool rfw_dev_is_loopback(const struct net_device *dev)
 	return dev->flags & IFF_LOOPBACK;
 }
 
+unsigned short rfw_dev_hard_header_len(const struct net_device *dev)
+{
+	return dev->hard_header_len;
+}
+
+/* nf_log_syslog.c's nf_log_allowed() (static there): containers do not
+ * flood the host's log unless net.netfilter.nf_log_all_netns says so. */
+bool rfw_nf_log_allowed(const struct net *net)
+{
+	return net_eq(net, &init_net) || READ_ONCE(sysctl_nf_log_all_netns);
+}
+
 /* ---- rules, NAT and mangle (kmod/rules/) ---- */
 
 const char *rfw_dev_name(const struct net_device *dev)
@@ -329,6 +364,11 @@ bool rfw_skb_has_demux_sk(const struct sk_buff *skb)
 void rfw_skb_orphan(struct sk_buff *skb)
 {
 	skb_orphan(skb);
+}
+
+bool rfw_skb_is_gso_tcp(const struct sk_buff *skb)
+{
+	return skb_is_gso(skb) && skb_is_gso_tcp(skb);
 }
 
 /* ---- per-packet slot (kmod/pkt/slot.rs) ---- */

@@ -28,9 +28,12 @@ struct lock_class_key;
  * struct kernel_param; Rust reads the values and decides what they mean). */
 extern unsigned int rfw_param_hashsize;
 extern unsigned int rfw_param_max;
+extern unsigned int rfw_param_max_total;
+void rfw_param_set_max_total(unsigned int value);
 
 void *rfw_net_generic(const struct net *net, unsigned int id);
 struct net *rfw_genl_info_net(const struct genl_info *info);
+bool rfw_net_owned_by_init_user_ns(const struct net *net);
 
 /* Per-CPU memory (kmod/sys/percpu.rs). */
 void __percpu *rfw_alloc_percpu(size_t size, size_t align);
@@ -86,6 +89,8 @@ bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
 
 /* Packets. */
 bool rfw_dev_is_loopback(const struct net_device *dev);
+unsigned short rfw_dev_hard_header_len(const struct net_device *dev);
+bool rfw_nf_log_allowed(const struct net *net);
 
 /* Netlink. */
 struct net *rfw_cb_net(const struct netlink_callback *cb);
@@ -111,6 +116,7 @@ void rfw_local_port_range(const struct net *net, int *low, int *high);
 bool rfw_skb_has_demux_sk(const struct sk_buff *skb);
 void rfw_skb_orphan(struct sk_buff *skb);
 
+bool rfw_skb_is_gso_tcp(const struct sk_buff *skb);
 unsigned int rfw_context_level(void);
 
 #endif

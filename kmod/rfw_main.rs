@@ -35,27 +35,30 @@ use sys::module::LOG_PREFIX as __LOG_PREFIX;
 /// the netlink family first (no command can reach per-namespace state any
 /// more), then the address notifiers (MASQUERADE flushes), then the pernet operations (hooks gone, every namespace's
 /// connections removed, memory freed), then the connection table (collector
-/// stopped, last entries freed after a grace period, slab cache destroyed).
+/// stopped, last entries freed after a grace period, slab cache destroyed),
+/// and last waits for the RCU callbacks that free replaced rulesets and
+/// settings (`rcu_barrier`), whose code is this module's.
 struct Rfw {
     _genl: genl::Registration,
     _masq: masq::Registration,
     _pernet: pernet::Registration,
     _table: ct::table::Registration,
+    _rcu_callbacks: sys::rcu::CallbackBarrier,
 }
 
 impl kernel::Module for Rfw {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        // Before the netlink family, whose commands take the mutex.
-        rules::init();
+        let barrier = sys::rcu::CallbackBarrier::new();
         let table = ct::table::Registration::new()?;
         let pernet = pernet::Registration::new()?;
         let masq = masq::Registration::new()?;
         let genl = genl::Registration::new(module)?;
         let t = ct::table::get();
         pr_info!(
-            "loaded: hooks for IPv4 and IPv6 in every network namespace; {} buckets, limit {} per namespace, {} bytes per entry\n",
+            "loaded: hooks for IPv4 and IPv6 in every network namespace; {} buckets, limit {} per namespace, {} in all, {} bytes per entry\n",
             t.buckets(),
             t.default_limit(),
+            t.max_total(),
             ct::table::ENTRY_SIZE
         );
         Ok(Rfw {
@@ -63,6 +66,7 @@ impl kernel::Module for Rfw {
             _masq: masq,
             _pernet: pernet,
             _table: table,
+            _rcu_callbacks: barrier,
         })
     }
 }

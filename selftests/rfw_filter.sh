@@ -20,8 +20,11 @@
 #   to the chain, accepted after. Witness: the server's SYN counters and
 #   the client's connections.
 # * --log writes the prefix and the packet's addresses to the kernel log,
-#   rate-limited (300 datagrams give far fewer lines), and does not stop
-#   the packet (the server counts all 300).
+#   in nf_log_syslog's field order, rate-limited (300 datagrams give far
+#   fewer lines), and does not stop the packet (the server counts all
+#   300). The router is not the initial namespace: as for nf_log, its
+#   lines reach the log only with net.netfilter.nf_log_all_netns=1, which
+#   the test sets for that part (rfw_isolation.sh checks the 0 case).
 # * `-s !PREFIX`: negation.
 # * INPUT (policy drop, echo and one port allowed) and OUTPUT (`-o`, a
 #   port dropped) on the router itself. Witness: the router's own
@@ -32,7 +35,8 @@ checktool "modinfo rfw" "rfw.ko installed for modprobe"
 checktool "socat -V" "socat"
 checktool "nft --version" "nft"
 checktool "python3 -V" "python3"
-trap rfw_cleanup EXIT
+all_netns=$(sysctl -n net.netfilter.nf_log_all_netns 2>/dev/null || echo 0)
+trap 'sysctl -qw net.netfilter.nf_log_all_netns="$all_netns"; rfw_cleanup' EXIT
 
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
@@ -218,6 +222,7 @@ fw "$rt" filter chain delete c1 || fail "chain delete c1"
 
 # --- LOG, rate-limited -----------------------------------------------------
 tag="rfwlog$$"
+sysctl -qw net.netfilter.nf_log_all_netns=1 || fail "sysctl net.netfilter.nf_log_all_netns=1"
 fw "$rt" filter add --chain FORWARD -4 -p udp --dport 9000 --log --log-prefix "$tag: " || fail "add --log"
 l0=$(dmesg | grep -c "$tag")
 t0=$(date +%s%3N)
@@ -248,9 +253,16 @@ dmesg | grep "$tag" | tail -1 | grep -q "10.0.1.2" && pass "--log line names the
 dmesg | grep "$tag" | tail -1 | grep -q "PROTO=UDP SPT=[0-9]* DPT=9000 " &&
 	pass "--log line names the protocol and ports as nf_log does" ||
 	fail "--log line's protocol: $(dmesg | grep "$tag" | tail -1)"
+# nf_log_syslog's fields, in its order, after the prefix (no module name).
+re="$tag: IN=veth0 OUT=veth1 MAC=([0-9a-f]{2}:){13}[0-9a-f]{2} SRC=10\.0\.1\.2 DST=10\.0\.2\.2 "
+re+="LEN=31 TOS=0x00 PREC=0x00 TTL=63 ID=[0-9]+ (DF )?PROTO=UDP SPT=[0-9]+ DPT=9000 LEN=11 \$"
+dmesg | grep "$tag" | tail -1 | grep -Eq "\] $re" &&
+	pass "--log line: nf_log_syslog's fields in its order" ||
+	fail "--log line's fields: $(dmesg | grep "$tag" | tail -1)"
 check "witness: --log does not stop packets (server nft counter)" 300 "$(pk "$sv" udp9000)"
 check "fwctl filter list -o json: the LOG rule counted every packet" 300 "$(rule_packets "$rt" filter FORWARD log)"
 fw "$rt" filter flush || fail "flush filter"
+sysctl -qw net.netfilter.nf_log_all_netns="$all_netns"
 
 # --- negated source ------------------------------------------------------------
 fw "$rt" filter add --chain FORWARD -4 -p udp -s !10.0.1.2 --dport 9100 --drop || fail "add -s !10.0.1.2"

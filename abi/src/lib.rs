@@ -182,7 +182,9 @@ pub mod rules_stats {
     pub const REJECTED: u16 = 6;
     /// LOG lines written.
     pub const LOGGED: u16 = 7;
-    /// LOG lines suppressed by the rate limit.
+    /// LOG lines not written: over the rule's rate, another CPU logging
+    /// the same table, no memory for the line, or a namespace other than
+    /// the initial one while `net.netfilter.nf_log_all_netns` is 0.
     pub const LOG_SUPPRESSED: u16 = 8;
     /// Packets queued to nfnetlink_queue.
     pub const QUEUED: u16 = 9;
@@ -409,6 +411,10 @@ pub mod ct_stats {
     /// u64: lookups after a slot miss that found none (the packet is then
     /// handled as INVALID).
     pub const FALLBACK_NOT_FOUND: u16 = 25;
+    /// u64: packets dropped because all namespaces together held the
+    /// module's `max_total` entries (counted in [`DROP`] too; the
+    /// namespace's own limit was not reached).
+    pub const GLOBAL_FULL: u16 = 26;
 
     /// The u64 values above as one type. The first
     /// [`Counter::EVENTS`] are events the kernel counts per packet (at
@@ -450,6 +456,8 @@ pub mod ct_stats {
         FallbackFound,
         /// [`FALLBACK_NOT_FOUND`].
         FallbackNotFound,
+        /// [`GLOBAL_FULL`].
+        GlobalFull,
         /// [`COUNT`].
         Count,
         /// [`LIMIT`].
@@ -464,9 +472,9 @@ pub mod ct_stats {
 
     impl Counter {
         /// Number of counters.
-        pub const COUNT: usize = 22;
+        pub const COUNT: usize = 23;
         /// Number of event counters: those with `index() < EVENTS`.
-        pub const EVENTS: usize = Counter::FallbackNotFound as usize + 1;
+        pub const EVENTS: usize = Counter::GlobalFull as usize + 1;
 
         /// Every counter, in [`Counter::index`] order.
         pub const ALL: [Counter; Counter::COUNT] = [
@@ -487,6 +495,7 @@ pub mod ct_stats {
             Counter::SlotMisses,
             Counter::FallbackFound,
             Counter::FallbackNotFound,
+            Counter::GlobalFull,
             Counter::Count,
             Counter::Limit,
             Counter::Unconfirmed,
@@ -509,6 +518,7 @@ pub mod ct_stats {
             Counter::Ignored,
             Counter::EarlyDrop,
             Counter::Drop,
+            Counter::GlobalFull,
             Counter::InsertFailed,
             Counter::ChainTooLong,
             Counter::LongChainLookups,
@@ -556,6 +566,7 @@ pub mod ct_stats {
                 Counter::SlotMisses => SLOT_MISSES,
                 Counter::FallbackFound => FALLBACK_FOUND,
                 Counter::FallbackNotFound => FALLBACK_NOT_FOUND,
+                Counter::GlobalFull => GLOBAL_FULL,
             }
         }
 
@@ -589,6 +600,7 @@ pub mod ct_stats {
                 Counter::SlotMisses => "slot_misses",
                 Counter::FallbackFound => "fallback_found",
                 Counter::FallbackNotFound => "fallback_not_found",
+                Counter::GlobalFull => "global_full",
             }
         }
     }
@@ -975,8 +987,8 @@ mod tests {
             rules_stats::Counter::COUNT,
             usize::from(rules_stats::MAX - 1)
         );
-        check_counters!(ct_stats::Counter, ct_stats::FALLBACK_NOT_FOUND);
-        for a in ct_stats::COUNT..=ct_stats::FALLBACK_NOT_FOUND {
+        check_counters!(ct_stats::Counter, ct_stats::GLOBAL_FULL);
+        for a in ct_stats::COUNT..=ct_stats::GLOBAL_FULL {
             let nested = [ct_stats::INVALID_REASON, ct_stats::MALFORMED_REASON].contains(&a);
             assert_eq!(ct_stats::Counter::from_attr(a).is_some(), !nested);
         }

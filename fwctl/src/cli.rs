@@ -133,7 +133,7 @@ Examples:
   fwctl -o json ct flush      # {\"deleted\":N}";
 
 const STATS_ABOUT: &str = "\
-Print the connection table's statistics as aligned \"name value\" lines: count, limit, unconfirmed, buckets, entry_bytes, found, new, related, invalid, ignored, early_drop, drop, insert_failed, chain_too_long, long_chain_lookups, expired, deleted, unconfirmed_reaped, slot_hits, slot_misses, fallback_found, fallback_not_found; then, for each reason with a nonzero count, \"invalid.<reason> N\" (why packets were INVALID) and \"malformed.<kind> N\" (packets that could not be parsed).
+Print the connection table's statistics as aligned \"name value\" lines: count, limit, unconfirmed, buckets, entry_bytes, found, new, related, invalid, ignored, early_drop, drop, global_full, insert_failed, chain_too_long, long_chain_lookups, expired, deleted, unconfirmed_reaped, slot_hits, slot_misses, fallback_found, fallback_not_found; then, for each reason with a nonzero count, \"invalid.<reason> N\" (why packets were INVALID) and \"malformed.<kind> N\" (packets that could not be parsed).
 
 Examples:
   fwctl ct stats
@@ -153,7 +153,9 @@ Examples:
   fwctl -o json ct timeout    # {\"tracking\":\"auto\",\"active\":true,\"limit\":N,\"buckets\":N,\"checksum\":true,\"timeouts_ms\":{\"tcp_syn_sent\":120000,..}}";
 
 const LIMIT_ABOUT: &str = "\
-Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped.
+Set the maximum number of connection tracking entries of this network namespace (1 to 67108864) and print the new settings, as `fwctl ct timeout` does. When the table is full, a new connection first evicts an unassured one; if there is none, its packet is dropped (counted: `fwctl ct stats` drop).
+
+A namespace starts with the module's default limit (the `max` parameter; else the bucket count, sized from RAM as nf_conntrack's). A namespace that belongs to a user namespace other than the initial one (made by `unshare -Urn`, or by a container runtime for an unprivileged container) may lower its limit and raise it back up to that default, not above: the kernel refuses with \"only namespaces of the initial user namespace may set a limit above N\" (Operation not permitted). Namespaces the host makes (`ip netns add`) may set any limit. All namespaces together hold at most the module's `max_total` entries (/sys/module/rfw/parameters/max_total); a packet dropped at that cap while its namespace is under its own limit is counted in `fwctl ct stats` global_full too.
 
 Examples:
   fwctl ct limit 262144

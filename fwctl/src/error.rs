@@ -16,7 +16,10 @@ pub const EAGAIN: i32 = 11;
 pub enum Error {
     /// The `rfw` generic netlink family does not exist: the module is not loaded.
     NotLoaded,
-    /// The kernel answered `EPERM` or `EACCES`.
+    /// The kernel answered `EPERM` or `EACCES` without saying why: the
+    /// caller lacks `CAP_NET_ADMIN` (genetlink's `GENL_UNS_ADMIN_PERM`
+    /// check sends no extended ACK). An `EPERM` with a message (a limit
+    /// only the host may raise) is a [`Error::Kernel`].
     PermissionDenied,
     /// The kernel answered a request with another error.
     Kernel {
@@ -57,7 +60,7 @@ impl Error {
     /// Maps an errno from an `NLMSG_ERROR` or `NLMSG_DONE`.
     pub fn from_kernel(what: &str, errno: i32, extack: Option<String>) -> Self {
         match errno {
-            EPERM | EACCES => Error::PermissionDenied,
+            EPERM | EACCES if extack.is_none() => Error::PermissionDenied,
             _ => Error::Kernel {
                 what: what.to_owned(),
                 errno,
@@ -165,11 +168,24 @@ mod tests {
     }
 
     #[test]
+    fn eperm_with_a_reason_shows_it() {
+        assert_eq!(
+            Error::from_kernel("setting", EPERM, None).to_string(),
+            "permission denied: rfw needs CAP_NET_ADMIN in this network namespace"
+        );
+        assert_eq!(
+            Error::from_kernel("setting", EPERM, Some("only the host may".to_owned())).to_string(),
+            "setting: only the host may (Operation not permitted)"
+        );
+    }
+
+    #[test]
     fn every_error_is_one_line() {
         let errors = [
             Error::NotLoaded,
             Error::PermissionDenied,
             Error::from_kernel("x", 22, Some("bad\nthing".replace('\n', " "))),
+            Error::from_kernel("x", EPERM, Some("no".to_owned())),
             Error::io("x", io::Error::from_raw_os_error(97)),
             Error::protocol("x", "y"),
             Error::NoSuchConnection { extack: None },

@@ -17,7 +17,7 @@ use rfw_abi::{
 };
 
 use super::table::{self, Removal, ENTRY_SIZE};
-use crate::sys::genl::{DoIt, Dump, DumpIt, Request};
+use crate::sys::genl::{Attr, DoIt, Dump, DumpIt, Request};
 use crate::sys::nlmsg::{emsgsize, Reply, Writer};
 use crate::sys::rcu::RcuGuard;
 use crate::sys::time::jiffies_msecs;
@@ -398,6 +398,29 @@ impl DoIt for CtConfigGet {
     }
 }
 
+/// Refuses a limit above the module's default in a namespace owned by a
+/// user namespace other than the initial one. Linux makes
+/// `nf_conntrack_max` read-only outside `init_net`
+/// (`nf_conntrack_standalone_init_sysctl`), for it is one limit for all;
+/// rfw's limit is the namespace's own, so a namespace the host made (`ip
+/// netns add`) may raise it, but the root of an unprivileged user
+/// namespace may only lower it (and raise it back up to the default):
+/// its entries come from memory the whole machine shares.
+fn check_limit(req: &Request<'_>, a: &Attr, limit: Option<u32>) -> Result {
+    let default = table::get().default_limit();
+    let Some(l) = limit else { return Ok(()) };
+    if l <= default || req.net_ref().is_some_and(|n| n.owned_by_init_user_ns()) {
+        return Ok(());
+    }
+    req.report_fmt(
+        Some(a),
+        format_args!(
+            "only namespaces of the initial user namespace may set a limit above {default}"
+        ),
+    );
+    Err(EPERM)
+}
+
 /// `Cmd::CtConfigSet`: all values are checked before any is applied.
 pub(crate) struct CtConfigSet;
 
@@ -407,6 +430,7 @@ impl DoIt for CtConfigSet {
             return Err(req.bad(None, c"CT_CONFIG is needed"));
         };
         let change = ConfigChange::parse(a.data()).map_err(|m| req.bad(Some(a), m))?;
+        check_limit(req, a, change.limit)?;
         // Tracking on needs defragmentation, which may fail (ENOMEM):
         // before anything is applied.
         if change.tracking == Some(ct_config::TRACKING_ON) {

@@ -14,12 +14,12 @@
 use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use conntrack::{Config, InvalidReason, ParseError};
-use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::alloc::flags::GFP_KERNEL_ACCOUNT;
 use kernel::prelude::*;
 use rfw_abi::ct_stats;
 
 use crate::sys::percpu::{Counter, PerCpu};
-use crate::sys::rcu::{Rcu, RcuBox};
+use crate::sys::rcu::{Rcu, RcuBox, RcuValue};
 
 /// Where the per-reason INVALID counters start.
 const INVALID_BASE: usize = ct_stats::Counter::EVENTS;
@@ -77,7 +77,7 @@ impl CtNet {
     pub(crate) fn new(limit: u32) -> Result<Self> {
         let mut mix = [0u8; 8];
         crate::sys::random::fill(&mut mix);
-        let cfg = KBox::new(Config::default(), GFP_KERNEL)?;
+        let cfg = RcuValue::new(Config::default(), GFP_KERNEL_ACCOUNT)?;
         Ok(CtNet {
             entries: AtomicU32::new(0),
             unconfirmed: AtomicU32::new(0),
@@ -120,7 +120,7 @@ impl CtNet {
 
     /// Replaces the settings with `f` applied to a copy (process context);
     /// concurrent updates retry on top of each other, and the old settings
-    /// are freed a grace period after the swap.
+    /// are freed by an RCU callback a grace period after the swap.
     pub(crate) fn update_config(&self, f: impl Fn(&mut Config)) -> Result {
         self.config.update(f)
     }

@@ -42,11 +42,15 @@
 //! * Inserting into a chain of [`MAX_CHAIN`] nodes or more is refused and
 //!   counted (`nf_conntrack_core.c`'s `MAX_CHAINLEN`, 64); lookups that walk
 //!   past that length are counted too (a sign of hash flooding).
-//! * Each namespace has an entry limit. At the limit, an insert first tries
-//!   to evict an entry that was never assured, or one unconfirmed for a
-//!   second, from the next buckets (Linux's `early_drop()`: 8 buckets;
-//!   here on until 64 of the namespace's entries were looked at, at most
-//!   1024 buckets), else fails and the packet is dropped.
+//! * Each namespace has an entry limit, and all namespaces together have
+//!   another, `max_total` (a module parameter; Linux has none: each
+//!   namespace may hold `nf_conntrack_max` entries). At either limit, an
+//!   insert first tries to evict an entry of its own namespace that was
+//!   never assured, or one unconfirmed for a second, from the next buckets
+//!   (Linux's `early_drop()`: 8 buckets; here on until 64 of the
+//!   namespace's entries were looked at, at most 1024 buckets), else fails
+//!   and the packet is dropped; a drop at the shared limit alone is also
+//!   counted as `global_full`.
 //! * An entry whose creating packet is dropped before its last hook goes
 //!   with it (`Table::drop_unconfirmed`): at once when rfw drops it, when
 //!   a later packet reuses its `sk_buff` if the kernel dropped it between
@@ -54,7 +58,7 @@
 
 use core::mem::size_of;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
@@ -259,6 +263,11 @@ pub(crate) struct Table {
     state_locks: StripedLocks,
     key: HashKey,
     default_limit: u32,
+    /// Entries of all namespaces, confirmed or not (each namespace counts
+    /// its own in `CtNet::entries`; both change together).
+    entries: AtomicU32,
+    /// The most entries all namespaces may hold together.
+    max_total: u32,
     gc: DelayedWork<Table>,
     gc_cursor: AtomicUsize,
 }
@@ -327,6 +336,18 @@ impl Table {
             0 => n.min(rfw_abi::ct_config::LIMIT_MAX as usize) as u32,
             m => m.min(rfw_abi::ct_config::LIMIT_MAX),
         };
+        // All namespaces together: 4 entries per bucket, and no less than
+        // one namespace's default limit. That is an average chain of 8
+        // nodes, far below `MAX_CHAIN`, and with the RAM-sized bucket
+        // count at most 1 Mi entries (about 192 MiB), 0.6% of RAM below
+        // 1 GiB and under 5% anywhere (the count steps up at 1 and 4 GiB).
+        let max_total = match crate::sys::params::max_total() {
+            0 => u32::try_from(n.saturating_mul(4))
+                .unwrap_or(u32::MAX)
+                .max(default_limit),
+            m => m,
+        };
+        crate::sys::params::set_max_total(max_total);
         let chains = Chains::new(n, c"rfw_conn", c"rfw_bucket_lock", &BUCKET_LOCK_CLASS)?;
         let aliases = Aliases::new(n)?;
         let state_locks = StripedLocks::new(c"rfw_state_lock", &STATE_LOCK_CLASS)?;
@@ -339,6 +360,8 @@ impl Table {
                 state_locks,
                 key: HashKey::from_bytes(seed),
                 default_limit,
+                entries: AtomicU32::new(0),
+                max_total,
                 gc: DelayedWork::new(),
                 gc_cursor: AtomicUsize::new(0),
             },
@@ -362,6 +385,17 @@ impl Table {
     /// Limit a new namespace starts with.
     pub(crate) fn default_limit(&self) -> u32 {
         self.default_limit
+    }
+
+    /// The most entries all namespaces may hold together.
+    pub(crate) fn max_total(&self) -> u32 {
+        self.max_total
+    }
+
+    /// Takes back one entry of `net` from both counts.
+    fn uncount(&self, net: &CtNet) {
+        net.entries.fetch_sub(1, Ordering::Relaxed);
+        self.entries.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn bucket_of(&self, net: &CtNet, t: &Tuple) -> usize {
@@ -640,12 +674,17 @@ impl Table {
 
         let limit = net.limit.load(Ordering::Relaxed);
         let n = net.entries.fetch_add(1, Ordering::Relaxed) + 1;
-        if n > limit && !self.early_drop(rcu, net, b0, now) {
-            net.entries.fetch_sub(1, Ordering::Relaxed);
+        let total = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+        // An eviction (of this namespace's entry) makes room under both.
+        if (n > limit || total > self.max_total) && !self.early_drop(rcu, net, b0, now) {
+            self.uncount(net);
+            if n <= limit {
+                net.count(ct_stats::Counter::GlobalFull);
+            }
             return Err(InsertError::Full);
         }
         let Some(new) = self.alloc(net, key, state) else {
-            net.entries.fetch_sub(1, Ordering::Relaxed);
+            self.uncount(net);
             return Err(InsertError::Full);
         };
         let single = orig == reply;
@@ -666,7 +705,7 @@ impl Table {
         };
         if let Some((stat, err)) = refuse {
             drop(held);
-            net.entries.fetch_sub(1, Ordering::Relaxed);
+            self.uncount(net);
             net.count(stat);
             drop(new);
             return Err(err);
@@ -745,7 +784,7 @@ impl Table {
         let gone = self.chains.unlink(&held, e, b0, b1);
         drop(held);
         self.aliases.remove(self, e);
-        net.entries.fetch_sub(1, Ordering::Relaxed);
+        self.uncount(net);
         if !was_confirmed {
             net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
         }

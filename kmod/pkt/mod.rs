@@ -105,14 +105,18 @@ use slot::{find, remember, Ct};
 fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Option<Outcome> {
     let t = set.get(kind)?;
     let table = t.table()?;
+    let hook = p.hook;
+    // Built on first use; then borrowed beside the skb, which LOG reads.
+    let mark = p.meta().mark;
+    let meta = p.meta.as_ref()?;
     let mut sink = Sink {
         t,
         rules,
-        hook: p.hook,
+        skb: p.skb,
+        state: p.state,
     };
-    let hook = p.hook;
-    let out = table.evaluate(hook, p.meta(), &mut sink);
-    if out.mark != p.meta().mark {
+    let out = table.evaluate(hook, meta, &mut sink);
+    if out.mark != mark {
         p.skb.set_mark(out.mark);
         p.meta().mark = out.mark;
     }

@@ -22,7 +22,7 @@ impl DoIt for RulesGet {
         // Under the replace mutex the ruleset stays current while the reply
         // is built; the copy keeps its tables alive outside RCU (the reply's
         // allocations may sleep).
-        let lock = super::RulesLock::new();
+        let lock = rules.lock();
         let set = rules.current_locked(&lock);
         let mut size = 64usize;
         for kind in nat::rule::TableKind::ALL {
@@ -42,11 +42,11 @@ impl DoIt for RulesGet {
             // beside it are sent (the rest read as zero).
             let room = (usize::from(u16::MAX) - 4 - 8 - 8).saturating_sub(t.blob().len() + 4);
             let n = t.entry_count().min(room / rules_table::COUNTER_BYTES);
-            let mut raw = KVec::with_capacity(n * rules_table::COUNTER_BYTES, GFP_KERNEL)?;
+            let mut raw = KVec::with_capacity(n * rules_table::COUNTER_BYTES, GFP_KERNEL_ACCOUNT)?;
             for i in 0..n {
                 let (p, b) = t.counter(i);
-                raw.extend_from_slice(&p.to_le_bytes(), GFP_KERNEL)?;
-                raw.extend_from_slice(&b.to_le_bytes(), GFP_KERNEL)?;
+                raw.extend_from_slice(&p.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
+                raw.extend_from_slice(&b.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
             }
             r.put_bytes(rules_table::COUNTERS, &raw)?;
             r.nest_end(nest);

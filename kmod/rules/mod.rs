@@ -8,20 +8,26 @@
 //! (`nat::codec`), the blob it came from (given back verbatim by
 //! `RulesGet`), per-CPU counters and LOG rate-limit state. A replace
 //! decodes and validates every table of the request first, outside any
-//! lock that the packet path takes, then, under one mutex, checks the
-//! generation, publishes a new `Ruleset` (tables not named in the request
-//! are carried over, counters and all), waits for a grace period and frees
-//! what was replaced. A packet reads the ruleset pointer once per hook, so
-//! within a hook it sees one generation of every table; a packet crossing a
-//! replace between two hooks sees the old ruleset at one and the new at the
-//! other, as in iptables and nftables. Connections keep their NAT bindings:
+//! lock that the packet path takes, then, under the namespace's own mutex,
+//! checks the generation and publishes a new `Ruleset` (tables not named
+//! in the request are carried over, counters and all); what was replaced
+//! is freed by an RCU callback a grace period later, so a replace neither
+//! waits for a grace period nor makes every CPU take part in an expedited
+//! one (a loop of replaces from any user namespace would make the whole
+//! machine pay). Everything a replace allocates is charged to the caller's
+//! memory cgroup (`GFP_KERNEL_ACCOUNT`), as nf_tables charges its rules.
+//! A packet reads the ruleset pointer once per hook, so within a hook it
+//! sees one generation of every table; a packet crossing a replace between
+//! two hooks sees the old ruleset at one and the new at the other, as in
+//! iptables and nftables. Connections keep their NAT bindings:
 //! those live in the connection table.
 
 pub(crate) mod genl;
 
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
+use kernel::alloc::{flags::GFP_KERNEL_ACCOUNT, KBox, KVVec};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use nat::codec::{self, Entry, Table, TableInfo};
@@ -30,7 +36,7 @@ use nat::rule::TableKind;
 use rfw_abi::rules_stats;
 
 use crate::sys::percpu::{Counter, PerCpu, PerCpuSlice};
-use crate::sys::rcu::{Rcu, RcuBox, RcuGuard};
+use crate::sys::rcu::{Rcu, RcuBox, RcuGuard, RcuValue};
 use crate::sys::sync::{LockClassKey, Mutex, MutexGuard, SpinLockBh};
 
 /// One table as loaded.
@@ -61,7 +67,9 @@ static LOG_CLASS: LockClassKey = LockClassKey::new();
 
 impl Loaded {
     /// Decodes and validates `blob`; `counters` (16 bytes per entry,
-    /// little-endian packets then bytes) start the counters.
+    /// little-endian packets then bytes) start the counters. The memory
+    /// is charged to the caller's memory cgroup, the per-CPU counters too
+    /// (`crate::sys::percpu`). Process context.
     pub(crate) fn new(
         blob: &[u8],
         counters: Option<&[u8]>,
@@ -70,19 +78,20 @@ impl Loaded {
             return Err(LoadError::TooBig);
         }
         let n = codec::entries_needed(blob).map_err(LoadError::Codec)?;
-        let mut entries = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| LoadError::NoMemory)?;
+        let mut entries =
+            KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT).map_err(|_| LoadError::NoMemory)?;
         for _ in 0..n {
             entries
-                .push(Entry::EMPTY, GFP_KERNEL)
+                .push(Entry::EMPTY, GFP_KERNEL_ACCOUNT)
                 .map_err(|_| LoadError::NoMemory)?;
         }
         let info = codec::decode_into(blob, &mut entries)
             .map_err(LoadError::Codec)?
             .info();
         let used = info.attach(&entries).map_or(0, |t| t.entries().len());
-        let mut copy =
-            KVVec::with_capacity(blob.len(), GFP_KERNEL).map_err(|_| LoadError::NoMemory)?;
-        copy.extend_from_slice(blob, GFP_KERNEL)
+        let mut copy = KVVec::with_capacity(blob.len(), GFP_KERNEL_ACCOUNT)
+            .map_err(|_| LoadError::NoMemory)?;
+        copy.extend_from_slice(blob, GFP_KERNEL_ACCOUNT)
             .map_err(|_| LoadError::NoMemory)?;
         let mut c = PerCpuSlice::zeroed(used * 2).map_err(|_| LoadError::NoMemory)?;
         if let Some(raw) = counters {
@@ -95,9 +104,10 @@ impl Loaded {
                     .map(|b| u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or([0; 8]))),
             );
         }
-        let mut log = KVVec::with_capacity(used, GFP_KERNEL).map_err(|_| LoadError::NoMemory)?;
+        let mut log =
+            KVVec::with_capacity(used, GFP_KERNEL_ACCOUNT).map_err(|_| LoadError::NoMemory)?;
         for _ in 0..used {
-            log.push(TokenBucket::default(), GFP_KERNEL)
+            log.push(TokenBucket::default(), GFP_KERNEL_ACCOUNT)
                 .map_err(|_| LoadError::NoMemory)?;
         }
         Arc::new(
@@ -108,7 +118,7 @@ impl Loaded {
                 counters: c,
                 log: SpinLockBh::new(log, c"rfw_log_state", &LOG_CLASS),
             },
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
         .map_err(|_| LoadError::NoMemory)
     }
@@ -200,6 +210,10 @@ impl Ruleset {
 /// See the module docs.
 pub(crate) struct RulesNet {
     current: RcuBox<Ruleset>,
+    /// Serialises this namespace's replaces (and `RulesGet`'s read of a
+    /// generation), as nf_tables' per-namespace `commit_mutex` does: one
+    /// namespace's edits never wait for another's.
+    lock: Pin<KBox<Mutex<()>>>,
     stats: PerCpu<[Counter; rules_stats::Counter::COUNT]>,
     /// Set by the first NAT binding of the namespace and never cleared:
     /// from then on the NAT hooks rewrite packets of bound connections
@@ -210,15 +224,20 @@ pub(crate) struct RulesNet {
 impl RulesNet {
     /// An empty ruleset (generation 0).
     pub(crate) fn new() -> Result<Self> {
-        let empty = KBox::new(
+        let empty = RcuValue::new(
             Ruleset {
                 generation: 0,
                 tables: [None, None, None],
             },
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        let lock = KBox::pin(
+            Mutex::new((), c"rfw_rules_mutex", &RULES_MUTEX_CLASS),
+            GFP_KERNEL_ACCOUNT,
         )?;
         Ok(RulesNet {
             current: RcuBox::new(empty),
+            lock,
             stats: PerCpu::zeroed()?,
             nat_used: AtomicBool::new(false),
         })
@@ -230,11 +249,18 @@ impl RulesNet {
         self.current.read(rcu)
     }
 
+    /// Takes this namespace's replace mutex. Process context: may sleep.
+    pub(crate) fn lock(&self) -> RulesLock<'_> {
+        RulesLock {
+            _guard: self.lock.as_ref().lock_pinned(),
+        }
+    }
+
     /// The ruleset, while the replace mutex is held: the generation that
     /// stays current until the mutex is released. A copy that keeps its
     /// tables alive, so it may be used outside RCU (where the reply's
     /// allocations may sleep).
-    pub(crate) fn current_locked(&self, _lock: &RulesLock) -> Ruleset {
+    pub(crate) fn current_locked(&self, _lock: &RulesLock<'_>) -> Ruleset {
         let rcu = RcuGuard::new();
         self.current.read(&rcu).clone()
     }
@@ -270,7 +296,7 @@ impl RulesNet {
         new: [Option<Arc<Loaded>>; 3],
         expect: Option<u32>,
     ) -> core::result::Result<u32, ReplaceError> {
-        let lock = RulesLock::new();
+        let lock = self.lock();
         // Replaces are serialised by the mutex: `cur` stays current until
         // we publish `next`.
         let cur = self.current_locked(&lock);
@@ -284,10 +310,11 @@ impl RulesNet {
                 tables[i] = Some(t);
             }
         }
-        let next = KBox::new(Ruleset { generation, tables }, GFP_KERNEL)
+        let next = RcuValue::new(Ruleset { generation, tables }, GFP_KERNEL_ACCOUNT)
             .map_err(|_| ReplaceError::NoMemory)?;
         // Publishes `next`; a grace period later no packet sees the old
-        // ruleset, which is freed with the tables it alone held.
+        // ruleset, and an RCU callback frees it with the tables it alone
+        // held (`Ruleset`'s drop frees memory only: callback context).
         self.current.replace(next);
         drop(lock);
         Ok(generation)
@@ -303,27 +330,10 @@ pub(crate) enum ReplaceError {
     NoMemory,
 }
 
-/// The lockdep class of [`RULES_MUTEX`].
+/// The lockdep class of every namespace's `RulesNet::lock`.
 static RULES_MUTEX_CLASS: LockClassKey = LockClassKey::new();
-/// Serialises replaces, in all namespaces (replaces are rare and short).
-static RULES_MUTEX: Mutex<()> = Mutex::new((), c"rfw_rules_mutex", &RULES_MUTEX_CLASS);
 
-/// Initialises the replace mutex: module init calls it before the netlink
-/// family, whose commands take the mutex, is registered.
-pub(crate) fn init() {
-    RULES_MUTEX.init();
-}
-
-/// The replace mutex, held: released on drop.
-pub(crate) struct RulesLock {
-    _guard: MutexGuard<()>,
-}
-
-impl RulesLock {
-    /// Takes the mutex. Process context: may sleep.
-    pub(crate) fn new() -> Self {
-        RulesLock {
-            _guard: RULES_MUTEX.lock(),
-        }
-    }
+/// A namespace's replace mutex, held: released on drop.
+pub(crate) struct RulesLock<'a> {
+    _guard: MutexGuard<'a, ()>,
 }

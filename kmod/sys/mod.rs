@@ -33,9 +33,11 @@
 //!   `this_cpu_ptr`, `this_cpu_add`).
 //! * [`pernet`]: per-namespace state (`pernet_operations`, `net_generic`)
 //!   and the registration of each namespace's netfilter hooks.
+//! * [`printk`]: a line to the kernel log without rfw's prefix (LOG).
 //! * [`random`]: the kernel's random numbers (hash seeds, port choice).
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods, values
-//!   published under RCU ([`rcu::RcuBox`]).
+//!   published under RCU ([`rcu::RcuBox`]) and freed by RCU callbacks,
+//!   the barrier that waits for those at unload.
 //! * [`rculist`]: RCU hash chains of objects in two chains at once, their
 //!   lock stripes and graveyard (the connection table's pointer work).
 //! * [`skbuff`]: socket buffers: length, mark, network header, checksum
@@ -43,8 +45,9 @@
 //! * [`slab`]: a typed `kmem_cache`.
 //! * [`striped`]: small values guarded by a shared array of lock stripes.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken
-//!   with bottom halves off (nested subclasses, try-lock), a static
-//!   `struct mutex`, bottom halves disabled (`local_bh_disable`).
+//!   with bottom halves off (nested subclasses, try-lock), a `struct
+//!   mutex` in a static or a pinned box, bottom halves disabled
+//!   (`local_bh_disable`).
 //! * [`time`]: the jiffies and monotonic clocks.
 //! * [`workqueue`]: delayed work items embedded in their owner.
 
@@ -63,6 +66,7 @@ pub(crate) mod notifier;
 pub(crate) mod params;
 pub(crate) mod percpu;
 pub(crate) mod pernet;
+pub(crate) mod printk;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod rculist;

@@ -57,6 +57,13 @@ impl NetDevice {
         unsafe { core::ptr::read_unaligned(p.cast::<[u8; IFNAMSIZ]>()) }
     }
 
+    /// `dev->hard_header_len`: bytes of the link-layer header the device
+    /// puts on a frame (0 for a device without one, e.g. a tunnel).
+    pub(crate) fn hard_header_len(&self) -> usize {
+        // SAFETY: the device is valid (type invariant).
+        usize::from(unsafe { bindings::rfw_dev_hard_header_len(self.as_ptr()) })
+    }
+
     /// `dev->flags & IFF_LOOPBACK`.
     pub(crate) fn is_loopback(&self) -> bool {
         // SAFETY: the device is valid (type invariant).

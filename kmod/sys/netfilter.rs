@@ -98,6 +98,15 @@ impl HookState {
         self.raw().net
     }
 
+    /// Whether LOG may write to the kernel log for a packet of the hook's
+    /// namespace: always in the initial namespace, elsewhere only while
+    /// `net.netfilter.nf_log_all_netns` is 1 (nf_log_syslog.c's
+    /// `nf_log_allowed`, reading the kernel's own `sysctl_nf_log_all_netns`).
+    pub(crate) fn log_allowed(&self) -> bool {
+        // SAFETY: the hook's live namespace (type invariant).
+        unsafe { bindings::rfw_nf_log_allowed(self.net_ptr()) }
+    }
+
     /// `inet_get_local_port_range` of the hook's namespace
     /// (`net.ipv4.ip_local_port_range`): `(low, high)`.
     pub(crate) fn local_port_range(&self) -> (c_int, c_int) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rfw's module parameters (`hashsize`, `max`, declared in `helpers.c` with
-//! `module_param_named`) and the machine size their defaults follow.
+//! rfw's module parameters (`hashsize`, `max`, `max_total`, declared in
+//! `helpers.c` with `module_param_named`) and the machine size their
+//! defaults follow.
 
 use crate::bindings;
 
@@ -18,6 +19,24 @@ pub(crate) fn hashsize() -> u32 {
 pub(crate) fn max() -> u32 {
     // SAFETY: as in `hashsize`: read-only after load.
     unsafe { bindings::rfw_param_max }
+}
+
+/// The `max_total` parameter: entries of all namespaces together (0: a
+/// default chosen at load, see `ct::table`).
+pub(crate) fn max_total() -> u32 {
+    // SAFETY: as in `hashsize`: read-only in sysfs, written only by the
+    // loader before init and by `set_max_total` (module init, this task).
+    unsafe { bindings::rfw_param_max_total }
+}
+
+/// Writes back the `max_total` chosen at load, so that
+/// `/sys/module/rfw/parameters/max_total` shows it (as nf_conntrack's
+/// `hashsize` shows the size it chose). Module init only.
+pub(crate) fn set_max_total(value: u32) {
+    // A `WRITE_ONCE` of a `u32`: sysfs readers see the old or the new
+    // value.
+    // SAFETY: plain call; the parameter is static.
+    unsafe { bindings::rfw_param_set_max_total(value) };
 }
 
 /// Pages of RAM the kernel manages (`totalram_pages`).

@@ -57,12 +57,16 @@ struct Block<T> {
 }
 
 impl<T> Block<T> {
-    /// `len` values from `init` per possible CPU. Process context.
+    /// `len` values from `init` per possible CPU, charged to the caller's
+    /// memory cgroup (`GFP_KERNEL_ACCOUNT`: every per-CPU block rfw makes
+    /// is made for a namespace's creation or a user's command, as
+    /// nft_counter's are). Process context.
     fn new(len: usize, init: impl Fn() -> T) -> Result<Self> {
         // The allocator refuses empty blocks.
         let bytes = len.max(1).checked_mul(size_of::<T>()).ok_or(ENOMEM)?;
-        // SAFETY: plain allocation call (GFP_KERNEL; every caller is in
-        // process context); size and alignment are those of the values.
+        // SAFETY: plain allocation call (GFP_KERNEL_ACCOUNT; every caller
+        // is in process context); size and alignment are those of the
+        // values.
         let p = unsafe { bindings::rfw_alloc_percpu(bytes, align_of::<T>()) };
         let ptr = NonNull::new(p.cast::<T>()).ok_or(ENOMEM)?;
         for cpu in possible_cpus() {

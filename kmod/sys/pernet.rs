@@ -87,6 +87,15 @@ impl NetRef<'_> {
     pub(crate) fn as_ptr(self) -> *mut bindings::net {
         self.net.as_ptr()
     }
+
+    /// True when the namespace belongs to the initial user namespace
+    /// (`net->user_ns == &init_user_ns`): it was made by a task privileged
+    /// on the host, not by the root of a user namespace of its own (an
+    /// unprivileged `unshare -Urn`). A namespace's owner never changes.
+    pub(crate) fn owned_by_init_user_ns(self) -> bool {
+        // SAFETY: the namespace is live for the borrow (type invariant).
+        unsafe { bindings::rfw_net_owned_by_init_user_ns(self.as_ptr()) }
+    }
 }
 
 /// The id the kernel assigns for `net_generic` lookups.

@@ -7,15 +7,19 @@
 //! after a grace period. Table lookups take a `&'g Rcu` and return
 //! `&'g Entry`, so the borrow checker keeps an entry reference inside its
 //! section. [`RcuBox`] is a value published the same way (a namespace's
-//! ruleset, its tracking settings). The 6.12 `kernel` crate has no RCU
-//! abstraction; this is the smallest one rfw needs.
+//! ruleset, its tracking settings), whose replaced values are freed by an
+//! RCU callback (`call_rcu`) a grace period later; [`CallbackBarrier`]
+//! waits for those callbacks before the module goes. The 6.12 `kernel`
+//! crate has no RCU abstraction; this is the smallest one rfw needs.
 
 use core::marker::PhantomData;
 use core::ops::Deref;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::alloc::{flags::GFP_KERNEL_ACCOUNT, Flags, KBox};
 use kernel::prelude::*;
+use kernel::types::Opaque;
 
 use crate::bindings;
 
@@ -74,21 +78,49 @@ pub(crate) fn synchronize() {
     unsafe { bindings::synchronize_rcu() };
 }
 
-/// [`synchronize`], expedited (`synchronize_rcu_expedited`): for commands a
-/// user waits on, such as a ruleset replace, where a normal grace period
-/// (tens to hundreds of milliseconds) would make every edit slow. Costs an
-/// IPI to each CPU; as `xt_replace_table` -> `synchronize_net` does under
-/// RTNL.
-pub(crate) fn synchronize_expedited() {
-    // Callers: netlink commands, in process context.
-    // SAFETY: process context.
-    unsafe { bindings::synchronize_rcu_expedited() };
+/// A value ready to be published in an [`RcuBox`]: the value and the
+/// `rcu_head` its deferred free will need, in one allocation (as a C
+/// structure embeds its `struct rcu_head`), so that publishing and
+/// retiring it cannot fail.
+///
+/// `repr(C)` with the head first: the head's address is the node's, which
+/// is how the RCU callback finds the node again (`container_of` at
+/// offset 0).
+#[repr(C)]
+struct Node<T> {
+    head: Opaque<bindings::callback_head>,
+    value: T,
+}
+
+/// A value allocated for an [`RcuBox`] and not published yet; dropping it
+/// frees it.
+pub(crate) struct RcuValue<T>(KBox<Node<T>>);
+
+impl<T> RcuValue<T> {
+    /// `value` in memory from `flags` (rfw passes `GFP_KERNEL_ACCOUNT` for
+    /// what a user's command allocates: charged to the caller's memory
+    /// cgroup). Process context for sleeping flags.
+    pub(crate) fn new(value: T, flags: Flags) -> Result<Self> {
+        Ok(RcuValue(KBox::new(
+            Node {
+                // `call_rcu` fills it in; nothing reads it before.
+                head: Opaque::uninit(),
+                value,
+            },
+            flags,
+        )?))
+    }
 }
 
 /// A heap value published under RCU (C's `__rcu` pointer with
-/// `rcu_assign_pointer`, `rcu_dereference` and `synchronize_rcu` + `kfree`):
+/// `rcu_assign_pointer`, `rcu_dereference` and `call_rcu` + `kfree`):
 /// readers get a reference for their read-side section, writers publish a
-/// new value and free the one it replaced a grace period later.
+/// new value, and the one it replaced is dropped by an RCU callback once a
+/// grace period has passed. A writer never waits for that grace period:
+/// the callback does (as `kfree_rcu` and nf_tables' deferred rule
+/// destruction do). So a loop of replaces from any namespace costs RCU
+/// callbacks, not one `synchronize_rcu_expedited` (an IPI to every CPU)
+/// per replace.
 ///
 /// Writers that must not lose each other's changes either serialise under
 /// a lock of their own around [`RcuBox::replace`] (the lock is not this
@@ -96,14 +128,21 @@ pub(crate) fn synchronize_expedited() {
 /// after a grace period whoever holds it), or use [`RcuBox::update`],
 /// which retries on a concurrent change.
 ///
+/// The callback drops the replaced `T` in softirq context (or an RCU
+/// callback thread): `T`'s drop must not sleep. Freeing memory from
+/// `kfree`, `kvfree` (`vfree` defers itself in interrupt context) and
+/// `free_percpu` (callable from atomic context) is fine; so are `Arc`
+/// references of such values. And every callback must have run before the
+/// module's code goes: see [`CallbackBarrier`].
+///
 /// # Invariants
 ///
-/// `ptr` is never null and came from `KBox::into_raw`; the value it points
-/// to is owned by this box and freed only by [`RcuBox::replace`] or
-/// [`RcuBox::update`] after it was unpublished and a grace period passed,
-/// or by `drop`.
+/// `ptr` is never null and came from `KBox::into_raw` of a `Node<T>`; the
+/// node it points to is owned by this box, and a node it stopped pointing
+/// to is handed to `call_rcu` ([`RcuBox::replace`], [`RcuBox::update`]) or
+/// dropped when the box drops.
 pub(crate) struct RcuBox<T> {
-    ptr: AtomicPtr<T>,
+    ptr: AtomicPtr<Node<T>>,
     /// Owns a `T` (drop check); not `Send`/`Sync` by itself (see below).
     _owns: PhantomData<(KBox<T>, *const ())>,
 }
@@ -111,15 +150,33 @@ pub(crate) struct RcuBox<T> {
 // SAFETY: moving the box to another thread moves the `T` it owns.
 unsafe impl<T: Send> Send for RcuBox<T> {}
 // SAFETY: a shared box hands `&T` to readers on every CPU (`T: Sync`) and
-// lets any of them replace and free the value (`T: Send`).
+// lets any of them replace the value, which the RCU callback then drops on
+// another CPU (`T: Send`).
 unsafe impl<T: Send + Sync> Sync for RcuBox<T> {}
 
-impl<T> RcuBox<T> {
+/// The RCU callback of a replaced value: drops its node.
+///
+/// # Safety
+///
+/// `head` is the `head` of a `Node<T>` that came from `KBox::into_raw`,
+/// was unpublished from its [`RcuBox`] before `call_rcu(head, ..)`, and is
+/// not used by anyone else; RCU calls this once, a grace period after
+/// `call_rcu`.
+unsafe extern "C" fn drop_node<T>(head: *mut bindings::callback_head) {
+    // `head` is the first field of the `repr(C)` node: same address.
+    let node = head.cast::<Node<T>>();
+    // Unpublished a grace period ago: no reader that could have seen it
+    // is left, and the box that owned it gave it up to this callback.
+    // SAFETY: so the node is ours to drop, once (caller).
+    drop(unsafe { KBox::from_raw(node) });
+}
+
+impl<T: Send + 'static> RcuBox<T> {
     /// A box publishing `value`.
-    pub(crate) fn new(value: KBox<T>) -> Self {
+    pub(crate) fn new(value: RcuValue<T>) -> Self {
         // INVARIANT: from `KBox::into_raw`, never null.
         RcuBox {
-            ptr: AtomicPtr::new(KBox::into_raw(value)),
+            ptr: AtomicPtr::new(KBox::into_raw(value.0)),
             _owns: PhantomData,
         }
     }
@@ -131,33 +188,48 @@ impl<T> RcuBox<T> {
         // Acquire pairs with the publishing Release of `replace`/`update`:
         // the value's contents are visible before its address.
         let p = self.ptr.load(Ordering::Acquire);
-        // Never null; a value is freed only a grace period after it was
-        // unpublished (invariant), and `'g` is inside a read-side section
-        // that began before that.
+        // Never null; a node is freed only a grace period after it was
+        // unpublished (invariant: by the RCU callback), and `'g` is inside
+        // a read-side section that began before that.
         // SAFETY: so `p` is valid for `'g`.
-        unsafe { &*p }
+        unsafe { &(*p).value }
     }
 
-    /// Publishes `new` (`rcu_assign_pointer`), waits for an expedited
-    /// grace period ([`synchronize_expedited`]: a user waits on the
-    /// command), then frees the value it replaced. Sleeps: process context
-    /// only. Callers that read the value before deciding on `new` serialise
-    /// with a lock of their own.
-    pub(crate) fn replace(&self, new: KBox<T>) {
+    /// Hands the unpublished node `old` to RCU, to be dropped a grace
+    /// period from now (`call_rcu`). Any context; does not wait.
+    fn retire(old: NonNull<Node<T>>) {
+        // SAFETY: `old` came from `KBox::into_raw` (invariant), was
+        // unpublished by our caller (readers may still hold it, for at
+        // most a grace period), and nothing else will touch it: its
+        // `head` is the callback's, which drops the node.
+        unsafe {
+            bindings::call_rcu(
+                core::ptr::addr_of_mut!((*old.as_ptr()).head).cast(),
+                Some(drop_node::<T>),
+            )
+        };
+    }
+
+    /// Publishes `new` (`rcu_assign_pointer`); the value it replaced is
+    /// dropped a grace period later, by an RCU callback. Does not sleep
+    /// or wait. Callers that read the value before deciding on `new`
+    /// serialise with a lock of their own.
+    pub(crate) fn replace(&self, new: RcuValue<T>) {
         // Release publishes `new`'s contents with its address; Acquire
-        // makes the old value's contents ours before we free it.
-        let old = self.ptr.swap(KBox::into_raw(new), Ordering::AcqRel);
-        synchronize_expedited();
-        // Unpublished a grace period ago: no reader is left.
-        // SAFETY: `old` came from `KBox::into_raw` and is ours (invariant).
-        drop(unsafe { KBox::from_raw(old) });
+        // makes the old value's contents ours before we retire it.
+        let old = self.ptr.swap(KBox::into_raw(new.0), Ordering::AcqRel);
+        if let Some(old) = NonNull::new(old) {
+            // Unpublished just above.
+            Self::retire(old);
+        }
     }
 
     /// Read-copy-update without a writer lock: copies the value (under
     /// RCU), applies `f` to the copy (outside RCU: it may sleep), and
     /// publishes it if no other writer published in between, else starts
-    /// over on top of theirs. Frees the replaced value after a normal grace
-    /// period. Sleeps: process context only.
+    /// over on top of theirs. The replaced value is dropped a grace period
+    /// later, as by [`RcuBox::replace`]. The copy is charged to the
+    /// caller's memory cgroup (`GFP_KERNEL_ACCOUNT`). Process context.
     pub(crate) fn update(&self, f: impl Fn(&mut T)) -> Result
     where
         T: Copy,
@@ -168,18 +240,18 @@ impl<T> RcuBox<T> {
                 let rcu = RcuGuard::new();
                 (self.ptr.load(Ordering::Acquire), *self.read(&rcu))
             };
-            let mut new = KBox::new(copy, GFP_KERNEL)?;
-            f(&mut new);
-            let new = KBox::into_raw(new);
+            let mut new = RcuValue::new(copy, GFP_KERNEL_ACCOUNT)?;
+            f(&mut new.0.value);
+            let new = KBox::into_raw(new.0);
             match self
                 .ptr
                 .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(old) => {
-                    synchronize();
-                    // Swapped out a grace period ago: no reader is left.
-                    // SAFETY: `old` came from `KBox::into_raw` (invariant).
-                    drop(unsafe { KBox::from_raw(old) });
+                    if let Some(old) = NonNull::new(old) {
+                        // Unpublished by the exchange.
+                        Self::retire(old);
+                    }
                     return Ok(());
                 }
                 Err(_) => {
@@ -199,5 +271,27 @@ impl<T> Drop for RcuBox<T> {
         // `exit`, a grace period after the hooks went).
         // SAFETY: `ptr` came from `KBox::into_raw` and is ours (invariant).
         drop(unsafe { KBox::from_raw(*self.ptr.get_mut()) });
+    }
+}
+
+/// Waits, when dropped, for every RCU callback queued before (`rcu_barrier`):
+/// the values [`RcuBox`] retired are dropped by code of this module, which
+/// must not go while one is pending (Documentation/RCU/rcubarrier.rst).
+/// The module holds one as its last field, dropped once nothing can queue
+/// a callback any more (the netlink family and the namespaces are gone).
+pub(crate) struct CallbackBarrier(());
+
+impl CallbackBarrier {
+    /// The barrier, armed.
+    pub(crate) fn new() -> Self {
+        CallbackBarrier(())
+    }
+}
+
+impl Drop for CallbackBarrier {
+    fn drop(&mut self) {
+        // Module exit, process context.
+        // SAFETY: `rcu_barrier` sleeps; called in process context.
+        unsafe { bindings::rcu_barrier() };
     }
 }

@@ -193,6 +193,74 @@ impl SkBuff {
         (r == 0).then_some(&buf[..n])
     }
 
+    /// Whether the skb is a TCP GSO packet (`skb_is_gso() &&
+    /// skb_is_gso_tcp()`): what an IP length field of 0 means then (BIG
+    /// TCP), as `iph_totlen()` and `ipv6_payload_len()` read it.
+    pub(crate) fn is_gso_tcp(&self) -> bool {
+        // SAFETY: the skb is valid (type invariant).
+        unsafe { bindings::rfw_skb_is_gso_tcp(self.as_ptr()) }
+    }
+
+    /// [`SkBuff::network_len`] as a byte count; 0 when the network header
+    /// lies outside the data.
+    pub(crate) fn network_bytes(&self) -> usize {
+        if self.network_offset() < 0 {
+            return 0;
+        }
+        self.network_len().map_or(0, |l| l as usize)
+    }
+
+    /// Copies the `buf.len()` bytes at `offset` from the network header
+    /// into `buf` (`skb_header_pointer`'s copy, with `skb_copy_bits`);
+    /// false when the packet does not have them all.
+    pub(crate) fn copy_network_at(&self, offset: usize, buf: &mut [u8]) -> bool {
+        let end = offset.checked_add(buf.len());
+        if end.is_none_or(|e| e > self.network_bytes()) {
+            return false;
+        }
+        let (Ok(off), Ok(n)) = (
+            c_int::try_from(i64::from(self.network_offset()) + offset as i64),
+            c_int::try_from(buf.len()),
+        ) else {
+            return false;
+        };
+        // `off + n <= skb->len` (checked above), and `skb_copy_bits`
+        // checks the bounds again.
+        // SAFETY: the skb is valid (type invariant); `buf` has room for `n`.
+        let r = unsafe { bindings::skb_copy_bits(self.as_ptr(), off, buf.as_mut_ptr().cast(), n) };
+        r == 0
+    }
+
+    /// The link-layer header the packet came with (`skb_mac_header`, for
+    /// `skb_mac_header_len` bytes), at most `max` and `buf.len()` bytes of
+    /// it, copied into `buf`; empty when the skb has none
+    /// (`!skb_mac_header_was_set`, or it does not end before the network
+    /// header).
+    pub(crate) fn mac_header<'b>(&self, max: usize, buf: &'b mut [u8]) -> &'b [u8] {
+        let p = self.as_ptr();
+        // SAFETY: the skb is valid (type invariant); plain fields.
+        let (head, mh, nh) = unsafe {
+            (
+                (*p).head,
+                (*self.headers()).mac_header,
+                (*self.headers()).network_header,
+            )
+        };
+        // `skb_mac_header_was_set`: `mac_header` is `(u16)~0U` until set.
+        if mh == u16::MAX || nh <= mh || head.is_null() {
+            return &[];
+        }
+        let n = usize::from(nh - mh).min(max).min(buf.len());
+        // Both offsets count from `skb->head` into the skb's linear
+        // buffer, where the stack put the link-layer and the network
+        // header (the network header is pulled into it before any hook),
+        // so `[head + mh, head + mh + n)`, which ends at or before the
+        // network header, lies in that buffer; `buf` has room for `n`.
+        // SAFETY: so this copy reads and writes valid memory.
+        unsafe { core::ptr::copy_nonoverlapping(head.add(usize::from(mh)), buf.as_mut_ptr(), n) };
+        buf.get(..n).unwrap_or(&[])
+    }
+
     /// True when the L4 checksum of the packet is right:
     /// `nf_checksum(skb, hook, dataoff, proto, pf) == 0`, the check
     /// nf_conntrack's `tcp_error()` and its siblings make. `offset` is

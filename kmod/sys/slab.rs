@@ -8,6 +8,18 @@
 //! allocated with `GFP_ATOMIC` on the packet path. The objects are handed
 //! out as raw pointers: their owner (the RCU chains of `rculist`) decides
 //! when nothing refers to one any more and frees it.
+//!
+//! The cache is accounted (`SLAB_ACCOUNT`): an object allocated in task
+//! context is charged to that task's memory cgroup until it is freed,
+//! whoever frees it. For entries that means those a local process's own
+//! packets create (LOCAL_OUT runs in the sending task), which is how a
+//! container filling its table from its own sockets meets its memory
+//! limit; entries made in softirq (received and forwarded packets) are
+//! charged to nobody, as for every accounted cache. A `GFP_ATOMIC` charge
+//! may pass `memory.max` (the memory controller forces atomic charges and
+//! reclaims from the cgroup's tasks afterwards), so the hard bounds stay
+//! the entry limits (`ct::table`). nf_conntrack's own cache is not
+//! accounted in 6.12 (`nf_conntrack_init_start`).
 
 use core::ffi::{c_void, CStr};
 use core::marker::PhantomData;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Locks: a `spinlock_t` taken with bottom halves disabled ([`SpinLockBh`]),
-//! a `struct mutex` in static memory ([`Mutex`]), and bottom halves
-//! disabled on their own ([`BhGuard`]).
+//! a `struct mutex` in static or pinned heap memory ([`Mutex`]), and bottom
+//! halves disabled on their own ([`BhGuard`]).
 //!
 //! rfw's packet path runs in softirq context and in process context alike
 //! (LOCAL_OUT), so every spinlock rfw takes is taken with bottom halves off,
@@ -23,12 +23,13 @@
 //! pointers), and lockdep knows a lock instance by address only while it
 //! is held. A held lock cannot move: its guard borrows it. A `struct mutex`
 //! does point to itself (its wait list), so [`Mutex`] is only ever used in
-//! place, through `&'static`.
+//! place: through `&'static` (a static) or `Pin<&Mutex>` (a pinned box).
 
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use kernel::types::Opaque;
@@ -271,17 +272,22 @@ const MUTEX_INITIALISING: u8 = 1;
 const MUTEX_READY: u8 = 2;
 
 /// A `struct mutex` and the data it protects, for a `static` (C's
-/// `DEFINE_MUTEX`). Taking it may sleep: process context only.
+/// `DEFINE_MUTEX`) or a pinned box (a mutex in a C structure, initialised
+/// with `mutex_init`). Taking it may sleep: process context only.
 ///
-/// The `struct mutex` is initialised in place (`__mutex_init`) by
-/// [`Mutex::init`], which module init calls before anything can take the
-/// lock, or else by the first [`Mutex::lock`]; the static never moves and
-/// is never dropped, so the mutex outlives every user.
+/// The `struct mutex` is initialised in place (`__mutex_init`) by the
+/// first lock; until then it holds nothing that points to itself, so the
+/// value may move. A static never moves; a
+/// pinned one ([`Mutex::lock_pinned`]) does not move until it is dropped,
+/// and a guard borrows it, so it cannot be dropped while held. Dropping an
+/// unheld `struct mutex` needs nothing (`mutex_destroy` only poisons it
+/// for `DEBUG_MUTEXES`).
 ///
 /// # Invariants
 ///
 /// Once `state` is `MUTEX_READY`, `mutex` is initialised with `key` and
-/// `name`. `data` is only accessed through a guard, by the holder.
+/// `name`, and the value does not move any more. `data` is only accessed
+/// through a guard, by the holder.
 pub(crate) struct Mutex<T> {
     mutex: Opaque<bindings::mutex>,
     state: AtomicU8,
@@ -293,10 +299,14 @@ pub(crate) struct Mutex<T> {
 // SAFETY: the mutex serialises every access to its data, so sharing it is
 // sending the data from holder to holder.
 unsafe impl<T: Send> Sync for Mutex<T> {}
+// SAFETY: a `struct mutex` is not tied to the task that initialised it
+// (any task may take it), and an owned `Mutex` is not held by anyone (a
+// guard borrows it), so it may go to another task with its data.
+unsafe impl<T: Send> Send for Mutex<T> {}
 
 impl<T> Mutex<T> {
     /// A mutex of lockdep class `key`, named `name`, holding `data`; not
-    /// initialised before [`Mutex::init`].
+    /// initialised before its first lock.
     pub(crate) const fn new(data: T, name: &'static CStr, key: &'static LockClassKey) -> Self {
         Mutex {
             mutex: Opaque::uninit(),
@@ -307,10 +317,16 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// Takes the mutex (`mutex_lock`; sleeps while another task holds it).
+    pub(crate) fn lock(&'static self) -> MutexGuard<'static, T> {
+        Pin::static_ref(self).lock_pinned()
+    }
+
     /// Initialises the mutex in place, once; later calls return at once.
-    pub(crate) fn init(&'static self) {
+    fn init_pinned(self: Pin<&Self>) {
+        let this = self.get_ref();
         loop {
-            match self.state.compare_exchange(
+            match this.state.compare_exchange(
                 MUTEX_UNINIT,
                 MUTEX_INITIALISING,
                 Ordering::Acquire,
@@ -324,27 +340,29 @@ impl<T> Mutex<T> {
         }
         // The state moved from `MUTEX_UNINIT` to `MUTEX_INITIALISING` here:
         // no other task touches `mutex` until it reads `MUTEX_READY`, and
-        // `&'static` means it never moves.
+        // the pin means it does not move until it is dropped.
         // SAFETY: so it is initialised in place, once; `name` and `key` are static.
         unsafe {
-            bindings::rfw_mutex_init(self.mutex.get(), self.name.as_ptr(), self.key.as_ptr())
+            bindings::rfw_mutex_init(this.mutex.get(), this.name.as_ptr(), this.key.as_ptr())
         };
-        // INVARIANT: initialised just above.
-        self.state.store(MUTEX_READY, Ordering::Release);
+        // INVARIANT: initialised just above; pinned from now on.
+        this.state.store(MUTEX_READY, Ordering::Release);
     }
 
-    /// Takes the mutex (`mutex_lock`; sleeps while another task holds it).
-    pub(crate) fn lock(&'static self) -> MutexGuard<T> {
+    /// [`Mutex::lock`] for a mutex that is pinned, not static: held for
+    /// as long as the guard borrows it.
+    pub(crate) fn lock_pinned(self: Pin<&Self>) -> MutexGuard<'_, T> {
         if self.state.load(Ordering::Acquire) != MUTEX_READY {
-            self.init();
+            self.init_pinned();
         }
+        let this = self.get_ref();
         // SAFETY: the mutex is initialised (`MUTEX_READY`, type invariant)
-        // and does not move; callers are in process context; released by
+        // and pinned; callers are in process context; released by
         // `MutexGuard::drop`.
-        unsafe { bindings::rfw_mutex_lock(self.mutex.get()) };
+        unsafe { bindings::rfw_mutex_lock(this.mutex.get()) };
         // INVARIANT: the mutex is held.
         MutexGuard {
-            mutex: self,
+            mutex: this,
             _not_send: PhantomData,
         }
     }
@@ -356,12 +374,12 @@ impl<T> Mutex<T> {
 ///
 /// `mutex` is initialised and held by this task.
 #[must_use = "the mutex is released at once when the guard is not kept"]
-pub(crate) struct MutexGuard<T: 'static> {
-    mutex: &'static Mutex<T>,
+pub(crate) struct MutexGuard<'a, T> {
+    mutex: &'a Mutex<T>,
     _not_send: PhantomData<*mut ()>,
 }
 
-impl<T> Deref for MutexGuard<T> {
+impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -370,7 +388,7 @@ impl<T> Deref for MutexGuard<T> {
     }
 }
 
-impl<T> DerefMut for MutexGuard<T> {
+impl<T> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the mutex is held (type invariant); `&mut self` makes
         // this borrow unique.
@@ -378,7 +396,7 @@ impl<T> DerefMut for MutexGuard<T> {
     }
 }
 
-impl<T> Drop for MutexGuard<T> {
+impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: held by this task (type invariant; the guard is not `Send`).
         unsafe { bindings::mutex_unlock(self.mutex.mutex.get()) };

@@ -13,6 +13,7 @@
 //! * [`nat_proto`]: packet rewriting with incremental checksums
 //!   (`nf_nat_proto.c`).
 //! * [`mangle`]: MARK, TOS and TTL (`xt_MARK`, `xt_DSCP.c`, `xt_HL.c`).
+//! * [`log`]: LOG lines in `nf_log_syslog`'s format (`nf_log_syslog.c`).
 //! * `spec`, `text` (feature `host`): the owned ruleset, its encoder and the
 //!   save/restore text form used by fwctl.
 #![no_std]
@@ -36,6 +37,7 @@ extern crate std;
 
 pub mod codec;
 pub mod eval;
+pub mod log;
 pub mod mangle;
 pub mod nat_core;
 pub mod nat_proto;

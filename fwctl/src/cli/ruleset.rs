@@ -50,6 +50,8 @@ Targets (none: the rule only counts):
           --ttl-set N --ttl-inc N --ttl-dec N
 iptables' -j TARGET spellings are accepted too.
 
+--log writes one kernel log line per packet in nf_log_syslog's format (\"PREFIX IN=eth0 OUT= MAC=.. SRC=.. DST=.. LEN=.. TOS=.. PREC=.. TTL=.. ID=.. PROTO=..\", as iptables' LOG), at most --log-rate lines a second after a burst of --log-burst (default 5 and 10), with control characters in the prefix and interface names printed as \\xHH. Outside the initial network namespace lines are written only while the host's net.netfilter.nf_log_all_netns is 1, as for nf_log; the others count in `fwctl rules stats` log_suppressed.
+
 The table is read, changed and written back whole, with its counters (rules keep theirs; the new one starts at zero); if another change came in between, fwctl starts again. A rule the kernel would refuse is refused first, with one line naming it, and nothing changes.
 
 Examples:

@@ -594,10 +594,34 @@ fn other_kernel_errors_show_their_extack() {
         "fwctl: changing rfw connection tracking settings: limit must be between 1 and \
          67108864 (Invalid argument)"
     );
+    // EPERM without a reason: genetlink's capability check.
+    let no_cap = FakeKernel::new(Some(CT_FAMILY_ID), |req| {
+        let mut skb = Skb::new(false);
+        skb.ack(req, -1, None, true);
+        vec![skb.data]
+    });
     assert_eq!(
-        exec(&["ct", "flush"], k(1)).failure(),
+        exec(&["ct", "flush"], no_cap).failure(),
         "fwctl: permission denied: rfw needs CAP_NET_ADMIN in this network namespace"
     );
+    // EPERM with one: a limit only the host may raise, in one line.
+    let above_default = FakeKernel::new(Some(CT_FAMILY_ID), |req| {
+        let mut skb = Skb::new(false);
+        skb.ack(
+            req,
+            -1,
+            Some("only namespaces of the initial user namespace may set a limit above 65536"),
+            true,
+        );
+        vec![skb.data]
+    });
+    let out = exec(&["ct", "limit", "100000"], above_default).failure();
+    assert_eq!(
+        out,
+        "fwctl: changing rfw connection tracking settings: only namespaces of the initial \
+         user namespace may set a limit above 65536 (Operation not permitted)"
+    );
+    assert!(!out.contains('\n'));
     // A reply without the attribute the command is for.
     let empty = FakeKernel::new(Some(CT_FAMILY_ID), |req| {
         let mut skb = Skb::new(false);
@@ -670,6 +694,7 @@ fn stats_model(newer_kernel: bool) -> FakeCt {
             (s::SLOT_MISSES, 4),
             (s::FALLBACK_FOUND, 3),
             (s::FALLBACK_NOT_FOUND, 1),
+            (s::GLOBAL_FULL, 0),
         ],
         invalid: vec![
             ("tcp_flags", 5),
@@ -698,6 +723,7 @@ invalid                          7
 ignored                          1
 early_drop                       0
 drop                             0
+global_full                      0
 insert_failed                    0
 chain_too_long                   0
 long_chain_lookups               0
@@ -724,7 +750,7 @@ malformed.bad_checksum           3
         concat!(
             r#"{"count":10,"limit":262144,"unconfirmed":2,"buckets":65536,"entry_bytes":256,"#,
             r#""found":1000000,"new":50,"related":3,"invalid":7,"ignored":1,"early_drop":0,"drop":0,"#,
-            r#""insert_failed":0,"chain_too_long":0,"long_chain_lookups":0,"expired":40,"#,
+            r#""global_full":0,"insert_failed":0,"chain_too_long":0,"long_chain_lookups":0,"expired":40,"#,
             r#""deleted":2,"unconfirmed_reaped":1,"slot_hits":900,"slot_misses":4,"#,
             r#""fallback_found":3,"fallback_not_found":1,"#,
             r#""invalid_reasons":{"tcp_flags":5,"tcp_seq_over":0,"icmp_unknown_type":2,"table_full":0},"#,

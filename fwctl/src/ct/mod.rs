@@ -314,6 +314,8 @@ pub struct CtStats {
     pub fallback_found: u64,
     /// Lookups after a slot miss that found none.
     pub fallback_not_found: u64,
+    /// Drops because all namespaces together held the module's maximum.
+    pub global_full: u64,
     /// INVALID packets by reason, in the kernel's order.
     pub invalid_reasons: Vec<Reason>,
     /// Malformed packets by kind, in the kernel's order.
@@ -360,6 +362,7 @@ impl CtStats {
             CtCounter::SlotMisses => &mut self.slot_misses,
             CtCounter::FallbackFound => &mut self.fallback_found,
             CtCounter::FallbackNotFound => &mut self.fallback_not_found,
+            CtCounter::GlobalFull => &mut self.global_full,
         }
     }
 
@@ -388,6 +391,7 @@ impl CtStats {
             CtCounter::SlotMisses => self.slot_misses,
             CtCounter::FallbackFound => self.fallback_found,
             CtCounter::FallbackNotFound => self.fallback_not_found,
+            CtCounter::GlobalFull => self.global_full,
         }
     }
 
@@ -808,8 +812,8 @@ mod tests {
             }]
         );
         // Every u64 of ct_stats is a counter fwctl prints (ct_stats has no
-        // MAX: FALLBACK_NOT_FOUND is the last today).
-        for kind in s::COUNT..=s::FALLBACK_NOT_FOUND {
+        // MAX: GLOBAL_FULL is the last today).
+        for kind in s::COUNT..=s::GLOBAL_FULL {
             let nested = [s::INVALID_REASON, s::MALFORMED_REASON].contains(&kind);
             assert_eq!(CtCounter::from_attr(kind).is_some(), !nested, "{kind}");
         }

@@ -1,0 +1,241 @@
+#!/bin/bash
+# Unprivileged namespaces are contained (issue 17, item 2). Two
+# "containers": an unprivileged user (uid 1000) makes a user namespace and
+# a network namespace of its own (`unshare --user --map-root-user --net`,
+# as `unshare -Urn`) and runs fwctl there as its root; the host is the
+# initial namespace. rfw is loaded with max=1000 (each namespace's
+# default limit) and max_total=1500 (all namespaces together).
+#
+# (a) Limit: in container A, `fwctl ct limit 1001` (above the default) is
+#     refused with one line on stderr naming the initial user namespace;
+#     `fwctl ct limit 500` (lower) works, and so does 1000 again (back up
+#     to the default). The host raises its own limit above the default.
+# (b) LOG: A's OUTPUT rule with --log writes nothing to the host's kernel
+#     log while net.netfilter.nf_log_all_netns is 0 (A's `fwctl rules
+#     stats` counts the lines as log_suppressed), and writes lines once it
+#     is 1, as nf_log_syslog does.
+# (c) A fills its own table to its limit (UDP to new ports on its
+#     loopback, for the whole step) while the host, tracking too, makes 200
+#     TCP connections to a server namespace: 200/200 at the client (a reply
+#     read on each) and at the server (200 accepted); A holds exactly its
+#     limit, the host drops nothing.
+# (d) Container B then fills too: all namespaces together stop at
+#     max_total (1500, checked through every namespace's count), B short
+#     of its own limit, and B's drops are counted as global_full.
+source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
+
+checktool "modinfo rfw" "rfw.ko installed for modprobe"
+checktool "setpriv --version" "setpriv (util-linux)"
+checktool "nsenter --version" "nsenter (util-linux)"
+checktool "python3 -V" "python3"
+uid=1000
+as_user() { setpriv --reuid=$uid --regid=$uid --clear-groups "$@"; }
+as_user unshare --user --map-root-user --net true 2>/dev/null ||
+	skip "uid $uid cannot make a user and network namespace here"
+
+all_netns=$(sysctl -n net.netfilter.nf_log_all_netns 2>/dev/null) ||
+	skip "no net.netfilter.nf_log_all_netns"
+# Read by the containers' uid (their senders' stop files).
+dir=$(mktemp -d)
+chmod 755 "$dir"
+holders=()
+cleanup() {
+	local j
+	touch "$dir/stop_a" "$dir/stop_b"
+	[ ${#holders[@]} -eq 0 ] || kill "${holders[@]}" 2>/dev/null
+	for j in $(jobs -p); do kill "$j" 2>/dev/null; done
+	wait 2>/dev/null
+	sysctl -qw net.netfilter.nf_log_all_netns="$all_netns"
+	fwctl ct tracking auto >/dev/null 2>&1
+	kill_ns_procs
+	cleanup_all_ns
+	rm -rf "$dir"
+	modprobe -r rfw 2>/dev/null
+}
+trap cleanup EXIT
+
+# container VAR: a new unprivileged user+net namespace, held by a sleeping
+# process of uid 1000 (its pid in VAR) until the test ends.
+container() {
+	local pid
+	as_user unshare --user --map-root-user --net sleep 600 &
+	pid=$!
+	holders+=("$pid")
+	# setpriv and unshare exec: the pid is the sleeper's. Once it runs
+	# sleep, unshare has made the namespaces and written the id maps.
+	is_unshared() {
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ] &&
+			[ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ]
+	}
+	busywait 30000 is_unshared || return 1
+	eval "$1=$pid"
+}
+
+# in_ct PID CMD...: CMD as the container's root: uid 1000 entering the
+# namespaces it owns (no privilege on the host). Its uid stays 1000, which
+# is 0 in there (--preserve-credentials: the namespace denies setgroups,
+# which nsenter would call to become root).
+in_ct() {
+	local pid=$1
+	shift
+	as_user nsenter --target "$pid" --user --net --preserve-credentials "$@"
+}
+
+# ct_val PID|"" NAME: one `fwctl ct stats` value of a container (or, with
+# an empty PID, of the host).
+ct_val() {
+	if [ -n "$1" ]; then in_ct "$1" fwctl ct stats; else fwctl ct stats; fi 2>/dev/null |
+		awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
+}
+
+# fill PID FIRST_PORT STOPFILE: UDP datagrams from the container to new
+# ports on its loopback (one new flow each) until STOPFILE exists; the
+# datagrams its table has no room for are dropped (sendto fails: ignored).
+# The sender's pid goes in fill_pid. An insert at the limit counts one
+# entry more for the moment it evicts one, so counts are read once the
+# sender has stopped (stop_fill).
+fill() {
+	in_ct "$1" python3 -c '
+import os, socket, sys, time
+first, stop = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+i = 0
+end = time.monotonic() + 300
+while not os.path.exists(stop) and time.monotonic() < end:
+    try:
+        s.sendto(b"x", ("127.0.0.1", first + i % 20000))
+    except OSError:
+        pass
+    i += 1
+' "$2" "$3" </dev/null >/dev/null 2>&1 &
+	fill_pid=$!
+}
+
+# stop_fill STOPFILE: stops the sender fill started last and waits for it.
+stop_fill() {
+	touch "$1"
+	wait "$fill_pid" 2>/dev/null
+}
+
+modprobe rfw max=1000 max_total=1500 || { fail "modprobe rfw max=1000 max_total=1500"; exit $ret; }
+check "max_total as the module parameter shows it" 1500 "$(cat /sys/module/rfw/parameters/max_total)"
+container A || { fail "user namespace A"; exit $ret; }
+in_ct "$A" ip link set lo up || fail "A: lo up"
+
+# --- (a) the limit -----------------------------------------------------------
+one_line_error "A: ct limit above the default is refused" in_ct "$A" fwctl ct limit 1001
+err=$(in_ct "$A" fwctl ct limit 1001 2>&1 >/dev/null)
+case "$err" in
+*"initial user namespace"*1000*"Operation not permitted"*) pass "A: the error says why: $err" ;;
+*) fail "A: the error: $err" ;;
+esac
+check "A: limit unchanged after the refusal" 1000 "$(ct_val "$A" limit)"
+in_ct "$A" fwctl ct limit 500 >/dev/null && check "A: ct limit 500 (lower)" 500 "$(ct_val "$A" limit)" ||
+	fail "A: ct limit 500 refused"
+in_ct "$A" fwctl ct limit 1000 >/dev/null && check "A: ct limit 1000 (the default again)" 1000 "$(ct_val "$A" limit)" ||
+	fail "A: ct limit 1000 refused"
+fwctl ct limit 2000 >/dev/null && check "host: ct limit 2000 (above the default)" 2000 "$(ct_val "" limit)" ||
+	fail "host: ct limit 2000 refused"
+
+# --- (b) LOG and nf_log_all_netns ------------------------------------------
+tag="rfwiso$$"
+in_ct "$A" fwctl filter add --chain OUTPUT -4 -p udp --dport 9 --log --log-prefix "$tag: " ||
+	fail "A: add --log rule"
+in_ct "$A" fwctl ct timeout udp_unreplied 600 >/dev/null || fail "A: udp_unreplied 600"
+send9() { in_ct "$A" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3):
+    s.sendto(b"log", ("127.0.0.1", 9))'; }
+rules_val() { in_ct "$A" fwctl rules stats | awk -v k="$1" '$1 == k { print $2 }'; }
+sysctl -qw net.netfilter.nf_log_all_netns=0
+send9
+check "nf_log_all_netns=0: no line from A in the host's log" 0 "$(dmesg | grep -c "$tag")"
+check "nf_log_all_netns=0: A counts its 3 lines as log_suppressed" 3 "$(rules_val log_suppressed)"
+sysctl -qw net.netfilter.nf_log_all_netns=1
+send9
+has_lines() { [ "$(dmesg | grep -c "$tag")" -ge 3 ]; }
+if busywait 10000 has_lines; then
+	pass "nf_log_all_netns=1: A's lines in the host's log ($(dmesg | grep -c "$tag"))"
+else
+	fail "nf_log_all_netns=1: $(dmesg | grep -c "$tag") lines from A"
+fi
+dmesg | grep "$tag" | tail -1 | grep -Eq "\] $tag: IN= OUT=lo SRC=127\.0\.0\.1 DST=127\.0\.0\.1 LEN=31 TOS=0x00 PREC=0x00 TTL=64 ID=[0-9]+ (DF )?PROTO=UDP SPT=[0-9]+ DPT=9 LEN=11 \$" &&
+	pass "A's line in nf_log_syslog's format" || fail "A's line: $(dmesg | grep "$tag" | tail -1)"
+sysctl -qw net.netfilter.nf_log_all_netns="$all_netns"
+
+# --- (c) A fills its table while the host connects -----------------------
+setup_ns sv || { fail "setup_ns"; exit $ret; }
+ip link add rfwiso0 type veth peer name veth0 netns "$sv" || { fail "veth"; exit $ret; }
+ip addr add 10.99.0.1/24 dev rfwiso0
+ip link set rfwiso0 up
+ip -net "$sv" addr add 10.99.0.2/24 dev veth0
+ip -net "$sv" link set veth0 up
+ip netns exec "$sv" python3 -c '
+import socket, sys
+log = open(sys.argv[1], "a", buffering=1)
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.99.0.2", 8080))
+s.listen(256)
+while True:
+    c, peer = s.accept()
+    log.write("%s %d\n" % peer)
+    try:
+        c.sendall(b"OK\n")
+    except OSError:
+        pass
+    c.close()
+' "$dir/accepted" </dev/null >/dev/null 2>&1 &
+busywait 30000 listening "$sv" 8080 tcp || fail "server listens"
+fwctl ct tracking on >/dev/null || fail "host: ct tracking on"
+
+fill "$A" 10000 "$dir/stop_a"
+a_full() { [ "$(ct_val "$A" count)" = 1000 ]; }
+busywait 60000 a_full || fail "A did not fill its table: count $(ct_val "$A" count)"
+got=$(python3 -c '
+import socket
+ok = 0
+for i in range(200):
+    try:
+        c = socket.create_connection(("10.99.0.2", 8080), timeout=10)
+        c.settimeout(10)
+        if c.recv(3) == b"OK\n":
+            ok += 1
+        c.close()
+    except OSError:
+        pass
+print(ok)
+')
+stop_fill "$dir/stop_a"
+check "host: 200 connections while A is full (client)" 200 "$got"
+check "host: 200 connections while A is full (server accepted)" 200 "$(wc -l <"$dir/accepted")"
+check "A: holds exactly its limit" 1000 "$(ct_val "$A" count)"
+a_drop=$(ct_val "$A" drop)
+[ "$a_drop" -gt 0 ] 2>/dev/null && pass "A: its own new flows dropped at its limit (drop $a_drop)" ||
+	fail "A: drop $a_drop"
+check "host: no connection of its own dropped" 0 "$(ct_val "" drop)"
+check "A: nothing it dropped was for the global cap" 0 "$(ct_val "$A" global_full)"
+
+# --- (d) B fills too: all namespaces stop at max_total ----------------------
+container B || { fail "user namespace B"; exit $ret; }
+in_ct "$B" ip link set lo up || fail "B: lo up"
+in_ct "$B" fwctl ct tracking on >/dev/null || fail "B: ct tracking on"
+in_ct "$B" fwctl ct timeout udp_unreplied 600 >/dev/null || fail "B: udp_unreplied 600"
+fill "$B" 30000 "$dir/stop_b"
+b_capped() { [ "$(ct_val "$B" global_full)" -gt 0 ] 2>/dev/null; }
+busywait 60000 b_capped || fail "B: no global_full drop (count $(ct_val "$B" count))"
+stop_fill "$dir/stop_b"
+a=$(ct_val "$A" count)
+b=$(ct_val "$B" count)
+h=$(ct_val "" count)
+total=$((a + b + h))
+if [ "$total" -le 1500 ] && [ "$b" -lt 1000 ] && [ "$b" -gt 0 ]; then
+	pass "all namespaces together stop at max_total: A $a + B $b + host $h = $total <= 1500"
+else
+	fail "max_total: A $a + B $b + host $h = $total (B below its limit of 1000?)"
+fi
+check "A: still at its limit" 1000 "$a"
+
+kernel_log_clean
+exit $ret

@@ -212,18 +212,23 @@ pub(crate) fn first(
     state: &HookState,
 ) -> netfilter::Verdict {
     let v = first_steps(rn, rcu, skb, state);
-    if v != netfilter::ACCEPT {
-        // Dropped, queued (reinjected later, maybe on another CPU, past
-        // this hook) or stolen: no later hook of this packet reads its
-        // record here, and the next packet given this `sk_buff` must not.
-        // A dropped packet's new connection goes with it (at FORWARD the
-        // record is PRE_ROUTING's, which created the entry).
-        let rec = Slot::forget(rn, skb);
-        if v == netfilter::DROP {
-            if let Some(h) = rec {
-                slot::reap(rcu, &h);
-            }
+    if v == netfilter::DROP {
+        // No later hook of this packet reads its record, and the next
+        // packet given this `sk_buff` must not. A dropped packet's new
+        // connection goes with it (at FORWARD the record is PRE_ROUTING's,
+        // which created the entry).
+        if let Some(h) = Slot::forget(rn, skb) {
+            slot::reap(rcu, &h);
         }
+    } else if netfilter::is_queue(v) {
+        // The record stays. The packet comes back past this hook in the
+        // listener's task (another context, maybe another CPU) and looks
+        // its connection up; while it is queued no other packet can have
+        // its `sk_buff`. If nobody listens, or the listener drops it, the
+        // kernel frees it, and the next packet given that `sk_buff` here
+        // replaces the record and reaps the unconfirmed entry.
+    } else if v != netfilter::ACCEPT {
+        Slot::forget(rn, skb);
     }
     v
 }

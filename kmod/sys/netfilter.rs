@@ -38,6 +38,11 @@ pub(crate) fn queue(n: u16, bypass: bool) -> Verdict {
     (c_uint::from(n) << bindings::NF_VERDICT_QBITS) | bindings::NF_QUEUE | flag
 }
 
+/// True for a `NF_QUEUE_NR(n)` verdict (`verdict & NF_VERDICT_MASK`).
+pub(crate) fn is_queue(v: Verdict) -> bool {
+    v & bindings::NF_VERDICT_MASK == bindings::NF_QUEUE
+}
+
 /// A hook's `struct nf_hook_state`: where the packet is (hook number,
 /// family, devices) and in which namespace.
 ///

@@ -121,7 +121,13 @@ struct Masq;
 
 impl AddrDown for Masq {
     fn addr_down(net: &RfwNet, addr: [u8; 16]) {
-        net.masq.queue(addr);
+        // A namespace that never made a NAT binding holds no MASQUERADE
+        // connection: no table walk for its address changes (address churn
+        // in other namespaces would otherwise cost a walk of the shared
+        // table each).
+        if net.rules.nat_used() {
+            net.masq.queue(addr);
+        }
     }
 }
 

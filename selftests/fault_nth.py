@@ -41,17 +41,25 @@ CLONE_NEWNET = 0x40000000
 COUNT_N = 1_000_000
 
 libc = ctypes.CDLL(None, use_errno=True)
-nth_fd = os.open("/proc/thread-self/fail-nth", os.O_RDWR)
+# Opened afresh for each access: the file has no llseek (lseek fails with
+# ESPIPE) and reads through the file position.
+NTH = "/proc/thread-self/fail-nth"
 
 
 def set_nth(n):
-    os.lseek(nth_fd, 0, os.SEEK_SET)
-    os.write(nth_fd, str(n).encode())
+    fd = os.open(NTH, os.O_WRONLY)
+    try:
+        os.write(fd, str(n).encode())
+    finally:
+        os.close(fd)
 
 
 def get_nth():
-    os.lseek(nth_fd, 0, os.SEEK_SET)
-    return int(os.read(nth_fd, 32).decode().strip() or 0)
+    fd = os.open(NTH, os.O_RDONLY)
+    try:
+        return int(os.read(fd, 32).decode().strip() or 0)
+    finally:
+        os.close(fd)
 
 
 def quiet(*cmd):

@@ -27,8 +27,10 @@
 # it at the same path: bench/run.sh uses it), RFW_HOST_LOAD=N to keep N
 # host CPUs busy beside the VM for the whole run (N spinning processes: a
 # slower machine, to show that no test depends on the host's speed),
-# RFW_KMEMLEAK=0 to boot with kmemleak off (no scans after each test, two
-# of some seconds each under KASAN and TCG, and no tracking cost), RFW_SLAB_WAIT (seconds, default 60) for the
+# RFW_KMEMLEAK=1 to boot with kmemleak on and scan after each test (two
+# scans, about 20 s under KASAN and TCG, and about 45 s more boot; the
+# default with --repeat), RFW_KMEMLEAK=0 to leave it off (the default
+# otherwise), RFW_SLAB_WAIT (seconds, default 60) for the
 # slab caches to drain after a test that left rfw loaded;
 # RFW_ALLOC_FAIL_POINTS, RFW_ALLOC_FAIL_RESTORES are passed on to
 # rfw_alloc_fail.sh (see there).
@@ -57,6 +59,10 @@ while [ $# -gt 0 ]; do
 	*) tests+=("$(realpath "$1")"); shift ;;
 	esac
 done
+# kmemleak: on for --repeat runs, off otherwise (it costs about 45 s of
+# boot and 20 s of scans after each test under KASAN and TCG, which the
+# suite in `make check` cannot afford); RFW_KMEMLEAK=0/1 decides.
+if [ "$repeat" -gt 1 ]; then kmemleak=${RFW_KMEMLEAK:-1}; else kmemleak=${RFW_KMEMLEAK:-0}; fi
 if [ "$mode" = cmd ] && [ "$stop_on_fail" = 1 ]; then
 	echo "run.sh: --repeat runs tests, not a command" >&2
 	exit 1
@@ -137,14 +143,14 @@ for v in RFW_ALLOC_FAIL_POINTS RFW_ALLOC_FAIL_RESTORES; do
 done
 if [ "$mode" = tests ]; then
 	guest_cmd=(env "RFW_REPEAT=$repeat" "RFW_STOP_ON_FAIL=$stop_on_fail"
-		"RFW_KMEMLEAK=${RFW_KMEMLEAK:-1}" "RFW_SLAB_WAIT=$slab_wait" "${test_env[@]}"
+		"RFW_KMEMLEAK=$kmemleak" "RFW_SLAB_WAIT=$slab_wait" "${test_env[@]}"
 		bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" tests "${guest_tests[@]}")
 else
 	guest_cmd=(bash "$snap/selftests/vm/guest.sh" "$results" "$snap/rfw.ko" "$snap/bin" cmd "${cmd[@]}")
 fi
 # kmemleak is built off by default (selftests/config) and switched on here.
 kmemleak_arg=
-[ "${RFW_KMEMLEAK:-1}" = 1 ] && kmemleak_arg=" kmemleak=on"
+[ "$kmemleak" = 1 ] && kmemleak_arg=" kmemleak=on"
 # vng passes --exec on the kernel command line, which holds 2048 bytes at
 # most (x86 COMMAND_LINE_SIZE); a long test list would cut off the root=
 # options behind it and the guest would not boot. The command goes in a

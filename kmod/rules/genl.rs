@@ -124,6 +124,10 @@ impl DoIt for RulesReplace {
             return Err(req.bad(None, c"no RULES_TABLE in the request"));
         }
         let rules = &req.net().rules;
+        // The reply first: once the ruleset is replaced the command has to
+        // say so, and a reply that could not be allocated afterwards would
+        // report a failure for a change that was made.
+        let r = Reply::new(req, Cmd::RulesReplace as u8)?;
         let result = if check {
             // Validated; install nothing. The reply carries the generation
             // the ruleset is at.
@@ -156,7 +160,6 @@ impl DoIt for RulesReplace {
                 return Err(EAGAIN);
             }
         };
-        let r = Reply::new(req, Cmd::RulesReplace as u8)?;
         r.put_u32(attr::RULES_GENERATION, generation)?;
         r.send()
     }

@@ -58,7 +58,9 @@ trap cleanup EXIT
 # process of uid 1000 (its pid in VAR) until the test ends.
 container() {
 	local pid
-	as_user unshare --user --map-root-user --net sleep 600 &
+	# (setpriv itself, not the as_user function: a function put in the
+	# background runs in a forked shell, and $! would be that shell's.)
+	setpriv --reuid=$uid --regid=$uid --clear-groups unshare --user --map-root-user --net sleep 600 &
 	pid=$!
 	holders+=("$pid")
 	# setpriv and unshare exec: the pid is the sleeper's. Once it runs

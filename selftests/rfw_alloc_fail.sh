@@ -149,6 +149,9 @@ log_clean "namespace creation"
 
 # --- (c) fwctl restore -------------------------------------------------
 setup_ns rt q || { fail "setup_ns"; exit $ret; }
+# A has every table (nat and mangle empty): a restore replaces only the
+# tables its input names, as iptables-restore does, so restoring A after an
+# absorbed failure installed B must also take B's nat and mangle away.
 cat >"$dir/A" <<'EOF'
 *filter
 :INPUT ACCEPT [0:0]
@@ -156,6 +159,19 @@ cat >"$dir/A" <<'EOF'
 :OUTPUT ACCEPT [0:0]
 -A FORWARD --ct-state established,related --accept
 -A FORWARD -4 -p tcp --dport 80 --ct-state new --accept
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
 COMMIT
 EOF
 cat >"$dir/B" <<'EOF'
@@ -197,7 +213,12 @@ restore_failed() {
 	local n
 	n=$(grep -c . "$dir/err")
 	[ "$n" -eq 1 ] || { fail "$1: $n lines on stderr: $(paste -sd '|' "$dir/err")"; return 1; }
-	[ "$(save_rules "$rt")" = "$saved_a" ] || { fail "$1: fwctl save changed after the failed restore"; return 1; }
+	local now
+	now=$(save_rules "$rt")
+	[ "$now" = "$saved_a" ] || {
+		fail "$1: fwctl save changed after the failed restore ($(cat "$dir/err")): $(diff <(echo "$saved_a") <(echo "$now") | grep '^[<>]' | head -6 | paste -sd '|')"
+		return 1
+	}
 }
 
 fault_on failslab -t -r "$rfw_start" "$rfw_end" &&

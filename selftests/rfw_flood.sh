@@ -19,9 +19,10 @@
 #   each SYN after rfw's PRE_ROUTING hook created its entry. The entry goes
 #   when the next packet reuses the `sk_buff`, or by early drop once it has
 #   been unconfirmed for a second.
-# * tracking: no rules, `fwctl ct tracking on`: the SYNs reach the server,
-#   which resets them; the entries are confirmed and never assured, so
-#   early drop evicts them to make room (as nf_conntrack's `early_drop`).
+# * tracking: no rules, `fwctl ct tracking on`, limit 1000: the SYNs reach
+#   the server, which resets them; the entries are confirmed and never
+#   assured, so early drop evicts them to make room (as nf_conntrack's
+#   `early_drop`).
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -183,6 +184,10 @@ round ttl1 1
 fw "$rt" filter flush || fail "filter flush"
 fw "$rt" filter policy FORWARD accept || fail "policy FORWARD accept"
 fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
+# The server resets these SYNs and their entries close within seconds, so
+# that 2000 places may never fill: half as many make sure they do.
+LIMIT=1000
+fw "$rt" ct limit "$LIMIT" >/dev/null || fail "fwctl ct limit $LIMIT"
 round tracking 64
 
 kernel_log_clean

@@ -310,21 +310,33 @@ impl Tuple {
     #[inline]
     pub fn hash_with(&self, key: &HashKey) -> u64 {
         // One-shot: four full words and a 6-byte tail, no buffering.
+        let (mut h, tail) = self.hash_words(key);
+        let mut t = [0u8; 8];
+        for (d, s) in t.iter_mut().zip(tail.iter()) {
+            *d = *s;
+        }
+        h.tail = u64::from_le_bytes(t);
+        h.length = TUPLE_BYTES;
+        h.finish()
+    }
+
+    /// A hasher keyed with `key` that has taken the first 32 bytes of
+    /// [`Tuple::to_bytes`] as four words, and the 6 bytes left.
+    #[inline]
+    fn hash_words(&self, key: &HashKey) -> (SipHasher13, [u8; 6]) {
         let b = self.to_bytes();
         let mut h = SipHasher13::new_with_key(key);
-        let (words, tail) = b.split_at(32);
+        let (words, rest) = b.split_at(32);
         for w in words.chunks_exact(8) {
             let mut a = [0u8; 8];
             a.copy_from_slice(w);
             h.compress(u64::from_le_bytes(a));
         }
-        let mut t = [0u8; 8];
-        if let Some(dst) = t.get_mut(..tail.len()) {
-            dst.copy_from_slice(tail);
+        let mut tail = [0u8; 6];
+        for (d, s) in tail.iter_mut().zip(rest.iter()) {
+            *d = *s;
         }
-        h.tail = u64::from_le_bytes(t);
-        h.length = TUPLE_BYTES;
-        h.finish()
+        (h, tail)
     }
 }
 
@@ -337,15 +349,8 @@ impl Tuple {
     /// would move their buckets together).
     #[inline]
     pub fn hash_with_mix(&self, key: &HashKey, mix: u64) -> u64 {
-        let b = self.to_bytes();
+        let (mut h, tail) = self.hash_words(key);
         let m = mix.to_le_bytes();
-        let mut h = SipHasher13::new_with_key(key);
-        let (words, tail) = b.split_at(32);
-        for w in words.chunks_exact(8) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            h.compress(u64::from_le_bytes(a));
-        }
         // The tuple's last 6 bytes and the mix's first 2 make a word; the
         // mix's last 6 are the tail.
         let mut w = [0u8; 8];

@@ -343,7 +343,7 @@ if kmemleak_available; then
 		fail "kmemleak turned itself off"
 	fi
 else
-	echo "SKIP-CASE: kmemleak not in this kernel"
+	echo "SKIP-CASE: kmemleak off (a --repeat run, or RFW_KMEMLEAK=1, boots with it)"
 fi
 log_clean "kmemleak"
 exit $ret

@@ -45,7 +45,7 @@ MODULE_PARM_DESC(max, "default connection limit of each namespace (0: the bucket
 /* Read-only in sysfs; module init writes back the value it chose for 0. */
 unsigned int rfw_param_max_total;
 module_param_named(max_total, rfw_param_max_total, uint, 0444);
-MODULE_PARM_DESC(max_total, "connection entries of all namespaces together (0: 4 x the bucket count, at least max)");
+MODULE_PARM_DESC(max_total, "connection entries of all namespaces together (0: 4 x the RAM-sized bucket count or hashsize if larger, at least max)");
 
 void rfw_param_set_max_total(unsigned int value)
 {

@@ -336,13 +336,17 @@ impl Table {
             0 => n.min(rfw_abi::ct_config::LIMIT_MAX as usize) as u32,
             m => m.min(rfw_abi::ct_config::LIMIT_MAX),
         };
-        // All namespaces together: 4 entries per bucket, and no less than
-        // one namespace's default limit. That is an average chain of 8
-        // nodes, far below `MAX_CHAIN`, and with the RAM-sized bucket
-        // count at most 1 Mi entries (about 192 MiB), 0.6% of RAM below
-        // 1 GiB and under 5% anywhere (the count steps up at 1 and 4 GiB).
+        // All namespaces together: 4 entries per RAM-sized bucket (the
+        // bucket count Linux would choose, whatever `hashsize` says: the
+        // cap is about memory, and a small table with long chains stays
+        // allowed, as nf_conntrack_max does not follow hashsize), or per
+        // bucket if `hashsize` asked for more, and no less than one
+        // namespace's default limit. With the RAM-sized count that is an
+        // average chain of 8 nodes, far below `MAX_CHAIN`, and at most
+        // 1 Mi entries (about 192 MiB), 0.6% of RAM below 1 GiB and under
+        // 5% anywhere (the count steps up at 1 and 4 GiB).
         let max_total = match crate::sys::params::max_total() {
-            0 => u32::try_from(n.saturating_mul(4))
+            0 => u32::try_from(default_buckets().max(n).saturating_mul(4))
                 .unwrap_or(u32::MAX)
                 .max(default_limit),
             m => m,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# (a) modprobe rfw / rmmod rfw 20 times: each load registers hooks and the
+# (a) modprobe rfw / rmmod rfw 10 times: each load registers hooks and the
 # netlink family in every namespace, each unload removes them; the kernel log
 # stays free of splats (also checked by the runner after every test).
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
@@ -13,7 +13,7 @@ setup_ns other || fail "cannot create namespace"
 dmesg -C
 
 loads=0
-for i in $(seq 1 20); do
+for i in $(seq 1 10); do
 	modprobe rfw || { fail "modprobe rfw failed in round $i"; break; }
 	grep -q '^rfw ' /proc/modules || { fail "rfw not in /proc/modules after load $i"; break; }
 	# The family is there and answers in both namespaces.
@@ -23,7 +23,7 @@ for i in $(seq 1 20); do
 	grep -q '^rfw ' /proc/modules && { fail "rfw still loaded after rmmod $i"; break; }
 	loads=$i
 done
-check "load/unload cycles" 20 "$loads"
+check "load/unload cycles" 10 "$loads"
 
 # A namespace created and destroyed while rfw is loaded runs pernet init and exit.
 modprobe rfw

@@ -4,7 +4,7 @@
 #   client 10.0.1.2 -- router (rfw) -- server 10.0.2.2 (tcp_stream.py)
 #
 # * Under traffic: a TCP transfer through the router (masqueraded) while
-#   the router's ruleset is replaced 100 times, alternating two valid
+#   the router's ruleset is replaced 50 times, alternating two valid
 #   rulesets that both let the flow through (FORWARD policy DROP in both:
 #   a moment without the accepting rules would drop packets). The transfer
 #   runs until the restores are done and completes (the server received
@@ -104,7 +104,7 @@ printf '%s\n%s\nCOMMIT\n' "$good_first" '-A POSTROUTING -4 -o veth1 --frobnicate
 printf '%s\n%s\nCOMMIT\n' "$good_first" '-A POSTROUTING -4 -p tcp --dport 80 --to-destination 10.0.2.2' >"$dir/bad-hook"
 printf '%s\n%s\nCOMMIT\n' "$good_first" '-A POSTROUTING -4 --jump nosuchchain' >"$dir/bad-jump"
 
-# --- 100 restores under traffic -------------------------------------------
+# --- 50 restores under traffic --------------------------------------------
 fw "$rt" restore "$dir/A" || fail "restore A"
 # The transfer runs until the restores are done, however long they take
 # (tcp_stream.py: 10 Mbit/s, ended by a stop file, bounded at 30 minutes).
@@ -130,15 +130,15 @@ cpid=$!
 progress() { [ "$(cat "$dir/result.progress" 2>/dev/null || echo 0)" -ge 3 ]; }
 busywait 120000 progress || fail "the transfer made no progress: $(cat "$dir/cl.err")"
 t0=$(date +%s%3N)
-n=$(restores 100)
-f=A # the 100th
-echo "# 100 restores took $(($(date +%s%3N) - t0)) ms"
+n=$(restores 50)
+f=A # the 50th
+echo "# 50 restores took $(($(date +%s%3N) - t0)) ms"
 if kill -0 $cpid 2>/dev/null; then
-	pass "100 restores ran while the transfer was going on"
+	pass "50 restores ran while the transfer was going on"
 else
-	fail "the transfer ended before the 100th restore: $(cat "$dir/cl.err")"
+	fail "the transfer ended before the 50th restore: $(cat "$dir/cl.err")"
 fi
-check "100 restores, every one accepted" 100 "$n"
+check "50 restores, every one accepted" 50 "$n"
 est=$(ct_flows "$rt" -p tcp | awk '$6 == 5201 && $2 == "ESTABLISHED" && $8 == "10.0.2.1" && $11 ~ /ASSURED/' | wc -l)
 check "fwctl ct list after the restores: the connection ESTABLISHED [ASSURED], replies to the NAT address" 1 "$est"
 touch "$dir/stop"
@@ -172,7 +172,7 @@ else
 fi
 [ "${minint:-0}" -gt 0 ] && pass "no second of the transfer without progress (client's 1 s intervals)" ||
 	fail "an interval of the transfer moved $minint bytes"
-# The 100th restore loaded $f (A).
+# The 50th restore loaded $f (A).
 fw "$q" restore "$dir/$f" || fail "restore $f in a fresh namespace"
 if [ "$(save_rules "$rt")" = "$(save_rules "$q")" ]; then
 	pass "the router's final ruleset is $f, the last one restored (fwctl save, as $f restores in a fresh namespace)"

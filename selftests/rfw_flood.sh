@@ -9,8 +9,9 @@
 # and from the fifth second on makes 100 connections, one after the other,
 # to the server's port 8080, each exchanging a line. Witnesses: the
 # client's count of completed exchanges and the server's count of
-# accepted connections (100 each), none of them retransmitting (a SYN
-# refused for want of room would be sent again); the router's table
+# accepted connections (100 each), at most 5 of them retransmitting (a SYN
+# refused for want of room would be sent again; early drop may evict a
+# connection still opening, as nf_conntrack's does); the router's table
 # never over its limit; `fwctl ct stats` deltas reported.
 # * policy: FORWARD policy drop, port 8080 and established/related
 #   accepted. The flood's entries die with their packets, dropped by rfw's
@@ -162,7 +163,14 @@ round() {
 		fail "$name: only ${sent:-0} SYNs sent in ${SECS}s (want >= $((2 * LIMIT)))"
 	fi
 	check "$name: every connection during the flood completed (client)" "$N" "$ok"
-	check "$name: none needed a retransmission (client TCP_INFO)" 0 "$rx"
+	# A connection still opening is never assured, so early drop may evict
+	# it as nf_conntrack's would (its SYN-ACK is then a NEW reply the
+	# policy drops, and the client retransmits): a few, not many.
+	if [ "${rx:-$N}" -le $((N / 20)) ]; then
+		pass "$name: at most $((N / 20)) connections needed a retransmission (client TCP_INFO: $rx)"
+	else
+		fail "$name: $rx of $N connections needed a retransmission"
+	fi
 	check "$name: the server accepted each one" "$N" "$(($(wc -l <"$dir/accepted") - acc0))"
 	# (An insert counts itself before early drop makes room, as
 	# nf_conntrack's does: one over per CPU for a moment.)

@@ -603,7 +603,6 @@ impl<'a> Dump<'a> {
     /// in process context (the socket's `cb_mutex` is a mutex). Not to be
     /// called inside an RCU read-side section.
     pub(crate) fn cond_resched(&mut self) {
-        // SAFETY: process context.
-        unsafe { bindings::rfw_cond_resched() };
+        super::sched::cond_resched();
     }
 }

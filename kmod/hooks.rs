@@ -3,13 +3,19 @@
 //! rfw's netfilter hooks: IPv4 and IPv6 at the five inet hook points, plus
 //! the confirmation hooks at LOCAL_IN and POST_ROUTING.
 //!
-//! One table of `nf_hook_ops` serves every namespace (the kernel only reads
-//! it); each namespace registers it in `pernet::net_init`. The hook finds its
-//! namespace's state through `state->net`, as netfilter's own modules do
-//! (`sys::netfilter`'s trampoline does the lookup).
+//! Each namespace has its own entries (`sys::netfilter::NetHooks`, with the
+//! namespace's state as `priv`) and registers only those it needs
+//! ([`wanted`]; `RfwNet::sync` switches them whenever what they depend on
+//! changes): a namespace without a ruleset, tracking or counting has none
+//! and pays nothing per packet, as nf_conntrack's hooks exist in a
+//! namespace only while a rule there needs them.
 //!
-//! * Priority -200 (`NF_IP_PRI_CONNTRACK`), every hook: counts the packet,
-//!   then `pkt::first` (tracking, mangle, DNAT, filter OUTPUT/FORWARD).
+//! * Priority -200 (`NF_IP_PRI_CONNTRACK`): counts the packet when
+//!   counting is on (`fwctl stats counting on`), then at PRE_ROUTING,
+//!   LOCAL_OUT and FORWARD `pkt::first` (tracking, mangle, DNAT, filter
+//!   OUTPUT/FORWARD). At LOCAL_IN and POST_ROUTING it only counts, so it
+//!   is registered there only while counting is on; at FORWARD only while
+//!   a filter or mangle table needs it.
 //! * Priority `INT_MAX` (`NF_IP_PRI_CONNTRACK_CONFIRM`), LOCAL_IN and
 //!   POST_ROUTING: `pkt::last` (mangle, filter INPUT, SNAT, confirmation of
 //!   a new connection once its first packet passed every other hook).
@@ -18,9 +24,8 @@ use core::ffi::c_int;
 
 use conntrack::{Family, Hook};
 
-use crate::bindings;
 use crate::pernet::RfwNet;
-use crate::sys::netfilter::{HookOps, HookState, HookTable, NetHook, Verdict};
+use crate::sys::netfilter::{HookOps, HookState, NetHook, NetHooks, Verdict};
 use crate::sys::rcu::Rcu;
 use crate::sys::skbuff::SkBuff;
 
@@ -28,7 +33,9 @@ use crate::sys::skbuff::SkBuff;
 const MAIN: usize = Family::ALL.len() * Hook::COUNT;
 /// Confirmation hooks per namespace.
 const CONFIRM: usize = Family::ALL.len() * 2;
-/// Number of hooks registered per namespace.
+/// Number of hook entries per namespace: the -200 ones by family and hook
+/// number, then the confirmation ones (a packet's later hooks at higher
+/// indices, as `NetHooks::switch` wants).
 pub(crate) const COUNT: usize = MAIN + CONFIRM;
 
 /// Where rfw sits among other hooks at each point: with connection tracking
@@ -36,27 +43,44 @@ pub(crate) const COUNT: usize = MAIN + CONFIRM;
 const PRIORITY: c_int = -200;
 /// After every other hook (`NF_IP_PRI_CONNTRACK_CONFIRM`).
 const PRIORITY_CONFIRM: c_int = c_int::MAX;
+/// The hooks of the confirmation entries, in index order.
+const CONFIRM_HOOKS: [Hook; 2] = [Hook::Input, Hook::Postrouting];
 
-static TABLE: HookTable<COUNT> = HookTable::new();
-
-/// Fills the table. Called once, from module init, before the first
-/// namespace registers it.
-pub(crate) fn init_table() {
-    TABLE.fill(core::array::from_fn(|k| {
+/// A namespace's entries, none registered.
+pub(crate) fn new_hooks() -> NetHooks<COUNT> {
+    NetHooks::new(core::array::from_fn(|k| {
         if k < MAIN {
             let (f, h) = (Family::ALL[k / Hook::COUNT], Hook::ALL[k % Hook::COUNT]);
             HookOps::new::<Main>(f.nfproto(), h as u8, PRIORITY)
         } else {
             let (f, j) = (Family::ALL[(k - MAIN) / 2], (k - MAIN) % 2);
-            let h = [Hook::Input, Hook::Postrouting][j];
-            HookOps::new::<Confirm>(f.nfproto(), h as u8, PRIORITY_CONFIRM)
+            HookOps::new::<Confirm>(f.nfproto(), CONFIRM_HOOKS[j] as u8, PRIORITY_CONFIRM)
         }
-    }));
+    }))
 }
 
-/// The table, for `nf_register_net_hooks`.
-pub(crate) fn table() -> *const bindings::nf_hook_ops {
-    TABLE.as_ptr()
+/// Which entries a namespace needs (a `NetHooks` mask): `tracks` when it
+/// tracks connections (`RfwNet::tracks`), `forward` when its ruleset has
+/// a table that runs at FORWARD (filter or mangle), `counting` when
+/// `fwctl stats` counts its packets.
+pub(crate) fn wanted(tracks: bool, forward: bool, counting: bool) -> u32 {
+    let mut m = 0u32;
+    for (fi, _) in Family::ALL.iter().enumerate() {
+        for h in Hook::ALL {
+            let first = match h {
+                Hook::Prerouting | Hook::Output => tracks,
+                Hook::Forward => tracks && forward,
+                Hook::Input | Hook::Postrouting => false,
+            };
+            if first || counting {
+                m |= 1 << (fi * Hook::COUNT + h.index());
+            }
+        }
+        if tracks {
+            m |= 0b11 << (MAIN + fi * 2);
+        }
+    }
+    m
 }
 
 /// Priority -200: counts the packet and, at the first hook, tracks it.
@@ -64,9 +88,11 @@ struct Main;
 
 impl NetHook for Main {
     fn run(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> Verdict {
-        if let Some(f) = Family::from_nfproto(state.pf()) {
-            rn.counters
-                .add(f, usize::from(state.hook()), u64::from(skb.len()));
+        if rn.counting() {
+            if let Some(f) = Family::from_nfproto(state.pf()) {
+                rn.counters
+                    .add(f, usize::from(state.hook()), u64::from(skb.len()));
+            }
         }
         crate::pkt::first(rn, rcu, skb, state)
     }

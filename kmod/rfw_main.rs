@@ -55,7 +55,7 @@ impl kernel::Module for Rfw {
         let genl = genl::Registration::new(module)?;
         let t = ct::table::get();
         pr_info!(
-            "loaded: hooks for IPv4 and IPv6 in every network namespace; {} buckets, limit {} per namespace, {} in all, {} bytes per entry\n",
+            "loaded: IPv4 and IPv6 hooks in each network namespace that needs them; {} buckets, limit {} per namespace, {} in all, {} bytes per entry\n",
             t.buckets(),
             t.default_limit(),
             t.max_total(),

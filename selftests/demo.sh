@@ -30,6 +30,8 @@ ip netns exec "$router" sysctl -qw net.ipv4.ip_forward=1
 echo "# the user's job, in the router's namespace:"
 echo "#   fwctl nat add --to-destination 10.0.20.2:8080"
 ip netns exec "$router" fwctl nat add --to-destination 10.0.20.2:8080
+echo "#   fwctl stats counting on     (per-hook counters for the end)"
+ip netns exec "$router" fwctl stats counting on
 echo
 echo "# client -> 10.0.10.1:80 (the router): 1 MiB over TCP, DNATed to the server's 8080"
 ip netns exec "$server" socat -u TCP-LISTEN:8080,reuseaddr OPEN:/tmp/demo.rx,creat,trunc &

@@ -11,9 +11,10 @@ readonly ksft_skip=4
 ret=$ksft_pass
 ns_list=()
 
-# One PASS:/FAIL: line per case; FAIL sets the script's exit code.
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; ret=$ksft_fail; }
+# One PASS:/FAIL: line per case; FAIL sets the script's exit code. Each ends
+# with the seconds since the test started, so a slow case shows in the log.
+pass() { echo "PASS: $* [${SECONDS}s]"; }
+fail() { echo "FAIL: $* [${SECONDS}s]"; ret=$ksft_fail; }
 skip() { echo "SKIP: $*"; exit $ksft_skip; }
 check() { # check DESCRIPTION EXPECTED ACTUAL
 	if [ "$2" = "$3" ]; then pass "$1 ($3)"; else fail "$1: expected $2, got $3"; fi

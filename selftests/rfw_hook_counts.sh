@@ -1,9 +1,11 @@
 #!/bin/bash
-# (b) Per-hook, per-namespace counters are exact.
+# (b) Per-hook, per-namespace counters are exact, and rfw hooks a namespace
+# only where it needs to.
 #
 #   ns1 (10.0.1.1, fd00:1::1) <--veth--> ns2 (10.0.1.2, fd00:1::2)    ns3 idle
 #
-# 10 IPv4 pings ns1 -> ns2, then 10 IPv6 pings. Each echo request leaves ns1
+# Counting is switched on in all three (`fwctl stats counting on`), then 10
+# IPv4 pings ns1 -> ns2, then 10 IPv6 pings. Each echo request leaves ns1
 # through OUTPUT and POSTROUTING and enters ns2 through PREROUTING and INPUT;
 # each reply goes the other way; nothing is forwarded. Noise is removed
 # rather than subtracted: ARP is not IP (no IP hooks), IPv6 addresses are
@@ -11,6 +13,14 @@
 # after the MLD reports that joining the address's groups sends have passed.
 # The idle namespace ns3 must read zero everywhere. The end hosts' own ICMP
 # counters (/proc/net/snmp) are the independent witness.
+#
+# Then counting goes off in ns2 and 10 more IPv4 pings run: ns1 counts them,
+# ns2's counters stand still. Which hooks rfw has registered in each
+# namespace is read from the kernel's own list (`nft list hooks`,
+# nfnetlink_hook): every hook point while counting, none in a namespace
+# that neither counts nor tracks, and with tracking only the points that
+# tracking needs (PREROUTING, OUTPUT, and the confirmation at INPUT and
+# POSTROUTING; FORWARD too once a filter table is loaded).
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -39,6 +49,21 @@ ip -net "$ns1" neigh add fd00:1::2 lladdr $mac2 dev veth1 nud permanent
 ip -net "$ns2" neigh add fd00:1::1 lladdr $mac1 dev veth2 nud permanent
 ip -net "$ns1" link set veth1 up
 ip -net "$ns2" link set veth2 up
+
+# rfw_hooks NS: "FAMILY HOOK" for each hook point where rfw has a hook in NS,
+# one line each, sorted, from the kernel's list of registered hooks.
+rfw_hooks() {
+	ip netns exec "$1" nft list hooks 2>/dev/null |
+		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
+		sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+all_points="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
+checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
+check "no rfw hook in a namespace that neither counts nor tracks (nft list hooks)" "" "$(rfw_hooks "$ns1")"
+for n in "$ns1" "$ns2" "$ns3"; do
+	ip netns exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
+done
+check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_points" "$(rfw_hooks "$ns1")"
 
 # Let the MLD reports for the new multicast memberships go out: wait
 # until both ends have sent IPv6 (the first report: the link is up, however
@@ -104,4 +129,26 @@ done
 
 # Nothing but the pings was counted in ns1: its IPv4 totals are absolute.
 check "ns1 ipv4 output packets since the namespace was created" 10 "$(stat_of "$after1" ipv4 output packets)"
+
+# Counting off in ns2: its hooks go, its counters stand still.
+check "fwctl stats counting off" "counting: off" "$(ip netns exec "$ns2" fwctl stats counting off)"
+check "counting off: no rfw hook left in ns2 (nft list hooks)" "" "$(rfw_hooks "$ns2")"
+rep4_before=$(snmp_counter "$ns1" Icmp:InEchoReps)
+ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2, counting off in ns2"
+replies4_in() { [ $(($(snmp_counter "$ns1" Icmp:InEchoReps) - rep4_before)) -ge 10 ]; }
+busywait 60000 replies4_in
+later1=$(fwctl_stats "$ns1")
+later2=$(fwctl_stats "$ns2")
+check "counting on in ns1: 10 more IPv4 output packets" 20 "$(stat_of "$later1" ipv4 output packets)"
+check "counting off in ns2: IPv4 input stands still" "$(stat_of "$after2" ipv4 input packets)" "$(stat_of "$later2" ipv4 input packets)"
+check "fwctl stats says counting is off" "fwctl: counting is off in this namespace (\`fwctl stats counting on\`)" \
+	"$(ip netns exec "$ns2" fwctl stats 2>&1 >/dev/null)"
+
+# Tracking without counting: only the hook points tracking needs.
+ip netns exec "$ns3" fwctl stats counting off >/dev/null
+ip netns exec "$ns3" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in ns3"
+check "tracking: rfw hooks where tracking needs them (nft list hooks)" \
+	"ip input ip output ip postrouting ip prerouting ip6 input ip6 output ip6 postrouting ip6 prerouting" "$(rfw_hooks "$ns3")"
+ip netns exec "$ns3" fwctl filter add --chain forward -p udp --dport 9 --drop >/dev/null || fail "filter rule in ns3"
+check "a filter table: FORWARD too (nft list hooks)" "$all_points" "$(rfw_hooks "$ns3")"
 exit $ret

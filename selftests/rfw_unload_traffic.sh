@@ -21,7 +21,15 @@ ip -net "$server" link set veth0 up
 ip netns exec "$server" iperf3 -s -1 -D -I /tmp/iperf3-rfw.pid >/dev/null 2>&1
 busywait 60000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :5201' || { fail "iperf3 server did not start"; exit $ret; }
 modprobe rfw
-for n in "$client" "$server"; do ip netns exec "$n" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in $n"; done
+# Tracking and counting in both ends: rfw's hooks at every hook point.
+track_and_count() {
+	local n
+	for n in "$client" "$server"; do
+		ip netns exec "$n" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in $n"
+		ip netns exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
+	done
+}
+track_and_count
 # -t 900: longer than the test may run; killed at the end.
 ip netns exec "$client" iperf3 -c 10.0.2.2 -t 900 >/dev/null 2>&1 &
 client_pid=$!
@@ -48,7 +56,7 @@ for i in $(seq 1 10); do
 	sleep 0.2
 	modprobe rfw || { fail "modprobe in cycle $i"; break; }
 	# Track in both ends, so that entries exist when the module goes.
-	for n in "$client" "$server"; do ip netns exec "$n" fwctl ct tracking on >/dev/null; done
+	track_and_count
 	# The hooks see the flow again after every reload.
 	busywait 60000 counted || fail "no packets counted after reload $i ($p)"
 	# Traffic through the new hooks for a while before the next unload.

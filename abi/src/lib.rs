@@ -40,8 +40,8 @@ pub mod nfproto {
 #[repr(u8)]
 pub enum Cmd {
     /// Reply: per-hook packet and byte counters of the caller's namespace.
-    /// Request has no attributes; reply carries one [`attr::HOOK_STATS`] per
-    /// (family, hook).
+    /// Request has no attributes; reply carries [`attr::STATS_COUNTING`]
+    /// and one [`attr::HOOK_STATS`] per (family, hook).
     StatsGet = 1,
     /// Connections. `doit`: the request carries [`attr::CT_ORIG`] or
     /// [`attr::CT_REPLY`] (a tuple of either direction finds the entry); the
@@ -84,6 +84,10 @@ pub enum Cmd {
     /// Rule-path statistics (NAT failures, rewrite errors, logs, rejects):
     /// reply [`attr::RULES_STATS`].
     RulesStatsGet = 10,
+    /// Turns per-hook counting on or off in the caller's namespace: the
+    /// request carries [`attr::STATS_COUNTING`]; the reply is
+    /// [`Cmd::StatsGet`]'s.
+    StatsSet = 11,
 }
 
 impl Cmd {
@@ -100,6 +104,7 @@ impl Cmd {
             8 => Some(Cmd::RulesGet),
             9 => Some(Cmd::RulesReplace),
             10 => Some(Cmd::RulesStatsGet),
+            11 => Some(Cmd::StatsSet),
             _ => None,
         }
     }
@@ -140,8 +145,13 @@ pub mod attr {
     pub const RULES_CHECK: u16 = 15;
     /// Nested [`super::rules_stats`].
     pub const RULES_STATS: u16 = 16;
+    /// u8: 1 while rfw counts the namespace's packets per hook, 0 when
+    /// not (the default: counting keeps rfw's hooks registered at every
+    /// hook point, and a namespace that neither counts nor tracks has
+    /// none).
+    pub const STATS_COUNTING: u16 = 17;
     /// Highest top-level attribute number (`genl_family.maxattr`).
-    pub const MAX: u16 = RULES_STATS;
+    pub const MAX: u16 = STATS_COUNTING;
 }
 
 /// Attributes nested in [`attr::RULES_TABLE`].

@@ -53,8 +53,10 @@ pub enum Output {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Per-hook packet and byte counters of this network namespace.
-    Stats,
+    /// Per-hook packet and byte counters of this network namespace, and
+    /// whether they count.
+    #[command(long_about = HOOK_STATS_ABOUT)]
+    Stats(StatsArgs),
     /// Connection tracking: connections, statistics, timeouts, limit, when
     /// to track.
     #[command(subcommand)]
@@ -132,6 +134,17 @@ Examples:
   fwctl ct flush
   fwctl -o json ct flush      # {\"deleted\":N}";
 
+const HOOK_STATS_ABOUT: &str = "\
+Print rfw's packet and byte counters of this network namespace, one line per family (ipv4, ipv6) and hook (prerouting, input, forward, output, postrouting), as nft's counters count a base chain's packets.
+
+Counting is off by default: a namespace that neither tracks nor counts has no rfw hook at all and pays nothing per packet (nf_conntrack's hooks are absent from namespaces whose rules do not need them too), and a tracking namespace has hooks only where its rules need them. `fwctl stats counting on` registers rfw's hooks at every hook point of the namespace and counts from then on; `fwctl stats counting off` stops counting (the counters keep their values) and drops the hooks that only counted. While counting is off the counters stand still and `fwctl stats` says so on stderr.
+
+Examples:
+  fwctl stats counting on
+  fwctl stats
+  fwctl -o json stats         # {\"counting\":true,\"hooks\":[{\"family\":\"ipv4\",\"hook\":\"prerouting\",\"packets\":N,\"bytes\":N},..]}
+  fwctl stats counting        # counting: on";
+
 const STATS_ABOUT: &str = "\
 Print the connection table's statistics as aligned \"name value\" lines: count, limit, unconfirmed, buckets, entry_bytes, found, new, related, invalid, ignored, early_drop, drop, global_full, insert_failed, chain_too_long, long_chain_lookups, expired, deleted, unconfirmed_reaped, slot_hits, slot_misses, fallback_found, fallback_not_found; then, for each reason with a nonzero count, \"invalid.<reason> N\" (why packets were INVALID) and \"malformed.<kind> N\" (packets that could not be parsed).
 
@@ -170,7 +183,7 @@ Without an argument, print the settings, as `fwctl ct timeout` does; their first
 
 With auto or on, set when this namespace tracks connections and print the new settings.
 
-auto, the default, tracks while the namespace has a ruleset (any table loaded: filter, nat or mangle) or once a connection was NATed in it; until then its packets are counted (`fwctl stats`) but create no connections. This is what nf_conntrack does since Linux 4.10, whose hooks a namespace gets only while one of its rules needs them. on tracks every packet of the namespace, rules or not. When tracking stops (auto again, no rules), the entries stay until they expire.
+auto, the default, tracks while the namespace has a ruleset (any table loaded: filter, nat or mangle) or once a connection was NATed in it; until then rfw does not look at its packets (no hook of rfw's runs there unless `fwctl stats counting on` asked for counting) and they create no connections. This is what nf_conntrack does since Linux 4.10, whose hooks a namespace gets only while one of its rules needs them. on tracks every packet of the namespace, rules or not. When tracking stops (auto again, no rules), the entries stay until they expire.
 
 With -o json: {\"tracking\":\"auto\"|\"on\",\"active\":true|false,\"limit\":N,\"buckets\":N,\"checksum\":true|false,\"timeouts_ms\":{..}}.
 
@@ -315,6 +328,40 @@ pub struct TrackingArgs {
     pub mode: Option<Tracking>,
 }
 
+/// `fwctl stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Without a subcommand, print the counters.
+    #[command(subcommand)]
+    pub command: Option<StatsCommand>,
+}
+
+/// `fwctl stats ...`.
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Show or set whether this namespace's packets are counted: on or off.
+    #[command(long_about = HOOK_STATS_ABOUT)]
+    Counting(CountingArgs),
+}
+
+/// `fwctl stats counting`.
+#[derive(Debug, Args)]
+pub struct CountingArgs {
+    /// on or off; without it, print whether counting is on.
+    #[arg(value_name = "MODE", value_enum)]
+    pub mode: Option<Counting>,
+}
+
+/// Whether rfw counts a namespace's packets per hook
+/// ([`rfw_abi::attr::STATS_COUNTING`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Counting {
+    /// count every packet at every hook point (registers rfw's hooks there)
+    On,
+    /// do not count (the default)
+    Off,
+}
+
 /// `fwctl ct checksum`.
 #[derive(Debug, Args)]
 pub struct ChecksumArgs {
@@ -338,6 +385,8 @@ pub struct UsageError {
 pub enum Job {
     /// `fwctl stats`.
     Stats,
+    /// `fwctl stats counting [on|off]`: `Some(on)` sets.
+    StatsCounting(Option<bool>),
     /// `fwctl ct list`.
     CtList(Filter),
     /// `fwctl ct count`.
@@ -362,7 +411,12 @@ impl Cli {
     /// Checks what clap could not and returns the job to run.
     pub fn job(&self) -> Result<Job, UsageError> {
         Ok(match &self.command {
-            Command::Stats => Job::Stats,
+            Command::Stats(a) => match &a.command {
+                None => Job::Stats,
+                Some(StatsCommand::Counting(c)) => {
+                    Job::StatsCounting(c.mode.map(|m| m == Counting::On))
+                }
+            },
             Command::Filter(c) => Job::Rules(table_job(TableKind::Filter, c)?),
             Command::Nat(c) => Job::Rules(table_job(TableKind::Nat, c)?),
             Command::Mangle(c) => Job::Rules(table_job(TableKind::Mangle, c)?),
@@ -524,10 +578,28 @@ impl Job {
         let text = match self {
             Job::Stats => {
                 let report = StatsReport::fetch(client)?;
+                if report.counting == Some(false) {
+                    let _ = writeln!(
+                        err,
+                        "fwctl: counting is off in this namespace (`fwctl stats counting on`)"
+                    );
+                }
                 if json {
                     report.to_json()?
                 } else {
                     report.to_table()
+                }
+            }
+            Job::StatsCounting(set) => {
+                let report = match set {
+                    Some(on) => StatsReport::set_counting(client, *on)?,
+                    None => StatsReport::fetch(client)?,
+                };
+                let on = report.counting.unwrap_or(true);
+                if json {
+                    format!("{{\"counting\":{on}}}\n")
+                } else {
+                    format!("counting: {}\n", if on { "on" } else { "off" })
                 }
             }
             Job::CtList(filter) => return list(client, filter, json, out, err),

@@ -45,6 +45,23 @@ impl RfwMessage {
         }
     }
 
+    /// The `StatsSet` request: counting on or off.
+    pub fn stats_set(on: bool) -> Self {
+        RfwMessage {
+            cmd: Cmd::StatsSet,
+            attrs: vec![RfwAttr::StatsCounting(u8::from(on))],
+        }
+    }
+
+    /// The [`RfwAttr::StatsCounting`] of this message (`None` from a
+    /// module that does not send it).
+    pub fn stats_counting(&self) -> Option<bool> {
+        self.attrs.iter().find_map(|a| match a {
+            RfwAttr::StatsCounting(v) => Some(*v != 0),
+            _ => None,
+        })
+    }
+
     /// A message of `cmd` with `attrs`.
     pub fn new(cmd: Cmd, attrs: Vec<RfwAttr>) -> Self {
         RfwMessage { cmd, attrs }
@@ -110,6 +127,7 @@ pub fn describe(cmd: Cmd) -> &'static str {
         Cmd::RulesGet => "reading rfw rules",
         Cmd::RulesReplace => "replacing rfw rules",
         Cmd::RulesStatsGet => "reading rfw rule statistics",
+        Cmd::StatsSet => "switching rfw hook counting",
     }
 }
 
@@ -158,6 +176,8 @@ pub enum RfwAttr {
     RulesCheck,
     /// [`attr::RULES_STATS`]: rule-path statistics, nested.
     RulesStats(Vec<RulesStatsAttr>),
+    /// [`attr::STATS_COUNTING`]: 1 while the namespace counts per hook.
+    StatsCounting(u8),
     /// Anything else, kept as it came.
     Other(DefaultNla),
 }
@@ -180,6 +200,7 @@ impl Nla for RfwAttr {
             RfwAttr::RulesGeneration(_) => 4,
             RfwAttr::RulesCheck => 0,
             RfwAttr::RulesStats(nested) => nested.as_slice().buffer_len(),
+            RfwAttr::StatsCounting(_) => 1,
             RfwAttr::Other(nla) => nla.value_len(),
         }
     }
@@ -203,6 +224,7 @@ impl Nla for RfwAttr {
             RfwAttr::RulesGeneration(_) => attr::RULES_GENERATION,
             RfwAttr::RulesCheck => attr::RULES_CHECK,
             RfwAttr::RulesStats(_) => attr::RULES_STATS | NLA_F_NESTED,
+            RfwAttr::StatsCounting(_) => attr::STATS_COUNTING,
             RfwAttr::Other(nla) => nla.kind(),
         }
     }
@@ -232,6 +254,7 @@ impl Nla for RfwAttr {
             }
             RfwAttr::RulesCheck => {}
             RfwAttr::RulesStats(nested) => nested.as_slice().emit(buffer),
+            RfwAttr::StatsCounting(v) => emit_u8(buffer, *v),
             RfwAttr::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -289,6 +312,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for RfwAttr {
             }
             attr::RULES_STATS => {
                 RfwAttr::RulesStats(parse_nlas(value).context("invalid RFW_ATTR_RULES_STATS")?)
+            }
+            attr::STATS_COUNTING => {
+                RfwAttr::StatsCounting(parse_u8(value).context("invalid RFW_ATTR_STATS_COUNTING")?)
             }
             _ => RfwAttr::Other(DefaultNla::parse(buf)?),
         })

@@ -33,6 +33,10 @@ pub struct HookRow {
 /// hooks by number. Rows the kernel left out read zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StatsReport {
+    /// Whether rfw counts this namespace's packets (`None`: the module did
+    /// not say). While it does not, the counters stand still.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counting: Option<bool>,
     /// One row per (family, hook): always `FAMILIES.len() * Hook::COUNT`.
     pub hooks: Vec<HookRow>,
 }
@@ -56,18 +60,34 @@ impl StatsReport {
                 });
             }
         }
-        StatsReport { hooks }
+        StatsReport {
+            counting: None,
+            hooks,
+        }
     }
 
     /// Asks the kernel for the counters.
     pub fn fetch<T: Transport>(client: &mut Client<T>) -> Result<Self, Error> {
-        let request = RfwMessage::stats_get();
+        Self::exchange(client, RfwMessage::stats_get())
+    }
+
+    /// Turns counting on or off; returns the counters as they are then.
+    pub fn set_counting<T: Transport>(client: &mut Client<T>, on: bool) -> Result<Self, Error> {
+        Self::exchange(client, RfwMessage::stats_set(on))
+    }
+
+    fn exchange<T: Transport>(client: &mut Client<T>, request: RfwMessage) -> Result<Self, Error> {
         let what = describe(request.cmd);
         let mut records = Vec::new();
+        let mut counting = None;
         for reply in client.request(request)? {
             records.extend(reply.hook_stats().map_err(|e| Error::protocol(what, e))?);
+            counting = counting.or(reply.stats_counting());
         }
-        Ok(StatsReport::from_records(&records))
+        Ok(StatsReport {
+            counting,
+            ..StatsReport::from_records(&records)
+        })
     }
 
     /// A table with a header line, numbers right-aligned.
@@ -107,7 +127,7 @@ impl StatsReport {
         out
     }
 
-    /// One line of JSON: `{"hooks":[{"family":..,"hook":..,"packets":..,"bytes":..},..]}`.
+    /// One line of JSON: `{"counting":..,"hooks":[{"family":..,"hook":..,"packets":..,"bytes":..},..]}`.
     pub fn to_json(&self) -> Result<String, Error> {
         serde_json::to_string(self)
             .map(|mut s| {
@@ -138,6 +158,7 @@ mod tests {
         FakeKernel::new(Some(0x1d), |req| {
             let mut skb = Skb::new(true);
             let start = skb.genlmsg_put(req.port, req.seq, 0x1d, 0, req.cmd, 1);
+            skb.nla_put_u8(rfw_abi::attr::STATS_COUNTING, 1);
             skb.hook_stats(nfproto::IPV6, Hook::Output as u8, 7, 560);
             skb.hook_stats(nfproto::IPV4, Hook::Prerouting as u8, 1234567, 987654321);
             skb.hook_stats(nfproto::IPV4, Hook::Forward as u8, 3, 180);
@@ -198,7 +219,7 @@ ipv6    postrouting        0          0
     #[test]
     fn json() {
         let want = concat!(
-            r#"{"hooks":["#,
+            r#"{"counting":true,"hooks":["#,
             r#"{"family":"ipv4","hook":"prerouting","packets":1234567,"bytes":987654321},"#,
             r#"{"family":"ipv4","hook":"input","packets":0,"bytes":0},"#,
             r#"{"family":"ipv4","hook":"forward","packets":3,"bytes":180},"#,
@@ -212,6 +233,15 @@ ipv6    postrouting        0          0
             "]}\n"
         );
         assert_eq!(report().to_json().unwrap(), want);
+    }
+
+    #[test]
+    fn counting_from_the_reply() {
+        assert_eq!(report().counting, Some(true));
+        // A module that does not say: no "counting" in JSON.
+        let r = StatsReport::from_records(&[]);
+        assert_eq!(r.counting, None);
+        assert!(r.to_json().unwrap().starts_with(r#"{"hooks":["#));
     }
 
     #[test]

@@ -434,7 +434,7 @@ impl DoIt for CtConfigSet {
         // Tracking on needs defragmentation, which may fail (ENOMEM):
         // before anything is applied.
         if change.tracking == Some(ct_config::TRACKING_ON) {
-            crate::pernet::sync_defrag_req(req, true)?;
+            crate::pernet::sync_req(req, true)?;
         }
         let ct = &req.net().ct;
         if change.timeouts.iter().any(Option::is_some) || change.checksum.is_some() {
@@ -457,7 +457,7 @@ impl DoIt for CtConfigSet {
                 .store(t == ct_config::TRACKING_ON, Ordering::Relaxed);
             // Given back if the namespace stopped tracking (`auto` with
             // no table); held already if it tracks (cannot fail then).
-            let _ = crate::pernet::sync_defrag_req(req, false);
+            let _ = crate::pernet::sync_req(req, false);
         }
         reply_config(req, rfw_abi::Cmd::CtConfigSet)
     }

@@ -139,12 +139,12 @@ impl DoIt for RulesReplace {
         } else {
             // Every replace installs a table, and a namespace with a table
             // tracks: defragmentation first, so that the ruleset's first
-            // packets are whole (`RfwNet::sync_defrag`).
-            crate::pernet::sync_defrag_req(req, true)?;
+            // packets are whole and meet every hook (`RfwNet::sync`).
+            crate::pernet::sync_req(req, true)?;
             let r = rules.replace(new, expect);
             // Given back if the replace failed and nothing else tracks;
             // else already held (this cannot fail then).
-            let _ = crate::pernet::sync_defrag_req(req, false);
+            let _ = crate::pernet::sync_req(req, false);
             r
         };
         let generation = match result {

@@ -130,6 +130,8 @@ impl Op {
 pub(crate) enum AttrType {
     /// `NLA_NESTED`.
     Nested,
+    /// `NLA_U8`.
+    U8,
     /// `NLA_U32`.
     U32,
     /// `NLA_FLAG`.
@@ -234,6 +236,7 @@ impl<const OPS: usize, const ATTRS: usize> Registration<OPS, ATTRS> {
             let p = policy.get_mut(usize::from(ty)).ok_or(EINVAL)?;
             p.type_ = match t {
                 AttrType::Nested => bindings::NLA_NESTED,
+                AttrType::U8 => bindings::NLA_U8,
                 AttrType::U32 => bindings::NLA_U32,
                 AttrType::Flag => bindings::NLA_FLAG,
             } as u8;

@@ -1,22 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Netfilter hooks (`include/linux/netfilter.h`): the hook's context
-//! ([`HookState`]), verdicts, the hook table handed to
-//! `nf_register_net_hooks` ([`HookTable`]) and the one `extern "C"`
+//! ([`HookState`]), verdicts, a namespace's hook entries, registered one
+//! by one as it needs them ([`NetHooks`]), and the one `extern "C"`
 //! trampoline through which netfilter enters rfw ([`NetHook`]), plus the
 //! kernel calls made on a hook's behalf (re-routing, REJECT's answers).
 
+use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use kernel::error::to_result;
+use kernel::prelude::*;
 use kernel::types::Opaque;
 
-use super::kernel_static::KernelStatic;
 use super::netdevice::NetDevice;
+use super::pernet::NetRef;
 use super::rcu::Rcu;
 use super::skbuff::SkBuff;
+use super::sync::{LockClassKey, Mutex};
 use crate::bindings;
-use crate::pernet::{self, RfwNet};
+use crate::pernet::RfwNet;
 
 /// A netfilter verdict (`NF_ACCEPT`, `NF_DROP`, `NF_QUEUE_NR(n)`).
 pub(crate) type Verdict = c_uint;
@@ -189,11 +194,11 @@ pub(crate) trait NetHook {
 ///
 /// # Safety
 ///
-/// Called by netfilter only, as the hook function of a [`HookTable`]
-/// entry registered in `state->net` (registered after rfw's pernet `init`
-/// for that namespace, unregistered in its `pre_exit`).
+/// Called by netfilter only, as the hook function of an entry of a
+/// [`NetHooks`] registered in `state->net`, with that entry's `priv`
+/// (the namespace's `RfwNet`, see the type's invariants).
 unsafe extern "C" fn trampoline<H: NetHook>(
-    _priv: *mut c_void,
+    priv_: *mut c_void,
     skb: *mut bindings::sk_buff,
     state: *const bindings::nf_hook_state,
 ) -> c_uint {
@@ -209,15 +214,17 @@ unsafe extern "C" fn trampoline<H: NetHook>(
     // SAFETY: the section lasts for this whole call, and the token does not
     // outlive it.
     let rcu = unsafe { Rcu::assume() };
-    // The hook is registered in `state->net` only between `init` and
-    // `pre_exit` (caller).
-    // SAFETY: so its `RfwNet` is live for the call (`pernet::get`).
-    let rn = unsafe { pernet::get(state.net_ptr()) };
+    // `priv` is the `RfwNet` that holds the registered entry, which lives
+    // until a grace period after the entry was unregistered (`NetHooks`
+    // invariants); this call runs inside a read-side section that began
+    // while the entry was registered.
+    // SAFETY: so it is live, and only shared, for the call.
+    let rn = unsafe { &*priv_.cast_const().cast::<RfwNet>() };
     H::run(rn, &rcu, skb, state)
 }
 
-/// One entry of a [`HookTable`]: hook `H` at hook point `hooknum` of
-/// family `pf`, at priority `priority`.
+/// One hook of a [`NetHooks`]: hook `H` at hook point `hooknum` of family
+/// `pf`, at priority `priority`.
 #[derive(Clone, Copy)]
 pub(crate) struct HookOps {
     hook: unsafe extern "C" fn(
@@ -242,51 +249,173 @@ impl HookOps {
     }
 }
 
-/// `N` `nf_hook_ops` in a static, registered by address in every namespace
-/// (the kernel only reads them).
+/// The lockdep class of [`HOOKS_MUTEX`].
+static HOOKS_MUTEX_CLASS: LockClassKey = LockClassKey::new();
+/// Serialises every namespace's hook switches, so that a namespace's
+/// `registered` mask and the kernel's hook lists change together (the
+/// kernel takes its own `nf_hook_mutex` inside each call).
+static HOOKS_MUTEX: Mutex<()> = Mutex::new((), c"rfw_hooks_mutex", &HOOKS_MUTEX_CLASS);
+
+/// A namespace's own `N` `nf_hook_ops` (at most 32), each registered in
+/// the namespace only while the namespace needs it ([`NetHooks::switch`]),
+/// as nf_conntrack registers its hooks in a namespace only while a rule
+/// there needs them (`nf_ct_netns_get`): a namespace that needs none pays
+/// nothing per packet. Each entry's `priv` is the namespace's `RfwNet`,
+/// which the trampoline hands to the hook without a `net_generic` lookup.
 ///
 /// # Invariants
 ///
-/// Rust writes the entries only in [`HookTable::fill`], once (guarded by
-/// `filled`), before the table is first registered; afterwards only the
-/// kernel reads them.
-pub(crate) struct HookTable<const N: usize> {
-    ops: KernelStatic<[bindings::nf_hook_ops; N]>,
-    filled: AtomicBool,
+/// * Rust writes `ops` only in [`NetHooks::new`] and, once, in
+///   [`NetHooks::bind`], before any entry is registered; afterwards only
+///   the kernel and the trampoline read them.
+/// * Once bound, every entry's `priv` is the address of the `RfwNet` that
+///   holds this value, which does not move, and is dropped only after a
+///   grace period has passed since [`NetHooks::close`] unregistered every
+///   entry (the namespace's pernet `exit_batch`, after `pre_exit` and the
+///   core's grace period).
+/// * Bit `i` of `registered` is set exactly when `ops[i]` is registered in
+///   the namespace; it changes only under [`HOOKS_MUTEX`]. Nothing is
+///   registered before `bind` or after `close`.
+pub(crate) struct NetHooks<const N: usize> {
+    ops: UnsafeCell<[bindings::nf_hook_ops; N]>,
+    registered: AtomicU32,
+    bound: AtomicBool,
+    closed: AtomicBool,
 }
 
-impl<const N: usize> HookTable<N> {
-    /// An empty table.
-    pub(crate) const fn new() -> Self {
-        HookTable {
-            // `nf_hook_ops` holds pointers, integers and an optional
-            // function pointer.
-            // SAFETY: zero is a valid value for every field.
-            ops: KernelStatic::new(unsafe { core::mem::zeroed() }),
-            filled: AtomicBool::new(false),
-        }
-    }
+// SAFETY: `ops` is written only before it is shared with the kernel (type
+// invariants); everything else is atomic.
+unsafe impl<const N: usize> Sync for NetHooks<N> {}
+// SAFETY: the entries hold pointers to static functions and, once bound,
+// to the state that holds them: nothing tied to a thread.
+unsafe impl<const N: usize> Send for NetHooks<N> {}
 
-    /// Fills the table; to be called once, before the table is first
-    /// registered (later calls do nothing).
-    pub(crate) fn fill(&self, ops: [HookOps; N]) {
-        if self.filled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let table = self.ops.get();
-        for (i, o) in ops.iter().enumerate() {
-            // INVARIANT: the first call, before any registration.
-            // SAFETY: so nothing else reads the table now; `i < N`.
-            let e = unsafe { &mut (*table)[i] };
+impl<const N: usize> NetHooks<N> {
+    const FITS: () = assert!(N <= 32);
+
+    /// The entries `ops`, none registered.
+    pub(crate) fn new(ops: [HookOps; N]) -> Self {
+        let () = Self::FITS;
+        // `nf_hook_ops` holds pointers, integers and an optional function
+        // pointer.
+        // SAFETY: zero is a valid value for every field.
+        let mut table: [bindings::nf_hook_ops; N] = unsafe { core::mem::zeroed() };
+        for (e, o) in table.iter_mut().zip(ops.iter()) {
             e.hook = Some(o.hook);
             e.pf = o.pf;
             e.hooknum = c_uint::from(o.hooknum);
             e.priority = o.priority;
         }
+        NetHooks {
+            ops: UnsafeCell::new(table),
+            registered: AtomicU32::new(0),
+            bound: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
     }
 
-    /// The table, for `nf_register_net_hooks` (`N` entries).
-    pub(crate) fn as_ptr(&self) -> *const bindings::nf_hook_ops {
-        self.ops.get().cast::<bindings::nf_hook_ops>()
+    /// Makes `owner`, the namespace state that holds `self`, the `priv` of
+    /// every entry; nothing is registered before this. Later calls do
+    /// nothing.
+    pub(crate) fn bind(&self, owner: Pin<&RfwNet>) {
+        let _guard = HOOKS_MUTEX.lock();
+        if self.bound.load(Ordering::Relaxed) {
+            return;
+        }
+        let owner = core::ptr::from_ref::<RfwNet>(owner.get_ref()).cast_mut();
+        let ops = self.ops.get();
+        for i in 0..N {
+            // INVARIANT: not bound yet, so nothing is registered and
+            // nobody else reads the entries; `owner` is pinned.
+            // SAFETY: so this write races with nothing; `i < N`.
+            unsafe { (*ops)[i].priv_ = owner.cast::<c_void>() };
+        }
+        self.bound.store(true, Ordering::Relaxed);
+    }
+
+    /// Entry `i`, for the kernel.
+    fn op(&self, i: usize) -> *const bindings::nf_hook_ops {
+        // In bounds: callers pass `i < N`.
+        self.ops
+            .get()
+            .cast::<bindings::nf_hook_ops>()
+            .wrapping_add(i)
+    }
+
+    /// Registers in `net` (the namespace whose state holds `self`) the
+    /// entries whose bits `want()` sets, and unregisters the others.
+    /// `want` runs under the mutex, after every earlier switch, so it must
+    /// read the namespace's state then: two callers that change that state
+    /// and switch concurrently leave the hooks matching the last state.
+    /// Process context (the kernel's calls sleep).
+    ///
+    /// Entries are unregistered in index order and registered in reverse
+    /// index order, so with callers that put a packet's later hooks at
+    /// higher indices, no packet meets an earlier hook without its later
+    /// ones. On a failed registration (`ENOMEM`), the entries this call
+    /// registered are unregistered again and the error returned.
+    pub(crate) fn switch(&self, net: NetRef<'_>, want: impl FnOnce() -> u32) -> Result {
+        let _guard = HOOKS_MUTEX.lock();
+        if !self.bound.load(Ordering::Relaxed) || self.closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let all = u32::MAX >> (32 - N);
+        let want = want() & all;
+        let mut have = self.registered.load(Ordering::Relaxed);
+        for i in 0..N {
+            let bit = 1u32 << i;
+            if have & bit != 0 && want & bit == 0 {
+                // Bit `i` says entry `i` is registered in `net`.
+                // SAFETY: so it may be unregistered; `net` is live.
+                unsafe { bindings::nf_unregister_net_hook(net.as_ptr(), self.op(i)) };
+                have &= !bit;
+                // INVARIANT: under the mutex, after the unregistration.
+                self.registered.store(have, Ordering::Relaxed);
+            }
+        }
+        let mut added = 0u32;
+        for i in (0..N).rev() {
+            let bit = 1u32 << i;
+            if have & bit == 0 && want & bit != 0 {
+                // The entry is bound and not registered; it lives as long
+                // as `net`'s state (type invariants).
+                // SAFETY: `net` is live.
+                let r = unsafe { bindings::nf_register_net_hook(net.as_ptr(), self.op(i)) };
+                if let Err(e) = to_result(r) {
+                    self.unregister(net, added);
+                    return Err(e);
+                }
+                have |= bit;
+                added |= bit;
+                // INVARIANT: under the mutex, after the registration.
+                self.registered.store(have, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Unregisters the registered entries among `mask`, in index order;
+    /// [`HOOKS_MUTEX`] is held.
+    fn unregister(&self, net: NetRef<'_>, mask: u32) {
+        let mut have = self.registered.load(Ordering::Relaxed);
+        for i in 0..N {
+            let bit = 1u32 << i;
+            if have & mask & bit != 0 {
+                // Bit `i` says entry `i` is registered in `net`.
+                // SAFETY: so it may be unregistered; `net` is live.
+                unsafe { bindings::nf_unregister_net_hook(net.as_ptr(), self.op(i)) };
+                have &= !bit;
+                // INVARIANT: under the mutex, after the unregistration.
+                self.registered.store(have, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Unregisters every entry from `net` for good (pernet `pre_exit`):
+    /// later switches register nothing.
+    pub(crate) fn close(&self, net: NetRef<'_>) {
+        let _guard = HOOKS_MUTEX.lock();
+        self.closed.store(true, Ordering::Relaxed);
+        self.unregister(net, u32::MAX);
     }
 }

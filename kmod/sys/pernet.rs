@@ -6,8 +6,9 @@
 //! drop). The kernel then gives every namespace, the initial one and each
 //! one created later, a zeroed area of `size_of::<RfwNet>()` bytes
 //! (`net_generic`), in which the `init` trampoline builds the namespace's
-//! [`NetState`] before it registers rfw's netfilter hooks there. Teardown
-//! is split the way the kernel intends: `pre_exit` unregisters the hooks,
+//! [`NetState`] (which registers rfw's netfilter hooks there as the
+//! namespace comes to need them). Teardown is split the way the kernel
+//! intends: `pre_exit` unregisters the hooks,
 //! the core then waits for an RCU grace period (every hook invocation runs
 //! under `rcu_read_lock`), `exit` winds each namespace down, and
 //! `exit_batch`, once for all the namespaces dying together, does the work
@@ -29,7 +30,6 @@ use kernel::prelude::*;
 
 use super::kernel_static::KernelStatic;
 use crate::bindings;
-use crate::hooks;
 use crate::pernet::RfwNet;
 
 /// What a namespace's state does at the namespace's creation and death.
@@ -37,9 +37,13 @@ pub(crate) trait NetState: Sized + Send + Sync {
     /// Builds the state of a new namespace (pernet `init`).
     fn new() -> Result<Self>;
 
-    /// Runs once the state is in its final place, before the namespace's
-    /// hooks are registered (pernet `init`): for parts that must not move.
+    /// Runs once the state is in its final place (pernet `init`), before
+    /// anything else can reach it: for parts that must not move.
     fn start(self: Pin<&Self>);
+
+    /// Unregisters the namespace's netfilter hooks for good (pernet
+    /// `pre_exit`); the core then waits for a grace period before `exit`.
+    fn pre_exit(&self, net: NetRef<'_>);
 
     /// Runs in pernet `exit`, a grace period after the hooks went:
     /// netlink commands cannot reach the namespace any more. `net` is the
@@ -134,7 +138,7 @@ pub(crate) unsafe fn get<'a>(net: *const bindings::net) -> &'a RfwNet {
     unsafe { &*slot(net) }
 }
 
-/// `pernet_operations.init`: state and hooks for a new namespace.
+/// `pernet_operations.init`: the state of a new namespace.
 ///
 /// # Safety
 ///
@@ -149,22 +153,11 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
     let slot = unsafe { slot(net) };
     // SAFETY: `slot` is valid for writes and holds no value yet.
     unsafe { slot.write(state) };
-    // The state is in its final place now: it stays there until `exit`
-    // (or the failure path below) drops it in place, so it may be pinned.
+    // The state is in its final place now: it stays there until
+    // `exit_batch` drops it in place, so it may be pinned.
     // SAFETY: `slot` holds the value just written.
     unsafe { Pin::new_unchecked(&*slot) }.start();
-    let (table, n) = (hooks::table(), hooks::COUNT as c_uint);
-    // `Registration::new` filled the table before registering us, and it
-    // lives as long as the module.
-    // SAFETY: `table` holds `n` valid entries and `net` is live.
-    let ret = unsafe { bindings::nf_register_net_hooks(net, table, n) };
-    if ret != 0 {
-        // No hook is registered, so nothing else can see the state: drop it.
-        // The kernel does not call `exit` for a namespace whose `init` failed.
-        // SAFETY: `slot` holds the value written above.
-        unsafe { core::ptr::drop_in_place(slot) };
-    }
-    ret
+    0
 }
 
 /// `pernet_operations.pre_exit`: unhooks a dying namespace.
@@ -173,8 +166,15 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
 ///
 /// Called by the namespace core only, for a `net` whose `init` succeeded.
 unsafe extern "C" fn net_pre_exit(net: *mut bindings::net) {
-    // SAFETY: `init` succeeded for `net`, so these hooks are registered.
-    unsafe { bindings::nf_unregister_net_hooks(net, hooks::table(), hooks::COUNT as c_uint) };
+    if let Some(nn) = NonNull::new(net) {
+        // The namespace core calls `pre_exit` for a live (dying) namespace.
+        // SAFETY: so it lives for this call.
+        let net_ref = unsafe { NetRef::from_raw(nn) };
+        // `init` succeeded for `net`, and its state is dropped only in
+        // `exit_batch`.
+        // SAFETY: so the state is live.
+        unsafe { get(net) }.pre_exit(net_ref);
+    }
 }
 
 /// `pernet_operations.exit`: winds a dying namespace's state down.
@@ -243,10 +243,9 @@ unsafe extern "C" fn net_exit_batch(list: *mut bindings::list_head) {
 pub(crate) struct Registration(());
 
 impl Registration {
-    /// Fills the hook table and registers the operations: the kernel runs
-    /// `init` for every existing namespace now and for every new one later.
+    /// Registers the operations: the kernel runs `init` for every existing
+    /// namespace now and for every new one later.
     pub(crate) fn new() -> Result<Self> {
-        hooks::init_table();
         let ops = OPS.get();
         // Module init runs once; the operations are not registered yet.
         // SAFETY: nothing else reads them now (`KernelStatic` invariant).

@@ -1475,3 +1475,30 @@ fn a_closed_pipe_stops_the_list_quietly() {
         io::ErrorKind::BrokenPipe.into()
     )));
 }
+
+#[test]
+fn stats_counting_parses_to_a_get_or_a_set() {
+    let job = |args: &[&str]| parse(args).unwrap().job().unwrap();
+    assert_eq!(job(&["stats"]), Job::Stats);
+    assert_eq!(job(&["stats", "counting"]), Job::StatsCounting(None));
+    assert_eq!(
+        job(&["stats", "counting", "on"]),
+        Job::StatsCounting(Some(true))
+    );
+    assert_eq!(
+        job(&["stats", "counting", "off"]),
+        Job::StatsCounting(Some(false))
+    );
+    assert!(parse(&["stats", "counting", "maybe"]).is_err());
+    assert!(parse(&["stats", "counting", "on", "off"]).is_err());
+    assert!(parse(&["stats", "bogus"]).is_err());
+}
+
+#[test]
+fn stats_set_request_carries_one_counting_byte() {
+    let m = RfwMessage::stats_set(true);
+    assert_eq!(m.cmd, rfw_abi::Cmd::StatsSet);
+    assert_eq!(m.stats_counting(), Some(true));
+    assert_eq!(RfwMessage::stats_set(false).stats_counting(), Some(false));
+    assert_eq!(RfwMessage::stats_get().stats_counting(), None);
+}

@@ -71,9 +71,9 @@ dmesg_splats() {
 # python: under emulation every process start costs).
 fwctl_stats() {
 	if [ -n "$1" ]; then
-		ip netns exec "$1" fwctl stats
+		ip netns exec "$1" fwctl stats 2>/dev/null
 	else
-		fwctl stats
+		fwctl stats 2>/dev/null
 	fi | awk 'NR > 1 { print $1, $2, $3, $4 }'
 }
 

@@ -22,6 +22,14 @@
 # (d) Container B then fills too: all namespaces together stop at
 #     max_total (1500, checked through every namespace's count), B short
 #     of its own limit, and B's drops are counted as global_full.
+# (e) Memory cgroups: a task in a cgroup of its own makes a namespace,
+#     loads a ruleset of 20000 rules there and sends 900 new UDP flows
+#     from it (tracked at LOCAL_OUT, in the task's context); the cgroup's
+#     own memory.stat is the witness: its kernel memory grows by at least
+#     16 bytes per rule with the ruleset, its unreclaimable slab by at
+#     least half of 900 entries with tracking on, against the same flows
+#     sent before, when nothing tracked them. (Entries made in softirq, by forwarded or
+#     received packets, charge nobody: the limits bound them.)
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -241,6 +249,66 @@ else
 	fail "max_total: A $a + B $b + host $h = $total (B below its limit of 1000?)"
 fi
 check "A: still at its limit" 1000 "$a"
+
+# --- (e) memory cgroup charging --------------------------------------------
+in_ct "$A" fwctl ct flush >/dev/null
+in_ct "$B" fwctl ct flush >/dev/null
+fwctl ct tracking auto >/dev/null
+cg=/sys/fs/cgroup
+[ -f $cg/cgroup.controllers ] || mount -t cgroup2 none $cg 2>/dev/null
+if ! grep -qw memory $cg/cgroup.controllers 2>/dev/null; then
+	echo "SKIP-CASE: no memory cgroup controller (CONFIG_MEMCG)"
+else
+	echo +memory >$cg/cgroup.subtree_control 2>/dev/null
+	mkdir -p $cg/rfw_iso
+	# 20000 filter rules that match nothing here.
+	{
+		echo "*filter"
+		for p in $(seq 20000 39999); do echo "-A FORWARD -p udp --dport $p -j DROP"; done
+		echo COMMIT
+	} >"$dir/big"
+	entry=$(ct_val "" entry_bytes)
+	# In the cgroup, in a new namespace: memory.stat (after the kernel's
+	# 2-second stat flush) around the restore, and around 900 flows sent
+	# with tracking on, then 900 more with it off.
+	sh -c 'echo $$ >"$1/cgroup.procs" && exec unshare -n python3 -c "$2" "$1" "$3"' memcg "$cg/rfw_iso" '
+import subprocess, socket, sys, time
+cg, big = sys.argv[1], sys.argv[2]
+def stat(k):
+    time.sleep(3)
+    for line in open(cg + "/memory.stat"):
+        name, v = line.split()
+        if name == k:
+            return int(v)
+def fw(*a):
+    subprocess.run(("fwctl",) + a, check=True, stdout=subprocess.DEVNULL)
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def flows(first):
+    before = stat("slab_unreclaimable")
+    for i in range(900):
+        s.sendto(b"x", ("127.0.0.1", first + i))
+    return stat("slab_unreclaimable") - before
+# No table, no tracking yet: the same flows create no entry.
+off = flows(3000)
+k0 = stat("kernel")
+fw("restore", big)
+k1 = stat("kernel")
+fw("ct", "tracking", "on")
+on = flows(1000)
+n = subprocess.run(["fwctl", "ct", "count"], capture_output=True, text=True).stdout.strip()
+print(k1 - k0, on, off, n)
+' "$dir/big" >"$dir/memcg" 2>"$dir/memcg.err" || fail "memcg: the cgroup task failed: $(tail -1 "$dir/memcg.err")"
+	read -r rules on off n <"$dir/memcg"
+	echo "# memcg: restore of 20000 rules +$rules B kernel memory; 900 flows: slab +$on B tracked ($n entries), +$off B untracked; entry $entry B"
+	[ "${rules:-0}" -ge $((20000 * 16)) ] 2>/dev/null &&
+		pass "memcg: the ruleset is charged to the caller's cgroup (kernel +$rules B for 20000 rules)" ||
+		fail "memcg: ruleset charge: kernel +${rules:-?} B for 20000 rules"
+	[ "$((on - off))" -ge $((900 * entry / 2)) ] 2>/dev/null &&
+		pass "memcg: entries made in the task's context are charged to its cgroup (slab +$((on - off)) B for $n entries of $entry B)" ||
+		fail "memcg: entry charge: slab +${on:-?} tracked, +${off:-?} untracked, $n entries of $entry B"
+	rmdir $cg/rfw_iso 2>/dev/null
+fi
 
 kernel_log_clean
 exit $ret

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Namespaces die cleanly under churn (issue 17 item 3; reliability review
-# F10-F13): ROUNDS times (5; RFW_TEARDOWN_ROUNDS=50 for the long run, about
+# F10-F13): ROUNDS times (3; RFW_TEARDOWN_ROUNDS=50 for the long run, about
 # 6 minutes under emulation, which the suite cannot afford), a namespace
 # that holds ENTRIES (5000) connections is
 # deleted while a neighbour namespace churns short-lived UDP flows and runs
@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ROUNDS=${RFW_TEARDOWN_ROUNDS:-5} ENTRIES=5000
+ROUNDS=${RFW_TEARDOWN_ROUNDS:-3} ENTRIES=5000
 
 # rfw_conn objects now.
 conn_objects() { rfw_slab_objects | awk '$1 == "rfw_conn" { n += $2 } END { print n + 0 }'; }

@@ -1,5 +1,7 @@
 #!/bin/bash
-# (c) rmmod rfw while iperf3 traffic runs through its hooks, 10 times.
+# (c) rmmod rfw while iperf3 traffic runs through its hooks, 5 times
+# (RFW_UNLOAD_CYCLES=N for more; `selftests/run.sh --repeat` repeats the
+# whole test in one boot).
 # Unregistering hooks from under running packets must be safe (pre_exit
 # unhooks, a grace period passes, then state is freed). The witness is the
 # end host: the TCP flow's own acknowledged-bytes counter (ss -ti in the
@@ -50,7 +52,8 @@ counted() {
 	[ "${p:-0}" -gt 0 ] 2>/dev/null
 }
 cycles=0
-for i in $(seq 1 10); do
+want=${RFW_UNLOAD_CYCLES:-5}
+for i in $(seq 1 "$want"); do
 	kill -0 $client_pid 2>/dev/null || { fail "iperf3 ended before cycle $i"; break; }
 	rmmod rfw || { fail "rmmod in cycle $i"; break; }
 	sleep 0.2
@@ -63,7 +66,7 @@ for i in $(seq 1 10); do
 	sleep 0.5
 	cycles=$i
 done
-check "reload cycles under traffic" 10 "$cycles"
+check "reload cycles under traffic" "$want" "$cycles"
 
 a1=$(acked)
 progressed() {

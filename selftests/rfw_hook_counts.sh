@@ -30,6 +30,22 @@ trap 'cleanup_all_ns; modprobe -r rfw 2>/dev/null' EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns ns1 ns2 ns3 || { fail "setup_ns"; exit $ret; }
 
+# rfw_hooks NS: "FAMILY HOOK" for each hook point where rfw has a hook in NS,
+# one line each, sorted, from the kernel's list of registered hooks.
+rfw_hooks() {
+	ip netns exec "$1" nft list hooks 2>/dev/null |
+		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
+		sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+all_points="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
+checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
+check "no rfw hook in a namespace that neither counts nor tracks (nft list hooks)" "" "$(rfw_hooks "$ns1")"
+for n in "$ns1" "$ns2" "$ns3"; do
+	ip netns exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
+done
+check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_points" "$(rfw_hooks "$ns1")"
+# (Before the links come up: the MLD reports below are counted.)
+
 ip link add veth1 netns "$ns1" type veth peer name veth2 netns "$ns2"
 mac1=02:00:00:00:01:01
 mac2=02:00:00:00:01:02
@@ -50,20 +66,6 @@ ip -net "$ns2" neigh add fd00:1::1 lladdr $mac1 dev veth2 nud permanent
 ip -net "$ns1" link set veth1 up
 ip -net "$ns2" link set veth2 up
 
-# rfw_hooks NS: "FAMILY HOOK" for each hook point where rfw has a hook in NS,
-# one line each, sorted, from the kernel's list of registered hooks.
-rfw_hooks() {
-	ip netns exec "$1" nft list hooks 2>/dev/null |
-		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
-		sort -u | tr '\n' ' ' | sed 's/ $//'
-}
-all_points="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
-checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
-check "no rfw hook in a namespace that neither counts nor tracks (nft list hooks)" "" "$(rfw_hooks "$ns1")"
-for n in "$ns1" "$ns2" "$ns3"; do
-	ip netns exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
-done
-check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_points" "$(rfw_hooks "$ns1")"
 
 # Let the MLD reports for the new multicast memberships go out: wait
 # until both ends have sent IPv6 (the first report: the link is up, however

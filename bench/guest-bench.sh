@@ -198,6 +198,12 @@ ct_count_all() { # entries of every namespace's table
 	for ns in init snd rtr snk; do n=$((n + $(ct_count $ns))); done
 	echo "$n"
 }
+# rfw_work: "NEW HASHES ALLOCATIONS" of rtr's table (fwctl ct stats): what
+# new connections cost rfw, counted by rfw itself.
+rfw_work() {
+	ip netns exec rtr fwctl ct stats 2>/dev/null |
+		awk '$1 == "new" { n = $2 } $1 == "hashes" { h = $2 } $1 == "allocations" { a = $2 } END { print n + 0, h + 0, a + 0 }'
+}
 # ct_sample: "TIME COUNT" from a shell that lives in rtr (no process start
 # between the clock and the counter; /proc/sys is the reader's namespace's).
 # rfw's count needs fwctl, a process: its TIME is the middle of the clock
@@ -274,12 +280,14 @@ measure_pps() {
 	pg_start snd 2>>"$log" &
 	pid=$!
 	sleep "$RAMP"
-	local ct0=0 ct1=0
+	local ct0=0 ct1=0 w0="" w1=""
 	read -r t0 k0 d0 r0 < <(sample)
 	[ "$wl" = newconn ] && { ct_sample; ct0=$CT_T c0=$CT_C; }
+	[ "$wl" = newconn ] && [ "$CT_KIND" = rfw ] && w0=$(rfw_work)
 	sleep "$DUR"
 	read -r t1 k1 d1 r1 < <(sample)
 	[ "$wl" = newconn ] && { ct_sample; ct1=$CT_T c1=$CT_C; }
+	[ "$wl" = newconn ] && [ "$CT_KIND" = rfw ] && w1=$(rfw_work)
 	pg_stop snd
 	wait "$pid"
 	s1=$(pg_sent snd s0); s1=${s1:-error}
@@ -300,6 +308,16 @@ measure_pps() {
 	rec "$round" "$setup" "$wl" sender_pkts "$s1" packets
 	[ "$wl" = newconn ] && [ "$c1" != 0 ] && rec "$round" "$setup" "$wl" ct_new_per_s \
 		"$(awk -v x="$c0" -v y="$c1" -v a="$ct0" -v b="$ct1" 'BEGIN { printf "%.0f", (y - x) / (b - a) }')" conn/s
+	if [ -n "$w0" ] && [ -n "$w1" ]; then
+		# rfw's own counts over the window: table hashes and allocations
+		# per new connection.
+		read -r n0 h0 a0 <<<"$w0"
+		read -r n1 h1 a1 <<<"$w1"
+		if [ $((n1 - n0)) -gt 0 ]; then
+			rec "$round" "$setup" "$wl" hashes_per_new "$(awk -v h=$((h1 - h0)) -v n=$((n1 - n0)) 'BEGIN { printf "%.3f", h / n }')" hashes
+			rec "$round" "$setup" "$wl" allocs_per_new "$(awk -v a=$((a1 - a0)) -v n=$((n1 - n0)) 'BEGIN { printf "%.3f", a / n }')" allocations
+		fi
+	fi
 	say "  $setup $wl: sink $sink pps, router rx $router pps"
 }
 

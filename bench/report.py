@@ -425,6 +425,24 @@ def main():
                       if "rfw" in per_rule and per_rule.get("nf_tables") else "") + ".")
         L.append("")
 
+        # work per new connection, counted by rfw
+        work = {s: (st.get((s, "newconn", "hashes_per_new")), st.get((s, "newconn", "allocs_per_new")))
+                for s in ("R0", "R", "R1000")}
+        if any(h or a for h, a in work.values()):
+            L.append("## Work per new connection (rfw's own counts)")
+            L.append("")
+            L.append("Over the new-connection window, from the router's `fwctl ct stats`: table hashes")
+            L.append("(`hashes`: lookups, NAT's in-use checks, confirmations) and table objects allocated")
+            L.append("(`allocations`) per new entry (`new`). For reference, nf_conntrack hashes its table 4 times")
+            L.append("per masqueraded connection and allocates one conntrack (plus its extensions).")
+            L.append("")
+            L.append("| set-up | hashes / new connection | allocations / new connection | n |")
+            L.append("|---|---:|---:|---:|")
+            for s, (h, a) in work.items():
+                if h or a:
+                    L.append(f"| {s} | {h['median']:.2f} | {a['median']:.2f} | {(h or a)['n']} |")
+            L.append("")
+
         # memory
         L.append("## Bytes per tracked connection")
         L.append("")

@@ -15,6 +15,11 @@
 # * 100 clients, each from its own address and the same source port 10000,
 #   behind a masquerading router: all 100 connect, the server sees 100
 #   distinct source ports.
+# * The DNS A/AAAA race (nf_ct_resolve_clash, conntrack_clash.sh): 100
+#   flows whose first two datagrams two client threads on two CPUs send
+#   at the same instant, through masquerade (IPv4 and IPv6): both answers
+#   of every flow come back, the router counts no insert_failed, and holds
+#   one entry per flow.
 # * ICMP errors through NAT reach the right client
 #   (conntrack_icmp_related.sh): two clients masqueraded to one address;
 #   fragmentation-needed / packet-too-big from the server (forwarding to
@@ -148,6 +153,30 @@ check "fwctl ct list: 100 connections from port 10000, each mapped to its own po
 	"$(flow "$rt" '$1 == "tcp" && $5 == 10000 && $6 == 8080 && $8 == "10.0.2.1" { print $10 }' | sort -u | wc -l)"
 kill_ns_procs
 seq 100 199 | sed 's/^/addr del 10.0.1./; s/$/\/24 dev veth0/' | ip -net "$cl" -batch - || fail "remove the 100 addresses"
+nat_reset
+
+# --- The DNS A/AAAA race through masquerade ---------------------------------
+fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add -4 masquerade (UDP clash)"
+fw "$rt" nat add -6 -o veth1 --masquerade || fail "nat add -6 masquerade (UDP clash)"
+clash_py="${RFW_SELFTESTS:-$(dirname "$0")}/udp_clash.py"
+for v in 4 6; do
+	if [ $v = 4 ]; then sa=10.0.2.2; else sa=fd00:2::2; fi
+	ip netns exec "$sv" python3 "$clash_py" server $sa 5353 120 &
+	srv=$!
+	busywait 60000 sh -c "ip netns exec $sv ss -Hlun | grep -q ':5353 '" || fail "IPv$v echo server on 5353"
+	failed0=$(ct_stat "$rt" insert_failed)
+	resolved0=$(ct_stat "$rt" clash_resolved)
+	read -r flows answered sent < <(ip netns exec "$cl" python3 "$clash_py" client $sa 5353 100 30000)
+	check "IPv$v UDP clash: 100 flows of 2 simultaneous first datagrams sent (the client's count)" "100 200" "$flows $sent"
+	check "IPv$v UDP clash: both answers of every flow came back (the client's count)" 100 "$answered"
+	check "IPv$v UDP clash: insert_failed unchanged (fwctl ct stats)" "$failed0" "$(ct_stat "$rt" insert_failed)"
+	echo "# IPv$v UDP clash: $(($(ct_stat "$rt" clash_resolved) - resolved0)) of the 100 flows raced to the insert (clash_resolved)"
+	check "IPv$v UDP clash: one router entry per flow (fwctl ct list: flows/entries)" 100/100 \
+		"$(flow "$rt" '$1 == "udp" && $6 == 5353 { print $5 }' | sort -u | wc -l)/$(flow "$rt" '$1 == "udp" && $6 == 5353' | wc -l)"
+	kill $srv 2>/dev/null
+	wait $srv 2>/dev/null
+	fw "$rt" ct flush >/dev/null
+done
 nat_reset
 
 # --- ICMP errors through NAT reach the right client -------------------------

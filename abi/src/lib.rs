@@ -425,6 +425,18 @@ pub mod ct_stats {
     /// module's `max_total` entries (counted in [`DROP`] too; the
     /// namespace's own limit was not reached).
     pub const GLOBAL_FULL: u16 = 26;
+    /// u64: hashes of a tuple into the table (lookups, NAT's in-use
+    /// checks, confirmations, removals): with [`NEW`], the hashes a new
+    /// connection costs.
+    pub const HASHES: u16 = 27;
+    /// u64: packets whose new connection another packet of the same flow
+    /// inserted first, on another CPU, and that went with that entry
+    /// (Linux's `nf_ct_resolve_clash`; not a failure).
+    pub const CLASH_RESOLVED: u16 = 28;
+    /// u64: table objects allocated (entries, and the side index's
+    /// aliases of connections with destination NAT): with [`NEW`], the
+    /// allocations a new connection costs.
+    pub const ALLOCATIONS: u16 = 29;
 
     /// The u64 values above as one type. The first
     /// [`Counter::EVENTS`] are events the kernel counts per packet (at
@@ -468,6 +480,12 @@ pub mod ct_stats {
         FallbackNotFound,
         /// [`GLOBAL_FULL`].
         GlobalFull,
+        /// [`HASHES`].
+        Hashes,
+        /// [`CLASH_RESOLVED`].
+        ClashResolved,
+        /// [`ALLOCATIONS`].
+        Allocations,
         /// [`COUNT`].
         Count,
         /// [`LIMIT`].
@@ -482,9 +500,9 @@ pub mod ct_stats {
 
     impl Counter {
         /// Number of counters.
-        pub const COUNT: usize = 23;
+        pub const COUNT: usize = 26;
         /// Number of event counters: those with `index() < EVENTS`.
-        pub const EVENTS: usize = Counter::GlobalFull as usize + 1;
+        pub const EVENTS: usize = Counter::Allocations as usize + 1;
 
         /// Every counter, in [`Counter::index`] order.
         pub const ALL: [Counter; Counter::COUNT] = [
@@ -506,6 +524,9 @@ pub mod ct_stats {
             Counter::FallbackFound,
             Counter::FallbackNotFound,
             Counter::GlobalFull,
+            Counter::Hashes,
+            Counter::ClashResolved,
+            Counter::Allocations,
             Counter::Count,
             Counter::Limit,
             Counter::Unconfirmed,
@@ -530,8 +551,11 @@ pub mod ct_stats {
             Counter::Drop,
             Counter::GlobalFull,
             Counter::InsertFailed,
+            Counter::ClashResolved,
             Counter::ChainTooLong,
             Counter::LongChainLookups,
+            Counter::Hashes,
+            Counter::Allocations,
             Counter::Expired,
             Counter::Deleted,
             Counter::UnconfirmedReaped,
@@ -577,6 +601,9 @@ pub mod ct_stats {
                 Counter::FallbackFound => FALLBACK_FOUND,
                 Counter::FallbackNotFound => FALLBACK_NOT_FOUND,
                 Counter::GlobalFull => GLOBAL_FULL,
+                Counter::Hashes => HASHES,
+                Counter::ClashResolved => CLASH_RESOLVED,
+                Counter::Allocations => ALLOCATIONS,
             }
         }
 
@@ -611,6 +638,9 @@ pub mod ct_stats {
                 Counter::FallbackFound => "fallback_found",
                 Counter::FallbackNotFound => "fallback_not_found",
                 Counter::GlobalFull => "global_full",
+                Counter::Hashes => "hashes",
+                Counter::ClashResolved => "clash_resolved",
+                Counter::Allocations => "allocations",
             }
         }
     }
@@ -997,8 +1027,8 @@ mod tests {
             rules_stats::Counter::COUNT,
             usize::from(rules_stats::MAX - 1)
         );
-        check_counters!(ct_stats::Counter, ct_stats::GLOBAL_FULL);
-        for a in ct_stats::COUNT..=ct_stats::GLOBAL_FULL {
+        check_counters!(ct_stats::Counter, ct_stats::ALLOCATIONS);
+        for a in ct_stats::COUNT..=ct_stats::ALLOCATIONS {
             let nested = [ct_stats::INVALID_REASON, ct_stats::MALFORMED_REASON].contains(&a);
             assert_eq!(ct_stats::Counter::from_attr(a).is_some(), !nested);
         }
@@ -1008,6 +1038,7 @@ mod tests {
     #[test]
     fn command_numbers_round_trip() {
         assert_eq!(Cmd::from_u8(Cmd::StatsGet as u8), Some(Cmd::StatsGet));
+        assert_eq!(Cmd::from_u8(Cmd::StatsSet as u8), Some(Cmd::StatsSet));
         assert_eq!(Cmd::from_u8(0), None);
         assert_eq!(Cmd::from_u8(200), None);
     }

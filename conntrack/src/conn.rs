@@ -260,11 +260,12 @@ pub struct Conn {
     state: ConnState,
 }
 
-/// The immutable part of a connection: the original tuple and the reply
-/// tuple (`nf_conn.tuplehash[]`'s tuples). A table indexes an entry by
-/// both; once the entry is indexed they never change, so that lock-free
-/// readers may compare them (see [`crate::table`]). NAT chooses the reply
-/// tuple before that ([`Conn::set_reply_tuple`]).
+/// The tuples of a connection: the original tuple and the reply tuple
+/// (`nf_conn.tuplehash[]`'s tuples). The original tuple never changes; the
+/// reply tuple may change until the connection is confirmed (NAT chooses
+/// it: [`Conn::set_reply_tuple`], or in a table the table's own way), and
+/// never after (see [`crate::table`]). A table may therefore keep the two
+/// parts apart ([`ConnKey::into_parts`]).
 ///
 /// 74 bytes, alignment 2: the reply tuple is kept without the protocol
 /// and family it shares with the original.
@@ -277,7 +278,7 @@ pub struct ConnKey {
 /// The reply tuple without the protocol and family it shares with the
 /// original tuple (saves 2 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ReplyPart {
+pub struct ReplyPart {
     src: [u8; 16],
     dst: [u8; 16],
     src_port: u16,
@@ -285,13 +286,40 @@ struct ReplyPart {
 }
 
 impl ReplyPart {
-    fn of(t: &Tuple) -> ReplyPart {
+    /// The part of reply tuple `t` a [`ConnKey`] keeps.
+    #[inline]
+    pub fn of(t: &Tuple) -> ReplyPart {
         ReplyPart {
             src: t.src,
             dst: t.dst,
             src_port: t.src_port,
             dst_port: t.dst_port,
         }
+    }
+
+    /// The reply tuple of a connection whose original tuple is `orig`.
+    #[inline]
+    pub fn tuple(&self, orig: &Tuple) -> Tuple {
+        Tuple {
+            src: self.src,
+            dst: self.dst,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            proto: orig.proto,
+            family: orig.family,
+        }
+    }
+
+    /// True when the reply tuple of a connection whose original tuple is
+    /// `orig` equals `t` (compared in place).
+    #[inline]
+    pub fn matches(&self, orig: &Tuple, t: &Tuple) -> bool {
+        orig.proto == t.proto
+            && orig.family == t.family
+            && self.src_port == t.src_port
+            && self.dst_port == t.dst_port
+            && self.src == t.src
+            && self.dst == t.dst
     }
 }
 
@@ -305,19 +333,24 @@ impl ConnKey {
         }
     }
 
+    /// The key of original tuple `orig` and reply part `reply`.
+    #[inline]
+    pub fn from_parts(orig: Tuple, reply: ReplyPart) -> ConnKey {
+        ConnKey { orig, reply }
+    }
+
+    /// The original tuple and the reply part, apart.
+    #[inline]
+    pub fn into_parts(self) -> (Tuple, ReplyPart) {
+        (self.orig, self.reply)
+    }
+
     /// The tuple of one direction.
     #[inline]
     pub fn tuple(&self, dir: Direction) -> Tuple {
         match dir {
             Direction::Original => self.orig,
-            Direction::Reply => Tuple {
-                src: self.reply.src,
-                dst: self.reply.dst,
-                src_port: self.reply.src_port,
-                dst_port: self.reply.dst_port,
-                proto: self.orig.proto,
-                family: self.orig.family,
-            },
+            Direction::Reply => self.reply.tuple(&self.orig),
         }
     }
 
@@ -357,6 +390,18 @@ impl ConnKey {
     /// already the final one: both manips write the target tuple's
     /// (`nf_nat_proto.c`, `icmp_manip_pkt`).
     pub fn between_nat(&self) -> Option<Tuple> {
+        self.after_dnat(true)
+    }
+
+    /// The original direction's tuple after destination NAT, when the
+    /// connection has one: what its packets carry from the destination
+    /// NAT hook on, until a source NAT hook (if any) rewrites them. With
+    /// `need_snat`, only for connections that also have source NAT
+    /// ([`ConnKey::between_nat`]). A connection with destination NAT only
+    /// carries the inverse of its reply tuple; before it is confirmed
+    /// that tuple is not yet in a table (see [`crate::table`]), so rfw's
+    /// fallback lookup indexes this one instead.
+    pub fn after_dnat(&self, need_snat: bool) -> Option<Tuple> {
         let (o, r) = (&self.orig, &self.reply);
         let (src, dst, src_port) = if o.is_icmp() {
             (r.dst != o.src, r.src != o.dst, r.src_port)
@@ -364,7 +409,7 @@ impl ConnKey {
             let (s, d) = self.moved();
             (s, d, o.src_port)
         };
-        (src && dst).then_some(Tuple {
+        ((src || !need_snat) && dst).then_some(Tuple {
             src: o.src,
             dst: r.src,
             src_port,
@@ -380,14 +425,7 @@ impl ConnKey {
     pub fn matches(&self, dir: Direction, t: &Tuple) -> bool {
         match dir {
             Direction::Original => self.orig == *t,
-            Direction::Reply => {
-                self.orig.proto == t.proto
-                    && self.orig.family == t.family
-                    && self.reply.src_port == t.src_port
-                    && self.reply.dst_port == t.dst_port
-                    && self.reply.src == t.src
-                    && self.reply.dst == t.dst
-            }
+            Direction::Reply => self.reply.matches(&self.orig, t),
         }
     }
 

@@ -170,7 +170,7 @@ pub fn track<T: Table>(
         let Some((h, dir)) = table.lookup(&info.tuple) else {
             return create(table, info, now, cfg);
         };
-        let upd = table.with_conn_mut(h, |_, state| {
+        let upd = table.with_state_mut(h, |state| {
             if state.is_expired(now) {
                 None
             } else {
@@ -231,10 +231,38 @@ fn create<T: Table>(
             Direction::Original,
             InvalidReason::TableFull,
         )),
-        Err(InsertError::Clash) => only(Verdict::invalid(
-            Direction::Original,
-            InvalidReason::TableClash,
-        )),
+        Err(InsertError::Clash) => resolve_clash(table, info, now, cfg),
+    }
+}
+
+/// Another packet of the flow inserted its original tuple between this
+/// packet's lookup and insert (two CPUs creating the same connection, as
+/// in the DNS A/AAAA race): the packet goes with that entry, as Linux's
+/// `nf_ct_resolve_clash()` gives the later packet the conntrack already
+/// in the table. INVALID (`TableClash`) only if the clash was not on the
+/// original tuple (a table that checks the reply tuple at insert).
+fn resolve_clash<T: Table>(
+    table: &mut T,
+    info: &PacketInfo,
+    now: u64,
+    cfg: &Config,
+) -> Processed<T::Handle> {
+    let clash = only(Verdict::invalid(
+        Direction::Original,
+        InvalidReason::TableClash,
+    ));
+    let Some((h, dir)) = table.lookup(&info.tuple) else {
+        return clash;
+    };
+    let upd = table.with_state_mut(h, |state| {
+        (!state.is_expired(now)).then(|| state.update(info, dir, now, cfg))
+    });
+    match upd {
+        Some(Some(u)) if u.action == Action::Keep => Processed {
+            verdict: u.verdict,
+            conn: Some(h),
+        },
+        _ => clash,
     }
 }
 
@@ -253,7 +281,19 @@ fn related<T: Table>(
     let Some(inner) = quoted.invert() else {
         return no_conn;
     };
-    let Some((h, dir)) = table.lookup(&inner) else {
+    let Some((h, dir)) = table.lookup(&inner).or_else(|| {
+        // An error about the first packet of a connection not confirmed
+        // yet (a router's fragmentation-needed for the packet it cannot
+        // forward): a table that indexes such a connection by its
+        // original tuple only (see `crate::table`) finds it by the quoted
+        // tuple, in the direction opposite the error's. Linux attaches the
+        // offending packet's unconfirmed conntrack to the error
+        // (`nf_conntrack_attach`).
+        table
+            .lookup(quoted)
+            .filter(|(_, d)| *d == Direction::Original)
+            .map(|(h, _)| (h, Direction::Reply))
+    }) else {
         return no_conn;
     };
     let outer_dst = info.tuple.dst;

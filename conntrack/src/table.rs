@@ -7,25 +7,31 @@
 //! `gc_worker()` in `net/netfilter/nf_conntrack_core.c`.
 //!
 //! # Contract
-//! * Both tuples of an entry are indexed; [`Table::lookup`] returns the
-//!   entry and the [`Direction`] of the tuple that matched.
-//! * [`Table::insert`] indexes an entry; it fails with
-//!   [`InsertError::Clash`] when one of its tuples is taken, and when the
-//!   table is at capacity it first tries to evict an entry that is
-//!   expired or [`ConnState::can_early_drop`] (not ASSURED, i.e. never
-//!   saw a reply or a stream; or a closing TCP connection: Linux's early
-//!   drop), else fails with [`InsertError::Full`]. Evictions and refusals
-//!   are counted in [`TableStats`].
-//! * A table may index an entry before it is confirmed: the kernel table
-//!   indexes it at the packet's first hook and sets [`Status::CONFIRMED`]
-//!   (see [`confirm`]) when the packet leaves its last hook. `HostTable`
-//!   sets CONFIRMED on insert.
-//! * The [`ConnKey`] (both tuples) of an indexed entry never changes:
-//!   lock-free readers of a concurrent table compare tuples while a
-//!   writer updates the entry. [`Table::with_conn_mut`] therefore gives
-//!   `&ConnKey` and `&mut ConnState`, the latter only under the entry's
-//!   lock. NAT chooses the reply tuple before the insert
-//!   ([`Conn::set_reply_tuple`]).
+//! * Both tuples of a confirmed entry are indexed; [`Table::lookup`]
+//!   returns the entry and the [`Direction`] of the tuple that matched.
+//! * [`Table::insert`] indexes a new entry; when the table is at capacity
+//!   it first tries to evict an entry that is expired or
+//!   [`ConnState::can_early_drop`] (not ASSURED, i.e. never saw a reply or
+//!   a stream; or a closing TCP connection: Linux's early drop), else
+//!   fails with [`InsertError::Full`]. It fails with
+//!   [`InsertError::Clash`] when its original tuple is taken: another
+//!   packet of the same flow inserted it first (two CPUs, as in the DNS
+//!   A/AAAA race), and the tracker then takes that entry instead, as
+//!   Linux's `nf_ct_resolve_clash()` gives the later packet the conntrack
+//!   already in the table. Evictions and refusals are counted in
+//!   [`TableStats`].
+//! * A table may index an entry before it is confirmed, by its original
+//!   tuple only: the kernel table links the original direction at the
+//!   packet's first hook, lets NAT write the reply tuple in place, and
+//!   links the reply direction when the packet leaves its last hook,
+//!   setting [`Status::CONFIRMED`] (see [`confirm`]). `HostTable` indexes
+//!   both and sets CONFIRMED on insert.
+//! * The [`ConnKey`] of a confirmed entry never changes: lock-free readers
+//!   of a concurrent table compare tuples while a writer updates the
+//!   entry. [`Table::with_conn_mut`] therefore gives `&ConnKey` and
+//!   `&mut ConnState`, the latter only under the entry's lock;
+//!   [`Table::with_state_mut`] only the state, for the per-packet update
+//!   (a table that stores the key apart need not assemble it).
 //! * [`Table::expire`] removes expired entries, examining at most `budget`
 //!   entries per call (bounded work, like one `gc_worker` pass).
 //! * A concurrent implementation implements the trait for a shared handle
@@ -43,7 +49,7 @@ use core::fmt;
 pub enum InsertError {
     /// At capacity and nothing could be evicted.
     Full,
-    /// A tuple of the entry is already in the table.
+    /// The entry's original tuple is already in the table.
     Clash,
 }
 
@@ -51,7 +57,7 @@ impl fmt::Display for InsertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             InsertError::Full => "table full, nothing could be evicted",
-            InsertError::Clash => "a tuple of the connection is already in the table",
+            InsertError::Clash => "the connection's original tuple is already in the table",
         })
     }
 }
@@ -89,6 +95,16 @@ pub trait Table {
         h: Self::Handle,
         f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
     ) -> Option<R>;
+
+    /// Runs `f` on the entry's state only (under the entry's lock in a
+    /// concurrent table); `None` if the handle is stale.
+    fn with_state_mut<R>(
+        &mut self,
+        h: Self::Handle,
+        f: impl FnOnce(&mut ConnState) -> R,
+    ) -> Option<R> {
+        self.with_conn_mut(h, |_, s| f(s))
+    }
 
     /// Inserts a new entry (see the module contract: the table may index
     /// it before it is confirmed; `HostTable` sets [`Status::CONFIRMED`]).

@@ -371,3 +371,83 @@ fn icmp_tuple_carries_the_type() {
     );
     assert_eq!(v.verdict.class, Class::Established);
 }
+
+/// A table on which another CPU inserts the same connection between the
+/// tracker's lookup and its insert (the first insert meets the flow
+/// already there).
+struct Racing {
+    t: HostTable,
+    other: Option<Vec<u8>>,
+    family: Family,
+}
+
+impl Table for Racing {
+    type Handle = conntrack::HostHandle;
+
+    fn lookup(&mut self, tuple: &conntrack::Tuple) -> Option<(Self::Handle, Direction)> {
+        self.t.lookup(tuple)
+    }
+
+    fn with_conn_mut<R>(
+        &mut self,
+        h: Self::Handle,
+        f: impl FnOnce(&conntrack::ConnKey, &mut conntrack::ConnState) -> R,
+    ) -> Option<R> {
+        self.t.with_conn_mut(h, f)
+    }
+
+    fn insert(
+        &mut self,
+        conn: conntrack::Conn,
+        now: u64,
+    ) -> Result<Self::Handle, conntrack::InsertError> {
+        if let Some(p) = self.other.take() {
+            // The other CPU's packet: the same first datagram.
+            let v = process(&mut self.t, &p, self.family, now, &Config::default());
+            assert_eq!(v.verdict.class, Class::New);
+        }
+        self.t.insert(conn, now)
+    }
+
+    fn remove(&mut self, h: Self::Handle) -> bool {
+        self.t.remove(h)
+    }
+
+    fn expire(&mut self, now: u64, budget: usize) -> usize {
+        self.t.expire(now, budget)
+    }
+
+    fn len(&self) -> usize {
+        self.t.len()
+    }
+
+    fn stats(&self) -> conntrack::TableStats {
+        self.t.stats()
+    }
+}
+
+#[test]
+fn udp_clash_takes_the_entry_already_there() {
+    both(|fam, a, b| {
+        let cfg = Config::default();
+        let p = udp(fam, &a, &b, 20);
+        let mut t = Racing {
+            t: HostTable::new(16, KEY),
+            other: Some(p.clone()),
+            family: fam,
+        };
+        let v = process(&mut t, &p, fam, 1000, &cfg);
+        // Both datagrams get through, with one connection, as with
+        // Linux's nf_ct_resolve_clash().
+        assert_eq!(
+            (v.verdict.class, v.verdict.dir),
+            (Class::New, Direction::Original)
+        );
+        assert!(v.conn.is_some());
+        assert_eq!(t.len(), 1);
+        // The entry took both datagrams; the refused insert is counted.
+        let c = t.t.get(v.conn.unwrap()).unwrap();
+        assert_eq!(c.counters(Direction::Original).0, 2);
+        assert_eq!(t.stats().insert_clash, 1);
+    });
+}

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The side index of connections with both destination and source NAT
-//! (hairpin NAT: DNAT and MASQUERADE of one flow), by the tuple their
-//! packets carry between the two NAT hooks (`ConnKey::between_nat`).
+//! The side index of connections with destination NAT that no chain can
+//! find between their NAT hooks, by the tuple their packets carry after
+//! destination NAT (`ConnKey::after_dnat`): those with both destination
+//! and source NAT (hairpin NAT: DNAT and MASQUERADE of one flow), and
+//! unconfirmed ones with destination NAT.
 //!
 //! Linux never needs it: a packet carries its conntrack in `skb->_nfct`
 //! from hook to hook. rfw carries it in a per-CPU record (`crate::pkt`),
@@ -10,16 +12,22 @@
 //! another CPU) is looked up by its tuple. Between the two NAT hooks a
 //! doubly translated connection's packet carries neither of the
 //! connection's tuples (original source to the reply's source), so the
-//! table's two chains cannot find it; this index can.
+//! table's two chains cannot find it; this index can. A connection with
+//! destination NAT only carries the inverse of its reply tuple, which
+//! the reply chain holds only once the connection is confirmed (the
+//! table links the reply direction then): until then this index finds
+//! its first packets.
 //!
-//! An alias is added when a connection gets its second manip (the NAT
-//! re-key) and removed with the entry. It holds the entry's address and
+//! An alias is added when a connection gets its destination NAT (at the
+//! first hook, unconfirmed), dropped at confirmation unless the
+//! connection also has source NAT, and removed with the entry. It holds
+//! the entry's address and
 //! chain only as a hint: a lookup re-finds the entry by address in that
 //! chain (`Table::relocate`, which never dereferences a stale pointer) and
 //! checks that the entry's key still gives the alias's tuple, so an alias
 //! that outlived its entry, or whose entry's memory was reused, finds
-//! nothing. Only connections with both manips pay for it (one small
-//! object each).
+//! nothing. Only connections with destination NAT pay for it (one small
+//! object each, for good only with both manips).
 
 use conntrack::{Direction, Tuple};
 use kernel::prelude::*;
@@ -42,7 +50,7 @@ pub(crate) struct Alias {
     /// The connection's namespace state (`CtNet`), by address: compared
     /// only, so an alias never keeps a namespace's memory in use.
     net: usize,
-    /// The entry's `between_nat()` tuple (original direction).
+    /// The entry's `after_dnat()` tuple (original direction).
     between: Tuple,
     /// The entry, by address (compared only), and the chain its original
     /// direction hangs in.
@@ -76,37 +84,31 @@ impl Aliases {
         table.scale(net, t, self.chains.len())
     }
 
-    /// Indexes `e` (whose original direction hangs in chain `b0`) if it
-    /// has both manips. Without memory the connection goes on unindexed:
-    /// only a packet of it that misses its record is affected (counted as
-    /// `fallback_not_found`).
-    pub(crate) fn add(&self, table: &Table, rcu: &Rcu, e: &Entry, b0: usize) {
-        let Some(between) = e.key().between_nat() else {
-            return;
-        };
+    /// Indexes `e` (whose original direction hangs in chain `b0`) by
+    /// `between`, its `after_dnat()` tuple. Without memory the connection
+    /// goes on unindexed: only a packet of it that misses its record is
+    /// affected (counted as `fallback_not_found`).
+    pub(crate) fn add(&self, table: &Table, rcu: &Rcu, e: &Entry, b0: usize, between: &Tuple) {
         let net = e.net();
+        net.count(rfw_abi::ct_stats::Counter::Allocations);
         let Some(new) = self.chains.alloc(Alias {
             net: net_id(net),
-            between,
+            between: *between,
             entry: e as *const Entry as usize,
             bucket: b0,
         }) else {
             return;
         };
-        let b = self.bucket(table, net, &between);
+        let b = self.bucket(table, net, between);
         let held = self.chains.lock_pair(b, b);
         self.chains.link(&held, new, rcu, b, None);
     }
 
-    /// Removes `e`'s alias, if it has one. `e` is unlinked or DYING: no
-    /// alias of it can be added any more.
-    pub(crate) fn remove(&self, table: &Table, e: &Entry) -> bool {
-        let Some(between) = e.key().between_nat() else {
-            return false;
-        };
+    /// Removes `e`'s alias by `between`, if it has one.
+    pub(crate) fn remove(&self, table: &Table, e: &Entry, between: &Tuple) -> bool {
         let net = e.net();
         let (id, addr) = (net_id(net), e as *const Entry as usize);
-        let b = self.bucket(table, net, &between);
+        let b = self.bucket(table, net, between);
         let rcu = RcuGuard::new();
         let held = self.chains.lock_pair(b, b);
         // Under the stripe the walk cannot stray.
@@ -163,7 +165,9 @@ impl Aliases {
                 continue;
             };
             let found = table.relocate(rcu, b0, addr, Direction::Original);
-            if let Some(e) = found.filter(|e| e.is_of(net) && e.key().between_nat() == Some(q)) {
+            if let Some(e) =
+                found.filter(|e| e.is_of(net) && e.key_now(table).after_dnat(false) == Some(q))
+            {
                 return Some((e, dir));
             }
         }

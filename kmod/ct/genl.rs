@@ -181,13 +181,13 @@ impl DumpIt for CtGet {
                 let mut tries = 0;
                 let (sent, sig_at_skip, sig, full) = loop {
                     let (mut idx, mut sig, mut sig_at_skip, mut full) = (0usize, 0u64, None, false);
-                    let walked = tbl.for_each_in_bucket(&rcu, ct, b, |e, s| {
+                    let walked = tbl.for_each_in_bucket(&rcu, ct, b, |e, k, s| {
                         if idx == skip {
                             sig_at_skip = Some(sig);
                         }
                         if idx >= skip {
                             let ok = dump.message(rfw_abi::Cmd::CtGet as u8).and_then(|m| {
-                                put_conn(&m, e.key(), s, now)?;
+                                put_conn(&m, k, s, now)?;
                                 m.end();
                                 Ok(())
                             });

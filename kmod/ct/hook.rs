@@ -55,18 +55,24 @@ struct KTable<'g> {
     /// The last hit or insert: entry address, direction, chain (saves
     /// hashing the tuple again for the packet's slot).
     last: Option<(usize, Direction, usize)>,
+    /// The last miss: the tuple and its chain (saves hashing it again for
+    /// the insert that follows).
+    missed: Option<(Tuple, usize)>,
 }
 
 impl<'g> conntrack::Table for KTable<'g> {
     type Handle = &'g Entry;
 
     fn lookup(&mut self, tuple: &Tuple) -> Option<(&'g Entry, Direction)> {
-        let hit = self.t.lookup_at(self.rcu, self.net, tuple);
-        if let Some((e, dir, b)) = hit {
-            self.net.count(ct_stats::Counter::Found);
-            self.last = Some((e as *const Entry as usize, dir, b));
+        let (hit, b) = self.t.find(self.rcu, self.net, tuple);
+        match hit {
+            Some((e, dir)) => {
+                self.net.count(ct_stats::Counter::Found);
+                self.last = Some((e as *const Entry as usize, dir, b));
+            }
+            None => self.missed = Some((*tuple, b)),
         }
-        hit.map(|(e, dir, _)| (e, dir))
+        hit
     }
 
     fn with_conn_mut<R>(
@@ -77,8 +83,18 @@ impl<'g> conntrack::Table for KTable<'g> {
         h.with_state(self.t, f)
     }
 
+    fn with_state_mut<R>(
+        &mut self,
+        h: &'g Entry,
+        f: impl FnOnce(&mut ConnState) -> R,
+    ) -> Option<R> {
+        h.with_state_only(self.t, f)
+    }
+
     fn insert(&mut self, conn: Conn, now: u64) -> Result<&'g Entry, InsertError> {
-        let (e, b0) = self.t.insert(self.rcu, self.net, conn, now)?;
+        let orig = conn.tuple(Direction::Original);
+        let b0 = self.missed.filter(|(t, _)| *t == orig).map(|(_, b)| b);
+        let (e, b0) = self.t.insert(self.rcu, self.net, conn, b0, now)?;
         // The packet's connection, in its original direction: its chain
         // goes to the packet's slot without hashing the tuple again.
         self.last = Some((e as *const Entry as usize, Direction::Original, b0));
@@ -171,6 +187,7 @@ pub(crate) fn track_info<'g>(
         rcu,
         now,
         last: None,
+        missed: None,
     };
     let pf = info.tuple.family.nfproto();
     let p = conntrack::track_verified(&mut kt, info, hook, now, cfg, |c| {

@@ -10,14 +10,40 @@
 //!   linked into the chain of its tuple's hash (an entry whose two tuples
 //!   are equal links only the first). A link is a tagged pointer: the
 //!   address of the node it points to, with the node's direction in bit 0.
+//!
+//! # Life of an entry (`__nf_conntrack_confirm`, `nf_conntrack_alter_reply`)
+//! * The first packet of a connection inserts it at its first hook,
+//!   *unconfirmed*, linked by its original tuple only, in the chain its
+//!   lookup hashed already: one allocation, no second hash. Another packet
+//!   of the same flow (another CPU) finds it there and goes with it; one
+//!   that raced it to the insert meets it under the bucket lock and is
+//!   handed it by the tracker, as Linux's `nf_ct_resolve_clash()` hands the
+//!   later packet the conntrack already in the table.
+//! * NAT writes the reply tuple in place while the entry is unconfirmed
+//!   ([`Entry::set_binding`]), under the state lock: no copy of the entry,
+//!   no re-key. A NAT hook's "is this tuple taken" sees confirmed entries
+//!   only, as Linux's does.
+//! * When a packet of it leaves its last hook, [`Table::confirm`] seals the
+//!   key (the reply tuple never changes again) and links the reply
+//!   direction, in the chain the NAT hook's last lookup hashed when that
+//!   was the final tuple. If a confirmed connection has that tuple already
+//!   (two connections NATed to one tuple at once) or the chain is full,
+//!   the entry goes and the packet is dropped, as in Linux.
+//! * Per new masqueraded connection: a lookup, the null binding's check at
+//!   PRE_ROUTING, MASQUERADE's check at POST_ROUTING, whose chain the
+//!   confirmation takes: three hashes, one allocation.
 //! * The hash is SipHash-1-3 of the tuple with a random key drawn at load,
 //!   XORed with a random per-namespace value (Linux's `net_hash_mix`), so
 //!   that equal tuples of two namespaces land in unrelated buckets.
 //!
 //! # Concurrency
 //! * Readers (the packet path, dumps, the collector) walk chains under RCU
-//!   with acquire loads and no lock. Key fields ([`ConnKey`]) never change
-//!   after publication, so a reader compares tuples without a lock.
+//!   with acquire loads and no lock. The original tuple never changes, and
+//!   the reply tuple never after confirmation: a reader compares the
+//!   original tuple of any entry, and the reply tuple of a sealed one (only
+//!   those have their reply node linked), without a lock
+//!   (`sys::striped::SealedCell`). An unconfirmed entry's reply tuple is
+//!   read under its state lock ([`Entry::key_now`]).
 //! * Writers that link or unlink take the lock of each bucket involved:
 //!   1024 striped spinlocks, two taken in index order (the second with
 //!   `spin_lock_nested`), as `nf_conntrack_double_lock()` does.
@@ -30,7 +56,9 @@
 //! * Every lock is taken with bottom halves disabled: the packet path runs
 //!   in softirq and process context alike.
 //! * Removal marks the entry DYING under its state lock (so it is removed
-//!   once), unlinks both nodes under the bucket locks, and pushes the entry
+//!   once, and NAT and confirmation leave it alone from then on), unlinks
+//!   its nodes under the bucket locks (closing an unlinked reply node for
+//!   good, so that a confirmation racing it cannot link it), and pushes the entry
 //!   on the graveyard, a lock-free stack. The collector frees the graveyard
 //!   after `synchronize_rcu()`: memory is freed only after a grace period,
 //!   and a reader standing on an unlinked node still finds valid `next`
@@ -60,7 +88,7 @@ use core::mem::size_of;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use conntrack::conn::{ConnKey, ConnState};
+use conntrack::conn::{ConnKey, ConnState, ReplyPart};
 use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
@@ -71,7 +99,7 @@ use super::net::CtNet;
 use crate::sys::global::{Global, Published};
 use crate::sys::rcu::{Rcu, RcuGuard};
 use crate::sys::rculist::{self, Chains, Held, Linked, ParentRef, Unlinked};
-use crate::sys::striped::{StripedCell, StripedLocks};
+use crate::sys::striped::{SealedCell, StripedLocks};
 use crate::sys::sync::LockClassKey;
 use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
 
@@ -119,14 +147,15 @@ pub(crate) struct Tracked {
     /// namespace's entries are removed, and a grace period passes, before
     /// its `CtNet` is dropped (see `CtNet`).
     net: ParentRef<CtNet>,
-    /// The tuples: immutable once published.
-    key: ConnKey,
-    /// Protocol state, timers, counters: under the state lock only.
-    state: StripedCell<ConnState>,
+    /// The original tuple (fixed), the reply part of the key (written by
+    /// NAT until confirmation seals it; see the module docs), and the
+    /// protocol state, timers and counters (under the state lock only).
+    cell: SealedCell<Tuple, ReplyPart, ConnState>,
 }
 
-/// One connection: its two chain nodes (one per direction; once the entry
-/// is unlinked and buried, node 1 links the graveyard) and what it tracks.
+/// One connection: its two chain nodes (one per direction; the reply one
+/// linked at confirmation; once the entry is unlinked and buried, node 1
+/// links the graveyard) and what it tracks.
 pub(crate) type Entry = Linked<Tracked>;
 
 /// Size of one entry, as allocated (reported by `fwctl ct stats`).
@@ -137,9 +166,42 @@ pub(crate) const ENTRY_SIZE: usize = size_of::<Entry>();
 const _: () = assert!(ENTRY_SIZE <= 184);
 
 impl Entry {
-    /// The tuples.
-    pub(crate) fn key(&self) -> &ConnKey {
-        &self.key
+    /// The original tuple (never changes).
+    #[inline]
+    pub(crate) fn orig(&self) -> &Tuple {
+        self.cell.fixed()
+    }
+
+    /// Both tuples, once the entry is confirmed (they never change then);
+    /// `None` before: use [`Entry::key_now`].
+    #[inline]
+    pub(crate) fn key(&self) -> Option<ConnKey> {
+        self.cell
+            .sealed()
+            .map(|r| ConnKey::from_parts(*self.orig(), *r))
+    }
+
+    /// Both tuples as they are now: without a lock once confirmed, else
+    /// under the state lock (NAT may still change the reply tuple).
+    pub(crate) fn key_now(&self, table: &Table) -> ConnKey {
+        self.key().unwrap_or_else(|| {
+            table
+                .state_locks
+                .with_sealed(&self.cell, |o, r, _| ConnKey::from_parts(*o, *r))
+        })
+    }
+
+    /// True when the tuple of direction `dir` is `t`: the original tuple
+    /// always, the reply tuple once sealed (its node is linked only then).
+    #[inline]
+    fn matches(&self, dir: Direction, t: &Tuple) -> bool {
+        match dir {
+            Direction::Original => self.orig() == t,
+            Direction::Reply => self
+                .cell
+                .sealed()
+                .is_some_and(|r| r.matches(self.orig(), t)),
+        }
     }
 
     /// True when the entry belongs to `net`.
@@ -159,9 +221,9 @@ impl Entry {
         table: &Table,
         f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
     ) -> R {
-        table
-            .state_locks
-            .with(&self.state, |state| f(&self.key, state))
+        table.state_locks.with_sealed(&self.cell, |o, r, state| {
+            f(&ConnKey::from_parts(*o, *r), state)
+        })
     }
 
     /// Runs `f` under the state lock unless the entry is dying.
@@ -179,22 +241,51 @@ impl Entry {
         })
     }
 
-    /// Marks the entry confirmed: the packet that created it left its last
-    /// hook. Idempotent.
-    pub(crate) fn confirm(&self, table: &Table) {
-        let newly = self.with_state(table, |_, s| {
-            let st = s.status_mut();
-            if st.has(Status::CONFIRMED) {
-                false
+    /// Runs `f` on the state alone under the state lock unless the entry
+    /// is dying (the per-packet update: no key is assembled).
+    #[inline]
+    pub(crate) fn with_state_only<R>(
+        &self,
+        table: &Table,
+        f: impl FnOnce(&mut ConnState) -> R,
+    ) -> Option<R> {
+        table.state_locks.with_sealed(&self.cell, |_, _, s| {
+            if s.status().has(Status::DYING) {
+                None
             } else {
-                st.insert(Status::CONFIRMED);
-                st.remove(Status::TABLE_PRIVATE);
-                true
+                Some(f(s))
             }
-        });
-        if newly == Some(true) {
-            self.net().unconfirmed.fetch_sub(1, Ordering::Relaxed);
-        }
+        })
+    }
+
+    /// NAT set-up (`nf_nat_setup_info` -> `nf_conntrack_alter_reply`):
+    /// gives the unconfirmed entry the reply tuple `reply` and adds the
+    /// status bits `set`, unless another packet of the connection set up
+    /// this manip first (`done`: its bit is set) — then the entry keeps
+    /// that binding. `Err` when the entry is confirmed or dying: it takes
+    /// no new binding. Returns whether this call wrote the binding.
+    pub(crate) fn set_binding(
+        &self,
+        table: &Table,
+        reply: &Tuple,
+        set: u16,
+        done: u16,
+    ) -> core::result::Result<bool, ()> {
+        table
+            .state_locks
+            .with_unsealed(&self.cell, |_, r, s| {
+                let st = s.status_mut();
+                if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
+                    return Err(());
+                }
+                if st.has(done) {
+                    return Ok(false);
+                }
+                *r = ReplyPart::of(reply);
+                st.insert(set);
+                Ok(true)
+            })
+            .unwrap_or(Err(()))
     }
 }
 
@@ -236,17 +327,18 @@ impl Removal {
     }
 }
 
-/// Why [`Table::rekey`] failed.
+/// Why [`Table::confirm`] refused an entry (it is removed; the packet
+/// that would have confirmed it is dropped, as Linux drops a packet whose
+/// conntrack cannot be inserted at `__nf_conntrack_confirm`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Rekey {
-    /// Another connection already has the new reply tuple.
+pub(crate) enum Unconfirmable {
+    /// A confirmed connection already has its reply tuple (counted as
+    /// `insert_failed`).
     Clash,
-    /// The new reply tuple's chain is full ([`MAX_CHAIN`]).
+    /// The reply tuple's chain is full ([`MAX_CHAIN`]; `chain_too_long`).
     ChainTooLong,
-    /// The entry was confirmed or removed meanwhile.
+    /// The entry is being removed.
     Gone,
-    /// No memory for the new entry.
-    NoMemory,
 }
 
 /// The table.
@@ -402,7 +494,9 @@ impl Table {
         self.entries.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// `t`'s chain in `net`; counted as a hash (`hashes`).
     fn bucket_of(&self, net: &CtNet, t: &Tuple) -> usize {
+        net.count(ct_stats::Counter::Hashes);
         self.scale(net, t, self.chains.len())
     }
 
@@ -424,18 +518,30 @@ impl Table {
         t: &Tuple,
     ) -> Option<(&'g Entry, Direction, usize)> {
         let (e, dir) = self.aliases.lookup(self, rcu, net, t)?;
-        Some((e, dir, self.bucket_of(net, &e.key.tuple(dir))))
+        // An unconfirmed connection has no reply packets yet (and no
+        // linked reply node).
+        let key = match dir {
+            Direction::Original => e.key_now(self),
+            Direction::Reply => e.key()?,
+        };
+        Some((e, dir, self.bucket_of(net, &key.tuple(dir))))
+    }
+
+    /// Indexes the unconfirmed entry `e` (whose original direction hangs
+    /// in chain `b0`) by `after_dnat`, the tuple its packets carry after
+    /// its new destination NAT (see [`Aliases`]).
+    pub(crate) fn add_alias(&self, rcu: &Rcu, e: &Entry, b0: usize, after_dnat: &Tuple) {
+        self.aliases.add(self, rcu, e, b0, after_dnat);
+        // A removal marks the entry DYING before it removes the alias: if
+        // it came before the add, the alias is removed here.
+        if e.with_state_only(self, |_| ()).is_none() {
+            self.aliases.remove(self, e, after_dnat);
+        }
     }
 
     /// Locks the stripes of two buckets, lower index first.
     fn lock_pair(&self, b0: usize, b1: usize) -> Held<'_> {
         self.chains.lock_pair(b0, b1)
-    }
-
-    /// Locks the stripes of up to three buckets, in index order (NAT
-    /// re-keying: the original chain, the old and the new reply chain).
-    fn lock_three(&self, b: [usize; 3]) -> Held<'_> {
-        self.chains.lock_three(b)
     }
 
     /// Walks chain `b` once, calling `f` on each node until it returns
@@ -505,17 +611,29 @@ impl Table {
         net: &CtNet,
         t: &Tuple,
     ) -> Option<(&'g Entry, Direction, usize)> {
+        let (hit, b) = self.find(rcu, net, t);
+        hit.map(|(e, dir)| (e, dir, b))
+    }
+
+    /// [`Self::lookup`], also giving `t`'s chain, hit or miss (an insert
+    /// after a miss need not hash the tuple again).
+    pub(crate) fn find<'g>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        t: &Tuple,
+    ) -> (Option<(&'g Entry, Direction)>, usize) {
         let b = self.bucket_of(net, t);
-        let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.key.matches(dir, t));
+        let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.matches(dir, t));
         if len > MAX_CHAIN {
             net.count(ct_stats::Counter::LongChainLookups);
         }
-        hit.map(|(e, dir)| (e, dir, b))
+        (hit, b)
     }
 
     /// The bucket the tuple of direction `dir` of `e` hashes to.
     pub(crate) fn bucket_of_entry(&self, e: &Entry, dir: Direction) -> usize {
-        self.bucket_of(e.net(), &e.key.tuple(dir))
+        self.bucket_of(e.net(), &e.key_now(self).tuple(dir))
     }
 
     /// Finds the entry at `addr` again, if it is still linked in chain `b`
@@ -541,140 +659,129 @@ impl Table {
             .map(|(e, _)| e)
     }
 
-    /// Gives the unconfirmed entry `old` the reply tuple `reply` and the
-    /// status bits `set`: NAT set-up (`nf_nat_setup_info` ->
-    /// `nf_conntrack_alter_reply`). The key of a published entry never
-    /// changes (lock-free readers compare it), so a new entry with the new
-    /// key and `old`'s state replaces `old` under the locks of the chains
-    /// involved, and `old` is buried. On failure `old` is removed and the
-    /// caller drops the packet, as Linux drops a packet whose NAT tuple
-    /// clashes at confirmation: `Clash` when another entry already uses
-    /// `reply` (unless `allow_clash`), `ChainTooLong` when `reply`'s chain
-    /// holds [`MAX_CHAIN`] nodes already (an insert's bound, which a re-key
-    /// must not get around), `Gone` when `old` was confirmed or removed
-    /// meanwhile, `NoMemory` when no entry could be allocated.
+    /// Confirms `e`: the packet that created it (or another packet of the
+    /// connection) leaves its last hook (`__nf_conntrack_confirm`). Seals
+    /// the key (NAT can change it no more), then links the reply
+    /// direction into the chain of its tuple, unless another confirmed
+    /// connection already has that tuple or the chain is full: then `e`
+    /// is removed and the caller drops the packet, as Linux does. Two
+    /// packets of one connection may confirm it at once: the first seals
+    /// it, the second finds it confirmed and returns `Ok`.
     ///
-    /// `allow_clash`: destination NAT found no unique tuple; as in Linux,
-    /// the connection goes on with a tuple in use and the source NAT hook
-    /// (a null binding at the latest) moves its source port before it is
-    /// confirmed. Until then a lookup of that reply tuple may find either
-    /// entry.
-    ///
-    /// `b0`: the chain `old`'s original direction hangs in, as the packet's
-    /// lookup or insert found it; it saves hashing the original tuple again.
-    /// It is checked by an address walk of that chain (hashed after all if
-    /// `old` is not there). Once `old` is DYING nobody else unlinks it and
-    /// entries never move, so the chain stays right until the unlink below.
-    /// Returns the new entry and its original chain (the same: the
-    /// original tuple does not change).
-    pub(crate) fn rekey<'g>(
+    /// `hint`: a tuple NAT looked up while choosing the reply, with its
+    /// chain; when it is the final reply tuple, the chain is not hashed
+    /// again (Linux stashes the original hash the same way).
+    pub(crate) fn confirm(
         &self,
-        rcu: &'g Rcu,
-        old: &'g Entry,
-        b0: usize,
-        reply: &Tuple,
-        set: u16,
-        allow_clash: bool,
-    ) -> core::result::Result<(&'g Entry, usize), Rekey> {
-        let snap = old.with_state(self, |k, s| {
-            if s.status().has(Status::CONFIRMED) {
+        rcu: &Rcu,
+        e: &Entry,
+        hint: Option<(Tuple, usize)>,
+    ) -> core::result::Result<(), Unconfirmable> {
+        let sealed = self.state_locks.seal(&e.cell, |o, r, s| {
+            let st = s.status_mut();
+            if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
                 return None;
             }
-            let copy = (*k, s.clone());
-            // From now on `old` takes no more updates: they would be lost.
-            s.status_mut().insert(Status::DYING);
-            Some(copy)
+            st.insert(Status::CONFIRMED);
+            st.remove(Status::TABLE_PRIVATE);
+            Some(r.tuple(o))
         });
-        let Some(Some((key, state))) = snap else {
-            return Err(Rekey::Gone);
+        let Some(reply) = sealed else {
+            // Confirmed by another packet, or dying.
+            return match e.with_state_only(self, |s| s.status().has(Status::CONFIRMED)) {
+                Some(true) => Ok(()),
+                _ => Err(Unconfirmable::Gone),
+            };
         };
-        let net = old.net();
-        let mut conn = Conn::from_parts(key, state);
-        conn.set_reply_tuple(*reply);
-        conn.status_mut().insert(set);
-        let (key, state) = conn.into_parts();
-        let orig = key.tuple(Direction::Original);
-        let old_reply = old.key.tuple(Direction::Reply);
-        let old_addr = old as *const Entry as usize;
-        let b0 = if self
-            .relocate(rcu, b0, old_addr, Direction::Original)
-            .is_some()
-        {
-            b0
-        } else {
-            self.bucket_of(net, &orig)
-        };
-        let b1 = self.bucket_of(net, &old_reply);
-        let b2 = self.bucket_of(net, reply);
-
-        let Some(new) = self.alloc(net, key, state) else {
-            self.finish_removal(old, false, ct_stats::Counter::Drop);
-            return Err(Rekey::NoMemory);
-        };
-        let single = orig == *reply;
-
-        let held = self.lock_three([b0, b1, b2]);
-        let (clash, len2) = self.walk(rcu, b2, |o, d| {
-            o as *const Entry as usize != old_addr && o.is_of(net) && o.key.matches(d, reply)
-        });
-        if clash.is_some() && !allow_clash {
+        let net = e.net();
+        net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
+        let orig = *e.orig();
+        if orig != reply {
+            let b1 = match hint {
+                Some((t, b)) if t == reply => b,
+                _ => self.bucket_of(net, &reply),
+            };
+            let held = self.lock_pair(b1, b1);
+            // Confirmed entries only: an unconfirmed one whose original
+            // tuple is this reply tuple (the same flow opened from the
+            // other end at the same instant) meets this entry's original
+            // tuple when it confirms, and goes.
+            let (clash, len) = self.walk(rcu, b1, |o, d| {
+                !core::ptr::eq(o, e)
+                    && o.is_of(net)
+                    && o.matches(d, &reply)
+                    && (d == Direction::Reply || o.cell.sealed().is_some())
+            });
+            let refuse = if clash.is_some() {
+                Some((Unconfirmable::Clash, ct_stats::Counter::InsertFailed))
+            } else if len >= MAX_CHAIN {
+                Some((Unconfirmable::ChainTooLong, ct_stats::Counter::ChainTooLong))
+            } else if !self.chains.link_second(&held, e, b1) {
+                // Unlinked meanwhile (flush, namespace exit).
+                Some((Unconfirmable::Gone, ct_stats::Counter::Deleted))
+            } else {
+                None
+            };
             drop(held);
-            drop(new);
-            self.finish_removal(old, false, ct_stats::Counter::InsertFailed);
-            return Err(Rekey::Clash);
+            if let Some((why, stat)) = refuse {
+                if why != Unconfirmable::Gone {
+                    if let Some((_, key)) = self.mark_dying(e) {
+                        // Counted as confirmed: `unconfirmed` went above.
+                        self.finish_removal(e, &key, true, stat);
+                    }
+                }
+                return Err(why);
+            }
         }
-        // The new reply chain is bounded as an insert's are (unless the
-        // new reply node replaces the old one in the same chain).
-        if !single && b2 != b1 && len2 >= MAX_CHAIN {
-            drop(held);
-            drop(new);
-            self.finish_removal(old, false, ct_stats::Counter::ChainTooLong);
-            return Err(Rekey::ChainTooLong);
+        // A connection with destination NAT only is found by its reply
+        // tuple from now on, between its NAT hooks too: its alias goes
+        // (see `Aliases`).
+        if let Some(k) = e.key() {
+            if let (Some(a), None) = (k.after_dnat(false), k.between_nat()) {
+                self.aliases.remove(self, e, &a);
+            }
         }
-        // The new entry goes in first: a reader finds `old` or `e`, both
-        // of the same connection.
-        let e = self
-            .chains
-            .link(&held, new, rcu, b0, (!single).then_some(b2));
-        // Both of `old`'s nodes go (the reply one only if it was linked:
-        // its tuples differed).
-        let gone = self.chains.unlink(&held, old, b0, b1);
-        drop(held);
-        // The new entry's alias before the old one's goes: a packet
-        // between its NAT hooks finds one of them.
-        self.aliases.add(self, rcu, e, b0);
-        self.aliases.remove(self, old);
-        if let Some(gone) = gone {
-            self.bury(gone);
-        }
-        Ok((e, b0))
+        Ok(())
     }
 
     /// True when an entry of `net` other than the one at `except` has `t`
-    /// as one of its tuples (NAT's "is this tuple taken").
-    pub(crate) fn in_use_by_other(&self, rcu: &Rcu, net: &CtNet, t: &Tuple, except: usize) -> bool {
+    /// as one of its linked tuples (NAT's "is this tuple taken",
+    /// `nf_conntrack_tuple_taken`: like Linux, it does not see the reply
+    /// tuples of unconfirmed connections; confirmation catches a clash).
+    /// Also returns `t`'s chain, for [`Table::confirm`].
+    pub(crate) fn in_use_by_other(
+        &self,
+        rcu: &Rcu,
+        net: &CtNet,
+        t: &Tuple,
+        except: usize,
+    ) -> (bool, usize) {
         let b = self.bucket_of(net, t);
         let (hit, _) = self.walk(rcu, b, |e, dir| {
-            e as *const Entry as usize != except && e.is_of(net) && e.key.matches(dir, t)
+            e as *const Entry as usize != except && e.is_of(net) && e.matches(dir, t)
         });
-        hit.is_some()
+        (hit.is_some(), b)
     }
 
-    /// Inserts a new, unconfirmed connection of `net` (see the module docs
-    /// for the limit and the chain bound); returns it with the chain its
-    /// original direction hangs in (the caller need not hash again).
+    /// Inserts a new, unconfirmed connection of `net`, linked by its
+    /// original tuple only (the reply direction is linked at
+    /// confirmation, [`Table::confirm`]); see the module docs for the
+    /// limit and the chain bound. `b0` is the original tuple's chain if
+    /// the caller's lookup computed it. Returns the entry with that chain.
+    /// [`InsertError::Clash`] when another entry of `net` has the same
+    /// original tuple (another CPU's packet of the flow inserted it since
+    /// the lookup; the tracker then takes that one).
     pub(crate) fn insert<'g>(
         &self,
         rcu: &'g Rcu,
         net: &CtNet,
         conn: Conn,
+        b0: Option<usize>,
         now: u64,
     ) -> core::result::Result<(&'g Entry, usize), InsertError> {
         let (key, state) = conn.into_parts();
-        let orig = key.tuple(Direction::Original);
-        let reply = key.tuple(Direction::Reply);
-        let b0 = self.bucket_of(net, &orig);
-        let b1 = self.bucket_of(net, &reply);
+        let (orig, reply) = key.into_parts();
+        let b0 = b0.unwrap_or_else(|| self.bucket_of(net, &orig));
 
         let limit = net.limit.load(Ordering::Relaxed);
         let n = net.entries.fetch_add(1, Ordering::Relaxed) + 1;
@@ -687,22 +794,16 @@ impl Table {
             }
             return Err(InsertError::Full);
         }
-        let Some(new) = self.alloc(net, key, state) else {
+        let Some(new) = self.alloc(net, orig, reply, state) else {
             self.uncount(net);
             return Err(InsertError::Full);
         };
-        let single = orig == reply;
 
-        let held = self.lock_pair(b0, b1);
-        let (c0, len0) = self.walk(rcu, b0, |o, d| o.is_of(net) && o.key.matches(d, &orig));
-        let (c1, len1) = if single {
-            (None, 0)
-        } else {
-            self.walk(rcu, b1, |o, d| o.is_of(net) && o.key.matches(d, &reply))
-        };
-        let refuse = if c0.is_some() || c1.is_some() {
+        let held = self.lock_pair(b0, b0);
+        let (c0, len0) = self.walk(rcu, b0, |o, d| o.is_of(net) && o.matches(d, &orig));
+        let refuse = if c0.is_some() {
             Some((ct_stats::Counter::InsertFailed, InsertError::Clash))
-        } else if len0 >= MAX_CHAIN || len1 >= MAX_CHAIN {
+        } else if len0 >= MAX_CHAIN {
             Some((ct_stats::Counter::ChainTooLong, InsertError::Full))
         } else {
             None
@@ -710,13 +811,17 @@ impl Table {
         if let Some((stat, err)) = refuse {
             drop(held);
             self.uncount(net);
-            net.count(stat);
+            // A clash is resolved by the tracker (it takes the entry
+            // there), as Linux resolves it for UDP: not a failure.
+            net.count(if err == InsertError::Clash {
+                ct_stats::Counter::ClashResolved
+            } else {
+                stat
+            });
             drop(new);
             return Err(err);
         }
-        let e = self
-            .chains
-            .link(&held, new, rcu, b0, (!single).then_some(b1));
+        let e = self.chains.link(&held, new, rcu, b0, None);
         net.unconfirmed.fetch_add(1, Ordering::Relaxed);
         drop(held);
         net.count(ct_stats::Counter::New);
@@ -728,13 +833,14 @@ impl Table {
     fn alloc(
         &self,
         net: &CtNet,
-        key: ConnKey,
+        orig: Tuple,
+        reply: ReplyPart,
         state: ConnState,
     ) -> Option<rculist::New<'_, Tracked>> {
+        net.count(ct_stats::Counter::Allocations);
         self.chains.alloc(Tracked {
             net: ParentRef::new(net),
-            key,
-            state: StripedCell::new(state),
+            cell: SealedCell::new(orig, reply, state),
         })
     }
 
@@ -744,50 +850,74 @@ impl Table {
     /// conntrack with its skb. Counted as reaped. False if `e` is
     /// confirmed or being removed.
     pub(crate) fn drop_unconfirmed(&self, e: &Entry) -> bool {
-        let gone = e.with_state_raw(self, |_, s| {
+        let key = e.with_state_raw(self, |k, s| {
             let st = s.status_mut();
             if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
-                false
+                None
             } else {
                 st.insert(Status::DYING);
-                true
+                Some(*k)
             }
         });
-        if gone {
-            self.finish_removal(e, false, Removal::Reaped.stat());
+        match key {
+            Some(k) => {
+                self.finish_removal(e, &k, false, Removal::Reaped.stat());
+                true
+            }
+            None => false,
         }
-        gone
     }
 
-    /// Removes an entry; false if it was already being removed.
-    pub(crate) fn remove(&self, e: &Entry, why: Removal) -> bool {
-        let was_confirmed = e.with_state_raw(self, |_, s| {
+    /// Marks `e` DYING unless it is already; returns whether it was
+    /// confirmed, and its key, final now (nothing writes a dying entry's
+    /// key).
+    fn mark_dying(&self, e: &Entry) -> Option<(bool, ConnKey)> {
+        e.with_state_raw(self, |k, s| {
             let st = s.status_mut();
             if st.has(Status::DYING) {
                 None
             } else {
                 st.insert(Status::DYING);
-                Some(st.has(Status::CONFIRMED))
+                Some((st.has(Status::CONFIRMED), *k))
             }
-        });
-        let Some(was_confirmed) = was_confirmed else {
+        })
+    }
+
+    /// Removes an entry; false if it was already being removed.
+    pub(crate) fn remove(&self, e: &Entry, why: Removal) -> bool {
+        let Some((was_confirmed, key)) = self.mark_dying(e) else {
             return false;
         };
-        self.finish_removal(e, was_confirmed, why.stat());
+        self.finish_removal(e, &key, was_confirmed, why.stat());
         true
     }
 
-    /// Unlinks and buries `e`, which the caller marked DYING; counts `stat`.
-    fn finish_removal(&self, e: &Entry, was_confirmed: bool, stat: ct_stats::Counter) {
+    /// Unlinks and buries `e`, which the caller marked DYING; `key` is its
+    /// final key; counts `stat`.
+    fn finish_removal(
+        &self,
+        e: &Entry,
+        key: &ConnKey,
+        was_confirmed: bool,
+        stat: ct_stats::Counter,
+    ) {
         let net = e.net();
-        let orig = e.key.tuple(Direction::Original);
-        let reply = e.key.tuple(Direction::Reply);
-        let (b0, b1) = (self.bucket_of(net, &orig), self.bucket_of(net, &reply));
+        let orig = key.tuple(Direction::Original);
+        let reply = key.tuple(Direction::Reply);
+        // The reply chain is hashed only if the reply node may be linked:
+        // an unconfirmed entry's is not, and `unlink` closes it.
+        let b0 = self.bucket_of(net, &orig);
+        let b1 = if was_confirmed && orig != reply {
+            self.bucket_of(net, &reply)
+        } else {
+            b0
+        };
         let held = self.lock_pair(b0, b1);
-        // The reply node only if it was linked (`orig != reply`).
         let gone = self.chains.unlink(&held, e, b0, b1);
         drop(held);
-        self.aliases.remove(self, e);
+        if let Some(a) = key.after_dnat(false) {
+            self.aliases.remove(self, e, &a);
+        }
         self.uncount(net);
         if !was_confirmed {
             net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
@@ -842,7 +972,7 @@ impl Table {
                 }
                 seen += 1;
                 let ok = e
-                    .with_state(self, |_, s| {
+                    .with_state_only(self, |s| {
                         let st = s.status();
                         if st.has(Status::CONFIRMED) {
                             s.can_early_drop() || s.is_expired(now)
@@ -899,7 +1029,7 @@ impl Table {
                     if dir != Direction::Original || only.is_some_and(|net| !e.is_of(net)) {
                         return false;
                     }
-                    let why = e.with_state(self, |_, s| {
+                    let why = e.with_state_only(self, |s| {
                         if s.is_expired(now) {
                             return Some(Removal::Expired);
                         }
@@ -971,28 +1101,29 @@ impl Table {
     }
 
     /// Calls `f` for each confirmed entry of `net` in bucket `b`, in chain
-    /// order, with a copy of its state, until `f` returns false. Returns
-    /// false if `f` stopped the walk, true if it reached the chain's end,
-    /// and `Err(Strayed)` if the walk left the chain (an entry it stood on
-    /// was buried): the entries after that point were not visited, and the
-    /// caller starts the bucket again if it needs all of them.
+    /// order, with its key and a copy of its state, until `f` returns
+    /// false. Returns false if `f` stopped the walk, true if it reached the
+    /// chain's end, and `Err(Strayed)` if the walk left the chain (an entry
+    /// it stood on was buried): the entries after that point were not
+    /// visited, and the caller starts the bucket again if it needs all of
+    /// them.
     pub(crate) fn for_each_in_bucket<'g>(
         &self,
         rcu: &'g Rcu,
         net: &CtNet,
         b: usize,
-        mut f: impl FnMut(&'g Entry, &ConnState) -> bool,
+        mut f: impl FnMut(&'g Entry, &ConnKey, &ConnState) -> bool,
     ) -> core::result::Result<bool, Strayed> {
         let mut go_on = true;
         let (end, _) = self.walk_once(rcu, b, |e, dir| {
             if dir != Direction::Original || !e.is_of(net) {
                 return false;
             }
-            let st = e.with_state(self, |_, s| {
-                s.status().has(Status::CONFIRMED).then(|| s.clone())
+            let st = e.with_state(self, |k, s| {
+                s.status().has(Status::CONFIRMED).then(|| (*k, s.clone()))
             });
-            if let Some(Some(s)) = st {
-                go_on = f(e, &s);
+            if let Some(Some((k, s))) = st {
+                go_on = f(e, &k, &s);
             }
             !go_on
         });

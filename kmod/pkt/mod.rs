@@ -321,7 +321,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
     let mut translated = false;
     let mut rec = None;
     if h != Hook::Forward {
-        match nat_step(rn, rcu, set, &mut p, &mut ct, &mut queued) {
+        match nat_step(rn, rcu, set, &mut p, &mut ct, &mut queued, &mut None) {
             Ok(t) => translated = t,
             Err(v) => return v,
         }
@@ -436,8 +436,9 @@ fn last_steps<'g>(
             }
         }
     }
+    let mut hint = None;
     if !set.is_empty() || rn.rules.nat_used() {
-        let rewritten = match nat_step(rn, rcu, set, p, ct, &mut queued) {
+        let rewritten = match nat_step(rn, rcu, set, p, ct, &mut queued, &mut hint) {
             Err(v) => return v,
             Ok(r) => r,
         };
@@ -457,8 +458,14 @@ fn last_steps<'g>(
         return v;
     }
     if let Some(c) = ct {
-        if c.dir == Direction::Original && c.state != CtState::Related {
-            c.e.confirm(table::get());
+        if c.dir == Direction::Original
+            && c.state != CtState::Related
+            && table::get().confirm(rcu, c.e, hint).is_err()
+        {
+            // Its reply tuple is taken (or its chain full): the entry is
+            // gone and the packet is dropped, as `__nf_conntrack_confirm`
+            // does (counted as insert_failed or chain_too_long).
+            return netfilter::DROP;
         }
     }
     v

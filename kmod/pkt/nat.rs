@@ -4,6 +4,7 @@
 //! binding of a new connection, then the rewrite), with the addresses
 //! MASQUERADE (nf_nat_masquerade.c) and REDIRECT (nf_nat_redirect.c) take.
 
+use core::cell::Cell;
 use core::ffi::c_int;
 use core::net::IpAddr;
 
@@ -22,7 +23,7 @@ use super::slot::Ct;
 use super::{eval, rewrite, terminal};
 use crate::ct::hook::PREFIX;
 use crate::ct::net::CtNet;
-use crate::ct::table::{self, Entry, Rekey, Table};
+use crate::ct::table::{self, Entry, Table};
 use crate::pernet::RfwNet;
 use crate::rules::Ruleset;
 use crate::sys::netfilter;
@@ -38,17 +39,22 @@ fn header_bytes(p: &Pkt<'_>) -> usize {
     }
 }
 
-/// The tuple table NAT sees: any entry of the namespace but `me`.
+/// The tuple table NAT sees: any confirmed entry of the namespace but
+/// `me`. Remembers the last tuple it looked up and its chain, for the
+/// confirmation (`Table::confirm`'s hint).
 struct Taken<'a, 'g> {
     t: &'g Table,
     rcu: &'g Rcu,
     net: &'a CtNet,
     me: usize,
+    last: Cell<Option<(Tuple, usize)>>,
 }
 
 impl nat_core::TupleTable for Taken<'_, '_> {
     fn reply_in_use(&self, reply: &Tuple) -> bool {
-        self.t.in_use_by_other(self.rcu, self.net, reply, self.me)
+        let (used, b) = self.t.in_use_by_other(self.rcu, self.net, reply, self.me);
+        self.last.set(Some((*reply, b)));
+        used
     }
 }
 
@@ -130,6 +136,8 @@ fn redirect_addr(p: &mut Pkt<'_>, rcu: &Rcu) -> Option<IpAddr> {
 /// or a null binding), then rewrite the packet (`nf_nat_inet_fn`).
 /// `Err(verdict)` ends the hook; a QUEUE from the nat table goes to
 /// `queued` (see `terminal`) and the connection gets a null binding.
+/// `hint` gets the last tuple the set-up looked up, with its chain (for
+/// the confirmation that may follow in this hook).
 pub(super) fn nat_step<'g>(
     rn: &RfwNet,
     rcu: &'g Rcu,
@@ -137,6 +145,7 @@ pub(super) fn nat_step<'g>(
     p: &mut Pkt<'_>,
     ct: &mut Option<Ct<'g>>,
     queued: &mut Option<netfilter::Verdict>,
+    hint: &mut Option<(Tuple, usize)>,
 ) -> core::result::Result<bool, netfilter::Verdict> {
     let Some(c) = ct.as_mut() else {
         return Ok(false);
@@ -154,7 +163,7 @@ pub(super) fn nat_step<'g>(
             return Ok(false);
         };
         if !status.has(Status::CONFIRMED) && !status.has(manip.done_bit()) {
-            match nat_setup(rn, rcu, set, p, c, t, manip, key, status, queued) {
+            match nat_setup(rn, rcu, set, p, c, t, manip, key, status, queued, hint) {
                 Ok(c2) => changed = c2,
                 Err(v) => return Err(v),
             }
@@ -164,21 +173,22 @@ pub(super) fn nat_step<'g>(
 }
 
 /// Decides the NAT binding of a new connection at its first NAT hook of
-/// kind `manip`; true when its entry was replaced (`c.e` is the new one).
+/// kind `manip` and writes it into the unconfirmed entry (its reply
+/// tuple, in place); true when the reply tuple changed.
 #[allow(clippy::too_many_arguments)]
 fn nat_setup<'g>(
     rn: &RfwNet,
     rcu: &'g Rcu,
     set: &Ruleset,
     p: &mut Pkt<'_>,
-    c: &mut Ct<'g>,
+    c: &Ct<'g>,
     t: &'g Table,
     manip: ManipType,
     key: ConnKey,
     status: Status,
     queued: &mut Option<netfilter::Verdict>,
+    hint: &mut Option<(Tuple, usize)>,
 ) -> core::result::Result<bool, netfilter::Verdict> {
-    let mut changed = false;
     let out = eval(set, TableKind::Nat, &rn.rules, p);
     if let Some(v) = out.as_ref().and_then(|o| terminal(o, p, &rn.rules, queued)) {
         return Err(v);
@@ -206,6 +216,7 @@ fn nat_setup<'g>(
         rcu,
         net: &rn.ct,
         me: c.e as *const Entry as usize,
+        last: Cell::new(None),
     };
     let orig = key.tuple(Direction::Original);
     let r = match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
@@ -218,11 +229,10 @@ fn nat_setup<'g>(
     };
     // Destination NAT with every candidate in use: go on with a tuple
     // in use, as Linux does; the source NAT hook moves the source
-    // port (`nf_nat_edemux.sh`).
-    let mut allow_clash = false;
+    // port (`nf_nat_edemux.sh`), and the confirmation refuses the
+    // connection if its reply tuple is still taken then.
     let r = match (r, manip) {
         (Err(NatError::NoFreeTuple), ManipType::Dst) => {
-            allow_clash = true;
             match nat_core::nat_request(&verdict, hook, family, out_addr, in_addr) {
                 Ok(Some((m, range))) => b.setup(&range, m, &Free, &mut Rng, t.hash_key()),
                 Ok(None) => Ok(()),
@@ -231,6 +241,7 @@ fn nat_setup<'g>(
         }
         (r, _) => r,
     };
+    *hint = taken.last.get();
     match r {
         Ok(()) => {}
         Err(NatError::NoAddress) => {
@@ -246,32 +257,33 @@ fn nat_setup<'g>(
     if matches!(verdict, Verdict::Masquerade(_)) {
         set_bits |= Status::MASQUERADE;
     }
-    if *b.reply() != key.tuple(Direction::Reply) {
-        // `c.dir` is Original (see `nat_step`): `c.bucket` is the chain of
-        // the original tuple, which the new entry keeps.
-        match t.rekey(rcu, c.e, c.bucket, b.reply(), set_bits, allow_clash) {
-            Ok((e, b0)) => {
-                rn.rules.count(rules_stats::Counter::NatBindings);
-                rn.rules.set_nat_used();
-                c.e = e;
-                c.bucket = b0;
-                changed = true;
+    let moved = *b.reply() != key.tuple(Direction::Reply);
+    match c.e.set_binding(t, b.reply(), set_bits, manip.done_bit()) {
+        Ok(true) if moved => {
+            rn.rules.count(rules_stats::Counter::NatBindings);
+            rn.rules.set_nat_used();
+            if manip == ManipType::Dst {
+                // Until the connection is confirmed no chain holds the
+                // tuple its packets now carry (see `ct::alias`).
+                let k = ConnKey::from_tuples(orig, b.reply());
+                if let Some(a) = k.after_dnat(false) {
+                    t.add_alias(rcu, c.e, c.bucket, &a);
+                }
             }
-            Err(Rekey::Clash | Rekey::NoMemory | Rekey::ChainTooLong) => {
-                rn.rules.count(rules_stats::Counter::NatNoTuple);
-                return Err(netfilter::DROP);
-            }
-            Err(Rekey::Gone) => return Ok(false),
+            Ok(true)
         }
-    } else {
-        c.e.with_state(t, |_, s| s.status_mut().insert(set_bits));
+        // Unchanged, or another packet of the connection set up this
+        // manip first: its binding stands (the rewrite reads it).
+        Ok(_) => Ok(false),
+        // Confirmed or removed meanwhile: no binding to make.
+        Err(()) => Ok(false),
     }
-    Ok(changed)
 }
 
 /// Rewrites the packet as its connection's binding says. The binding is
-/// read from the entry's key, which never changes once published, so an
-/// established connection's packet takes no lock here: for protocols with
+/// read from the entry's key, which never changes once the connection is
+/// confirmed, so an established connection's packet takes no lock here
+/// (a new one's reads the key under the lock): for protocols with
 /// ports the tuples imply the NAT bits exactly (`Binding::implied_status`); ICMP
 /// reads the bits under the lock. Like Linux, a dying entry's packets are
 /// still translated (a killed conntrack stays attached to its skbs).
@@ -283,8 +295,8 @@ fn nat_rewrite(
     manip: ManipType,
     changed: bool,
 ) -> core::result::Result<bool, netfilter::Verdict> {
-    let key = c.e.key();
-    let nat = match Binding::implied_status(key) {
+    let key = c.e.key_now(t);
+    let nat = match Binding::implied_status(&key) {
         Some(n) => n,
         None => c.e.with_state_raw(t, |_, s| s.status()),
     };
@@ -332,10 +344,11 @@ pub(super) fn rewritten_tuple(p: &Pkt<'_>, c: &Ct<'_>) -> Option<Tuple> {
     if matches!(info.l4, L4Info::Icmp(IcmpInfo::Error { .. })) {
         return None;
     }
-    let key = c.e.key();
-    let nat = match Binding::implied_status(key) {
+    let t = table::get();
+    let key = c.e.key_now(t);
+    let nat = match Binding::implied_status(&key) {
         Some(n) => n,
-        None => c.e.with_state_raw(table::get(), |_, s| s.status()),
+        None => c.e.with_state_raw(t, |_, s| s.status()),
     };
     let b = Binding::from_parts(
         key.tuple(Direction::Original),

@@ -242,7 +242,15 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
         let inner = quoted.invert()?;
         let (e, dir, bucket) = t
             .lookup_at(rcu, ctn, &inner)
-            .or_else(|| t.lookup_between(rcu, ctn, &inner))?;
+            .or_else(|| t.lookup_between(rcu, ctn, &inner))
+            .or_else(|| {
+                // About the first packet of an unconfirmed connection
+                // (indexed by its original tuple only), as the tracker
+                // finds it (`conntrack::process`).
+                t.lookup_at(rcu, ctn, &quoted)
+                    .filter(|(_, d, _)| *d == Direction::Original)
+                    .map(|(e, _, b)| (e, Direction::Reply, b))
+            })?;
         return Some(Ct {
             e,
             dir,
@@ -290,7 +298,7 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
     if state == CtState::Related {
         return true;
     }
-    let k = e.key();
+    let k = e.key_now(table::get());
     let (a, b) = (k.tuple(dir), k.tuple(dir.opposite()));
     let t = &info.tuple;
     let src = (t.src, t.src_port);

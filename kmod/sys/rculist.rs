@@ -23,11 +23,13 @@
 //!   [`Rcu`] token, and an object is freed only from the graveyard, after a
 //!   grace period that began after it was unlinked.
 //! * Only [`Chains::link`] puts nodes into chains, and only nodes of a
-//!   fresh, unpublished object of these chains ([`New`]); only a
+//!   fresh, unpublished object of these chains ([`New`]); it may leave
+//!   node 1 out, for [`Chains::link_second`] to link later, once. Only a
 //!   successful [`Chains::unlink`] (every linked node of the object found
-//!   and removed, under the stripes) yields the [`Unlinked`] proof that
-//!   [`Chains::bury`] takes, so an object is buried once, and only when no
-//!   chain reaches it.
+//!   and removed, under the stripes, and a node 1 not linked yet closed
+//!   for good) yields the [`Unlinked`] proof that [`Chains::bury`] takes,
+//!   so an object is buried once, and only when no chain reaches it or
+//!   can come to.
 //! * Linking and unlinking require a [`Held`] of these chains covering the
 //!   buckets involved (checked), so writers never race on a chain.
 
@@ -50,10 +52,14 @@ pub(crate) const LOCKS: usize = 1024;
 /// aligned). Every link stored in a buried object carries it, the end of
 /// the graveyard included.
 const GRAVE: usize = 2;
-/// The `next` of a node 1 that was never linked (its object sits in one
-/// chain only): no chain link ever has this value (nodes are 8-byte
-/// aligned, and bit 2 is not a tag).
+/// The `next` of a node 1 that is not linked yet (its object sits in one
+/// chain for now; [`Chains::link_second`] may link it later): no chain
+/// link ever has this value (nodes are 8-byte aligned, and bit 2 is not a
+/// tag).
 const NEVER_LINKED: usize = 4;
+/// The `next` of a node 1 that was never linked, once its object was
+/// unlinked: it can no longer be linked.
+const CLOSED: usize = 12;
 
 /// A chain link inside an object.
 struct Node {
@@ -94,15 +100,14 @@ fn untag<T>(link: usize) -> (*const Linked<T>, usize) {
     (node.wrapping_sub(back).cast::<Linked<T>>(), i)
 }
 
-/// Held bucket-lock stripes (up to three), released on drop: the nested
-/// ones first, then the first, whose release re-enables bottom halves
+/// Held bucket-lock stripes (one or two), released on drop: the nested
+/// one first, then the first, whose release re-enables bottom halves
 /// (fields drop in declaration order).
 pub(crate) struct Held<'a> {
-    _third: Option<NestedGuard<'a, ()>>,
     _second: Option<NestedGuard<'a, ()>>,
     _first: Guard<'a, ()>,
     /// The stripes held (repeats allowed), to check link and unlink.
-    stripes: [usize; 3],
+    stripes: [usize; 2],
     /// The lock array they belong to.
     locks: *const SpinLockBh<()>,
 }
@@ -198,43 +203,9 @@ impl<T> Chains<T> {
         // one: lockdep is told it nests (`SINGLE_DEPTH_NESTING`).
         let second = (hi != lo).then(|| self.locks[hi].lock_nested(&first, SINGLE_DEPTH_NESTING));
         Held {
-            _third: None,
             _second: second,
             _first: first,
-            stripes: [lo, hi, hi],
-            locks: self.locks.as_ptr(),
-        }
-    }
-
-    /// Locks the stripes of up to three chains, in index order.
-    pub(crate) fn lock_three(&self, b: [usize; 3]) -> Held<'_> {
-        // Three compare-and-swaps (core's sort would bring a panic path).
-        let mut s = [b[0] % LOCKS, b[1] % LOCKS, b[2] % LOCKS];
-        for (i, j) in [(0, 1), (1, 2), (0, 1)] {
-            if s[i] > s[j] {
-                s.swap(i, j);
-            }
-        }
-        let first = self.locks[s[0]].lock();
-        // As in `lock_pair`: the second stripe of the class nests once.
-        let mut second =
-            (s[1] != s[0]).then(|| self.locks[s[1]].lock_nested(&first, SINGLE_DEPTH_NESTING));
-        let mut third = None;
-        if s[2] != s[1] {
-            // The third distinct stripe, always after the other two:
-            // lockdep subclass 2 (also when it is only the second distinct one).
-            let l = self.locks[s[2]].lock_nested(&first, 2);
-            if second.is_some() {
-                third = Some(l);
-            } else {
-                second = Some(l);
-            }
-        }
-        Held {
-            _third: third,
-            _second: second,
-            _first: first,
-            stripes: s,
+            stripes: [lo, hi],
             locks: self.locks.as_ptr(),
         }
     }
@@ -297,6 +268,40 @@ impl<T> Chains<T> {
         e
     }
 
+    /// Links node 1 of `e`, published by [`Chains::link`] without it, at
+    /// the head of chain `b1`; `held` covers it. False when node 1 cannot
+    /// be linked: it was linked already, or `e` was unlinked (its node 1
+    /// closed), or `e` is not of these chains.
+    ///
+    /// # Panics
+    ///
+    /// If `held` does not cover `b1` (as [`Chains::link`]).
+    pub(crate) fn link_second(&self, held: &Held<'_>, e: &Linked<T>, b1: usize) -> bool {
+        assert!(held.covers(self, b1));
+        let head = &self.heads[b1];
+        let node = &e.nodes[1];
+        // Node 1 leaves NEVER_LINKED once, here or in `unlink` (which
+        // closes it), whichever comes first: a closed object is never
+        // linked again. `e` is live for the caller's section (it holds a
+        // reference), and linking happens under the stripe, which every
+        // walk of `b1` that could see a half-made link respects.
+        if node
+            .next
+            .compare_exchange(
+                NEVER_LINKED,
+                head.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        // Release: a reader that sees the link sees the whole object.
+        head.store(tag(e, 1), Ordering::Release);
+        true
+    }
+
     /// Unlinks the node at `link` from chain `b`, if it is there. The
     /// chain's stripe is held.
     fn unlink_one(&self, b: usize, link: usize) -> bool {
@@ -321,9 +326,11 @@ impl<T> Chains<T> {
     }
 
     /// Unlinks `e`'s node 0 from chain `b0` and, if it was linked, its
-    /// node 1 from chain `b1`; `held` covers both. `None` when a linked
-    /// node was not found there (wrong chain, or `e` unlinked already):
-    /// then `e` cannot be buried and is never freed.
+    /// node 1 from chain `b1` (a node 1 not linked yet is closed, so that
+    /// [`Chains::link_second`] cannot link it after this); `held` covers
+    /// both. `None` when a linked node was not found there (wrong chain,
+    /// or `e` unlinked already): then `e` cannot be buried and is never
+    /// freed.
     pub(crate) fn unlink<'e>(
         &self,
         held: &Held<'_>,
@@ -335,10 +342,14 @@ impl<T> Chains<T> {
             return None;
         }
         let found0 = self.unlink_one(b0, tag(e, 0));
-        // Node 1's `next` is written only under the stripes (link, unlink)
-        // or after unlinking (bury): stable here.
-        let found1 = e.nodes[1].next.load(Ordering::Relaxed) == NEVER_LINKED
-            || self.unlink_one(b1, tag(e, 1));
+        // Node 1's `next` leaves NEVER_LINKED once (`link_second` or this
+        // close); a linked node 1's `next` is written only under the
+        // stripes (link, unlink) or after unlinking (bury).
+        let closed = e.nodes[1]
+            .next
+            .compare_exchange(NEVER_LINKED, CLOSED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        let found1 = closed || self.unlink_one(b1, tag(e, 1));
         (found0 && found1).then_some(Unlinked(e))
     }
 

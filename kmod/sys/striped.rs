@@ -6,7 +6,10 @@
 //! The connection table keeps each entry's mutable state this way instead
 //! of a spinlock per entry (Linux has one in each `nf_conn`): a stripe
 //! costs no memory per entry, and two entries sharing a stripe contend only
-//! at the same instant.
+//! at the same instant. A [`SealedCell`] holds, beside such a value, a key
+//! that changes under the same stripe until it is sealed and is read
+//! without any lock from then on (an entry's reply tuple, which NAT writes
+//! before the connection is confirmed), and a part fixed at creation.
 
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
@@ -23,23 +26,69 @@ pub(crate) const STRIPES: usize = 1024;
 /// Set while a [`StripedLocks`] exists.
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 
-/// A value only touched under its stripe of the [`StripedLocks`].
-pub(crate) struct StripedCell<T>(UnsafeCell<T>);
+/// A value only touched under its stripe of the [`StripedLocks`], with a key in two
+/// parts: `fixed`, set at creation and read by anyone at any time, and
+/// `late`, which may change under the stripe until it is sealed
+/// ([`StripedLocks::seal`]) and never after, when anyone may read it
+/// without the lock ([`SealedCell::sealed`]).
+///
+/// # Invariants
+///
+/// * `value` is only reached under the cell's stripe.
+/// * `late` is written only under the stripe while `sealed` is false;
+///   `sealed` goes from false to true once, under the stripe, with
+///   release ordering, and never back. `late` is read under the stripe,
+///   or without it after an acquire load of `sealed` saw true.
+pub(crate) struct SealedCell<F, K, T> {
+    fixed: F,
+    sealed: AtomicBool,
+    late: UnsafeCell<K>,
+    value: UnsafeCell<T>,
+}
 
-// SAFETY: the value is only reached under its stripe's lock, which the one
-// live `StripedLocks` chooses from the cell's address alone; holders pass
-// it from task to task (`T: Send`).
-unsafe impl<T: Send> Sync for StripedCell<T> {}
+// SAFETY: `value` and an unsealed `late` are only reached under the
+// cell's stripe, which the one live `StripedLocks` chooses from the cell's
+// address; a sealed `late` and `fixed` are only read (`K: Sync`,
+// `F: Sync`). Holders pass the values from task to task (`Send`).
+unsafe impl<F: Sync, K: Send + Sync, T: Send> Sync for SealedCell<F, K, T> {}
 
-impl<T> StripedCell<T> {
-    /// A cell holding `value`.
-    pub(crate) const fn new(value: T) -> Self {
-        StripedCell(UnsafeCell::new(value))
+impl<F, K, T> SealedCell<F, K, T> {
+    /// A cell, not sealed.
+    pub(crate) const fn new(fixed: F, late: K, value: T) -> Self {
+        SealedCell {
+            fixed,
+            sealed: AtomicBool::new(false),
+            late: UnsafeCell::new(late),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// The fixed part.
+    #[inline]
+    pub(crate) fn fixed(&self) -> &F {
+        &self.fixed
+    }
+
+    /// The late part, once sealed (no lock); `None` before.
+    #[inline]
+    pub(crate) fn sealed(&self) -> Option<&K> {
+        if self.sealed.load(Ordering::Acquire) {
+            // Sealed: `late` is never written again, and every write to
+            // it happened before the release store this load saw.
+            // SAFETY: so shared references to it never alias a writer.
+            Some(unsafe { &*self.late.get() })
+        } else {
+            None
+        }
+    }
+
+    fn stripe_addr(&self) -> usize {
+        self as *const Self as usize
     }
 }
 
 /// [`STRIPES`] spinlocks (taken with bottom halves off) guarding every
-/// [`StripedCell`].
+/// [`SealedCell`].
 ///
 /// # Invariants
 ///
@@ -64,17 +113,71 @@ impl StripedLocks {
         Ok(StripedLocks { locks })
     }
 
-    /// Runs `f` on the value of `cell` under its stripe.
+    /// The stripe of the cell at `addr`.
     #[inline]
-    pub(crate) fn with<T, R>(&self, cell: &StripedCell<T>, f: impl FnOnce(&mut T) -> R) -> R {
-        let a = cell as *const StripedCell<T> as usize as u64;
+    fn stripe(&self, addr: usize) -> &SpinLockBh<()> {
+        let a = addr as u64;
         let i = ((a >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize;
-        let _g = self.locks[i % STRIPES].lock();
-        // The cell's stripe is held, and it is the only lock any access to
-        // the cell takes (invariant): no other reference to the value
-        // exists until it is released.
-        // SAFETY: so this exclusive borrow is the only one.
-        f(unsafe { &mut *cell.0.get() })
+        &self.locks[i % STRIPES]
+    }
+
+    /// Runs `f` on the key (fixed and late parts) and the value of `cell`
+    /// under its stripe.
+    #[inline]
+    pub(crate) fn with_sealed<F, K, T, R>(
+        &self,
+        cell: &SealedCell<F, K, T>,
+        f: impl FnOnce(&F, &K, &mut T) -> R,
+    ) -> R {
+        let _g = self.stripe(cell.stripe_addr()).lock();
+        // The stripe is held: `value` has no other reference (invariant),
+        // and `late` is written by nobody else now (only under the
+        // stripe) and not by `f` (shared).
+        // SAFETY: so these borrows alias nothing that writes.
+        let (late, value) = unsafe { (&*cell.late.get(), &mut *cell.value.get()) };
+        f(&cell.fixed, late, value)
+    }
+
+    /// Runs `f` with the late part writable, under the stripe, unless the
+    /// cell is sealed (`None`).
+    #[inline]
+    pub(crate) fn with_unsealed<F, K, T, R>(
+        &self,
+        cell: &SealedCell<F, K, T>,
+        f: impl FnOnce(&F, &mut K, &mut T) -> R,
+    ) -> Option<R> {
+        let _g = self.stripe(cell.stripe_addr()).lock();
+        if cell.sealed.load(Ordering::Relaxed) {
+            return None;
+        }
+        // Not sealed and the stripe held: nobody else reads or writes
+        // `late` or `value` now (invariants), and no lock-free reader
+        // reads `late` before it is sealed.
+        // SAFETY: so these exclusive borrows are the only ones.
+        let (late, value) = unsafe { (&mut *cell.late.get(), &mut *cell.value.get()) };
+        Some(f(&cell.fixed, late, value))
+    }
+
+    /// Seals `cell` if `f`, run under the stripe on the key and the value,
+    /// answers `Some`; returns that answer. `None` when `f` refused or the
+    /// cell was sealed already (then `f` is not run).
+    #[inline]
+    pub(crate) fn seal<F, K, T, R>(
+        &self,
+        cell: &SealedCell<F, K, T>,
+        f: impl FnOnce(&F, &K, &mut T) -> Option<R>,
+    ) -> Option<R> {
+        let _g = self.stripe(cell.stripe_addr()).lock();
+        if cell.sealed.load(Ordering::Relaxed) {
+            return None;
+        }
+        // As in `with_sealed`: the stripe is held, `late` only read.
+        // SAFETY: so these borrows alias nothing that writes.
+        let (late, value) = unsafe { (&*cell.late.get(), &mut *cell.value.get()) };
+        let r = f(&cell.fixed, late, value)?;
+        // INVARIANT: once, under the stripe, after the last write.
+        cell.sealed.store(true, Ordering::Release);
+        Some(r)
     }
 }
 

@@ -695,6 +695,9 @@ fn stats_model(newer_kernel: bool) -> FakeCt {
             (s::FALLBACK_FOUND, 3),
             (s::FALLBACK_NOT_FOUND, 1),
             (s::GLOBAL_FULL, 0),
+            (s::HASHES, 120),
+            (s::CLASH_RESOLVED, 6),
+            (s::ALLOCATIONS, 52),
         ],
         invalid: vec![
             ("tcp_flags", 5),
@@ -725,8 +728,11 @@ early_drop                       0
 drop                             0
 global_full                      0
 insert_failed                    0
+clash_resolved                   6
 chain_too_long                   0
 long_chain_lookups               0
+hashes                         120
+allocations                     52
 expired                         40
 deleted                          2
 unconfirmed_reaped               1
@@ -750,7 +756,8 @@ malformed.bad_checksum           3
         concat!(
             r#"{"count":10,"limit":262144,"unconfirmed":2,"buckets":65536,"entry_bytes":256,"#,
             r#""found":1000000,"new":50,"related":3,"invalid":7,"ignored":1,"early_drop":0,"drop":0,"#,
-            r#""global_full":0,"insert_failed":0,"chain_too_long":0,"long_chain_lookups":0,"expired":40,"#,
+            r#""global_full":0,"insert_failed":0,"clash_resolved":6,"chain_too_long":0,"#,
+            r#""long_chain_lookups":0,"hashes":120,"allocations":52,"expired":40,"#,
             r#""deleted":2,"unconfirmed_reaped":1,"slot_hits":900,"slot_misses":4,"#,
             r#""fallback_found":3,"fallback_not_found":1,"#,
             r#""invalid_reasons":{"tcp_flags":5,"tcp_seq_over":0,"icmp_unknown_type":2,"table_full":0},"#,

@@ -316,6 +316,13 @@ pub struct CtStats {
     pub fallback_not_found: u64,
     /// Drops because all namespaces together held the module's maximum.
     pub global_full: u64,
+    /// Hashes of a tuple into the table.
+    pub hashes: u64,
+    /// Packets that went with the entry another packet of their flow
+    /// inserted first (`nf_ct_resolve_clash`).
+    pub clash_resolved: u64,
+    /// Table objects allocated (entries and aliases).
+    pub allocations: u64,
     /// INVALID packets by reason, in the kernel's order.
     pub invalid_reasons: Vec<Reason>,
     /// Malformed packets by kind, in the kernel's order.
@@ -363,6 +370,9 @@ impl CtStats {
             CtCounter::FallbackFound => &mut self.fallback_found,
             CtCounter::FallbackNotFound => &mut self.fallback_not_found,
             CtCounter::GlobalFull => &mut self.global_full,
+            CtCounter::Hashes => &mut self.hashes,
+            CtCounter::ClashResolved => &mut self.clash_resolved,
+            CtCounter::Allocations => &mut self.allocations,
         }
     }
 
@@ -392,6 +402,9 @@ impl CtStats {
             CtCounter::FallbackFound => self.fallback_found,
             CtCounter::FallbackNotFound => self.fallback_not_found,
             CtCounter::GlobalFull => self.global_full,
+            CtCounter::Hashes => self.hashes,
+            CtCounter::ClashResolved => self.clash_resolved,
+            CtCounter::Allocations => self.allocations,
         }
     }
 
@@ -812,8 +825,8 @@ mod tests {
             }]
         );
         // Every u64 of ct_stats is a counter fwctl prints (ct_stats has no
-        // MAX: GLOBAL_FULL is the last today).
-        for kind in s::COUNT..=s::GLOBAL_FULL {
+        // MAX: ALLOCATIONS is the last today).
+        for kind in s::COUNT..=s::ALLOCATIONS {
             let nested = [s::INVALID_REASON, s::MALFORMED_REASON].contains(&kind);
             assert_eq!(CtCounter::from_attr(kind).is_some(), !nested, "{kind}");
         }

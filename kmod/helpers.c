@@ -371,9 +371,19 @@ bool rfw_skb_is_gso_tcp(const struct sk_buff *skb)
 	return skb_is_gso(skb) && skb_is_gso_tcp(skb);
 }
 
-/* ---- per-packet slot (kmod/pkt/slot.rs) ---- */
+/* ---- per-CPU state (kmod/sys/percpu.rs) ---- */
 
-unsigned int rfw_context_level(void)
+/*
+ * PerCpu::with's first step: the preempt count's context bits in *ctx (the
+ * level this CPU runs at, RFW_CONTEXT_BH_OFF if bottom halves are off
+ * already), and ptr's copy on this CPU. The caller uses that copy only when
+ * *ctx says bottom halves are off (so the task stays on this CPU), else it
+ * disables them and asks this_cpu_ptr() again: raw_cpu_ptr() here, since
+ * the preemption check belongs to the use, which the caller makes exact.
+ */
+void *rfw_context_cpu_ptr(void __percpu *ptr, unsigned int *ctx)
 {
-	return interrupt_context_level();
+	*ctx = interrupt_context_level() |
+	       (in_softirq() ? RFW_CONTEXT_BH_OFF : 0);
+	return raw_cpu_ptr(ptr);
 }

@@ -38,6 +38,11 @@ bool rfw_net_owned_by_init_user_ns(const struct net *net);
 /* Per-CPU memory (kmod/sys/percpu.rs). */
 void __percpu *rfw_alloc_percpu(size_t size, size_t align);
 void *rfw_this_cpu_ptr(void __percpu *ptr);
+/* rfw_context_cpu_ptr()'s *ctx: interrupt_context_level() in the low bits,
+ * and RFW_CONTEXT_BH_OFF when in_softirq(). */
+#define RFW_CONTEXT_LEVEL_MASK 0xff
+#define RFW_CONTEXT_BH_OFF 0x100
+void *rfw_context_cpu_ptr(void __percpu *ptr, unsigned int *ctx);
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value);
 void rfw_this_cpu_add_u64_pair(u64 __percpu *counter, u64 first, u64 second);
 void *rfw_per_cpu_ptr(void __percpu *ptr, int cpu);
@@ -117,6 +122,5 @@ bool rfw_skb_has_demux_sk(const struct sk_buff *skb);
 void rfw_skb_orphan(struct sk_buff *skb);
 
 bool rfw_skb_is_gso_tcp(const struct sk_buff *skb);
-unsigned int rfw_context_level(void);
 
 #endif

@@ -30,8 +30,8 @@ pub(super) struct Ct<'g> {
     pub(super) state: CtState,
 }
 
-/// Context levels that have their own records: task and softirq (see
-/// `sys::percpu::context_level`). rfw's hooks do not run in a hard IRQ or
+/// Context levels that have their own records: task and softirq (the
+/// level `PerCpu::with` passes). rfw's hooks do not run in a hard IRQ or
 /// an NMI but through netpoll; such packets always take the lookup.
 const LEVELS: usize = 2;
 /// Records per level: the packet between its hooks and one transmission
@@ -42,9 +42,10 @@ const LEVELS: usize = 2;
 const WAYS: usize = 2;
 
 /// What the tracking hook leaves for the later hooks of the same packet
-/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`): records
-/// per context level, so that a softirq that runs between a task's
-/// LOCAL_OUT and POST_ROUTING keeps to its own, each naming one skb.
+/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`, which
+/// toggles bottom halves only in a task that has them on): records per
+/// context level, so that a softirq that runs between a task's LOCAL_OUT
+/// and POST_ROUTING keeps to its own, each naming one skb.
 #[derive(Default)]
 pub(crate) struct Slot {
     levels: [Level; LEVELS],
@@ -100,10 +101,11 @@ impl Rec {
     }
 }
 
-/// This context's level, if it has records.
-fn level(s: &Slot) -> Option<&Level> {
-    s.levels
-        .get(usize::from(crate::sys::percpu::context_level()))
+impl Slot {
+    /// The records of context level `level`, if it has any.
+    fn level(&self, level: u8) -> Option<&Level> {
+        self.levels.get(usize::from(level))
+    }
 }
 
 impl Slot {
@@ -118,8 +120,8 @@ impl Slot {
         skb: &SkBuff,
         consume: bool,
     ) -> Option<(SlotHead, Option<PacketInfo>)> {
-        rn.slot.with(|s| {
-            let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
+        rn.slot.with(|s, level| {
+            let r = s.level(level)?.recs.iter().find(|r| r.names(skb))?;
             let head = r.head.get();
             let info = if head.len == skb.len() && head.nh == skb.network_addr() {
                 r.info.get()
@@ -138,8 +140,8 @@ impl Slot {
     /// ACCEPT, or no tracking), and a later packet given the same
     /// `sk_buff` must not find it.
     pub(super) fn forget(rn: &RfwNet, skb: &SkBuff) -> Option<SlotHead> {
-        rn.slot.with(|s| {
-            let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
+        rn.slot.with(|s, level| {
+            let r = s.level(level)?.recs.iter().find(|r| r.names(skb))?;
             let h = r.head.get();
             r.free();
             Some(h)
@@ -333,8 +335,8 @@ pub(super) fn remember(
             ..SlotHead::default()
         },
     };
-    let stale = rn.slot.with(|s| {
-        let l = level(s)?;
+    let stale = rn.slot.with(|s, level| {
+        let l = s.level(level)?;
         // The record of this skb, else a free one, else the one not
         // written last.
         let last = usize::from(l.last.get());

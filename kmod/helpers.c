@@ -233,11 +233,6 @@ unsigned long rfw_totalram_pages(void)
 	return totalram_pages();
 }
 
-u32 rfw_jiffies_msecs(void)
-{
-	return jiffies_to_msecs(jiffies);
-}
-
 unsigned long rfw_msecs_to_jiffies(unsigned int ms)
 {
 	return msecs_to_jiffies(ms);
@@ -288,16 +283,6 @@ void rfw_cond_resched(void)
 	cond_resched();
 }
 
-bool rfw_dev_is_loopback(const struct net_device *dev)
-{
-	return dev->flags & IFF_LOOPBACK;
-}
-
-unsigned short rfw_dev_hard_header_len(const struct net_device *dev)
-{
-	return dev->hard_header_len;
-}
-
 /* nf_log_syslog.c's nf_log_allowed() (static there): containers do not
  * flood the host's log unless net.netfilter.nf_log_all_netns says so. */
 bool rfw_nf_log_allowed(const struct net *net)
@@ -306,11 +291,6 @@ bool rfw_nf_log_allowed(const struct net *net)
 }
 
 /* ---- rules, NAT and mangle (kmod/rules/) ---- */
-
-const char *rfw_dev_name(const struct net_device *dev)
-{
-	return dev->name;
-}
 
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr)
 {

@@ -83,7 +83,6 @@ void *rfw_kmem_cache_alloc_atomic(struct kmem_cache *cache);
 unsigned long rfw_totalram_pages(void);
 
 /* Time. */
-u32 rfw_jiffies_msecs(void);
 unsigned long rfw_msecs_to_jiffies(unsigned int ms);
 
 /* Deferred work. */
@@ -93,8 +92,6 @@ bool rfw_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
 bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
 
 /* Packets. */
-bool rfw_dev_is_loopback(const struct net_device *dev);
-unsigned short rfw_dev_hard_header_len(const struct net_device *dev);
 bool rfw_nf_log_allowed(const struct net *net);
 
 /* Netlink. */
@@ -107,7 +104,6 @@ void rfw_cond_resched(void);
 
 
 /* rules, NAT and mangle (kmod/rules/) */
-const char *rfw_dev_name(const struct net_device *dev);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
 struct in_device *rfw_in_dev_get_rcu(const struct net_device *dev);
 u64 rfw_ktime_get_ns(void);

@@ -441,8 +441,7 @@ fn last_steps<'g>(
             Err(v) => return v,
             Ok(r) => r,
         };
-        let demuxed = p.skb.has_demux_sk();
-        if rewritten && local_in && demuxed {
+        if rewritten && local_in && p.skb.has_demux_sk() {
             // Early demux found a socket for the source before this hook
             // changed it: let the transport look again
             // (`nf_nat_ipv4_local_in`, nf_nat_edemux.sh).

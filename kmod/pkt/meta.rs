@@ -13,14 +13,15 @@ use nat::eval::PacketMeta;
 use nat::nat_core;
 use nat::rule::IfName;
 
-use crate::ct::hook::{copy_prefix, PREFIX};
+use crate::ct::hook::PREFIX;
 use crate::ct::net::CtNet;
 use crate::sys::netdevice::NetDevice;
 use crate::sys::netfilter::HookState;
 use crate::sys::rcu::Rcu;
-use crate::sys::skbuff::SkBuff;
+use crate::sys::skbuff::{HeaderBuf, SkBuff};
 
-/// Bytes copied for parsing first (see `Pkt::new`).
+/// Bytes copied for the parser first when the headers are not all in
+/// the skb's linear area (see `Pkt::parse`).
 const SHORT_PREFIX: usize = 128;
 
 /// What [`Pkt::parse`] found: the hook, the family, the headers or the
@@ -167,36 +168,71 @@ fn meta_bare(bytes: &[u8], family: Family, len: u32) -> Option<PacketMeta> {
     })
 }
 
-/// What [`parse_skb`] found.
+/// What [`parse_linear`] or [`parse_prefix`] found.
 struct Parsed {
     /// The headers, or the parse error and the bare IP header's metadata.
     parsed: core::result::Result<PacketInfo, (conntrack::parse::ParseError, Option<PacketMeta>)>,
-    /// The parse ran out of bytes and the copy was cut at `N`: more bytes
-    /// may help.
+    /// The parse ran out of bytes, and the packet has more than it was
+    /// given (as many as `N` for a copy): more bytes may help.
     truncated_at_end: bool,
 }
 
-/// Copies the packet's first `N` bytes from its network header and parses
-/// them. `None` when not even one byte could be copied.
+/// Parses `bytes`, the packet's first bytes from its network header.
 ///
 /// The packet's length is the skb's, not its IP header's length field, as
 /// for nf_conntrack (`conntrack::parse::parse_prefix_len` says where the
 /// two differ: BIG TCP, an IPv6 payload length of 0 behind which the stack
 /// kept the bytes, a raw IPv6 socket's packet at LOCAL_OUT).
-fn parse_skb<const N: usize>(
+fn parse_bytes(
+    bytes: &[u8],
     skb: &SkBuff,
     family: Family,
     opts: &conntrack::parse::ParseOptions,
-    len: u32,
-) -> Option<Parsed> {
-    let mut buf = [0u8; N];
-    let bytes = copy_prefix(skb, &mut buf, N)?;
+    truncated_at_end: impl FnOnce(usize) -> bool,
+) -> Parsed {
     let parsed = conntrack::parse::parse_prefix_len(bytes, family, opts, skb.network_len());
-    let truncated_at_end = matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == N;
-    Some(Parsed {
-        parsed: parsed.map_err(|e| (e, meta_bare(bytes, family, len))),
+    let truncated_at_end =
+        matches!(&parsed, Err(e) if e.is_truncated()) && truncated_at_end(bytes.len());
+    Parsed {
+        parsed: parsed.map_err(|e| (e, meta_bare(bytes, family, skb.len()))),
         truncated_at_end,
-    })
+    }
+}
+
+/// Parses the packet's headers where they lie, in the skb's linear area
+/// (at most [`PREFIX`] bytes of it: the most the parser is ever given);
+/// `None` when they are not all there but the packet has more bytes
+/// (paged data: the caller copies them).
+///
+/// The parser's result on a prefix that holds every header is its result
+/// on the whole packet (`conntrack::parse::parse_prefix`), and a prefix
+/// that does not gives a truncation error: so this is what parsing the
+/// copied prefix would give, without the copy.
+fn parse_linear(
+    skb: &SkBuff,
+    family: Family,
+    opts: &conntrack::parse::ParseOptions,
+) -> Option<Parsed> {
+    let bytes = skb.network_linear(PREFIX);
+    if bytes.is_empty() {
+        return None;
+    }
+    let all = skb.network_bytes().min(PREFIX);
+    let r = parse_bytes(bytes, skb, family, opts, |n| n < all);
+    (!r.truncated_at_end).then_some(r)
+}
+
+/// Parses the packet's first `N` bytes from its network header, copied
+/// unless the skb's linear area holds them. `None` when not even one byte
+/// could be read.
+fn parse_prefix<const N: usize>(
+    skb: &SkBuff,
+    family: Family,
+    opts: &conntrack::parse::ParseOptions,
+) -> Option<Parsed> {
+    let mut buf = HeaderBuf::<N>::new();
+    let bytes = skb.network_header(&mut buf)?;
+    Some(parse_bytes(bytes, skb, family, opts, |n| n == N))
 }
 
 impl<'s> Pkt<'s> {
@@ -239,19 +275,25 @@ impl<'s> Pkt<'s> {
     ) -> Option<Fields> {
         let hook = Hook::from_u8(state.hook())?;
         let family = Family::from_nfproto(state.pf())?;
-        let len = skb.len();
         let (info, bare) = match cached {
             Some(i) => (Some(i), None),
             None => {
                 let opts = &ct.config(rcu).parse;
-                // Most packets' headers fit in the first 128 bytes; copy
-                // more only when they do not (IPv6 extension headers,
-                // ICMPv6 errors, TCP options): a full-size segment then
-                // costs 128 bytes per parse, and only 128 are zeroed.
-                let mut r = parse_skb::<SHORT_PREFIX>(skb, family, opts, len)?;
-                if r.truncated_at_end {
-                    r = parse_skb::<PREFIX>(skb, family, opts, len)?;
-                }
+                let r = match parse_linear(skb, family, opts) {
+                    Some(r) => r,
+                    None => {
+                        // Headers in paged data. Most lie in the first 128
+                        // bytes; more are copied only when they do not
+                        // (IPv6 extension headers, ICMPv6 errors, TCP
+                        // options): a full-size segment then costs 128
+                        // bytes per parse.
+                        let mut r = parse_prefix::<SHORT_PREFIX>(skb, family, opts)?;
+                        if r.truncated_at_end {
+                            r = parse_prefix::<PREFIX>(skb, family, opts)?;
+                        }
+                        r
+                    }
+                };
                 match r.parsed {
                     Ok(i) => (Some(i), None),
                     Err((e, bare)) => {
@@ -343,10 +385,14 @@ impl<'s> Pkt<'s> {
 
 impl Pkt<'_> {
     /// The IPv4 header's length in bytes, options included (0 if not
-    /// even its first byte can be read).
+    /// even its first byte can be read), from the header where it lies.
     pub(super) fn ipv4_header_len(&self) -> u8 {
-        let mut b = [0u8; 1];
-        let _ = self.skb.copy_network(&mut b);
-        ipv4::Packet::new_unchecked(b).header_len()
+        let mut buf = HeaderBuf::<1>::new();
+        let first = self
+            .skb
+            .network_header(&mut buf)
+            .and_then(|b| b.first().copied())
+            .unwrap_or(0);
+        ipv4::Packet::new_unchecked([first]).header_len()
     }
 }

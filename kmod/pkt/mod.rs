@@ -197,7 +197,7 @@ fn apply_mangle(p: &mut Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
 
 /// Re-routes a locally generated packet whose destination or mark a hook
 /// changed (`nf_nat_ipv4_local_fn`, `ipt_mangle_out`).
-fn reroute(p: &Pkt<'_>) -> bool {
+fn reroute(p: &mut Pkt<'_>) -> bool {
     match p.family {
         Family::Ipv4 => p.state.route_me_harder4(p.skb),
         Family::Ipv6 => p.state.route_me_harder6(p.skb),
@@ -333,7 +333,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
             _ => (p.info, p.info.map(|i| i.tuple)),
         });
     }
-    if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
+    if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&mut p) {
         return netfilter::DROP;
     }
     // Written after the re-route, which may move the headers to a new

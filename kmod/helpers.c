@@ -233,11 +233,6 @@ unsigned long rfw_totalram_pages(void)
 	return totalram_pages();
 }
 
-u32 rfw_jiffies_msecs(void)
-{
-	return jiffies_to_msecs(jiffies);
-}
-
 unsigned long rfw_msecs_to_jiffies(unsigned int ms)
 {
 	return msecs_to_jiffies(ms);
@@ -288,16 +283,6 @@ void rfw_cond_resched(void)
 	cond_resched();
 }
 
-bool rfw_dev_is_loopback(const struct net_device *dev)
-{
-	return dev->flags & IFF_LOOPBACK;
-}
-
-unsigned short rfw_dev_hard_header_len(const struct net_device *dev)
-{
-	return dev->hard_header_len;
-}
-
 /* nf_log_syslog.c's nf_log_allowed() (static there): containers do not
  * flood the host's log unless net.netfilter.nf_log_all_netns says so. */
 bool rfw_nf_log_allowed(const struct net *net)
@@ -306,11 +291,6 @@ bool rfw_nf_log_allowed(const struct net *net)
 }
 
 /* ---- rules, NAT and mangle (kmod/rules/) ---- */
-
-const char *rfw_dev_name(const struct net_device *dev)
-{
-	return dev->name;
-}
 
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr)
 {
@@ -371,9 +351,19 @@ bool rfw_skb_is_gso_tcp(const struct sk_buff *skb)
 	return skb_is_gso(skb) && skb_is_gso_tcp(skb);
 }
 
-/* ---- per-packet slot (kmod/pkt/slot.rs) ---- */
+/* ---- per-CPU state (kmod/sys/percpu.rs) ---- */
 
-unsigned int rfw_context_level(void)
+/*
+ * PerCpu::with's first step: the preempt count's context bits in *ctx (the
+ * level this CPU runs at, RFW_CONTEXT_BH_OFF if bottom halves are off
+ * already), and ptr's copy on this CPU. The caller uses that copy only when
+ * *ctx says bottom halves are off (so the task stays on this CPU), else it
+ * disables them and asks this_cpu_ptr() again: raw_cpu_ptr() here, since
+ * the preemption check belongs to the use, which the caller makes exact.
+ */
+void *rfw_context_cpu_ptr(void __percpu *ptr, unsigned int *ctx)
 {
-	return interrupt_context_level();
+	*ctx = interrupt_context_level() |
+	       (in_softirq() ? RFW_CONTEXT_BH_OFF : 0);
+	return raw_cpu_ptr(ptr);
 }

@@ -38,6 +38,11 @@ bool rfw_net_owned_by_init_user_ns(const struct net *net);
 /* Per-CPU memory (kmod/sys/percpu.rs). */
 void __percpu *rfw_alloc_percpu(size_t size, size_t align);
 void *rfw_this_cpu_ptr(void __percpu *ptr);
+/* rfw_context_cpu_ptr()'s *ctx: interrupt_context_level() in the low bits,
+ * and RFW_CONTEXT_BH_OFF when in_softirq(). */
+#define RFW_CONTEXT_LEVEL_MASK 0xff
+#define RFW_CONTEXT_BH_OFF 0x100
+void *rfw_context_cpu_ptr(void __percpu *ptr, unsigned int *ctx);
 void rfw_this_cpu_add_u64(u64 __percpu *counter, u64 value);
 void rfw_this_cpu_add_u64_pair(u64 __percpu *counter, u64 first, u64 second);
 void *rfw_per_cpu_ptr(void __percpu *ptr, int cpu);
@@ -78,7 +83,6 @@ void *rfw_kmem_cache_alloc_atomic(struct kmem_cache *cache);
 unsigned long rfw_totalram_pages(void);
 
 /* Time. */
-u32 rfw_jiffies_msecs(void);
 unsigned long rfw_msecs_to_jiffies(unsigned int ms);
 
 /* Deferred work. */
@@ -88,8 +92,6 @@ bool rfw_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
 bool rfw_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
 
 /* Packets. */
-bool rfw_dev_is_loopback(const struct net_device *dev);
-unsigned short rfw_dev_hard_header_len(const struct net_device *dev);
 bool rfw_nf_log_allowed(const struct net *net);
 
 /* Netlink. */
@@ -102,7 +104,6 @@ void rfw_cond_resched(void);
 
 
 /* rules, NAT and mangle (kmod/rules/) */
-const char *rfw_dev_name(const struct net_device *dev);
 __be32 rfw_rt_nexthop4(const struct sk_buff *skb, __be32 daddr);
 struct in_device *rfw_in_dev_get_rcu(const struct net_device *dev);
 u64 rfw_ktime_get_ns(void);
@@ -117,6 +118,5 @@ bool rfw_skb_has_demux_sk(const struct sk_buff *skb);
 void rfw_skb_orphan(struct sk_buff *skb);
 
 bool rfw_skb_is_gso_tcp(const struct sk_buff *skb);
-unsigned int rfw_context_level(void);
 
 #endif

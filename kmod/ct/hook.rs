@@ -4,8 +4,9 @@
 //! first hook a packet meets, PRE_ROUTING or LOCAL_OUT (priority -200,
 //! `NF_IP_PRI_CONNTRACK`).
 //!
-//! [`copy_prefix`] copies up to [`PREFIX`] bytes of headers out of the skb
-//! for the parser; [`track_info`] runs the tracker
+//! The packet path (`crate::pkt`) hands the parser up to [`PREFIX`] bytes
+//! of headers, read in place where the skb's linear area holds them;
+//! [`track_info`] runs the tracker
 //! ([`conntrack::track_verified`]: at PRE_ROUTING the L4 checksum first,
 //! with `nf_checksum()`, as nf_conntrack does) over the kernel table: one
 //! lookup of the packet's tuple (of the quoted
@@ -40,8 +41,8 @@ use crate::sys::netfilter::{self, Verdict};
 use crate::sys::rcu::Rcu;
 use crate::sys::skbuff::SkBuff;
 
-/// Bytes of a packet copied for parsing: every header rfw reads lies in
-/// them unless an IPv6 packet carries more than ~280 bytes of extension
+/// Bytes of a packet given to the parser at most: every header rfw reads
+/// lies in them unless an IPv6 packet carries more than ~280 bytes of extension
 /// headers (then it is INVALID, counted as truncated).
 pub(crate) const PREFIX: usize = 384;
 
@@ -142,13 +143,6 @@ impl<'g> conntrack::Table for KTable<'g> {
             insert_clash: s.get(ct_stats::Counter::InsertFailed),
         }
     }
-}
-
-/// Copies the first bytes of the packet (from its network header) into
-/// `buf`, at most `max`; returns them.
-pub(crate) fn copy_prefix<'b>(skb: &SkBuff, buf: &'b mut [u8], max: usize) -> Option<&'b [u8]> {
-    let n = max.min(buf.len());
-    skb.copy_network(&mut buf[..n])
 }
 
 /// What tracking found for a packet.

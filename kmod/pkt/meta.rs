@@ -6,32 +6,23 @@
 
 use core::net::IpAddr;
 
-use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
+use conntrack::parse::{IcmpInfo, L4Info, PacketInfo, ParseError};
 use conntrack::wire::{ipv4, ipv6};
 use conntrack::{ipproto, CtState, Family, Hook, Tuple};
 use nat::eval::PacketMeta;
 use nat::nat_core;
 use nat::rule::IfName;
 
-use crate::ct::hook::{copy_prefix, PREFIX};
+use crate::ct::hook::PREFIX;
 use crate::ct::net::CtNet;
 use crate::sys::netdevice::NetDevice;
 use crate::sys::netfilter::HookState;
 use crate::sys::rcu::Rcu;
-use crate::sys::skbuff::SkBuff;
+use crate::sys::skbuff::{HeaderBuf, SkBuff};
 
-/// Bytes copied for parsing first (see `Pkt::new`).
+/// Bytes copied for the parser first when the headers are not all in
+/// the skb's linear area (see `read_headers`).
 const SHORT_PREFIX: usize = 128;
-
-/// What [`Pkt::parse`] found: the hook, the family, the headers or the
-/// bare IP header's metadata, the IP protocol.
-struct Fields {
-    hook: Hook,
-    family: Family,
-    info: Option<PacketInfo>,
-    bare: Option<PacketMeta>,
-    proto: u8,
-}
 
 /// A packet at one hook.
 pub(super) struct Pkt<'s> {
@@ -53,6 +44,7 @@ pub(super) struct Pkt<'s> {
     pub(super) meta: Option<PacketMeta>,
 }
 
+#[inline]
 fn dev_name(dev: Option<&NetDevice>) -> IfName {
     let mut n = IfName::NONE;
     let Some(dev) = dev else {
@@ -73,6 +65,7 @@ fn addr_of(t: &Tuple, a: &[u8; 16]) -> IpAddr {
 }
 
 /// Metadata from parsed headers.
+#[inline]
 fn meta_of(info: &PacketInfo, family: Family, len: u32) -> PacketMeta {
     let t = &info.tuple;
     let (mut sport, mut dport, mut icmp_type, mut icmp_code, mut tcp_flags) = (0, 0, 0, 0, 0);
@@ -167,169 +160,239 @@ fn meta_bare(bytes: &[u8], family: Family, len: u32) -> Option<PacketMeta> {
     })
 }
 
-/// What [`parse_skb`] found.
-struct Parsed {
-    /// The headers, or the parse error and the bare IP header's metadata.
-    parsed: core::result::Result<PacketInfo, (conntrack::parse::ParseError, Option<PacketMeta>)>,
-    /// The parse ran out of bytes and the copy was cut at `N`: more bytes
-    /// may help.
-    truncated_at_end: bool,
+/// How a parse of the packet's first bytes went (see [`parse_into`]).
+#[derive(Clone, Copy)]
+enum Parse {
+    /// The headers are in the caller's `info`.
+    Done,
+    /// The parser's error (the bare IP header's metadata is in the
+    /// caller's `bare`), and whether it ran out of the bytes it was
+    /// given: more may help.
+    Failed(ParseError, bool),
 }
 
-/// Copies the packet's first `N` bytes from its network header and parses
-/// them. `None` when not even one byte could be copied.
+/// Parses `bytes`, the packet's first bytes from its network header: the
+/// headers into `info`, straight from the parser, or, when they cannot be
+/// parsed, the bare IP header's metadata into `bare`.
 ///
 /// The packet's length is the skb's, not its IP header's length field, as
 /// for nf_conntrack (`conntrack::parse::parse_prefix_len` says where the
 /// two differ: BIG TCP, an IPv6 payload length of 0 behind which the stack
 /// kept the bytes, a raw IPv6 socket's packet at LOCAL_OUT).
-fn parse_skb<const N: usize>(
+fn parse_into(
+    bytes: &[u8],
     skb: &SkBuff,
     family: Family,
     opts: &conntrack::parse::ParseOptions,
-    len: u32,
-) -> Option<Parsed> {
-    let mut buf = [0u8; N];
-    let bytes = copy_prefix(skb, &mut buf, N)?;
-    let parsed = conntrack::parse::parse_prefix_len(bytes, family, opts, skb.network_len());
-    let truncated_at_end = matches!(&parsed, Err(e) if e.is_truncated()) && bytes.len() == N;
-    Some(Parsed {
-        parsed: parsed.map_err(|e| (e, meta_bare(bytes, family, len))),
-        truncated_at_end,
+    info: &mut Option<PacketInfo>,
+    bare: &mut Option<PacketMeta>,
+) -> Parse {
+    match conntrack::parse::parse_prefix_len(bytes, family, opts, skb.network_len()) {
+        Ok(i) => {
+            *info = Some(i);
+            Parse::Done
+        }
+        Err(e) => {
+            *bare = meta_bare(bytes, family, skb.len());
+            Parse::Failed(e, e.is_truncated())
+        }
+    }
+}
+
+/// Parses the packet's headers where they lie, in the skb's linear area
+/// (at most [`PREFIX`] bytes of it: the most [`read_headers`] ever gives
+/// the parser); `None` when they are not all there but the packet has
+/// more bytes (paged data: the caller copies them).
+///
+/// The parser's result on a prefix that holds every header is its result
+/// on the whole packet (`conntrack::parse::parse_prefix`), and a prefix
+/// that does not gives a truncation error: so this is what parsing the
+/// copied prefix would give, without the copy.
+fn parse_linear(
+    skb: &SkBuff,
+    family: Family,
+    opts: &conntrack::parse::ParseOptions,
+    info: &mut Option<PacketInfo>,
+    bare: &mut Option<PacketMeta>,
+) -> Option<Parse> {
+    let bytes = skb.network_linear(PREFIX);
+    if bytes.is_empty() {
+        return None;
+    }
+    match parse_into(bytes, skb, family, opts, info, bare) {
+        Parse::Failed(_, true) if bytes.len() < skb.network_bytes().min(PREFIX) => None,
+        r => Some(r),
+    }
+}
+
+/// Parses the packet's first `N` bytes from its network header, copied
+/// unless the skb's linear area holds them; `None` when not even one byte
+/// could be read. A truncation counts as such only if the packet had `N`
+/// bytes to give: more may help.
+fn parse_prefix<const N: usize>(
+    skb: &SkBuff,
+    family: Family,
+    opts: &conntrack::parse::ParseOptions,
+    info: &mut Option<PacketInfo>,
+    bare: &mut Option<PacketMeta>,
+) -> Option<Parse> {
+    let mut buf = HeaderBuf::<N>::new();
+    let bytes = skb.network_header(&mut buf)?;
+    Some(match parse_into(bytes, skb, family, opts, info, bare) {
+        Parse::Failed(e, truncated) => Parse::Failed(e, truncated && bytes.len() == N),
+        Parse::Done => Parse::Done,
     })
 }
 
-impl<'s> Pkt<'s> {
-    /// Parses the packet, or takes `cached` (its headers as an earlier
-    /// hook of the same packet parsed them, see [`Slot`]); `None` for what
-    /// rfw leaves alone (not IP, or too short for an IP header).
-    pub(super) fn new(
-        ct: &CtNet,
-        rcu: &Rcu,
-        skb: &'s mut SkBuff,
-        state: &'s HookState,
-        cached: Option<PacketInfo>,
-    ) -> Option<Self> {
-        let fields = Self::parse(ct, rcu, skb, state, cached)?;
-        Some(Self::assemble(skb, state, fields))
-    }
-
-    /// The packet parsed again as it is now (after NAT rewrote it), with
-    /// its state for rules kept; itself if it no longer parses.
-    pub(super) fn reparse(self, ct: &CtNet, rcu: &Rcu) -> Self {
-        match Self::parse(ct, rcu, self.skb, self.state, None) {
-            Some(fields) => {
-                // (the mark, as mangle left it, is the skb's)
-                let st = self.ct_state;
-                let mut p = Self::assemble(self.skb, self.state, fields);
-                p.set_ct_state(st);
-                p
+/// Parses the headers of the packet in `skb` at `hook`: into `info`, or,
+/// when they cannot be parsed, the bare IP header's metadata into `bare`.
+/// False for what rfw leaves alone (too short for an IP header, or not
+/// readable).
+fn read_headers(
+    ct: &CtNet,
+    rcu: &Rcu,
+    skb: &SkBuff,
+    hook: Hook,
+    family: Family,
+    info: &mut Option<PacketInfo>,
+    bare: &mut Option<PacketMeta>,
+) -> bool {
+    let opts = &ct.config(rcu).parse;
+    let r = match parse_linear(skb, family, opts, info, bare) {
+        Some(r) => Some(r),
+        None => {
+            // Headers in paged data. Most lie in the first 128 bytes;
+            // more are copied only when they do not (IPv6 extension
+            // headers, ICMPv6 errors, TCP options): a full-size segment
+            // then costs 128 bytes per parse.
+            match parse_prefix::<SHORT_PREFIX>(skb, family, opts, info, bare) {
+                Some(Parse::Failed(_, true)) => {
+                    parse_prefix::<PREFIX>(skb, family, opts, info, bare)
+                }
+                r => r,
             }
-            None => self,
         }
-    }
-
-    /// The parsing half of [`Pkt::new`].
-    fn parse(
-        ct: &CtNet,
-        rcu: &Rcu,
-        skb: &SkBuff,
-        state: &HookState,
-        cached: Option<PacketInfo>,
-    ) -> Option<Fields> {
-        let hook = Hook::from_u8(state.hook())?;
-        let family = Family::from_nfproto(state.pf())?;
-        let len = skb.len();
-        let (info, bare) = match cached {
-            Some(i) => (Some(i), None),
-            None => {
-                let opts = &ct.config(rcu).parse;
-                // Most packets' headers fit in the first 128 bytes; copy
-                // more only when they do not (IPv6 extension headers,
-                // ICMPv6 errors, TCP options): a full-size segment then
-                // costs 128 bytes per parse, and only 128 are zeroed.
-                let mut r = parse_skb::<SHORT_PREFIX>(skb, family, opts, len)?;
-                if r.truncated_at_end {
-                    r = parse_skb::<PREFIX>(skb, family, opts, len)?;
-                }
-                match r.parsed {
-                    Ok(i) => (Some(i), None),
-                    Err((e, bare)) => {
-                        // Counted once, at the hook that tracks the packet.
-                        if hook == Hook::Prerouting || hook == Hook::Output {
-                            ct.count_invalid(conntrack::InvalidReason::Malformed(e));
-                        }
-                        (None, Some(bare?))
-                    }
-                }
+    };
+    match r {
+        // (An earlier attempt's metadata goes.)
+        Some(Parse::Done) => {
+            *bare = None;
+            true
+        }
+        Some(Parse::Failed(e, _)) => {
+            // Counted once, at the hook that tracks the packet.
+            if hook == Hook::Prerouting || hook == Hook::Output {
+                ct.count_invalid(conntrack::InvalidReason::Malformed(e));
             }
-        };
-        let proto = match (&info, &bare) {
-            (Some(i), _) => i.tuple.proto,
-            (None, Some(m)) => m.proto,
-            (None, None) => return None,
-        };
-        Some(Fields {
-            hook,
-            family,
-            info,
-            bare,
-            proto,
+            bare.is_some()
+        }
+        None => false,
+    }
+}
+
+/// The devices, mark and state a hook knows, written into `m`.
+fn complete(m: &mut PacketMeta, skb: &SkBuff, state: &HookState, st: CtState) {
+    m.in_if = dev_name(state.in_dev());
+    m.out_if = dev_name(state.out_dev());
+    m.mark = skb.mark();
+    m.ct_state = st;
+}
+
+impl<'s> Pkt<'s> {
+    /// The packet at its hook, not parsed yet (see [`Pkt::parse`]);
+    /// `None` at a hook or in a family rfw does not know.
+    pub(super) fn at(skb: &'s mut SkBuff, state: &'s HookState) -> Option<Self> {
+        Some(Pkt {
+            hook: Hook::from_u8(state.hook())?,
+            family: Family::from_nfproto(state.pf())?,
+            skb,
+            state,
+            info: None,
+            proto: 0,
+            ct_state: CtState::Untracked,
+            meta: None,
         })
     }
 
-    /// The packet from its parsed `fields`.
-    fn assemble(skb: &'s mut SkBuff, state: &'s HookState, fields: Fields) -> Self {
-        let Fields {
-            hook,
-            family,
-            info,
-            bare,
-            proto,
-        } = fields;
-        let mut p = Pkt {
+    /// Parses the packet, unless `info` holds its headers already (an
+    /// earlier hook of the same packet parsed them, see `Slot::take`).
+    /// False for what rfw leaves alone (too short for an IP header).
+    pub(super) fn parse(&mut self, ct: &CtNet, rcu: &Rcu) -> bool {
+        if self.info.is_none() {
+            let (skb, hook, family) = (&*self.skb, self.hook, self.family);
+            if !read_headers(ct, rcu, skb, hook, family, &mut self.info, &mut self.meta) {
+                return false;
+            }
+        }
+        self.parsed();
+        true
+    }
+
+    /// Parses the packet again as it is now (after NAT rewrote it),
+    /// keeping its state for rules; leaves it as it was if it no longer
+    /// parses.
+    pub(super) fn reparse(&mut self, ct: &CtNet, rcu: &Rcu) {
+        let (mut info, mut bare) = (None, None);
+        if !read_headers(
+            ct,
+            rcu,
+            self.skb,
+            self.hook,
+            self.family,
+            &mut info,
+            &mut bare,
+        ) {
+            return;
+        }
+        // (the mark, as mangle left it, is the skb's)
+        let st = self.ct_state;
+        self.info = info;
+        self.meta = bare;
+        self.ct_state = CtState::Untracked;
+        self.parsed();
+        self.set_ct_state(st);
+    }
+
+    /// After a parse: the protocol and, for a packet whose headers could
+    /// not be parsed, its evaluation metadata at once, from the bare IP
+    /// header in `meta` (it starts INVALID, as `meta_bare` says).
+    fn parsed(&mut self) {
+        if let Some(i) = &self.info {
+            self.proto = i.tuple.proto;
+        } else if let Some(m) = self.meta.as_mut() {
+            let st = m.ct_state;
+            self.proto = m.proto;
+            self.ct_state = st;
+            complete(m, self.skb, self.state, st);
+        }
+    }
+
+    /// The evaluation metadata, built in place on first use.
+    pub(super) fn meta(&mut self) -> &mut PacketMeta {
+        let Pkt {
             skb,
             state,
-            hook,
             family,
             info,
             proto,
-            // As `meta_of` and `meta_bare` start.
-            ct_state: bare.map_or(CtState::Untracked, |m| m.ct_state),
-            meta: None,
-        };
-        if let Some(m) = bare {
-            p.meta = Some(p.complete(m));
+            ct_state,
+            meta,
+            ..
+        } = self;
+        if meta.is_none() {
+            let len = skb.len();
+            let m = match info {
+                Some(i) => meta.insert(meta_of(i, *family, len)),
+                // Not reached: `meta` is set at once when `info` is
+                // `None`; a packet nothing is known of matches as a
+                // fragment of unknown addresses.
+                None => meta.insert(meta_unknown(*family, *proto, len)),
+            };
+            complete(m, skb, state, *ct_state);
+            return m;
         }
-        p
-    }
-
-    /// `m` with what the hook knows: devices, mark, state.
-    fn complete(&self, mut m: PacketMeta) -> PacketMeta {
-        m.in_if = dev_name(self.state.in_dev());
-        m.out_if = dev_name(self.state.out_dev());
-        m.mark = self.skb.mark();
-        m.ct_state = self.ct_state;
-        m
-    }
-
-    /// The evaluation metadata, built on first use.
-    pub(super) fn meta(&mut self) -> &mut PacketMeta {
-        let m = match self.meta.take() {
-            Some(m) => m,
-            None => {
-                let len = self.skb.len();
-                let m = match &self.info {
-                    Some(i) => meta_of(i, self.family, len),
-                    // Not reached: `meta` is set at once when `info` is
-                    // `None`; a packet nothing is known of matches as a
-                    // fragment of unknown addresses.
-                    None => meta_unknown(self.family, self.proto, len),
-                };
-                self.complete(m)
-            }
-        };
-        self.meta.insert(m)
+        // Built before (the closure does not run).
+        meta.get_or_insert_with(|| meta_unknown(*family, *proto, 0))
     }
 
     /// Sets the packet's state for rules (see [`Pkt::meta`]).
@@ -343,10 +406,14 @@ impl<'s> Pkt<'s> {
 
 impl Pkt<'_> {
     /// The IPv4 header's length in bytes, options included (0 if not
-    /// even its first byte can be read).
+    /// even its first byte can be read), from the header where it lies.
     pub(super) fn ipv4_header_len(&self) -> u8 {
-        let mut b = [0u8; 1];
-        let _ = self.skb.copy_network(&mut b);
-        ipv4::Packet::new_unchecked(b).header_len()
+        let mut buf = HeaderBuf::<1>::new();
+        let first = self
+            .skb
+            .network_header(&mut buf)
+            .and_then(|b| b.first().copied())
+            .unwrap_or(0);
+        ipv4::Packet::new_unchecked([first]).header_len()
     }
 }

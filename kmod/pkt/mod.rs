@@ -50,15 +50,22 @@
 //! docs/DESIGN.md says why this and not `_nfct`.
 //!
 //! The slot also carries the headers the tracking hook parsed, unless an
-//! rfw step rewrote them there (NAT), so the later hooks do not copy and
-//! parse them again.
+//! rfw step rewrote them there (NAT: then only the tuple NAT wrote), so
+//! the later hooks do not parse them again.
 //!
-//! Per forwarded packet of an established connection: one copy and parse
-//! of the headers and one hash lookup (PRE_ROUTING) and, per later hook
-//! that has work to do (FORWARD with a filter or mangle chain, POST_ROUTING
-//! with a NAT binding or a mangle chain), one walk of one chain comparing
-//! addresses. The state lock is taken once, by the tracker; the NAT hooks
-//! read the binding from the entry's immutable key.
+//! Per forwarded packet of an established connection: one parse of the
+//! headers, read where they lie in the skb's linear area (copied only
+//! from paged data, as `skb_header_pointer` does), and one hash lookup
+//! (PRE_ROUTING); per later hook that has work to do (FORWARD with a
+//! filter or mangle chain, POST_ROUTING with a NAT binding or a mangle
+//! chain), one walk of one chain comparing addresses. The state lock is
+//! taken once, by the tracker; the NAT hooks read the binding from the
+//! entry's immutable key. The record is written once (PRE_ROUTING) and
+//! read once per later hook, with bottom halves off: the softirq that
+//! carries a received or forwarded packet has them off already, so only
+//! a local sender's task (LOCAL_OUT, and POST_ROUTING after it) toggles
+//! them. The rule metadata (`PacketMeta`) is built once per hook that
+//! evaluates a table, in place, and lent to the evaluation.
 //!
 //! # Files
 //! This file holds the hook bodies ([`first`], [`last`]) and the steps
@@ -99,7 +106,7 @@ use meta::Pkt;
 use nat::{nat_step, rewritten_tuple};
 use reject::reject;
 pub(crate) use slot::Slot;
-use slot::{find, remember, Ct};
+use slot::{find, remember, Ct, Keep};
 
 /// Runs table `kind` at the packet's hook, if loaded; applies MARK.
 fn eval(set: &Ruleset, kind: TableKind, rules: &RulesNet, p: &mut Pkt<'_>) -> Option<Outcome> {
@@ -197,7 +204,7 @@ fn apply_mangle(p: &mut Pkt<'_>, out: &Outcome, rules: &RulesNet) -> bool {
 
 /// Re-routes a locally generated packet whose destination or mark a hook
 /// changed (`nf_nat_ipv4_local_fn`, `ipt_mangle_out`).
-fn reroute(p: &Pkt<'_>) -> bool {
+fn reroute(p: &mut Pkt<'_>) -> bool {
     match p.family {
         Family::Ipv4 => p.state.route_me_harder4(p.skb),
         Family::Ipv6 => p.state.route_me_harder6(p.skb),
@@ -263,27 +270,33 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
         Slot::forget(rn, skb);
         return netfilter::ACCEPT;
     }
-    // At FORWARD the tracking hook's record: the packet's connection and
-    // its parsed headers (kept for POST_ROUTING).
-    let (rec, cached) = match h {
-        Hook::Forward => Slot::take(rn, skb, false).unzip(),
-        _ => (None, None),
-    };
-    let cached = cached.flatten();
-    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached) else {
+    let Some(mut p) = Pkt::at(skb, state) else {
         if h != Hook::Forward {
             // Nothing for the later hooks of this packet.
             Slot::forget(rn, skb);
         }
         return netfilter::ACCEPT;
     };
+    // At FORWARD the tracking hook's record: the packet's connection and
+    // its parsed headers (kept for POST_ROUTING).
+    let rec = match h {
+        Hook::Forward => Slot::take(rn, p.skb, false, &mut p.info),
+        _ => None,
+    };
+    if !p.parse(&rn.ct, rcu) {
+        if h != Hook::Forward {
+            // Nothing for the later hooks of this packet.
+            Slot::forget(rn, p.skb);
+        }
+        return netfilter::ACCEPT;
+    }
     let mut ct = None;
     if h == Hook::Forward {
         let (c, st) = find(rn, rcu, &p, rec.as_ref());
         ct = c;
         p.set_ct_state(st);
-    } else if let Some(info) = p.info {
-        let tr = track_info(&rn.ct, rcu, &info, p.skb, h);
+    } else if let Some(info) = &p.info {
+        let tr = track_info(&rn.ct, rcu, info, p.skb, h);
         if tr.verdict != netfilter::ACCEPT {
             return tr.verdict;
         }
@@ -302,8 +315,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
     }
     if set.is_empty() && !rn.rules.nat_used() {
         if h != Hook::Forward {
-            let tuple = p.info.map(|i| i.tuple);
-            remember(rn, rcu, &p, &ct, p.ct_state, p.info, tuple);
+            remember(rn, rcu, &p, &ct, p.ct_state, &Keep::Headers);
         }
         return netfilter::ACCEPT;
     }
@@ -319,7 +331,7 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
         }
     }
     let mut translated = false;
-    let mut rec = None;
+    let mut keep = None;
     if h != Hook::Forward {
         match nat_step(rn, rcu, set, &mut p, &mut ct, &mut queued, &mut None) {
             Ok(t) => translated = t,
@@ -328,24 +340,24 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
         // Mangle's TOS and TTL are not among the parsed headers; NAT's
         // addresses and ports are: after NAT the record keeps the tuple
         // as NAT wrote it, not the headers.
-        rec = Some(match &ct {
-            Some(c) if translated => (None, rewritten_tuple(&p, c)),
-            _ => (p.info, p.info.map(|i| i.tuple)),
+        keep = Some(match &ct {
+            Some(c) if translated => Keep::Rewritten(rewritten_tuple(&p, c)),
+            _ => Keep::Headers,
         });
     }
-    if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&p) {
+    if h == Hook::Output && (translated || p.skb.mark() != mark_before) && !reroute(&mut p) {
         return netfilter::DROP;
     }
     // Written after the re-route, which may move the headers to a new
     // buffer (`ip_route_me_harder` expands the headroom for the new
     // device): the record names the network header where it is now.
-    if let Some((info, tuple)) = rec {
-        remember(rn, rcu, &p, &ct, p.ct_state, info, tuple);
+    if let Some(keep) = &keep {
+        remember(rn, rcu, &p, &ct, p.ct_state, keep);
     }
     if h == Hook::Output || h == Hook::Forward {
         if translated {
             // Filter sees the packet as it is now.
-            p = p.reparse(&rn.ct, rcu);
+            p.reparse(&rn.ct, rcu);
         }
         if let Some(out) = eval(set, TableKind::Filter, &rn.rules, &mut p) {
             if let Some(v) = terminal(&out, &p, &rn.rules, &mut queued) {
@@ -381,11 +393,15 @@ pub(crate) fn last(
     if set.is_empty() && !rn.rules.nat_used() && (!unconfirmed || lo_in) {
         return netfilter::ACCEPT;
     }
-    // The packet's last hook: its record is consumed.
-    let (rec, cached) = Slot::take(rn, skb, true).unzip();
-    let Some(mut p) = Pkt::new(&rn.ct, rcu, skb, state, cached.flatten()) else {
+    let Some(mut p) = Pkt::at(skb, state) else {
+        Slot::forget(rn, skb);
         return netfilter::ACCEPT;
     };
+    // The packet's last hook: its record is consumed.
+    let rec = Slot::take(rn, p.skb, true, &mut p.info);
+    if !p.parse(&rn.ct, rcu) {
+        return netfilter::ACCEPT;
+    }
     let (mut ct, st) = find(rn, rcu, &p, rec.as_ref());
     p.set_ct_state(st);
     let v = last_steps(
@@ -442,8 +458,7 @@ fn last_steps<'g>(
             Err(v) => return v,
             Ok(r) => r,
         };
-        let demuxed = p.skb.has_demux_sk();
-        if rewritten && local_in && demuxed {
+        if rewritten && local_in && p.skb.has_demux_sk() {
             // Early demux found a socket for the source before this hook
             // changed it: let the transport look again
             // (`nf_nat_ipv4_local_in`, nf_nat_edemux.sh).

@@ -310,7 +310,7 @@ fn nat_rewrite(
     );
     let is_error = c.state == CtState::Related
         && matches!(
-            p.info.map(|i| i.l4),
+            p.info.as_ref().map(|i| &i.l4),
             Some(L4Info::Icmp(IcmpInfo::Error { .. }))
         );
     let dir = c.dir;
@@ -340,7 +340,7 @@ fn nat_rewrite(
 /// for an ICMP error (its outer header follows the quoted connection) or
 /// an unparsed packet.
 pub(super) fn rewritten_tuple(p: &Pkt<'_>, c: &Ct<'_>) -> Option<Tuple> {
-    let info = p.info?;
+    let info = p.info.as_ref()?;
     if matches!(info.l4, L4Info::Icmp(IcmpInfo::Error { .. })) {
         return None;
     }

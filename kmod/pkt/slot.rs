@@ -31,7 +31,7 @@ pub(super) struct Ct<'g> {
 }
 
 /// Context levels that have their own records: task and softirq (see
-/// `sys::percpu::context_level`). rfw's hooks do not run in a hard IRQ or
+/// the level `PerCpu::with` passes). rfw's hooks do not run in a hard IRQ or
 /// an NMI but through netpoll; such packets always take the lookup.
 const LEVELS: usize = 2;
 /// Records per level: the packet between its hooks and one transmission
@@ -42,9 +42,10 @@ const LEVELS: usize = 2;
 const WAYS: usize = 2;
 
 /// What the tracking hook leaves for the later hooks of the same packet
-/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`): records
-/// per context level, so that a softirq that runs between a task's
-/// LOCAL_OUT and POST_ROUTING keeps to its own, each naming one skb.
+/// (one per CPU: `RfwNet::slot`, used through `PerCpu::with`, which
+/// toggles bottom halves only in a task that has them on): records per
+/// context level, so that a softirq that runs between a task's LOCAL_OUT
+/// and POST_ROUTING keeps to its own, each naming one skb.
 #[derive(Default)]
 pub(crate) struct Slot {
     levels: [Level; LEVELS],
@@ -58,13 +59,16 @@ struct Level {
     last: Cell<u8>,
 }
 
-/// One packet's record.
+/// One packet's record: its skb and connection, and the packet's headers
+/// as far as `head.known` says (one copy of them: the tuple is theirs).
 #[derive(Default)]
 struct Rec {
     head: Cell<SlotHead>,
-    /// The packet's headers as the tracking hook parsed them, when no rfw
-    /// step has rewritten them since (`None` after NAT at that hook): the
-    /// later hooks take them instead of copying and parsing again.
+    /// Read only as `head.known` says: the headers as the tracking hook
+    /// parsed them ([`Known::Headers`]); or ([`Known::Tuple`]) those
+    /// headers with the tuple NAT wrote there, of which only the tuple is
+    /// read (the later hooks parse the rewritten packet again); else
+    /// whatever an earlier packet left.
     info: Cell<Option<PacketInfo>>,
 }
 
@@ -80,13 +84,52 @@ pub(super) struct SlotHead {
     nh: usize,
     entry: usize,
     bucket: usize,
-    dir: u8,
-    state: u8,
     /// `skb->len` when written.
     len: u32,
-    /// The packet's tuple as it left the tracking hook (after NAT there),
-    /// when known (`None`: not parsed, or an ICMP error NAT rewrote).
-    tuple: Option<Tuple>,
+    dir: u8,
+    state: u8,
+    /// What the record's `info` holds.
+    known: Known,
+}
+
+/// What a record knows of its packet's headers as they left the tracking
+/// hook (see [`Rec::info`]).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Known {
+    /// Nothing: not parsed, or an ICMP error NAT rewrote.
+    #[default]
+    Nothing,
+    /// Only the tuple, as NAT at the tracking hook wrote it.
+    Tuple,
+    /// The headers as the tracking hook parsed them (no rfw step rewrote
+    /// them there): the later hooks take them instead of parsing again.
+    Headers,
+}
+
+/// What the tracking hook's record is to be told of the packet's headers
+/// (see [`remember`]).
+pub(super) enum Keep {
+    /// The packet's parsed headers (`Pkt::info`), as they are.
+    Headers,
+    /// The tuple NAT at this hook wrote, if known.
+    Rewritten(Option<Tuple>),
+}
+
+/// A record as a later hook took it (see [`Slot::take`]).
+pub(super) struct Taken {
+    head: SlotHead,
+    tuple: RecTuple,
+}
+
+/// What a taken record says the packet's tuple is.
+enum RecTuple {
+    /// Nothing ([`Known::Nothing`]).
+    Unknown,
+    /// The tuple of the headers the record gave the packet: the packet's
+    /// own.
+    Given,
+    /// This tuple.
+    Is(Tuple),
 }
 
 impl Rec {
@@ -94,42 +137,56 @@ impl Rec {
         self.head.get().skb == skb.addr()
     }
 
+    /// Frees the record (its `info` is no longer read).
     fn free(&self) {
         self.head.set(SlotHead::default());
-        self.info.set(None);
     }
 }
 
-/// This context's level, if it has records.
-fn level(s: &Slot) -> Option<&Level> {
-    s.levels
-        .get(usize::from(crate::sys::percpu::context_level()))
+impl Slot {
+    /// The records of context level `level`, if it has any.
+    fn level(&self, level: u8) -> Option<&Level> {
+        self.levels.get(usize::from(level))
+    }
 }
 
 impl Slot {
-    /// The record this CPU's context holds for `skb`: its head, and the
-    /// parsed headers if they still fit the packet (`skb->len` and the
-    /// network header's address unchanged: after a head reallocation the
-    /// packet is parsed again, so that [`fits`] compares tuples of two
-    /// parses and not the record with itself).
-    /// `consume` frees the record (the packet's last hook).
+    /// The record this CPU's context holds for `skb`, with the parsed
+    /// headers written to `headers` if the record has them and they still
+    /// fit the packet (`skb->len` and the network header's address
+    /// unchanged: after a head reallocation the packet is parsed again, so
+    /// that [`fits`] compares tuples of two parses and not the record with
+    /// itself). `consume` frees the record (the packet's last hook).
     pub(super) fn take(
         rn: &RfwNet,
         skb: &SkBuff,
         consume: bool,
-    ) -> Option<(SlotHead, Option<PacketInfo>)> {
-        rn.slot.with(|s| {
-            let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
+        headers: &mut Option<PacketInfo>,
+    ) -> Option<Taken> {
+        rn.slot.with(|s, level| {
+            let r = s.level(level)?.recs.iter().find(|r| r.names(skb))?;
             let head = r.head.get();
-            let info = if head.len == skb.len() && head.nh == skb.network_addr() {
-                r.info.get()
-            } else {
-                None
+            let fresh = head.len == skb.len() && head.nh == skb.network_addr();
+            let tuple = match head.known {
+                Known::Nothing => RecTuple::Unknown,
+                // Copied once, from the record into the packet.
+                Known::Headers if fresh => {
+                    *headers = r.info.get();
+                    if headers.is_some() {
+                        RecTuple::Given
+                    } else {
+                        RecTuple::Unknown
+                    }
+                }
+                Known::Headers | Known::Tuple => match r.info.get() {
+                    Some(i) => RecTuple::Is(i.tuple),
+                    None => RecTuple::Unknown,
+                },
             };
             if consume {
                 r.free();
             }
-            Some((head, info))
+            Some(Taken { head, tuple })
         })
     }
 
@@ -138,8 +195,8 @@ impl Slot {
     /// ACCEPT, or no tracking), and a later packet given the same
     /// `sk_buff` must not find it.
     pub(super) fn forget(rn: &RfwNet, skb: &SkBuff) -> Option<SlotHead> {
-        rn.slot.with(|s| {
-            let r = level(s)?.recs.iter().find(|r| r.names(skb))?;
+        rn.slot.with(|s, level| {
+            let r = s.level(level)?.recs.iter().find(|r| r.names(skb))?;
             let h = r.head.get();
             r.free();
             Some(h)
@@ -166,18 +223,20 @@ pub(super) fn reap(rcu: &Rcu, h: &SlotHead) {
 /// Whether the packet `p` fits record `h`: its tuple is the one the
 /// tracking hook left (`h.tuple`), or, when the record does not know it,
 /// one the connection can have at this hook. `h` names `p`'s skb.
-fn fits(h: &SlotHead, e: Option<&Entry>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
-    let moved = h.nh != p.skb.network_addr();
-    match (h.tuple, p.info) {
-        (Some(t), Some(info)) => t == info.tuple,
-        (Some(_), None) => false,
+fn fits(h: &Taken, e: Option<&Entry>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
+    let moved = h.head.nh != p.skb.network_addr();
+    match (&h.tuple, &p.info) {
+        // `p`'s headers are the record's.
+        (RecTuple::Given, _) => true,
+        (RecTuple::Is(t), Some(info)) => *t == info.tuple,
+        (RecTuple::Is(_), None) => false,
         // The head moved and nothing else tells this packet from a later
         // one given the same `sk_buff`.
-        (None, _) if moved => false,
+        (RecTuple::Unknown, _) if moved => false,
         // Not parsed at the tracking hook: only if not parsed now either
         // (a reassembled datagram in its last fragment's skb parses now).
-        (None, info) if e.is_none() => info.is_none(),
-        (None, _) => e.is_some_and(|e| plausible(e, dir, state, p)),
+        (RecTuple::Unknown, info) if e.is_none() => info.is_none(),
+        (RecTuple::Unknown, _) => e.is_some_and(|e| plausible(e, dir, state, p)),
     }
 }
 
@@ -190,10 +249,11 @@ pub(super) fn find<'g>(
     rn: &RfwNet,
     rcu: &'g Rcu,
     p: &Pkt<'_>,
-    rec: Option<&SlotHead>,
+    rec: Option<&Taken>,
 ) -> (Option<Ct<'g>>, CtState) {
     let t = table::get();
-    if let Some(h) = rec {
+    if let Some(taken) = rec {
+        let h = &taken.head;
         let dir = if h.dir == 0 {
             Direction::Original
         } else {
@@ -202,12 +262,12 @@ pub(super) fn find<'g>(
         if let Some(state) = CtState::from_code(h.state) {
             if h.entry == 0 {
                 // Tracked as having no connection (INVALID or untracked).
-                if fits(h, None, dir, state, p) {
+                if fits(taken, None, dir, state, p) {
                     rn.ct.count(ct_stats::Counter::SlotHits);
                     return (None, state);
                 }
             } else if let Some(e) = t.relocate(rcu, h.bucket, h.entry, dir) {
-                if fits(h, Some(e), dir, state, p) {
+                if fits(taken, Some(e), dir, state, p) {
                     rn.ct.count(ct_stats::Counter::SlotHits);
                     let c = Ct {
                         e,
@@ -221,7 +281,10 @@ pub(super) fn find<'g>(
         }
     }
     rn.ct.count(ct_stats::Counter::SlotMisses);
-    let found = p.info.and_then(|info| lookup_any(t, rcu, &rn.ct, &info));
+    let found = p
+        .info
+        .as_ref()
+        .and_then(|info| lookup_any(t, rcu, &rn.ct, info));
     match found {
         Some(c) => {
             rn.ct.count(ct_stats::Counter::FallbackFound);
@@ -292,7 +355,7 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
 /// hook: each end (address and port) is the one of its tuple before or
 /// after NAT. Guards a record that does not know the packet's tuple.
 fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
-    let Some(info) = p.info else {
+    let Some(info) = &p.info else {
         return true;
     };
     if state == CtState::Related {
@@ -309,18 +372,23 @@ fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
 }
 
 /// Leaves the packet's connection for its later hooks in this CPU's
-/// context; `info` is its headers as they are now (`None` if an rfw step
-/// rewrote them since `p` was parsed), `tuple` its tuple as it is now.
+/// context, with what `keep` says of its headers: as parsed (`p.info`),
+/// or, if an rfw step rewrote them since `p` was parsed, its tuple as it
+/// is now.
 pub(super) fn remember(
     rn: &RfwNet,
     rcu: &Rcu,
     p: &Pkt<'_>,
     ct: &Option<Ct<'_>>,
     st: CtState,
-    info: Option<PacketInfo>,
-    tuple: Option<Tuple>,
+    keep: &Keep,
 ) {
     let (len, skb, nh) = (p.skb.len(), p.skb.addr(), p.skb.network_addr());
+    let known = match (keep, &p.info) {
+        (Keep::Headers, Some(_)) => Known::Headers,
+        (Keep::Rewritten(Some(_)), Some(_)) => Known::Tuple,
+        _ => Known::Nothing,
+    };
     let head = match ct {
         Some(c) => SlotHead {
             skb,
@@ -330,19 +398,19 @@ pub(super) fn remember(
             dir: c.dir.index() as u8,
             state: c.state.code(),
             len,
-            tuple,
+            known,
         },
         None => SlotHead {
             skb,
             nh,
             state: st.code(),
             len,
-            tuple,
+            known,
             ..SlotHead::default()
         },
     };
-    let stale = rn.slot.with(|s| {
-        let l = level(s)?;
+    let stale = rn.slot.with(|s, level| {
+        let l = s.level(level)?;
         // The record of this skb, else a free one, else the one not
         // written last.
         let last = usize::from(l.last.get());
@@ -353,7 +421,12 @@ pub(super) fn remember(
         let r = l.recs.get(i)?;
         let old = r.head.get();
         r.head.set(head);
-        r.info.set(info);
+        // Copied once, from the packet into the record.
+        match (keep, &p.info) {
+            (Keep::Headers, Some(_)) => r.info.set(p.info),
+            (Keep::Rewritten(Some(t)), Some(i)) => r.info.set(Some(PacketInfo { tuple: *t, ..*i })),
+            _ => {}
+        }
         l.last.set(i as u8);
         // A record of this `sk_buff` that its packet did not consume: that
         // packet was freed before its last hook (the kernel dropped it

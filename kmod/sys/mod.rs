@@ -41,7 +41,8 @@
 //! * [`rculist`]: RCU hash chains of objects in two chains at once, their
 //!   lock stripes and graveyard (the connection table's pointer work).
 //! * [`skbuff`]: socket buffers: length, mark, network header, checksum
-//!   state, header copies and writable views.
+//!   state, headers read in place (or copied from paged data) and
+//!   writable views.
 //! * [`slab`]: a typed `kmem_cache`.
 //! * [`striped`]: small values guarded by a shared array of lock stripes.
 //! * [`sync`]: lockdep-visible locks with RAII guards: `spinlock_t` taken

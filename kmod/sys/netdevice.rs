@@ -4,10 +4,13 @@
 //! `net/addrconf.h`): a hook's input or output device ([`NetDevice`]), its
 //! name, whether it is loopback, and the addresses NAT takes from it.
 //!
-//! `struct net_device` is opaque to bindgen (its layout is large and
-//! config-dependent), so its fields are read through one-line C wrappers.
+//! Plain fields (`flags`, `name`, `hard_header_len`) are read here over
+//! bindgen's layout of `struct net_device` (made with this build's
+//! configuration, as the kernel's own accessors see it); what needs the
+//! kernel's logic (the addresses: RCU, `inet_select_addr`) goes to C.
 
 use core::ffi::c_int;
+use core::ptr::addr_of;
 
 use kernel::types::Opaque;
 
@@ -47,27 +50,32 @@ impl NetDevice {
     }
 
     /// `dev->name`, whole (NUL-padded).
+    #[inline]
     pub(crate) fn name(&self) -> [u8; IFNAMSIZ] {
-        // SAFETY: the device is valid (type invariant).
-        let p = unsafe { bindings::rfw_dev_name(self.as_ptr()) };
         // `name` is an array of IFNAMSIZ bytes: read it whole (one copy,
         // not a read per byte). A rename (under RTNL) may race with the
         // read, as it does with every reader of `dev->name` in C.
-        // SAFETY: `p` points to those IFNAMSIZ bytes of the valid device.
-        unsafe { core::ptr::read_unaligned(p.cast::<[u8; IFNAMSIZ]>()) }
+        // SAFETY: the device is valid (type invariant); a field's bytes.
+        let n = unsafe { core::ptr::read(addr_of!((*self.as_ptr()).name)) };
+        n.map(|c| c as u8)
     }
 
     /// `dev->hard_header_len`: bytes of the link-layer header the device
     /// puts on a frame (0 for a device without one, e.g. a tunnel).
+    #[inline]
     pub(crate) fn hard_header_len(&self) -> usize {
-        // SAFETY: the device is valid (type invariant).
-        usize::from(unsafe { bindings::rfw_dev_hard_header_len(self.as_ptr()) })
+        // SAFETY: the device is valid (type invariant); a plain field.
+        usize::from(unsafe { (*self.as_ptr()).hard_header_len })
     }
 
     /// `dev->flags & IFF_LOOPBACK`.
+    #[inline]
     pub(crate) fn is_loopback(&self) -> bool {
-        // SAFETY: the device is valid (type invariant).
-        unsafe { bindings::rfw_dev_is_loopback(self.as_ptr()) }
+        // `flags` changes under RTNL (`dev_change_flags`), as C's readers
+        // of it see: one aligned word, whole.
+        // SAFETY: the device is valid (type invariant); a plain field.
+        let flags = unsafe { core::ptr::read_volatile(addr_of!((*self.as_ptr()).flags)) };
+        flags & bindings::net_device_flags_IFF_LOOPBACK != 0
     }
 
     /// The device's primary IPv4 address, as REDIRECT takes it at

@@ -128,10 +128,13 @@ impl HookState {
 
     /// `ip_route_me_harder(net, sk, skb, RTN_UNSPEC)`: routes a locally
     /// generated IPv4 packet again after its destination or mark changed.
-    pub(crate) fn route_me_harder4(&self, skb: &SkBuff) -> bool {
+    /// It may give the skb a new head (more headroom for the new device),
+    /// so it takes the skb exclusively: no borrow of its bytes lives on.
+    pub(crate) fn route_me_harder4(&self, skb: &mut SkBuff) -> bool {
         let s = self.raw();
         // SAFETY: the hook's namespace, socket (or null) and skb, all live
-        // for the hook; the skb's struct may be written (`Opaque`).
+        // for the hook; the skb's struct may be written (`Opaque`), its
+        // bytes moved (`&mut`: nothing borrows them).
         let r = unsafe {
             bindings::ip_route_me_harder(s.net, s.sk, skb.as_ptr(), bindings::RTN_UNSPEC as c_uint)
         };
@@ -139,7 +142,7 @@ impl HookState {
     }
 
     /// `ip6_route_me_harder(net, sk, skb)`: as [`Self::route_me_harder4`].
-    pub(crate) fn route_me_harder6(&self, skb: &SkBuff) -> bool {
+    pub(crate) fn route_me_harder6(&self, skb: &mut SkBuff) -> bool {
         let s = self.raw();
         // SAFETY: as in `route_me_harder4`.
         unsafe { bindings::ip6_route_me_harder(s.net, s.sk, skb.as_ptr()) == 0 }

@@ -6,9 +6,13 @@
 //! Two ways in, as in C:
 //! * [`PerCpu::with`] lends the current CPU's copy with bottom halves
 //!   disabled, which also keeps the task on this CPU: state a CPU keeps
-//!   from one hook of a packet to the next (`pkt::Slot`). The copy is lent
-//!   shared (`&T`), since a nested call may lend it again; `T` brings its
-//!   own interior mutability (`Cell`).
+//!   from one hook of a packet to the next (`pkt::Slot`). Where they are
+//!   off already (a softirq: every received or forwarded packet's hooks,
+//!   or a task that disabled them) it does not toggle them; only a task
+//!   with bottom halves on (LOCAL_OUT of a local sender) pays
+//!   `local_bh_disable`/`local_bh_enable`. The copy is lent shared (`&T`),
+//!   since a nested call may lend it again; `T` brings its own interior
+//!   mutability (`Cell`).
 //! * [`Counter`]s: the packet path only adds to the current CPU's copy,
 //!   with the kernel's `this_cpu_add` (one instruction on x86_64, safe
 //!   against preemption and interrupts), so counting costs no lock and no
@@ -137,33 +141,73 @@ impl<T> PerCpu<T> {
 
     /// Runs `f` on the current CPU's copy, with bottom halves disabled (so
     /// no softirq on this CPU runs in between, and the task stays on this
-    /// CPU). Process or softirq context, not hard IRQ.
+    /// CPU), and the context level it runs at ([`Context::level`]).
+    /// Process or softirq context, not hard IRQ.
+    ///
+    /// Bottom halves are disabled here only if they are on: in a softirq,
+    /// or in a task that disabled them, they stay off until after `f`
+    /// returns anyway, since whatever disabled them is below this call on
+    /// the stack. There this costs one call into C
+    /// (`rfw_context_cpu_ptr`); in a task with them on (LOCAL_OUT),
+    /// `local_bh_disable`, `this_cpu_ptr` and `local_bh_enable` besides.
     #[inline]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        let _bh = BhGuard::new();
-        // SAFETY: the block is live (type invariant).
-        let copy = unsafe { bindings::rfw_this_cpu_ptr(self.0.ptr.as_ptr().cast()) }.cast::<T>();
-        // `copy` is this CPU's initialised value. Until `_bh` is dropped,
-        // after `f` returns, only this context runs on this CPU (bottom
-        // halves and preemption off; rfw uses no hard IRQ context), and no
-        // other CPU touches this copy: every reference to it is a shared
-        // one lent here.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&T, u8) -> R) -> R {
+        let base = self.0.ptr.as_ptr().cast();
+        let mut ctx = 0;
+        // SAFETY: the block is live (type invariant); `ctx` is ours. The
+        // copy it returns is used below only where `ctx` proves it stays
+        // this CPU's.
+        let here = unsafe { bindings::rfw_context_cpu_ptr(base, &mut ctx) };
+        let ctx = Context(ctx);
+        let (_bh, copy) = if ctx.bh_off() {
+            // Bottom halves were off when `here` was read, and stay off
+            // (see above): the task has not moved, `here` is this CPU's.
+            (None, here)
+        } else {
+            let bh = BhGuard::new();
+            // Bottom halves are off now, which disables preemption (or,
+            // under PREEMPT_RT, migration), as `this_cpu_ptr` requires.
+            // SAFETY: the block is live (type invariant).
+            (Some(bh), unsafe { bindings::rfw_this_cpu_ptr(base) })
+        };
+        let copy = copy.cast::<T>();
+        // `copy` is this CPU's initialised value. Until `f` returns, bottom
+        // halves stay off on this CPU (disabled by `_bh`, dropped after the
+        // call, or by a caller further down the stack, which cannot enable
+        // them before this call returns), so only this context runs here
+        // (rfw uses no hard IRQ context), and no other CPU touches this
+        // copy: every reference to it is a shared one lent here.
         // SAFETY: so `&*copy` is valid for the call.
-        f(unsafe { &*copy })
+        f(unsafe { &*copy }, ctx.level())
     }
 }
 
-/// The context the current CPU runs in (`interrupt_context_level()`): 0
-/// in a task (bottom halves disabled or not), 1 while serving a softirq,
-/// 2 in a hard IRQ, 3 in an NMI. State kept per CPU for the duration of
-/// one call chain is kept per level too, as the kernel's own recursion
-/// guards are (`trace_test_and_set_recursion`): a softirq that runs on
-/// this CPU between two steps of a task then cannot overwrite the task's.
-#[inline]
-pub(crate) fn context_level() -> u8 {
-    // SAFETY: reads this CPU's preempt count; no requirements.
-    let l = unsafe { bindings::rfw_context_level() };
-    l.min(3) as u8
+/// What the current CPU runs in, from one read of its preempt count
+/// (`rfw_context_cpu_ptr`): the context level and whether bottom halves
+/// are off.
+#[derive(Clone, Copy)]
+struct Context(u32);
+
+impl Context {
+    /// Bottom halves are off on this CPU (`in_softirq()`: serving a
+    /// softirq, or disabled by the task), so no softirq can run here
+    /// before they are enabled again, and the task cannot move to another
+    /// CPU.
+    #[inline]
+    fn bh_off(self) -> bool {
+        self.0 & bindings::RFW_CONTEXT_BH_OFF != 0
+    }
+
+    /// `interrupt_context_level()`: 0 in a task (bottom halves disabled or
+    /// not), 1 while serving a softirq, 2 in a hard IRQ, 3 in an NMI. State
+    /// kept per CPU for the duration of one call chain is kept per level
+    /// too, as the kernel's own recursion guards are
+    /// (`trace_test_and_set_recursion`): a softirq that runs on this CPU
+    /// between two steps of a task then cannot overwrite the task's.
+    #[inline]
+    fn level(self) -> u8 {
+        (self.0 & bindings::RFW_CONTEXT_LEVEL_MASK).min(3) as u8
+    }
 }
 
 /// A u64 counter in per-CPU memory (see the module docs): added to by its

@@ -4,13 +4,16 @@
 //! is handed ([`SkBuff`]), its length, mark, network header and checksum
 //! state, and the writable view of its headers NAT and mangle rewrite.
 //!
-//! Plain fields (`len`, `mark`, the header offsets, `ip_summed`) are read
-//! and written here over bindgen's layout of `struct sk_buff`, as the
-//! kernel's own one-line accessors do; the accessors that do real work
-//! (`skb_rtable` + `rt_nexthop`, `skb_orphan`, `inet_sk_transparent`) stay
-//! C wrappers in `helpers.c`.
+//! Plain fields (`len`, `data_len`, `mark`, the header offsets,
+//! `ip_summed`) are read and written here over bindgen's layout of
+//! `struct sk_buff`, as the kernel's own one-line accessors do; the
+//! accessors that do real work (`skb_rtable` + `rt_nexthop`, `skb_orphan`,
+//! `inet_sk_transparent`) stay C wrappers in `helpers.c`. Headers are
+//! read where they lie when the linear area holds them, as
+//! `skb_header_pointer` reads them, and copied only from paged data.
 
 use core::ffi::{c_int, c_uint};
+use core::mem::MaybeUninit;
 use core::ptr::{addr_of_mut, NonNull};
 
 use kernel::types::Opaque;
@@ -57,6 +60,19 @@ impl IpSummed {
     }
 }
 
+/// Room for `N` bytes of headers that [`SkBuff::network_header`] could not
+/// read in place (`skb_header_pointer`'s `buffer`), on the caller's stack.
+/// Left uninitialised: only bytes the copy wrote are ever read.
+pub(crate) struct HeaderBuf<const N: usize>(MaybeUninit<[u8; N]>);
+
+impl<const N: usize> HeaderBuf<N> {
+    /// An empty buffer.
+    #[inline]
+    pub(crate) const fn new() -> Self {
+        HeaderBuf(MaybeUninit::uninit())
+    }
+}
+
 /// A `struct sk_buff` lent to rfw by the kernel (a netfilter hook's
 /// packet).
 ///
@@ -64,10 +80,11 @@ impl IpSummed {
 /// struct is C memory behind an [`Opaque`] (interior mutability), Rust
 /// never holds a reference into it, and `SkBuff` is not `Sync`, so a
 /// `&SkBuff` stays on the task the kernel lent it to. The packet's bytes
-/// are another matter: [`SkBuff::writable`] lends them as `&mut [u8]` and
-/// takes `&mut self` for as long, so no other access to the skb (a copy of
-/// its bytes, a second writable view that might move them) can happen
-/// meanwhile.
+/// are another matter: [`SkBuff::network_linear`] lends them as `&[u8]`
+/// for as long as it borrows `self`, and whatever may write or move them
+/// takes `&mut self` ([`SkBuff::writable`], which lends them as
+/// `&mut [u8]` for as long; the re-routes, which may give the skb a new
+/// head), so no read of the bytes overlaps a write or a move.
 ///
 /// # Invariants
 ///
@@ -175,22 +192,74 @@ impl SkBuff {
         head.wrapping_add(nh as isize).wrapping_sub(data) as i32
     }
 
-    /// Copies the packet's bytes from its network header into `buf`, as
-    /// many as the packet has (at most `buf.len()`), with `skb_copy_bits`
-    /// (linear and paged data alike). `None` when there is not one byte.
-    pub(crate) fn copy_network<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    /// The packet's bytes from its network header that lie in the skb's
+    /// linear area (`skb_headlen`), at most `max`, where they lie: empty
+    /// when the network header is not in that area.
+    ///
+    /// The bytes borrow the skb: whatever may rewrite or move them
+    /// ([`SkBuff::writable`], a re-route) takes `&mut self`, so the borrow
+    /// checker ends this borrow first.
+    pub(crate) fn network_linear(&self, max: usize) -> &[u8] {
+        let Ok(off) = usize::try_from(self.network_offset()) else {
+            return &[];
+        };
+        let p = self.as_ptr();
+        // SAFETY: the skb is valid (type invariant); plain fields.
+        let (data, len, data_len) = unsafe { ((*p).data, (*p).len, (*p).data_len) };
+        // `skb_headlen`: the bytes from `skb->data` in the linear area
+        // (the rest, `data_len` of them, is paged).
+        let headlen = len.saturating_sub(data_len) as usize;
+        let n = headlen.saturating_sub(off).min(max);
+        if n == 0 || data.is_null() {
+            return &[];
+        }
+        // `[data + off, data + off + n)` lies in the linear area
+        // `[data, data + skb_headlen)`, which the skb's head holds (the
+        // kernel keeps `skb->tail` there) and the skb owns while it is
+        // lent to us (type invariant), so it is
+        // readable while `self` is borrowed. Nothing writes it meanwhile:
+        // rfw writes packet bytes only through `Writable`, and moves them
+        // only in `&mut self` methods, which the borrow of `self` keeps
+        // out; the kernel functions rfw calls through `&self` change the
+        // struct (checksum state, route, socket), never the bytes; and the
+        // holder of a clone sharing them writes only after un-sharing its
+        // copy (`skb_ensure_writable`, `skb_cow`): the rule every
+        // `skb_header_pointer` reader relies on.
+        // SAFETY: so these `n` bytes may be borrowed for as long as `self`.
+        unsafe { core::slice::from_raw_parts(data.add(off), n) }
+    }
+
+    /// The packet's first bytes from its network header, as many as it
+    /// has and at most `N`, read as `skb_header_pointer` reads them: in
+    /// place when the skb's linear area holds them all
+    /// ([`SkBuff::network_linear`]), else copied into `buf` with
+    /// `skb_copy_bits` (paged data). `None` when there is not one byte, or
+    /// the network header lies before `skb->data`.
+    pub(crate) fn network_header<'a, const N: usize>(
+        &'a self,
+        buf: &'a mut HeaderBuf<N>,
+    ) -> Option<&'a [u8]> {
         let off = self.network_offset();
         let len = i64::from(self.len()).checked_sub(i64::from(off))?;
         if len <= 0 || off < 0 {
             return None;
         }
-        let n = (len as usize).min(buf.len());
-        // `off + n <= skb->len`, and `skb_copy_bits` checks the bounds again.
+        let n = (len as usize).min(N);
+        let linear = self.network_linear(n);
+        if linear.len() == n {
+            return Some(linear);
+        }
+        // `off + n <= skb->len` (checked above), and `skb_copy_bits`
+        // checks the bounds again.
         // SAFETY: the skb is valid (type invariant); `buf` has room for `n`.
         let r = unsafe {
-            bindings::skb_copy_bits(self.as_ptr(), off, buf.as_mut_ptr().cast(), n as c_int)
+            bindings::skb_copy_bits(self.as_ptr(), off, buf.0.as_mut_ptr().cast(), n as c_int)
         };
-        (r == 0).then_some(&buf[..n])
+        if r != 0 {
+            return None;
+        }
+        // SAFETY: `skb_copy_bits` wrote the first `n` bytes of `buf`.
+        Some(unsafe { core::slice::from_raw_parts(buf.0.as_ptr().cast::<u8>(), n) })
     }
 
     /// Whether the skb is a TCP GSO packet (`skb_is_gso() &&

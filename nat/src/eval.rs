@@ -251,6 +251,13 @@ fn neg_ok<T>(m: &Option<Neg<T>>, f: impl FnOnce(&T) -> bool) -> bool {
 /// Does `m` match `p`? (`ip_packet_match` and the match extensions.)
 #[inline]
 pub fn matches(m: &Match, family: Option<Family>, p: &PacketMeta) -> bool {
+    matches_marked(m, family, p, p.mark)
+}
+
+/// [`matches`] for `p` carrying `mark` instead of `p.mark` (the mark as
+/// MARK targets earlier in the walk left it), so that evaluation need not
+/// copy the packet's metadata to change one field.
+fn matches_marked(m: &Match, family: Option<Family>, p: &PacketMeta, mark: u32) -> bool {
     if family.is_some_and(|f| f != p.family) {
         return false;
     }
@@ -260,7 +267,7 @@ pub fn matches(m: &Match, family: Option<Family>, p: &PacketMeta) -> bool {
         || !neg_ok(&m.in_if, |v| v.matches(&p.in_if))
         || !neg_ok(&m.out_if, |v| v.matches(&p.out_if))
         || !neg_ok(&m.ct_state, |v| v.contains(p.ct_state))
-        || !neg_ok(&m.mark, |v| p.mark & v.mask == v.value)
+        || !neg_ok(&m.mark, |v| mark & v.mask == v.value)
     {
         return false;
     }
@@ -319,7 +326,6 @@ impl Table<'_> {
         let mut stack = [0u32; MAX_DEPTH];
         let mut sp = 0usize;
         let mut i = start;
-        let mut view = *pkt;
         let budget = self
             .entries
             .len()
@@ -341,8 +347,7 @@ impl Table<'_> {
                 }
                 EntryKind::Rule(r) => r,
             };
-            view.mark = mark;
-            if !matches(&rule.matches, e.family, &view) {
+            if !matches_marked(&rule.matches, e.family, pkt, mark) {
                 i += 1;
                 continue;
             }
@@ -373,7 +378,8 @@ impl Table<'_> {
                     continue;
                 }
                 Target::Log(ref spec) => {
-                    view.mark = mark;
+                    // The line shows the mark as it is now.
+                    let view = PacketMeta { mark, ..*pkt };
                     sink.log(i, spec, &view);
                     None
                 }

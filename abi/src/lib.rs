@@ -69,12 +69,13 @@ pub enum Cmd {
     CtConfigSet = 7,
     /// The namespace's ruleset. Request: no attributes. Reply:
     /// [`attr::RULES_GENERATION`] and one [`attr::RULES_TABLE`] per table
-    /// that was ever loaded (a table never loaded is empty with ACCEPT
-    /// policies and is not sent), each with its blob and counters.
+    /// that is loaded (a table not loaded is empty with ACCEPT policies
+    /// and is not sent), each with its blob and counters.
     RulesGet = 8,
     /// Replaces tables atomically. Request: one or more
     /// [`attr::RULES_TABLE`] (each [`rules_table::BLOB`], optionally
-    /// [`rules_table::COUNTERS`] to carry counters over), optionally
+    /// [`rules_table::COUNTERS`] to carry counters over; or
+    /// [`rules_table::KIND`] alone, to remove that table), optionally
     /// [`attr::RULES_GENERATION`] (the generation the caller read: `EAGAIN`
     /// when another replace came in between) and [`attr::RULES_CHECK`]
     /// (validate only). Every table is decoded and validated before any is
@@ -157,7 +158,9 @@ pub mod attr {
 /// Attributes nested in [`attr::RULES_TABLE`].
 pub mod rules_table {
     /// u8: the table (0 filter, 1 nat, 2 mangle), as in the blob header.
-    /// Sent by the kernel; ignored in requests (the blob says it).
+    /// Sent by the kernel. In a request it is ignored beside a [`BLOB`]
+    /// (the blob says it); alone, it removes that table from the
+    /// namespace (`nft delete table`: its chains no longer run).
     pub const KIND: u16 = 1;
     /// Binary: the table in the format of `docs/RULESET.md` (`nat::codec`).
     pub const BLOB: u16 = 2;

@@ -940,6 +940,7 @@ impl FakeRules {
         let mut generation = None;
         let mut check = false;
         let mut new: Vec<FakeTable> = Vec::new();
+        let mut gone: Vec<nat::rule::TableKind> = Vec::new();
         for (ty, payload) in attrs {
             match ty & !NLA_F_NESTED {
                 attr::RULES_GENERATION => {
@@ -947,11 +948,11 @@ impl FakeRules {
                 }
                 attr::RULES_CHECK => check = true,
                 _ => {
-                    let (mut blob, mut counters) = (None, None);
+                    let (mut blob, mut counters, mut kind_only) = (None, None, None);
                     for a in nla::iter(payload) {
                         let a = a.map_err(|m| einval(m.to_str().unwrap().to_owned()))?;
                         let slot = match a.kind {
-                            rt::KIND => continue,
+                            rt::KIND => &mut kind_only,
                             rt::BLOB => &mut blob,
                             rt::COUNTERS => &mut counters,
                             _ => return Err(einval("unknown attribute in table".into())),
@@ -960,7 +961,20 @@ impl FakeRules {
                             return Err(einval("repeated attribute in table".into()));
                         }
                     }
-                    let blob = blob.ok_or_else(|| einval("table without blob".into()))?;
+                    let Some(blob) = blob else {
+                        // A kind alone removes that table.
+                        let k = match kind_only {
+                            Some([0]) => nat::rule::TableKind::Filter,
+                            Some([1]) => nat::rule::TableKind::Nat,
+                            Some([2]) => nat::rule::TableKind::Mangle,
+                            _ => return Err(einval("table without blob or kind".into())),
+                        };
+                        if counters.is_some() || gone.contains(&k) {
+                            return Err(einval("bad table removal".into()));
+                        }
+                        gone.push(k);
+                        continue;
+                    };
                     if blob.len() > rt::BLOB_MAX {
                         return Err(einval("table blob too big".into()));
                     }
@@ -997,8 +1011,11 @@ impl FakeRules {
                 }
             }
         }
-        if new.is_empty() {
+        if new.is_empty() && gone.is_empty() {
             return Err(einval("no table to replace".into()));
+        }
+        if gone.iter().any(|k| new.iter().any(|t| t.kind == *k)) {
+            return Err(einval("a table given twice".into()));
         }
         if let Some(g) = generation {
             if g != self.generation {
@@ -1020,6 +1037,7 @@ impl FakeRules {
                 None => self.tables.push(t),
             }
         }
+        self.tables.retain(|t| !gone.contains(&t.kind));
         self.generation = self.generation.wrapping_add(1);
         Ok(())
     }

@@ -20,8 +20,8 @@
 //!   handed it by the tracker, as Linux's `nf_ct_resolve_clash()` hands the
 //!   later packet the conntrack already in the table.
 //! * NAT writes the reply tuple in place while the entry is unconfirmed
-//!   ([`Entry::set_binding`]), under the state lock: no copy of the entry,
-//!   no re-key. A NAT hook's "is this tuple taken" sees confirmed entries
+//!   ([`Entry::set_binding`]), under the state lock: no second entry.
+//!   A NAT hook's "is this tuple taken" sees confirmed entries
 //!   only, as Linux's does.
 //! * When a packet of it leaves its last hook, [`Table::confirm`] seals the
 //!   key (the reply tuple never changes again) and links the reply
@@ -111,7 +111,7 @@ static STATE_LOCK_CLASS: LockClassKey = LockClassKey::new();
 /// Longest chain an insert may extend (`MAX_CHAINLEN` in Linux).
 pub(crate) const MAX_CHAIN: usize = 64;
 /// Nodes a walk visits at most: chains are bounded by [`MAX_CHAIN`] at
-/// insert (a re-key may add one node past it).
+/// insert and at confirmation.
 pub(super) const WALK_MAX: usize = 4 * MAX_CHAIN;
 /// Times a walk starts its chain again after straying into the graveyard
 /// before it gives up (as "not found"). Each restart needs a removal in

@@ -59,8 +59,9 @@
 //! (PRE_ROUTING); per later hook that has work to do (FORWARD with a
 //! filter or mangle chain, POST_ROUTING with a NAT binding or a mangle
 //! chain), one walk of one chain comparing addresses. The state lock is
-//! taken once, by the tracker; the NAT hooks read the binding from the
-//! entry's immutable key. The record is written once (PRE_ROUTING) and
+//! taken once, by the tracker; the NAT hooks read the binding from a
+//! confirmed entry's key without it (the reply tuple never changes after
+//! confirmation). The record is written once (PRE_ROUTING) and
 //! read once per later hook, with bottom halves off: the softirq that
 //! carries a received or forwarded packet has them off already, so only
 //! a local sender's task (LOCAL_OUT, and POST_ROUTING after it) toggles

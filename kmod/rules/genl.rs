@@ -3,10 +3,9 @@
 //! Generic netlink commands on the ruleset (ABI: `rfw_abi`, `Cmd::Rules*`).
 
 use kernel::prelude::*;
-use kernel::sync::Arc;
 use rfw_abi::{attr, nla, rules_stats, rules_table, Cmd};
 
-use super::{LoadError, Loaded, ReplaceError};
+use super::{Change, LoadError, Loaded, ReplaceError};
 use crate::sys::genl::{DoIt, Request};
 use crate::sys::nlmsg::Reply;
 use crate::sys::rcu::RcuGuard;
@@ -69,7 +68,7 @@ impl DoIt for RulesReplace {
                 _ => return Err(req.bad(Some(a), c"RULES_GENERATION must be a u32")),
             },
         };
-        let mut new: [Option<Arc<Loaded>>; 3] = [None, None, None];
+        let mut new: [Change; 3] = [Change::Keep, Change::Keep, Change::Keep];
         let mut any = false;
         for a in nla::iter(req.all_attrs()) {
             let a = match a {
@@ -83,6 +82,7 @@ impl DoIt for RulesReplace {
             any = true;
             let mut blob = None;
             let mut counters = None;
+            let mut kind = None;
             for inner in nla::iter(payload) {
                 let (t, p) = match inner {
                     Ok(i) => (i.kind, i.data),
@@ -91,12 +91,25 @@ impl DoIt for RulesReplace {
                 match t {
                     rules_table::BLOB => blob = Some(p),
                     rules_table::COUNTERS => counters = Some(p),
-                    rules_table::KIND => {}
+                    rules_table::KIND => kind = Some(p),
                     _ => return Err(req.bad(None, c"unknown attribute in RULES_TABLE")),
                 }
             }
             let Some(blob) = blob else {
-                return Err(req.bad(None, c"RULES_TABLE without a BLOB"));
+                // A KIND alone removes that table (`nft delete table`).
+                let k = match kind {
+                    Some([k]) if usize::from(*k) < TABLE_NAMES.len() => usize::from(*k),
+                    Some(_) => return Err(req.bad(None, c"RULES_TABLE KIND must be 0, 1 or 2")),
+                    None => return Err(req.bad(None, c"RULES_TABLE without a BLOB or a KIND")),
+                };
+                if counters.is_some() {
+                    return Err(req.bad(None, c"COUNTERS without a BLOB"));
+                }
+                if !matches!(new[k], Change::Keep) {
+                    return Err(req.bad(None, c"the same table twice in one replace"));
+                }
+                new[k] = Change::Remove;
+                continue;
             };
             let loaded = match Loaded::new(blob, counters) {
                 Ok(l) => l,
@@ -115,10 +128,10 @@ impl DoIt for RulesReplace {
                 }
             };
             let k = loaded.kind() as usize;
-            if new[k].is_some() {
+            if !matches!(new[k], Change::Keep) {
                 return Err(req.bad(None, c"the same table twice in one replace"));
             }
-            new[k] = Some(loaded);
+            new[k] = Change::Set(loaded);
         }
         if !any {
             return Err(req.bad(None, c"no RULES_TABLE in the request"));
@@ -137,13 +150,19 @@ impl DoIt for RulesReplace {
             drop(new);
             Ok(g)
         } else {
-            // Every replace installs a table, and a namespace with a table
-            // tracks: defragmentation first, so that the ruleset's first
-            // packets are whole and meet every hook (`RfwNet::sync`).
-            crate::pernet::sync_req(req, true)?;
+            // A replace that installs a table makes the namespace track:
+            // defragmentation and the hooks first, so that the ruleset's
+            // first packets are whole and meet every hook
+            // (`RfwNet::sync`). One that only removes tables needs nothing
+            // new.
+            let installs = new.iter().any(|c| matches!(c, Change::Set(_)));
+            if installs {
+                crate::pernet::sync_req(req, true)?;
+            }
             let r = rules.replace(new, expect);
-            // Given back if the replace failed and nothing else tracks;
-            // else already held (this cannot fail then).
+            // Given back, with the hooks nothing needs any more, if the
+            // replace failed or removed the last table and nothing else
+            // tracks (this only unregisters: it cannot fail).
             let _ = crate::pernet::sync_req(req, false);
             r
         };

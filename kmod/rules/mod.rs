@@ -293,7 +293,7 @@ impl RulesNet {
     /// generation the caller read, if it cares. Process context.
     pub(crate) fn replace(
         &self,
-        new: [Option<Arc<Loaded>>; 3],
+        new: [Change; 3],
         expect: Option<u32>,
     ) -> core::result::Result<u32, ReplaceError> {
         let lock = self.lock();
@@ -305,9 +305,11 @@ impl RulesNet {
         }
         let generation = cur.generation.wrapping_add(1);
         let mut tables = cur.tables;
-        for (i, t) in new.into_iter().enumerate() {
-            if let Some(t) = t {
-                tables[i] = Some(t);
+        for (i, c) in new.into_iter().enumerate() {
+            match c {
+                Change::Keep => {}
+                Change::Set(t) => tables[i] = Some(t),
+                Change::Remove => tables[i] = None,
             }
         }
         let next = RcuValue::new(Ruleset { generation, tables }, GFP_KERNEL_ACCOUNT)
@@ -319,6 +321,16 @@ impl RulesNet {
         drop(lock);
         Ok(generation)
     }
+}
+
+/// What a replace does to one table.
+pub(crate) enum Change {
+    /// The table stays as it is (loaded or not).
+    Keep,
+    /// The table becomes this one.
+    Set(Arc<Loaded>),
+    /// The table goes: its chains no longer run (`nft delete table`).
+    Remove,
 }
 
 /// Why a replace failed.

@@ -15,7 +15,7 @@ use crate::{
     netlink::{Client, Transport},
     rules::{
         edit::{resolve_chain, Edit, Position},
-        edit_table, format, replace, Installed, ReplaceOptions, RulesStats,
+        edit_table, format, replace, unload, Installed, ReplaceOptions, RulesStats,
     },
 };
 
@@ -117,7 +117,18 @@ pub enum TableCommand {
     /// Add or delete a user chain.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Remove the whole table from this namespace, rules, chains and
+    /// policies (`nft delete table`): its chains no longer run.
+    #[command(long_about = UNLOAD_ABOUT)]
+    Unload,
 }
+
+const UNLOAD_ABOUT: &str = "\
+Remove the whole table from this network namespace: its rules, user chains and policies go, and its chains no longer run (as `nft delete table`; `fwctl save` no longer shows it). Nothing happens to the namespace's other tables or its connections. A namespace with no table left, no NAT binding ever made and `fwctl ct tracking auto` stops tracking, and rfw unregisters its hooks there (see `fwctl stats --help`); a namespace that made NAT bindings keeps tracking so that they keep translating.
+
+Examples:
+  fwctl filter unload
+  fwctl nat unload";
 
 /// `add` / `insert`.
 #[derive(Debug, Args)]
@@ -241,6 +252,8 @@ pub enum RulesJob {
     },
     /// `rules stats`.
     Stats,
+    /// `TABLE unload`.
+    Unload(TableKind),
 }
 
 /// The table subcommand's name, for usage errors.
@@ -365,6 +378,7 @@ pub fn table_job(kind: TableKind, cmd: &TableCommand) -> Result<RulesJob, UsageE
         TableCommand::Chain(ChainCommand::Delete { name }) => {
             RulesJob::Edit(kind, Edit::ChainDelete(name.clone()))
         }
+        TableCommand::Unload => RulesJob::Unload(kind),
     })
 }
 
@@ -471,6 +485,10 @@ impl RulesJob {
                 } else {
                     Ok(format::stats_table(&s))
                 }
+            }
+            RulesJob::Unload(kind) => {
+                unload(client, *kind)?;
+                Ok(String::new())
             }
         }
     }

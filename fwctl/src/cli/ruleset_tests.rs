@@ -1239,3 +1239,29 @@ fn escape_rule_words_only_touches_add_and_insert() {
     );
     assert!(parse(&["nat", "add", "--help"]).is_err(), "help is shown");
 }
+
+#[test]
+fn unload_removes_one_table_and_keeps_the_others() {
+    let m = model();
+    ok(
+        &m,
+        &[
+            "filter", "add", "--chain", "forward", "-p", "udp", "--dport", "9", "--drop",
+        ],
+    );
+    ok(&m, &["nat", "add", "--to-destination", "10.0.2.2:8080"]);
+    let before = m.borrow().generation;
+    assert_eq!(ok(&m, &["filter", "unload"]), "");
+    assert!(m.borrow().table(TableKind::Filter).is_none());
+    assert!(m.borrow().table(TableKind::Nat).is_some());
+    assert_eq!(m.borrow().generation, before.wrapping_add(1));
+    // One replace, no read: the kernel removes the table by its kind.
+    assert_eq!(cmds(&m).last(), Some(&Cmd::RulesReplace));
+    let save = ok(&m, &["save"]);
+    assert!(!save.contains("*filter") && save.contains("*nat"), "{save}");
+    // Unloading a table that is not loaded changes nothing but the
+    // generation.
+    assert_eq!(ok(&m, &["mangle", "unload"]), "");
+    assert!(m.borrow().table(TableKind::Nat).is_some());
+    assert!(parse(&["filter", "unload", "extra"]).is_err());
+}

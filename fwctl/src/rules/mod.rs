@@ -279,6 +279,25 @@ pub fn replace<T: Transport>(
     Ok((generation, warnings))
 }
 
+/// Removes the table of `kind` from the namespace (one `RulesReplace`
+/// whose table carries only its kind); returns the new generation.
+pub fn unload<T: Transport>(client: &mut Client<T>, kind: TableKind) -> Result<u32, Error> {
+    let request = RfwMessage::new(
+        Cmd::RulesReplace,
+        vec![RfwAttr::RulesTable(vec![RulesTableAttr::Kind(kind as u8)])],
+    );
+    let what = describe(request.cmd);
+    client
+        .request(request)?
+        .iter()
+        .flat_map(|m| m.attrs.iter())
+        .find_map(|a| match a {
+            RfwAttr::RulesGeneration(g) => Some(*g),
+            _ => None,
+        })
+        .ok_or_else(|| Error::protocol(what, "reply without RULES_GENERATION"))
+}
+
 /// Read-modify-write of the table of `kind`: reads the ruleset, applies
 /// `op` to the table (a never loaded one starts empty), validates it as
 /// the kernel will, and replaces it with the generation read and the

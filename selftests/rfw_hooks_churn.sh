@@ -1,0 +1,119 @@
+#!/bin/bash
+# A namespace gains and loses what it needs rfw's hooks for, under traffic
+# (issue 18): rfw registers its hooks in a namespace only while the
+# namespace tracks or counts (`RfwNet::sync`), so loading and unloading a
+# table, `fwctl ct tracking on|auto` and `fwctl stats counting on|off`
+# register and unregister hooks while packets run through them.
+#
+#   client 10.0.1.2 fd00:1::2 -- router -- server 10.0.2.2 fd00:2::2
+#
+# An iperf3 TCP stream (IPv4) and a ping -6 stream run client -> server
+# through the router while, 10 times (RFW_CHURN_ROUNDS), the router loads a filter table
+# (FORWARD policy DROP, the client's interface accepted both ways), then
+# switches counting on, then unloads the table, switches counting off and
+# turns tracking on and back to auto. After every step the kernel's own
+# list of registered hooks (`nft list hooks`) must show exactly the hook
+# points that step needs (none in the end). Witnesses in the end hosts:
+# the stream's acknowledged bytes keep growing, the server took the
+# segments, the pings were answered; the router's kernel log stays clean.
+source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
+
+checktool "modinfo rfw" "rfw.ko installed for modprobe"
+checktool "iperf3 -v" "iperf3"
+checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
+trap 'kill_ns_procs; cleanup_all_ns; modprobe -r rfw 2>/dev/null' EXIT
+
+setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
+setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
+modprobe rfw || { fail "modprobe rfw"; exit $ret; }
+
+# rfw_hooks: "FAMILY HOOK" for each hook point where rfw has a hook in the
+# router, sorted, on one line.
+rfw_hooks() {
+	ip netns exec "$rt" nft list hooks 2>/dev/null |
+		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
+		sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+all="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
+tracking="ip input ip output ip postrouting ip prerouting ip6 input ip6 output ip6 postrouting ip6 prerouting"
+dir=$(mktemp -d)
+cat >"$dir/filter" <<'EOF'
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -i veth0 -o veth1 -j ACCEPT
+-A FORWARD -i veth1 -o veth0 -j ACCEPT
+COMMIT
+EOF
+fw() { ip netns exec "$rt" fwctl "$@" >/dev/null; }
+
+ip netns exec "$sv" iperf3 -s -1 -D -I /tmp/iperf3-churn.pid >/dev/null 2>&1
+busywait 60000 listening "$sv" 5201 || { fail "iperf3 server did not start"; exit $ret; }
+# -t 900: longer than the test may run; killed at the end.
+ip netns exec "$cl" iperf3 -c 10.0.2.2 -t 900 >/dev/null 2>&1 &
+client_pid=$!
+ip netns exec "$cl" ping -6 -q -i 0.2 -c 100000 fd00:2::2 >"$dir/ping" 2>&1 &
+ping_pid=$!
+acked() {
+	ip netns exec "$cl" ss -tinH dst 10.0.2.2:5201 |
+		grep -o 'bytes_acked:[0-9]*' | cut -d: -f2 | sort -n | tail -1
+}
+flowing() { [ "$(acked)" -gt 100000 ] 2>/dev/null; }
+busywait 60000 flowing || fail "no iperf3 data flowing before the churn"
+
+rounds=${RFW_CHURN_ROUNDS:-10} wrong=0 done=0
+for i in $(seq 1 $rounds); do
+	kill -0 $client_pid 2>/dev/null || { fail "iperf3 ended in round $i"; break; }
+	step() { # WHAT EXPECTED
+		local now
+		now=$(rfw_hooks)
+		if [ "$now" != "$2" ]; then
+			wrong=$((wrong + 1))
+			echo "# round $i, $1: hooks '$now', expected '$2'"
+		fi
+	}
+	fw restore "$dir/filter" || { fail "restore in round $i"; break; }
+	step "filter loaded" "$all"
+	sleep 0.3
+	fw stats counting on || { fail "counting on in round $i"; break; }
+	step "counting on" "$all"
+	fw filter unload || { fail "unload in round $i"; break; }
+	step "filter unloaded, counting on" "$all"
+	fw stats counting off || { fail "counting off in round $i"; break; }
+	step "counting off, no table" ""
+	fw ct tracking on || { fail "tracking on in round $i"; break; }
+	step "tracking on" "$tracking"
+	sleep 0.3
+	fw ct tracking auto || { fail "tracking auto in round $i"; break; }
+	step "tracking auto" ""
+	done=$i
+done
+check "rounds of gaining and losing the ruleset, counting and tracking" $rounds "$done"
+check "nft list hooks showed what each step needs, every step (wrong steps)" 0 "$wrong"
+check "no rfw hook left in the router (nft list hooks)" "" "$(rfw_hooks)"
+
+a1=$(acked)
+progressed() {
+	a2=$(acked)
+	[ -n "$a1" ] && [ -n "$a2" ] && [ "$a2" -gt "$a1" ]
+}
+if busywait 60000 progressed; then
+	pass "witness: the stream still progresses after the churn (bytes_acked $a1 -> $a2)"
+else
+	fail "the stream stalled after the churn (bytes_acked '$a1' -> '$a2')"
+fi
+kill "$client_pid" "$ping_pid" 2>/dev/null
+wait "$client_pid" "$ping_pid" 2>/dev/null
+rx=$(snmp_counter "$sv" Tcp:InSegs)
+[ "${rx:-0}" -gt 1000 ] && pass "witness: server took in $rx TCP segments" || fail "server TCP InSegs $rx"
+read -r tx rxp <<<"$(awk '/packets transmitted/ { print $1, $4 }' "$dir/ping")"
+# Every ping answered but those in flight when it was stopped.
+if [ "${tx:-0}" -gt 10 ] && [ $((tx - rxp)) -le 2 ]; then
+	pass "witness: IPv6 pings through the router answered ($rxp of $tx)"
+else
+	fail "IPv6 pings: $rxp of $tx answered"
+fi
+rm -rf "$dir"
+kernel_log_clean
+exit $ret

@@ -39,7 +39,10 @@
 # RFW_ALLOC_FAIL_POINTS=N: how many of the K allocations (a) and (b) fail,
 # one per attempt (default 3 and 4: each load costs seconds under TCG);
 # 0 fails every one of them (long: for runs with --repeat).
-# RFW_ALLOC_FAIL_RESTORES=N: the most restores of (c) (default 60).
+# RFW_ALLOC_FAIL_RESTORES=N: the most restores of (c) (default 60);
+# RFW_ALLOC_FAIL_STEP=S: (c) fails allocation 1, 1+S, 1+2S, ... (default 3:
+# a restore costs seconds under TCG; 1 fails every one of them, for runs
+# with --repeat).
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -230,8 +233,8 @@ elif restore_failed "restore with every allocation failing"; then
 fi
 fault_reset
 fault_nth_setup "$rfw_start" "$rfw_end"
-failed=0 absorbed=0 done_at="" broke=0
-for n in $(seq 1 "${RFW_ALLOC_FAIL_RESTORES:-60}"); do
+failed=0 absorbed=0 done_at="" broke=0 step=${RFW_ALLOC_FAIL_STEP:-3}
+for n in $(seq 1 "$step" "${RFW_ALLOC_FAIL_RESTORES:-60}"); do
 	broke=1
 	before=$(fault_times)
 	ip netns exec "$rt" bash -c "$fail_nth_sh" "$n" fwctl restore "$dir/B" >/dev/null 2>"$dir/err"
@@ -257,9 +260,9 @@ done
 if [ "$broke" = 1 ]; then
 	: # failed above
 elif [ -n "$done_at" ]; then
-	pass "restore with allocation N failing, N = 1..$((done_at - 1)): $failed failed with one line and fwctl save unchanged, $absorbed succeeded (a fallback absorbed the failure) and installed B; N = $done_at met no failure and installed B"
+	pass "restore with allocation N failing, N = 1..$((done_at - 1)) step $step: $failed failed with one line and fwctl save unchanged, $absorbed succeeded (a fallback absorbed the failure) and installed B; N = $done_at met no failure and installed B"
 else
-	pass "restore with allocation N failing, N = 1..${RFW_ALLOC_FAIL_RESTORES:-60} (not all of them): $failed failed with one line and fwctl save unchanged, $absorbed succeeded and installed B"
+	pass "restore with allocation N failing, N = 1..${RFW_ALLOC_FAIL_RESTORES:-60} step $step (not all of them): $failed failed with one line and fwctl save unchanged, $absorbed succeeded and installed B"
 fi
 fault_reset
 log_clean "restore"

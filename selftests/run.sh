@@ -32,7 +32,7 @@
 # default with --repeat), RFW_KMEMLEAK=0 to leave it off (the default
 # otherwise), RFW_SLAB_WAIT (seconds, default 60) for the
 # slab caches to drain after a test that left rfw loaded;
-# RFW_ALLOC_FAIL_POINTS, RFW_ALLOC_FAIL_RESTORES are passed on to
+# RFW_ALLOC_FAIL_POINTS, RFW_ALLOC_FAIL_RESTORES, RFW_ALLOC_FAIL_STEP are passed on to
 # rfw_alloc_fail.sh, RFW_TEARDOWN_ROUNDS to rfw_teardown.sh, RFW_UNLOAD_CYCLES
 # to rfw_unload_traffic.sh, RFW_CHURN_ROUNDS to rfw_hooks_churn.sh (see there).
 set -euo pipefail
@@ -139,7 +139,7 @@ accel_args=()
 # The guest starts from a clean environment: the tests' own knobs that
 # are set here go along.
 test_env=()
-for v in RFW_ALLOC_FAIL_POINTS RFW_ALLOC_FAIL_RESTORES RFW_TEARDOWN_ROUNDS RFW_UNLOAD_CYCLES RFW_CHURN_ROUNDS; do
+for v in RFW_ALLOC_FAIL_POINTS RFW_ALLOC_FAIL_RESTORES RFW_ALLOC_FAIL_STEP RFW_TEARDOWN_ROUNDS RFW_UNLOAD_CYCLES RFW_CHURN_ROUNDS; do
 	[ -z "${!v:-}" ] || test_env+=("$v=${!v}")
 done
 if [ "$mode" = tests ]; then

@@ -77,6 +77,17 @@ fwctl_stats() {
 	fi | awk 'NR > 1 { print $1, $2, $3, $4 }'
 }
 
+# rfw_hooks NS: "FAMILY HOOK" for each hook point where rfw has a hook in
+# NS, sorted, on one line, from the kernel's own list of registered hooks
+# (`nft list hooks`, nfnetlink_hook).
+rfw_hooks() {
+	ip netns exec "$1" nft list hooks 2>/dev/null |
+		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
+		sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+# Every hook point of both families, as rfw_hooks prints them.
+rfw_all_points="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
+
 # stat_of SNAPSHOT FAMILY HOOK packets|bytes: one counter of a fwctl_stats snapshot.
 stat_of() {
 	echo "$1" | awk -v f="$2" -v h="$3" -v k="$4" \

@@ -30,14 +30,7 @@ trap 'cleanup_all_ns; modprobe -r rfw 2>/dev/null' EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns ns1 ns2 ns3 || { fail "setup_ns"; exit $ret; }
 
-# rfw_hooks NS: "FAMILY HOOK" for each hook point where rfw has a hook in NS,
-# one line each, sorted, from the kernel's list of registered hooks.
-rfw_hooks() {
-	ip netns exec "$1" nft list hooks 2>/dev/null |
-		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
-		sort -u | tr '\n' ' ' | sed 's/ $//'
-}
-all_points="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
+all_points=$rfw_all_points
 checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
 check "no rfw hook in a namespace that neither counts nor tracks (nft list hooks)" "" "$(rfw_hooks "$ns1")"
 for n in "$ns1" "$ns2" "$ns3"; do

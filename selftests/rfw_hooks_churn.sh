@@ -27,14 +27,7 @@ setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 
-# rfw_hooks: "FAMILY HOOK" for each hook point where rfw has a hook in the
-# router, sorted, on one line.
-rfw_hooks() {
-	ip netns exec "$rt" nft list hooks 2>/dev/null |
-		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
-		sort -u | tr '\n' ' ' | sed 's/ $//'
-}
-all="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
+all=$rfw_all_points
 tracking="ip input ip output ip postrouting ip prerouting ip6 input ip6 output ip6 postrouting ip6 prerouting"
 dir=$(mktemp -d)
 cat >"$dir/filter" <<'EOF'
@@ -68,7 +61,7 @@ for i in $(seq 1 $rounds); do
 	kill -0 $client_pid 2>/dev/null || { fail "iperf3 ended in round $i"; break; }
 	step() { # WHAT EXPECTED
 		local now
-		now=$(rfw_hooks)
+		now=$(rfw_hooks "$rt")
 		if [ "$now" != "$2" ]; then
 			wrong=$((wrong + 1))
 			echo "# round $i, $1: hooks '$now', expected '$2'"
@@ -92,7 +85,7 @@ for i in $(seq 1 $rounds); do
 done
 check "rounds of gaining and losing the ruleset, counting and tracking" $rounds "$done"
 check "nft list hooks showed what each step needs, every step (wrong steps)" 0 "$wrong"
-check "no rfw hook left in the router (nft list hooks)" "" "$(rfw_hooks)"
+check "no rfw hook left in the router (nft list hooks)" "" "$(rfw_hooks "$rt")"
 
 a1=$(acked)
 progressed() {

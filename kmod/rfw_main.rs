@@ -55,11 +55,13 @@ impl kernel::Module for Rfw {
         let genl = genl::Registration::new(module)?;
         let t = ct::table::get();
         pr_info!(
-            "loaded: IPv4 and IPv6 hooks in each network namespace that needs them; {} buckets, limit {} per namespace, {} in all, {} bytes per entry\n",
+            "loaded: IPv4 and IPv6 hooks in each network namespace that needs them; {} buckets per family, limit {} per namespace, {} in all, {}/{} bytes per IPv4/IPv6 entry (TCP: +{})\n",
             t.buckets(),
             t.default_limit(),
             t.max_total(),
-            ct::table::ENTRY_SIZE
+            ct::table::ENTRY_SIZE_V4,
+            ct::table::ENTRY_SIZE_V6,
+            ct::table::TCP_STATE_SIZE
         );
         Ok(Rfw {
             _genl: genl,

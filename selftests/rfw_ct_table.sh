@@ -16,6 +16,12 @@
 #     deleted; rfw's slab (/proc/slabinfo rfw_conn active objects) returns
 #     to its starting size, and unloading finds no object left (the slab
 #     allocator would splat).
+# (d) Entry size: the slab allocator's own object size of the IPv4 cache
+#     (/sys/kernel/slab/rfw_conn/object_size, without the debug kernel's
+#     red zones) is `fwctl ct stats` entry_bytes and at most 128 bytes (a
+#     third of nf_conntrack's 384-byte object); the IPv6 cache's at most
+#     144; 1000 IPv4 UDP connections use 1000 rfw_conn objects and none of
+#     rfw_conn6.
 # Dumps of 10 000 entries, under change, are rfw_ct_dump.sh's.
 # Processes that hold sockets open do so until the test ends (no fixed
 # hold time), and the entries a check counts have timeouts set long
@@ -167,11 +173,23 @@ for i in $(seq 5); do
 	ip netns exec "$ns" fwctl ct tracking on >/dev/null
 	# The entries must outlive the sending, however slow.
 	ip netns exec "$ns" fwctl ct timeout udp_unreplied 3600 >/dev/null
+	v6_before=$(awk '$1 == "rfw_conn6" { print $2 }' /proc/slabinfo)
 	n=$(ip netns exec "$ns" $flows 10.9.0.2 5000 1000 30000)
 	c=$(ip netns exec "$ns" fwctl ct count)
 	[ "$n" = 1000 ] && [ "$c" = 1000 ] || fail "round $i: sent $n, entries $c"
 	a=$(slab_active)
 	[ "$a" -gt "$peak" ] && peak=$a
+	if [ "$i" = 1 ]; then
+		# (d) The entries' size, from the slab allocator and from rfw.
+		obj4=$(cat /sys/kernel/slab/rfw_conn/object_size)
+		obj6=$(cat /sys/kernel/slab/rfw_conn6/object_size)
+		eb=$(ip netns exec "$ns" fwctl ct stats | awk '$1 == "entry_bytes" { print $2 }')
+		check "entry size: rfw_conn object_size = fwctl's entry_bytes" "$eb" "$obj4"
+		check "entry size: IPv4 entry <= 128 bytes ($obj4)" 1 "$((obj4 <= 128))"
+		check "entry size: IPv6 entry <= 144 bytes ($obj6)" 1 "$((obj6 <= 144))"
+		v6_after=$(awk '$1 == "rfw_conn6" { print $2 }' /proc/slabinfo)
+		check "1000 IPv4 connections took no IPv6 entry" "$v6_before" "$v6_after"
+	fi
 	ip netns del "$ns"
 done
 slack=$(((cpu_partial + objs_per_slab) * $(nproc)))

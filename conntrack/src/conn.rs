@@ -1,11 +1,12 @@
 //! The per-connection record [`Conn`], its creation from a first packet
-//! and its per-packet [`ConnState::update`]; the [`Config`] with Linux
+//! and its per-packet [`ConnRef::update`]; the [`Config`] with Linux
 //! 6.12's default timeouts.
 //!
 //! A [`Conn`] is a [`ConnKey`] (both tuples: immutable once a table has
-//! indexed the entry, so that lock-free readers may compare them) and a
-//! [`ConnState`] (everything a packet changes, written under the entry's
-//! lock).
+//! indexed the entry, so that lock-free readers may compare them), a
+//! [`ConnState`] (counters and deadline: atomics, updated by any CPU
+//! without a lock), a status word ([`StatusWord`]: atomic bits) and, for
+//! TCP only, its [`Tcp`] window state (written under the entry's lock).
 //!
 //! Kernel counterpart: `struct nf_conn` and `init_conntrack()`,
 //! `nf_conntrack_handle_packet()`, `nf_ct_refresh_acct()`,
@@ -22,9 +23,10 @@
 //! seconds to minutes).
 
 use crate::parse::{IcmpInfo, L4Info, PacketInfo};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+
 use crate::proto::tcp::{Outcome, Tcp, TcpState};
-use crate::proto::udp::Udp;
-use crate::proto::{generic, icmp};
+use crate::proto::{generic, icmp, udp};
 use crate::tuple::{Direction, PerDir, Tuple};
 use crate::verdict::{Class, InvalidReason, Verdict};
 
@@ -205,19 +207,6 @@ impl Status {
     }
 }
 
-/// The protocol part of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum L4State {
-    /// TCP: state and windows.
-    Tcp(Tcp),
-    /// UDP: stream detection.
-    Udp(Udp),
-    /// ICMP / ICMPv6 queries.
-    Icmp,
-    /// Any other protocol.
-    Generic,
-}
-
 /// What the caller must do with the connection after [`Conn::update`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -241,24 +230,49 @@ pub struct Update {
     pub action: Action,
 }
 
-/// One connection: its [`ConnKey`] (both tuples, immutable once the entry
-/// is in a table) and its [`ConnState`] (protocol state, deadline, status
-/// and counters, changed by every packet).
+/// One connection, owned: its [`ConnKey`] (both tuples, immutable once
+/// the entry is in a table), its [`ConnState`] (deadline and counters,
+/// changed lock-free by every packet), its status bits and, for TCP, its
+/// [`Tcp`] state (changed under the entry's lock).
 ///
-/// The split lets a concurrent table compare tuples without a lock while
-/// a writer holds `&mut ConnState` under the entry's lock: in Rust a
-/// reader reading any field of a `Conn` while another CPU holds
-/// `&mut Conn` is a data race, even if the fields differ. `Conn` keeps
-/// the whole-record API (thin delegating methods) for code that owns the
-/// record, such as a new connection before it is inserted.
-///
-/// `size_of::<Conn>()` is at most 160 bytes (the tests check it, the
-/// benches print it): [`ConnKey`] 74, [`ConnState`] 84.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A table stores these parts apart ([`Conn::into_parts`]): a concurrent
+/// table compares tuples without a lock, refreshes UDP, ICMP and other
+/// connections with atomic operations alone (as Linux's
+/// `nf_ct_refresh_acct()` does: `WRITE_ONCE` of the timeout, atomic
+/// counters, `set_bit` on the status), and takes the entry's lock only
+/// for TCP's window tracking. [`ConnRef`] is the view of the parts that
+/// the per-packet update works on. `Conn` keeps the whole-record API
+/// (thin delegating methods) for code that owns the record, such as a
+/// new connection before it is inserted.
+#[derive(Debug)]
 pub struct Conn {
     key: ConnKey,
     state: ConnState,
+    status: AtomicStatus,
+    tcp: Option<Tcp>,
 }
+
+impl Clone for Conn {
+    fn clone(&self) -> Conn {
+        Conn {
+            key: self.key,
+            state: self.state.clone(),
+            status: AtomicStatus::new(self.status.load()),
+            tcp: self.tcp,
+        }
+    }
+}
+
+impl PartialEq for Conn {
+    fn eq(&self, o: &Conn) -> bool {
+        self.key == o.key
+            && self.state == o.state
+            && self.status.load() == o.status.load()
+            && self.tcp == o.tcp
+    }
+}
+
+impl Eq for Conn {}
 
 /// The tuples of a connection: the original tuple and the reply tuple
 /// (`nf_conn.tuplehash[]`'s tuples). The original tuple never changes; the
@@ -443,49 +457,319 @@ impl ConnKey {
     }
 }
 
-/// The mutable part of a connection: protocol state, byte and packet
-/// counters, deadline and status. Everything a packet changes; a
-/// concurrent table hands out `&mut ConnState` only under the entry's
-/// lock ([`crate::table::Table::with_conn_mut`]).
+/// A connection's status word, as a table stores it: read and written
+/// with atomic operations, as Linux's `ct->status` is with `set_bit()` and
+/// `test_bit()`. The per-packet update sets SEEN_REPLY and ASSURED through
+/// it without any lock.
 ///
-/// 84 bytes, alignment 4 (the 64-bit byte counters are stored as two
-/// 32-bit halves so that no padding is needed next to the 74-byte key).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`Status::CONFIRMED`] is the table's: [`StatusWord::set`] and
+/// [`StatusWord::clear`] never change it (a table that reads the reply
+/// tuple without a lock once CONFIRMED is set must be the only one to set
+/// it; the kernel table's confirmation does, `HostTable` on insert).
+pub trait StatusWord {
+    /// The bits now.
+    fn load(&self) -> Status;
+    /// Sets the bits of `mask` (except CONFIRMED); returns the bits before.
+    fn set(&self, mask: u16) -> Status;
+    /// Clears the bits of `mask` (except CONFIRMED).
+    fn clear(&self, mask: u16);
+}
+
+/// A [`StatusWord`] of its own, for an owned [`Conn`] and host tables.
+#[derive(Debug, Default)]
+pub struct AtomicStatus(AtomicU16);
+
+impl AtomicStatus {
+    /// A word holding `s`.
+    pub const fn new(s: Status) -> AtomicStatus {
+        AtomicStatus(AtomicU16::new(s.0))
+    }
+
+    /// Sets [`Status::CONFIRMED`] (the owner of the word: a table
+    /// confirming its entry).
+    pub fn confirm(&self) {
+        self.0.fetch_or(Status::CONFIRMED, Ordering::Release);
+    }
+}
+
+impl StatusWord for AtomicStatus {
+    #[inline]
+    fn load(&self) -> Status {
+        Status(self.0.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn set(&self, mask: u16) -> Status {
+        Status(self.0.fetch_or(mask & !Status::CONFIRMED, Ordering::AcqRel))
+    }
+
+    #[inline]
+    fn clear(&self, mask: u16) {
+        self.0
+            .fetch_and(!(mask & !Status::CONFIRMED), Ordering::AcqRel);
+    }
+}
+
+/// The lock-free part of a connection: byte and packet counters, deadline
+/// and time of creation. Every field is an atomic or fixed at creation,
+/// so any CPU may read or update it at any time (`&ConnState` is all it
+/// takes): two packets of one UDP flow on two CPUs refresh it at once,
+/// each store of the deadline is whole, and no count is lost.
+///
+/// 32 bytes, alignment 8.
+#[derive(Debug)]
 pub struct ConnState {
-    l4: L4State,
-    bytes: PerDir<Bytes>,
-    packets: PerDir<u32>,
-    expires: u32,
-    status: Status,
-    /// The low 16 bits of the time of creation, in milliseconds: how long
-    /// an entry has been unconfirmed ([`ConnState::age_ms`]). It fills
-    /// what would be padding.
-    born: u16,
+    bytes: PerDir<AtomicU64>,
+    packets: PerDir<AtomicU32>,
+    expires: AtomicU32,
+    /// The time of creation, in milliseconds (wrapping). UDP's stream
+    /// detection counts from it (Linux keeps `stream_ts`, the same time
+    /// plus 2 s, in the UDP part of `nf_conn`), and the table tells from it
+    /// how long an entry has been unconfirmed.
+    born: u32,
 }
 
-/// A 64-bit counter with 4-byte alignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Bytes {
-    lo: u32,
-    hi: u32,
-}
-
-impl Bytes {
-    #[inline]
-    fn get(self) -> u64 {
-        (self.hi as u64) << 32 | self.lo as u64
-    }
-
-    #[inline]
-    fn add(&mut self, n: u64) {
-        let v = self.get().wrapping_add(n);
-        self.lo = v as u32;
-        self.hi = (v >> 32) as u32;
+impl Clone for ConnState {
+    /// A copy of the values as they are now.
+    fn clone(&self) -> ConnState {
+        let r = Ordering::Relaxed;
+        let b = |d| AtomicU64::new(self.bytes[d].load(r));
+        let p = |d| AtomicU32::new(self.packets[d].load(r));
+        ConnState {
+            bytes: PerDir([b(Direction::Original), b(Direction::Reply)]),
+            packets: PerDir([p(Direction::Original), p(Direction::Reply)]),
+            expires: AtomicU32::new(self.expires.load(r)),
+            born: self.born,
+        }
     }
 }
+
+impl PartialEq for ConnState {
+    fn eq(&self, o: &ConnState) -> bool {
+        let r = Ordering::Relaxed;
+        [Direction::Original, Direction::Reply]
+            .iter()
+            .all(|&d| self.counters(d) == o.counters(d))
+            && self.expires.load(r) == o.expires.load(r)
+            && self.born == o.born
+    }
+}
+
+impl Eq for ConnState {}
 
 fn cap(t: u32) -> u32 {
     t.min(MAX_TIMEOUT_MS)
+}
+
+impl ConnState {
+    /// The state of a connection created at `now`: no packets counted,
+    /// expired until the first update sets its timeout.
+    pub fn new(now: u64) -> ConnState {
+        ConnState {
+            bytes: PerDir([AtomicU64::new(0), AtomicU64::new(0)]),
+            packets: PerDir([AtomicU32::new(0), AtomicU32::new(0)]),
+            expires: AtomicU32::new(now as u32),
+            born: now as u32,
+        }
+    }
+
+    /// Packets and bytes seen in one direction.
+    pub fn counters(&self, dir: Direction) -> (u32, u64) {
+        (
+            self.packets[dir].load(Ordering::Relaxed),
+            self.bytes[dir].load(Ordering::Relaxed),
+        )
+    }
+
+    /// Milliseconds since the entry was created (wrapping at 2^32):
+    /// meant for unconfirmed entries, which the collector reaps within
+    /// seconds. A packet crosses its hooks in microseconds unless it waits
+    /// in a user-space queue; an entry unconfirmed for longer lost its
+    /// packet between hooks (Linux frees such a conntrack with its skb).
+    #[inline]
+    pub fn age_ms(&self, now: u64) -> u32 {
+        (now as u32).wrapping_sub(self.born)
+    }
+
+    /// True when the deadline has passed (`nf_ct_is_expired()`).
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        !time_after(self.expires.load(Ordering::Relaxed), now as u32)
+    }
+
+    /// Milliseconds until expiry (0 when expired).
+    pub fn expires_in(&self, now: u64) -> u32 {
+        let e = self.expires.load(Ordering::Relaxed);
+        if !time_after(e, now as u32) {
+            0
+        } else {
+            e.wrapping_sub(now as u32)
+        }
+    }
+
+    /// Sets the deadline to `now + timeout` (capped). A plain store, as
+    /// Linux's `WRITE_ONCE(ct->timeout, ...)`: of two packets refreshing
+    /// at once, the later store wins, and both are `now` plus a timeout.
+    pub fn set_timeout(&self, now: u64, timeout_ms: u32) {
+        self.expires.store(
+            (now as u32).wrapping_add(cap(timeout_ms)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// `nf_ct_acct_update()`: one packet of `len` bytes in `dir`.
+    #[inline]
+    fn account(&self, dir: Direction, len: u64) {
+        self.packets[dir].fetch_add(1, Ordering::Relaxed);
+        self.bytes[dir].fetch_add(len, Ordering::Relaxed);
+    }
+}
+
+/// True when a table may evict a connection with status `status` and TCP
+/// state `tcp` to make room (`early_drop_list()` /
+/// `gc_worker_can_early_drop()`): not assured, or a TCP connection that is
+/// closing.
+pub fn can_early_drop(status: Status, tcp: Option<&Tcp>) -> bool {
+    !status.has(Status::ASSURED) || tcp.is_some_and(Tcp::can_early_drop)
+}
+
+/// The class of a packet in `dir` of a connection with status `status`,
+/// before tracking (`resolve_normal_ct()`): reply packets and packets of
+/// replied connections are ESTABLISHED, others NEW.
+pub fn class_of(status: Status, dir: Direction) -> Class {
+    if dir == Direction::Reply || status.has(Status::SEEN_REPLY) {
+        Class::Established
+    } else {
+        Class::New
+    }
+}
+
+/// The parts of a stored connection that the per-packet update works on:
+/// its lock-free state, its status word and, for TCP only, its [`Tcp`]
+/// state, which the table hands out under the entry's lock. A table gives
+/// a UDP, ICMP or other connection's `ConnRef` without any lock.
+pub struct ConnRef<'a, S: StatusWord + ?Sized> {
+    /// Counters, deadline, time of creation.
+    pub state: &'a ConnState,
+    /// The status bits.
+    pub status: &'a S,
+    /// The TCP state: `Some` for a TCP connection (under its lock),
+    /// `None` for any other.
+    pub tcp: Option<&'a mut Tcp>,
+}
+
+impl<S: StatusWord + ?Sized> ConnRef<'_, S> {
+    /// True when the table may evict this entry ([`can_early_drop`]).
+    pub fn can_early_drop(&self) -> bool {
+        can_early_drop(self.status.load(), self.tcp.as_deref())
+    }
+
+    /// The TCP state, for TCP connections.
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        self.tcp.as_ref().map(|t| t.state)
+    }
+
+    /// Runs the protocol tracker on one packet of this connection
+    /// (`nf_conntrack_handle_packet()` and what `nf_conntrack_in()` does
+    /// after it): updates the TCP state, the deadline, the counters and
+    /// the SEEN_REPLY / ASSURED bits, and returns the verdict and what the
+    /// table must do. `info` must belong to this connection in `dir`
+    /// (the tuples are not needed: the caller found the entry by them).
+    ///
+    /// Only a TCP connection's update needs the entry's lock (for
+    /// `self.tcp`); any other's is a few atomic operations, as in Linux,
+    /// whose UDP, ICMP and generic trackers take no lock.
+    pub fn update(&mut self, info: &PacketInfo, dir: Direction, now: u64, cfg: &Config) -> Update {
+        let status = self.status.load();
+        let class = class_of(status, dir);
+        let state = self.state;
+        let mut action = Action::Keep;
+        let mut assure = false;
+        let refresh: Option<u32> = match (self.tcp.as_deref_mut(), &info.l4) {
+            (Some(t), L4Info::Tcp(ti)) => {
+                if !crate::proto::tcp::valid_flags(ti.flags) {
+                    return invalid(dir, InvalidReason::TcpFlags);
+                }
+                match t.packet(ti, dir, status, state.expires_in(now), cfg) {
+                    Outcome::Accept {
+                        timeout,
+                        assure: a,
+                        kill,
+                    } => {
+                        assure = a;
+                        if kill {
+                            action = Action::Remove;
+                        }
+                        timeout
+                    }
+                    Outcome::Ignore(r) => {
+                        // Accepted without tracking: no refresh, no
+                        // accounting, but `nf_conntrack_in()` still marks
+                        // the reply as seen.
+                        if dir == Direction::Reply {
+                            self.status.set(Status::SEEN_REPLY);
+                        }
+                        return Update {
+                            verdict: Verdict {
+                                dir,
+                                class,
+                                ignored: Some(r),
+                            },
+                            action: Action::Keep,
+                        };
+                    }
+                    Outcome::Invalid {
+                        reason,
+                        lower_timeout,
+                    } => {
+                        if let Some(t) = lower_timeout {
+                            state.set_timeout(now, t);
+                        }
+                        return invalid(dir, reason);
+                    }
+                    Outcome::Repeat => {
+                        return Update {
+                            verdict: Verdict::new(dir, Class::New),
+                            action: Action::RemoveAndRepeat,
+                        }
+                    }
+                }
+            }
+            (None, L4Info::Udp { .. }) => {
+                let (t, a) = udp::packet(status, state.born, now as u32, cfg);
+                assure = a;
+                Some(t)
+            }
+            (None, L4Info::Icmp(IcmpInfo::Query { .. })) => Some(cfg.timeouts.icmp),
+            (None, L4Info::Other) => Some(cfg.timeouts.generic),
+            // A packet whose protocol does not match the entry's: the
+            // caller looked up the wrong entry. Say so, change nothing.
+            _ => return invalid(dir, InvalidReason::WrongConn),
+        };
+        if let Some(t) = refresh {
+            if !status.has(Status::FIXED_TIMEOUT) {
+                state.set_timeout(now, t);
+            }
+        }
+        // nf_ct_refresh_acct(): counters.
+        state.account(dir, info.ip_len as u64);
+        let mut bits = 0;
+        if assure {
+            bits |= Status::ASSURED;
+        }
+        if dir == Direction::Reply {
+            bits |= Status::SEEN_REPLY;
+        }
+        // One atomic operation, and only when a bit is missing (most
+        // packets of an established flow set nothing).
+        if bits != 0 && !status.has(bits) {
+            self.status.set(bits);
+        }
+        Update {
+            verdict: Verdict::new(dir, class),
+            action,
+        }
+    }
 }
 
 impl Conn {
@@ -500,17 +784,17 @@ impl Conn {
     /// packet after creating the entry.
     pub fn new(info: &PacketInfo, now: u64, cfg: &Config) -> Result<Conn, InvalidReason> {
         let orig = info.tuple;
-        let l4 = match &info.l4 {
+        let tcp = match &info.l4 {
             L4Info::Tcp(t) => {
                 if !crate::proto::tcp::valid_flags(t.flags) {
                     return Err(InvalidReason::TcpFlags);
                 }
-                L4State::Tcp(Tcp::new(t, cfg)?)
+                Some(Tcp::new(t, cfg)?)
             }
-            L4Info::Udp { .. } => L4State::Udp(Udp::new(now as u32)),
+            L4Info::Udp { .. } => None,
             L4Info::Icmp(IcmpInfo::Query { .. }) => {
                 icmp::check_new(&orig)?;
-                L4State::Icmp
+                None
             }
             L4Info::Icmp(IcmpInfo::Other { ty, .. }) => {
                 if orig.family == crate::Family::Ipv4 && *ty > crate::wire::icmpv4::MAX_KNOWN_TYPE {
@@ -519,7 +803,7 @@ impl Conn {
                 return Err(InvalidReason::IcmpNotNew);
             }
             L4Info::Icmp(_) => return Err(InvalidReason::IcmpNotNew),
-            L4Info::Other => L4State::Generic,
+            L4Info::Other => None,
         };
         let reply = orig.invert().ok_or(InvalidReason::IcmpNotNew)?;
         Ok(Conn {
@@ -527,29 +811,30 @@ impl Conn {
                 orig,
                 reply: ReplyPart::of(&reply),
             },
-            state: ConnState {
-                l4,
-                bytes: PerDir([Bytes::default(); 2]),
-                packets: PerDir([0, 0]),
-                expires: now as u32,
-                status: Status::default(),
-                born: now as u16,
-            },
+            state: ConnState::new(now),
+            status: AtomicStatus::default(),
+            tcp,
         })
     }
 
     /// Reassembles a connection from its parts (e.g. when a table hands
     /// an entry back).
     #[inline]
-    pub fn from_parts(key: ConnKey, state: ConnState) -> Conn {
-        Conn { key, state }
+    pub fn from_parts(key: ConnKey, state: ConnState, status: Status, tcp: Option<Tcp>) -> Conn {
+        Conn {
+            key,
+            state,
+            status: AtomicStatus::new(status),
+            tcp,
+        }
     }
 
-    /// Splits the connection into its key and its state (e.g. to store
-    /// them apart in a table entry).
+    /// Splits the connection into its key, its state, its status bits and
+    /// its TCP state (to store them apart in a table entry).
     #[inline]
-    pub fn into_parts(self) -> (ConnKey, ConnState) {
-        (self.key, self.state)
+    pub fn into_parts(self) -> (ConnKey, ConnState, Status, Option<Tcp>) {
+        let status = self.status.load();
+        (self.key, self.state, status, self.tcp)
     }
 
     /// The key: both tuples.
@@ -558,23 +843,29 @@ impl Conn {
         &self.key
     }
 
-    /// The state.
+    /// The lock-free state.
     #[inline]
     pub fn state(&self) -> &ConnState {
         &self.state
     }
 
-    /// The state, writable.
+    /// The status word.
     #[inline]
-    pub fn state_mut(&mut self) -> &mut ConnState {
-        &mut self.state
+    pub fn status_word(&self) -> &AtomicStatus {
+        &self.status
     }
 
-    /// The key, read-only, and the state, writable, at once (what
-    /// [`crate::table::Table::with_conn_mut`] hands out).
+    /// The key, read-only, and the parts the update works on.
     #[inline]
-    pub fn parts_mut(&mut self) -> (&ConnKey, &mut ConnState) {
-        (&self.key, &mut self.state)
+    pub fn parts(&mut self) -> (&ConnKey, ConnRef<'_, AtomicStatus>) {
+        (
+            &self.key,
+            ConnRef {
+                state: &self.state,
+                status: &self.status,
+                tcp: self.tcp.as_mut(),
+            },
+        )
     }
 
     /// The tuple of one direction ([`ConnKey::tuple`]).
@@ -590,26 +881,26 @@ impl Conn {
         self.key.reply = ReplyPart::of(&t);
     }
 
-    /// Status bits ([`ConnState::status`]).
+    /// Status bits.
     #[inline]
     pub fn status(&self) -> Status {
-        self.state.status()
+        self.status.load()
     }
 
-    /// Status bits, writable ([`ConnState::status_mut`]).
+    /// Sets status bits ([`StatusWord::set`]; CONFIRMED is the table's).
     #[inline]
-    pub fn status_mut(&mut self) -> &mut Status {
-        self.state.status_mut()
+    pub fn set_status(&self, mask: u16) {
+        self.status.set(mask);
     }
 
-    /// The protocol state ([`ConnState::l4`]).
-    pub fn l4(&self) -> &L4State {
-        self.state.l4()
+    /// The TCP state, for TCP connections.
+    pub fn tcp(&self) -> Option<&Tcp> {
+        self.tcp.as_ref()
     }
 
-    /// The TCP state, for TCP connections ([`ConnState::tcp_state`]).
+    /// The TCP state's name, for TCP connections.
     pub fn tcp_state(&self) -> Option<TcpState> {
-        self.state.tcp_state()
+        self.tcp.as_ref().map(|t| t.state)
     }
 
     /// Packets and bytes seen in one direction ([`ConnState::counters`]).
@@ -629,203 +920,23 @@ impl Conn {
     }
 
     /// Sets the deadline ([`ConnState::set_timeout`]).
-    pub fn set_timeout(&mut self, now: u64, timeout_ms: u32) {
+    pub fn set_timeout(&self, now: u64, timeout_ms: u32) {
         self.state.set_timeout(now, timeout_ms)
     }
 
-    /// True when the table may evict this entry
-    /// ([`ConnState::can_early_drop`]).
+    /// True when the table may evict this entry ([`can_early_drop`]).
     pub fn can_early_drop(&self) -> bool {
-        self.state.can_early_drop()
+        can_early_drop(self.status(), self.tcp.as_ref())
     }
 
-    /// The class of a packet in `dir` before tracking
-    /// ([`ConnState::class_of`]).
+    /// The class of a packet in `dir` before tracking ([`class_of`]).
     pub fn class_of(&self, dir: Direction) -> Class {
-        self.state.class_of(dir)
+        class_of(self.status(), dir)
     }
 
-    /// Runs the protocol tracker on one packet ([`ConnState::update`]).
+    /// Runs the protocol tracker on one packet ([`ConnRef::update`]).
     pub fn update(&mut self, info: &PacketInfo, dir: Direction, now: u64, cfg: &Config) -> Update {
-        self.state.update(info, dir, now, cfg)
-    }
-}
-
-impl ConnState {
-    /// Status bits.
-    #[inline]
-    pub fn status(&self) -> Status {
-        self.status
-    }
-
-    /// Status bits, writable (NAT and the table set theirs).
-    #[inline]
-    pub fn status_mut(&mut self) -> &mut Status {
-        &mut self.status
-    }
-
-    /// The protocol state.
-    pub fn l4(&self) -> &L4State {
-        &self.l4
-    }
-
-    /// The TCP state, for TCP connections.
-    pub fn tcp_state(&self) -> Option<TcpState> {
-        match &self.l4 {
-            L4State::Tcp(t) => Some(t.state),
-            _ => None,
-        }
-    }
-
-    /// Packets and bytes seen in one direction.
-    pub fn counters(&self, dir: Direction) -> (u32, u64) {
-        (self.packets[dir], self.bytes[dir].get())
-    }
-
-    /// Milliseconds since the entry was created, modulo 65,536: meant
-    /// for unconfirmed entries, which the collector reaps long before
-    /// that wraps. A packet crosses its hooks in microseconds unless it
-    /// waits in a user-space queue; an entry unconfirmed for longer lost
-    /// its packet between hooks (Linux frees such a conntrack with its
-    /// skb).
-    #[inline]
-    pub fn age_ms(&self, now: u64) -> u16 {
-        (now as u16).wrapping_sub(self.born)
-    }
-
-    /// True when the deadline has passed (`nf_ct_is_expired()`).
-    #[inline]
-    pub fn is_expired(&self, now: u64) -> bool {
-        !time_after(self.expires, now as u32)
-    }
-
-    /// Milliseconds until expiry (0 when expired).
-    pub fn expires_in(&self, now: u64) -> u32 {
-        if self.is_expired(now) {
-            0
-        } else {
-            self.expires.wrapping_sub(now as u32)
-        }
-    }
-
-    /// Sets the deadline to `now + timeout` (capped).
-    pub fn set_timeout(&mut self, now: u64, timeout_ms: u32) {
-        self.expires = (now as u32).wrapping_add(cap(timeout_ms));
-    }
-
-    /// True when the table may evict this entry to make room
-    /// (`early_drop_list()` / `gc_worker_can_early_drop()`): not assured,
-    /// or a TCP connection that is closing.
-    pub fn can_early_drop(&self) -> bool {
-        if !self.status.has(Status::ASSURED) {
-            return true;
-        }
-        matches!(&self.l4, L4State::Tcp(t) if t.can_early_drop())
-    }
-
-    /// The class of a packet in `dir` before tracking
-    /// (`resolve_normal_ct()`): reply packets and packets of replied
-    /// connections are ESTABLISHED, others NEW.
-    pub fn class_of(&self, dir: Direction) -> Class {
-        if dir == Direction::Reply || self.status.has(Status::SEEN_REPLY) {
-            Class::Established
-        } else {
-            Class::New
-        }
-    }
-
-    /// Runs the protocol tracker on one packet of this connection
-    /// (`nf_conntrack_handle_packet()` and what `nf_conntrack_in()` does
-    /// after it): updates the state, the deadline, the counters and the
-    /// SEEN_REPLY / ASSURED bits, and returns the verdict and what the
-    /// table must do. `info` must belong to this connection in `dir`
-    /// (the tuples are not needed: the caller found the entry by them).
-    pub fn update(&mut self, info: &PacketInfo, dir: Direction, now: u64, cfg: &Config) -> Update {
-        let class = self.class_of(dir);
-        let now32 = now as u32;
-        let expires_in = self.expires_in(now);
-        let status = self.status;
-        let mut action = Action::Keep;
-        let mut assure = false;
-        let refresh: Option<u32> = match (&mut self.l4, &info.l4) {
-            (L4State::Tcp(t), L4Info::Tcp(ti)) => {
-                if !crate::proto::tcp::valid_flags(ti.flags) {
-                    return invalid(dir, InvalidReason::TcpFlags);
-                }
-                match t.packet(ti, dir, status, expires_in, cfg) {
-                    Outcome::Accept {
-                        timeout,
-                        assure: a,
-                        kill,
-                    } => {
-                        assure = a;
-                        if kill {
-                            action = Action::Remove;
-                        }
-                        timeout
-                    }
-                    Outcome::Ignore(r) => {
-                        // Accepted without tracking: no refresh, no
-                        // accounting, but `nf_conntrack_in()` still marks
-                        // the reply as seen.
-                        if dir == Direction::Reply {
-                            self.status.insert(Status::SEEN_REPLY);
-                        }
-                        return Update {
-                            verdict: Verdict {
-                                dir,
-                                class,
-                                ignored: Some(r),
-                            },
-                            action: Action::Keep,
-                        };
-                    }
-                    Outcome::Invalid {
-                        reason,
-                        lower_timeout,
-                    } => {
-                        if let Some(t) = lower_timeout {
-                            self.set_timeout(now, t);
-                        }
-                        return invalid(dir, reason);
-                    }
-                    Outcome::Repeat => {
-                        return Update {
-                            verdict: Verdict::new(dir, Class::New),
-                            action: Action::RemoveAndRepeat,
-                        }
-                    }
-                }
-            }
-            (L4State::Udp(u), L4Info::Udp { .. }) => {
-                let (t, a) = u.packet(status, now32, cfg);
-                assure = a;
-                Some(t)
-            }
-            (L4State::Icmp, L4Info::Icmp(IcmpInfo::Query { .. })) => Some(cfg.timeouts.icmp),
-            (L4State::Generic, _) => Some(cfg.timeouts.generic),
-            // A packet whose protocol does not match the entry's: the
-            // caller looked up the wrong entry. Say so, change nothing.
-            _ => return invalid(dir, InvalidReason::WrongConn),
-        };
-        if let Some(t) = refresh {
-            if !self.status.has(Status::FIXED_TIMEOUT) {
-                self.set_timeout(now, t);
-            }
-        }
-        // nf_ct_refresh_acct(): counters.
-        self.packets[dir] = self.packets[dir].wrapping_add(1);
-        self.bytes[dir].add(info.ip_len as u64);
-        if assure {
-            self.status.insert(Status::ASSURED);
-        }
-        if dir == Direction::Reply {
-            self.status.insert(Status::SEEN_REPLY);
-        }
-        Update {
-            verdict: Verdict::new(dir, class),
-            action,
-        }
+        self.parts().1.update(info, dir, now, cfg)
     }
 }
 
@@ -844,23 +955,71 @@ mod tests {
     #[test]
     fn record_size() {
         use core::mem::{align_of, size_of};
-        let (n, k, st) = (
-            size_of::<Conn>(),
-            size_of::<ConnKey>(),
-            size_of::<ConnState>(),
-        );
+        let (k, st) = (size_of::<ConnKey>(), size_of::<ConnState>());
         std::println!(
-            "size_of::<Conn>() = {n}, ConnKey = {k} (align {}), ConnState = {st} (align {}), \
-             Tuple = {}, Tcp = {}, L4State = {}",
+            "ConnKey = {k} (align {}), ConnState = {st} (align {}), Tuple = {}, Tcp = {}, \
+             Option<Tcp> = {}",
             align_of::<ConnKey>(),
             align_of::<ConnState>(),
             size_of::<Tuple>(),
             size_of::<Tcp>(),
-            size_of::<L4State>()
+            size_of::<Option<Tcp>>()
         );
-        assert!(n <= 160, "Conn grew to {n} bytes");
-        assert!(k + st <= 160, "ConnKey + ConnState = {k} + {st} bytes");
         assert_eq!(k, 74, "ConnKey holds 74 bytes of data");
+        // What the kernel table's entries are built from (the TCP state
+        // goes in an allocation of its own, for TCP connections only).
+        assert_eq!(st, 32);
+        assert_eq!(size_of::<Tcp>(), 52);
+    }
+
+    #[test]
+    fn lock_free_updates_lose_no_count() {
+        // Four threads update one UDP connection's shared parts at once,
+        // as four CPUs would, with no lock: every packet and byte is
+        // counted, the status bits are all there, the deadline is one of
+        // the stores.
+        let cfg = Config::default();
+        let info = PacketInfo {
+            tuple: Tuple::v4([10, 0, 0, 1], [10, 0, 0, 2], 17, 1000, 53),
+            l4: L4Info::Udp { payload_len: 72 },
+            fragment: crate::parse::FragmentStatus::Whole,
+            ip_len: 100,
+            checksum: None,
+            invalid: None,
+        };
+        let c = Conn::new(&info, 0, &cfg).unwrap();
+        let (_, state, status, _) = c.into_parts();
+        let word = AtomicStatus::new(status);
+        let per_thread = 10_000u64;
+        std::thread::scope(|s| {
+            for i in 0..4u64 {
+                let (state, word, cfg) = (&state, &word, &cfg);
+                s.spawn(move || {
+                    let dir = if i % 2 == 0 {
+                        Direction::Original
+                    } else {
+                        Direction::Reply
+                    };
+                    for n in 0..per_thread {
+                        let mut r = ConnRef {
+                            state,
+                            status: word,
+                            tcp: None,
+                        };
+                        r.update(&info, dir, 3000 + n, cfg);
+                    }
+                });
+            }
+        });
+        for dir in [Direction::Original, Direction::Reply] {
+            assert_eq!(
+                state.counters(dir),
+                (2 * per_thread as u32, 2 * per_thread * 100)
+            );
+        }
+        assert!(word.load().has(Status::SEEN_REPLY | Status::ASSURED));
+        let left = state.expires_in(3000 + per_thread - 1);
+        assert!(left <= cfg.timeouts.udp_replied && left > cfg.timeouts.udp_replied - 20_000);
     }
 
     #[test]
@@ -878,10 +1037,12 @@ mod tests {
         let c = Conn::new(&info, born, &cfg).unwrap();
         assert_eq!(c.state().age_ms(born), 0);
         assert_eq!(c.state().age_ms(born + 1500), 1500);
-        // Across the 16-bit wrap of the clock.
         assert_eq!(c.state().age_ms(born + 0x20), 0x20);
-        assert_eq!(c.state().age_ms(born + 65_535), 65_535);
-        assert_eq!(c.state().age_ms(born + 65_536), 0);
+        assert_eq!(c.state().age_ms(born + 65_536), 65_536);
+        // Across the 32-bit wrap of the clock.
+        let born = 0xffff_fff0;
+        let c = Conn::new(&info, born, &cfg).unwrap();
+        assert_eq!(c.state().age_ms(born + 0x20), 0x20);
     }
 
     #[test]
@@ -919,20 +1080,44 @@ mod tests {
         assert!(!k.matches(Direction::Reply, &other));
         // Parts round-trip.
         let c2 = c.clone();
-        let (key, mut state) = c.into_parts();
-        assert_eq!(Conn::from_parts(key, state.clone()), c2);
-        // The state updates without the key.
-        let u = state.update(&info, Direction::Original, 5, &cfg);
+        let (key, state, status, tcp) = c.into_parts();
+        assert_eq!(Conn::from_parts(key, state.clone(), status, tcp), c2);
+        // The state updates without the key, and without a lock: shared
+        // references only.
+        let word = AtomicStatus::new(status);
+        let mut r = ConnRef {
+            state: &state,
+            status: &word,
+            tcp: None,
+        };
+        let u = r.update(&info, Direction::Original, 5, &cfg);
         assert_eq!(u.verdict.class, Class::New);
         assert_eq!(state.counters(Direction::Original), (1, 28));
         assert_eq!(state.expires_in(5), cfg.timeouts.udp_unreplied);
-        // 64-bit byte counters across the 32-bit boundary.
-        let mut b = Bytes::default();
-        b.add(u32::MAX as u64);
-        b.add(2);
-        assert_eq!(b.get(), (1 << 32) + 1);
-        b.add(u64::MAX);
-        assert_eq!(b.get(), 1 << 32);
+        // A reply sets SEEN_REPLY through the word; after 2 s the flow is
+        // a stream: ASSURED, replied timeout.
+        let u = r.update(&info, Direction::Reply, 10, &cfg);
+        assert_eq!(u.verdict.class, Class::Established);
+        assert!(word.load().has(Status::SEEN_REPLY));
+        assert!(!word.load().has(Status::ASSURED));
+        r.update(&info, Direction::Original, 2_100, &cfg);
+        assert!(word.load().has(Status::ASSURED));
+        assert_eq!(state.expires_in(2_100), cfg.timeouts.udp_replied);
+        assert_eq!(state.counters(Direction::Reply), (1, 28));
+        // 64-bit byte counters.
+        let big = PacketInfo {
+            ip_len: u32::MAX,
+            ..info
+        };
+        r.update(&big, Direction::Reply, 2_200, &cfg);
+        r.update(&big, Direction::Reply, 2_200, &cfg);
+        assert_eq!(
+            state.counters(Direction::Reply),
+            (3, 28 + 2 * u32::MAX as u64)
+        );
+        // CONFIRMED is not the word's to set.
+        word.set(Status::CONFIRMED);
+        assert!(!word.load().has(Status::CONFIRMED));
     }
 }
 

@@ -20,7 +20,8 @@
 //! | [`checksum`] | ones-complement sums, pseudo-headers, RFC 1624 updates | `include/net/checksum.h` |
 //! | [`tuple`](mod@tuple) | [`Tuple`], [`Direction`], [`PerDir`], inversion, keyed SipHash-1-3 | `nf_conntrack_tuple.h`, `hash_conntrack_raw()` |
 //! | [`parse`](mod@parse) | bytes (a whole packet, or with [`parse_prefix`] its first bytes) + family -> [`PacketInfo`] or [`ParseError`] | `nf_ct_get_tuple()`, `*_error()` length checks |
-//! | [`conn`] | [`Conn`] = [`ConnKey`] (tuples, immutable once indexed) + [`ConnState`] (the rest), 160 bytes; [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
+//! | [`conn`] | [`Conn`] = [`ConnKey`] (tuples, immutable once indexed) + [`ConnState`] (counters, deadline: atomics) + status word + TCP state; [`ConnRef`] for the per-packet update; [`Config`], [`Status`], timeouts | `struct nf_conn`, `init_conntrack()` |
+//! | [`compact`] | [`compact::OrigTuple`], [`compact::ReplyTuple`]: tuples stored at their family's size (13 + 12 bytes for IPv4) | `struct nf_conntrack_tuple` |
 //! | [`proto`] | TCP, UDP, ICMP/ICMPv6, generic trackers | `nf_conntrack_proto_*.c` |
 //! | [`verdict`] | [`Verdict`]: [`Direction`] + [`Class`] (+ [`InvalidReason`]); [`CtState`] as rules see it | `enum ip_conntrack_info` |
 //! | [`table`] | [`Table`] trait, `HostTable` (feature `host`) | hash table, `early_drop()`, `gc_worker()` |
@@ -44,8 +45,9 @@
 //! match rcu_table.lookup(&info.tuple) {   // hash: info.tuple.hash_with(&seed);
 //!                                         // lock-free: entry.key.matches(dir, &info.tuple)
 //!     Some((entry, dir)) => {
-//!         // under the entry's lock, &mut ConnState only:
-//!         let upd = entry.state.update(&info, dir, now_ms, &cfg);
+//!         // ConnRef { state, status, tcp }: lock-free but for TCP's
+//!         // window state, which the entry's lock guards:
+//!         let upd = conn_ref.update(&info, dir, now_ms, &cfg);
 //!         // upd.verdict: dir + class; upd.action: Keep / Remove / RemoveAndRepeat
 //!     }
 //!     None => {
@@ -54,7 +56,7 @@
 //!         // NAT may call conn.set_reply_tuple() now: the key is frozen
 //!         // once indexed. Table::insert indexes conn.tuple(Original) and
 //!         // conn.tuple(Reply), possibly before confirmation; the table
-//!         // sets CONFIRMED (table::confirm) at the packet's last hook.
+//!         // sets CONFIRMED at the packet's last hook.
 //!     }
 //! }
 //! ```
@@ -94,6 +96,7 @@
 )]
 
 pub mod checksum;
+pub mod compact;
 pub mod conn;
 pub mod hook;
 pub mod ipproto;
@@ -106,7 +109,10 @@ pub mod tuple;
 pub mod verdict;
 pub mod wire;
 
-pub use conn::{Action, Config, Conn, ConnKey, ConnState, Status, Timeouts, Update};
+pub use conn::{
+    Action, AtomicStatus, Config, Conn, ConnKey, ConnRef, ConnState, Status, StatusWord, Timeouts,
+    Update,
+};
 pub use hook::Hook;
 pub use parse::{parse, parse_prefix, parse_prefix_len, L4Checksum, PacketInfo, ParseError};
 pub use process::{process, track, track_verified, Processed};

@@ -1,8 +1,8 @@
 //! The all-in-one path: bytes in, verdict out, with the table updated.
 //! Used by host tests, benchmarks, the fuzz target and host tools; the
 //! kernel glue composes the same steps itself (parse, lookup,
-//! [`ConnState::update`](crate::conn::ConnState::update) under the entry
-//! lock, create on a miss, insert, confirmation).
+//! [`ConnRef::update`](crate::conn::ConnRef::update), under the entry's
+//! lock for TCP only, create on a miss, insert, confirmation).
 //!
 //! Kernel counterpart: `nf_conntrack_in()`, `resolve_normal_ct()`,
 //! `nf_conntrack_handle_icmp()` in `net/netfilter/nf_conntrack_core.c` and
@@ -170,11 +170,11 @@ pub fn track<T: Table>(
         let Some((h, dir)) = table.lookup(&info.tuple) else {
             return create(table, info, now, cfg);
         };
-        let upd = table.with_state_mut(h, |state| {
-            if state.is_expired(now) {
+        let upd = table.with_state(h, |mut c| {
+            if c.state.is_expired(now) {
                 None
             } else {
-                Some(state.update(info, dir, now, cfg))
+                Some(c.update(info, dir, now, cfg))
             }
         });
         match upd {
@@ -254,8 +254,8 @@ fn resolve_clash<T: Table>(
     let Some((h, dir)) = table.lookup(&info.tuple) else {
         return clash;
     };
-    let upd = table.with_state_mut(h, |state| {
-        (!state.is_expired(now)).then(|| state.update(info, dir, now, cfg))
+    let upd = table.with_state(h, |mut c| {
+        (!c.state.is_expired(now)).then(|| c.update(info, dir, now, cfg))
     });
     match upd {
         Some(Some(u)) if u.action == Action::Keep => Processed {
@@ -297,8 +297,8 @@ fn related<T: Table>(
         return no_conn;
     };
     let outer_dst = info.tuple.dst;
-    let ok = table.with_conn_mut(h, |key, state| {
-        if state.is_expired(now) {
+    let ok = table.with_conn(h, |key, c| {
+        if c.state.is_expired(now) {
             None
         } else {
             Some(key.tuple(dir).dst == outer_dst)

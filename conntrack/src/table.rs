@@ -11,7 +11,7 @@
 //!   returns the entry and the [`Direction`] of the tuple that matched.
 //! * [`Table::insert`] indexes a new entry; when the table is at capacity
 //!   it first tries to evict an entry that is expired or
-//!   [`ConnState::can_early_drop`] (not ASSURED, i.e. never saw a reply or
+//!   [`Conn::can_early_drop`] (not ASSURED, i.e. never saw a reply or
 //!   a stream; or a closing TCP connection: Linux's early drop), else
 //!   fails with [`InsertError::Full`]. It fails with
 //!   [`InsertError::Clash`] when its original tuple is taken: another
@@ -24,23 +24,27 @@
 //!   tuple only: the kernel table links the original direction at the
 //!   packet's first hook, lets NAT write the reply tuple in place, and
 //!   links the reply direction when the packet leaves its last hook,
-//!   setting [`Status::CONFIRMED`] (see [`confirm`]). `HostTable` indexes
+//!   setting [`Status::CONFIRMED`] (the kernel table's confirmation). `HostTable` indexes
 //!   both and sets CONFIRMED on insert.
 //! * The [`ConnKey`] of a confirmed entry never changes: lock-free readers
 //!   of a concurrent table compare tuples while a writer updates the
-//!   entry. [`Table::with_conn_mut`] therefore gives `&ConnKey` and
-//!   `&mut ConnState`, the latter only under the entry's lock;
-//!   [`Table::with_state_mut`] only the state, for the per-packet update
-//!   (a table that stores the key apart need not assemble it).
+//!   entry. [`Table::with_conn`] therefore gives `&ConnKey` and a
+//!   [`ConnRef`]: the lock-free [`ConnState`], the status word and, for
+//!   TCP only, `&mut Tcp` under the entry's lock; [`Table::with_state`]
+//!   only the `ConnRef`, for the per-packet update (a table that stores
+//!   the key apart need not assemble it, and one that keeps TCP state
+//!   under a lock need take it for TCP alone).
 //! * [`Table::expire`] removes expired entries, examining at most `budget`
 //!   entries per call (bounded work, like one `gc_worker` pass).
 //! * A concurrent implementation implements the trait for a shared handle
 //!   (e.g. `impl Table for &RcuTable`), taking its per-entry lock inside
-//!   [`Table::with_conn_mut`]; `&mut self` then asks for nothing more.
+//!   [`Table::with_conn`]; `&mut self` then asks for nothing more.
 //! * [`Status::TABLE_PRIVATE`] is the table's: this crate never sets or
 //!   reads it.
 
-use crate::conn::{Conn, ConnKey, ConnState, Status};
+use crate::conn::{Conn, ConnKey, ConnRef, StatusWord};
+#[cfg(doc)]
+use crate::conn::{ConnState, Status};
 use crate::tuple::{Direction, Tuple};
 use core::fmt;
 
@@ -87,23 +91,27 @@ pub trait Table {
     /// Finds the entry one of whose tuples equals `tuple`.
     fn lookup(&mut self, tuple: &Tuple) -> Option<(Self::Handle, Direction)>;
 
+    /// The entries' status words.
+    type Status: StatusWord;
+
     /// Runs `f` on the entry's key (read-only: the key of an indexed
-    /// entry never changes) and state (under the entry's lock in a
-    /// concurrent table); `None` if the handle is stale.
-    fn with_conn_mut<R>(
+    /// entry never changes) and its [`ConnRef`] (in a concurrent table,
+    /// under the entry's lock); `None` if the handle is stale.
+    fn with_conn<R>(
         &mut self,
         h: Self::Handle,
-        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+        f: impl FnOnce(&ConnKey, ConnRef<'_, Self::Status>) -> R,
     ) -> Option<R>;
 
-    /// Runs `f` on the entry's state only (under the entry's lock in a
-    /// concurrent table); `None` if the handle is stale.
-    fn with_state_mut<R>(
+    /// Runs `f` on the entry's [`ConnRef`] only, for the per-packet update
+    /// (a concurrent table takes the entry's lock for TCP only); `None` if
+    /// the handle is stale.
+    fn with_state<R>(
         &mut self,
         h: Self::Handle,
-        f: impl FnOnce(&mut ConnState) -> R,
+        f: impl FnOnce(ConnRef<'_, Self::Status>) -> R,
     ) -> Option<R> {
-        self.with_conn_mut(h, |_, s| f(s))
+        self.with_conn(h, |_, c| f(c))
     }
 
     /// Inserts a new entry (see the module contract: the table may index
@@ -137,7 +145,7 @@ mod host {
     extern crate alloc;
 
     use super::{InsertError, Table, TableStats};
-    use crate::conn::{Conn, ConnKey, ConnState, Status};
+    use crate::conn::{AtomicStatus, Conn, ConnKey, ConnRef, Status};
     use crate::tuple::{Direction, HashKey, SipBuildHasher, Tuple};
     use alloc::vec::Vec;
     use hashbrown::HashMap;
@@ -272,7 +280,7 @@ mod host {
         }
 
         /// Linux's early drop: look at up to `EVICTION_RANGE` slots for an
-        /// expired entry or one that may be dropped ([`ConnState::can_early_drop`]:
+        /// expired entry or one that may be dropped ([`Conn::can_early_drop`]:
         /// not ASSURED, as `early_drop_list()`, or a closing TCP
         /// connection, as `gc_worker_can_early_drop()`), and evict it.
         fn early_drop(&mut self, now: u64) -> bool {
@@ -308,21 +316,23 @@ mod host {
             Some((HostHandle { slot, gen }, dir))
         }
 
-        fn with_conn_mut<R>(
+        type Status = AtomicStatus;
+
+        fn with_conn<R>(
             &mut self,
             h: HostHandle,
-            f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+            f: impl FnOnce(&ConnKey, ConnRef<'_, AtomicStatus>) -> R,
         ) -> Option<R> {
             let s = self.slots.get_mut(h.slot as usize)?;
             if s.gen != h.gen {
                 return None;
             }
             // The key is the index's: `f` only reads it.
-            let (key, state) = s.conn.as_mut()?.parts_mut();
-            Some(f(key, state))
+            let (key, c) = s.conn.as_mut()?.parts();
+            Some(f(key, c))
         }
 
-        fn insert(&mut self, mut conn: Conn, now: u64) -> Result<HostHandle, InsertError> {
+        fn insert(&mut self, conn: Conn, now: u64) -> Result<HostHandle, InsertError> {
             let orig = conn.tuple(Direction::Original);
             let reply = conn.tuple(Direction::Reply);
             if self.index.contains_key(&orig) || self.index.contains_key(&reply) {
@@ -337,7 +347,7 @@ mod host {
                 self.stats.insert_full += 1;
                 return Err(InsertError::Full);
             };
-            super::confirm(conn.state_mut());
+            conn.status_word().confirm();
             let Some(s) = self.slots.get_mut(slot as usize) else {
                 return Err(InsertError::Full);
             };
@@ -388,12 +398,4 @@ mod host {
             self.stats
         }
     }
-}
-
-/// Marks an entry confirmed: sets [`Status::CONFIRMED`]. `HostTable`
-/// does it on insert; a table that indexes entries before they are
-/// confirmed (the kernel table) calls it, under the entry's lock, when the
-/// packet that created the entry leaves its last hook.
-pub fn confirm(state: &mut ConnState) {
-    state.status_mut().insert(Status::CONFIRMED);
 }

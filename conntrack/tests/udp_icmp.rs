@@ -383,17 +383,18 @@ struct Racing {
 
 impl Table for Racing {
     type Handle = conntrack::HostHandle;
+    type Status = conntrack::AtomicStatus;
 
     fn lookup(&mut self, tuple: &conntrack::Tuple) -> Option<(Self::Handle, Direction)> {
         self.t.lookup(tuple)
     }
 
-    fn with_conn_mut<R>(
+    fn with_conn<R>(
         &mut self,
         h: Self::Handle,
-        f: impl FnOnce(&conntrack::ConnKey, &mut conntrack::ConnState) -> R,
+        f: impl FnOnce(&conntrack::ConnKey, conntrack::ConnRef<'_, Self::Status>) -> R,
     ) -> Option<R> {
-        self.t.with_conn_mut(h, f)
+        self.t.with_conn(h, f)
     }
 
     fn insert(

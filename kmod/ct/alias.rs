@@ -33,7 +33,7 @@ use conntrack::{Direction, Tuple};
 use kernel::prelude::*;
 
 use super::net::CtNet;
-use super::table::{Entry, Table, WALK_MAX};
+use super::table::{EntryRef, Table, WALK_MAX};
 use crate::sys::rcu::{Rcu, RcuGuard};
 use crate::sys::rculist::{Chains, Walk};
 use crate::sys::sync::LockClassKey;
@@ -88,13 +88,20 @@ impl Aliases {
     /// `between`, its `after_dnat()` tuple. Without memory the connection
     /// goes on unindexed: only a packet of it that misses its record is
     /// affected (counted as `fallback_not_found`).
-    pub(crate) fn add(&self, table: &Table, rcu: &Rcu, e: &Entry, b0: usize, between: &Tuple) {
+    pub(crate) fn add(
+        &self,
+        table: &Table,
+        rcu: &Rcu,
+        e: EntryRef<'_>,
+        b0: usize,
+        between: &Tuple,
+    ) {
         let net = e.net();
         net.count(rfw_abi::ct_stats::Counter::Allocations);
         let Some(new) = self.chains.alloc(Alias {
             net: net_id(net),
             between: *between,
-            entry: e as *const Entry as usize,
+            entry: e.addr(),
             bucket: b0,
         }) else {
             return;
@@ -105,9 +112,9 @@ impl Aliases {
     }
 
     /// Removes `e`'s alias by `between`, if it has one.
-    pub(crate) fn remove(&self, table: &Table, e: &Entry, between: &Tuple) -> bool {
+    pub(crate) fn remove(&self, table: &Table, e: EntryRef<'_>, between: &Tuple) -> bool {
         let net = e.net();
-        let (id, addr) = (net_id(net), e as *const Entry as usize);
+        let (id, addr) = (net_id(net), e.addr());
         let b = self.bucket(table, net, between);
         let rcu = RcuGuard::new();
         let held = self.chains.lock_pair(b, b);
@@ -139,7 +146,7 @@ impl Aliases {
         rcu: &'g Rcu,
         net: &CtNet,
         t: &Tuple,
-    ) -> Option<(&'g Entry, Direction)> {
+    ) -> Option<(EntryRef<'g>, Direction)> {
         let id = net_id(net);
         for (q, dir) in [
             (Some(*t), Direction::Original),
@@ -164,7 +171,8 @@ impl Aliases {
             let Some((addr, b0)) = hint else {
                 continue;
             };
-            let found = table.relocate(rcu, b0, addr, Direction::Original);
+            // The entry is of `q`'s family (it was found by it).
+            let found = table.relocate(rcu, q.family, b0, addr, Direction::Original);
             if let Some(e) =
                 found.filter(|e| e.is_of(net) && e.key_now(table).after_dnat(false) == Some(q))
             {

@@ -8,7 +8,6 @@
 use core::ffi::c_long;
 use core::sync::atomic::Ordering;
 
-use conntrack::conn::{ConnKey, ConnState};
 use conntrack::{Direction, Family, InvalidReason, ParseError, Status, Tuple};
 use kernel::prelude::*;
 use rfw_abi::{
@@ -16,7 +15,7 @@ use rfw_abi::{
     WireTuple,
 };
 
-use super::table::{self, Removal, ENTRY_SIZE};
+use super::table::{self, EntryRef, Removal, Snapshot, ENTRY_SIZE_V4};
 use crate::sys::genl::{Attr, DoIt, Dump, DumpIt, Request};
 use crate::sys::nlmsg::{emsgsize, Reply, Writer};
 use crate::sys::rcu::RcuGuard;
@@ -65,22 +64,21 @@ fn put_tuple(w: &Writer, ty: u16, t: &Tuple) -> Result {
 }
 
 /// The attributes of one connection message.
-fn put_conn(w: &Writer, key: &ConnKey, s: &ConnState, now: u64) -> Result {
-    put_tuple(w, attr::CT_ORIG, &key.tuple(Direction::Original))?;
-    put_tuple(w, attr::CT_REPLY, &key.tuple(Direction::Reply))?;
+fn put_conn(w: &Writer, s: &Snapshot) -> Result {
+    put_tuple(w, attr::CT_ORIG, &s.key.tuple(Direction::Original))?;
+    put_tuple(w, attr::CT_REPLY, &s.key.tuple(Direction::Reply))?;
     w.put_u32(
         attr::CT_STATUS,
-        u32::from(s.status().0 & !(Status::TABLE_PRIVATE | Status::MASQUERADE)),
+        u32::from(s.status.0 & !(Status::TABLE_PRIVATE | Status::MASQUERADE)),
     )?;
-    w.put_u32(attr::CT_TIMEOUT, s.expires_in(now))?;
-    if let Some(st) = s.tcp_state() {
+    w.put_u32(attr::CT_TIMEOUT, s.expires_in)?;
+    if let Some(st) = s.tcp_state {
         w.put_u8(attr::CT_PROTO_STATE, st as u8)?;
     }
-    for (ty, dir) in [
-        (attr::CT_COUNTERS_ORIG, Direction::Original),
-        (attr::CT_COUNTERS_REPLY, Direction::Reply),
+    for (ty, (packets, bytes)) in [
+        (attr::CT_COUNTERS_ORIG, s.counters[0]),
+        (attr::CT_COUNTERS_REPLY, s.counters[1]),
     ] {
-        let (packets, bytes) = s.counters(dir);
         let nest = w.nest_start(ty)?;
         w.put_u64(ct_counters::PACKETS, u64::from(packets), ct_counters::PAD)?;
         w.put_u64(ct_counters::BYTES, bytes, ct_counters::PAD)?;
@@ -104,19 +102,15 @@ impl DoIt for CtGet {
         let tbl = table::get();
         let found = {
             let rcu = RcuGuard::new();
-            tbl.lookup(&rcu, ct, &t).and_then(|(e, _)| {
-                e.with_state(tbl, |k, s| {
-                    s.status().has(Status::CONFIRMED).then(|| (*k, s.clone()))
-                })
-                .flatten()
-            })
+            tbl.lookup(&rcu, ct, &t)
+                .and_then(|(e, _)| e.snapshot(tbl, now_ms()))
         };
-        let Some((key, state)) = found else {
+        let Some(snap) = found else {
             req.report(None, c"no such connection");
             return Err(ENOENT);
         };
         let r = Reply::new(req, rfw_abi::Cmd::CtGet as u8)?;
-        put_conn(&r, &key, &state, now_ms())?;
+        put_conn(&r, &snap)?;
         r.send()
     }
 }
@@ -133,8 +127,8 @@ const DUMP_BUCKET_RETRIES: usize = 8;
 /// The order-sensitive signature of a bucket's first entries: how a dump
 /// that had to split a bucket between two calls checks, when it comes
 /// back, that the entries it already sent are still the bucket's first.
-fn dump_sig(sig: u64, e: &table::Entry) -> u64 {
-    (sig ^ e as *const table::Entry as usize as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+fn dump_sig(sig: u64, e: EntryRef<'_>) -> u64 {
+    (sig ^ e.addr() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// `Cmd::CtGet` (dumpit): every confirmed connection of the namespace.
@@ -167,7 +161,8 @@ impl DumpIt for CtGet {
             dump.set_seq(1);
         }
         let tbl = table::get();
-        let n = tbl.buckets();
+        // The IPv4 chains, then the IPv6 ones.
+        let n = tbl.dump_buckets();
         let mut b = usize::try_from(dump.args()[0]).unwrap_or(n);
         let now = now_ms();
         let mut stop = false;
@@ -181,13 +176,13 @@ impl DumpIt for CtGet {
                 let mut tries = 0;
                 let (sent, sig_at_skip, sig, full) = loop {
                     let (mut idx, mut sig, mut sig_at_skip, mut full) = (0usize, 0u64, None, false);
-                    let walked = tbl.for_each_in_bucket(&rcu, ct, b, |e, k, s| {
+                    let walked = tbl.for_each_in_bucket(&rcu, ct, b, now, |e, s| {
                         if idx == skip {
                             sig_at_skip = Some(sig);
                         }
                         if idx >= skip {
                             let ok = dump.message(rfw_abi::Cmd::CtGet as u8).and_then(|m| {
-                                put_conn(&m, k, s, now)?;
+                                put_conn(&m, s)?;
                                 m.end();
                                 Ok(())
                             });
@@ -306,7 +301,9 @@ impl DoIt for CtStatsGet {
                 Counter::Limit => u64::from(ct.limit.load(Ordering::Relaxed)),
                 Counter::Unconfirmed => u64::from(ct.unconfirmed.load(Ordering::Relaxed)),
                 Counter::Buckets => tbl.buckets() as u64,
-                Counter::EntryBytes => ENTRY_SIZE as u64,
+                // IPv4's (IPv6: `table::ENTRY_SIZE_V6`; a TCP connection
+                // adds its window state, `table::TCP_STATE_SIZE`).
+                Counter::EntryBytes => ENTRY_SIZE_V4 as u64,
                 _ => s.get(c),
             };
             r.put_u64(c.attr(), v, ct_stats::PAD)?;

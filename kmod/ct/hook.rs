@@ -30,13 +30,13 @@
 //! after being seen unconfirmed by two of its passes (6.4 to 12.8 s) and
 //! counted as `unconfirmed_reaped`; Linux frees it with the skb.
 
-use conntrack::conn::{ConnKey, ConnState};
+use conntrack::conn::{ConnKey, ConnRef};
 use conntrack::parse::PacketInfo;
 use conntrack::{Class, Conn, Direction, Hook, InsertError, InvalidReason, TableStats, Tuple};
 use rfw_abi::ct_stats;
 
 use super::net::CtNet;
-use super::table::{self, Entry, Removal, Table};
+use super::table::{self, EntryRef, Removal, Table, Word};
 use crate::sys::netfilter::{self, Verdict};
 use crate::sys::rcu::Rcu;
 use crate::sys::skbuff::SkBuff;
@@ -62,47 +62,48 @@ struct KTable<'g> {
 }
 
 impl<'g> conntrack::Table for KTable<'g> {
-    type Handle = &'g Entry;
+    type Handle = EntryRef<'g>;
+    type Status = Word;
 
-    fn lookup(&mut self, tuple: &Tuple) -> Option<(&'g Entry, Direction)> {
+    fn lookup(&mut self, tuple: &Tuple) -> Option<(EntryRef<'g>, Direction)> {
         let (hit, b) = self.t.find(self.rcu, self.net, tuple);
         match hit {
             Some((e, dir)) => {
                 self.net.count(ct_stats::Counter::Found);
-                self.last = Some((e as *const Entry as usize, dir, b));
+                self.last = Some((e.addr(), dir, b));
             }
             None => self.missed = Some((*tuple, b)),
         }
         hit
     }
 
-    fn with_conn_mut<R>(
+    fn with_conn<R>(
         &mut self,
-        h: &'g Entry,
-        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
+        h: EntryRef<'g>,
+        f: impl FnOnce(&ConnKey, ConnRef<'_, Word>) -> R,
+    ) -> Option<R> {
+        h.with_conn(self.t, f)
+    }
+
+    fn with_state<R>(
+        &mut self,
+        h: EntryRef<'g>,
+        f: impl FnOnce(ConnRef<'_, Word>) -> R,
     ) -> Option<R> {
         h.with_state(self.t, f)
     }
 
-    fn with_state_mut<R>(
-        &mut self,
-        h: &'g Entry,
-        f: impl FnOnce(&mut ConnState) -> R,
-    ) -> Option<R> {
-        h.with_state_only(self.t, f)
-    }
-
-    fn insert(&mut self, conn: Conn, now: u64) -> Result<&'g Entry, InsertError> {
+    fn insert(&mut self, conn: Conn, now: u64) -> Result<EntryRef<'g>, InsertError> {
         let orig = conn.tuple(Direction::Original);
         let b0 = self.missed.filter(|(t, _)| *t == orig).map(|(_, b)| b);
         let (e, b0) = self.t.insert(self.rcu, self.net, conn, b0, now)?;
         // The packet's connection, in its original direction: its chain
         // goes to the packet's slot without hashing the tuple again.
-        self.last = Some((e as *const Entry as usize, Direction::Original, b0));
+        self.last = Some((e.addr(), Direction::Original, b0));
         Ok(e)
     }
 
-    fn remove(&mut self, h: &'g Entry) -> bool {
+    fn remove(&mut self, h: EntryRef<'g>) -> bool {
         // The tracker removes an entry it found expired (then it goes), or
         // one a packet ended (RST, a SYN reopening a closed connection).
         // The latter expires now but stays linked: the later hooks of the
@@ -111,11 +112,11 @@ impl<'g> conntrack::Table for KTable<'g> {
         // its tuple, or the collector, removes it as expired.
         let now = self.now;
         let ended = h
-            .with_state(self.t, |_, s| {
-                if s.is_expired(now) {
+            .with_state(self.t, |c| {
+                if c.state.is_expired(now) {
                     false
                 } else {
-                    s.set_timeout(now, 0);
+                    c.state.set_timeout(now, 0);
                     true
                 }
             })
@@ -151,7 +152,7 @@ pub(crate) struct Tracked<'g> {
     pub(crate) verdict: Verdict,
     /// The packet's connection and its direction in it (for RELATED: the
     /// connection it is related to, and the direction the error travels).
-    pub(crate) conn: Option<(&'g Entry, Direction)>,
+    pub(crate) conn: Option<(EntryRef<'g>, Direction)>,
     /// The packet's class.
     pub(crate) class: Class,
     /// The chain `conn` hangs in under its direction, when a lookup of this
@@ -209,7 +210,7 @@ pub(crate) fn track_info<'g>(
     };
     let conn = p.conn.map(|e| (e, p.verdict.dir));
     let bucket = match (conn, kt.last) {
-        (Some((e, d)), Some((a, ld, b))) if e as *const Entry as usize == a && d == ld => Some(b),
+        (Some((e, d)), Some((a, ld, b))) if e.addr() == a && d == ld => Some(b),
         _ => None,
     };
     Tracked {

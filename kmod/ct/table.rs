@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The connection table: one RCU hash table shared by every namespace, as
-//! Linux's `nf_conntrack_hash` is.
+//! The connection table: RCU hash tables shared by every namespace, as
+//! Linux's `nf_conntrack_hash` is, one per address family.
 //!
 //! # Layout
 //! * The buckets (`crate::sys::rculist::Chains`, which holds the pointer
@@ -10,6 +10,18 @@
 //!   linked into the chain of its tuple's hash (an entry whose two tuples
 //!   are equal links only the first). A link is a tagged pointer: the
 //!   address of the node it points to, with the node's direction in bit 0.
+//! * IPv4 and IPv6 connections live in chains of their own, each family
+//!   with as many buckets, in entries of their own size and slab cache
+//!   (`rfw_conn`, `rfw_conn6`): tuples are stored at their family's size
+//!   (`conntrack::compact`). Linux hashes both families into one table of
+//!   `nf_conn`s, every one with room for IPv6 addresses and TCP state.
+//!   Code outside this file holds an [`EntryRef`], a handle of either.
+//! * An entry: 16 bytes of chain nodes, 8 of namespace, the original
+//!   tuple, the reply tuple, a 16-bit status word (atomic), the counters
+//!   and deadline (32 bytes of atomics), and for TCP a pointer to its
+//!   window state (52 bytes, `kmalloc`ed apart: no other protocol needs
+//!   them). 96 bytes for IPv4, 144 for IPv6 (checked at compile time);
+//!   nf_conntrack's `nf_conn` with its extensions takes 383 bytes of slab.
 //!
 //! # Life of an entry (`__nf_conntrack_confirm`, `nf_conntrack_alter_reply`)
 //! * The first packet of a connection inserts it at its first hook,
@@ -20,7 +32,7 @@
 //!   handed it by the tracker, as Linux's `nf_ct_resolve_clash()` hands the
 //!   later packet the conntrack already in the table.
 //! * NAT writes the reply tuple in place while the entry is unconfirmed
-//!   ([`Entry::set_binding`]), under the state lock: no second entry.
+//!   ([`EntryRef::set_binding`]), under the state lock: no second entry.
 //!   A NAT hook's "is this tuple taken" sees confirmed entries
 //!   only, as Linux's does.
 //! * When a packet of it leaves its last hook, [`Table::confirm`] seals the
@@ -32,6 +44,8 @@
 //! * Per new masqueraded connection: a lookup, the null binding's check at
 //!   PRE_ROUTING, MASQUERADE's check at POST_ROUTING, whose chain the
 //!   confirmation takes: three hashes, one allocation.
+//! * Per new connection of another protocol than TCP: one allocation; a
+//!   TCP connection's window state is a second one.
 //! * The hash is SipHash-1-3 of the tuple with a random key drawn at load,
 //!   XORed with a random per-namespace value (Linux's `net_hash_mix`), so
 //!   that equal tuples of two namespaces land in unrelated buckets.
@@ -47,12 +61,17 @@
 //! * Writers that link or unlink take the lock of each bucket involved:
 //!   1024 striped spinlocks, two taken in index order (the second with
 //!   `spin_lock_nested`), as `nf_conntrack_double_lock()` does.
-//! * The mutable part of an entry ([`ConnState`]) is only touched under its
-//!   state lock: another 1024 stripes, indexed by the state's address. A
-//!   stripe costs no memory per entry (Linux has a spinlock in each
-//!   `nf_conn`); two flows sharing a stripe contend only on the same
-//!   instant. State locks are never held while taking a bucket lock, nor
-//!   the reverse, so the two classes never nest.
+//! * A packet updates its connection's counters, deadline and status bits
+//!   with atomic operations, without a lock ([`ConnState`], [`Word`]), as
+//!   Linux's `nf_ct_refresh_acct()` does; only TCP's window state is
+//!   updated under the entry's state lock. The state locks are another
+//!   1024 stripes, indexed by the entry's address. A stripe costs no memory
+//!   per entry (Linux has a spinlock in each `nf_conn`); two flows sharing
+//!   a stripe contend only on the same instant. Under the state lock are
+//!   also the writes of an unconfirmed reply tuple (NAT), the seal
+//!   (confirmation) and the DYING mark (removal), so that each sees the
+//!   others whole. State locks are never held while taking a bucket lock,
+//!   nor the reverse, so the two classes never nest.
 //! * Every lock is taken with bottom halves disabled: the packet path runs
 //!   in softirq and process context alike.
 //! * Removal marks the entry DYING under its state lock (so it is removed
@@ -88,9 +107,14 @@ use core::mem::size_of;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use conntrack::conn::{ConnKey, ConnState, ReplyPart};
-use conntrack::{Conn, Direction, HashKey, InsertError, Status, Tuple};
-use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use conntrack::compact::{self, Addr, OrigTuple, ReplyTuple};
+use conntrack::conn::{ConnKey, ConnRef, ConnState, StatusWord};
+use conntrack::proto::tcp::{Tcp, TcpState};
+use conntrack::{Conn, Direction, Family, HashKey, InsertError, Status, Tuple};
+use kernel::alloc::{
+    flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT},
+    KBox,
+};
 use kernel::prelude::*;
 use rfw_abi::ct_stats;
 
@@ -98,12 +122,13 @@ use super::alias::Aliases;
 use super::net::CtNet;
 use crate::sys::global::{Global, Published};
 use crate::sys::rcu::{Rcu, RcuGuard};
-use crate::sys::rculist::{self, Chains, Held, Linked, ParentRef, Unlinked};
+use crate::sys::rculist::{self, Chains, Linked, ParentRef, Unlinked};
 use crate::sys::striped::{SealedCell, StripedLocks};
 use crate::sys::sync::LockClassKey;
 use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
 
-/// The lockdep class of the bucket-lock stripes.
+/// The lockdep class of the bucket-lock stripes (both families' chains:
+/// a writer holds the stripes of one family's chains at a time).
 static BUCKET_LOCK_CLASS: LockClassKey = LockClassKey::new();
 /// The lockdep class of the state-lock stripes (never nested with the
 /// bucket locks; see the module docs).
@@ -127,7 +152,7 @@ const EVICTION_CANDIDATES: usize = 64;
 /// How long an entry must have been unconfirmed before early drop may
 /// evict it (milliseconds): its packet crossed its hooks in microseconds
 /// or was dropped between them, unless it waits in a user-space queue.
-const UNCONFIRMED_EVICT_MS: u16 = 1000;
+const UNCONFIRMED_EVICT_MS: u32 = 1000;
 /// Largest bucket count accepted from the `hashsize` parameter.
 const MAX_BUCKETS: usize = 1 << 24;
 /// Graveyard length at which the collector is woken at once.
@@ -141,53 +166,137 @@ const GC_RUNS_PER_PASS: usize = 64;
 /// again at once when it hit the bound).
 const GC_MAX_REMOVALS: usize = 8192;
 
+/// An entry's status word: [`Status`] bits, changed with atomic operations
+/// (the per-packet update sets SEEN_REPLY and ASSURED without a lock);
+/// CONFIRMED is the seal of its key, set by [`Table::confirm`] alone.
+pub(crate) type Word = crate::sys::striped::Word<{ Status::CONFIRMED }>;
+
+impl StatusWord for Word {
+    #[inline]
+    fn load(&self) -> Status {
+        Status(self.bits())
+    }
+
+    #[inline]
+    fn set(&self, mask: u16) -> Status {
+        Status(self.set_bits(mask))
+    }
+
+    #[inline]
+    fn clear(&self, mask: u16) {
+        self.clear_bits(mask)
+    }
+}
+
 /// What an entry holds besides its chain links.
-pub(crate) struct Tracked {
+pub(crate) struct Tracked<A: Addr> {
     /// The namespace's tracking state; also the namespace's identity. A
     /// namespace's entries are removed, and a grace period passes, before
     /// its `CtNet` is dropped (see `CtNet`).
     net: ParentRef<CtNet>,
-    /// The original tuple (fixed), the reply part of the key (written by
-    /// NAT until confirmation seals it; see the module docs), and the
-    /// protocol state, timers and counters (under the state lock only).
-    cell: SealedCell<Tuple, ReplyPart, ConnState>,
+    /// The original tuple (fixed); the status word, whose CONFIRMED bit
+    /// seals the reply tuple (written by NAT until confirmation; see the
+    /// module docs); the counters and deadline (atomics, no lock); and,
+    /// under the state lock, the TCP state of a TCP connection, in an
+    /// allocation of its own (52 bytes that no other protocol needs).
+    cell: SealedCell<
+        OrigTuple<A>,
+        ReplyTuple<A>,
+        ConnState,
+        Option<KBox<Tcp>>,
+        { Status::CONFIRMED },
+    >,
 }
 
-/// One connection: its two chain nodes (one per direction; the reply one
-/// linked at confirmation; once the entry is unlinked and buried, node 1
-/// links the graveyard) and what it tracks.
-pub(crate) type Entry = Linked<Tracked>;
+/// One connection of family `A`: its two chain nodes (one per direction;
+/// the reply one linked at confirmation; once the entry is unlinked and
+/// buried, node 1 links the graveyard) and what it tracks.
+pub(crate) type Entry<A> = Linked<Tracked<A>>;
 
-/// Size of one entry, as allocated (reported by `fwctl ct stats`).
-pub(crate) const ENTRY_SIZE: usize = size_of::<Entry>();
+/// Size of an IPv4 entry, as allocated (reported by `fwctl ct stats`).
+pub(crate) const ENTRY_SIZE_V4: usize = size_of::<Entry<[u8; 4]>>();
+/// Size of an IPv6 entry, as allocated.
+pub(crate) const ENTRY_SIZE_V6: usize = size_of::<Entry<[u8; 16]>>();
+/// Size of a TCP connection's window state, allocated apart (`kmalloc`
+/// rounds it up to 64 bytes).
+pub(crate) const TCP_STATE_SIZE: usize = size_of::<Tcp>();
 
-// The memory goal: with one 8-byte bucket per entry, at most half of
-// nf_conntrack's 384-byte object (conntrack + extensions) and its hash.
-const _: () = assert!(ENTRY_SIZE <= 184);
+// The memory goal: at most a third of nf_conntrack's 383 bytes of slab
+// per connection (`nf_conn` with its extensions); 96 bytes for IPv4.
+const _: () = assert!(ENTRY_SIZE_V4 <= 128);
+const _: () = assert!(ENTRY_SIZE_V6 <= 144);
 
-impl Entry {
+/// A family's entries: its address type, and where the table keeps them.
+pub(crate) trait Fam: Addr {
+    /// The other family.
+    type Other: Fam;
+    /// The family's chains.
+    fn chains(t: &Table) -> &Chains<Tracked<Self>>;
+    /// A handle of an entry of the family.
+    fn wrap(e: &Entry<Self>) -> EntryRef<'_>;
+}
+
+impl Fam for [u8; 4] {
+    type Other = [u8; 16];
+
+    #[inline]
+    fn chains(t: &Table) -> &Chains<Tracked<Self>> {
+        &t.v4
+    }
+
+    #[inline]
+    fn wrap(e: &Entry<Self>) -> EntryRef<'_> {
+        EntryRef::V4(e)
+    }
+}
+
+impl Fam for [u8; 16] {
+    type Other = [u8; 4];
+
+    #[inline]
+    fn chains(t: &Table) -> &Chains<Tracked<Self>> {
+        &t.v6
+    }
+
+    #[inline]
+    fn wrap(e: &Entry<Self>) -> EntryRef<'_> {
+        EntryRef::V6(e)
+    }
+}
+
+/// A connection's key, status, deadline, counters and TCP state at one
+/// instant (what a dump or a get sends).
+pub(crate) struct Snapshot {
+    pub(crate) key: ConnKey,
+    pub(crate) status: Status,
+    pub(crate) expires_in: u32,
+    pub(crate) tcp_state: Option<TcpState>,
+    pub(crate) counters: [(u32, u64); 2],
+}
+
+impl<A: Fam> Entry<A> {
     /// The original tuple (never changes).
     #[inline]
-    pub(crate) fn orig(&self) -> &Tuple {
-        self.cell.fixed()
+    fn orig(&self) -> Tuple {
+        self.cell.fixed().tuple()
     }
 
     /// Both tuples, once the entry is confirmed (they never change then);
     /// `None` before: use [`Entry::key_now`].
     #[inline]
-    pub(crate) fn key(&self) -> Option<ConnKey> {
+    fn key(&self) -> Option<ConnKey> {
         self.cell
             .sealed()
-            .map(|r| ConnKey::from_parts(*self.orig(), *r))
+            .map(|r| compact::join(self.cell.fixed(), r))
     }
 
     /// Both tuples as they are now: without a lock once confirmed, else
     /// under the state lock (NAT may still change the reply tuple).
-    pub(crate) fn key_now(&self, table: &Table) -> ConnKey {
+    fn key_now(&self, table: &Table) -> ConnKey {
         self.key().unwrap_or_else(|| {
             table
                 .state_locks
-                .with_sealed(&self.cell, |o, r, _| ConnKey::from_parts(*o, *r))
+                .with_locked(&self.cell, |r, _| compact::join(self.cell.fixed(), r))
         })
     }
 
@@ -196,65 +305,197 @@ impl Entry {
     #[inline]
     fn matches(&self, dir: Direction, t: &Tuple) -> bool {
         match dir {
-            Direction::Original => self.orig() == t,
+            Direction::Original => self.cell.fixed().matches(t),
             Direction::Reply => self
                 .cell
                 .sealed()
-                .is_some_and(|r| r.matches(self.orig(), t)),
+                .is_some_and(|r| r.matches(self.cell.fixed(), t)),
         }
     }
 
+    /// The status bits now.
+    #[inline]
+    fn status(&self) -> Status {
+        StatusWord::load(self.cell.word())
+    }
+
+    /// True for a TCP connection (it has TCP state, under the lock).
+    #[inline]
+    fn is_tcp(&self) -> bool {
+        self.cell.fixed().proto() == conntrack::ipproto::TCP
+    }
+
+    /// Runs `f` on the key and the connection's parts, under the state
+    /// lock, whether or not the entry is dying.
+    fn with_conn_raw<R>(
+        &self,
+        table: &Table,
+        f: impl FnOnce(&ConnKey, ConnRef<'_, Word>) -> R,
+    ) -> R {
+        table.state_locks.with_locked(&self.cell, |r, tcp| {
+            let key = compact::join(self.cell.fixed(), r);
+            f(
+                &key,
+                ConnRef {
+                    state: self.cell.shared(),
+                    status: self.cell.word(),
+                    tcp: tcp.as_deref_mut(),
+                },
+            )
+        })
+    }
+
+    /// The per-packet update's access: `f` gets the connection's parts
+    /// unless the entry is dying. A TCP connection's under the state lock
+    /// (its window state); any other's without any lock: its counters,
+    /// deadline and status are atomics, as Linux refreshes a UDP, ICMP or
+    /// generic conntrack without a lock (`nf_ct_refresh_acct()`).
+    #[inline]
+    fn with_state<R>(&self, table: &Table, f: impl FnOnce(ConnRef<'_, Word>) -> R) -> Option<R> {
+        let (state, status) = (self.cell.shared(), self.cell.word());
+        if !self.is_tcp() {
+            return (!self.status().has(Status::DYING)).then(|| {
+                f(ConnRef {
+                    state,
+                    status,
+                    tcp: None,
+                })
+            });
+        }
+        table.state_locks.with_locked(&self.cell, |_, tcp| {
+            (!self.status().has(Status::DYING)).then(|| {
+                f(ConnRef {
+                    state,
+                    status,
+                    tcp: tcp.as_deref_mut(),
+                })
+            })
+        })
+    }
+}
+
+/// A handle of an entry of either family, for as long as the RCU
+/// read-side section `'g` it was found in. The table keeps the families
+/// in chains of their own (entries of their own sizes); code outside it
+/// holds this.
+#[derive(Clone, Copy)]
+pub(crate) enum EntryRef<'g> {
+    /// An IPv4 connection.
+    V4(&'g Entry<[u8; 4]>),
+    /// An IPv6 connection.
+    V6(&'g Entry<[u8; 16]>),
+}
+
+/// Runs `$body` with `$e` bound to the typed entry behind handle `$h`.
+macro_rules! each {
+    ($h:expr, $e:ident => $body:expr) => {
+        match $h {
+            EntryRef::V4($e) => $body,
+            EntryRef::V6($e) => $body,
+        }
+    };
+}
+
+impl<'g> EntryRef<'g> {
+    /// The entry's address: its identity (compared only).
+    #[inline]
+    pub(crate) fn addr(self) -> usize {
+        each!(self, e => e as *const _ as usize)
+    }
+
+    /// The entry's family.
+    #[inline]
+    pub(crate) fn family(self) -> Family {
+        match self {
+            EntryRef::V4(_) => Family::Ipv4,
+            EntryRef::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// Both tuples, once the entry is confirmed; `None` before.
+    #[inline]
+    pub(crate) fn key(self) -> Option<ConnKey> {
+        each!(self, e => e.key())
+    }
+
+    /// Both tuples as they are now (under the state lock if unconfirmed).
+    pub(crate) fn key_now(self, table: &Table) -> ConnKey {
+        each!(self, e => e.key_now(table))
+    }
+
     /// True when the entry belongs to `net`.
-    pub(crate) fn is_of(&self, net: &CtNet) -> bool {
-        self.net.is(net)
+    #[inline]
+    pub(crate) fn is_of(self, net: &CtNet) -> bool {
+        each!(self, e => e.net.is(net))
     }
 
     /// The entry's namespace state.
-    pub(super) fn net(&self) -> &CtNet {
-        self.net.get()
-    }
-
-    /// Runs `f` on the key and the state under the state lock, whether or
-    /// not the entry is dying.
-    pub(crate) fn with_state_raw<R>(
-        &self,
-        table: &Table,
-        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
-    ) -> R {
-        table.state_locks.with_sealed(&self.cell, |o, r, state| {
-            f(&ConnKey::from_parts(*o, *r), state)
-        })
-    }
-
-    /// Runs `f` under the state lock unless the entry is dying.
-    pub(crate) fn with_state<R>(
-        &self,
-        table: &Table,
-        f: impl FnOnce(&ConnKey, &mut ConnState) -> R,
-    ) -> Option<R> {
-        self.with_state_raw(table, |k, s| {
-            if s.status().has(Status::DYING) {
-                None
-            } else {
-                Some(f(k, s))
-            }
-        })
-    }
-
-    /// Runs `f` on the state alone under the state lock unless the entry
-    /// is dying (the per-packet update: no key is assembled).
     #[inline]
-    pub(crate) fn with_state_only<R>(
-        &self,
+    pub(crate) fn net(self) -> &'g CtNet {
+        each!(self, e => e.net.get())
+    }
+
+    /// The status bits now (no lock).
+    #[inline]
+    pub(crate) fn status(self) -> Status {
+        each!(self, e => e.status())
+    }
+
+    /// The per-packet update's access (see [`Entry::with_state`]): no lock
+    /// but for TCP; `None` if the entry is dying.
+    #[inline]
+    pub(crate) fn with_state<R>(
+        self,
         table: &Table,
-        f: impl FnOnce(&mut ConnState) -> R,
+        f: impl FnOnce(ConnRef<'_, Word>) -> R,
     ) -> Option<R> {
-        table.state_locks.with_sealed(&self.cell, |_, _, s| {
-            if s.status().has(Status::DYING) {
-                None
-            } else {
-                Some(f(s))
+        each!(self, e => e.with_state(table, f))
+    }
+
+    /// Runs `f` on the key and the connection's parts under the state
+    /// lock unless the entry is dying.
+    pub(crate) fn with_conn<R>(
+        self,
+        table: &Table,
+        f: impl FnOnce(&ConnKey, ConnRef<'_, Word>) -> R,
+    ) -> Option<R> {
+        each!(self, e => e.with_conn_raw(table, |k, c| {
+            (!c.status.load().has(Status::DYING)).then(|| f(k, c))
+        }))
+    }
+
+    /// The key and status at one instant, unless the entry is dying.
+    pub(crate) fn key_and_status(self, table: &Table) -> Option<(ConnKey, Status)> {
+        let status = self.status();
+        if status.has(Status::DYING) {
+            return None;
+        }
+        Some((self.key_now(table), status))
+    }
+
+    /// What a dump sends of a confirmed entry; `None` if it is not
+    /// confirmed or dying.
+    pub(crate) fn snapshot(self, table: &Table, now: u64) -> Option<Snapshot> {
+        let snap = |k: &ConnKey, c: ConnRef<'_, Word>| {
+            let status = c.status.load();
+            status.has(Status::CONFIRMED).then(|| Snapshot {
+                key: *k,
+                status,
+                expires_in: c.state.expires_in(now),
+                tcp_state: c.tcp_state(),
+                counters: [
+                    c.state.counters(Direction::Original),
+                    c.state.counters(Direction::Reply),
+                ],
+            })
+        };
+        // The state lock for TCP only: a confirmed key is read without it.
+        each!(self, e => match (e.is_tcp(), e.key()) {
+            (false, Some(k)) => {
+                let c = ConnRef { state: e.cell.shared(), status: e.cell.word(), tcp: None };
+                if c.status.load().has(Status::DYING) { None } else { snap(&k, c) }
             }
+            _ => self.with_conn(table, snap).flatten(),
         })
     }
 
@@ -262,37 +503,41 @@ impl Entry {
     /// gives the unconfirmed entry the reply tuple `reply` and adds the
     /// status bits `set`, unless another packet of the connection set up
     /// this manip first (`done`: its bit is set) — then the entry keeps
-    /// that binding. `Err` when the entry is confirmed or dying: it takes
-    /// no new binding. Returns whether this call wrote the binding.
+    /// that binding. `Err` when the entry is confirmed or dying, or
+    /// `reply` is not of its family: it takes no new binding. Returns
+    /// whether this call wrote the binding.
     pub(crate) fn set_binding(
-        &self,
+        self,
         table: &Table,
         reply: &Tuple,
         set: u16,
         done: u16,
     ) -> core::result::Result<bool, ()> {
-        table
-            .state_locks
-            .with_unsealed(&self.cell, |_, r, s| {
-                let st = s.status_mut();
-                if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
-                    return Err(());
-                }
-                if st.has(done) {
-                    return Ok(false);
-                }
-                *r = ReplyPart::of(reply);
-                st.insert(set);
-                Ok(true)
-            })
-            .unwrap_or(Err(()))
+        each!(self, e => {
+            let new = ReplyTuple::of(reply).ok_or(())?;
+            table
+                .state_locks
+                .with_unsealed(&e.cell, |r, _| {
+                    let st = e.status();
+                    if st.has(Status::DYING) {
+                        return Err(());
+                    }
+                    if st.has(done) {
+                        return Ok(false);
+                    }
+                    *r = new;
+                    e.cell.word().set(set);
+                    Ok(true)
+                })
+                .unwrap_or(Err(()))
+        })
     }
 }
 
 /// How a walk of one chain ended (see [`Table::walk_once`]).
-enum Walk<'g> {
+enum Walk<'g, A: Fam> {
     /// The callback stopped at this node.
-    Hit(&'g Entry, Direction),
+    Hit(&'g Entry<A>, Direction),
     /// The end of the chain.
     End,
     /// The walk left the chain: the node it stood on was buried.
@@ -348,8 +593,11 @@ pub(crate) enum Unconfirmable {
 /// * The table is pinned (in a box) and cancels `gc` before it drops
 ///   anything else (see `Drop`).
 pub(crate) struct Table {
-    /// The buckets, their lock stripes, the graveyard and the entries' slab.
-    chains: Chains<Tracked>,
+    /// The IPv4 connections: buckets, their lock stripes, the graveyard
+    /// and the entries' slab (`rfw_conn`).
+    v4: Chains<Tracked<[u8; 4]>>,
+    /// The IPv6 connections, as many buckets (`rfw_conn6`).
+    v6: Chains<Tracked<[u8; 16]>>,
     /// Connections with both DNAT and SNAT, by their in-between tuple.
     aliases: Aliases,
     state_locks: StripedLocks,
@@ -444,14 +692,16 @@ impl Table {
             m => m,
         };
         crate::sys::params::set_max_total(max_total);
-        let chains = Chains::new(n, c"rfw_conn", c"rfw_bucket_lock", &BUCKET_LOCK_CLASS)?;
+        let v4 = Chains::new(n, c"rfw_conn", c"rfw_bucket_lock", &BUCKET_LOCK_CLASS)?;
+        let v6 = Chains::new(n, c"rfw_conn6", c"rfw_bucket_lock6", &BUCKET_LOCK_CLASS)?;
         let aliases = Aliases::new(n)?;
         let state_locks = StripedLocks::new(c"rfw_state_lock", &STATE_LOCK_CLASS)?;
         let mut seed = [0u8; 16];
         crate::sys::random::fill(&mut seed);
         let t = KBox::pin(
             Table {
-                chains,
+                v4,
+                v6,
                 aliases,
                 state_locks,
                 key: HashKey::from_bytes(seed),
@@ -473,9 +723,14 @@ impl Table {
         &self.key
     }
 
-    /// Bucket count.
+    /// Bucket count, of each family.
     pub(crate) fn buckets(&self) -> usize {
-        self.chains.len()
+        self.v4.len()
+    }
+
+    /// Buckets a dump walks: each family's ([`Table::for_each_in_bucket`]).
+    pub(crate) fn dump_buckets(&self) -> usize {
+        2 * self.buckets()
     }
 
     /// Limit a new namespace starts with.
@@ -494,10 +749,11 @@ impl Table {
         self.entries.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// `t`'s chain in `net`; counted as a hash (`hashes`).
+    /// `t`'s chain in `net`, in its family's chains; counted as a hash
+    /// (`hashes`).
     fn bucket_of(&self, net: &CtNet, t: &Tuple) -> usize {
         net.count(ct_stats::Counter::Hashes);
-        self.scale(net, t, self.chains.len())
+        self.scale(net, t, self.buckets())
     }
 
     /// `t`'s hash in `net` spread over `n` buckets (`reciprocal_scale()`:
@@ -516,7 +772,7 @@ impl Table {
         rcu: &'g Rcu,
         net: &CtNet,
         t: &Tuple,
-    ) -> Option<(&'g Entry, Direction, usize)> {
+    ) -> Option<(EntryRef<'g>, Direction, usize)> {
         let (e, dir) = self.aliases.lookup(self, rcu, net, t)?;
         // An unconfirmed connection has no reply packets yet (and no
         // linked reply node).
@@ -530,18 +786,13 @@ impl Table {
     /// Indexes the unconfirmed entry `e` (whose original direction hangs
     /// in chain `b0`) by `after_dnat`, the tuple its packets carry after
     /// its new destination NAT (see [`Aliases`]).
-    pub(crate) fn add_alias(&self, rcu: &Rcu, e: &Entry, b0: usize, after_dnat: &Tuple) {
+    pub(crate) fn add_alias(&self, rcu: &Rcu, e: EntryRef<'_>, b0: usize, after_dnat: &Tuple) {
         self.aliases.add(self, rcu, e, b0, after_dnat);
         // A removal marks the entry DYING before it removes the alias: if
         // it came before the add, the alias is removed here.
-        if e.with_state_only(self, |_| ()).is_none() {
+        if e.status().has(Status::DYING) {
             self.aliases.remove(self, e, after_dnat);
         }
-    }
-
-    /// Locks the stripes of two buckets, lower index first.
-    fn lock_pair(&self, b0: usize, b1: usize) -> Held<'_> {
-        self.chains.lock_pair(b0, b1)
     }
 
     /// Walks chain `b` once, calling `f` on each node until it returns
@@ -554,16 +805,13 @@ impl Table {
     /// `'g` (`_rcu` proves the former; under the lock, the caller passes a
     /// token of the section it is also in). Under the lock no walk strays:
     /// every linked node stays linked until the lock is released.
-    fn walk_once<'g>(
+    fn walk_once<'g, A: Fam>(
         &self,
         rcu: &'g Rcu,
         b: usize,
-        mut f: impl FnMut(&'g Entry, Direction) -> bool,
-    ) -> (Walk<'g>, usize) {
-        match self
-            .chains
-            .walk_once(rcu, b, WALK_MAX, |e, i| f(e, dir_of(i)))
-        {
+        mut f: impl FnMut(&'g Entry<A>, Direction) -> bool,
+    ) -> (Walk<'g, A>, usize) {
+        match A::chains(self).walk_once(rcu, b, WALK_MAX, |e, i| f(e, dir_of(i))) {
             (rculist::Walk::Hit(e, i), len) => (Walk::Hit(e, dir_of(i)), len),
             (rculist::Walk::End, len) => (Walk::End, len),
             (rculist::Walk::Stray, len) => (Walk::Stray, len),
@@ -576,12 +824,12 @@ impl Table {
     /// perhaps twice, so `f` must not mind a second call on the same node.
     /// Returns the node `f` stopped at and the chain length of the last
     /// pass.
-    fn walk<'g>(
+    fn walk<'g, A: Fam>(
         &self,
         rcu: &'g Rcu,
         b: usize,
-        mut f: impl FnMut(&'g Entry, Direction) -> bool,
-    ) -> (Option<(&'g Entry, Direction)>, usize) {
+        mut f: impl FnMut(&'g Entry<A>, Direction) -> bool,
+    ) -> (Option<(&'g Entry<A>, Direction)>, usize) {
         let mut len = 0;
         for _ in 0..WALK_RESTARTS {
             match self.walk_once(rcu, b, &mut f) {
@@ -599,7 +847,7 @@ impl Table {
         rcu: &'g Rcu,
         net: &CtNet,
         t: &Tuple,
-    ) -> Option<(&'g Entry, Direction)> {
+    ) -> Option<(EntryRef<'g>, Direction)> {
         self.lookup_at(rcu, net, t).map(|(e, dir, _)| (e, dir))
     }
 
@@ -610,7 +858,7 @@ impl Table {
         rcu: &'g Rcu,
         net: &CtNet,
         t: &Tuple,
-    ) -> Option<(&'g Entry, Direction, usize)> {
+    ) -> Option<(EntryRef<'g>, Direction, usize)> {
         let (hit, b) = self.find(rcu, net, t);
         hit.map(|(e, dir)| (e, dir, b))
     }
@@ -622,17 +870,30 @@ impl Table {
         rcu: &'g Rcu,
         net: &CtNet,
         t: &Tuple,
-    ) -> (Option<(&'g Entry, Direction)>, usize) {
+    ) -> (Option<(EntryRef<'g>, Direction)>, usize) {
+        match t.family {
+            Family::Ipv4 => self.find_in::<[u8; 4]>(rcu, net, t),
+            Family::Ipv6 => self.find_in::<[u8; 16]>(rcu, net, t),
+        }
+    }
+
+    /// [`Self::find`] in the chains of family `A`, `t`'s.
+    fn find_in<'g, A: Fam>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        t: &Tuple,
+    ) -> (Option<(EntryRef<'g>, Direction)>, usize) {
         let b = self.bucket_of(net, t);
-        let (hit, len) = self.walk(rcu, b, |e, dir| e.is_of(net) && e.matches(dir, t));
+        let (hit, len) = self.walk::<A>(rcu, b, |e, dir| e.net.is(net) && e.matches(dir, t));
         if len > MAX_CHAIN {
             net.count(ct_stats::Counter::LongChainLookups);
         }
-        (hit, b)
+        (hit.map(|(e, dir)| (A::wrap(e), dir)), b)
     }
 
     /// The bucket the tuple of direction `dir` of `e` hashes to.
-    pub(crate) fn bucket_of_entry(&self, e: &Entry, dir: Direction) -> usize {
+    pub(crate) fn bucket_of_entry(&self, e: EntryRef<'_>, dir: Direction) -> usize {
         self.bucket_of(e.net(), &e.key_now(self).tuple(dir))
     }
 
@@ -643,20 +904,35 @@ impl Table {
     pub(crate) fn relocate<'g>(
         &self,
         rcu: &'g Rcu,
+        family: Family,
         b: usize,
         addr: usize,
         dir: Direction,
-    ) -> Option<&'g Entry> {
-        if b >= self.chains.len() {
+    ) -> Option<EntryRef<'g>> {
+        match family {
+            Family::Ipv4 => self.relocate_in::<[u8; 4]>(rcu, b, addr, dir),
+            Family::Ipv6 => self.relocate_in::<[u8; 16]>(rcu, b, addr, dir),
+        }
+    }
+
+    /// [`Self::relocate`] in the chains of family `A`.
+    fn relocate_in<'g, A: Fam>(
+        &self,
+        rcu: &'g Rcu,
+        b: usize,
+        addr: usize,
+        dir: Direction,
+    ) -> Option<EntryRef<'g>> {
+        if b >= self.buckets() {
             return None;
         }
         let mut n = 0;
-        let (hit, _) = self.walk(rcu, b, |e, d| {
+        let (hit, _) = self.walk::<A>(rcu, b, |e, d| {
             n += 1;
-            n > MAX_CHAIN * 2 || (d == dir && e as *const Entry as usize == addr)
+            n > MAX_CHAIN * 2 || (d == dir && e as *const Entry<A> as usize == addr)
         });
-        hit.filter(|(e, _)| core::ptr::eq(*e, addr as *const Entry))
-            .map(|(e, _)| e)
+        hit.filter(|(e, _)| core::ptr::eq(*e, addr as *const Entry<A>))
+            .map(|(e, _)| A::wrap(e))
     }
 
     /// Confirms `e`: the packet that created it (or another packet of the
@@ -674,41 +950,51 @@ impl Table {
     pub(crate) fn confirm(
         &self,
         rcu: &Rcu,
-        e: &Entry,
+        e: EntryRef<'_>,
         hint: Option<(Tuple, usize)>,
     ) -> core::result::Result<(), Unconfirmable> {
-        let sealed = self.state_locks.seal(&e.cell, |o, r, s| {
-            let st = s.status_mut();
-            if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
+        each!(e, e => self.confirm_in(rcu, e, hint))
+    }
+
+    /// [`Self::confirm`] for an entry of family `A`.
+    fn confirm_in<A: Fam>(
+        &self,
+        rcu: &Rcu,
+        e: &Entry<A>,
+        hint: Option<(Tuple, usize)>,
+    ) -> core::result::Result<(), Unconfirmable> {
+        let sealed = self.state_locks.seal(&e.cell, |r, _| {
+            if e.status().has(Status::DYING) {
                 return None;
             }
-            st.insert(Status::CONFIRMED);
-            st.remove(Status::TABLE_PRIVATE);
-            Some(r.tuple(o))
+            e.cell.word().clear(Status::TABLE_PRIVATE);
+            Some(r.tuple(e.cell.fixed()))
         });
         let Some(reply) = sealed else {
             // Confirmed by another packet, or dying.
-            return match e.with_state_only(self, |s| s.status().has(Status::CONFIRMED)) {
-                Some(true) => Ok(()),
-                _ => Err(Unconfirmable::Gone),
+            let st = e.status();
+            return if st.has(Status::CONFIRMED) && !st.has(Status::DYING) {
+                Ok(())
+            } else {
+                Err(Unconfirmable::Gone)
             };
         };
-        let net = e.net();
+        let net = e.net.get();
         net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
-        let orig = *e.orig();
+        let orig = e.orig();
         if orig != reply {
             let b1 = match hint {
                 Some((t, b)) if t == reply => b,
                 _ => self.bucket_of(net, &reply),
             };
-            let held = self.lock_pair(b1, b1);
+            let held = A::chains(self).lock_pair(b1, b1);
             // Confirmed entries only: an unconfirmed one whose original
             // tuple is this reply tuple (the same flow opened from the
             // other end at the same instant) meets this entry's original
             // tuple when it confirms, and goes.
-            let (clash, len) = self.walk(rcu, b1, |o, d| {
+            let (clash, len) = self.walk::<A>(rcu, b1, |o, d| {
                 !core::ptr::eq(o, e)
-                    && o.is_of(net)
+                    && o.net.is(net)
                     && o.matches(d, &reply)
                     && (d == Direction::Reply || o.cell.sealed().is_some())
             });
@@ -716,7 +1002,7 @@ impl Table {
                 Some((Unconfirmable::Clash, ct_stats::Counter::InsertFailed))
             } else if len >= MAX_CHAIN {
                 Some((Unconfirmable::ChainTooLong, ct_stats::Counter::ChainTooLong))
-            } else if !self.chains.link_second(&held, e, b1) {
+            } else if !A::chains(self).link_second(&held, e, b1) {
                 // Unlinked meanwhile (flush, namespace exit).
                 Some((Unconfirmable::Gone, ct_stats::Counter::Deleted))
             } else {
@@ -738,7 +1024,7 @@ impl Table {
         // (see `Aliases`).
         if let Some(k) = e.key() {
             if let (Some(a), None) = (k.after_dnat(false), k.between_nat()) {
-                self.aliases.remove(self, e, &a);
+                self.aliases.remove(self, A::wrap(e), &a);
             }
         }
         Ok(())
@@ -756,9 +1042,17 @@ impl Table {
         t: &Tuple,
         except: usize,
     ) -> (bool, usize) {
+        match t.family {
+            Family::Ipv4 => self.in_use_in::<[u8; 4]>(rcu, net, t, except),
+            Family::Ipv6 => self.in_use_in::<[u8; 16]>(rcu, net, t, except),
+        }
+    }
+
+    /// [`Self::in_use_by_other`] in the chains of family `A`.
+    fn in_use_in<A: Fam>(&self, rcu: &Rcu, net: &CtNet, t: &Tuple, except: usize) -> (bool, usize) {
         let b = self.bucket_of(net, t);
-        let (hit, _) = self.walk(rcu, b, |e, dir| {
-            e as *const Entry as usize != except && e.is_of(net) && e.matches(dir, t)
+        let (hit, _) = self.walk::<A>(rcu, b, |e, dir| {
+            e as *const Entry<A> as usize != except && e.net.is(net) && e.matches(dir, t)
         });
         (hit.is_some(), b)
     }
@@ -778,29 +1072,49 @@ impl Table {
         conn: Conn,
         b0: Option<usize>,
         now: u64,
-    ) -> core::result::Result<(&'g Entry, usize), InsertError> {
-        let (key, state) = conn.into_parts();
-        let (orig, reply) = key.into_parts();
+    ) -> core::result::Result<(EntryRef<'g>, usize), InsertError> {
+        match conn.key().orig().family {
+            Family::Ipv4 => self.insert_in::<[u8; 4]>(rcu, net, conn, b0, now),
+            Family::Ipv6 => self.insert_in::<[u8; 16]>(rcu, net, conn, b0, now),
+        }
+    }
+
+    /// [`Self::insert`] into the chains of family `A`, the connection's.
+    fn insert_in<'g, A: Fam>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        conn: Conn,
+        b0: Option<usize>,
+        now: u64,
+    ) -> core::result::Result<(EntryRef<'g>, usize), InsertError> {
+        let (key, state, status, tcp) = conn.into_parts();
+        let orig = *key.orig();
+        let Some((o, r)) = compact::split::<A>(&key) else {
+            // Tuples of two families: no parser makes them.
+            return Err(InsertError::Full);
+        };
         let b0 = b0.unwrap_or_else(|| self.bucket_of(net, &orig));
 
         let limit = net.limit.load(Ordering::Relaxed);
         let n = net.entries.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
         // An eviction (of this namespace's entry) makes room under both.
-        if (n > limit || total > self.max_total) && !self.early_drop(rcu, net, b0, now) {
+        if (n > limit || total > self.max_total) && !self.early_drop::<A>(rcu, net, b0, now) {
             self.uncount(net);
             if n <= limit {
                 net.count(ct_stats::Counter::GlobalFull);
             }
             return Err(InsertError::Full);
         }
-        let Some(new) = self.alloc(net, orig, reply, state) else {
+        let Some(new) = self.alloc::<A>(net, o, r, state, status, tcp) else {
             self.uncount(net);
             return Err(InsertError::Full);
         };
 
-        let held = self.lock_pair(b0, b0);
-        let (c0, len0) = self.walk(rcu, b0, |o, d| o.is_of(net) && o.matches(d, &orig));
+        let chains = A::chains(self);
+        let held = chains.lock_pair(b0, b0);
+        let (c0, len0) = self.walk::<A>(rcu, b0, |o, d| o.net.is(net) && o.matches(d, &orig));
         let refuse = if c0.is_some() {
             Some((ct_stats::Counter::InsertFailed, InsertError::Clash))
         } else if len0 >= MAX_CHAIN {
@@ -821,26 +1135,40 @@ impl Table {
             drop(new);
             return Err(err);
         }
-        let e = self.chains.link(&held, new, rcu, b0, None);
+        let e = chains.link(&held, new, rcu, b0, None);
         net.unconfirmed.fetch_add(1, Ordering::Relaxed);
         drop(held);
         net.count(ct_stats::Counter::New);
-        Ok((e, b0))
+        Ok((A::wrap(e), b0))
     }
 
-    /// A new entry of `net` (atomic allocation), not linked yet; dropping
-    /// it frees it.
-    fn alloc(
+    /// A new entry of `net` (atomic allocations: the entry, and a TCP
+    /// connection's window state), not linked yet; dropping it frees it.
+    fn alloc<A: Fam>(
         &self,
         net: &CtNet,
-        orig: Tuple,
-        reply: ReplyPart,
+        orig: OrigTuple<A>,
+        reply: ReplyTuple<A>,
         state: ConnState,
-    ) -> Option<rculist::New<'_, Tracked>> {
+        status: Status,
+        tcp: Option<Tcp>,
+    ) -> Option<rculist::New<'_, Tracked<A>>> {
+        let tcp = match tcp {
+            Some(t) => {
+                net.count(ct_stats::Counter::Allocations);
+                // As the entries' cache: no warning (a failure is counted
+                // as a drop), charged to the task's memory cgroup
+                // (`__GFP_ACCOUNT`, which the `kernel` crate of 6.12 names
+                // only inside `GFP_KERNEL_ACCOUNT`).
+                let account = GFP_KERNEL_ACCOUNT & !GFP_KERNEL;
+                Some(KBox::new(t, GFP_ATOMIC | __GFP_NOWARN | account).ok()?)
+            }
+            None => None,
+        };
         net.count(ct_stats::Counter::Allocations);
-        self.chains.alloc(Tracked {
+        A::chains(self).alloc(Tracked {
             net: ParentRef::new(net),
-            cell: SealedCell::new(orig, reply, state),
+            cell: SealedCell::new(orig, status.0, reply, state, tcp),
         })
     }
 
@@ -849,42 +1177,50 @@ impl Table {
     /// and nothing else will confirm it, as Linux frees an unconfirmed
     /// conntrack with its skb. Counted as reaped. False if `e` is
     /// confirmed or being removed.
-    pub(crate) fn drop_unconfirmed(&self, e: &Entry) -> bool {
-        let key = e.with_state_raw(self, |k, s| {
-            let st = s.status_mut();
-            if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
-                None
-            } else {
-                st.insert(Status::DYING);
-                Some(*k)
+    pub(crate) fn drop_unconfirmed(&self, e: EntryRef<'_>) -> bool {
+        each!(e, e => {
+            // Under the state lock, as confirmation checks DYING.
+            let key = self.state_locks.with_locked(&e.cell, |r, _| {
+                let st = e.status();
+                if st.has(Status::DYING) || st.has(Status::CONFIRMED) {
+                    None
+                } else {
+                    e.cell.word().set(Status::DYING);
+                    Some(compact::join(e.cell.fixed(), r))
+                }
+            });
+            match key {
+                Some(k) => {
+                    self.finish_removal(e, &k, false, Removal::Reaped.stat());
+                    true
+                }
+                None => false,
             }
-        });
-        match key {
-            Some(k) => {
-                self.finish_removal(e, &k, false, Removal::Reaped.stat());
-                true
-            }
-            None => false,
-        }
+        })
     }
 
     /// Marks `e` DYING unless it is already; returns whether it was
     /// confirmed, and its key, final now (nothing writes a dying entry's
-    /// key).
-    fn mark_dying(&self, e: &Entry) -> Option<(bool, ConnKey)> {
-        e.with_state_raw(self, |k, s| {
-            let st = s.status_mut();
+    /// key). Under the state lock: confirmation and NAT check DYING under
+    /// it before they seal or write the key.
+    fn mark_dying<A: Fam>(&self, e: &Entry<A>) -> Option<(bool, ConnKey)> {
+        self.state_locks.with_locked(&e.cell, |r, _| {
+            let st = e.cell.word().set(Status::DYING);
             if st.has(Status::DYING) {
                 None
             } else {
-                st.insert(Status::DYING);
-                Some((st.has(Status::CONFIRMED), *k))
+                Some((st.has(Status::CONFIRMED), compact::join(e.cell.fixed(), r)))
             }
         })
     }
 
     /// Removes an entry; false if it was already being removed.
-    pub(crate) fn remove(&self, e: &Entry, why: Removal) -> bool {
+    pub(crate) fn remove(&self, e: EntryRef<'_>, why: Removal) -> bool {
+        each!(e, e => self.remove_in(e, why))
+    }
+
+    /// [`Self::remove`] for an entry of family `A`.
+    fn remove_in<A: Fam>(&self, e: &Entry<A>, why: Removal) -> bool {
         let Some((was_confirmed, key)) = self.mark_dying(e) else {
             return false;
         };
@@ -894,14 +1230,14 @@ impl Table {
 
     /// Unlinks and buries `e`, which the caller marked DYING; `key` is its
     /// final key; counts `stat`.
-    fn finish_removal(
+    fn finish_removal<A: Fam>(
         &self,
-        e: &Entry,
+        e: &Entry<A>,
         key: &ConnKey,
         was_confirmed: bool,
         stat: ct_stats::Counter,
     ) {
-        let net = e.net();
+        let net = e.net.get();
         let orig = key.tuple(Direction::Original);
         let reply = key.tuple(Direction::Reply);
         // The reply chain is hashed only if the reply node may be linked:
@@ -912,11 +1248,12 @@ impl Table {
         } else {
             b0
         };
-        let held = self.lock_pair(b0, b1);
-        let gone = self.chains.unlink(&held, e, b0, b1);
+        let chains = A::chains(self);
+        let held = chains.lock_pair(b0, b1);
+        let gone = chains.unlink(&held, e, b0, b1);
         drop(held);
         if let Some(a) = key.after_dnat(false) {
-            self.aliases.remove(self, e, &a);
+            self.aliases.remove(self, A::wrap(e), &a);
         }
         self.uncount(net);
         if !was_confirmed {
@@ -924,15 +1261,15 @@ impl Table {
         }
         net.count(stat);
         if let Some(gone) = gone {
-            self.bury(gone);
+            self.bury(chains, gone);
         }
     }
 
     /// Queues an unlinked entry for freeing after a grace period (see
     /// `Chains::bury` for how a reader standing on it finds its way);
     /// wakes the collector at once when the graveyard grew long.
-    fn bury(&self, gone: Unlinked<'_, Tracked>) {
-        if self.chains.bury(gone) == GRAVEYARD_KICK {
+    fn bury<A: Fam>(&self, chains: &Chains<Tracked<A>>, gone: Unlinked<'_, Tracked<A>>) {
+        if chains.bury(gone) == GRAVEYARD_KICK {
             // `mod_delayed_work` may be called from any context.
             self.gc.modify(0);
         }
@@ -940,7 +1277,8 @@ impl Table {
 
     /// Frees the graveyards after a grace period. Process context.
     fn free_graveyard(&self) {
-        self.chains.free_graveyard();
+        self.v4.free_graveyard();
+        self.v6.free_graveyard();
         self.aliases.free_graveyard();
     }
 
@@ -958,27 +1296,43 @@ impl Table {
     /// [`EVICTION_RANGE`] buckets and at most [`EVICTION_SCAN_MAX`]: the
     /// work per refused insert stays bounded (a state lock per candidate)
     /// whatever the density.
-    fn early_drop(&self, rcu: &Rcu, net: &CtNet, b: usize, now: u64) -> bool {
-        let n = self.chains.len().max(1);
+    ///
+    /// The insert's own family's chains are searched first, then the
+    /// other family's from the same bucket: the limit counts both.
+    fn early_drop<A: Fam>(&self, rcu: &Rcu, net: &CtNet, b: usize, now: u64) -> bool {
         let mut seen = 0;
+        self.early_drop_in::<A>(rcu, net, b, now, &mut seen)
+            || self.early_drop_in::<A::Other>(rcu, net, b, now, &mut seen)
+    }
+
+    /// [`Self::early_drop`] in the chains of family `B`; `seen` counts the
+    /// candidates looked at, across both calls.
+    fn early_drop_in<B: Fam>(
+        &self,
+        rcu: &Rcu,
+        net: &CtNet,
+        b: usize,
+        now: u64,
+        seen: &mut usize,
+    ) -> bool {
+        let n = self.buckets().max(1);
         for i in 0..EVICTION_SCAN_MAX.min(n) {
-            if i >= EVICTION_RANGE && seen >= EVICTION_CANDIDATES {
+            if i >= EVICTION_RANGE && *seen >= EVICTION_CANDIDATES {
                 break;
             }
             let mut victim = None;
-            self.walk(rcu, (b + i) % n, |e, dir| {
-                if dir != Direction::Original || !e.is_of(net) {
+            self.walk::<B>(rcu, (b + i) % n, |e, dir| {
+                if dir != Direction::Original || !e.net.is(net) {
                     return false;
                 }
-                seen += 1;
+                *seen += 1;
                 let ok = e
-                    .with_state_only(self, |s| {
-                        let st = s.status();
-                        if st.has(Status::CONFIRMED) {
-                            s.can_early_drop() || s.is_expired(now)
+                    .with_state(self, |c| {
+                        if c.status.load().has(Status::CONFIRMED) {
+                            c.can_early_drop() || c.state.is_expired(now)
                         } else {
                             // Younger ones belong to packets in flight.
-                            s.age_ms(now) >= UNCONFIRMED_EVICT_MS
+                            c.state.age_ms(now) >= UNCONFIRMED_EVICT_MS
                         }
                     })
                     .unwrap_or(false);
@@ -988,7 +1342,7 @@ impl Table {
                 ok
             });
             if let Some(e) = victim {
-                if self.remove(e, Removal::EarlyDrop) {
+                if self.remove_in(e, Removal::EarlyDrop) {
                     return true;
                 }
             }
@@ -996,10 +1350,10 @@ impl Table {
         false
     }
 
-    /// Visits buckets `[from, from + count)` (wrapping), removing expired
-    /// entries and unconfirmed ones seen unconfirmed by an earlier pass, at
-    /// most `max_removals` of them; only entries of `only` if given.
-    /// Returns (buckets visited, entries removed).
+    /// Visits buckets `[from, from + count)` (wrapping) of both families,
+    /// removing expired entries and unconfirmed ones seen unconfirmed by an
+    /// earlier pass, at most `max_removals` of them; only entries of `only`
+    /// if given. Returns (buckets visited, entries removed).
     pub(crate) fn collect(
         &self,
         from: usize,
@@ -1008,7 +1362,7 @@ impl Table {
         only: Option<&CtNet>,
         now: u64,
     ) -> (usize, usize) {
-        let n = self.chains.len().max(1);
+        let n = self.buckets().max(1);
         let mut removed = 0;
         let mut visited = 0;
         // One RCU section per 256 buckets: bounded latency for writers
@@ -1022,37 +1376,58 @@ impl Table {
             while visited < end && removed < max_removals {
                 let b = (from + visited) % n;
                 visited += 1;
-                // One pass, no restart: a second visit in the same run
-                // would reap an unconfirmed entry it marked a moment ago.
-                // A stray leaves the rest of the chain to the next pass.
-                self.walk_once(&rcu, b, |e, dir| {
-                    if dir != Direction::Original || only.is_some_and(|net| !e.is_of(net)) {
-                        return false;
-                    }
-                    let why = e.with_state_only(self, |s| {
-                        if s.is_expired(now) {
-                            return Some(Removal::Expired);
-                        }
-                        let st = s.status_mut();
-                        if st.has(Status::CONFIRMED) {
-                            None
-                        } else if st.has(Status::TABLE_PRIVATE) {
-                            Some(Removal::Reaped)
-                        } else {
-                            st.insert(Status::TABLE_PRIVATE);
-                            None
-                        }
-                    });
-                    if let Some(Some(why)) = why {
-                        if self.remove(e, why) {
-                            removed += 1;
-                        }
-                    }
-                    removed >= max_removals
-                });
+                self.collect_chain::<[u8; 4]>(&rcu, b, max_removals, only, now, &mut removed);
+                self.collect_chain::<[u8; 16]>(&rcu, b, max_removals, only, now, &mut removed);
             }
         }
         (visited, removed)
+    }
+
+    /// [`Self::collect`] of chain `b` of family `A`.
+    fn collect_chain<A: Fam>(
+        &self,
+        rcu: &Rcu,
+        b: usize,
+        max_removals: usize,
+        only: Option<&CtNet>,
+        now: u64,
+        removed: &mut usize,
+    ) {
+        if *removed >= max_removals {
+            return;
+        }
+        // One pass, no restart: a second visit in the same run would reap
+        // an unconfirmed entry it marked a moment ago. A stray leaves the
+        // rest of the chain to the next pass.
+        self.walk_once::<A>(rcu, b, |e, dir| {
+            if dir != Direction::Original || only.is_some_and(|net| !e.net.is(net)) {
+                return false;
+            }
+            let c = e.cell.shared();
+            let word = e.cell.word();
+            let st = e.status();
+            let why = if st.has(Status::DYING) {
+                None
+            } else if c.is_expired(now) {
+                Some(Removal::Expired)
+            } else if st.has(Status::CONFIRMED) {
+                None
+            } else if st.has(Status::TABLE_PRIVATE) {
+                Some(Removal::Reaped)
+            } else {
+                // Marked for the next pass. A confirmation between the
+                // load and this leaves the mark on a confirmed entry,
+                // where nothing reads it (dumps mask it out).
+                word.set(Status::TABLE_PRIVATE);
+                None
+            };
+            if let Some(why) = why {
+                if self.remove_in(e, why) {
+                    *removed += 1;
+                }
+            }
+            *removed >= max_removals
+        });
     }
 
     /// Removes every entry of `net`; returns how many.
@@ -1065,7 +1440,7 @@ impl Table {
     /// section, yielding the CPU between sections).
     pub(crate) fn remove_if(&self, net: &CtNet, f: impl Fn(&ConnKey, Status) -> bool) -> u64 {
         self.remove_where(|e| {
-            e.is_of(net) && e.with_state(self, |k, st| f(k, st.status())) == Some(true)
+            e.is_of(net) && e.key_and_status(self).is_some_and(|(k, st)| f(&k, st))
         })
     }
 
@@ -1077,21 +1452,18 @@ impl Table {
         self.remove_where(|e| e.net().dying.load(Ordering::Relaxed))
     }
 
-    /// The walk of [`Self::remove_if`] and [`Self::remove_dying`].
-    fn remove_where(&self, f: impl Fn(&Entry) -> bool) -> u64 {
+    /// The walk of [`Self::remove_if`] and [`Self::remove_dying`]: both
+    /// families' chains.
+    fn remove_where(&self, f: impl Fn(EntryRef<'_>) -> bool) -> u64 {
         let mut removed = 0u64;
-        let n = self.chains.len().max(1);
+        let n = self.buckets().max(1);
         let mut b = 0;
         while b < n {
             let rcu = RcuGuard::new();
             let end = (b + 256).min(n);
             while b < end {
-                self.walk(&rcu, b, |e, dir| {
-                    if dir == Direction::Original && f(e) && self.remove(e, Removal::Deleted) {
-                        removed += 1;
-                    }
-                    false
-                });
+                removed += self.remove_where_in::<[u8; 4]>(&rcu, b, &f);
+                removed += self.remove_where_in::<[u8; 16]>(&rcu, b, &f);
                 b += 1;
             }
             drop(rcu);
@@ -1100,9 +1472,27 @@ impl Table {
         removed
     }
 
-    /// Calls `f` for each confirmed entry of `net` in bucket `b`, in chain
-    /// order, with its key and a copy of its state, until `f` returns
-    /// false. Returns false if `f` stopped the walk, true if it reached the
+    /// [`Self::remove_where`] in chain `b` of family `A`.
+    fn remove_where_in<A: Fam>(
+        &self,
+        rcu: &Rcu,
+        b: usize,
+        f: &impl Fn(EntryRef<'_>) -> bool,
+    ) -> u64 {
+        let mut removed = 0;
+        self.walk::<A>(rcu, b, |e, dir| {
+            if dir == Direction::Original && f(A::wrap(e)) && self.remove_in(e, Removal::Deleted) {
+                removed += 1;
+            }
+            false
+        });
+        removed
+    }
+
+    /// Calls `f` for each confirmed entry of `net` in dump bucket `b` (of
+    /// [`Table::dump_buckets`]: the IPv4 chains, then the IPv6 ones), in
+    /// chain order, with its [`Snapshot`], until `f` returns false.
+    /// Returns false if `f` stopped the walk, true if it reached the
     /// chain's end, and `Err(Strayed)` if the walk left the chain (an entry
     /// it stood on was buried): the entries after that point were not
     /// visited, and the caller starts the bucket again if it needs all of
@@ -1112,18 +1502,33 @@ impl Table {
         rcu: &'g Rcu,
         net: &CtNet,
         b: usize,
-        mut f: impl FnMut(&'g Entry, &ConnKey, &ConnState) -> bool,
+        now: u64,
+        f: impl FnMut(EntryRef<'g>, &Snapshot) -> bool,
+    ) -> core::result::Result<bool, Strayed> {
+        let n = self.buckets();
+        if b < n {
+            self.for_each_in::<[u8; 4]>(rcu, net, b, now, f)
+        } else {
+            self.for_each_in::<[u8; 16]>(rcu, net, b - n, now, f)
+        }
+    }
+
+    /// [`Self::for_each_in_bucket`] in chain `b` of family `A`.
+    fn for_each_in<'g, A: Fam>(
+        &self,
+        rcu: &'g Rcu,
+        net: &CtNet,
+        b: usize,
+        now: u64,
+        mut f: impl FnMut(EntryRef<'g>, &Snapshot) -> bool,
     ) -> core::result::Result<bool, Strayed> {
         let mut go_on = true;
-        let (end, _) = self.walk_once(rcu, b, |e, dir| {
-            if dir != Direction::Original || !e.is_of(net) {
+        let (end, _) = self.walk_once::<A>(rcu, b, |e, dir| {
+            if dir != Direction::Original || !e.net.is(net) {
                 return false;
             }
-            let st = e.with_state(self, |k, s| {
-                s.status().has(Status::CONFIRMED).then(|| (*k, s.clone()))
-            });
-            if let Some(Some((k, s))) = st {
-                go_on = f(e, &k, &s);
+            if let Some(s) = A::wrap(e).snapshot(self, now) {
+                go_on = f(A::wrap(e), &s);
             }
             !go_on
         });
@@ -1135,7 +1540,7 @@ impl Table {
 
     /// One collector run: a slice of the buckets, then the graveyard.
     fn gc_run(&self) {
-        let n = self.chains.len().max(1);
+        let n = self.buckets().max(1);
         let per_run = n.div_ceil(GC_RUNS_PER_PASS).max(256);
         let now = u64::from(crate::sys::time::jiffies_msecs());
         let from = self.gc_cursor.load(Ordering::Relaxed);

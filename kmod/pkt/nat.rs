@@ -23,7 +23,7 @@ use super::slot::Ct;
 use super::{eval, rewrite, terminal};
 use crate::ct::hook::PREFIX;
 use crate::ct::net::CtNet;
-use crate::ct::table::{self, Entry, Table};
+use crate::ct::table::{self, Table};
 use crate::pernet::RfwNet;
 use crate::rules::Ruleset;
 use crate::sys::netfilter;
@@ -158,7 +158,7 @@ pub(super) fn nat_step<'g>(
     // Only a packet tracked as NEW in the original direction can be one;
     // the others need not look at the status under the lock.
     if nat_loaded && c.state == CtState::New && c.dir == Direction::Original {
-        let snap = c.e.with_state(t, |k, s| (*k, s.status()));
+        let snap = c.e.key_and_status(t);
         let Some((key, status)) = snap else {
             return Ok(false);
         };
@@ -215,7 +215,7 @@ fn nat_setup<'g>(
         t,
         rcu,
         net: &rn.ct,
-        me: c.e as *const Entry as usize,
+        me: c.e.addr(),
         last: Cell::new(None),
     };
     let orig = key.tuple(Direction::Original);
@@ -298,7 +298,7 @@ fn nat_rewrite(
     let key = c.e.key_now(t);
     let nat = match Binding::implied_status(&key) {
         Some(n) => n,
-        None => c.e.with_state_raw(t, |_, s| s.status()),
+        None => c.e.status(),
     };
     if !manip.applies(nat, c.dir) {
         return Ok(changed);
@@ -348,7 +348,7 @@ pub(super) fn rewritten_tuple(p: &Pkt<'_>, c: &Ct<'_>) -> Option<Tuple> {
     let key = c.e.key_now(t);
     let nat = match Binding::implied_status(&key) {
         Some(n) => n,
-        None => c.e.with_state_raw(t, |_, s| s.status()),
+        None => c.e.status(),
     };
     let b = Binding::from_parts(
         key.tuple(Direction::Original),

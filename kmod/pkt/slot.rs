@@ -8,12 +8,12 @@
 use core::cell::Cell;
 
 use conntrack::parse::{IcmpInfo, L4Info, PacketInfo};
-use conntrack::{CtState, Direction, Status, Tuple};
+use conntrack::{CtState, Direction, Family, Status, Tuple};
 use rfw_abi::ct_stats;
 
 use super::meta::Pkt;
 use crate::ct::net::CtNet;
-use crate::ct::table::{self, Entry, Table};
+use crate::ct::table::{self, EntryRef, Table};
 use crate::pernet::RfwNet;
 use crate::sys::rcu::Rcu;
 use crate::sys::skbuff::SkBuff;
@@ -21,7 +21,7 @@ use crate::sys::skbuff::SkBuff;
 /// A packet's connection as a hook sees it.
 #[derive(Clone, Copy)]
 pub(super) struct Ct<'g> {
-    pub(super) e: &'g Entry,
+    pub(super) e: EntryRef<'g>,
     /// The packet's direction (for RELATED: the direction the error
     /// travels in the connection it is about).
     pub(super) dir: Direction,
@@ -88,8 +88,21 @@ pub(super) struct SlotHead {
     len: u32,
     dir: u8,
     state: u8,
+    /// The entry is an IPv6 one (the table keeps each family apart).
+    v6: bool,
     /// What the record's `info` holds.
     known: Known,
+}
+
+impl SlotHead {
+    /// The family of the record's entry.
+    fn family(&self) -> Family {
+        if self.v6 {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        }
+    }
 }
 
 /// What a record knows of its packet's headers as they left the tracking
@@ -215,7 +228,7 @@ pub(super) fn reap(rcu: &Rcu, h: &SlotHead) {
         return;
     }
     let t = table::get();
-    if let Some(e) = t.relocate(rcu, h.bucket, h.entry, Direction::Original) {
+    if let Some(e) = t.relocate(rcu, h.family(), h.bucket, h.entry, Direction::Original) {
         t.drop_unconfirmed(e);
     }
 }
@@ -223,7 +236,7 @@ pub(super) fn reap(rcu: &Rcu, h: &SlotHead) {
 /// Whether the packet `p` fits record `h`: its tuple is the one the
 /// tracking hook left (`h.tuple`), or, when the record does not know it,
 /// one the connection can have at this hook. `h` names `p`'s skb.
-fn fits(h: &Taken, e: Option<&Entry>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
+fn fits(h: &Taken, e: Option<EntryRef<'_>>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
     let moved = h.head.nh != p.skb.network_addr();
     match (&h.tuple, &p.info) {
         // `p`'s headers are the record's.
@@ -266,7 +279,7 @@ pub(super) fn find<'g>(
                     rn.ct.count(ct_stats::Counter::SlotHits);
                     return (None, state);
                 }
-            } else if let Some(e) = t.relocate(rcu, h.bucket, h.entry, dir) {
+            } else if let Some(e) = t.relocate(rcu, h.family(), h.bucket, h.entry, dir) {
                 if fits(taken, Some(e), dir, state, p) {
                     rn.ct.count(ct_stats::Counter::SlotHits);
                     let c = Ct {
@@ -335,9 +348,8 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
             }
         }
     };
-    let seen_reply = e
-        .with_state(t, |_, s| s.status().has(Status::SEEN_REPLY))
-        .unwrap_or(false);
+    let st = e.status();
+    let seen_reply = !st.has(Status::DYING) && st.has(Status::SEEN_REPLY);
     let state = if dir == Direction::Original && !seen_reply {
         CtState::New
     } else {
@@ -354,7 +366,7 @@ fn lookup_any<'g>(t: &'g Table, rcu: &'g Rcu, ctn: &CtNet, info: &PacketInfo) ->
 /// True when the packet can be one of `e`'s in direction `dir` at this
 /// hook: each end (address and port) is the one of its tuple before or
 /// after NAT. Guards a record that does not know the packet's tuple.
-fn plausible(e: &Entry, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
+fn plausible(e: EntryRef<'_>, dir: Direction, state: CtState, p: &Pkt<'_>) -> bool {
     let Some(info) = &p.info else {
         return true;
     };
@@ -393,8 +405,9 @@ pub(super) fn remember(
         Some(c) => SlotHead {
             skb,
             nh,
-            entry: c.e as *const Entry as usize,
+            entry: c.e.addr(),
             bucket: c.bucket,
+            v6: c.e.family() == Family::Ipv6,
             dir: c.dir.index() as u8,
             state: c.state.code(),
             len,

@@ -10,34 +10,25 @@ use crate::conn::{Config, Status};
 /// to be a "stream" (Linux: `stream_ts = 2 * HZ + jiffies`), in ms.
 pub const STREAM_AFTER_MS: u32 = 2000;
 
-/// The UDP part of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Udp {
-    /// When the flow becomes a stream if still active (ms, wrapping).
-    pub stream_at: u32,
-}
-
-impl Udp {
-    /// State for a connection created at `now`.
-    pub fn new(now: u32) -> Udp {
-        Udp {
-            stream_at: now.wrapping_add(STREAM_AFTER_MS),
-        }
-    }
-
-    /// One packet: the new timeout, and whether to set ASSURED.
-    pub(crate) fn packet(&self, status: Status, now: u32, cfg: &Config) -> (u32, bool) {
-        let t = &cfg.timeouts;
-        if status.has(Status::SEEN_REPLY) {
-            // Traffic both ways: some kind of UDP stream. Still active
-            // after two seconds? Extend the timeout and set ASSURED.
-            if crate::conn::time_after(now, self.stream_at) {
-                (t.udp_replied, !status.has(Status::ASSURED))
-            } else {
-                (t.udp_unreplied, false)
-            }
+/// One packet of a UDP connection created at `born` (ms, wrapping): the
+/// new timeout, and whether to set ASSURED. UDP keeps no state of its own
+/// (Linux's `stream_ts` is `born` + [`STREAM_AFTER_MS`]), so this needs no
+/// lock.
+pub(crate) fn packet(status: Status, born: u32, now: u32, cfg: &Config) -> (u32, bool) {
+    let t = &cfg.timeouts;
+    if status.has(Status::SEEN_REPLY) {
+        // Traffic both ways: some kind of UDP stream. Still active
+        // after two seconds? Extend the timeout and set ASSURED. An
+        // assured flow was (Linux's 64-bit jiffies never wrap; this 32-bit
+        // clock does after 49 days, and an old stream stays one).
+        if status.has(Status::ASSURED)
+            || crate::conn::time_after(now, born.wrapping_add(STREAM_AFTER_MS))
+        {
+            (t.udp_replied, !status.has(Status::ASSURED))
         } else {
             (t.udp_unreplied, false)
         }
+    } else {
+        (t.udp_unreplied, false)
     }
 }

@@ -27,10 +27,13 @@ checktool() { # checktool "CMD ARGS" "what it is for"
 }
 
 # setup_ns VAR... : creates one namespace per VAR, named VAR-XXXXXX, sets VAR.
+# The six random characters come from bash's $RANDOM, not mktemp: every
+# process start costs under emulation.
 setup_ns() {
-	local v name
+	local v name i chars=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 	for v in "$@"; do
-		name="$v-$(mktemp -u XXXXXX)"
+		name="$v-"
+		for i in 1 2 3 4 5 6; do name+=${chars:RANDOM % 62:1}; done
 		ip netns add "$name" || return 1
 		ip -net "$name" link set lo up || return 1
 		eval "$v=$name"
@@ -112,32 +115,42 @@ snmp_counter() {
 # setup_router NS_CLIENT NS_ROUTER NS_SERVER [MTU_SERVER_SIDE]: the classic
 # three-namespace line, IPv4 and IPv6, static neighbours off (real ARP/NDP):
 #   client 10.0.1.2 fd00:1::2 -- router 10.0.1.1 fd00:1::1 | 10.0.2.1 fd00:2::1 -- server 10.0.2.2 fd00:2::2
+# One sysctl and one `ip -batch` per namespace (every process start costs
+# under emulation), the router first: each end's link comes up with its
+# peer already up, and its routes are added after that, as before. Fails
+# if any step fails.
 setup_router() {
-	local c=$1 r=$2 s=$3 mtu=${4:-1500} n
+	local c=$1 r=$2 s=$3 mtu=${4:-1500}
 	ip link add veth0 netns "$c" type veth peer name veth0 netns "$r" || return 1
 	ip link add veth1 netns "$r" type veth peer name veth0 netns "$s" || return 1
-	for n in "$c" "$r" "$s"; do
-		ip netns exec "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0
-		ip netns exec "$n" sysctl -qw net.ipv6.conf.default.accept_dad=0
-	done
-	ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
-	ip netns exec "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
-	ip -net "$c" addr add 10.0.1.2/24 dev veth0
-	ip -net "$c" addr add fd00:1::2/64 dev veth0 nodad
-	ip -net "$r" addr add 10.0.1.1/24 dev veth0
-	ip -net "$r" addr add fd00:1::1/64 dev veth0 nodad
-	ip -net "$r" addr add 10.0.2.1/24 dev veth1
-	ip -net "$r" addr add fd00:2::1/64 dev veth1 nodad
-	ip -net "$s" addr add 10.0.2.2/24 dev veth0
-	ip -net "$s" addr add fd00:2::2/64 dev veth0 nodad
-	ip -net "$r" link set veth1 mtu "$mtu"
-	ip -net "$s" link set veth0 mtu "$mtu"
-	for n in "$c" "$r" "$s"; do ip -net "$n" link set veth0 up; done
-	ip -net "$r" link set veth1 up
-	ip -net "$c" route add default via 10.0.1.1
-	ip -net "$c" route add default via fd00:1::1
-	ip -net "$s" route add default via 10.0.2.1
-	ip -net "$s" route add default via fd00:2::1
+	ip netns exec "$r" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	ip -net "$r" -batch - <<EOF || return 1
+addr add 10.0.1.1/24 dev veth0
+addr add fd00:1::1/64 dev veth0 nodad
+addr add 10.0.2.1/24 dev veth1
+addr add fd00:2::1/64 dev veth1 nodad
+link set veth1 mtu $mtu
+link set veth0 up
+link set veth1 up
+EOF
+	ip netns exec "$c" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ip -net "$c" -batch - <<EOF || return 1
+addr add 10.0.1.2/24 dev veth0
+addr add fd00:1::2/64 dev veth0 nodad
+link set veth0 up
+route add default via 10.0.1.1
+route add default via fd00:1::1
+EOF
+	ip netns exec "$s" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ip -net "$s" -batch - <<EOF || return 1
+addr add 10.0.2.2/24 dev veth0
+addr add fd00:2::2/64 dev veth0 nodad
+link set veth0 mtu $mtu
+link set veth0 up
+route add default via 10.0.2.1
+route add default via fd00:2::1
+EOF
 }
 
 # ct_list NS ARGS...: `fwctl ct list` in NS (stderr's summary line dropped).
@@ -197,22 +210,26 @@ kernel_log_clean() {
 # add_host NS_ROUTER NS_HOST IF N [MTU]: one more host on NS_ROUTER, as
 # setup_router builds them: NS_ROUTER's IF 10.0.N.1 fd00:N::1 -- NS_HOST's
 # veth0 10.0.N.2 fd00:N::2 (MTU on both ends, default 1500), the host's
-# default routes via NS_ROUTER, forwarding on in NS_ROUTER.
+# default routes via NS_ROUTER, forwarding on in NS_ROUTER. As
+# setup_router: one sysctl and one `ip -batch` per namespace, the router's
+# end up first; fails if any step fails.
 add_host() {
 	local r=$1 h=$2 dev=$3 n=$4 mtu=${5:-1500}
 	ip link add "$dev" netns "$r" type veth peer name veth0 netns "$h" || return 1
-	ip netns exec "$h" sysctl -qw net.ipv6.conf.all.accept_dad=0
-	ip netns exec "$h" sysctl -qw net.ipv6.conf.default.accept_dad=0
-	ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
-	ip netns exec "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
-	ip -net "$r" addr add "10.0.$n.1/24" dev "$dev"
-	ip -net "$r" addr add "fd00:$n::1/64" dev "$dev" nodad
-	ip -net "$h" addr add "10.0.$n.2/24" dev veth0
-	ip -net "$h" addr add "fd00:$n::2/64" dev veth0 nodad
-	ip -net "$r" link set "$dev" mtu "$mtu" up
-	ip -net "$h" link set veth0 mtu "$mtu" up
-	ip -net "$h" route add default via "10.0.$n.1"
-	ip -net "$h" route add default via "fd00:$n::1"
+	ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	ip -net "$r" -batch - <<EOF || return 1
+addr add 10.0.$n.1/24 dev $dev
+addr add fd00:$n::1/64 dev $dev nodad
+link set $dev mtu $mtu up
+EOF
+	ip netns exec "$h" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ip -net "$h" -batch - <<EOF || return 1
+addr add 10.0.$n.2/24 dev veth0
+addr add fd00:$n::2/64 dev veth0 nodad
+link set veth0 mtu $mtu up
+route add default via 10.0.$n.1
+route add default via fd00:$n::1
+EOF
 }
 
 # listening NS PORT [tcp|udp]: a socket of NS listens on PORT.

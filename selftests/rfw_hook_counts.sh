@@ -42,22 +42,22 @@ check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_poin
 ip link add veth1 netns "$ns1" type veth peer name veth2 netns "$ns2"
 mac1=02:00:00:00:01:01
 mac2=02:00:00:00:01:02
-ip -net "$ns1" link set veth1 address $mac1
-ip -net "$ns2" link set veth2 address $mac2
-for n in "$ns1" "$ns2"; do
+# link_end NS IF MAC ADDR4 ADDR6 PEER6 PEERMAC: one end, in one `ip -batch`
+# (every process start costs under emulation).
+link_end() {
 	# No SLAAC/link-local address: no DAD or router solicitation traffic.
-	ip netns exec "$n" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
-done
-ip -net "$ns1" link set veth1 addrgenmode none
-ip -net "$ns2" link set veth2 addrgenmode none
-ip -net "$ns1" addr add 10.0.1.1/24 dev veth1
-ip -net "$ns2" addr add 10.0.1.2/24 dev veth2
-ip -net "$ns1" addr add fd00:1::1/64 dev veth1 nodad
-ip -net "$ns2" addr add fd00:1::2/64 dev veth2 nodad
-ip -net "$ns1" neigh add fd00:1::2 lladdr $mac2 dev veth1 nud permanent
-ip -net "$ns2" neigh add fd00:1::1 lladdr $mac1 dev veth2 nud permanent
-ip -net "$ns1" link set veth1 up
-ip -net "$ns2" link set veth2 up
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
+	ip -net "$1" -batch - <<EOF
+link set $2 address $3
+link set $2 addrgenmode none
+addr add $4/24 dev $2
+addr add $5/64 dev $2 nodad
+neigh add $6 lladdr $7 dev $2 nud permanent
+link set $2 up
+EOF
+}
+link_end "$ns1" veth1 $mac1 10.0.1.1 fd00:1::1 fd00:1::2 $mac2 || fail "ns1's end of the link"
+link_end "$ns2" veth2 $mac2 10.0.1.2 fd00:1::2 fd00:1::1 $mac1 || fail "ns2's end of the link"
 
 
 # Let the MLD reports for the new multicast memberships go out: wait
@@ -109,16 +109,41 @@ declare -A size=([ipv4]=84 [ipv6]=104)
 # Expected packets per hook: ns1 sends requests and receives replies.
 declare -A exp1=([prerouting]=10 [input]=10 [forward]=0 [output]=10 [postrouting]=10)
 declare -A exp2=([prerouting]=10 [input]=10 [forward]=0 [output]=10 [postrouting]=10)
+# Every counter's delta from one awk (not a process per counter, as
+# stat_of would be): "SIDE FAMILY HOOK PACKETS BYTES", after minus before
+# for ns1 and ns2 (SIDE 1, 2), the counters themselves for ns3 (SIDE 3);
+# "missing" where a snapshot lacks the row.
+declare -A dp db
+while read -r side f h p b; do
+	dp[${side}_${f}_$h]=$p db[${side}_${f}_$h]=$b
+done < <(awk -v b1="$before1" -v a1="$after1" -v b2="$before2" -v a2="$after2" -v a3="$after3" '
+	function load(tag, text,   n, i, l, x) {
+		n = split(text, l, "\n")
+		for (i = 1; i <= n; i++)
+			if (split(l[i], x, " ") == 4) { p[tag, x[1], x[2]] = x[3]; b[tag, x[1], x[2]] = x[4]; has[tag, x[1], x[2]] = 1 }
+	}
+	BEGIN {
+		load("b1", b1); load("a1", a1); load("b2", b2); load("a2", a2); load("a3", a3)
+		split("ipv4 ipv6", fams, " "); split("prerouting input forward output postrouting", hooks, " ")
+		for (i = 1; i <= 2; i++) for (j = 1; j <= 5; j++) {
+			f = fams[i]; h = hooks[j]
+			for (s = 1; s <= 2; s++)
+				if (has["b" s, f, h] && has["a" s, f, h])
+					print s, f, h, p["a" s, f, h] - p["b" s, f, h], b["a" s, f, h] - b["b" s, f, h]
+				else
+					print s, f, h, "missing", "missing"
+			if (has["a3", f, h]) print 3, f, h, p["a3", f, h], b["a3", f, h]
+			else print 3, f, h, "missing", "missing"
+		}
+	}')
 for f in ipv4 ipv6; do
 	for h in prerouting input forward output postrouting; do
 		for side in 1 2; do
-			if [ $side = 1 ]; then b=$before1 a=$after1 e=${exp1[$h]}; else b=$before2 a=$after2 e=${exp2[$h]}; fi
-			dp=$(($(stat_of "$a" $f $h packets) - $(stat_of "$b" $f $h packets)))
-			db=$(($(stat_of "$a" $f $h bytes) - $(stat_of "$b" $f $h bytes)))
-			check "ns$side $f $h packets" "$e" "$dp"
-			check "ns$side $f $h bytes" "$((e * ${size[$f]}))" "$db"
+			if [ $side = 1 ]; then e=${exp1[$h]}; else e=${exp2[$h]}; fi
+			check "ns$side $f $h packets" "$e" "${dp[${side}_${f}_$h]:-missing}"
+			check "ns$side $f $h bytes" "$((e * ${size[$f]}))" "${db[${side}_${f}_$h]:-missing}"
 		done
-		check "idle ns3 $f $h" "0/0" "$(stat_of "$after3" $f $h packets)/$(stat_of "$after3" $f $h bytes)"
+		check "idle ns3 $f $h" "0/0" "${dp[3_${f}_$h]:-missing}/${db[3_${f}_$h]:-missing}"
 	done
 done
 

@@ -165,6 +165,17 @@ ct_stat() {
 	ip netns exec "$1" fwctl ct stats 2>/dev/null | awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
 }
 
+# ct_stats NS NAME...: the values of several lines of one `fwctl ct stats`
+# in NS, on one line in the order asked ("missing" for one not listed), as
+# ct_stat gives each: one fwctl call for all of them.
+ct_stats() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" fwctl ct stats 2>/dev/null | awk -v keys="$*" '
+		{ v[$1] = $2 }
+		END { n = split(keys, k, " "); for (i = 1; i <= n; i++) printf "%s%s", ((k[i] in v) ? v[k[i]] : "missing"), (i < n ? " " : "\n") }'
+}
+
 # ---------------------------------------------------------------------------
 # Rules, NAT and mangle: helpers appended for rfw_nat.sh,
 # rfw_nat_transfer.sh, rfw_filter.sh, rfw_mangle.sh, rfw_restore.sh and

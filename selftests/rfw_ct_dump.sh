@@ -68,8 +68,13 @@ ip netns exec "$nb" bash -c '
 		$2 10.9.0.2 7000 300 40000 >/dev/null
 		fwctl ct flush >/dev/null
 	done' churn "$dir/stop" "$flows" </dev/null >/dev/null 2>&1 &
-# nb_removed: nb's entries flushed or expired so far.
-nb_removed() { echo $(($(ct_stat "$nb" deleted) + $(ct_stat "$nb" expired))); }
+# nb_removed: nb's entries flushed or expired so far (one fwctl call: a
+# process start costs under emulation).
+nb_removed() {
+	local d e
+	read -r d e < <(ct_stats "$nb" deleted expired)
+	echo $((d + e))
+}
 churning() { [ "$(ct_stat "$gen" expired)" -gt 0 ] && [ "$(ct_stat "$nb" deleted)" -gt 0 ]; }
 busywait 120000 churning || fail "churn under way (gen expired $(ct_stat "$gen" expired), nb deleted $(ct_stat "$nb" deleted))"
 
@@ -79,7 +84,8 @@ once_each() {
 	sort "$1" | uniq -c | awk '{ n++; if ($1 > 1) r++ } END { print n + 0, r + 0 }'
 }
 for i in 1 2 3; do
-	new0=$(ct_stat "$gen" new) del0=$(nb_removed) exp0=$(ct_stat "$gen" expired)
+	read -r new0 exp0 < <(ct_stats "$gen" new expired)
+	del0=$(nb_removed)
 	if [ $((i % 2)) = 0 ]; then
 		kind=json
 		ip netns exec "$gen" fwctl -o json ct list 2>"$dir/err" | python3 -c '
@@ -94,8 +100,8 @@ for c in json.load(sys.stdin):
 			awk '$1 == "udp" { for (i = 1; i <= NF; i++) if ($i ~ /^sport=/) { s = $i; d = $(i + 1); break }
 				if (d == "dport=5000") print substr(s, 7) }' >"$dir/sports"
 	fi
-	new=$(($(ct_stat "$gen" new) - new0)) del=$(($(nb_removed) - del0))
-	exp=$(($(ct_stat "$gen" expired) - exp0))
+	read -r new exp < <(ct_stats "$gen" new expired)
+	new=$((new - new0)) exp=$((exp - exp0)) del=$(($(nb_removed) - del0))
 	read -r distinct repeated < <(once_each "$dir/sports")
 	echo "# dump $i ($kind): $(wc -l <"$dir/sports") long-lived lines, $distinct distinct, $repeated repeated;" \
 		"meanwhile gen created $new and expired $exp entries, nb removed $del; fwctl: $(tr '\n' ' ' <"$dir/err")"

@@ -5,7 +5,8 @@
 # (separate namespaces). In router A rfw tracks; in router B nf_conntrack
 # does (an nft `ct state` rule enables it in that namespace; rfw, loaded
 # for the whole kernel, tracks there too but is not asked). The same
-# traffic runs through both, one after the other, with fixed source ports:
+# traffic runs through both, with fixed source ports, in both lines at once
+# (they share nothing; each line's steps run in order):
 # a TCP connection closed by both ends (TIME_WAIT), one held open
 # (ESTABLISHED), a SYN the server drops (SYN_SENT), a one-way UDP flow
 # (UNREPLIED), a UDP exchange (replied), an ICMP echo. Then
@@ -54,7 +55,7 @@ ip netns exec "$rb" sh -c 'for t in udp_timeout udp_timeout_stream icmp_timeout 
 	tcp_timeout_established tcp_timeout_time_wait; do sysctl -qw net.netfilter.nf_conntrack_$t=900 || exit 1; done' ||
 	fail "nf_conntrack_*timeout*=900 in router B"
 
-traffic() { # traffic CLIENT SERVER
+traffic() { # traffic CLIENT SERVER: fails if the UDP exchange got no echo.
 	local c=$1 s=$2
 	ip netns exec "$s" nft -f - <<NFT
 table inet t {
@@ -88,7 +89,7 @@ s.bind(("10.0.2.2", 8005))
 d, a = s.recvfrom(100)
 s.sendto(d, a)' &
 	busywait 60000 listening "$s" 8005 udp
-	[ "$(udp_probe "$c" 41005 10.0.2.2 8005 60)" = reply ] || fail "UDP exchange: no echo"
+	[ "$(udp_probe "$c" 41005 10.0.2.2 8005 60)" = reply ]
 }
 
 normalise() { # proto state dport flags packets-orig packets-reply (no timeout, no TCP counters)
@@ -106,8 +107,15 @@ normalise() { # proto state dport flags packets-orig packets-reply (no timeout, 
 	}' | sort
 }
 
-traffic "$ca" "$sa"
-traffic "$cb" "$sb"
+# Both lines at once (a subshell each: its result comes back as its exit
+# status; the processes it leaves, which hold connections, live in the
+# lines' namespaces until the test ends).
+traffic "$ca" "$sa" &
+traffic_a=$!
+traffic "$cb" "$sb" &
+traffic_b=$!
+wait $traffic_a || fail "line A: UDP exchange: no echo"
+wait $traffic_b || fail "line B: UDP exchange: no echo"
 # The tables settle (closing handshakes, the held connection's data, SYN
 # retransmissions seen) at their own pace: compare until they agree.
 agree() {

@@ -32,7 +32,9 @@
 # label); a plain UDP datagram, the fence, ends each batch; the sender is
 # pinned to one CPU, so every packet before the fence has been handled
 # when the witness sees the fence: no sleeps. A case passes where its
-# marker arrived at least once, drops where it did not.
+# marker arrived at least once, drops where it did not. The two lines
+# share nothing: each hook's two batches run at the same time, line A's
+# sender pinned to CPU 0, line B's to CPU 1 (where there are two).
 #
 # One KTAP line per case x family x hook: rfw's verdict, nf_conntrack's,
 # and the number of frames each let through; any disagreement fails the
@@ -49,9 +51,12 @@ checktool "python3 -V" "python3"
 dir=$(mktemp -d)
 trap rfw_cleanup EXIT
 helper="${RFW_SELFTESTS:-$(dirname "$0")}/malformed.py"
-# Pin senders to one CPU (FIFO through veth backlogs to the witness).
-pin=()
-command -v taskset >/dev/null && pin=(taskset -c 0)
+# Pin each line's sender to one CPU (FIFO through veth backlogs to the witness).
+pin_a=() pin_b=()
+if command -v taskset >/dev/null; then
+	pin_a=(taskset -c 0)
+	pin_b=(taskset -c "$(($(nproc) > 1 ? 1 : 0))")
+fi
 
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns ca ra sa cb rb sb || { fail "setup_ns"; exit $ret; }
@@ -95,9 +100,13 @@ for c in "$ca" "$cb"; do
 done
 
 # batch SIDE CLIENT ROUTER SERVER HOOK: one batch of every case, witnessed.
+# Run in the background: its FAIL lines are printed, and its exit status
+# is the script's status in there.
 batch() {
 	local side=$1 c=$2 r=$3 s=$4 hook=$5 wns wpid mac
 	local log="$dir/$side.$hook.log" ready="$dir/$side.$hook.ready" err="$dir/$side.$hook.err"
+	local -a pin=("${pin_b[@]}")
+	[ "$side" = rfw ] && pin=("${pin_a[@]}")
 	if [ "$hook" = input ]; then
 		wns=$r
 		ip netns exec "$wns" python3 "$helper" witness --raw --log "$log" --ready "$ready" &
@@ -109,7 +118,7 @@ batch() {
 	if ! busywait 60000 test -e "$ready"; then
 		fail "$side $hook: the witness did not start"
 		kill "$wpid" 2>/dev/null
-		return
+		return $ret
 	fi
 	if [ "$hook" = output ]; then
 		"${pin[@]}" ip netns exec "$r" python3 "$helper" send output --raw --errors "$err" ||
@@ -122,11 +131,17 @@ batch() {
 	busywait 60000 grep -qx fence "$log" || fail "$side $hook: the fence never reached the witness"
 	kill "$wpid" 2>/dev/null
 	wait "$wpid" 2>/dev/null
+	return $ret
 }
 
 for hook in forward input output; do
-	batch rfw "$ca" "$ra" "$sa" "$hook"
-	batch nfct "$cb" "$rb" "$sb" "$hook"
+	batch rfw "$ca" "$ra" "$sa" "$hook" &
+	batch_a=$!
+	batch nfct "$cb" "$rb" "$sb" "$hook" &
+	batch_b=$!
+	# (Each batch printed its own FAIL lines.)
+	wait $batch_a || ret=$ksft_fail
+	wait $batch_b || ret=$ksft_fail
 done
 
 python3 "$helper" tally "$dir" >"$dir/tally"

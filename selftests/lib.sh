@@ -41,6 +41,23 @@ setup_ns() {
 	done
 }
 
+# netns_exec NS CMD...: CMD in network namespace NS (made by setup_ns), as
+# `ip netns exec NS CMD` runs it but without a mount namespace of its own
+# (nsenter enters the network namespace alone): no copy of the mount table,
+# no /sys remounted and unmounted again at exit, each of which costs under
+# emulation. So CMD sees the initial namespace's /sys, where `ip netns exec`
+# shows NS's own; /proc/net and /proc/sys/net follow the network namespace
+# either way. For the helpers below (netlink, sockets, /proc/net, net
+# sysctls); a test that reads NS's /sys/class/net uses `ip netns exec`.
+# A command put in the background is started with nsenter itself (`nsenter
+# --net=/run/netns/NS CMD &`): a function in the background runs in a
+# forked shell, and $! would be that shell's pid, not CMD's.
+netns_exec() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
 cleanup_all_ns() {
 	local n
 	for n in "${ns_list[@]}"; do ip netns del "$n" 2>/dev/null; done
@@ -74,7 +91,7 @@ dmesg_splats() {
 # python: under emulation every process start costs).
 fwctl_stats() {
 	if [ -n "$1" ]; then
-		ip netns exec "$1" fwctl stats 2>/dev/null
+		netns_exec "$1" fwctl stats 2>/dev/null
 	else
 		fwctl stats 2>/dev/null
 	fi | awk 'NR > 1 { print $1, $2, $3, $4 }'
@@ -84,7 +101,7 @@ fwctl_stats() {
 # NS, sorted, on one line, from the kernel's own list of registered hooks
 # (`nft list hooks`, nfnetlink_hook).
 rfw_hooks() {
-	ip netns exec "$1" nft list hooks 2>/dev/null |
+	netns_exec "$1" nft list hooks 2>/dev/null |
 		awk '/^family/ { f = $2 } /^[[:space:]]*hook [a-z]+ \{/ { h = $2 } /\[rfw\]/ { print f, h }' |
 		sort -u | tr '\n' ' ' | sed 's/ $//'
 }
@@ -104,11 +121,11 @@ snmp_counter() {
 	local ns=$1 name=$2
 	case "$name" in
 	*:*)
-		ip netns exec "$ns" awk -v grp="${name%%:*}:" -v key="${name#*:}" '
+		netns_exec "$ns" awk -v grp="${name%%:*}:" -v key="${name#*:}" '
 			$1 == grp && !hdr { for (i = 2; i <= NF; i++) col[$i] = i; hdr = 1; next }
 			$1 == grp && hdr { print $col[key]; exit }' /proc/net/snmp ;;
 	*)
-		ip netns exec "$ns" awk -v key="$name" '$1 == key { print $2 }' /proc/net/snmp6 ;;
+		netns_exec "$ns" awk -v key="$name" '$1 == key { print $2 }' /proc/net/snmp6 ;;
 	esac
 }
 
@@ -123,7 +140,7 @@ setup_router() {
 	local c=$1 r=$2 s=$3 mtu=${4:-1500}
 	ip link add veth0 netns "$c" type veth peer name veth0 netns "$r" || return 1
 	ip link add veth1 netns "$r" type veth peer name veth0 netns "$s" || return 1
-	ip netns exec "$r" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+	netns_exec "$r" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
 		net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	ip -net "$r" -batch - <<EOF || return 1
 addr add 10.0.1.1/24 dev veth0
@@ -134,7 +151,7 @@ link set veth1 mtu $mtu
 link set veth0 up
 link set veth1 up
 EOF
-	ip netns exec "$c" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	netns_exec "$c" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	ip -net "$c" -batch - <<EOF || return 1
 addr add 10.0.1.2/24 dev veth0
 addr add fd00:1::2/64 dev veth0 nodad
@@ -142,7 +159,7 @@ link set veth0 up
 route add default via 10.0.1.1
 route add default via fd00:1::1
 EOF
-	ip netns exec "$s" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	netns_exec "$s" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	ip -net "$s" -batch - <<EOF || return 1
 addr add 10.0.2.2/24 dev veth0
 addr add fd00:2::2/64 dev veth0 nodad
@@ -157,12 +174,12 @@ EOF
 ct_list() {
 	local ns=$1
 	shift
-	ip netns exec "$ns" fwctl ct list "$@" 2>/dev/null
+	netns_exec "$ns" fwctl ct list "$@" 2>/dev/null
 }
 
 # ct_stat NS NAME: one line of `fwctl ct stats` ("NAME VALUE").
 ct_stat() {
-	ip netns exec "$1" fwctl ct stats 2>/dev/null | awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
+	netns_exec "$1" fwctl ct stats 2>/dev/null | awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
 }
 
 # ct_stats NS NAME...: the values of several lines of one `fwctl ct stats`
@@ -171,7 +188,7 @@ ct_stat() {
 ct_stats() {
 	local ns=$1
 	shift
-	ip netns exec "$ns" fwctl ct stats 2>/dev/null | awk -v keys="$*" '
+	netns_exec "$ns" fwctl ct stats 2>/dev/null | awk -v keys="$*" '
 		{ v[$1] = $2 }
 		END { n = split(keys, k, " "); for (i = 1; i <= n; i++) printf "%s%s", ((k[i] in v) ? v[k[i]] : "missing"), (i < n ? " " : "\n") }'
 }
@@ -187,7 +204,7 @@ ct_stats() {
 fw() {
 	local ns=$1
 	shift
-	ip netns exec "$ns" fwctl "$@"
+	netns_exec "$ns" fwctl "$@"
 }
 
 # kill_ns_procs: ends every process still running in the test's namespaces.
@@ -227,13 +244,13 @@ kernel_log_clean() {
 add_host() {
 	local r=$1 h=$2 dev=$3 n=$4 mtu=${5:-1500}
 	ip link add "$dev" netns "$r" type veth peer name veth0 netns "$h" || return 1
-	ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	netns_exec "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	ip -net "$r" -batch - <<EOF || return 1
 addr add 10.0.$n.1/24 dev $dev
 addr add fd00:$n::1/64 dev $dev nodad
 link set $dev mtu $mtu up
 EOF
-	ip netns exec "$h" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	netns_exec "$h" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	ip -net "$h" -batch - <<EOF || return 1
 addr add 10.0.$n.2/24 dev veth0
 addr add fd00:$n::2/64 dev veth0 nodad
@@ -247,7 +264,7 @@ EOF
 listening() {
 	local f=t
 	[ "${3:-tcp}" = udp ] && f=u
-	ip netns exec "$1" ss -Hln$f "( sport = :$2 )" | grep -q .
+	netns_exec "$1" ss -Hln$f "( sport = :$2 )" | grep -q .
 }
 
 # banner_server NS PORT TAG [4|6]: a forking TCP server in NS on PORT that
@@ -258,7 +275,7 @@ banner_server() {
 	local ns=$1 port=$2 tag=$3 v=${4:-4} opt=""
 	[ "$v" = 6 ] && opt=",ipv6only=1"
 	# shellcheck disable=SC2016 # expanded by the shell socat starts
-	ip netns exec "$ns" socat "TCP$v-LISTEN:$port,reuseaddr,fork$opt" \
+	nsenter --net="/run/netns/$ns" socat "TCP$v-LISTEN:$port,reuseaddr,fork$opt" \
 		SYSTEM:"echo $tag \$SOCAT_PEERADDR \$SOCAT_PEERPORT" </dev/null >/dev/null 2>&1 &
 	busywait 60000 listening "$ns" "$port" tcp
 }
@@ -287,7 +304,7 @@ addr_peer() {
 # if the connection could not be made within SECONDS (default 5).
 tcp_get() {
 	local t=${3:-5}
-	ip netns exec "$1" timeout $((t + 10)) socat -u "$2,connect-timeout=$t" STDOUT 2>/dev/null
+	netns_exec "$1" timeout $((t + 10)) socat -u "$2,connect-timeout=$t" STDOUT 2>/dev/null
 }
 
 # tcp_servers NS ADDR PORT...: one process in NS listening on each PORT of
@@ -296,7 +313,7 @@ tcp_get() {
 tcp_servers() {
 	local ns=$1 addr=$2
 	shift 2
-	ip netns exec "$ns" python3 -c '
+	nsenter --net="/run/netns/$ns" python3 -c '
 import selectors, socket, sys
 addr = sys.argv[1]
 fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
@@ -326,7 +343,7 @@ while True:
 # "refused" (an ICMP port unreachable reached this very socket: the
 # kernel matched the error's inner header to it) or "timeout".
 udp_probe() {
-	ip netns exec "$1" python3 -c '
+	netns_exec "$1" python3 -c '
 import socket, sys
 sport, dst, dport, t = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
@@ -363,7 +380,7 @@ nft_witness() {
 		in+="$ip saddr $addr $icmp counter name ${name}_in"$'\n'
 		out+="$ip daddr $addr $icmp counter name ${name}_out"$'\n'
 	done
-	ip netns exec "$ns" nft -f - <<NFT
+	netns_exec "$ns" nft -f - <<NFT
 table inet rfw_w {
 $counters
 	chain input {
@@ -381,14 +398,14 @@ NFT
 # nft_packets NS COUNTER [TABLE]: packets of a named counter of table inet
 # TABLE (default rfw_w) in NS; "missing" if there is no such counter.
 nft_packets() {
-	ip netns exec "$1" nft list counter inet "${3:-rfw_w}" "$2" 2>/dev/null | awk '
+	netns_exec "$1" nft list counter inet "${3:-rfw_w}" "$2" 2>/dev/null | awk '
 		{ for (i = 1; i < NF; i++) if ($i == "packets") { print $(i + 1); f = 1; exit } }
 		END { if (!f) print "missing" }'
 }
 
 # nft_reset NS: zeroes every nf_tables counter of NS.
 nft_reset() {
-	ip netns exec "$1" nft reset counters inet >/dev/null
+	netns_exec "$1" nft reset counters inet >/dev/null
 }
 
 # ct_flows NS [FILTERS]: `fwctl ct list` in NS, one connection a line as
@@ -424,7 +441,7 @@ ct_flows() {
 # count, directly or in a "counters"/"counter" object. Prints "nojson" if
 # the output is not JSON.
 rule_info() {
-	ip netns exec "$1" fwctl "$2" list --chain "$3" -o json 2>/dev/null | python3 -c '
+	netns_exec "$1" fwctl "$2" list --chain "$3" -o json 2>/dev/null | python3 -c '
 import json, re, sys
 rx, what = re.compile(sys.argv[1], re.I), sys.argv[2]
 try:
@@ -479,7 +496,7 @@ rule_handle() { rule_info "$1" "$2" "$3" "$4" handle; }
 # save_rules NS: `fwctl save` of NS with the counters ("[P:B]") blanked, so
 # that two saves compare equal whatever traffic ran in between.
 save_rules() {
-	ip netns exec "$1" fwctl save | sed -E 's/\[[0-9]+:[0-9]+\]/[-]/g'
+	netns_exec "$1" fwctl save | sed -E 's/\[[0-9]+:[0-9]+\]/[-]/g'
 }
 
 # one_line_error DESCRIPTION CMD...: CMD must fail with exactly one line
@@ -511,7 +528,7 @@ nft_expect() {
 		IFS=: read -r ns c want <<<"$spec"
 		if [ -z "${val[$ns:]+x}" ]; then
 			val[$ns:]=1
-			while read -r n v; do val[$ns:$n]=$v; done < <(ip netns exec "$ns" nft list counters table inet rfw_w 2>/dev/null |
+			while read -r n v; do val[$ns:$n]=$v; done < <(netns_exec "$ns" nft list counters table inet rfw_w 2>/dev/null |
 				awk '$1 == "counter" { n = $2 } $1 == "packets" { print n, $2 }')
 		fi
 		got=${val[$ns:$c]:-missing}
@@ -523,7 +540,7 @@ nft_expect() {
 # tcp_peers NS PORT: the peers ("ADDR:PORT") of the established TCP
 # connections of NS whose local port is PORT, one a line.
 tcp_peers() {
-	ip netns exec "$1" ss -Htn state established "( sport = :$2 )" | awk '{ print $4 }'
+	netns_exec "$1" ss -Htn state established "( sport = :$2 )" | awk '{ print $4 }'
 }
 
 # ---------------------------------------------------------------------------

@@ -432,22 +432,24 @@ ct_flows() {
 	}'
 }
 
-# rule_info NS TABLE CHAIN REGEX packets|handle|count: the rules of CHAIN in
-# `fwctl TABLE list --chain CHAIN -o json` whose JSON text, counters and
-# handle left out, matches REGEX (Python syntax, case-insensitive): their
-# packet counters summed, the first one's
+# rule_info NS TABLE CHAIN REGEX packets|handle|count [REGEX WHAT]...: the
+# rules of CHAIN in `fwctl TABLE list --chain CHAIN -o json` whose JSON
+# text, counters and handle left out, matches REGEX (Python syntax,
+# case-insensitive): their packet counters summed, the first one's
 # "handle", or how many match. The layout of that JSON is not assumed
 # beyond this: a rule is the innermost object that carries a "packets"
 # count, directly or in a "counters"/"counter" object. Prints "nojson" if
-# the output is not JSON.
+# the output is not JSON. Several REGEX WHAT pairs are answered from the
+# same listing, on one line, separated by spaces (one fwctl and one python
+# start for all: each costs about a second under emulation).
 rule_info() {
 	netns_exec "$1" fwctl "$2" list --chain "$3" -o json 2>/dev/null | python3 -c '
 import json, re, sys
-rx, what = re.compile(sys.argv[1], re.I), sys.argv[2]
+asked = list(zip(sys.argv[1::2], sys.argv[2::2]))
 try:
     data = json.load(sys.stdin)
 except ValueError:
-    print("nojson")
+    print(" ".join("nojson" for _ in asked))
     sys.exit(0)
 CK = ("counters", "counter")
 def counted(o):
@@ -479,16 +481,20 @@ def walk(v):
             yield from walk(x)
 def text(o):  # the rule without its counters and handle
     return json.dumps({k: v for k, v in o.items() if k not in CK + ("packets", "bytes", "handle")})
-rules = [o for o in walk(data) if counted(o) is not None and not below(o)
-         and not set(o) <= {"packets", "bytes"} and rx.search(text(o))]
-if what == "packets":
-    print(sum(counted(o)["packets"] for o in rules))
-elif what == "count":
-    print(len(rules))
-else:
-    h = [o["handle"] for o in rules if o.get("handle") is not None]
-    print(h[0] if h else "none")
-' "$4" "$5"
+answers = []
+for pattern, what in asked:
+    rx = re.compile(pattern, re.I)
+    rules = [o for o in walk(data) if counted(o) is not None and not below(o)
+             and not set(o) <= {"packets", "bytes"} and rx.search(text(o))]
+    if what == "packets":
+        answers.append(sum(counted(o)["packets"] for o in rules))
+    elif what == "count":
+        answers.append(len(rules))
+    else:
+        h = [o["handle"] for o in rules if o.get("handle") is not None]
+        answers.append(h[0] if h else "none")
+print(" ".join(str(a) for a in answers))
+' "${@:4}"
 }
 rule_packets() { rule_info "$1" "$2" "$3" "$4" packets; }
 rule_handle() { rule_info "$1" "$2" "$3" "$4" handle; }

@@ -118,8 +118,9 @@ counted u9003 2
 sleep 1
 check "mark 0x10 dropped by --mark 0x10; unmarked passed; 0x20 passed --mark 0x20/0xf0; 0x100/0xf00 dropped (server counters 9001 9002 9003 9005)" \
 	"0 2 2 0" "$(pk u9001) $(pk u9002) $(pk u9003) $(pk u9005)"
-check "fwctl filter list -o json: --mark 0x10 rule counted both datagrams" 2 "$(rule_packets "$rt" filter FORWARD '\b(0x10|16)\b')"
-check "fwctl filter list -o json: --mark 0x20/0xf0 rule counted both datagrams" 2 "$(rule_packets "$rt" filter FORWARD '\b(0x20|32)\b')"
+read -r m10 m20 < <(rule_info "$rt" filter FORWARD '\b(0x10|16)\b' packets '\b(0x20|32)\b' packets)
+check "fwctl filter list -o json: --mark 0x10 rule counted both datagrams" 2 "$m10"
+check "fwctl filter list -o json: --mark 0x20/0xf0 rule counted both datagrams" 2 "$m20"
 for v in 4 6; do
 	[ $v = 6 ] && [ $v6rules = 0 ] && continue
 	if [ $v = 4 ]; then key=Icmp:InDestUnreachs to=UDP4-DATAGRAM:10.0.2.2:9004; else key=Icmp6InDestUnreachs to="UDP6-DATAGRAM:[fd00:2::2]:9004"; fi

@@ -101,19 +101,21 @@ sink_ports() {
 	awk -v t="$1" '$3 == t { print $1, $2 }' "$dir/sink" | sort -u
 }
 
-# binding SPORT: the router's binding of the client's flow from SPORT to
-# the server, as "ADDR PORT" (the reply tuple's destination), from
-# `fwctl -o json ct list`; "none" if there is no such connection.
-binding() {
-	ip netns exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+# bindings SPORT...: the router's binding of the client's flow from each
+# SPORT to the server, one line each, as "ADDR PORT" (the reply tuple's
+# destination), from one `fwctl -o json ct list`; "none" if there is no
+# such connection.
+bindings() {
+	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
 import json, sys
-sport = int(sys.argv[1])
-out = "none"
-for c in json.load(sys.stdin):
-    o, r = c["orig"], c["reply"]
-    if c["proto_num"] == 17 and o["src"] == "10.0.1.2" and o.get("sport") == sport and o.get("dport") == 9000:
-        out = "%s %d" % (r["dst"], r["dport"])
-print(out)' "$1"
+conns = json.load(sys.stdin)
+for sport in map(int, sys.argv[1:]):
+    out = "none"
+    for c in conns:
+        o, r = c["orig"], c["reply"]
+        if c["proto_num"] == 17 and o["src"] == "10.0.1.2" and o.get("sport") == sport and o.get("dport") == 9000:
+            out = "%s %d" % (r["dst"], r["dport"])
+    print(out)' "$@"
 }
 
 # queue_listening NUM: nf_queue has bound queue NUM in the router.
@@ -133,7 +135,7 @@ stats() {
 # the counters. LAST: the packets are queued from rfw's last hook, so the
 # reinjected ones meet no rfw hook and no lookup is expected.
 flows_round() {
-	local name=$1 q=$2 rounds=$3 pa=$4 pb=$5 last=${6:-} out ta tb want
+	local name=$1 q=$2 rounds=$3 pa=$4 pb=$5 last=${6:-} out ta tb ba bb want
 	local h0 m0 f0 n0 h1 m1 f1 n1 qpid
 	# (`ip netns exec` and taskset exec: $! is nf_queue's pid.)
 	ip netns exec "$rt" taskset -c "$queue_cpu" nf_queue -q "$q" -t 600 >/dev/null 2>&1 &
@@ -156,8 +158,9 @@ flows_round() {
 	else
 		fail "$name: both flows seen from $ta"
 	fi
-	check "$name: flow A's source at the server is its binding in ct list" "$ta" "$(binding "$pa")"
-	check "$name: flow B's source at the server is its binding in ct list" "$tb" "$(binding "$pb")"
+	{ read -r ba; read -r bb; } < <(bindings "$pa" "$pb")
+	check "$name: flow A's source at the server is its binding in ct list" "$ta" "$ba"
+	check "$name: flow B's source at the server is its binding in ct list" "$tb" "$bb"
 	read -r h1 m1 f1 n1 < <(stats)
 	echo "# $name: ct stats deltas: slot_hits $((h1 - h0)) slot_misses $((m1 - m0))" \
 		"fallback_found $((f1 - f0)) fallback_not_found $((n1 - n0))"

@@ -45,8 +45,7 @@ add_host "$sv" "$far" veth1 9 1280 || { fail "far host"; exit $ret; }
 ip -net "$rt" route add 10.0.9.0/24 via 10.0.2.2
 ip -net "$rt" route add fd00:9::/64 via fd00:2::2
 for n in "$sv" "$far"; do
-	ip netns exec "$n" sysctl -qw net.ipv4.icmp_ratelimit=0
-	ip netns exec "$n" sysctl -qw net.ipv6.icmp.ratelimit=0
+	ip netns exec "$n" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 done
 # The flows the checks read in `fwctl ct list` (the two clients' UDP flows
 # from port 5555 must both be there for the second to get another port)
@@ -164,15 +163,17 @@ for v in 4 6; do
 	ip netns exec "$sv" python3 "$clash_py" server $sa 5353 120 &
 	srv=$!
 	busywait 60000 sh -c "ip netns exec $sv ss -Hlun | grep -q ':5353 '" || fail "IPv$v echo server on 5353"
-	failed0=$(ct_stat "$rt" insert_failed)
-	resolved0=$(ct_stat "$rt" clash_resolved)
+	read -r failed0 resolved0 < <(ct_stats "$rt" insert_failed clash_resolved)
 	read -r flows answered sent < <(ip netns exec "$cl" python3 "$clash_py" client $sa 5353 50 30000)
 	check "IPv$v UDP clash: 50 flows of 2 simultaneous first datagrams sent (the client's count)" "50 100" "$flows $sent"
 	check "IPv$v UDP clash: both answers of every flow came back (the client's count)" 50 "$answered"
-	check "IPv$v UDP clash: insert_failed unchanged (fwctl ct stats)" "$failed0" "$(ct_stat "$rt" insert_failed)"
-	echo "# IPv$v UDP clash: $(($(ct_stat "$rt" clash_resolved) - resolved0)) of the 50 flows raced to the insert (clash_resolved)"
+	read -r failed resolved < <(ct_stats "$rt" insert_failed clash_resolved)
+	check "IPv$v UDP clash: insert_failed unchanged (fwctl ct stats)" "$failed0" "$failed"
+	echo "# IPv$v UDP clash: $((resolved - resolved0)) of the 50 flows raced to the insert (clash_resolved)"
+	# One listing: the flows' source ports, one line per entry.
+	ports=$(flow "$rt" '$1 == "udp" && $6 == 5353 { print $5 }')
 	check "IPv$v UDP clash: one router entry per flow (fwctl ct list: flows/entries)" 50/50 \
-		"$(flow "$rt" '$1 == "udp" && $6 == 5353 { print $5 }' | sort -u | wc -l)/$(flow "$rt" '$1 == "udp" && $6 == 5353' | wc -l)"
+		"$(echo "$ports" | sort -u | grep -c .)/$(echo "$ports" | grep -c .)"
 	kill $srv 2>/dev/null
 	wait $srv 2>/dev/null
 	fw "$rt" ct flush >/dev/null

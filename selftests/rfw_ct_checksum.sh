@@ -4,7 +4,8 @@
 # Two identical lines, client -- router -- server (setup_router). In router
 # A rfw tracks (`fwctl ct tracking on`, no rules); in router B nf_conntrack
 # does (an nft rule counting `ct state invalid` in forward enables it
-# there): the oracle. In each line, for IPv4 and IPv6, a TCP connection
+# there): the oracle (the two lines at the same time, each family in
+# turn). In each line, for IPv4 and IPv6, a TCP connection
 # runs between tcp_badrst.py's client and echo server; then the client
 # forges a RST|ACK into it whose SEQ is exactly the server's last ACK (in
 # window: it would end the connection) and whose TCP checksum is wrong,
@@ -179,9 +180,23 @@ run_case() {
 	wait "$pid" 2>/dev/null
 }
 
+# The lines share nothing but the kernel: for each family their stories run
+# at the same time, each in a subshell of its own (with its own client
+# coprocess), whose exit status carries its failures.
 for v in 4 6; do
-	run_case A "$ca" "$ra" "$sa" "$v"
-	run_case B "$cb" "$rb" "$sb" "$v"
+	(
+		run_case A "$ca" "$ra" "$sa" "$v"
+		exit $ret
+	) &
+	case_a=$!
+	(
+		run_case B "$cb" "$rb" "$sb" "$v"
+		exit $ret
+	) &
+	case_b=$!
+	# (Each printed its own FAIL lines.)
+	wait $case_a || ret=$ksft_fail
+	wait $case_b || ret=$ksft_fail
 done
 
 check "rfw's checksum setting restored" "checksum: on" \

@@ -34,7 +34,8 @@
 # * rfw unloaded while the router still tracks: its references go with it
 #   (the router forwards fragments unreassembled again).
 # Every case runs through router2's nftables too (masquerade, dnat, the
-# same drops, `ct state invalid drop`), which must give the same answers.
+# same drops, `ct state invalid drop`), which must give the same answers;
+# the two lines' cases of each part run at the same time.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -204,7 +205,28 @@ fw "$rt" filter add --chain FORWARD -p udp --dport 161 --drop || fail "filter ad
 fw "$rt" filter add --chain FORWARD -p tcp --dport 22 --drop || fail "filter add FORWARD tcp 22 drop"
 fw "$rt" filter add --chain INPUT --ct-state invalid --drop || fail "filter add INPUT invalid drop"
 
-for line in 1 2; do
+# both_lines FUNCTION: FUNCTION 1 (rfw's line) and FUNCTION 2 (nftables')
+# at the same time, each in a subshell: the lines share nothing, and each
+# case's witnesses are its own line's. A subshell's exit status carries
+# its failures (it printed their FAIL lines).
+both_lines() {
+	local one two
+	(
+		"$1" 1
+		exit $ret
+	) &
+	one=$!
+	(
+		"$1" 2
+		exit $ret
+	) &
+	two=$!
+	wait $one || ret=$ksft_fail
+	wait $two || ret=$ksft_fail
+}
+
+nat_cases() { # nat_cases LINE
+	local line=$1 c r s who v sa ra rs reasm to dst port what r0 s0 c0 got n m
 	if [ $line = 1 ]; then c=$cl r=$rt s=$sv who=rfw; else c=$cl2 r=$rt2 s=$sv2 who=nftables; fi
 	for v in 4 6; do
 		if [ $v = 4 ]; then
@@ -231,12 +253,14 @@ for line in 1 2; do
 			fi
 		done
 	done
-done
+}
+both_lines nat_cases
 check "rfw: no fragment tracked as malformed" 0 "$(ct_stat0 "$rt" malformed.fragment)"
 check "rfw: no datagram tracked as truncated UDP" 0 "$(ct_stat0 "$rt" malformed.udp_truncated)"
 
 # --- FORWARD drops by port ---------------------------------------------------
-for line in 1 2; do
+forward_cases() { # forward_cases LINE
+	local line=$1 c s who v sa ca key u0 n t0
 	if [ $line = 1 ]; then c=$cl s=$sv who=rfw; else c=$cl2 s=$sv2 who=nftables; fi
 	for v in 4 6; do
 		if [ $v = 4 ]; then
@@ -260,17 +284,20 @@ for line in 1 2; do
 		check "$who IPv$v tiny first TCP fragment, --dport 22 --drop: the server's Tcp InSegs counted only the SYN to 2222" \
 			1 $(($(snmp "$s" Tcp:InSegs) - t0))
 	done
-done
+}
+both_lines forward_cases
 
 # --- INPUT --ct-state invalid --drop: a fragmented reply to a local socket -----
-for line in 1 2; do
+input_cases() { # input_cases LINE
+	local line=$1 r s who sa got
 	if [ $line = 1 ]; then r=$rt s=$sv who=rfw; else r=$rt2 s=$sv2 who=nftables; fi
 	for sa in 10.0.2.2 fd00:2::2; do
 		got=$(udp_to "$r" "$s" "$sa" 7000 4000)
 		check "$who INPUT --ct-state invalid --drop: the router's socket got the fragmented echo from $sa" \
 			"reply 4000" "${got%% / *}"
 	done
-done
+}
+both_lines input_cases
 check "rfw: still no fragment tracked as malformed" 0 "$(ct_stat0 "$rt" malformed.fragment)"
 
 # --- unload while tracking: the references go with rfw ---------------------

@@ -39,7 +39,7 @@ fw "$gen" ct timeout tcp_syn_sent 1 >/dev/null || fail "tcp_syn_sent 1 in gen"
 fw "$nb" ct timeout udp_unreplied 1 >/dev/null || fail "udp_unreplied 1 in nb"
 
 out_before=$(snmp_counter "$gen" Udp:OutDatagrams)
-sent=$(ip netns exec "$gen" $flows 10.9.0.2 5000 10000 20000)
+sent=$(netns_exec "$gen" $flows 10.9.0.2 5000 10000 20000)
 check "witness: sender sent 10000 datagrams" 10000 "$sent"
 check "witness: gen's IP stack sent 10000 UDP datagrams (Udp OutDatagrams)" 10000 \
 	$(($(snmp_counter "$gen" Udp:OutDatagrams) - out_before))
@@ -88,7 +88,7 @@ for i in 1 2 3; do
 	del0=$(nb_removed)
 	if [ $((i % 2)) = 0 ]; then
 		kind=json
-		ip netns exec "$gen" fwctl -o json ct list 2>"$dir/err" | python3 -c '
+		netns_exec "$gen" fwctl -o json ct list 2>"$dir/err" | python3 -c '
 import json, sys
 for c in json.load(sys.stdin):
     o = c["orig"]
@@ -96,7 +96,7 @@ for c in json.load(sys.stdin):
         print(o["sport"])' >"$dir/sports"
 	else
 		kind=text
-		ip netns exec "$gen" fwctl ct list 2>"$dir/err" |
+		netns_exec "$gen" fwctl ct list 2>"$dir/err" |
 			awk '$1 == "udp" { for (i = 1; i <= NF; i++) if ($i ~ /^sport=/) { s = $i; d = $(i + 1); break }
 				if (d == "dport=5000") print substr(s, 7) }' >"$dir/sports"
 	fi
@@ -115,6 +115,6 @@ for c in json.load(sys.stdin):
 done
 touch "$dir/stop"
 check "fwctl ct count of gen's UDP entries after the churn" 10000 \
-	"$(ip netns exec "$gen" fwctl ct list -p udp 2>/dev/null | wc -l)"
+	"$(netns_exec "$gen" fwctl ct list -p udp 2>/dev/null | wc -l)"
 kernel_log_clean
 exit $ret

@@ -43,7 +43,7 @@ modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
 fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
-ip netns exec "$sv" nft -f - <<NFT || fail "server nft rules"
+netns_exec "$sv" nft -f - <<NFT || fail "server nft rules"
 table inet t {
 	counter syn9000 { }
 	counter syn80 { }
@@ -60,10 +60,10 @@ table inet t {
 	}
 }
 NFT
-ip netns exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "path up"
+netns_exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "path up"
 
 # --- (a) limit ---------------------------------------------------------
-ip netns exec "$rt" fwctl ct limit 100 >/dev/null || fail "fwctl ct limit 100"
+netns_exec "$rt" fwctl ct limit 100 >/dev/null || fail "fwctl ct limit 100"
 ip netns exec "$sv" python3 -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,43 +72,43 @@ listener=$!
 busywait 60000 listening "$sv" 9000 || fail "listener up"
 # The ping above left one ICMP entry; let it go so that the table holds
 # only the 100 connections.
-ip netns exec "$rt" fwctl ct flush >/dev/null
+netns_exec "$rt" fwctl ct flush >/dev/null
 # 100 connections held open by one shell (bash's /dev/tcp keeps the fds)
 # until it is killed.
 ip netns exec "$cl" bash -c '
 	for i in $(seq 100); do exec {fd}<>/dev/tcp/10.0.2.2/9000 || exit 1; done
 	sleep 100000' &
 hold=$!
-est() { [ "$(ip netns exec "$cl" ss -Htn state established "( dport = :9000 )" | wc -l)" = 100 ]; }
+est() { [ "$(netns_exec "$cl" ss -Htn state established "( dport = :9000 )" | wc -l)" = 100 ]; }
 busywait 120000 est || fail "100 connections established"
 assured() { [ "$(ct_list "$rt" -p tcp | grep -c 'ESTABLISHED.*ASSURED')" = 100 ]; }
 busywait 60000 assured || fail "100 ASSURED entries"
 drops_before=$(ct_stat "$rt" drop)
 # The 101st flow: one UDP datagram, so exactly one packet meets the full
 # table (a TCP attempt would retransmit its SYN).
-echo x | ip netns exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:9001
+echo x | netns_exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:9001
 dropped() { [ "$(ct_stat "$rt" drop)" -gt "$drops_before" ]; }
 busywait 60000 dropped
-check "limit 100: entries" 100 "$(ip netns exec "$rt" fwctl ct count)"
+check "limit 100: entries" 100 "$(netns_exec "$rt" fwctl ct count)"
 check "limit 100: one counted drop" 1 $(($(ct_stat "$rt" drop) - drops_before))
 check "witness: server saw 100 SYNs on port 9000 (nft counter)" "packets 100" \
-	"$(ip netns exec "$sv" nft list counter inet t syn9000 | grep -o 'packets [0-9]*')"
+	"$(netns_exec "$sv" nft list counter inet t syn9000 | grep -o 'packets [0-9]*')"
 check "witness: the 101st flow's datagram never reached the server (nft counter)" "packets 0" \
-	"$(ip netns exec "$sv" nft list counter inet t udp9001 | grep -o 'packets [0-9]*')"
+	"$(netns_exec "$sv" nft list counter inet t udp9001 | grep -o 'packets [0-9]*')"
 kill $hold $listener 2>/dev/null
 wait $hold $listener 2>/dev/null
-ip netns exec "$rt" fwctl ct flush >/dev/null
-ip netns exec "$rt" fwctl ct limit 65536 >/dev/null
+netns_exec "$rt" fwctl ct flush >/dev/null
+netns_exec "$rt" fwctl ct limit 65536 >/dev/null
 
 # --- (b) unreplied expiry ----------------------------------------------
-ip netns exec "$rt" fwctl ct timeout tcp_syn_sent 10 >/dev/null || fail "fwctl ct timeout tcp_syn_sent 10"
+netns_exec "$rt" fwctl ct timeout tcp_syn_sent 10 >/dev/null || fail "fwctl ct timeout tcp_syn_sent 10"
 expired_before=$(ct_stat "$rt" expired)
 # Ten attempts from ten source ports at once, from one process (not ten:
 # each start costs under emulation, and the entries are born together):
 # each connect() sends its SYN at once (the server drops it); the sockets
 # are closed 0.5 s later, before the first retransmission. The entries are
 # looked at in one listing while they exist (their timeout is 10 s).
-ip netns exec "$cl" python3 -c '
+netns_exec "$cl" python3 -c '
 import socket, time
 socks = []
 for _ in range(10):
@@ -136,15 +136,15 @@ else
 	fail "unreplied: expired count $(($(ct_stat "$rt" expired) - expired_before)) < 10"
 fi
 # Now the server takes port 80: the next attempt is a new connection.
-ip netns exec "$sv" nft delete chain inet t drop80
+netns_exec "$sv" nft delete chain inet t drop80
 ip netns exec "$sv" socat -u TCP4-LISTEN:80,reuseaddr OPEN:/dev/null &
 busywait 60000 listening "$sv" 80 || fail "port 80 listens"
-echo hi | ip netns exec "$cl" socat -u - TCP4:10.0.2.2:80 || fail "connect after expiry"
+echo hi | netns_exec "$cl" socat -u - TCP4:10.0.2.2:80 || fail "connect after expiry"
 has() { ct_list "$rt" -p tcp | grep -q "dport=80 .*ASSURED"; }
 busywait 60000 has && pass "unreplied: the new attempt was tracked to ASSURED" || fail "no ASSURED entry for port 80"
 check "witness: server saw the 10 dropped attempts and the last one (>= 11 SYNs)" 1 \
-	"$(ip netns exec "$sv" nft list counter inet t syn80 | grep -o 'packets [0-9]*' | awk '{ print ($2 >= 11) }')"
-ip netns exec "$rt" fwctl ct timeout tcp_syn_sent 120 >/dev/null
+	"$(netns_exec "$sv" nft list counter inet t syn80 | grep -o 'packets [0-9]*' | awk '{ print ($2 >= 11) }')"
+netns_exec "$rt" fwctl ct timeout tcp_syn_sent 120 >/dev/null
 
 # --- (c) namespace teardown --------------------------------------------
 slab_active() { awk '$1 == "rfw_conn" { print $2 }' /proc/slabinfo; }
@@ -155,7 +155,7 @@ objs_per_slab=$(awk '$1 == "rfw_conn" { print $5 }' /proc/slabinfo)
 cpu_partial=$(cat /sys/kernel/slab/rfw_conn/cpu_partial 2>/dev/null || echo $((objs_per_slab * 8)))
 # Start from an empty table: everything flushed and its memory freed (the
 # collector frees removed entries a grace period later, every 100 ms).
-ip netns exec "$rt" fwctl ct flush >/dev/null
+netns_exec "$rt" fwctl ct flush >/dev/null
 fwctl ct flush >/dev/null
 # SLUB counts the free objects of per-CPU (partial) slabs as active, so
 # "drained" is: far below the 10 000 just freed (the collector frees them a

@@ -43,7 +43,7 @@ setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
 ip -net "$cl" addr add 10.0.1.3/24 dev veth0
 
-ip netns exec "$sv" nft -f - <<NFT || fail "server nft rules"
+netns_exec "$sv" nft -f - <<NFT || fail "server nft rules"
 table inet w {
 	counter syn80 { }
 	counter syn81 { }
@@ -78,7 +78,7 @@ table inet w {
 	}
 }
 NFT
-ip netns exec "$cl" nft -f - <<NFT || fail "client nft rules"
+netns_exec "$cl" nft -f - <<NFT || fail "client nft rules"
 table inet w {
 	counter syn7000 { }
 	counter udp7001 { }
@@ -98,7 +98,7 @@ tcp_servers "$sv" :: 80 81 83 8001 8002 8003 8004 8005 || fail "server listeners
 tcp_servers "$cl" :: 7000 || fail "client listener"
 # ping_ok NS 4|6 ADDR [SECONDS]: waits 10 s for the answer by default (an
 # answer is expected); the cases that expect none give a short wait.
-ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W "${4:-10}" "$3" >/dev/null 2>&1; }
+ping_ok() { netns_exec "$1" ping -"$2" -q -c 1 -W "${4:-10}" "$3" >/dev/null 2>&1; }
 ping_ok "$cl" 4 10.0.2.2 || fail "IPv4 path up"
 ping_ok "$cl" 6 fd00:2::2 || fail "IPv6 path up"
 sv4=TCP4:10.0.2.2 sv6="TCP6:[fd00:2::2]"
@@ -127,8 +127,8 @@ check "IPv6 server -> client TCP refused by the filter (socat got nothing)" "" "
 ping_ok "$sv" 4 10.0.1.2 1 && fail "IPv4 server ping reached the client" || pass "IPv4 server ping dropped"
 ping_ok "$sv" 6 fd00:1::2 1 && fail "IPv6 server ping reached the client" || pass "IPv6 server ping dropped"
 pol0=$(policy_packets "$rt" filter FORWARD)
-echo x | ip netns exec "$sv" socat -u - UDP4-DATAGRAM:10.0.1.2:7001
-echo x | ip netns exec "$sv" socat -u - "UDP6-DATAGRAM:[fd00:1::2]:7001"
+echo x | netns_exec "$sv" socat -u - UDP4-DATAGRAM:10.0.1.2:7001
+echo x | netns_exec "$sv" socat -u - "UDP6-DATAGRAM:[fd00:1::2]:7001"
 # Witness that the router has taken the server's last two packets, the
 # datagrams: FORWARD's policy counted them. Then a short wait for anything
 # that would still be on its way to the client.
@@ -153,7 +153,7 @@ fw "$rt" filter insert --chain FORWARD -p tcp --dport 83 --reject --reject-with 
 for v in 4 6; do
 	if [ $v = 4 ]; then to=$sv4 dst=10.0.2.2 key=Icmp:InDestUnreachs; else to=$sv6 dst=fd00:2::2 key=Icmp6InDestUnreachs; fi
 	u0=$(snmp_counter "$cl" $key)
-	err=$(ip netns exec "$cl" timeout 60 socat -u "$to:81,connect-timeout=30" STDOUT 2>&1)
+	err=$(netns_exec "$cl" timeout 60 socat -u "$to:81,connect-timeout=30" STDOUT 2>&1)
 	case "$err" in
 	*"Connection refused"*) pass "IPv$v --reject: the client's connect() was refused" ;;
 	*) fail "IPv$v --reject: socat said: $err" ;;
@@ -167,7 +167,7 @@ for v in 4 6; do
 	check "IPv$v --reject of UDP: the client's socket was refused" refused "$(udp_probe "$cl" 5082 $dst 82 30)"
 	check "witness: IPv$v client got a port unreachable for UDP ($key)" 1 $(($(snmp_counter "$cl" $key) - u0))
 	u0=$(snmp_counter "$cl" $key)
-	err=$(ip netns exec "$cl" timeout 60 socat -u "$to:83,connect-timeout=30" STDOUT 2>&1)
+	err=$(netns_exec "$cl" timeout 60 socat -u "$to:83,connect-timeout=30" STDOUT 2>&1)
 	case "$err" in
 	*"Connection refused"*) pass "IPv$v --reject-with tcp-reset: the client's connect() was refused" ;;
 	*) fail "IPv$v --reject-with tcp-reset: socat said: $err" ;;
@@ -226,7 +226,7 @@ sysctl -qw net.netfilter.nf_log_all_netns=1 || fail "sysctl net.netfilter.nf_log
 fw "$rt" filter add --chain FORWARD -4 -p udp --dport 9000 --log --log-prefix "$tag: " || fail "add --log"
 l0=$(dmesg | grep -c "$tag")
 t0=$(date +%s%3N)
-ip netns exec "$cl" python3 -c '
+netns_exec "$cl" python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(300):
@@ -266,8 +266,8 @@ sysctl -qw net.netfilter.nf_log_all_netns="$all_netns"
 
 # --- negated source ------------------------------------------------------------
 fw "$rt" filter add --chain FORWARD -4 -p udp -s !10.0.1.2 --dport 9100 --drop || fail "add -s !10.0.1.2"
-echo x | ip netns exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:9100,bind=10.0.1.2
-echo x | ip netns exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:9100,bind=10.0.1.3
+echo x | netns_exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:9100,bind=10.0.1.2
+echo x | netns_exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:9100,bind=10.0.1.3
 # Witnesses that the router has taken both: the server counted the one
 # from .2, the drop rule the one from .3. Then a short wait for the latter
 # to show up at the server if it was let through all the same.
@@ -296,8 +296,8 @@ check "witness: the router's ICMP answered 1 echo (Icmp InEchos)" 1 $(($(snmp_co
 fw "$rt" filter policy INPUT accept || fail "policy INPUT accept"
 fw "$rt" filter flush --chain INPUT || fail "flush INPUT"
 fw "$rt" filter add --chain OUTPUT -4 -o veth1 -p udp --dport 9999 --drop || fail "OUTPUT -o veth1 drop"
-echo x | ip netns exec "$rt" socat -u - UDP4-DATAGRAM:10.0.2.2:9999 2>/dev/null
-echo x | ip netns exec "$rt" socat -u - UDP4-DATAGRAM:10.0.2.2:9998
+echo x | netns_exec "$rt" socat -u - UDP4-DATAGRAM:10.0.2.2:9999 2>/dev/null
+echo x | netns_exec "$rt" socat -u - UDP4-DATAGRAM:10.0.2.2:9998
 # The datagram to 9998, sent after the one to 9999, arrived: witness that
 # the other was dealt with; a short wait in case it was sent after all.
 got9998() { [ "$(pk "$sv" udp9998)" -ge 1 ] 2>/dev/null; }

@@ -145,7 +145,7 @@ logged_more() { [ "$(lines "$1")" -gt "$2" ]; }
 udp_to() {
 	local c=$1 s=$2 n r
 	n=$(lines "$s")
-	r=$(ip netns exec "$c" python3 "$dir/udp_client.py" "$3" "$4" "$5" "${6:-30}")
+	r=$(netns_exec "$c" python3 "$dir/udp_client.py" "$3" "$4" "$5" "${6:-30}")
 	busywait 60000 logged_more "$s" "$n"
 	echo "$r / $(sed -n "$((n + 1))p" "$dir/log.$s")"
 }
@@ -179,7 +179,7 @@ fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add -4 masquerade"
 fw "$rt" nat add -6 -o veth1 --masquerade || fail "nat add -6 masquerade"
 fw "$rt" nat add -4 -p udp -d 10.0.1.1 --dport 7001 --to-destination 10.0.2.2:7000 || fail "nat add -4 DNAT"
 fw "$rt" nat add -6 -p udp -d fd00:1::1 --dport 7001 --to-destination "[fd00:2::2]:7000" || fail "nat add -6 DNAT"
-ip netns exec "$rt2" nft -f - <<NFT || fail "router2 nftables"
+netns_exec "$rt2" nft -f - <<NFT || fail "router2 nftables"
 table inet twin {
 	chain pre {
 		type nat hook prerouting priority -100;
@@ -270,14 +270,14 @@ forward_cases() { # forward_cases LINE
 		fi
 		# UDP: 3000 bytes to 161 (dropped), then to 162 (the control).
 		u0=$(snmp "$s" $key) n=$(lines "$s")
-		ip netns exec "$c" python3 "$dir/udp_client.py" "$sa" 161 3000 0 >/dev/null
+		netns_exec "$c" python3 "$dir/udp_client.py" "$sa" 161 3000 0 >/dev/null
 		udp_to "$c" "$s" "$sa" 162 3000 0 >/dev/null
 		check "$who IPv$v FORWARD --dport 161 --drop: only the datagram to 162 reached the server" \
 			"162" "$(sed -n "$((n + 1)),\$p" "$dir/log.$s" | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')"
 		check "$who IPv$v: server Udp InDatagrams counted the one to 162 alone" 1 $(($(snmp "$s" $key) - u0))
 		# TCP: the SYN to 22 in tiny fragments (dropped), then to 2222.
 		t0=$(snmp "$s" Tcp:InSegs)
-		ip netns exec "$c" python3 "$dir/tcp_frag.py" "$ca" "$sa" 22 2222 ||
+		netns_exec "$c" python3 "$dir/tcp_frag.py" "$ca" "$sa" 22 2222 ||
 			fail "$who IPv$v: raw fragments not sent"
 		more_segs() { [ "$(snmp "$s" Tcp:InSegs)" -gt "$t0" ]; }
 		busywait 60000 more_segs || fail "$who IPv$v: the control SYN to 2222 never reached the server"

@@ -57,9 +57,9 @@ ip -net "$rt" link add wan type dummy
 ip -net "$rt" addr add 192.0.2.1/24 dev wan
 ip -net "$rt" link set wan up
 ip -net "$lan" route add default via 10.0.1.1
-ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
-ip netns exec "$rt" sysctl -qw net.ipv4.conf.all.send_redirects=1
-ip netns exec "$rt" sysctl -qw net.ipv4.conf.veth0.send_redirects=1
+netns_exec "$rt" sysctl -qw net.ipv4.ip_forward=1
+netns_exec "$rt" sysctl -qw net.ipv4.conf.all.send_redirects=1
+netns_exec "$rt" sysctl -qw net.ipv4.conf.veth0.send_redirects=1
 # Global (init_net) sysctls: restored by the EXIT trap.
 if [ -n "$load0" ] && [ -n "$silence0" ]; then
 	# (ip_rt_send_redirect: with no silence the count restarts each jiffy.)
@@ -97,7 +97,7 @@ busywait 60000 listening "$lan" 80 tcp || fail "server listens"
 
 # stats: "slot_hits slot_misses fallback_found fallback_not_found" of the router.
 stats() {
-	ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
+	netns_exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
 		END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }'
 }
 
@@ -152,7 +152,7 @@ while not os.path.exists(done) and time.time() < deadline:
 
 	# Each connection's binding: the reply tuple's destination of the
 	# entry whose original tuple is 10.0.1.2:CPORT -> 192.0.2.1:8080.
-	ip netns exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
 import json, sys
 for c in json.load(sys.stdin):
     o, r = c["orig"], c["reply"]

@@ -34,7 +34,7 @@ all_points=$rfw_all_points
 checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
 check "no rfw hook in a namespace that neither counts nor tracks (nft list hooks)" "" "$(rfw_hooks "$ns1")"
 for n in "$ns1" "$ns2" "$ns3"; do
-	ip netns exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
+	netns_exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
 done
 check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_points" "$(rfw_hooks "$ns1")"
 # (Before the links come up: the MLD reports below are counted.)
@@ -46,7 +46,7 @@ mac2=02:00:00:00:01:02
 # (every process start costs under emulation).
 link_end() {
 	# No SLAAC/link-local address: no DAD or router solicitation traffic.
-	ip netns exec "$1" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
+	netns_exec "$1" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
 	ip -net "$1" -batch - <<EOF
 link set $2 address $3
 link set $2 addrgenmode none
@@ -86,8 +86,8 @@ echo6_before=$(snmp_counter "$ns2" Icmp6InEchos)
 rep4_before=$(snmp_counter "$ns1" Icmp:InEchoReps)
 rep6_before=$(snmp_counter "$ns1" Icmp6InEchoReplies)
 
-ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
-ip netns exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 10 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
+netns_exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
+netns_exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 10 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
 # ping may end before a late reply is in: the counters are read once ns1
 # has taken all 20 replies, the last packets of the exchange.
 replies_in() {
@@ -151,10 +151,10 @@ done
 check "ns1 ipv4 output packets since the namespace was created" 10 "$(stat_of "$after1" ipv4 output packets)"
 
 # Counting off in ns2: its hooks go, its counters stand still.
-check "fwctl stats counting off" "counting: off" "$(ip netns exec "$ns2" fwctl stats counting off)"
+check "fwctl stats counting off" "counting: off" "$(netns_exec "$ns2" fwctl stats counting off)"
 check "counting off: no rfw hook left in ns2 (nft list hooks)" "" "$(rfw_hooks "$ns2")"
 rep4_before=$(snmp_counter "$ns1" Icmp:InEchoReps)
-ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2, counting off in ns2"
+netns_exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2, counting off in ns2"
 replies4_in() { [ $(($(snmp_counter "$ns1" Icmp:InEchoReps) - rep4_before)) -ge 10 ]; }
 busywait 60000 replies4_in
 later1=$(fwctl_stats "$ns1")
@@ -162,13 +162,13 @@ later2=$(fwctl_stats "$ns2")
 check "counting on in ns1: 10 more IPv4 output packets" 20 "$(stat_of "$later1" ipv4 output packets)"
 check "counting off in ns2: IPv4 input stands still" "$(stat_of "$after2" ipv4 input packets)" "$(stat_of "$later2" ipv4 input packets)"
 check "fwctl stats says counting is off" "fwctl: counting is off in this namespace (\`fwctl stats counting on\`)" \
-	"$(ip netns exec "$ns2" fwctl stats 2>&1 >/dev/null)"
+	"$(netns_exec "$ns2" fwctl stats 2>&1 >/dev/null)"
 
 # Tracking without counting: only the hook points tracking needs.
-ip netns exec "$ns3" fwctl stats counting off >/dev/null
-ip netns exec "$ns3" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in ns3"
+netns_exec "$ns3" fwctl stats counting off >/dev/null
+netns_exec "$ns3" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in ns3"
 check "tracking: rfw hooks where tracking needs them (nft list hooks)" \
 	"ip input ip output ip postrouting ip prerouting ip6 input ip6 output ip6 postrouting ip6 prerouting" "$(rfw_hooks "$ns3")"
-ip netns exec "$ns3" fwctl filter add --chain forward -p udp --dport 9 --drop >/dev/null || fail "filter rule in ns3"
+netns_exec "$ns3" fwctl filter add --chain forward -p udp --dport 9 --drop >/dev/null || fail "filter rule in ns3"
 check "a filter table: FORWARD too (nft list hooks)" "$all_points" "$(rfw_hooks "$ns3")"
 exit $ret

@@ -39,9 +39,9 @@ cat >"$dir/filter" <<'EOF'
 -A FORWARD -i veth1 -o veth0 -j ACCEPT
 COMMIT
 EOF
-fw() { ip netns exec "$rt" fwctl "$@" >/dev/null; }
+fw() { netns_exec "$rt" fwctl "$@" >/dev/null; }
 
-ip netns exec "$sv" iperf3 -s -1 -D -I /tmp/iperf3-churn.pid >/dev/null 2>&1
+netns_exec "$sv" iperf3 -s -1 -D -I /tmp/iperf3-churn.pid >/dev/null 2>&1
 busywait 60000 listening "$sv" 5201 || { fail "iperf3 server did not start"; exit $ret; }
 # -t 900: longer than the test may run; killed at the end. -b 20M: a
 # stream, not a flood that starves every command of the test under TCG.
@@ -50,7 +50,7 @@ client_pid=$!
 ip netns exec "$cl" ping -6 -q -i 0.2 -c 100000 fd00:2::2 >"$dir/ping" 2>&1 &
 ping_pid=$!
 acked() {
-	ip netns exec "$cl" ss -tinH dst 10.0.2.2:5201 |
+	netns_exec "$cl" ss -tinH dst 10.0.2.2:5201 |
 		grep -o 'bytes_acked:[0-9]*' | cut -d: -f2 | sort -n | tail -1
 }
 flowing() { [ "$(acked)" -gt 100000 ] 2>/dev/null; }

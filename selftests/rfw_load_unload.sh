@@ -18,7 +18,7 @@ for i in $(seq 1 10); do
 	grep -q '^rfw ' /proc/modules || { fail "rfw not in /proc/modules after load $i"; break; }
 	# The family is there and answers in both namespaces.
 	fwctl stats >/dev/null || { fail "fwctl stats failed after load $i"; break; }
-	ip netns exec "$other" fwctl stats >/dev/null || { fail "fwctl stats in $other failed after load $i"; break; }
+	netns_exec "$other" fwctl stats >/dev/null || { fail "fwctl stats in $other failed after load $i"; break; }
 	rmmod rfw || { fail "rmmod rfw failed in round $i"; break; }
 	grep -q '^rfw ' /proc/modules && { fail "rfw still loaded after rmmod $i"; break; }
 	loads=$i
@@ -28,7 +28,7 @@ check "load/unload cycles" 10 "$loads"
 # A namespace created and destroyed while rfw is loaded runs pernet init and exit.
 modprobe rfw
 for i in $(seq 1 5); do
-	setup_ns tmp && ip netns exec "$tmp" fwctl stats >/dev/null && ip netns del "$tmp"
+	setup_ns tmp && netns_exec "$tmp" fwctl stats >/dev/null && ip netns del "$tmp"
 done
 rmmod rfw
 

@@ -71,7 +71,7 @@ done
 for c in FORWARD INPUT OUTPUT; do
 	fw "$ra" filter add --chain "$c" --ct-state invalid --drop || fail "rfw: $c --ct-state invalid --drop"
 done
-ip netns exec "$rb" nft -f - <<NFT || fail "nftables: ct state invalid drop"
+netns_exec "$rb" nft -f - <<NFT || fail "nftables: ct state invalid drop"
 table inet malformed {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
@@ -87,16 +87,16 @@ table inet malformed {
 	}
 }
 NFT
-echo "# nf_conntrack in router B: checksum=$(ip netns exec "$rb" sysctl -n net.netfilter.nf_conntrack_checksum)" \
-	"tcp_loose=$(ip netns exec "$rb" sysctl -n net.netfilter.nf_conntrack_tcp_loose)" \
-	"tcp_be_liberal=$(ip netns exec "$rb" sysctl -n net.netfilter.nf_conntrack_tcp_be_liberal)"
+echo "# nf_conntrack in router B: checksum=$(netns_exec "$rb" sysctl -n net.netfilter.nf_conntrack_checksum)" \
+	"tcp_loose=$(netns_exec "$rb" sysctl -n net.netfilter.nf_conntrack_tcp_loose)" \
+	"tcp_be_liberal=$(netns_exec "$rb" sysctl -n net.netfilter.nf_conntrack_tcp_be_liberal)"
 
 # Neighbours resolved both ways on both links before the batches.
 for c in "$ca" "$cb"; do
-	ip netns exec "$c" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
-	ip netns exec "$c" ping -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
-	ip netns exec "$c" ping -q -c 1 -W 10 10.0.1.1 >/dev/null || fail "IPv4 router up"
-	ip netns exec "$c" ping -q -c 1 -W 10 fd00:1::1 >/dev/null || fail "IPv6 router up"
+	netns_exec "$c" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+	netns_exec "$c" ping -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
+	netns_exec "$c" ping -q -c 1 -W 10 10.0.1.1 >/dev/null || fail "IPv4 router up"
+	netns_exec "$c" ping -q -c 1 -W 10 fd00:1::1 >/dev/null || fail "IPv6 router up"
 done
 
 # batch SIDE CLIENT ROUTER SERVER HOOK: one batch of every case, witnessed.

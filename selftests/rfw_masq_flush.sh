@@ -27,7 +27,7 @@ trap cleanup EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
-ip netns exec "$rt" fwctl nat add -o veth1 --masquerade || fail "nat add masquerade"
+netns_exec "$rt" fwctl nat add -o veth1 --masquerade || fail "nat add masquerade"
 # The server never answers: the connection must outlive every step until
 # the address goes, however slow, not the default 30 s of udp_unreplied.
 fw "$rt" ct timeout udp_unreplied 3600 >/dev/null || fail "fwctl ct timeout udp_unreplied 3600"
@@ -70,13 +70,13 @@ for v in 4 6; do
 	got1() { [ "$(wc -l <"$log")" -ge 1 ]; }
 	busywait 60000 got1 || fail "IPv$v first datagram"
 	check "IPv$v first datagram masqueraded to $old (server's view)" "$old" "$(sed -n 1p "$log")"
-	f0=$(ip netns exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')
+	f0=$(netns_exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')
 	ip -net "$rt" addr del $old/$plen dev veth1
 	ip -net "$rt" addr add $new/$plen dev veth1 nodad
 	[ $v = 6 ] && ip -net "$sv" route replace default via $new
-	flushed() { [ "$(ip netns exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')" -gt "$f0" ]; }
+	flushed() { [ "$(netns_exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')" -gt "$f0" ]; }
 	if busywait 60000 flushed; then pass "IPv$v the connection masqueraded to $old was removed (masq_flushed)"; else fail "IPv$v no masq_flushed"; fi
-	gone() { ! ip netns exec "$rt" fwctl ct list -p udp | grep -q "dport=$((7060 + v)) .*dst=$old "; }
+	gone() { ! netns_exec "$rt" fwctl ct list -p udp | grep -q "dport=$((7060 + v)) .*dst=$old "; }
 	busywait 60000 gone && pass "IPv$v fwctl ct list has no binding to $old" || fail "IPv$v a binding to $old is left"
 	echo two >&7
 	got2() { [ "$(wc -l <"$log")" -ge 2 ]; }

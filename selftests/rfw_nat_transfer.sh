@@ -34,8 +34,8 @@ head -c 2097152 /dev/urandom >"$dir/data" || { fail "random file"; exit $ret; }
 # closing states' default timeouts (tcp_close 10 s, tcp_last_ack 30 s, ...).
 fw "$rt" ct timeout tcp_fin_wait 3600 tcp_close_wait 3600 tcp_last_ack 3600 tcp_time_wait 3600 \
 	tcp_close 3600 >/dev/null || fail "fwctl ct timeout"
-ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
+netns_exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+netns_exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
 set_mtu() {
 	ip -net "$cl" link set veth0 mtu "$1"
@@ -72,7 +72,9 @@ sport=42000
 # until the server listens instead of polling `ss`, for 2 minutes at most
 # (600 tries 0.2 s apart); -T 60 ends either side only if the transfer
 # stalls for a minute. Each transfer has its own ports and files, so that
-# an upload and a download through the same rules can run at once.
+# an upload and a download through the same rules can run at once. (Both
+# ends start with nsenter, netns_exec's way into the namespace, directly:
+# $! is socat's pid.)
 started=0 checked=0
 t_kind=() t_v=() t_label=() t_port=() t_sport=() t_spid=() t_cpid=()
 start() {
@@ -91,13 +93,13 @@ start() {
 	connect="$connect,sourceport=$sport,reuseaddr,connect-timeout=60,retry=600,interval=0.2"
 	: >"$dir/out.$i"
 	if [ "$way" = up ]; then
-		ip netns exec "$srv_ns" socat -T 60 -u "$listen" OPEN:"$dir/out.$i",creat,trunc </dev/null 2>"$dir/srv.err.$i" &
+		nsenter --net="/run/netns/$srv_ns" socat -T 60 -u "$listen" OPEN:"$dir/out.$i",creat,trunc </dev/null 2>"$dir/srv.err.$i" &
 		t_spid[i]=$!
-		ip netns exec "$cl" socat -T 60 -u OPEN:"$dir/data" "$connect" </dev/null 2>"$dir/cl.err.$i" &
+		nsenter --net="/run/netns/$cl" socat -T 60 -u OPEN:"$dir/data" "$connect" </dev/null 2>"$dir/cl.err.$i" &
 	else
-		ip netns exec "$srv_ns" socat -T 60 -u OPEN:"$dir/data" "$listen" </dev/null 2>"$dir/srv.err.$i" &
+		nsenter --net="/run/netns/$srv_ns" socat -T 60 -u OPEN:"$dir/data" "$listen" </dev/null 2>"$dir/srv.err.$i" &
 		t_spid[i]=$!
-		ip netns exec "$cl" socat -T 60 -u "$connect" OPEN:"$dir/out.$i",creat,trunc </dev/null 2>"$dir/cl.err.$i" &
+		nsenter --net="/run/netns/$cl" socat -T 60 -u "$connect" OPEN:"$dir/out.$i",creat,trunc </dev/null 2>"$dir/cl.err.$i" &
 	fi
 	t_cpid[i]=$!
 	t_kind[i]=$kind t_v[i]=$v t_label[i]=$label t_port[i]=$port t_sport[i]=$sport

@@ -72,7 +72,7 @@ busywait 60000 listening "$sv" 9000 udp || fail "server listens"
 send() {
 	local rounds=$1
 	shift
-	ip netns exec "$cl" taskset -c "$send_cpu" python3 -c '
+	netns_exec "$cl" taskset -c "$send_cpu" python3 -c '
 import socket, sys
 rounds, flows = int(sys.argv[1]), [f.split(":") for f in sys.argv[2:]]
 socks = []
@@ -120,12 +120,12 @@ for sport in map(int, sys.argv[1:]):
 
 # queue_listening NUM: nf_queue has bound queue NUM in the router.
 queue_listening() {
-	ip netns exec "$rt" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk -v q="$1" '$1 == q { f = 1 } END { exit !f }'
+	netns_exec "$rt" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk -v q="$1" '$1 == q { f = 1 } END { exit !f }'
 }
 
 # stats: "slot_hits slot_misses fallback_found fallback_not_found" of the router.
 stats() {
-	ip netns exec "$rt" fwctl ct stats | awk '
+	netns_exec "$rt" fwctl ct stats | awk '
 		{ v[$1] = $2 }
 		END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }'
 }
@@ -199,7 +199,7 @@ check "rfw QUEUE: the rule queued every datagram" 200 "$(rule_packets "$rt" filt
 fw "$rt" filter flush || fail "filter flush"
 
 # Round 2: an nftables queue rule after rfw's FORWARD hook.
-ip netns exec "$rt" nft -f - <<'NFT' || fail "nft queue rule"
+netns_exec "$rt" nft -f - <<'NFT' || fail "nft queue rule"
 table inet rfw_q {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
@@ -208,7 +208,7 @@ table inet rfw_q {
 }
 NFT
 flows_round "nft queue" 1 100 5003 5004
-ip netns exec "$rt" nft delete table inet rfw_q || fail "nft delete table"
+netns_exec "$rt" nft delete table inet rfw_q || fail "nft delete table"
 
 # Round 3: rfw's QUEUE in the mangle table at POST_ROUTING, before
 # MASQUERADE and the confirmation in the same rfw hook.

@@ -116,7 +116,7 @@ busywait 60000 listening "$sv" 5201 || fail "stream server listens"
 # one shell in the router's namespace (one `ip netns exec` for all); prints
 # how many were accepted.
 restores() {
-	ip netns exec "$rt" bash -c 'ok=0
+	netns_exec "$rt" bash -c 'ok=0
 		for i in $(seq 1 "$1"); do
 			if [ $((i % 2)) = 1 ]; then f=B; else f=A; fi
 			fwctl restore "$2/$f" && ok=$((ok + 1))

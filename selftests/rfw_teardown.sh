@@ -56,7 +56,7 @@ churn_pid=$!
 (
 	i=0
 	while :; do
-		ip netns exec "$nb" fwctl ct flush >/dev/null 2>&1 && i=$((i + 1))
+		netns_exec "$nb" fwctl ct flush >/dev/null 2>&1 && i=$((i + 1))
 		echo "$i" >"$dir/flushes"
 		sleep 0.1
 	done

@@ -24,15 +24,15 @@ ip -net "$server" addr add 10.0.2.2/24 dev veth0
 ip -net "$client" link set veth0 up
 ip -net "$server" link set veth0 up
 
-ip netns exec "$server" nice -n 19 iperf3 -s -1 -D -I /tmp/iperf3-rfw.pid >/dev/null 2>&1
-busywait 60000 ip netns exec "$server" sh -c 'ss -ltn | grep -q :5201' || { fail "iperf3 server did not start"; exit $ret; }
+netns_exec "$server" nice -n 19 iperf3 -s -1 -D -I /tmp/iperf3-rfw.pid >/dev/null 2>&1
+busywait 60000 netns_exec "$server" sh -c 'ss -ltn | grep -q :5201' || { fail "iperf3 server did not start"; exit $ret; }
 modprobe rfw
 # Tracking and counting in both ends: rfw's hooks at every hook point (one
 # `ip netns exec` per end).
 track_and_count() {
 	local n
 	for n in "$client" "$server"; do
-		ip netns exec "$n" sh -c 'fwctl ct tracking on && fwctl stats counting on' >/dev/null ||
+		netns_exec "$n" sh -c 'fwctl ct tracking on && fwctl stats counting on' >/dev/null ||
 			fail "fwctl ct tracking on, fwctl stats counting on in $n"
 	done
 }
@@ -43,7 +43,7 @@ ip netns exec "$client" nice -n 19 iperf3 -c 10.0.2.2 -t 900 >/dev/null 2>&1 &
 client_pid=$!
 
 acked() { # the largest bytes_acked among the client's connections to the server
-	ip netns exec "$client" ss -tinH dst 10.0.2.2:5201 |
+	netns_exec "$client" ss -tinH dst 10.0.2.2:5201 |
 		grep -o 'bytes_acked:[0-9]*' | cut -d: -f2 | sort -n | tail -1
 }
 # The reloads start once data flows (more than the control connection's

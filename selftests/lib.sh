@@ -58,9 +58,10 @@ netns_exec() {
 	nsenter --net="/run/netns/$ns" "$@"
 }
 
+# cleanup_all_ns: deletes the test's namespaces (one `ip -batch` for all:
+# a process start per namespace costs under emulation).
 cleanup_all_ns() {
-	local n
-	for n in "${ns_list[@]}"; do ip netns del "$n" 2>/dev/null; done
+	[ ${#ns_list[@]} -eq 0 ] || printf 'netns del %s\n' "${ns_list[@]}" | ip -force -batch - >/dev/null 2>&1
 	ns_list=()
 }
 
@@ -211,12 +212,11 @@ fw() {
 	netns_exec "$ns" fwctl "$@"
 }
 
-# kill_ns_procs: ends every process still running in the test's namespaces.
+# kill_ns_procs: ends every process still running in the test's namespaces
+# (`ip netns pids` of all of them from one `ip -batch`).
 kill_ns_procs() {
-	local n
-	for n in "${ns_list[@]}"; do
-		ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null
-	done
+	[ ${#ns_list[@]} -eq 0 ] && return 0
+	printf 'netns pids %s\n' "${ns_list[@]}" | ip -force -batch - 2>/dev/null | xargs -r kill 2>/dev/null
 }
 
 # rfw_cleanup: the EXIT trap of these tests: the script's background jobs,

@@ -21,7 +21,7 @@ checktool "socat -V" "socat"
 checktool "nft --version" "nft"
 dir=$(mktemp -d)
 cleanup() {
-	for n in "${ns_list[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
+	kill_ns_procs
 	cleanup_all_ns
 	rm -rf "$dir"
 	modprobe -r rfw 2>/dev/null

@@ -2,6 +2,10 @@
 # Shared helpers for rfw's selftests, after the kernel's
 # tools/testing/selftests/net/lib.sh and netfilter/lib.sh: kselftest exit
 # codes, namespaces with random names, tool checks, polling with a deadline.
+# Python runs as `python3 -S`, without the site module: it would scan
+# site-packages and run their .pth files at every start, a fraction of a
+# second each under emulation, and the tests' Python needs the standard
+# library alone.
 # shellcheck disable=SC2034
 
 readonly ksft_pass=0
@@ -317,7 +321,7 @@ tcp_get() {
 tcp_servers() {
 	local ns=$1 addr=$2
 	shift 2
-	nsenter --net="/run/netns/$ns" python3 -c '
+	nsenter --net="/run/netns/$ns" python3 -S -c '
 import selectors, socket, sys
 addr = sys.argv[1]
 fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
@@ -347,7 +351,7 @@ while True:
 # "refused" (an ICMP port unreachable reached this very socket: the
 # kernel matched the error's inner header to it) or "timeout".
 udp_probe() {
-	netns_exec "$1" python3 -c '
+	netns_exec "$1" python3 -S -c '
 import socket, sys
 sport, dst, dport, t = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
@@ -447,7 +451,7 @@ ct_flows() {
 # same listing, on one line, separated by spaces (one fwctl and one python
 # start for all: each costs about a second under emulation).
 rule_info() {
-	netns_exec "$1" fwctl "$2" list --chain "$3" -o json 2>/dev/null | python3 -c '
+	netns_exec "$1" fwctl "$2" list --chain "$3" -o json 2>/dev/null | python3 -S -c '
 import json, re, sys
 asked = list(zip(sys.argv[1::2], sys.argv[2::2]))
 try:

@@ -118,9 +118,9 @@ run_case() {
 	local what="line $line (nf_conntrack) IPv$v"
 	[ "$line" = A ] && what="line A (rfw) IPv$v"
 
-	ip netns exec "$s" python3 "$badrst" server "$dst" "$port" </dev/null >/dev/null 2>&1 &
+	ip netns exec "$s" python3 -S "$badrst" server "$dst" "$port" </dev/null >/dev/null 2>&1 &
 	busywait 60000 listening "$s" "$port" tcp || { fail "$what: server does not listen"; return; }
-	coproc CL { ip netns exec "$c" python3 "$badrst" client veth0 "$dst" "$port" 2>&1; }
+	coproc CL { ip netns exec "$c" python3 -S "$badrst" client veth0 "$dst" "$port" 2>&1; }
 	pid=$CL_PID
 	answer=""
 	read -r -t 120 answer <&"${CL[0]}"

@@ -82,7 +82,7 @@ NFT
 	echo one | netns_exec "$c" socat -u - UDP4-DATAGRAM:10.0.2.2:8004,bind=10.0.1.2:41004
 	# UDP exchange: the server echoes once; the client waits for the echo
 	# (socat's would give up half a second after its own datagram).
-	ip netns exec "$s" python3 -c '
+	ip netns exec "$s" python3 -S -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("10.0.2.2", 8005))

@@ -20,7 +20,7 @@ source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
 checktool "python3 -V" "python3"
-flows="python3 ${RFW_SELFTESTS:-$(dirname "$0")}/udp_flows.py"
+flows="python3 -S ${RFW_SELFTESTS:-$(dirname "$0")}/udp_flows.py"
 dir=$(mktemp -d)
 trap rfw_cleanup EXIT
 
@@ -48,7 +48,7 @@ check "fwctl ct count before the churn" 10000 "$(fw "$gen" ct count)"
 # The churn stops when $dir/stop appears, or after 20 minutes at most.
 # gen: SYNs from ever new source ports to a port nobody answers; closing
 # the socket at once sends nothing more, so each entry expires after 1 s.
-ip netns exec "$gen" python3 -c '
+ip netns exec "$gen" python3 -S -c '
 import os, socket, sys, time
 stop, end, port = sys.argv[1], time.time() + 1200, 0
 while not os.path.exists(stop) and time.time() < end:
@@ -88,7 +88,7 @@ for i in 1 2 3; do
 	del0=$(nb_removed)
 	if [ $((i % 2)) = 0 ]; then
 		kind=json
-		netns_exec "$gen" fwctl -o json ct list 2>"$dir/err" | python3 -c '
+		netns_exec "$gen" fwctl -o json ct list 2>"$dir/err" | python3 -S -c '
 import json, sys
 for c in json.load(sys.stdin):
     o = c["orig"]

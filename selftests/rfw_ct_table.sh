@@ -29,7 +29,7 @@ checktool "modinfo rfw" "rfw.ko installed for modprobe"
 checktool "socat -V" "socat"
 checktool "nft --version" "nft"
 checktool "python3 -V" "python3"
-flows="python3 ${RFW_SELFTESTS:-$(dirname "$0")}/udp_flows.py"
+flows="python3 -S ${RFW_SELFTESTS:-$(dirname "$0")}/udp_flows.py"
 dir=$(mktemp -d)
 cleanup() {
 	kill_ns_procs
@@ -64,7 +64,7 @@ netns_exec "$cl" ping -q -c 1 -W 5 10.0.2.2 >/dev/null || fail "path up"
 
 # --- (a) limit ---------------------------------------------------------
 netns_exec "$rt" fwctl ct limit 100 >/dev/null || fail "fwctl ct limit 100"
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.0.2.2", 9000)); s.listen(512); time.sleep(100000)' &
@@ -108,7 +108,7 @@ expired_before=$(ct_stat "$rt" expired)
 # each connect() sends its SYN at once (the server drops it); the sockets
 # are closed 0.5 s later, before the first retransmission. The entries are
 # looked at in one listing while they exist (their timeout is 10 s).
-netns_exec "$cl" python3 -c '
+netns_exec "$cl" python3 -S -c '
 import socket, time
 socks = []
 for _ in range(10):

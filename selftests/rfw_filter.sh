@@ -226,7 +226,7 @@ sysctl -qw net.netfilter.nf_log_all_netns=1 || fail "sysctl net.netfilter.nf_log
 fw "$rt" filter add --chain FORWARD -4 -p udp --dport 9000 --log --log-prefix "$tag: " || fail "add --log"
 l0=$(dmesg | grep -c "$tag")
 t0=$(date +%s%3N)
-netns_exec "$cl" python3 -c '
+netns_exec "$cl" python3 -S -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(300):

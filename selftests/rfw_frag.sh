@@ -128,7 +128,7 @@ setup_ns cl rt sv cl2 rt2 sv2 || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || fail "line 1 (rfw)"
 setup_router "$cl2" "$rt2" "$sv2" || fail "line 2 (nftables)"
 for s in "$sv" "$sv2"; do
-	ip netns exec "$s" python3 "$dir/udp_server.py" "$dir/log.$s" 7000 161 162 </dev/null >/dev/null 2>&1 &
+	ip netns exec "$s" python3 -S "$dir/udp_server.py" "$dir/log.$s" 7000 161 162 </dev/null >/dev/null 2>&1 &
 done
 for s in "$sv" "$sv2"; do
 	busywait 60000 listening "$s" 162 udp || fail "UDP server in ${s%-*}"
@@ -145,7 +145,7 @@ logged_more() { [ "$(lines "$1")" -gt "$2" ]; }
 udp_to() {
 	local c=$1 s=$2 n r
 	n=$(lines "$s")
-	r=$(netns_exec "$c" python3 "$dir/udp_client.py" "$3" "$4" "$5" "${6:-30}")
+	r=$(netns_exec "$c" python3 -S "$dir/udp_client.py" "$3" "$4" "$5" "${6:-30}")
 	busywait 60000 logged_more "$s" "$n"
 	echo "$r / $(sed -n "$((n + 1))p" "$dir/log.$s")"
 }
@@ -270,14 +270,14 @@ forward_cases() { # forward_cases LINE
 		fi
 		# UDP: 3000 bytes to 161 (dropped), then to 162 (the control).
 		u0=$(snmp "$s" $key) n=$(lines "$s")
-		netns_exec "$c" python3 "$dir/udp_client.py" "$sa" 161 3000 0 >/dev/null
+		netns_exec "$c" python3 -S "$dir/udp_client.py" "$sa" 161 3000 0 >/dev/null
 		udp_to "$c" "$s" "$sa" 162 3000 0 >/dev/null
 		check "$who IPv$v FORWARD --dport 161 --drop: only the datagram to 162 reached the server" \
 			"162" "$(sed -n "$((n + 1)),\$p" "$dir/log.$s" | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')"
 		check "$who IPv$v: server Udp InDatagrams counted the one to 162 alone" 1 $(($(snmp "$s" $key) - u0))
 		# TCP: the SYN to 22 in tiny fragments (dropped), then to 2222.
 		t0=$(snmp "$s" Tcp:InSegs)
-		netns_exec "$c" python3 "$dir/tcp_frag.py" "$ca" "$sa" 22 2222 ||
+		netns_exec "$c" python3 -S "$dir/tcp_frag.py" "$ca" "$sa" 22 2222 ||
 			fail "$who IPv$v: raw fragments not sent"
 		more_segs() { [ "$(snmp "$s" Tcp:InSegs)" -gt "$t0" ]; }
 		busywait 60000 more_segs || fail "$who IPv$v: the control SYN to 2222 never reached the server"
@@ -303,7 +303,7 @@ check "rfw: still no fragment tracked as malformed" 0 "$(ct_stat0 "$rt" malforme
 # --- unload while tracking: the references go with rfw ---------------------
 kill_ns_procs
 modprobe -r rfw || fail "modprobe -r rfw while the router tracks"
-ip netns exec "$sv" python3 "$dir/udp_server.py" "$dir/log.$sv" 7000 161 162 </dev/null >/dev/null 2>&1 &
+ip netns exec "$sv" python3 -S "$dir/udp_server.py" "$dir/log.$sv" 7000 161 162 </dev/null >/dev/null 2>&1 &
 busywait 60000 listening "$sv" 162 udp || fail "UDP server restarted"
 defrag_round "rfw unloaded" 0
 kernel_log_clean

@@ -76,7 +76,7 @@ fw "$rt" nat add -4 -o veth0 -s 10.0.1.0/24 -d 10.0.1.3 -p tcp --dport 80 --masq
 
 # The server: 10.0.1.3:80, answers each connection with "ADDR PORT" of
 # its peer and keeps it open; logs every peer it accepted.
-ip netns exec "$lan" python3 -c '
+ip netns exec "$lan" python3 -S -c '
 import selectors, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -110,7 +110,7 @@ stats() {
 connect_round() {
 	local name=$1 n=$2 bad acc0
 	acc0=$(wc -l <"$dir/accepted")
-	ip netns exec "$lan" python3 -c '
+	ip netns exec "$lan" python3 -S -c '
 import os, socket, sys, time
 n, out, done = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 keep, lines = [], []
@@ -152,7 +152,7 @@ while not os.path.exists(done) and time.time() < deadline:
 
 	# Each connection's binding: the reply tuple's destination of the
 	# entry whose original tuple is 10.0.1.2:CPORT -> 192.0.2.1:8080.
-	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -S -c '
 import json, sys
 for c in json.load(sys.stdin):
     o, r = c["orig"], c["reply"]

@@ -110,7 +110,7 @@ ct_val() {
 # entry more for the moment it evicts one, so counts are read once the
 # sender has stopped (stop_fill).
 fill() {
-	in_ct "$1" python3 -c '
+	in_ct "$1" python3 -S -c '
 import os, socket, sys, time
 first, stop = int(sys.argv[1]), sys.argv[2]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -157,7 +157,7 @@ tag="rfwiso$$"
 in_ct "$A" fwctl filter add --chain OUTPUT -4 -p udp --dport 9 --log --log-prefix "$tag: " ||
 	fail "A: add --log rule"
 in_ct "$A" fwctl ct timeout udp_unreplied 600 >/dev/null || fail "A: udp_unreplied 600"
-send9() { in_ct "$A" python3 -c '
+send9() { in_ct "$A" python3 -S -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(3):
@@ -186,7 +186,7 @@ ip addr add 10.99.0.1/24 dev rfwiso0
 ip link set rfwiso0 up
 ip -net "$sv" addr add 10.99.0.2/24 dev veth0
 ip -net "$sv" link set veth0 up
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, sys
 log = open(sys.argv[1], "a", buffering=1)
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -208,7 +208,7 @@ fwctl ct tracking on >/dev/null || fail "host: ct tracking on"
 fill "$A" 10000 "$dir/stop_a"
 a_full() { [ "$(ct_val "$A" count)" = 1000 ]; }
 busywait 60000 a_full || fail "A did not fill its table: count $(ct_val "$A" count)"
-got=$(python3 -c '
+got=$(python3 -S -c '
 import socket
 ok = 0
 for i in range(200):
@@ -278,7 +278,7 @@ else
 	# In the cgroup, in a new namespace: memory.stat (after the kernel's
 	# 2-second stat flush) around the restore, and around 900 flows sent
 	# with tracking on, then 900 more with it off.
-	sh -c 'echo $$ >"$1/cgroup.procs" && exec unshare -n python3 -c "$2" "$1" "$3"' memcg "$cg/rfw_iso" '
+	sh -c 'echo $$ >"$1/cgroup.procs" && exec unshare -n python3 -S -c "$2" "$1" "$3"' memcg "$cg/rfw_iso" '
 import subprocess, socket, sys, time
 cg, big = sys.argv[1], sys.argv[2]
 def stat(k):

@@ -109,10 +109,10 @@ batch() {
 	[ "$side" = rfw ] && pin=("${pin_a[@]}")
 	if [ "$hook" = input ]; then
 		wns=$r
-		ip netns exec "$wns" python3 "$helper" witness --raw --log "$log" --ready "$ready" &
+		ip netns exec "$wns" python3 -S "$helper" witness --raw --log "$log" --ready "$ready" &
 	else
 		wns=$s
-		ip netns exec "$wns" python3 "$helper" witness --packet veth0 --log "$log" --ready "$ready" &
+		ip netns exec "$wns" python3 -S "$helper" witness --packet veth0 --log "$log" --ready "$ready" &
 	fi
 	wpid=$!
 	if ! busywait 60000 test -e "$ready"; then
@@ -121,11 +121,11 @@ batch() {
 		return $ret
 	fi
 	if [ "$hook" = output ]; then
-		"${pin[@]}" ip netns exec "$r" python3 "$helper" send output --raw --errors "$err" ||
+		"${pin[@]}" ip netns exec "$r" python3 -S "$helper" send output --raw --errors "$err" ||
 			fail "$side $hook: sender"
 	else
 		mac=$(ip -net "$r" -br link show veth0 | awk '{ print $3 }')
-		"${pin[@]}" ip netns exec "$c" python3 "$helper" send "$hook" --iface veth0 --dmac "$mac" --errors "$err" ||
+		"${pin[@]}" ip netns exec "$c" python3 -S "$helper" send "$hook" --iface veth0 --dmac "$mac" --errors "$err" ||
 			fail "$side $hook: sender"
 	fi
 	busywait 60000 grep -qx fence "$log" || fail "$side $hook: the fence never reached the witness"
@@ -144,7 +144,7 @@ for hook in forward input output; do
 	wait $batch_b || ret=$ksft_fail
 done
 
-python3 "$helper" tally "$dir" >"$dir/tally"
+python3 -S "$helper" tally "$dir" >"$dir/tally"
 grep -v '^TALLY ' "$dir/tally"
 read -r _ n4 n6 nh total agree disagree trivial known < <(grep '^TALLY ' "$dir/tally")
 summary="$n4 IPv4 + $n6 IPv6 cases x $nh hooks = $total: $agree agree ($trivial of them stopped by the kernel before the filter), $disagree disagree, $known known disagreements (TODO, malformed.py's KNOWN)"

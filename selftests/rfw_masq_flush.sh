@@ -34,7 +34,7 @@ fw "$rt" ct timeout udp_unreplied 3600 >/dev/null || fail "fwctl ct timeout udp_
 
 # The server prints the peer address of every datagram it receives.
 srv() { # srv FAMILY PORT LOG
-	ip netns exec "$sv" python3 -c '
+	ip netns exec "$sv" python3 -S -c '
 import socket, sys
 fam = socket.AF_INET if sys.argv[1] == "4" else socket.AF_INET6
 s = socket.socket(fam, socket.SOCK_DGRAM)
@@ -47,7 +47,7 @@ with open(sys.argv[3], "a", buffering=1) as log:
 }
 # The client sends one datagram per line of its stdin, from one socket.
 cli() { # cli FAMILY DST PORT FIFO
-	ip netns exec "$cl" python3 -c '
+	ip netns exec "$cl" python3 -S -c '
 import socket, sys
 fam = socket.AF_INET if sys.argv[1] == "4" else socket.AF_INET6
 s = socket.socket(fam, socket.SOCK_DGRAM)

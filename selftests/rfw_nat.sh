@@ -205,7 +205,7 @@ nat_reset
 # DST:DPORT over a connected socket; prints the first answer, nothing if
 # none came within 60 s or an ICMP error did.
 udp_ask() {
-	netns_exec "$1" python3 -c '
+	netns_exec "$1" python3 -S -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -119,12 +119,12 @@ nat_reset
 # --- 100 clients, one source port ------------------------------------------
 seq 100 199 | sed 's/^/addr add 10.0.1./; s/$/\/24 dev veth0/' | ip -net "$cl" -batch - || fail "100 client addresses"
 fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add masquerade (100 clients)"
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.0.2.2", 8080)); s.listen(512); time.sleep(100000)' &
 busywait 60000 listening "$sv" 8080 || fail "server listens on 8080"
-ip netns exec "$cl" python3 -c '
+ip netns exec "$cl" python3 -S -c '
 import socket, sys, time
 socks, ok = [], 0
 for i in range(100, 200):
@@ -160,11 +160,11 @@ fw "$rt" nat add -6 -o veth1 --masquerade || fail "nat add -6 masquerade (UDP cl
 clash_py="${RFW_SELFTESTS:-$(dirname "$0")}/udp_clash.py"
 for v in 4 6; do
 	if [ $v = 4 ]; then sa=10.0.2.2; else sa=fd00:2::2; fi
-	ip netns exec "$sv" python3 "$clash_py" server $sa 5353 120 &
+	ip netns exec "$sv" python3 -S "$clash_py" server $sa 5353 120 &
 	srv=$!
 	busywait 60000 sh -c "ip netns exec $sv ss -Hlun | grep -q ':5353 '" || fail "IPv$v echo server on 5353"
 	read -r failed0 resolved0 < <(ct_stats "$rt" insert_failed clash_resolved)
-	read -r flows answered sent < <(netns_exec "$cl" python3 "$clash_py" client $sa 5353 50 30000)
+	read -r flows answered sent < <(netns_exec "$cl" python3 -S "$clash_py" client $sa 5353 50 30000)
 	check "IPv$v UDP clash: 50 flows of 2 simultaneous first datagrams sent (the client's count)" "50 100" "$flows $sent"
 	check "IPv$v UDP clash: both answers of every flow came back (the client's count)" 50 "$answered"
 	read -r failed resolved < <(ct_stats "$rt" insert_failed clash_resolved)

@@ -51,7 +51,7 @@ fw "$rt" ct timeout udp_unreplied 3600 udp_replied 3600 >/dev/null || fail "fwct
 fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add masquerade"
 
 # The server: records "ADDR PORT TAG LEN" per datagram, echoes it back.
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 9000))
@@ -72,7 +72,7 @@ busywait 60000 listening "$sv" 9000 udp || fail "server listens"
 send() {
 	local rounds=$1
 	shift
-	netns_exec "$cl" taskset -c "$send_cpu" python3 -c '
+	netns_exec "$cl" taskset -c "$send_cpu" python3 -S -c '
 import socket, sys
 rounds, flows = int(sys.argv[1]), [f.split(":") for f in sys.argv[2:]]
 socks = []
@@ -106,7 +106,7 @@ sink_ports() {
 # destination), from one `fwctl -o json ct list`; "none" if there is no
 # such connection.
 bindings() {
-	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -S -c '
 import json, sys
 conns = json.load(sys.stdin)
 for sport in map(int, sys.argv[1:]):

@@ -108,7 +108,7 @@ printf '%s\n%s\nCOMMIT\n' "$good_first" '-A POSTROUTING -4 --jump nosuchchain' >
 fw "$rt" restore "$dir/A" || fail "restore A"
 # The transfer runs until the restores are done, however long they take
 # (tcp_stream.py: 10 Mbit/s, ended by a stop file, bounded at 30 minutes).
-stream="python3 ${RFW_SELFTESTS:-$(dirname "$0")}/tcp_stream.py"
+stream="python3 -S ${RFW_SELFTESTS:-$(dirname "$0")}/tcp_stream.py"
 ip netns exec "$sv" $stream server 10.0.2.2 5201 "$dir/received" </dev/null >/dev/null 2>"$dir/srv.err" &
 spid=$!
 busywait 60000 listening "$sv" 5201 || fail "stream server listens"
@@ -146,7 +146,7 @@ wait $cpid
 check "stream client exit status" 0 $?
 wait $spid
 check "stream server exit status" 0 $?
-read -r sent retr minint nint err < <(python3 -c '
+read -r sent retr minint nint err < <(python3 -S -c '
 import json, sys
 try:
     j = json.load(open(sys.argv[1]))

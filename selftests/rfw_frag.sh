@@ -225,9 +225,10 @@ both_lines() {
 	wait $two || ret=$ksft_fail
 }
 
+# shellcheck disable=SC2317 # run by both_lines
 nat_cases() { # nat_cases LINE
 	local line=$1 c r s who v sa ra rs reasm to dst port what r0 s0 c0 got n m
-	if [ $line = 1 ]; then c=$cl r=$rt s=$sv who=rfw; else c=$cl2 r=$rt2 s=$sv2 who=nftables; fi
+	if [ "$line" = 1 ]; then c=$cl r=$rt s=$sv who=rfw; else c=$cl2 r=$rt2 s=$sv2 who=nftables; fi
 	for v in 4 6; do
 		if [ $v = 4 ]; then
 			sa=10.0.2.2 ra=10.0.1.1 rs=10.0.2.1 reasm=Ip:ReasmOKs
@@ -259,9 +260,10 @@ check "rfw: no fragment tracked as malformed" 0 "$(ct_stat0 "$rt" malformed.frag
 check "rfw: no datagram tracked as truncated UDP" 0 "$(ct_stat0 "$rt" malformed.udp_truncated)"
 
 # --- FORWARD drops by port ---------------------------------------------------
+# shellcheck disable=SC2317 # run by both_lines
 forward_cases() { # forward_cases LINE
 	local line=$1 c s who v sa ca key u0 n t0
-	if [ $line = 1 ]; then c=$cl s=$sv who=rfw; else c=$cl2 s=$sv2 who=nftables; fi
+	if [ "$line" = 1 ]; then c=$cl s=$sv who=rfw; else c=$cl2 s=$sv2 who=nftables; fi
 	for v in 4 6; do
 		if [ $v = 4 ]; then
 			sa=10.0.2.2 ca=10.0.1.2 key=Udp:InDatagrams
@@ -288,9 +290,10 @@ forward_cases() { # forward_cases LINE
 both_lines forward_cases
 
 # --- INPUT --ct-state invalid --drop: a fragmented reply to a local socket -----
+# shellcheck disable=SC2317 # run by both_lines
 input_cases() { # input_cases LINE
 	local line=$1 r s who sa got
-	if [ $line = 1 ]; then r=$rt s=$sv who=rfw; else r=$rt2 s=$sv2 who=nftables; fi
+	if [ "$line" = 1 ]; then r=$rt s=$sv who=rfw; else r=$rt2 s=$sv2 who=nftables; fi
 	for sa in 10.0.2.2 fd00:2::2; do
 		got=$(udp_to "$r" "$s" "$sa" 7000 4000)
 		check "$who INPUT --ct-state invalid --drop: the router's socket got the fragmented echo from $sa" \

@@ -51,8 +51,9 @@ setup_ns() {
 # no /sys remounted and unmounted again at exit, each of which costs under
 # emulation. So CMD sees the initial namespace's /sys, where `ip netns exec`
 # shows NS's own; /proc/net and /proc/sys/net follow the network namespace
-# either way. For the helpers below (netlink, sockets, /proc/net, net
-# sysctls); a test that reads NS's /sys/class/net uses `ip netns exec`.
+# either way. For the helpers below and the tests' own commands (netlink,
+# sockets, /proc/net, net sysctls); a test that reads NS's /sys/class/net
+# uses `ip netns exec`.
 # A command put in the background is started with nsenter itself (`nsenter
 # --net=/run/netns/NS CMD &`): a function in the background runs in a
 # forked shell, and $! would be that shell's pid, not CMD's.

@@ -124,7 +124,7 @@ fi
 fault_reset
 nothing_left "failed modprobe"
 fault_nth_setup "$area_start" "$area_end"
-FAULT_NTH_KLOG="$dir/klog" python3 "$here/fault_nth.py" "load:$ko" \
+FAULT_NTH_KLOG="$dir/klog" python3 -S "$here/fault_nth.py" "load:$ko" \
 	"${RFW_ALLOC_FAIL_POINTS:-3}" >"$dir/load" 2>&1
 sweep_report "module load" "$dir/load"
 fault_reset
@@ -144,7 +144,7 @@ else
 fi
 fault_reset
 fault_nth_setup "$rfw_start" "$rfw_end"
-FAULT_NTH_KLOG="$dir/klog" python3 "$here/fault_nth.py" netns \
+FAULT_NTH_KLOG="$dir/klog" python3 -S "$here/fault_nth.py" netns \
 	"${RFW_ALLOC_FAIL_POINTS:-4}" >"$dir/netns" 2>&1
 sweep_report "namespace creation" "$dir/netns"
 fault_reset
@@ -271,7 +271,7 @@ log_clean "restore"
 setup_ns cl fr sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$fr" "$sv" || { fail "setup_router"; exit $ret; }
 fw "$fr" ct tracking on >/dev/null || fail "fwctl ct tracking on"
-ip netns exec "$sv" nft -f - <<NFT || fail "server nft rules"
+netns_exec "$sv" nft -f - <<NFT || fail "server nft rules"
 table inet t {
 	counter syn8080 { }
 	counter udp9001 { }
@@ -293,7 +293,7 @@ full0=$(ct_stat "$fr" invalid.table_full)
 failslab_rfw || fail "failslab on rfw's caches"
 # Counted once injection is on: nothing can add an entry from then on.
 entries0=$(fw "$fr" ct count)
-sent=$(ip netns exec "$cl" python3 "$here/udp_flows.py" 10.0.2.2 9001 10 31000)
+sent=$(netns_exec "$cl" python3 -S "$here/udp_flows.py" 10.0.2.2 9001 10 31000)
 out=$(tcp_get "$cl" TCP4:10.0.2.2:8080 2)
 dropped() { [ "$(ct_stat "$fr" drop)" -ge $((drop0 + 11)) ]; }
 busywait 60000 dropped
@@ -313,7 +313,7 @@ check "witness: no SYN reached the server (nft counter)" "$syn0" "$(nft_packets 
 
 # --- (e) injection off -----------------------------------------------------
 check "injection off: a new connection" "OK 8080" "$(tcp_get "$cl" TCP4:10.0.2.2:8080)"
-ip netns exec "$cl" python3 "$here/udp_flows.py" 10.0.2.2 9001 10 32000 >/dev/null
+netns_exec "$cl" python3 -S "$here/udp_flows.py" 10.0.2.2 9001 10 32000 >/dev/null
 udp10() { [ "$(nft_packets "$sv" udp9001 t)" = 10 ]; }
 busywait 60000 udp10
 check "injection off: 10 new UDP flows reach the server (nft counter)" 10 "$(nft_packets "$sv" udp9001 t)"

@@ -4,7 +4,8 @@
 # Two identical lines, client -- router -- server (setup_router). In router
 # A rfw tracks (`fwctl ct tracking on`, no rules); in router B nf_conntrack
 # does (an nft rule counting `ct state invalid` in forward enables it
-# there): the oracle. In each line, for IPv4 and IPv6, a TCP connection
+# there): the oracle (the two lines at the same time, each family in
+# turn). In each line, for IPv4 and IPv6, a TCP connection
 # runs between tcp_badrst.py's client and echo server; then the client
 # forges a RST|ACK into it whose SEQ is exactly the server's last ACK (in
 # window: it would end the connection) and whose TCP checksum is wrong,
@@ -33,7 +34,7 @@ setup_ns ca ra sa cb rb sb || { fail "setup_ns"; exit $ret; }
 setup_router "$ca" "$ra" "$sa" || fail "line A"
 setup_router "$cb" "$rb" "$sb" || fail "line B"
 fw "$ra" ct tracking on >/dev/null || fail "fwctl ct tracking on in router A"
-ip netns exec "$rb" nft -f - <<NFT || fail "nf_conntrack on in router B"
+netns_exec "$rb" nft -f - <<NFT || fail "nf_conntrack on in router B"
 table inet ckw {
 	counter invalid { }
 	chain forward {
@@ -45,14 +46,14 @@ NFT
 # A connection a RST closes stays listed (CLOSE) for the whole test, however
 # slowly it runs: 10 s is both trackers' default.
 fw "$ra" ct timeout tcp_close 900 >/dev/null || fail "fwctl ct timeout tcp_close 900 in router A"
-ip netns exec "$rb" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_close=900 ||
+netns_exec "$rb" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_close=900 ||
 	fail "nf_conntrack_tcp_timeout_close=900 in router B"
 
 # The defaults: verification on in both.
 check "rfw's checksum setting by default" "checksum: on" \
 	"$(fw "$ra" ct checksum | grep '^checksum:')"
 check "nf_conntrack_checksum by default" 1 \
-	"$(ip netns exec "$rb" sysctl -n net.netfilter.nf_conntrack_checksum)"
+	"$(netns_exec "$rb" sysctl -n net.netfilter.nf_conntrack_checksum)"
 
 # router_state LINE ROUTER FAMILY PORT: the TCP state of the router's entry
 # for the connection to PORT ("none" without one).
@@ -61,7 +62,7 @@ router_state() {
 	if [ "$1" = A ]; then
 		st=$(ct_flows "$2" -p tcp | awk -v p="$4" '$1 == "tcp" && $6 == p { print $2; exit }')
 	else
-		st=$(ip netns exec "$2" conntrack -L -f "ipv$3" -p tcp --dport "$4" 2>/dev/null |
+		st=$(netns_exec "$2" conntrack -L -f "ipv$3" -p tcp --dport "$4" 2>/dev/null |
 			awk '$1 == "tcp" { print $4; exit }')
 	fi
 	echo "${st:-none}"
@@ -85,8 +86,8 @@ csum_errors_above() { [ "$(csum_errors "$1")" -gt "$2" ]; }
 
 # ends_established C S PORT: both ends list the connection ESTABLISHED.
 ends_established() {
-	[ -n "$(ip netns exec "$1" ss -Htn state established "( dport = :$3 )")" ] &&
-		[ -n "$(ip netns exec "$2" ss -Htn state established "( sport = :$3 )")" ]
+	[ -n "$(netns_exec "$1" ss -Htn state established "( dport = :$3 )")" ] &&
+		[ -n "$(netns_exec "$2" ss -Htn state established "( sport = :$3 )")" ]
 }
 
 # ask CMD: one command to the client (the coprocess), its one-line answer.
@@ -117,9 +118,9 @@ run_case() {
 	local what="line $line (nf_conntrack) IPv$v"
 	[ "$line" = A ] && what="line A (rfw) IPv$v"
 
-	ip netns exec "$s" python3 "$badrst" server "$dst" "$port" </dev/null >/dev/null 2>&1 &
+	ip netns exec "$s" python3 -S "$badrst" server "$dst" "$port" </dev/null >/dev/null 2>&1 &
 	busywait 60000 listening "$s" "$port" tcp || { fail "$what: server does not listen"; return; }
-	coproc CL { ip netns exec "$c" python3 "$badrst" client veth0 "$dst" "$port" 2>&1; }
+	coproc CL { ip netns exec "$c" python3 -S "$badrst" client veth0 "$dst" "$port" 2>&1; }
 	pid=$CL_PID
 	answer=""
 	read -r -t 120 answer <&"${CL[0]}"
@@ -152,7 +153,7 @@ run_case() {
 		check "$what: fwctl ct checksum off" "checksum: off" \
 			"$(fw "$r" ct checksum off | grep '^checksum:')"
 	else
-		ip netns exec "$r" sysctl -qw net.netfilter.nf_conntrack_checksum=0 ||
+		netns_exec "$r" sysctl -qw net.netfilter.nf_conntrack_checksum=0 ||
 			fail "$what: nf_conntrack_checksum=0"
 	fi
 	inv=$(invalid_count "$line" "$r")
@@ -171,7 +172,7 @@ run_case() {
 	if [ "$line" = A ]; then
 		fw "$r" ct checksum on >/dev/null || fail "$what: fwctl ct checksum on"
 	else
-		ip netns exec "$r" sysctl -qw net.netfilter.nf_conntrack_checksum=1 ||
+		netns_exec "$r" sysctl -qw net.netfilter.nf_conntrack_checksum=1 ||
 			fail "$what: nf_conntrack_checksum=1"
 	fi
 
@@ -179,9 +180,23 @@ run_case() {
 	wait "$pid" 2>/dev/null
 }
 
+# The lines share nothing but the kernel: for each family their stories run
+# at the same time, each in a subshell of its own (with its own client
+# coprocess), whose exit status carries its failures.
 for v in 4 6; do
-	run_case A "$ca" "$ra" "$sa" "$v"
-	run_case B "$cb" "$rb" "$sb" "$v"
+	(
+		run_case A "$ca" "$ra" "$sa" "$v"
+		exit $ret
+	) &
+	case_a=$!
+	(
+		run_case B "$cb" "$rb" "$sb" "$v"
+		exit $ret
+	) &
+	case_b=$!
+	# (Each printed its own FAIL lines.)
+	wait $case_a || ret=$ksft_fail
+	wait $case_b || ret=$ksft_fail
 done
 
 check "rfw's checksum setting restored" "checksum: on" \

@@ -33,8 +33,8 @@ ip netns exec "$rt" sh -c 'echo 1 >/sys/class/net/veth0/queues/rx-0/rps_cpus &&
 check "router veth0 steers to CPU0, veth1 to CPU1 (rps_cpus)" "1 2" \
 	"$(ip netns exec "$rt" sh -c 'echo $((0x$(cat /sys/class/net/veth0/queues/rx-0/rps_cpus))) $((0x$(cat /sys/class/net/veth1/queues/rx-0/rps_cpus)))')"
 head -c 1048576 /dev/urandom >"$dir/data"
-ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
+netns_exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+netns_exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
 # softnet CPU COLUMN: one column (1-based, hex in the file) of CPU's line
 # of /proc/net/softnet_stat (column 13 is the CPU), in decimal.

@@ -21,7 +21,7 @@ checktool "socat -V" "socat"
 checktool "nft --version" "nft"
 dir=$(mktemp -d)
 cleanup() {
-	for n in "${ns_list[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
+	kill_ns_procs
 	cleanup_all_ns
 	rm -rf "$dir"
 	modprobe -r rfw 2>/dev/null
@@ -32,7 +32,7 @@ modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" 1280 || { fail "setup_router"; exit $ret; }
 
-ip netns exec "$sv" nft -f - <<NFT || fail "server nft rules"
+netns_exec "$sv" nft -f - <<NFT || fail "server nft rules"
 table inet t {
 	counter syn9999 { }
 	chain input {
@@ -41,12 +41,12 @@ table inet t {
 	}
 }
 NFT
-ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
+netns_exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+netns_exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 
 # --- tracking auto: a namespace without rules tracks nothing ------------
 # Witness for the pings: they were answered (above); rfw saw no connection.
-check "tracking auto, no rules: no entry for the pings (fwctl ct count)" 0 "$(ip netns exec "$rt" fwctl ct count)"
+check "tracking auto, no rules: no entry for the pings (fwctl ct count)" 0 "$(netns_exec "$rt" fwctl ct count)"
 check "tracking auto, no rules: nothing tracked (fwctl ct stats new)" 0 "$(ct_stat "$rt" new)"
 fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
 # Every entry looked for below must outlive the slowest step before its
@@ -55,9 +55,9 @@ fw "$rt" ct tracking on >/dev/null || fail "fwctl ct tracking on"
 fw "$rt" ct timeout tcp_syn_sent 3600 tcp_syn_recv 3600 tcp_fin_wait 3600 tcp_close_wait 3600 \
 	tcp_last_ack 3600 tcp_time_wait 3600 udp_unreplied 3600 udp_replied 3600 icmp 3600 >/dev/null ||
 	fail "fwctl ct timeout"
-ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 ping with tracking on"
-check "tracking on: the ping is an entry (fwctl ct count)" 1 "$(ip netns exec "$rt" fwctl ct count)"
-ip netns exec "$rt" fwctl ct flush >/dev/null
+netns_exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 ping with tracking on"
+check "tracking on: the ping is an entry (fwctl ct count)" 1 "$(netns_exec "$rt" fwctl ct count)"
+netns_exec "$rt" fwctl ct flush >/dev/null
 
 # --- TCP ---------------------------------------------------------------
 for v in 4 6; do
@@ -92,7 +92,7 @@ for v in 4 6; do
 		fail "IPv$v TCP: no ESTABLISHED entry"; ct_list "$rt"
 	fi
 	check "witness: IPv$v client socket ESTABLISHED (ss)" 1 \
-		"$(ip netns exec "$cl" ss -H -$v -tn state established "( dport = :8080 )" | wc -l)"
+		"$(netns_exec "$cl" ss -H -$v -tn state established "( dport = :8080 )" | wc -l)"
 
 	# TIME_WAIT: the client closes, the server's reading side ends and
 	# closes too.
@@ -105,12 +105,12 @@ for v in 4 6; do
 		fail "IPv$v TCP: no TIME_WAIT entry"; ct_list "$rt"
 	fi
 	check "witness: IPv$v client socket TIME_WAIT (ss)" 1 \
-		"$(ip netns exec "$cl" ss -H -$v -tn state time-wait "( dport = :8080 )" | wc -l)"
+		"$(netns_exec "$cl" ss -H -$v -tn state time-wait "( dport = :8080 )" | wc -l)"
 	kill $spid 2>/dev/null
 	wait $spid 2>/dev/null
 done
 check "witness: server dropped the SYNs of both SYN_SENT attempts (nft counter >= 2)" 1 \
-	"$(ip netns exec "$sv" nft list counter inet t syn9999 | awk '$1 == "packets" { print ($2 >= 2) }')"
+	"$(netns_exec "$sv" nft list counter inet t syn9999 | awk '$1 == "packets" { print ($2 >= 2) }')"
 
 # --- UDP ---------------------------------------------------------------
 for v in 4 6; do
@@ -121,7 +121,7 @@ for v in 4 6; do
 	# below, not for a fixed time (no -T, the child sleeps on).
 	ip netns exec "$sv" socat -u UDP$v-RECV:7000 OPEN:"$dir/udp$v",creat >/dev/null &
 	rpid=$!
-	rx_ready() { ip netns exec "$sv" ss -Huln "( sport = :7000 )" | grep -q .; }
+	rx_ready() { netns_exec "$sv" ss -Huln "( sport = :7000 )" | grep -q .; }
 	busywait 60000 rx_ready || fail "IPv$v UDP receiver up"
 	ip netns exec "$cl" socat UDP$v-DATAGRAM:$sa:7000,bind=$cla:4000$v,reuseaddr SYSTEM:"echo first; sleep 100000" >/dev/null &
 	upid=$!
@@ -133,7 +133,7 @@ for v in 4 6; do
 	fi
 	kill $rpid 2>/dev/null
 	wait $rpid 2>/dev/null
-	echo reply | ip netns exec "$sv" socat -u - UDP$v-DATAGRAM:$cla:4000$v,bind=$sa:7000,reuseaddr
+	echo reply | netns_exec "$sv" socat -u - UDP$v-DATAGRAM:$cla:4000$v,bind=$sa:7000,reuseaddr
 	replied() {
 		ct_list "$rt" -p udp | grep "sport=4000$v dport=7000" | grep -vq UNREPLIED
 	}
@@ -154,7 +154,7 @@ done
 rel_before=$(ct_stat "$rt" related)
 unr_before=$(snmp_counter "$cl" Icmp:InDestUnreachs)
 # UDP to a closed port: the server answers port unreachable.
-echo x | ip netns exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:7777,bind=10.0.1.2:40777
+echo x | netns_exec "$cl" socat -u - UDP4-DATAGRAM:10.0.2.2:7777,bind=10.0.1.2:40777
 gotit() { [ "$(snmp_counter "$cl" Icmp:InDestUnreachs)" -gt "$unr_before" ]; }
 busywait 60000 gotit
 check "port unreachable classified RELATED (fwctl ct stats related)" 1 $(($(ct_stat "$rt" related) - rel_before))
@@ -164,7 +164,7 @@ check "witness: client got 1 destination unreachable (/proc/net/snmp)" 1 \
 # A DF ping of 1400 bytes to a 1280-byte link: the router says frag needed.
 rel_before=$(ct_stat "$rt" related)
 unr_before=$(snmp_counter "$cl" Icmp:InDestUnreachs)
-ip netns exec "$cl" ping -q -c 1 -W 2 -M do -s 1400 10.0.2.2 >/dev/null 2>&1
+netns_exec "$cl" ping -q -c 1 -W 2 -M do -s 1400 10.0.2.2 >/dev/null 2>&1
 busywait 60000 gotit
 check "fragmentation needed classified RELATED" 1 $(($(ct_stat "$rt" related) - rel_before))
 check "witness: client got 1 frag-needed (/proc/net/snmp)" 1 \

@@ -39,7 +39,7 @@ setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
 fw "$rt" ct limit "$LIMIT" >/dev/null || fail "fwctl ct limit $LIMIT"
 
 # The server: echoes a line per connection on 8080, logs each accept.
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, sys, threading
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -64,7 +64,7 @@ busywait 60000 listening "$sv" 8080 tcp || fail "server listens"
 # source and destination ports (never 8080), with IP TTL TTL; prints the
 # count sent.
 flood() {
-	ip netns exec "$cl" python3 -c '
+	netns_exec "$cl" python3 -S -c '
 import random, socket, struct, sys, time
 ttl, rate, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 src, dst = socket.inet_aton("10.0.1.2"), socket.inet_aton("10.0.2.2")
@@ -106,7 +106,7 @@ print(sent)
 # 100 of struct tcp_info): a SYN the router refused for want of room is
 # retransmitted a second later, and the connection still completes.
 legit() {
-	ip netns exec "$cl" python3 -c '
+	netns_exec "$cl" python3 -S -c '
 import socket, struct, sys
 n, ok, retrans = int(sys.argv[1]), 0, 0
 for i in range(n):
@@ -128,7 +128,7 @@ print(ok, retrans)
 
 # stats: "count early_drop unconfirmed_reaped drop" of the router.
 stats() {
-	ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
+	netns_exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
 		END { print v["count"] + 0, v["early_drop"] + 0, v["unconfirmed_reaped"] + 0, v["drop"] + 0 }'
 }
 
@@ -144,7 +144,7 @@ round() {
 	local lpid=$!
 	# The table's size while both run (sampled each second).
 	while kill -0 "$fpid" 2>/dev/null; do
-		e=$(ip netns exec "$rt" fwctl ct stats | awk '$1 == "count" { print $2 }')
+		e=$(netns_exec "$rt" fwctl ct stats | awk '$1 == "count" { print $2 }')
 		[ "${e:-0}" -gt "$peak" ] && peak=$e
 		sleep 1
 	done

@@ -34,7 +34,8 @@
 # * rfw unloaded while the router still tracks: its references go with it
 #   (the router forwards fragments unreassembled again).
 # Every case runs through router2's nftables too (masquerade, dnat, the
-# same drops, `ct state invalid drop`), which must give the same answers.
+# same drops, `ct state invalid drop`), which must give the same answers;
+# the two lines' cases of each part run at the same time.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -127,7 +128,7 @@ setup_ns cl rt sv cl2 rt2 sv2 || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || fail "line 1 (rfw)"
 setup_router "$cl2" "$rt2" "$sv2" || fail "line 2 (nftables)"
 for s in "$sv" "$sv2"; do
-	ip netns exec "$s" python3 "$dir/udp_server.py" "$dir/log.$s" 7000 161 162 </dev/null >/dev/null 2>&1 &
+	ip netns exec "$s" python3 -S "$dir/udp_server.py" "$dir/log.$s" 7000 161 162 </dev/null >/dev/null 2>&1 &
 done
 for s in "$sv" "$sv2"; do
 	busywait 60000 listening "$s" 162 udp || fail "UDP server in ${s%-*}"
@@ -144,7 +145,7 @@ logged_more() { [ "$(lines "$1")" -gt "$2" ]; }
 udp_to() {
 	local c=$1 s=$2 n r
 	n=$(lines "$s")
-	r=$(ip netns exec "$c" python3 "$dir/udp_client.py" "$3" "$4" "$5" "${6:-30}")
+	r=$(netns_exec "$c" python3 -S "$dir/udp_client.py" "$3" "$4" "$5" "${6:-30}")
 	busywait 60000 logged_more "$s" "$n"
 	echo "$r / $(sed -n "$((n + 1))p" "$dir/log.$s")"
 }
@@ -178,7 +179,7 @@ fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add -4 masquerade"
 fw "$rt" nat add -6 -o veth1 --masquerade || fail "nat add -6 masquerade"
 fw "$rt" nat add -4 -p udp -d 10.0.1.1 --dport 7001 --to-destination 10.0.2.2:7000 || fail "nat add -4 DNAT"
 fw "$rt" nat add -6 -p udp -d fd00:1::1 --dport 7001 --to-destination "[fd00:2::2]:7000" || fail "nat add -6 DNAT"
-ip netns exec "$rt2" nft -f - <<NFT || fail "router2 nftables"
+netns_exec "$rt2" nft -f - <<NFT || fail "router2 nftables"
 table inet twin {
 	chain pre {
 		type nat hook prerouting priority -100;
@@ -204,8 +205,30 @@ fw "$rt" filter add --chain FORWARD -p udp --dport 161 --drop || fail "filter ad
 fw "$rt" filter add --chain FORWARD -p tcp --dport 22 --drop || fail "filter add FORWARD tcp 22 drop"
 fw "$rt" filter add --chain INPUT --ct-state invalid --drop || fail "filter add INPUT invalid drop"
 
-for line in 1 2; do
-	if [ $line = 1 ]; then c=$cl r=$rt s=$sv who=rfw; else c=$cl2 r=$rt2 s=$sv2 who=nftables; fi
+# both_lines FUNCTION: FUNCTION 1 (rfw's line) and FUNCTION 2 (nftables')
+# at the same time, each in a subshell: the lines share nothing, and each
+# case's witnesses are its own line's. A subshell's exit status carries
+# its failures (it printed their FAIL lines).
+both_lines() {
+	local one two
+	(
+		"$1" 1
+		exit $ret
+	) &
+	one=$!
+	(
+		"$1" 2
+		exit $ret
+	) &
+	two=$!
+	wait $one || ret=$ksft_fail
+	wait $two || ret=$ksft_fail
+}
+
+# shellcheck disable=SC2317 # run by both_lines
+nat_cases() { # nat_cases LINE
+	local line=$1 c r s who v sa ra rs reasm to dst port what r0 s0 c0 got n m
+	if [ "$line" = 1 ]; then c=$cl r=$rt s=$sv who=rfw; else c=$cl2 r=$rt2 s=$sv2 who=nftables; fi
 	for v in 4 6; do
 		if [ $v = 4 ]; then
 			sa=10.0.2.2 ra=10.0.1.1 rs=10.0.2.1 reasm=Ip:ReasmOKs
@@ -231,13 +254,16 @@ for line in 1 2; do
 			fi
 		done
 	done
-done
+}
+both_lines nat_cases
 check "rfw: no fragment tracked as malformed" 0 "$(ct_stat0 "$rt" malformed.fragment)"
 check "rfw: no datagram tracked as truncated UDP" 0 "$(ct_stat0 "$rt" malformed.udp_truncated)"
 
 # --- FORWARD drops by port ---------------------------------------------------
-for line in 1 2; do
-	if [ $line = 1 ]; then c=$cl s=$sv who=rfw; else c=$cl2 s=$sv2 who=nftables; fi
+# shellcheck disable=SC2317 # run by both_lines
+forward_cases() { # forward_cases LINE
+	local line=$1 c s who v sa ca key u0 n t0
+	if [ "$line" = 1 ]; then c=$cl s=$sv who=rfw; else c=$cl2 s=$sv2 who=nftables; fi
 	for v in 4 6; do
 		if [ $v = 4 ]; then
 			sa=10.0.2.2 ca=10.0.1.2 key=Udp:InDatagrams
@@ -246,37 +272,41 @@ for line in 1 2; do
 		fi
 		# UDP: 3000 bytes to 161 (dropped), then to 162 (the control).
 		u0=$(snmp "$s" $key) n=$(lines "$s")
-		ip netns exec "$c" python3 "$dir/udp_client.py" "$sa" 161 3000 0 >/dev/null
+		netns_exec "$c" python3 -S "$dir/udp_client.py" "$sa" 161 3000 0 >/dev/null
 		udp_to "$c" "$s" "$sa" 162 3000 0 >/dev/null
 		check "$who IPv$v FORWARD --dport 161 --drop: only the datagram to 162 reached the server" \
 			"162" "$(sed -n "$((n + 1)),\$p" "$dir/log.$s" | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')"
 		check "$who IPv$v: server Udp InDatagrams counted the one to 162 alone" 1 $(($(snmp "$s" $key) - u0))
 		# TCP: the SYN to 22 in tiny fragments (dropped), then to 2222.
 		t0=$(snmp "$s" Tcp:InSegs)
-		ip netns exec "$c" python3 "$dir/tcp_frag.py" "$ca" "$sa" 22 2222 ||
+		netns_exec "$c" python3 -S "$dir/tcp_frag.py" "$ca" "$sa" 22 2222 ||
 			fail "$who IPv$v: raw fragments not sent"
 		more_segs() { [ "$(snmp "$s" Tcp:InSegs)" -gt "$t0" ]; }
 		busywait 60000 more_segs || fail "$who IPv$v: the control SYN to 2222 never reached the server"
 		check "$who IPv$v tiny first TCP fragment, --dport 22 --drop: the server's Tcp InSegs counted only the SYN to 2222" \
 			1 $(($(snmp "$s" Tcp:InSegs) - t0))
 	done
-done
+}
+both_lines forward_cases
 
 # --- INPUT --ct-state invalid --drop: a fragmented reply to a local socket -----
-for line in 1 2; do
-	if [ $line = 1 ]; then r=$rt s=$sv who=rfw; else r=$rt2 s=$sv2 who=nftables; fi
+# shellcheck disable=SC2317 # run by both_lines
+input_cases() { # input_cases LINE
+	local line=$1 r s who sa got
+	if [ "$line" = 1 ]; then r=$rt s=$sv who=rfw; else r=$rt2 s=$sv2 who=nftables; fi
 	for sa in 10.0.2.2 fd00:2::2; do
 		got=$(udp_to "$r" "$s" "$sa" 7000 4000)
 		check "$who INPUT --ct-state invalid --drop: the router's socket got the fragmented echo from $sa" \
 			"reply 4000" "${got%% / *}"
 	done
-done
+}
+both_lines input_cases
 check "rfw: still no fragment tracked as malformed" 0 "$(ct_stat0 "$rt" malformed.fragment)"
 
 # --- unload while tracking: the references go with rfw ---------------------
 kill_ns_procs
 modprobe -r rfw || fail "modprobe -r rfw while the router tracks"
-ip netns exec "$sv" python3 "$dir/udp_server.py" "$dir/log.$sv" 7000 161 162 </dev/null >/dev/null 2>&1 &
+ip netns exec "$sv" python3 -S "$dir/udp_server.py" "$dir/log.$sv" 7000 161 162 </dev/null >/dev/null 2>&1 &
 busywait 60000 listening "$sv" 162 udp || fail "UDP server restarted"
 defrag_round "rfw unloaded" 0
 kernel_log_clean

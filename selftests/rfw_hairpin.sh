@@ -57,9 +57,9 @@ ip -net "$rt" link add wan type dummy
 ip -net "$rt" addr add 192.0.2.1/24 dev wan
 ip -net "$rt" link set wan up
 ip -net "$lan" route add default via 10.0.1.1
-ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
-ip netns exec "$rt" sysctl -qw net.ipv4.conf.all.send_redirects=1
-ip netns exec "$rt" sysctl -qw net.ipv4.conf.veth0.send_redirects=1
+netns_exec "$rt" sysctl -qw net.ipv4.ip_forward=1
+netns_exec "$rt" sysctl -qw net.ipv4.conf.all.send_redirects=1
+netns_exec "$rt" sysctl -qw net.ipv4.conf.veth0.send_redirects=1
 # Global (init_net) sysctls: restored by the EXIT trap.
 if [ -n "$load0" ] && [ -n "$silence0" ]; then
 	# (ip_rt_send_redirect: with no silence the count restarts each jiffy.)
@@ -76,7 +76,7 @@ fw "$rt" nat add -4 -o veth0 -s 10.0.1.0/24 -d 10.0.1.3 -p tcp --dport 80 --masq
 
 # The server: 10.0.1.3:80, answers each connection with "ADDR PORT" of
 # its peer and keeps it open; logs every peer it accepted.
-ip netns exec "$lan" python3 -c '
+ip netns exec "$lan" python3 -S -c '
 import selectors, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -97,7 +97,7 @@ busywait 60000 listening "$lan" 80 tcp || fail "server listens"
 
 # stats: "slot_hits slot_misses fallback_found fallback_not_found" of the router.
 stats() {
-	ip netns exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
+	netns_exec "$rt" fwctl ct stats | awk '{ v[$1] = $2 }
 		END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }'
 }
 
@@ -110,7 +110,7 @@ stats() {
 connect_round() {
 	local name=$1 n=$2 bad acc0
 	acc0=$(wc -l <"$dir/accepted")
-	ip netns exec "$lan" python3 -c '
+	ip netns exec "$lan" python3 -S -c '
 import os, socket, sys, time
 n, out, done = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 keep, lines = [], []
@@ -152,7 +152,7 @@ while not os.path.exists(done) and time.time() < deadline:
 
 	# Each connection's binding: the reply tuple's destination of the
 	# entry whose original tuple is 10.0.1.2:CPORT -> 192.0.2.1:8080.
-	ip netns exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -S -c '
 import json, sys
 for c in json.load(sys.stdin):
     o, r = c["orig"], c["reply"]

@@ -34,7 +34,7 @@ all_points=$rfw_all_points
 checktool "nft list hooks" "nft list hooks (CONFIG_NETFILTER_NETLINK_HOOK)"
 check "no rfw hook in a namespace that neither counts nor tracks (nft list hooks)" "" "$(rfw_hooks "$ns1")"
 for n in "$ns1" "$ns2" "$ns3"; do
-	ip netns exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
+	netns_exec "$n" fwctl stats counting on >/dev/null || fail "fwctl stats counting on in $n"
 done
 check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_points" "$(rfw_hooks "$ns1")"
 # (Before the links come up: the MLD reports below are counted.)
@@ -42,22 +42,22 @@ check "counting on: an rfw hook at every hook point (nft list hooks)" "$all_poin
 ip link add veth1 netns "$ns1" type veth peer name veth2 netns "$ns2"
 mac1=02:00:00:00:01:01
 mac2=02:00:00:00:01:02
-ip -net "$ns1" link set veth1 address $mac1
-ip -net "$ns2" link set veth2 address $mac2
-for n in "$ns1" "$ns2"; do
+# link_end NS IF MAC ADDR4 ADDR6 PEER6 PEERMAC: one end, in one `ip -batch`
+# (every process start costs under emulation).
+link_end() {
 	# No SLAAC/link-local address: no DAD or router solicitation traffic.
-	ip netns exec "$n" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
-done
-ip -net "$ns1" link set veth1 addrgenmode none
-ip -net "$ns2" link set veth2 addrgenmode none
-ip -net "$ns1" addr add 10.0.1.1/24 dev veth1
-ip -net "$ns2" addr add 10.0.1.2/24 dev veth2
-ip -net "$ns1" addr add fd00:1::1/64 dev veth1 nodad
-ip -net "$ns2" addr add fd00:1::2/64 dev veth2 nodad
-ip -net "$ns1" neigh add fd00:1::2 lladdr $mac2 dev veth1 nud permanent
-ip -net "$ns2" neigh add fd00:1::1 lladdr $mac1 dev veth2 nud permanent
-ip -net "$ns1" link set veth1 up
-ip -net "$ns2" link set veth2 up
+	netns_exec "$1" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1
+	ip -net "$1" -batch - <<EOF
+link set $2 address $3
+link set $2 addrgenmode none
+addr add $4/24 dev $2
+addr add $5/64 dev $2 nodad
+neigh add $6 lladdr $7 dev $2 nud permanent
+link set $2 up
+EOF
+}
+link_end "$ns1" veth1 $mac1 10.0.1.1 fd00:1::1 fd00:1::2 $mac2 || fail "ns1's end of the link"
+link_end "$ns2" veth2 $mac2 10.0.1.2 fd00:1::2 fd00:1::1 $mac1 || fail "ns2's end of the link"
 
 
 # Let the MLD reports for the new multicast memberships go out: wait
@@ -86,8 +86,8 @@ echo6_before=$(snmp_counter "$ns2" Icmp6InEchos)
 rep4_before=$(snmp_counter "$ns1" Icmp:InEchoReps)
 rep6_before=$(snmp_counter "$ns1" Icmp6InEchoReplies)
 
-ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
-ip netns exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 10 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
+netns_exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2"
+netns_exec "$ns1" ping -6 -q -c 10 -i 0.1 -W 10 fd00:1::2 >/dev/null || fail "IPv6 ping ns1 -> ns2"
 # ping may end before a late reply is in: the counters are read once ns1
 # has taken all 20 replies, the last packets of the exchange.
 replies_in() {
@@ -109,16 +109,41 @@ declare -A size=([ipv4]=84 [ipv6]=104)
 # Expected packets per hook: ns1 sends requests and receives replies.
 declare -A exp1=([prerouting]=10 [input]=10 [forward]=0 [output]=10 [postrouting]=10)
 declare -A exp2=([prerouting]=10 [input]=10 [forward]=0 [output]=10 [postrouting]=10)
+# Every counter's delta from one awk (not a process per counter, as
+# stat_of would be): "SIDE FAMILY HOOK PACKETS BYTES", after minus before
+# for ns1 and ns2 (SIDE 1, 2), the counters themselves for ns3 (SIDE 3);
+# "missing" where a snapshot lacks the row.
+declare -A dp db
+while read -r side f h p b; do
+	dp[${side}_${f}_$h]=$p db[${side}_${f}_$h]=$b
+done < <(awk -v b1="$before1" -v a1="$after1" -v b2="$before2" -v a2="$after2" -v a3="$after3" '
+	function load(tag, text,   n, i, l, x) {
+		n = split(text, l, "\n")
+		for (i = 1; i <= n; i++)
+			if (split(l[i], x, " ") == 4) { p[tag, x[1], x[2]] = x[3]; b[tag, x[1], x[2]] = x[4]; has[tag, x[1], x[2]] = 1 }
+	}
+	BEGIN {
+		load("b1", b1); load("a1", a1); load("b2", b2); load("a2", a2); load("a3", a3)
+		split("ipv4 ipv6", fams, " "); split("prerouting input forward output postrouting", hooks, " ")
+		for (i = 1; i <= 2; i++) for (j = 1; j <= 5; j++) {
+			f = fams[i]; h = hooks[j]
+			for (s = 1; s <= 2; s++)
+				if (has["b" s, f, h] && has["a" s, f, h])
+					print s, f, h, p["a" s, f, h] - p["b" s, f, h], b["a" s, f, h] - b["b" s, f, h]
+				else
+					print s, f, h, "missing", "missing"
+			if (has["a3", f, h]) print 3, f, h, p["a3", f, h], b["a3", f, h]
+			else print 3, f, h, "missing", "missing"
+		}
+	}')
 for f in ipv4 ipv6; do
 	for h in prerouting input forward output postrouting; do
 		for side in 1 2; do
-			if [ $side = 1 ]; then b=$before1 a=$after1 e=${exp1[$h]}; else b=$before2 a=$after2 e=${exp2[$h]}; fi
-			dp=$(($(stat_of "$a" $f $h packets) - $(stat_of "$b" $f $h packets)))
-			db=$(($(stat_of "$a" $f $h bytes) - $(stat_of "$b" $f $h bytes)))
-			check "ns$side $f $h packets" "$e" "$dp"
-			check "ns$side $f $h bytes" "$((e * ${size[$f]}))" "$db"
+			if [ $side = 1 ]; then e=${exp1[$h]}; else e=${exp2[$h]}; fi
+			check "ns$side $f $h packets" "$e" "${dp[${side}_${f}_$h]:-missing}"
+			check "ns$side $f $h bytes" "$((e * ${size[$f]}))" "${db[${side}_${f}_$h]:-missing}"
 		done
-		check "idle ns3 $f $h" "0/0" "$(stat_of "$after3" $f $h packets)/$(stat_of "$after3" $f $h bytes)"
+		check "idle ns3 $f $h" "0/0" "${dp[3_${f}_$h]:-missing}/${db[3_${f}_$h]:-missing}"
 	done
 done
 
@@ -126,10 +151,10 @@ done
 check "ns1 ipv4 output packets since the namespace was created" 10 "$(stat_of "$after1" ipv4 output packets)"
 
 # Counting off in ns2: its hooks go, its counters stand still.
-check "fwctl stats counting off" "counting: off" "$(ip netns exec "$ns2" fwctl stats counting off)"
+check "fwctl stats counting off" "counting: off" "$(netns_exec "$ns2" fwctl stats counting off)"
 check "counting off: no rfw hook left in ns2 (nft list hooks)" "" "$(rfw_hooks "$ns2")"
 rep4_before=$(snmp_counter "$ns1" Icmp:InEchoReps)
-ip netns exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2, counting off in ns2"
+netns_exec "$ns1" ping -q -c 10 -i 0.1 -W 10 10.0.1.2 >/dev/null || fail "IPv4 ping ns1 -> ns2, counting off in ns2"
 replies4_in() { [ $(($(snmp_counter "$ns1" Icmp:InEchoReps) - rep4_before)) -ge 10 ]; }
 busywait 60000 replies4_in
 later1=$(fwctl_stats "$ns1")
@@ -137,13 +162,13 @@ later2=$(fwctl_stats "$ns2")
 check "counting on in ns1: 10 more IPv4 output packets" 20 "$(stat_of "$later1" ipv4 output packets)"
 check "counting off in ns2: IPv4 input stands still" "$(stat_of "$after2" ipv4 input packets)" "$(stat_of "$later2" ipv4 input packets)"
 check "fwctl stats says counting is off" "fwctl: counting is off in this namespace (\`fwctl stats counting on\`)" \
-	"$(ip netns exec "$ns2" fwctl stats 2>&1 >/dev/null)"
+	"$(netns_exec "$ns2" fwctl stats 2>&1 >/dev/null)"
 
 # Tracking without counting: only the hook points tracking needs.
-ip netns exec "$ns3" fwctl stats counting off >/dev/null
-ip netns exec "$ns3" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in ns3"
+netns_exec "$ns3" fwctl stats counting off >/dev/null
+netns_exec "$ns3" fwctl ct tracking on >/dev/null || fail "fwctl ct tracking on in ns3"
 check "tracking: rfw hooks where tracking needs them (nft list hooks)" \
 	"ip input ip output ip postrouting ip prerouting ip6 input ip6 output ip6 postrouting ip6 prerouting" "$(rfw_hooks "$ns3")"
-ip netns exec "$ns3" fwctl filter add --chain forward -p udp --dport 9 --drop >/dev/null || fail "filter rule in ns3"
+netns_exec "$ns3" fwctl filter add --chain forward -p udp --dport 9 --drop >/dev/null || fail "filter rule in ns3"
 check "a filter table: FORWARD too (nft list hooks)" "$all_points" "$(rfw_hooks "$ns3")"
 exit $ret

@@ -39,18 +39,20 @@ cat >"$dir/filter" <<'EOF'
 -A FORWARD -i veth1 -o veth0 -j ACCEPT
 COMMIT
 EOF
-fw() { ip netns exec "$rt" fwctl "$@" >/dev/null; }
+fw() { netns_exec "$rt" fwctl "$@" >/dev/null; }
 
-ip netns exec "$sv" iperf3 -s -1 -D -I /tmp/iperf3-churn.pid >/dev/null 2>&1
+netns_exec "$sv" nice -n 19 iperf3 -s -1 -D -I /tmp/iperf3-churn.pid >/dev/null 2>&1
 busywait 60000 listening "$sv" 5201 || { fail "iperf3 server did not start"; exit $ret; }
 # -t 900: longer than the test may run; killed at the end. -b 20M: a
-# stream, not a flood that starves every command of the test under TCG.
-ip netns exec "$cl" iperf3 -c 10.0.2.2 -b 20M -t 900 >/dev/null 2>&1 &
+# stream, not a flood that starves every command of the test under TCG;
+# both ends at nice 19, so that the test's own steps come first when they
+# want the CPU. (`ip netns exec` and nice exec: $! is iperf3's pid.)
+ip netns exec "$cl" nice -n 19 iperf3 -c 10.0.2.2 -b 20M -t 900 >/dev/null 2>&1 &
 client_pid=$!
 ip netns exec "$cl" ping -6 -q -i 0.2 -c 100000 fd00:2::2 >"$dir/ping" 2>&1 &
 ping_pid=$!
 acked() {
-	ip netns exec "$cl" ss -tinH dst 10.0.2.2:5201 |
+	netns_exec "$cl" ss -tinH dst 10.0.2.2:5201 |
 		grep -o 'bytes_acked:[0-9]*' | cut -d: -f2 | sort -n | tail -1
 }
 flowing() { [ "$(acked)" -gt 100000 ] 2>/dev/null; }

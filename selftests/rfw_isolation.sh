@@ -91,11 +91,16 @@ in_ct() {
 	as_user nsenter --target "$pid" --user --net --preserve-credentials "$@"
 }
 
-# ct_val PID|"" NAME: one `fwctl ct stats` value of a container (or, with
-# an empty PID, of the host).
+# ct_val PID|"" NAME...: `fwctl ct stats` values of a container (or, with
+# an empty PID, of the host), from one call, on one line in the order
+# asked ("missing" for one not listed).
 ct_val() {
-	if [ -n "$1" ]; then in_ct "$1" fwctl ct stats; else fwctl ct stats; fi 2>/dev/null |
-		awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "missing" }'
+	local pid=$1
+	shift
+	if [ -n "$pid" ]; then in_ct "$pid" fwctl ct stats; else fwctl ct stats; fi 2>/dev/null |
+		awk -v keys="$*" '
+			{ v[$1] = $2 }
+			END { n = split(keys, k, " "); for (i = 1; i <= n; i++) printf "%s%s", ((k[i] in v) ? v[k[i]] : "missing"), (i < n ? " " : "\n") }'
 }
 
 # fill PID FIRST_PORT STOPFILE: UDP datagrams from the container to new
@@ -105,7 +110,7 @@ ct_val() {
 # entry more for the moment it evicts one, so counts are read once the
 # sender has stopped (stop_fill).
 fill() {
-	in_ct "$1" python3 -c '
+	in_ct "$1" python3 -S -c '
 import os, socket, sys, time
 first, stop = int(sys.argv[1]), sys.argv[2]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -152,7 +157,7 @@ tag="rfwiso$$"
 in_ct "$A" fwctl filter add --chain OUTPUT -4 -p udp --dport 9 --log --log-prefix "$tag: " ||
 	fail "A: add --log rule"
 in_ct "$A" fwctl ct timeout udp_unreplied 600 >/dev/null || fail "A: udp_unreplied 600"
-send9() { in_ct "$A" python3 -c '
+send9() { in_ct "$A" python3 -S -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(3):
@@ -181,7 +186,7 @@ ip addr add 10.99.0.1/24 dev rfwiso0
 ip link set rfwiso0 up
 ip -net "$sv" addr add 10.99.0.2/24 dev veth0
 ip -net "$sv" link set veth0 up
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, sys
 log = open(sys.argv[1], "a", buffering=1)
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -203,7 +208,7 @@ fwctl ct tracking on >/dev/null || fail "host: ct tracking on"
 fill "$A" 10000 "$dir/stop_a"
 a_full() { [ "$(ct_val "$A" count)" = 1000 ]; }
 busywait 60000 a_full || fail "A did not fill its table: count $(ct_val "$A" count)"
-got=$(python3 -c '
+got=$(python3 -S -c '
 import socket
 ok = 0
 for i in range(200):
@@ -220,15 +225,16 @@ print(ok)
 stop_fill "$dir/stop_a"
 check "host: 200 connections while A is full (client)" 200 "$got"
 check "host: 200 connections while A is full (server accepted)" 200 "$(wc -l <"$dir/accepted")"
-check "A: holds exactly its limit" 1000 "$(ct_val "$A" count)"
+# A's counters from one call (each costs seconds as the container's user).
+read -r a_count a_drop a_evict a_global < <(ct_val "$A" count drop early_drop global_full)
+check "A: holds exactly its limit" 1000 "$a_count"
 # At its limit each new flow of A either evicts one of A's never-replied
 # entries (early drop) or is dropped: A pays for its flood itself.
-a_drop=$(ct_val "$A" drop) a_evict=$(ct_val "$A" early_drop)
 [ $((a_drop + a_evict)) -gt 0 ] 2>/dev/null &&
 	pass "A: its new flows at its limit evicted its own entries or were dropped (early_drop $a_evict, drop $a_drop)" ||
 	fail "A: at its limit, early_drop $a_evict, drop $a_drop"
 check "host: no connection of its own dropped" 0 "$(ct_val "" drop)"
-check "A: nothing it dropped was for the global cap" 0 "$(ct_val "$A" global_full)"
+check "A: nothing it dropped was for the global cap" 0 "$a_global"
 
 # --- (d) B fills too: all namespaces stop at max_total ----------------------
 container B || { fail "user namespace B"; exit $ret; }
@@ -272,7 +278,7 @@ else
 	# In the cgroup, in a new namespace: memory.stat (after the kernel's
 	# 2-second stat flush) around the restore, and around 900 flows sent
 	# with tracking on, then 900 more with it off.
-	sh -c 'echo $$ >"$1/cgroup.procs" && exec unshare -n python3 -c "$2" "$1" "$3"' memcg "$cg/rfw_iso" '
+	sh -c 'echo $$ >"$1/cgroup.procs" && exec unshare -n python3 -S -c "$2" "$1" "$3"' memcg "$cg/rfw_iso" '
 import subprocess, socket, sys, time
 cg, big = sys.argv[1], sys.argv[2]
 def stat(k):

@@ -33,7 +33,7 @@ modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
 
-ip netns exec "$sv" nft -f - <<NFT || fail "server nft rules"
+netns_exec "$sv" nft -f - <<NFT || fail "server nft rules"
 table inet w {
 	counter u9001 { }
 	counter u9002 { }
@@ -76,13 +76,13 @@ table inet w {
 	}
 }
 NFT
-ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
-ip netns exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
+netns_exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+netns_exec "$cl" ping -6 -q -c 1 -W 10 fd00:2::2 >/dev/null || fail "IPv6 path up"
 pk() { nft_packets "$sv" "$1" w; }
 # send NS PORT: one datagram to the server's PORT over IPv4, one over IPv6.
 send() {
-	echo x | ip netns exec "$1" socat -u - UDP4-DATAGRAM:10.0.2.2:"$2" 2>/dev/null
-	echo x | ip netns exec "$1" socat -u - "UDP6-DATAGRAM:[fd00:2::2]:$2" 2>/dev/null
+	echo x | netns_exec "$1" socat -u - UDP4-DATAGRAM:10.0.2.2:"$2" 2>/dev/null
+	echo x | netns_exec "$1" socat -u - "UDP6-DATAGRAM:[fd00:2::2]:$2" 2>/dev/null
 }
 # counted COUNTER N: wait until the server's COUNTER reaches N.
 at_least() { [ "$(pk "$1")" -ge "$2" ] 2>/dev/null; }
@@ -118,13 +118,14 @@ counted u9003 2
 sleep 1
 check "mark 0x10 dropped by --mark 0x10; unmarked passed; 0x20 passed --mark 0x20/0xf0; 0x100/0xf00 dropped (server counters 9001 9002 9003 9005)" \
 	"0 2 2 0" "$(pk u9001) $(pk u9002) $(pk u9003) $(pk u9005)"
-check "fwctl filter list -o json: --mark 0x10 rule counted both datagrams" 2 "$(rule_packets "$rt" filter FORWARD '\b(0x10|16)\b')"
-check "fwctl filter list -o json: --mark 0x20/0xf0 rule counted both datagrams" 2 "$(rule_packets "$rt" filter FORWARD '\b(0x20|32)\b')"
+read -r m10 m20 < <(rule_info "$rt" filter FORWARD '\b(0x10|16)\b' packets '\b(0x20|32)\b' packets)
+check "fwctl filter list -o json: --mark 0x10 rule counted both datagrams" 2 "$m10"
+check "fwctl filter list -o json: --mark 0x20/0xf0 rule counted both datagrams" 2 "$m20"
 for v in 4 6; do
 	[ $v = 6 ] && [ $v6rules = 0 ] && continue
 	if [ $v = 4 ]; then key=Icmp:InDestUnreachs to=UDP4-DATAGRAM:10.0.2.2:9004; else key=Icmp6InDestUnreachs to="UDP6-DATAGRAM:[fd00:2::2]:9004"; fi
 	u0=$(snmp_counter "$cl" $key)
-	echo x | ip netns exec "$cl" socat -u - "$to" 2>/dev/null
+	echo x | netns_exec "$cl" socat -u - "$to" 2>/dev/null
 	moved() { [ "$(snmp_counter "$cl" $key)" -gt "$u0" ]; }
 	busywait 60000 moved
 	check "IPv$v mark 0x30 took the fwmark policy route: the client got the router's unreachable ($key)" 1 \

@@ -17,7 +17,7 @@ checktool "socat -V" "socat"
 checktool "python3 -V" "python3"
 dir=$(mktemp -d)
 cleanup() {
-	for n in "${ns_list[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
+	kill_ns_procs
 	cleanup_all_ns
 	rm -rf "$dir"
 	modprobe -r rfw 2>/dev/null
@@ -27,14 +27,14 @@ trap cleanup EXIT
 modprobe rfw || { fail "modprobe rfw"; exit $ret; }
 setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
 setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
-ip netns exec "$rt" fwctl nat add -o veth1 --masquerade || fail "nat add masquerade"
+netns_exec "$rt" fwctl nat add -o veth1 --masquerade || fail "nat add masquerade"
 # The server never answers: the connection must outlive every step until
 # the address goes, however slow, not the default 30 s of udp_unreplied.
 fw "$rt" ct timeout udp_unreplied 3600 >/dev/null || fail "fwctl ct timeout udp_unreplied 3600"
 
 # The server prints the peer address of every datagram it receives.
 srv() { # srv FAMILY PORT LOG
-	ip netns exec "$sv" python3 -c '
+	ip netns exec "$sv" python3 -S -c '
 import socket, sys
 fam = socket.AF_INET if sys.argv[1] == "4" else socket.AF_INET6
 s = socket.socket(fam, socket.SOCK_DGRAM)
@@ -47,7 +47,7 @@ with open(sys.argv[3], "a", buffering=1) as log:
 }
 # The client sends one datagram per line of its stdin, from one socket.
 cli() { # cli FAMILY DST PORT FIFO
-	ip netns exec "$cl" python3 -c '
+	ip netns exec "$cl" python3 -S -c '
 import socket, sys
 fam = socket.AF_INET if sys.argv[1] == "4" else socket.AF_INET6
 s = socket.socket(fam, socket.SOCK_DGRAM)
@@ -70,13 +70,13 @@ for v in 4 6; do
 	got1() { [ "$(wc -l <"$log")" -ge 1 ]; }
 	busywait 60000 got1 || fail "IPv$v first datagram"
 	check "IPv$v first datagram masqueraded to $old (server's view)" "$old" "$(sed -n 1p "$log")"
-	f0=$(ip netns exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')
+	f0=$(netns_exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')
 	ip -net "$rt" addr del $old/$plen dev veth1
 	ip -net "$rt" addr add $new/$plen dev veth1 nodad
 	[ $v = 6 ] && ip -net "$sv" route replace default via $new
-	flushed() { [ "$(ip netns exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')" -gt "$f0" ]; }
+	flushed() { [ "$(netns_exec "$rt" fwctl rules stats | awk '$1 == "masq_flushed" { print $2 }')" -gt "$f0" ]; }
 	if busywait 60000 flushed; then pass "IPv$v the connection masqueraded to $old was removed (masq_flushed)"; else fail "IPv$v no masq_flushed"; fi
-	gone() { ! ip netns exec "$rt" fwctl ct list -p udp | grep -q "dport=$((7060 + v)) .*dst=$old "; }
+	gone() { ! netns_exec "$rt" fwctl ct list -p udp | grep -q "dport=$((7060 + v)) .*dst=$old "; }
 	busywait 60000 gone && pass "IPv$v fwctl ct list has no binding to $old" || fail "IPv$v a binding to $old is left"
 	echo two >&7
 	got2() { [ "$(wc -l <"$log")" -ge 2 ]; }

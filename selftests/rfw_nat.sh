@@ -61,14 +61,14 @@ nat_reset() {
 }
 # flow NS AWK_CONDITION: the ct_flows lines of NS that match.
 flow() { ct_flows "$1" | awk "$2"; }
-ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W 10 "$3" >/dev/null 2>&1; }
+ping_ok() { netns_exec "$1" ping -"$2" -q -c 1 -W 10 "$3" >/dev/null 2>&1; }
 # get NS ADDRESS: tcp_get with 30 s to connect (every connection here is
 # expected to succeed).
 get() { tcp_get "$1" "$2" 30; }
 # listening_v NS PORT 4|6: a TCP socket of that family listens on PORT in NS.
 # banner_server waits 10 s at most, for either family: the listeners of
 # both families on one port are each waited for here, 60 s.
-listening_v() { ip netns exec "$1" ss -Hlnt -"$3" "( sport = :$2 )" | grep -q .; }
+listening_v() { netns_exec "$1" ss -Hlnt -"$3" "( sport = :$2 )" | grep -q .; }
 
 # --- routing without NAT --------------------------------------------------
 ping_ok "$cl" 4 10.0.2.2 || fail "IPv4 path up"
@@ -205,7 +205,7 @@ nat_reset
 # DST:DPORT over a connected socket; prints the first answer, nothing if
 # none came within 60 s or an ICMP error did.
 udp_ask() {
-	ip netns exec "$1" python3 -c '
+	netns_exec "$1" python3 -S -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -228,7 +228,7 @@ except OSError:
 # for its answer and ends as soon as it has it.
 shadow() { # shadow NAME EXPECTED
 	local got rpid cpid
-	echo fake-entry | ip netns exec "$cl" timeout 60 socat -u STDIN UDP4:10.0.2.2:41404,sourceport=1405,reuseaddr 2>/dev/null
+	echo fake-entry | netns_exec "$cl" timeout 60 socat -u STDIN UDP4:10.0.2.2:41404,sourceport=1405,reuseaddr 2>/dev/null
 	echo ROUTER | ip netns exec "$rt" socat -u STDIN UDP4-LISTEN:1405,reuseaddr 2>/dev/null &
 	rpid=$!
 	echo CLIENT | ip netns exec "$cl" socat -u STDIN UDP4-LISTEN:1405,reuseaddr,reuseport 2>/dev/null &

@@ -45,8 +45,7 @@ add_host "$sv" "$far" veth1 9 1280 || { fail "far host"; exit $ret; }
 ip -net "$rt" route add 10.0.9.0/24 via 10.0.2.2
 ip -net "$rt" route add fd00:9::/64 via fd00:2::2
 for n in "$sv" "$far"; do
-	ip netns exec "$n" sysctl -qw net.ipv4.icmp_ratelimit=0
-	ip netns exec "$n" sysctl -qw net.ipv6.icmp.ratelimit=0
+	netns_exec "$n" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 done
 # The flows the checks read in `fwctl ct list` (the two clients' UDP flows
 # from port 5555 must both be there for the second to get another port)
@@ -60,8 +59,8 @@ nat_reset() {
 }
 # flow NS AWK_CONDITION: the ct_flows lines of NS that match.
 flow() { ct_flows "$1" | awk "$2"; }
-ping_ok() { ip netns exec "$1" ping -"$2" -q -c 1 -W 10 "$3" >/dev/null 2>&1; }
-ip netns exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
+ping_ok() { netns_exec "$1" ping -"$2" -q -c 1 -W 10 "$3" >/dev/null 2>&1; }
+netns_exec "$cl" ping -q -c 1 -W 10 10.0.2.2 >/dev/null || fail "IPv4 path up"
 
 # --- source-port clash (nf_nat_edemux.sh) ---------------------------------
 # The client may use local port 10000 only. NAT must move a new
@@ -73,10 +72,10 @@ fw "$cl" nat add --chain OUTPUT -4 -p tcp -d 10.96.0.1 --dport 443 --to-destinat
 	fail "nat add DNAT in the client's OUTPUT"
 fw "$sv" nat add -4 -p tcp --dport 5202 --redirect --to-ports 5201 || fail "nat add redirect 5202 in the server"
 fw "$sv" nat add -4 -p tcp --dport 5203 --redirect --to-ports 5201 || fail "nat add redirect 5203 in the server"
-ip netns exec "$cl" sysctl -qw net.ipv4.ip_local_port_range="10000 10000"
+netns_exec "$cl" sysctl -qw net.ipv4.ip_local_port_range="10000 10000"
 ip netns exec "$sv" socat -u TCP4-LISTEN:5201,reuseaddr,fork OPEN:/dev/null </dev/null >/dev/null 2>&1 &
 busywait 60000 listening "$sv" 5201 || fail "server listens on 5201"
-est() { ip netns exec "$cl" ss -Htn state established "( dport = :$1 )" | grep -q .; }
+est() { netns_exec "$cl" ss -Htn state established "( dport = :$1 )" | grep -q .; }
 # hold ADDR:PORT: a connection from the client, held open until
 # kill_ns_procs ends it (no fixed hold time).
 hold() { ip netns exec "$cl" socat -u SYSTEM:"sleep 100000" "TCP4:$1,connect-timeout=60" </dev/null >/dev/null 2>&1 & }
@@ -87,7 +86,7 @@ busywait 60000 est 5201 || fail "edemux: first connection (port 10000 -> 5201)"
 hold 10.96.0.1:443
 if busywait 60000 est 443; then pass "edemux: connected to the service via the DNATed address"; else fail "edemux: no connection via 10.96.0.1:443"; fi
 check "edemux: the client's socket is 10.0.1.2:10000 -> 10.96.0.1:443 (ss)" "10.0.1.2:10000" \
-	"$(ip netns exec "$cl" ss -Htn state established "( dport = :443 )" | awk '{ print $3 }')"
+	"$(netns_exec "$cl" ss -Htn state established "( dport = :443 )" | awk '{ print $3 }')"
 r=$(flow "$cl" '$1 == "tcp" && $4 == "10.96.0.1" && $6 == 443 { print $7, $9, $10 }')
 if [ "${r% *}" = "10.0.2.2 5201" ] && [ "${r##* }" != 10000 ]; then
 	pass "edemux: fwctl ct list in the client: reply from 10.0.2.2:5201 to a new source port (${r##* })"
@@ -114,18 +113,18 @@ check "witness: the server's socket on 5201 holds 4 connections from 4 distinct 
 kill_ns_procs
 fw "$cl" nat flush
 fw "$sv" nat flush
-ip netns exec "$cl" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+netns_exec "$cl" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
 nat_reset
 
 # --- 100 clients, one source port ------------------------------------------
 seq 100 199 | sed 's/^/addr add 10.0.1./; s/$/\/24 dev veth0/' | ip -net "$cl" -batch - || fail "100 client addresses"
 fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add masquerade (100 clients)"
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.0.2.2", 8080)); s.listen(512); time.sleep(100000)' &
 busywait 60000 listening "$sv" 8080 || fail "server listens on 8080"
-ip netns exec "$cl" python3 -c '
+ip netns exec "$cl" python3 -S -c '
 import socket, sys, time
 socks, ok = [], 0
 for i in range(100, 200):
@@ -145,7 +144,7 @@ time.sleep(100000)' "$dir/hundred" &
 busywait 180000 test -s "$dir/hundred" || fail "the 100 clients did not finish connecting"
 check "100 clients from port 10000 behind masquerade: connections made (the clients' own count)" 100 "$(cat "$dir/hundred" 2>/dev/null)"
 check "witness: the clients hold 100 established sockets from port 10000 (ss)" 100 \
-	"$(ip netns exec "$cl" ss -Htn state established "( sport = :10000 )" | wc -l)"
+	"$(netns_exec "$cl" ss -Htn state established "( sport = :10000 )" | wc -l)"
 peers=$(tcp_peers "$sv" 8080)
 check "witness: the server holds 100 connections from the router's address, 100 distinct ports (ss)" "100 100" \
 	"$(echo "$peers" | grep -c '^10.0.2.1:') $(echo "$peers" | sort -u | grep -c .)"
@@ -161,18 +160,20 @@ fw "$rt" nat add -6 -o veth1 --masquerade || fail "nat add -6 masquerade (UDP cl
 clash_py="${RFW_SELFTESTS:-$(dirname "$0")}/udp_clash.py"
 for v in 4 6; do
 	if [ $v = 4 ]; then sa=10.0.2.2; else sa=fd00:2::2; fi
-	ip netns exec "$sv" python3 "$clash_py" server $sa 5353 120 &
+	ip netns exec "$sv" python3 -S "$clash_py" server $sa 5353 120 &
 	srv=$!
 	busywait 60000 sh -c "ip netns exec $sv ss -Hlun | grep -q ':5353 '" || fail "IPv$v echo server on 5353"
-	failed0=$(ct_stat "$rt" insert_failed)
-	resolved0=$(ct_stat "$rt" clash_resolved)
-	read -r flows answered sent < <(ip netns exec "$cl" python3 "$clash_py" client $sa 5353 50 30000)
+	read -r failed0 resolved0 < <(ct_stats "$rt" insert_failed clash_resolved)
+	read -r flows answered sent < <(netns_exec "$cl" python3 -S "$clash_py" client $sa 5353 50 30000)
 	check "IPv$v UDP clash: 50 flows of 2 simultaneous first datagrams sent (the client's count)" "50 100" "$flows $sent"
 	check "IPv$v UDP clash: both answers of every flow came back (the client's count)" 50 "$answered"
-	check "IPv$v UDP clash: insert_failed unchanged (fwctl ct stats)" "$failed0" "$(ct_stat "$rt" insert_failed)"
-	echo "# IPv$v UDP clash: $(($(ct_stat "$rt" clash_resolved) - resolved0)) of the 50 flows raced to the insert (clash_resolved)"
+	read -r failed resolved < <(ct_stats "$rt" insert_failed clash_resolved)
+	check "IPv$v UDP clash: insert_failed unchanged (fwctl ct stats)" "$failed0" "$failed"
+	echo "# IPv$v UDP clash: $((resolved - resolved0)) of the 50 flows raced to the insert (clash_resolved)"
+	# One listing: the flows' source ports, one line per entry.
+	ports=$(flow "$rt" '$1 == "udp" && $6 == 5353 { print $5 }')
 	check "IPv$v UDP clash: one router entry per flow (fwctl ct list: flows/entries)" 50/50 \
-		"$(flow "$rt" '$1 == "udp" && $6 == 5353 { print $5 }' | sort -u | wc -l)/$(flow "$rt" '$1 == "udp" && $6 == 5353' | wc -l)"
+		"$(echo "$ports" | sort -u | grep -c .)/$(echo "$ports" | grep -c .)"
 	kill $srv 2>/dev/null
 	wait $srv 2>/dev/null
 	fw "$rt" ct flush >/dev/null
@@ -194,7 +195,7 @@ for v in 4 6; do
 		a0=$(snmp_counter "$a" $key)
 		b0=$(snmp_counter "$b" $key)
 		# 1300 bytes do not fit the server's 1280-byte link to the far host.
-		ip netns exec "$a" ping -$v -q -c 1 -W 2 -M "do" -s 1300 $far >/dev/null 2>&1
+		netns_exec "$a" ping -$v -q -c 1 -W 2 -M "do" -s 1300 $far >/dev/null 2>&1
 		moved() { [ "$(snmp_counter "$a" $key)" -gt "$a0" ]; }
 		busywait 60000 moved
 		check "IPv$v $what for ${a%-*}'s ping reached it ($key)" 1 $(($(snmp_counter "$a" $key) - a0))

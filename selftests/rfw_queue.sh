@@ -51,7 +51,7 @@ fw "$rt" ct timeout udp_unreplied 3600 udp_replied 3600 >/dev/null || fail "fwct
 fw "$rt" nat add -4 -o veth1 --masquerade || fail "nat add masquerade"
 
 # The server: records "ADDR PORT TAG LEN" per datagram, echoes it back.
-ip netns exec "$sv" python3 -c '
+ip netns exec "$sv" python3 -S -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 9000))
@@ -72,7 +72,7 @@ busywait 60000 listening "$sv" 9000 udp || fail "server listens"
 send() {
 	local rounds=$1
 	shift
-	ip netns exec "$cl" taskset -c "$send_cpu" python3 -c '
+	netns_exec "$cl" taskset -c "$send_cpu" python3 -S -c '
 import socket, sys
 rounds, flows = int(sys.argv[1]), [f.split(":") for f in sys.argv[2:]]
 socks = []
@@ -101,29 +101,31 @@ sink_ports() {
 	awk -v t="$1" '$3 == t { print $1, $2 }' "$dir/sink" | sort -u
 }
 
-# binding SPORT: the router's binding of the client's flow from SPORT to
-# the server, as "ADDR PORT" (the reply tuple's destination), from
-# `fwctl -o json ct list`; "none" if there is no such connection.
-binding() {
-	ip netns exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -c '
+# bindings SPORT...: the router's binding of the client's flow from each
+# SPORT to the server, one line each, as "ADDR PORT" (the reply tuple's
+# destination), from one `fwctl -o json ct list`; "none" if there is no
+# such connection.
+bindings() {
+	netns_exec "$rt" fwctl -o json ct list 2>/dev/null | python3 -S -c '
 import json, sys
-sport = int(sys.argv[1])
-out = "none"
-for c in json.load(sys.stdin):
-    o, r = c["orig"], c["reply"]
-    if c["proto_num"] == 17 and o["src"] == "10.0.1.2" and o.get("sport") == sport and o.get("dport") == 9000:
-        out = "%s %d" % (r["dst"], r["dport"])
-print(out)' "$1"
+conns = json.load(sys.stdin)
+for sport in map(int, sys.argv[1:]):
+    out = "none"
+    for c in conns:
+        o, r = c["orig"], c["reply"]
+        if c["proto_num"] == 17 and o["src"] == "10.0.1.2" and o.get("sport") == sport and o.get("dport") == 9000:
+            out = "%s %d" % (r["dst"], r["dport"])
+    print(out)' "$@"
 }
 
 # queue_listening NUM: nf_queue has bound queue NUM in the router.
 queue_listening() {
-	ip netns exec "$rt" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk -v q="$1" '$1 == q { f = 1 } END { exit !f }'
+	netns_exec "$rt" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk -v q="$1" '$1 == q { f = 1 } END { exit !f }'
 }
 
 # stats: "slot_hits slot_misses fallback_found fallback_not_found" of the router.
 stats() {
-	ip netns exec "$rt" fwctl ct stats | awk '
+	netns_exec "$rt" fwctl ct stats | awk '
 		{ v[$1] = $2 }
 		END { print v["slot_hits"] + 0, v["slot_misses"] + 0, v["fallback_found"] + 0, v["fallback_not_found"] + 0 }'
 }
@@ -133,7 +135,7 @@ stats() {
 # the counters. LAST: the packets are queued from rfw's last hook, so the
 # reinjected ones meet no rfw hook and no lookup is expected.
 flows_round() {
-	local name=$1 q=$2 rounds=$3 pa=$4 pb=$5 last=${6:-} out ta tb want
+	local name=$1 q=$2 rounds=$3 pa=$4 pb=$5 last=${6:-} out ta tb ba bb want
 	local h0 m0 f0 n0 h1 m1 f1 n1 qpid
 	# (`ip netns exec` and taskset exec: $! is nf_queue's pid.)
 	ip netns exec "$rt" taskset -c "$queue_cpu" nf_queue -q "$q" -t 600 >/dev/null 2>&1 &
@@ -156,8 +158,9 @@ flows_round() {
 	else
 		fail "$name: both flows seen from $ta"
 	fi
-	check "$name: flow A's source at the server is its binding in ct list" "$ta" "$(binding "$pa")"
-	check "$name: flow B's source at the server is its binding in ct list" "$tb" "$(binding "$pb")"
+	{ read -r ba; read -r bb; } < <(bindings "$pa" "$pb")
+	check "$name: flow A's source at the server is its binding in ct list" "$ta" "$ba"
+	check "$name: flow B's source at the server is its binding in ct list" "$tb" "$bb"
 	read -r h1 m1 f1 n1 < <(stats)
 	echo "# $name: ct stats deltas: slot_hits $((h1 - h0)) slot_misses $((m1 - m0))" \
 		"fallback_found $((f1 - f0)) fallback_not_found $((n1 - n0))"
@@ -196,7 +199,7 @@ check "rfw QUEUE: the rule queued every datagram" 200 "$(rule_packets "$rt" filt
 fw "$rt" filter flush || fail "filter flush"
 
 # Round 2: an nftables queue rule after rfw's FORWARD hook.
-ip netns exec "$rt" nft -f - <<'NFT' || fail "nft queue rule"
+netns_exec "$rt" nft -f - <<'NFT' || fail "nft queue rule"
 table inet rfw_q {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
@@ -205,7 +208,7 @@ table inet rfw_q {
 }
 NFT
 flows_round "nft queue" 1 100 5003 5004
-ip netns exec "$rt" nft delete table inet rfw_q || fail "nft delete table"
+netns_exec "$rt" nft delete table inet rfw_q || fail "nft delete table"
 
 # Round 3: rfw's QUEUE in the mangle table at POST_ROUTING, before
 # MASQUERADE and the confirmation in the same rfw hook.

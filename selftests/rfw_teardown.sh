@@ -38,7 +38,7 @@ fw "$nb" ct tracking on >/dev/null || fail "neighbour: ct tracking on"
 
 # The neighbour: new UDP flows on loopback (each a fresh source port), and
 # a flush of its table every 0.1 s.
-ip netns exec "$nb" python3 -c '
+ip netns exec "$nb" python3 -S -c '
 import socket, sys, time
 n = 0
 while True:
@@ -56,7 +56,7 @@ churn_pid=$!
 (
 	i=0
 	while :; do
-		ip netns exec "$nb" fwctl ct flush >/dev/null 2>&1 && i=$((i + 1))
+		netns_exec "$nb" fwctl ct flush >/dev/null 2>&1 && i=$((i + 1))
 		echo "$i" >"$dir/flushes"
 		sleep 0.1
 	done
@@ -72,7 +72,7 @@ busywait 60000 test -s "$dir/churn" || fail "the neighbour churns"
 # initial namespace: the round's namespace has no user left and dies
 # (cleanup_net, in batches with others). Prints the rounds whose namespace
 # held ENTRIES entries.
-full=$(python3 -c '
+full=$(python3 -S -c '
 import ctypes, fcntl, os, socket, struct, subprocess, sys
 rounds, entries = int(sys.argv[1]), int(sys.argv[2])
 libc = ctypes.CDLL(None, use_errno=True)

@@ -127,9 +127,12 @@ use crate::sys::striped::{SealedCell, StripedLocks};
 use crate::sys::sync::LockClassKey;
 use crate::sys::workqueue::{impl_has_delayed_work, DelayedWork, WorkItem};
 
-/// The lockdep class of the bucket-lock stripes (both families' chains:
-/// a writer holds the stripes of one family's chains at a time).
+/// The lockdep class of the IPv4 chains' bucket-lock stripes.
 static BUCKET_LOCK_CLASS: LockClassKey = LockClassKey::new();
+/// The lockdep class of the IPv6 chains' (a class has one name: lockdep
+/// warns when two lock names share a key). A writer holds the stripes of
+/// one family's chains at a time: the classes never nest.
+static BUCKET_LOCK_CLASS6: LockClassKey = LockClassKey::new();
 /// The lockdep class of the state-lock stripes (never nested with the
 /// bucket locks; see the module docs).
 static STATE_LOCK_CLASS: LockClassKey = LockClassKey::new();
@@ -693,7 +696,7 @@ impl Table {
         };
         crate::sys::params::set_max_total(max_total);
         let v4 = Chains::new(n, c"rfw_conn", c"rfw_bucket_lock", &BUCKET_LOCK_CLASS)?;
-        let v6 = Chains::new(n, c"rfw_conn6", c"rfw_bucket_lock6", &BUCKET_LOCK_CLASS)?;
+        let v6 = Chains::new(n, c"rfw_conn6", c"rfw_bucket_lock6", &BUCKET_LOCK_CLASS6)?;
         let aliases = Aliases::new(n)?;
         let state_locks = StripedLocks::new(c"rfw_state_lock", &STATE_LOCK_CLASS)?;
         let mut seed = [0u8; 16];

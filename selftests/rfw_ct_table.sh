@@ -156,9 +156,14 @@ netns_exec "$rt" fwctl ct timeout tcp_syn_sent 120 >/dev/null
 slab_active() { awk '$1 == "rfw_conn" { print $2 }' /proc/slabinfo; }
 # slabinfo: name active_objs num_objs objsize objperslab pagesperslab ...
 objs_per_slab=$(awk '$1 == "rfw_conn" { print $5 }' /proc/slabinfo)
-# SLUB keeps freed objects in per-CPU partial slabs (counted as active): up
-# to `cpu_partial` objects per CPU.
-cpu_partial=$(cat /sys/kernel/slab/rfw_conn/cpu_partial 2>/dev/null || echo $((objs_per_slab * 8)))
+# SLUB keeps freed objects in per-CPU partial slabs (counted as active):
+# up to `cpu_partial_slabs` slabs per CPU, which mm/slub.c's
+# slub_set_cpu_partial() derives from the `cpu_partial` objects sysfs
+# shows, assuming half-full slabs: DIV_ROUND_UP(2 * cpu_partial,
+# objects per slab). Whole slabs, so the smaller the object, the more of
+# them a CPU may keep.
+cpu_partial=$(cat /sys/kernel/slab/rfw_conn/cpu_partial 2>/dev/null || echo $((objs_per_slab * 4)))
+cpu_partial_slabs=$(((2 * cpu_partial + objs_per_slab - 1) / objs_per_slab))
 # Start from an empty table: everything flushed and its memory freed (the
 # collector frees removed entries a grace period later, every 100 ms).
 netns_exec "$rt" fwctl ct flush >/dev/null
@@ -202,7 +207,9 @@ for i in $(seq "$rounds"); do
 	fi
 	ip netns del "$ns"
 done
-slack=$(((cpu_partial + objs_per_slab) * $(nproc)))
+# Per CPU: its partial slabs and its current slab, all of whose objects
+# may read as active.
+slack=$(((cpu_partial_slabs + 1) * objs_per_slab * $(nproc)))
 # SLUB's active count moves as per-CPU slabs come and go: the check passes
 # when it is seen within the slack once, and reports that reading.
 back() { seen=$(slab_active); [ "$seen" -le $((slab_start + slack)) ]; }

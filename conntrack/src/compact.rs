@@ -78,14 +78,11 @@ impl Addr for [u8; 16] {
     }
 }
 
-/// The original tuple of a connection of family `A::FAMILY`.
+/// The original tuple of a connection of family `A::FAMILY`: its ends,
+/// stored as a reply tuple's are, and the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrigTuple<A: Addr> {
-    src: A,
-    dst: A,
-    /// Ports in native byte order, as bytes: alignment 1.
-    src_port: [u8; 2],
-    dst_port: [u8; 2],
+    ends: ReplyTuple<A>,
     proto: u8,
 }
 
@@ -95,6 +92,7 @@ pub struct OrigTuple<A: Addr> {
 pub struct ReplyTuple<A: Addr> {
     src: A,
     dst: A,
+    /// Ports in native byte order, as bytes: alignment 1.
     src_port: [u8; 2],
     dst_port: [u8; 2],
 }
@@ -103,11 +101,8 @@ impl<A: Addr> OrigTuple<A> {
     /// `t` stored; `None` if it is of another family.
     #[inline]
     pub fn of(t: &Tuple) -> Option<Self> {
-        (t.family == A::FAMILY).then(|| OrigTuple {
-            src: A::narrow(&t.src),
-            dst: A::narrow(&t.dst),
-            src_port: t.src_port.to_ne_bytes(),
-            dst_port: t.dst_port.to_ne_bytes(),
+        Some(OrigTuple {
+            ends: ReplyTuple::of(t)?,
             proto: t.proto,
         })
     }
@@ -115,14 +110,7 @@ impl<A: Addr> OrigTuple<A> {
     /// The tuple.
     #[inline]
     pub fn tuple(&self) -> Tuple {
-        Tuple {
-            src: self.src.widen(),
-            dst: self.dst.widen(),
-            src_port: u16::from_ne_bytes(self.src_port),
-            dst_port: u16::from_ne_bytes(self.dst_port),
-            proto: self.proto,
-            family: A::FAMILY,
-        }
+        self.ends.tuple(self)
     }
 
     /// The IP protocol.
@@ -134,18 +122,13 @@ impl<A: Addr> OrigTuple<A> {
     /// True when `t` is this tuple (compared in place).
     #[inline]
     pub fn matches(&self, t: &Tuple) -> bool {
-        t.family == A::FAMILY
-            && self.proto == t.proto
-            && self.src_port == t.src_port.to_ne_bytes()
-            && self.dst_port == t.dst_port.to_ne_bytes()
-            && self.src.is(&t.src)
-            && self.dst.is(&t.dst)
+        self.ends.matches(self, t)
     }
 }
 
 impl<A: Addr> ReplyTuple<A> {
-    /// The reply tuple `t` stored (its protocol is the original's); `None`
-    /// if it is of another family.
+    /// The ends (addresses and ports) of `t` stored, its protocol left
+    /// out; `None` if it is of another family.
     #[inline]
     pub fn of(t: &Tuple) -> Option<Self> {
         (t.family == A::FAMILY).then(|| ReplyTuple {
@@ -156,7 +139,8 @@ impl<A: Addr> ReplyTuple<A> {
         })
     }
 
-    /// The reply tuple of a connection whose original tuple is `orig`.
+    /// These ends as a tuple of the connection whose original tuple is
+    /// `orig` (its protocol).
     #[inline]
     pub fn tuple(&self, orig: &OrigTuple<A>) -> Tuple {
         Tuple {
@@ -169,8 +153,8 @@ impl<A: Addr> ReplyTuple<A> {
         }
     }
 
-    /// True when the reply tuple of a connection whose original tuple is
-    /// `orig` is `t` (compared in place).
+    /// True when `t` has these ends and `orig`'s protocol (compared in
+    /// place).
     #[inline]
     pub fn matches(&self, orig: &OrigTuple<A>, t: &Tuple) -> bool {
         t.family == A::FAMILY

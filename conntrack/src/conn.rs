@@ -83,6 +83,20 @@ pub struct Timeouts {
 
 const S: u32 = 1000;
 
+impl Timeouts {
+    /// The timeout a packet of an offloaded connection of protocol `proto`
+    /// gives it: TCP's ESTABLISHED (only established connections are
+    /// offloaded, and FIN or RST leaves the fast path), a UDP stream's, or
+    /// the generic one.
+    pub fn offloaded(&self, proto: u8) -> u32 {
+        match proto {
+            crate::ipproto::TCP => self.tcp.established,
+            crate::ipproto::UDP => self.udp_replied,
+            _ => self.generic,
+        }
+    }
+}
+
 impl Default for Timeouts {
     /// Linux 6.12's defaults.
     fn default() -> Self {
@@ -617,6 +631,17 @@ impl ConnState {
         );
     }
 
+    /// One packet of `len` bytes in `dir` forwarded by a fast path: counted
+    /// (`nf_ct_acct_update()`), and the deadline moved to `now +
+    /// timeout_ms` with the timeout of the connection's established state
+    /// ([`Timeouts::offloaded`]), as the flowtable keeps an offloaded
+    /// conntrack alive while its packets flow. No tracker runs.
+    #[inline]
+    pub fn offloaded_packet(&self, dir: Direction, len: u64, now: u64, timeout_ms: u32) {
+        self.account(dir, len);
+        self.set_timeout(now, timeout_ms);
+    }
+
     /// `nf_ct_acct_update()`: one packet of `len` bytes in `dir`.
     #[inline]
     fn account(&self, dir: Direction, len: u64) {
@@ -951,6 +976,18 @@ fn invalid(dir: Direction, reason: InvalidReason) -> Update {
 mod tests {
     extern crate std;
     use super::*;
+
+    #[test]
+    fn an_offloaded_packet_counts_and_refreshes() {
+        let st = ConnState::new(1000);
+        let t = Timeouts::default();
+        st.offloaded_packet(Direction::Reply, 60, 2000, t.offloaded(crate::ipproto::UDP));
+        assert_eq!(st.counters(Direction::Reply), (1, 60));
+        assert_eq!(st.counters(Direction::Original), (0, 0));
+        assert_eq!(st.expires_in(2000), t.udp_replied);
+        assert_eq!(t.offloaded(crate::ipproto::TCP), t.tcp.established);
+        assert_eq!(t.offloaded(47), t.generic);
+    }
 
     #[test]
     fn record_size() {

@@ -41,6 +41,7 @@ pub mod log;
 pub mod mangle;
 pub mod nat_core;
 pub mod nat_proto;
+pub mod offload;
 pub mod rule;
 #[cfg(feature = "host")]
 pub mod spec;

@@ -449,6 +449,22 @@ impl Tcp {
         self.state == TcpState::Established && status.has(Status::ASSURED)
     }
 
+    /// True when the connection may go to a fast path
+    /// (`nft_flow_offload_eval`: TCP in ESTABLISHED only).
+    pub fn can_offload(&self) -> bool {
+        self.state == TcpState::Established
+    }
+
+    /// Window checks of both directions become liberal
+    /// (`flow_offload_fixup_tcp`): once a fast path forwarded segments
+    /// this tracker never saw, its window data is stale, and the segments
+    /// the normal path sees again must not be judged by it.
+    pub fn set_liberal(&mut self) {
+        for f in self.flags.0.iter_mut() {
+            *f |= FLAG_BE_LIBERAL;
+        }
+    }
+
     /// `tcp_can_early_drop()`: states in which a connection is about to end.
     pub fn can_early_drop(&self) -> bool {
         matches!(

@@ -346,6 +346,8 @@ pub mod ct_status {
     pub const DST_NAT: u32 = 1 << 5;
     /// Being removed.
     pub const DYING: u32 = 1 << 9;
+    /// The flow is offloaded to rfw's fast path (`IPS_OFFLOAD_BIT`).
+    pub const OFFLOAD: u32 = 1 << 14;
 }
 
 /// TCP states in [`attr::CT_PROTO_STATE`] (the kernel's
@@ -440,6 +442,30 @@ pub mod ct_stats {
     /// aliases of connections with destination NAT): with [`NEW`], the
     /// allocations a new connection costs.
     pub const ALLOCATIONS: u16 = 29;
+    /// u64: flows that entered the fast path (an OFFLOAD rule).
+    pub const OFFLOADED: u16 = 30;
+    /// u64: packets the fast path forwarded.
+    pub const OFFLOAD_PACKETS: u16 = 31;
+    /// u64: packets of offloaded flows the fast path handed to the normal
+    /// path (IP options, fragments, TTL <= 1, larger than the MTU, an
+    /// unwritable header).
+    pub const OFFLOAD_PUNTED: u16 = 32;
+    /// u64: flows that left the fast path for a TCP FIN or RST.
+    pub const OFFLOAD_END_TCP: u16 = 33;
+    /// u64: offloaded flows that timed out.
+    pub const OFFLOAD_END_EXPIRED: u16 = 34;
+    /// u64: flows that left the fast path because a cached route went
+    /// stale (a route change).
+    pub const OFFLOAD_END_ROUTE: u16 = 35;
+    /// u64: flows that left the fast path because a device went down or
+    /// away.
+    pub const OFFLOAD_END_DEVICE: u16 = 36;
+    /// u64: flows that left the fast path because a ruleset replace no
+    /// longer offloads them.
+    pub const OFFLOAD_END_RULESET: u16 = 37;
+    /// u64: flows that left the fast path because the connection was
+    /// deleted (`fwctl ct delete`/`flush`, a MASQUERADE address change).
+    pub const OFFLOAD_END_DELETED: u16 = 38;
 
     /// The u64 values above as one type. The first
     /// [`Counter::EVENTS`] are events the kernel counts per packet (at
@@ -489,6 +515,24 @@ pub mod ct_stats {
         ClashResolved,
         /// [`ALLOCATIONS`].
         Allocations,
+        /// [`OFFLOADED`].
+        Offloaded,
+        /// [`OFFLOAD_PACKETS`].
+        OffloadPackets,
+        /// [`OFFLOAD_PUNTED`].
+        OffloadPunted,
+        /// [`OFFLOAD_END_TCP`].
+        OffloadEndTcp,
+        /// [`OFFLOAD_END_EXPIRED`].
+        OffloadEndExpired,
+        /// [`OFFLOAD_END_ROUTE`].
+        OffloadEndRoute,
+        /// [`OFFLOAD_END_DEVICE`].
+        OffloadEndDevice,
+        /// [`OFFLOAD_END_RULESET`].
+        OffloadEndRuleset,
+        /// [`OFFLOAD_END_DELETED`].
+        OffloadEndDeleted,
         /// [`COUNT`].
         Count,
         /// [`LIMIT`].
@@ -503,9 +547,9 @@ pub mod ct_stats {
 
     impl Counter {
         /// Number of counters.
-        pub const COUNT: usize = 26;
+        pub const COUNT: usize = 35;
         /// Number of event counters: those with `index() < EVENTS`.
-        pub const EVENTS: usize = Counter::Allocations as usize + 1;
+        pub const EVENTS: usize = Counter::OffloadEndDeleted as usize + 1;
 
         /// Every counter, in [`Counter::index`] order.
         pub const ALL: [Counter; Counter::COUNT] = [
@@ -530,6 +574,15 @@ pub mod ct_stats {
             Counter::Hashes,
             Counter::ClashResolved,
             Counter::Allocations,
+            Counter::Offloaded,
+            Counter::OffloadPackets,
+            Counter::OffloadPunted,
+            Counter::OffloadEndTcp,
+            Counter::OffloadEndExpired,
+            Counter::OffloadEndRoute,
+            Counter::OffloadEndDevice,
+            Counter::OffloadEndRuleset,
+            Counter::OffloadEndDeleted,
             Counter::Count,
             Counter::Limit,
             Counter::Unconfirmed,
@@ -538,7 +591,7 @@ pub mod ct_stats {
         ];
 
         /// Every counter, in the order they are reported (`fwctl ct
-        /// stats`): the table, then the events.
+        /// stats`): the table, then the events, the fast path's last.
         pub const REPORT_ORDER: [Counter; Counter::COUNT] = [
             Counter::Count,
             Counter::Limit,
@@ -566,6 +619,15 @@ pub mod ct_stats {
             Counter::SlotMisses,
             Counter::FallbackFound,
             Counter::FallbackNotFound,
+            Counter::Offloaded,
+            Counter::OffloadPackets,
+            Counter::OffloadPunted,
+            Counter::OffloadEndTcp,
+            Counter::OffloadEndExpired,
+            Counter::OffloadEndRoute,
+            Counter::OffloadEndDevice,
+            Counter::OffloadEndRuleset,
+            Counter::OffloadEndDeleted,
         ];
 
         /// A dense index (`0..COUNT`), for counter arrays.
@@ -607,6 +669,15 @@ pub mod ct_stats {
                 Counter::Hashes => HASHES,
                 Counter::ClashResolved => CLASH_RESOLVED,
                 Counter::Allocations => ALLOCATIONS,
+                Counter::Offloaded => OFFLOADED,
+                Counter::OffloadPackets => OFFLOAD_PACKETS,
+                Counter::OffloadPunted => OFFLOAD_PUNTED,
+                Counter::OffloadEndTcp => OFFLOAD_END_TCP,
+                Counter::OffloadEndExpired => OFFLOAD_END_EXPIRED,
+                Counter::OffloadEndRoute => OFFLOAD_END_ROUTE,
+                Counter::OffloadEndDevice => OFFLOAD_END_DEVICE,
+                Counter::OffloadEndRuleset => OFFLOAD_END_RULESET,
+                Counter::OffloadEndDeleted => OFFLOAD_END_DELETED,
             }
         }
 
@@ -644,6 +715,15 @@ pub mod ct_stats {
                 Counter::Hashes => "hashes",
                 Counter::ClashResolved => "clash_resolved",
                 Counter::Allocations => "allocations",
+                Counter::Offloaded => "offloaded",
+                Counter::OffloadPackets => "offload_packets",
+                Counter::OffloadPunted => "offload_punted",
+                Counter::OffloadEndTcp => "offload_end_tcp",
+                Counter::OffloadEndExpired => "offload_end_expired",
+                Counter::OffloadEndRoute => "offload_end_route",
+                Counter::OffloadEndDevice => "offload_end_device",
+                Counter::OffloadEndRuleset => "offload_end_ruleset",
+                Counter::OffloadEndDeleted => "offload_end_deleted",
             }
         }
     }
@@ -1030,12 +1110,56 @@ mod tests {
             rules_stats::Counter::COUNT,
             usize::from(rules_stats::MAX - 1)
         );
-        check_counters!(ct_stats::Counter, ct_stats::ALLOCATIONS);
-        for a in ct_stats::COUNT..=ct_stats::ALLOCATIONS {
+        check_counters!(ct_stats::Counter, ct_stats::OFFLOAD_END_DELETED);
+        for a in ct_stats::COUNT..=ct_stats::OFFLOAD_END_DELETED {
             let nested = [ct_stats::INVALID_REASON, ct_stats::MALFORMED_REASON].contains(&a);
             assert_eq!(ct_stats::Counter::from_attr(a).is_some(), !nested);
         }
         assert!(ct_stats::Counter::Related.is_event() && !ct_stats::Counter::Count.is_event());
+        // The events are one block: the kernel's per-CPU array is
+        // `Counter::EVENTS` long, indexed by `Counter::index`.
+        let events = ct_stats::Counter::ALL.iter().filter(|c| c.is_event());
+        assert_eq!(events.count(), ct_stats::Counter::EVENTS);
+        assert!(ct_stats::Counter::ALL[..ct_stats::Counter::EVENTS]
+            .iter()
+            .all(|c| c.is_event()));
+        assert!(ct_stats::Counter::OffloadEndDeleted.is_event());
+        assert_eq!(ct_stats::Counter::EVENTS, 30);
+        // The fast path's counters: attributes 30 to 38, after ALLOCATIONS,
+        // reported last, in this order.
+        let offload = [
+            (ct_stats::Counter::Offloaded, 30, "offloaded"),
+            (ct_stats::Counter::OffloadPackets, 31, "offload_packets"),
+            (ct_stats::Counter::OffloadPunted, 32, "offload_punted"),
+            (ct_stats::Counter::OffloadEndTcp, 33, "offload_end_tcp"),
+            (
+                ct_stats::Counter::OffloadEndExpired,
+                34,
+                "offload_end_expired",
+            ),
+            (ct_stats::Counter::OffloadEndRoute, 35, "offload_end_route"),
+            (
+                ct_stats::Counter::OffloadEndDevice,
+                36,
+                "offload_end_device",
+            ),
+            (
+                ct_stats::Counter::OffloadEndRuleset,
+                37,
+                "offload_end_ruleset",
+            ),
+            (
+                ct_stats::Counter::OffloadEndDeleted,
+                38,
+                "offload_end_deleted",
+            ),
+        ];
+        let report = &ct_stats::Counter::REPORT_ORDER;
+        for (i, (c, attr, name)) in offload.into_iter().enumerate() {
+            assert_eq!((c.attr(), c.name()), (attr, name));
+            assert_eq!(report[report.len() - offload.len() + i], c);
+        }
+        assert_eq!(ct_status::OFFLOAD, 1 << 14);
     }
 
     #[test]

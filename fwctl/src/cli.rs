@@ -146,7 +146,7 @@ Examples:
   fwctl stats counting        # counting: on";
 
 const STATS_ABOUT: &str = "\
-Print the connection table's statistics as aligned \"name value\" lines: count, limit, unconfirmed, buckets, entry_bytes, found, new, related, invalid, ignored, early_drop, drop, global_full, insert_failed, clash_resolved, chain_too_long, long_chain_lookups, hashes, allocations, expired, deleted, unconfirmed_reaped, slot_hits, slot_misses, fallback_found, fallback_not_found; then, for each reason with a nonzero count, \"invalid.<reason> N\" (why packets were INVALID) and \"malformed.<kind> N\" (packets that could not be parsed).
+Print the connection table's statistics as aligned \"name value\" lines: count, limit, unconfirmed, buckets, entry_bytes, found, new, related, invalid, ignored, early_drop, drop, global_full, insert_failed, clash_resolved, chain_too_long, long_chain_lookups, hashes, allocations, expired, deleted, unconfirmed_reaped, slot_hits, slot_misses, fallback_found, fallback_not_found, and the fast path's (`--offload` rules): offloaded (flows that entered it), offload_packets (packets it forwarded), offload_punted (packets of offloaded flows it handed to the normal path: IP options, fragments, TTL <= 1, larger than the MTU, an unwritable header), and why flows left it: offload_end_tcp (FIN or RST), offload_end_expired, offload_end_route (a route change), offload_end_device (a device down or gone), offload_end_ruleset (a ruleset replace no longer offloads them), offload_end_deleted (the connection was deleted); then, for each reason with a nonzero count, \"invalid.<reason> N\" (why packets were INVALID) and \"malformed.<kind> N\" (packets that could not be parsed).
 
 Examples:
   fwctl ct stats

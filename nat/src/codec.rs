@@ -91,6 +91,8 @@ pub(crate) mod tag {
     pub(crate) const TTL: u8 = 15;
     /// QUEUE with `--queue-bypass` (then a u16, as [`QUEUE`]).
     pub(crate) const QUEUE_BYPASS: u8 = 16;
+    /// OFFLOAD (no parameters).
+    pub(crate) const OFFLOAD: u8 = 17;
 }
 
 /// What is wrong with a blob or a table.
@@ -1043,6 +1045,7 @@ fn decode_rule(r: &mut Reader<'_>, chains: u16) -> Result<Rule, ErrorKind> {
                 _ => return Err(ErrorKind::Malformed("ttl op")),
             })
         }
+        tag::OFFLOAD => Target::Offload,
         _ => return Err(ErrorKind::Malformed("target")),
     };
     if r.pos() - start != len {
@@ -1198,6 +1201,7 @@ pub(crate) fn check_rule(rule: &Rule, table: TableKind) -> Result<Option<Family>
             table == TableKind::Nat
         }
         Target::Tos(_) | Target::Ttl(_) => table == TableKind::Mangle,
+        Target::Offload => table == TableKind::Filter,
         _ => true,
     };
     if !table_ok {
@@ -1212,6 +1216,9 @@ fn check_hooks(rule: &Rule, hooks: u8) -> Result<(), ErrorKind> {
         Target::Snat(_) => Hook::Postrouting.bit() | Hook::Input.bit(),
         Target::Masquerade(_) => Hook::Postrouting.bit(),
         Target::Dnat(_) | Target::Redirect(_) => Hook::Prerouting.bit() | Hook::Output.bit(),
+        // Only forwarded flows have a fast path: nft's `flow add` is
+        // refused outside the forward hook (`nft_flow_offload_validate`).
+        Target::Offload => Hook::Forward.bit(),
         _ => u8::MAX,
     };
     if let Some(bad) = first_hook(hooks & !allowed) {

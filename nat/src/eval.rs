@@ -10,7 +10,8 @@
 //! Non-terminal targets are applied as they are met (iptables' `XT_CONTINUE`):
 //! MARK changes the mark later rules see, TOS and TTL fold into one
 //! [`Mangle`] for the caller to write into the packet, LOG goes to the
-//! caller's [`RuleSink::log`]. Nothing here allocates.
+//! caller's [`RuleSink::log`], OFFLOAD sets [`Outcome::offload`]. Nothing
+//! here allocates.
 
 use core::net::IpAddr;
 
@@ -173,6 +174,10 @@ pub struct Outcome {
     pub mangle: Mangle,
     /// The entry whose target or policy decided.
     pub entry: u32,
+    /// An OFFLOAD rule matched during the walk (filter FORWARD only): the
+    /// caller may move the packet's flow to rfw's fast path. False when
+    /// none did, and for a hook this table has no chain for.
+    pub offload: bool,
 }
 
 /// Where evaluation reports what it saw: per-entry counters and LOG lines.
@@ -319,15 +324,17 @@ impl Table<'_> {
     ) -> Outcome {
         let mut mark = pkt.mark;
         let mut mangle = Mangle::default();
-        let done = |verdict, mark, mangle, entry: usize| Outcome {
+        let mut offload = false;
+        let done = |verdict, mark, mangle, offload, entry: usize| Outcome {
             verdict,
             mark,
             mangle,
             entry: entry as u32,
+            offload,
         };
         let (Some(start), Some(underflow)) = (self.hook_entry(hook), self.policy_entry(hook))
         else {
-            return done(Verdict::Accept, mark, mangle, 0);
+            return done(Verdict::Accept, mark, mangle, offload, 0);
         };
         let mut stack = [0u32; MAX_DEPTH];
         let mut sp = 0usize;
@@ -344,7 +351,7 @@ impl Table<'_> {
                     policy: Some(p), ..
                 } => {
                     sink.hit(i, pkt.len);
-                    return done((*p).into(), mark, mangle, i);
+                    return done((*p).into(), mark, mangle, offload, i);
                 }
                 EntryKind::End { policy: None, .. } => {
                     // Implicit RETURN at the end of a user chain.
@@ -408,14 +415,18 @@ impl Table<'_> {
                     });
                     None
                 }
+                Target::Offload => {
+                    offload = true;
+                    None
+                }
             };
             if let Some(v) = verdict {
-                return done(v, mark, mangle, i);
+                return done(v, mark, mangle, offload, i);
             }
             i += 1;
         }
         // Unreachable for a validated table; fail closed.
-        done(Verdict::Drop, mark, mangle, underflow)
+        done(Verdict::Drop, mark, mangle, offload, underflow)
     }
 }
 

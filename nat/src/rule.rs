@@ -5,7 +5,8 @@
 //! `xt_mark.c`, `xt_tcpudp.c`, `xt_icmp` (in `ip_tables.c`), and the target
 //! extensions `xt_REJECT`, `xt_NFQUEUE.c`, `xt_LOG.c`, `xt_nat.c`,
 //! `xt_MASQUERADE.c`, `xt_REDIRECT.c`, `xt_MARK` (`xt_mark.c`), `xt_DSCP.c`
-//! (TOS) and `xt_HL.c`.
+//! (TOS), `xt_HL.c` and `nft_flow_offload.c` (OFFLOAD, as nft's `flow add
+//! @ft` and OpenWrt's iptables `FLOWOFFLOAD`).
 //!
 //! Every type here is a fixed-size `Copy` value: the kernel keeps decoded
 //! rules in one caller-allocated slice, and the host model reuses the same
@@ -733,6 +734,10 @@ pub enum Target {
     Tos(TosOp),
     /// `TTL` / `HL` (non-terminal).
     Ttl(TtlOp),
+    /// `--offload` (non-terminal; filter FORWARD only): the packet's flow
+    /// may enter rfw's fast path, as nft's `flow add @ft` and OpenWrt's
+    /// `FLOWOFFLOAD` (see [`crate::eval::Outcome::offload`]).
+    Offload,
 }
 
 impl Target {
@@ -755,6 +760,7 @@ impl Target {
             Target::Mark(_) => "MARK",
             Target::Tos(_) => "TOS",
             Target::Ttl(_) => "TTL",
+            Target::Offload => "OFFLOAD",
         }
     }
 }
@@ -799,7 +805,7 @@ impl Counter {
 /// True for names that cannot be chain names because the text form uses
 /// them as target names.
 pub fn is_reserved_name(n: &[u8]) -> bool {
-    const RESERVED: [&str; 14] = [
+    const RESERVED: [&str; 15] = [
         "ACCEPT",
         "DROP",
         "REJECT",
@@ -814,6 +820,7 @@ pub fn is_reserved_name(n: &[u8]) -> bool {
         "MARK",
         "TOS",
         "TTL",
+        "FLOWOFFLOAD",
     ];
     RESERVED.iter().any(|r| r.as_bytes() == n)
 }

@@ -477,6 +477,7 @@ fn encode_rule(w: &mut Vec<u8>, handle: u32, rule: &Rule) -> Result<(), ErrorKin
             w.push(k);
             w.push(n);
         }
+        Target::Offload => w.push(tag::OFFLOAD),
     }
     let len = u16::try_from(w.len() - body).map_err(|_| ErrorKind::TooBig)?;
     if let Some(b) = w.get_mut(len_at..len_at + 2) {

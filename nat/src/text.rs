@@ -30,7 +30,8 @@
 //! `--redirect [--to-ports P[-P]]`, with `--random`, `--fully-random`,
 //! `--persistent`; `--set-mark V[/M]`, `--and-mark V`, `--or-mark V`,
 //! `--xor-mark V`, `--set-tos V[/M]`, `--set-dscp D`, `--ttl-set N`,
-//! `--ttl-inc N`, `--ttl-dec N`. iptables' `-j TARGET` is accepted too.
+//! `--ttl-inc N`, `--ttl-dec N`, `--offload`. iptables' `-j TARGET` is
+//! accepted too (`-j FLOWOFFLOAD` for `--offload`).
 //! A NAT RANGE is `ADDR[-ADDR][:PORT[-PORT]]` or `:PORT[-PORT]`, IPv6
 //! addresses in brackets when a port follows. Unlike iptables, its ports
 //! need no `-p`: they apply to the protocols with ports, the others get the
@@ -365,6 +366,7 @@ pub fn rule_options(rule: &Rule, table: &TableSpec) -> String {
                 TtlOp::Dec(n) => write!(o, " --ttl-dec {n}"),
             };
         }
+        Target::Offload => o.push_str(" --offload"),
     }
     o.trim_start().to_string()
 }
@@ -869,6 +871,7 @@ fn parse_target_opt(
         "--return" => t.set("--return", Target::Return),
         "--masquerade" => t.set("--masquerade", Target::Masquerade(nat)),
         "--redirect" => t.set("--redirect", Target::Redirect(nat)),
+        "--offload" => t.set("--offload", Target::Offload),
         "--log" => {
             t.log();
             t.set("--log", Target::Log(LogSpec::DEFAULT))
@@ -901,6 +904,7 @@ fn parse_target_opt(
                 "MARK" => pend(t, "MARK", None),
                 "TOS" => pend(t, "--set-tos", None),
                 "TTL" | "HL" => pend(t, "TTL", None),
+                "FLOWOFFLOAD" => t.set("--offload", Target::Offload),
                 other => t.set("--jump", Target::Jump(chain(other)?)),
             }
         }

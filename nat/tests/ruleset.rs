@@ -112,6 +112,114 @@ fn queue_bypass_round_trips() {
     }
 }
 
+const OFFLOAD: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:fast - [0:0]
+-A FORWARD --ct-state established --offload
+-A FORWARD --accept
+-A fast -p tcp --offload
+COMMIT
+";
+
+#[test]
+fn offload_parses_prints_and_round_trips() {
+    let rs = text::parse(OFFLOAD).unwrap();
+    let t = rs.table(TableKind::Filter).unwrap();
+    assert_eq!(t.chains[1].rules[0].rule.target, Target::Offload);
+    assert_eq!(Target::Offload.name(), "OFFLOAD");
+    // Printed as --offload; parse and print agree.
+    let printed = text::print(&rs);
+    assert_eq!(printed, OFFLOAD);
+    assert_eq!(text::parse(&printed).unwrap(), rs);
+    // iptables' spelling (OpenWrt's FLOWOFFLOAD) is the same rule.
+    let j = OFFLOAD.replace("-p tcp --offload", "-p tcp -j FLOWOFFLOAD");
+    assert_eq!(text::parse(&j).unwrap(), rs);
+    // fwctl's form: the rule alone.
+    let r = text::parse_rule(&["--ct-state", "established", "--offload"], t).unwrap();
+    assert_eq!(r, t.chains[1].rules[0].rule);
+    assert_eq!(
+        text::rule_options(&r, t),
+        "--ct-state established --offload"
+    );
+    // Binary: decodes to the same table and encodes to the same bytes.
+    let blob = t.encode().unwrap();
+    let back = TableSpec::decode(&blob).unwrap();
+    assert_eq!(&back, t);
+    assert_eq!(back.encode().unwrap(), blob);
+    // The tag is 17, appended after the others: ACCEPT's 1 is the only
+    // byte that differs between the two one-rule tables.
+    let one = |target| {
+        let mut t = TableSpec::new(TableKind::Filter);
+        t.chains[1].rules.push(Rule::new(target).into());
+        t.encode().unwrap()
+    };
+    let (a, o) = (one(Target::Accept), one(Target::Offload));
+    let diff: Vec<(u8, u8)> = a
+        .iter()
+        .zip(&o)
+        .filter(|(x, y)| x != y)
+        .map(|(x, y)| (*x, *y))
+        .collect();
+    assert_eq!((a.len(), diff), (o.len(), vec![(1, 17)]));
+    // A target that takes no option refuses the NAT ones and a second target.
+    for bad in [
+        &["--offload", "--accept"][..],
+        &["--offload", "--offload"],
+        &["--offload", "--to-ports", "80"],
+        &["--offload", "--reject-with", "tcp-reset"],
+        &["!", "--offload"],
+    ] {
+        assert!(text::parse_rule(bad, t).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn offload_is_valid_only_in_filter_forward() {
+    // FORWARD, a user chain reached only from FORWARD, and a user chain
+    // reached from nowhere (as iptables: unreachable rules are not checked
+    // against hooks).
+    for ok in [
+        "*filter\n-A FORWARD --offload\nCOMMIT\n",
+        "*filter\n:a - [0:0]\n:b - [0:0]\n-A FORWARD --jump a\n-A a --goto b\n-A b --offload\nCOMMIT\n",
+        "*filter\n:idle - [0:0]\n-A idle --offload\nCOMMIT\n",
+    ] {
+        text::parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+    }
+    let cases: &[(&str, usize, &str)] = &[
+        ("*nat\n-A PREROUTING --offload\nCOMMIT\n", 2, "chain PREROUTING rule 1: OFFLOAD not valid in this table"),
+        ("*nat\n-A POSTROUTING -o eth0 --offload\nCOMMIT\n", 2, "OFFLOAD not valid in this table"),
+        ("*mangle\n-A FORWARD --offload\nCOMMIT\n", 2, "chain FORWARD rule 1: OFFLOAD not valid in this table"),
+        ("*filter\n-A INPUT --accept\n-A INPUT --offload\nCOMMIT\n", 3, "chain INPUT rule 2: OFFLOAD not valid in chains reached from INPUT"),
+        ("*filter\n-A OUTPUT -j FLOWOFFLOAD\nCOMMIT\n", 2, "chain OUTPUT rule 1: OFFLOAD not valid in chains reached from OUTPUT"),
+        // A user chain jumped to from INPUT too, though also from FORWARD.
+        ("*filter\n:fast - [0:0]\n-A FORWARD --jump fast\n-A INPUT --jump fast\n-A fast --offload\nCOMMIT\n", 5, "chain fast rule 1: OFFLOAD not valid in chains reached from INPUT"),
+        // FLOWOFFLOAD names the target: no chain may take it.
+        ("*filter\n:FLOWOFFLOAD - [0:0]\nCOMMIT\n", 2, "invalid chain name"),
+    ];
+    for (src, line, msg) in cases {
+        let (l, m) = err_of(src);
+        assert!(m.contains(msg), "{src:?}: got {m:?}, want {msg:?}");
+        assert_eq!(l, *line, "{src:?}: {m}");
+    }
+    // The kernel's decoder refuses the same, naming the rule.
+    let mut t = TableSpec::new(TableKind::Filter);
+    t.chains[0].rules.push(Rule::new(Target::Offload).into());
+    let e = t.validate().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TargetNotInHook("OFFLOAD", Hook::Input));
+    assert_eq!(
+        e.to_string(),
+        "chain INPUT rule 1: OFFLOAD not valid in chains reached from INPUT"
+    );
+    let mut t = TableSpec::new(TableKind::Nat);
+    t.chains[0].rules.push(Rule::new(Target::Offload).into());
+    assert_eq!(
+        t.validate().unwrap_err().kind,
+        ErrorKind::TargetNotInTable("OFFLOAD")
+    );
+}
+
 #[test]
 fn text_accepts_iptables_spellings() {
     let a = text::parse(
@@ -567,6 +675,46 @@ fn mark_set_by_one_rule_is_seen_by_the_next() {
 }
 
 #[test]
+fn offload_marks_the_outcome_and_the_walk_goes_on() {
+    let mut c = Compiled::new(OFFLOAD, TableKind::Filter);
+    let mut p = pkt("10.0.1.2", "10.0.2.2", proto::TCP, 40000, 80);
+    p.out_if = IfName::new(b"eth1").unwrap();
+    // Entries: INPUT's policy (0), FORWARD's two rules (1, 2) and policy.
+    // Established: the OFFLOAD rule matches and counts, and the next rule
+    // decides (the policy is DROP).
+    p.ct_state = CtState::Established;
+    let (o, cnt) = c.eval(Hook::Forward, &p);
+    assert_eq!((o.verdict, o.offload, o.entry), (Verdict::Accept, true, 2));
+    assert_eq!((cnt[1].packets, cnt[2].packets), (1, 1));
+    // New: the OFFLOAD rule does not match.
+    p.ct_state = CtState::New;
+    let (o, cnt) = c.eval(Hook::Forward, &p);
+    assert_eq!((o.verdict, o.offload, o.entry), (Verdict::Accept, false, 2));
+    assert_eq!((cnt[1].packets, cnt[2].packets), (0, 1));
+    // Other hooks, and a hook the table has no chain for: never.
+    p.ct_state = CtState::Established;
+    assert!(!c.eval(Hook::Input, &p).0.offload);
+    assert!(!c.eval(Hook::Prerouting, &p).0.offload);
+
+    // In a user chain: still set after RETURN, and with the verdict of a
+    // later rule, DROP included (what to do with a dropped packet's flow
+    // is the caller's business).
+    let src = "*filter\n:FORWARD ACCEPT [0:0]\n:fast - [0:0]\n\
+               -A FORWARD --jump fast\n-A FORWARD -p udp --drop\n\
+               -A fast -p tcp --offload\n-A fast -p udp --offload\nCOMMIT\n";
+    let mut c = Compiled::new(src, TableKind::Filter);
+    let p = pkt("10.0.1.2", "10.0.2.2", proto::TCP, 40000, 80);
+    let (o, _) = c.eval(Hook::Forward, &p);
+    assert_eq!((o.verdict, o.offload), (Verdict::Accept, true));
+    let p = pkt("10.0.1.2", "10.0.2.2", proto::UDP, 40000, 53);
+    let (o, _) = c.eval(Hook::Forward, &p);
+    assert_eq!((o.verdict, o.offload), (Verdict::Drop, true));
+    let p = pkt("10.0.1.2", "10.0.2.2", proto::ICMP, 0, 0);
+    let (o, _) = c.eval(Hook::Forward, &p);
+    assert_eq!((o.verdict, o.offload), (Verdict::Accept, false));
+}
+
+#[test]
 fn log_goes_to_the_sink_and_is_rate_limited() {
     struct Logs(Vec<(usize, String)>, Vec<TokenBucket>, u64);
     impl RuleSink for Logs {
@@ -775,6 +923,7 @@ fn rand_rule(r: &mut Rng, kind: TableKind, chains: u16, hook: Option<Hook>) -> R
         nr
     };
     let allowed: &[u64] = match (kind, hook) {
+        (TableKind::Filter, Some(Hook::Forward)) => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 16],
         (TableKind::Filter, _) => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 13],
         (TableKind::Mangle, _) => &[0, 1, 2, 4, 5, 6, 7, 8, 13, 14, 15],
         (TableKind::Nat, Some(Hook::Prerouting | Hook::Output)) => &[0, 1, 2, 4, 5, 6, 8, 10, 12],
@@ -827,6 +976,7 @@ fn rand_rule(r: &mut Rng, kind: TableKind, chains: u16, hook: Option<Hook>) -> R
                 TtlOp::Dec(1 + r.below(255) as u8),
             ][r.below(3) as usize],
         ),
+        16 => Target::Offload,
         _ => Target::Accept,
     };
     let _ = kind;
@@ -936,7 +1086,8 @@ fn random_tables_are_often_valid() {
 }
 
 /// `NAT_WRITE_SEEDS=dir cargo test -p nat --test ruleset write_fuzz_seeds`
-/// writes the sample tables' blobs as seeds for the decode fuzz target.
+/// writes the sample tables' blobs (and the OFFLOAD example's) as seeds for
+/// the decode fuzz target.
 #[test]
 fn write_fuzz_seeds() {
     let Some(dir) = std::env::var_os("NAT_WRITE_SEEDS") else {
@@ -947,6 +1098,9 @@ fn write_fuzz_seeds() {
         let path = std::path::Path::new(&dir).join(format!("{}.bin", t.kind));
         std::fs::write(path, t.encode().unwrap()).unwrap();
     }
+    let rs = text::parse(OFFLOAD).unwrap();
+    let path = std::path::Path::new(&dir).join("filter-offload.bin");
+    std::fs::write(path, rs.tables[0].encode().unwrap()).unwrap();
 }
 
 // ------------------------------------------- evaluation against a reference
@@ -980,8 +1134,15 @@ enum Flow {
     Return,
 }
 
-/// A recursive interpreter of iptables semantics over the owned model.
-fn reference(t: &TableSpec, chain: usize, p: &PacketMeta, mark: &mut u32) -> Flow {
+/// A recursive interpreter of iptables semantics over the owned model;
+/// `offload` is set when an OFFLOAD rule matched.
+fn reference(
+    t: &TableSpec,
+    chain: usize,
+    p: &PacketMeta,
+    mark: &mut u32,
+    offload: &mut bool,
+) -> Flow {
     for r in &t.chains[chain].rules {
         let mut view = *p;
         view.mark = *mark;
@@ -999,12 +1160,13 @@ fn reference(t: &TableSpec, chain: usize, p: &PacketMeta, mark: &mut u32) -> Flo
             Target::Redirect(r) => return Flow::Verdict(Verdict::Redirect(r)),
             Target::Return => return Flow::Return,
             Target::Jump(c) => {
-                if let Flow::Verdict(v) = reference(t, c.0 as usize, p, mark) {
+                if let Flow::Verdict(v) = reference(t, c.0 as usize, p, mark, offload) {
                     return Flow::Verdict(v);
                 }
             }
-            Target::Goto(c) => return reference(t, c.0 as usize, p, mark),
+            Target::Goto(c) => return reference(t, c.0 as usize, p, mark, offload),
             Target::Mark(op) => *mark = op.apply(*mark),
+            Target::Offload => *offload = true,
             Target::Continue | Target::Log(_) | Target::Tos(_) | Target::Ttl(_) => {}
         }
     }
@@ -1071,17 +1233,17 @@ proptest::proptest! {
             for hook in Hook::ALL {
                 let got = table.evaluate(hook, &p, &mut NoSink);
                 let want = match t.chain_id(hook.name()).filter(|_| t.kind.has_hook(hook)) {
-                    None => (Verdict::Accept, p.mark),
+                    None => (Verdict::Accept, p.mark, false),
                     Some(c) => {
-                        let mut mark = p.mark;
-                        let v = match reference(&t, c.0 as usize, &p, &mut mark) {
+                        let (mut mark, mut offload) = (p.mark, false);
+                        let v = match reference(&t, c.0 as usize, &p, &mut mark, &mut offload) {
                             Flow::Verdict(v) => v,
                             Flow::Return => t.chains[c.0 as usize].policy.unwrap().into(),
                         };
-                        (v, mark)
+                        (v, mark, offload)
                     }
                 };
-                proptest::prop_assert_eq!((got.verdict, got.mark), want, "hook {} packet {:?}", hook, p);
+                proptest::prop_assert_eq!((got.verdict, got.mark, got.offload), want, "hook {} packet {:?}", hook, p);
             }
         }
     }

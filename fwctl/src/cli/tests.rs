@@ -698,6 +698,15 @@ fn stats_model(newer_kernel: bool) -> FakeCt {
             (s::HASHES, 120),
             (s::CLASH_RESOLVED, 6),
             (s::ALLOCATIONS, 52),
+            (s::OFFLOADED, 12),
+            (s::OFFLOAD_PACKETS, 123_456),
+            (s::OFFLOAD_PUNTED, 9),
+            (s::OFFLOAD_END_TCP, 5),
+            (s::OFFLOAD_END_EXPIRED, 2),
+            (s::OFFLOAD_END_ROUTE, 1),
+            (s::OFFLOAD_END_DEVICE, 0),
+            (s::OFFLOAD_END_RULESET, 3),
+            (s::OFFLOAD_END_DELETED, 4),
         ],
         invalid: vec![
             ("tcp_flags", 5),
@@ -740,6 +749,15 @@ slot_hits                      900
 slot_misses                      4
 fallback_found                   3
 fallback_not_found               1
+offloaded                       12
+offload_packets             123456
+offload_punted                   9
+offload_end_tcp                  5
+offload_end_expired              2
+offload_end_route                1
+offload_end_device               0
+offload_end_ruleset              3
+offload_end_deleted              4
 invalid.tcp_flags                5
 invalid.icmp_unknown_type        2
 malformed.bad_checksum           3
@@ -759,7 +777,10 @@ malformed.bad_checksum           3
             r#""global_full":0,"insert_failed":0,"clash_resolved":6,"chain_too_long":0,"#,
             r#""long_chain_lookups":0,"hashes":120,"allocations":52,"expired":40,"#,
             r#""deleted":2,"unconfirmed_reaped":1,"slot_hits":900,"slot_misses":4,"#,
-            r#""fallback_found":3,"fallback_not_found":1,"#,
+            r#""fallback_found":3,"fallback_not_found":1,"offloaded":12,"#,
+            r#""offload_packets":123456,"offload_punted":9,"offload_end_tcp":5,"#,
+            r#""offload_end_expired":2,"offload_end_route":1,"offload_end_device":0,"#,
+            r#""offload_end_ruleset":3,"offload_end_deleted":4,"#,
             r#""invalid_reasons":{"tcp_flags":5,"tcp_seq_over":0,"icmp_unknown_type":2,"table_full":0},"#,
             r#""malformed_reasons":{"bad_checksum":3,"fragment":0}}"#,
             "\n"

@@ -323,6 +323,24 @@ pub struct CtStats {
     pub clash_resolved: u64,
     /// Table objects allocated (entries and aliases).
     pub allocations: u64,
+    /// Flows that entered the fast path.
+    pub offloaded: u64,
+    /// Packets the fast path forwarded.
+    pub offload_packets: u64,
+    /// Packets of offloaded flows the fast path handed to the normal path.
+    pub offload_punted: u64,
+    /// Flows that left the fast path for a TCP FIN or RST.
+    pub offload_end_tcp: u64,
+    /// Offloaded flows that timed out.
+    pub offload_end_expired: u64,
+    /// Flows that left the fast path for a stale cached route.
+    pub offload_end_route: u64,
+    /// Flows that left the fast path because a device went down or away.
+    pub offload_end_device: u64,
+    /// Flows that a ruleset replace no longer offloads.
+    pub offload_end_ruleset: u64,
+    /// Flows that left the fast path because the connection was deleted.
+    pub offload_end_deleted: u64,
     /// INVALID packets by reason, in the kernel's order.
     pub invalid_reasons: Vec<Reason>,
     /// Malformed packets by kind, in the kernel's order.
@@ -373,6 +391,15 @@ impl CtStats {
             CtCounter::Hashes => &mut self.hashes,
             CtCounter::ClashResolved => &mut self.clash_resolved,
             CtCounter::Allocations => &mut self.allocations,
+            CtCounter::Offloaded => &mut self.offloaded,
+            CtCounter::OffloadPackets => &mut self.offload_packets,
+            CtCounter::OffloadPunted => &mut self.offload_punted,
+            CtCounter::OffloadEndTcp => &mut self.offload_end_tcp,
+            CtCounter::OffloadEndExpired => &mut self.offload_end_expired,
+            CtCounter::OffloadEndRoute => &mut self.offload_end_route,
+            CtCounter::OffloadEndDevice => &mut self.offload_end_device,
+            CtCounter::OffloadEndRuleset => &mut self.offload_end_ruleset,
+            CtCounter::OffloadEndDeleted => &mut self.offload_end_deleted,
         }
     }
 
@@ -405,6 +432,15 @@ impl CtStats {
             CtCounter::Hashes => self.hashes,
             CtCounter::ClashResolved => self.clash_resolved,
             CtCounter::Allocations => self.allocations,
+            CtCounter::Offloaded => self.offloaded,
+            CtCounter::OffloadPackets => self.offload_packets,
+            CtCounter::OffloadPunted => self.offload_punted,
+            CtCounter::OffloadEndTcp => self.offload_end_tcp,
+            CtCounter::OffloadEndExpired => self.offload_end_expired,
+            CtCounter::OffloadEndRoute => self.offload_end_route,
+            CtCounter::OffloadEndDevice => self.offload_end_device,
+            CtCounter::OffloadEndRuleset => self.offload_end_ruleset,
+            CtCounter::OffloadEndDeleted => self.offload_end_deleted,
         }
     }
 
@@ -825,11 +861,25 @@ mod tests {
             }]
         );
         // Every u64 of ct_stats is a counter fwctl prints (ct_stats has no
-        // MAX: ALLOCATIONS is the last today).
-        for kind in s::COUNT..=s::ALLOCATIONS {
+        // MAX: OFFLOAD_END_DELETED is the last today).
+        for kind in s::COUNT..=s::OFFLOAD_END_DELETED {
             let nested = [s::INVALID_REASON, s::MALFORMED_REASON].contains(&kind);
             assert_eq!(CtCounter::from_attr(kind).is_some(), !nested, "{kind}");
         }
+        // Each counter has a field of its own.
+        let attrs: Vec<CtStatsAttr> = CtCounter::ALL
+            .iter()
+            .map(|&c| CtStatsAttr::Counter(c, 1000 + c.index() as u64))
+            .collect();
+        let all = CtStats::from_attrs(&attrs).unwrap();
+        for c in CtCounter::ALL {
+            assert_eq!(all.counter(c), 1000 + c.index() as u64, "{}", c.name());
+        }
+        assert_eq!(all.offloaded, 1000 + CtCounter::Offloaded.index() as u64);
+        assert_eq!(
+            all.offload_end_deleted,
+            1000 + CtCounter::OffloadEndDeleted.index() as u64
+        );
         // Every counter's name and number are distinct.
         for (i, a) in CtCounter::ALL.iter().enumerate() {
             assert_eq!(CtCounter::from_attr(a.attr()), Some(*a));

@@ -42,6 +42,7 @@ Matches (each may be negated: ! -s 10.0.0.0/8, or -s '!10.0.0.0/8' quoted for th
 Targets (none: the rule only counts):
   filter  --accept --drop --reject [--reject-with KIND] --return --jump CHAIN --goto CHAIN
           --queue N [--queue-bypass] --log [--log-prefix S] [--log-level 0-7] [--log-rate N] [--log-burst N]
+          --offload (FORWARD only; the walk goes on to the next rule)
   nat     --to-destination ADDR[-ADDR][:PORT[-PORT]]   (DNAT)
           --to-source ADDR[-ADDR][:PORT[-PORT]]        (SNAT)
           --masquerade [--to-ports P[-P]]  --redirect [--to-ports P[-P]]
@@ -49,6 +50,8 @@ Targets (none: the rule only counts):
   mangle  --set-mark V[/M] --and-mark V --or-mark V --xor-mark V --set-tos V[/M] --set-dscp D
           --ttl-set N --ttl-inc N --ttl-dec N
 iptables' -j TARGET spellings are accepted too.
+
+--offload moves the flow to rfw's fast path (nft's `flow add @ft`, iptables' -j FLOWOFFLOAD) once it is established in both directions and a packet of each direction was routed through here after the rule matched; its packets then skip the rest of the ruleset, the rule counters, LOG, and the kernel's routing, FORWARD and POST_ROUTING. It does not decide: the rules after it do. `fwctl ct list` shows such flows as [OFFLOAD], `fwctl ct stats` counts them (offloaded, offload_*). See docs/RULESET.md.
 
 --log writes one kernel log line per packet in nf_log_syslog's format (\"PREFIX IN=eth0 OUT= MAC=.. SRC=.. DST=.. LEN=.. TOS=.. PREC=.. TTL=.. ID=.. PROTO=..\", as iptables' LOG), at most --log-rate lines a second after a burst of --log-burst (default 5 and 10), with control characters in the prefix and interface names printed as \\xHH. Outside the initial network namespace lines are written only while the host's net.netfilter.nf_log_all_netns is 1, as for nf_log; the others count in `fwctl rules stats` log_suppressed.
 
@@ -62,6 +65,7 @@ Examples:
   fwctl filter add --chain INPUT --ct-state established,related --accept
   fwctl filter insert --chain input -p tcp --dport 22 ! -s 10.0.0.0/8 --drop
   fwctl filter insert --chain INPUT --position 3 -i lo --accept
+  fwctl filter add --chain FORWARD --ct-state established --offload
   fwctl mangle add --chain FORWARD -o eth1 --ttl-set 64";
 
 const LIST_RULES_ABOUT: &str = "\

@@ -1167,6 +1167,106 @@ fn filter_matches_and_targets() {
 }
 
 #[test]
+fn offload_rules_are_added_saved_and_restored_in_filter_forward() {
+    let m = model();
+    assert_eq!(
+        ok(
+            &m,
+            &[
+                "filter",
+                "add",
+                "--chain",
+                "forward",
+                "--ct-state",
+                "established",
+                "--offload",
+            ]
+        ),
+        ""
+    );
+    ok(&m, &["filter", "add", "--chain", "FORWARD", "--accept"]);
+    // A user chain reached only from FORWARD, with iptables' spelling.
+    ok(&m, &["filter", "chain", "add", "fast"]);
+    ok(
+        &m,
+        &["filter", "insert", "--chain", "FORWARD", "--jump", "fast"],
+    );
+    ok(
+        &m,
+        &[
+            "filter",
+            "add",
+            "--chain",
+            "fast",
+            "-p",
+            "tcp",
+            "-j",
+            "FLOWOFFLOAD",
+        ],
+    );
+    assert_eq!(
+        rules_of(&m, TableKind::Filter),
+        [
+            ("FORWARD".into(), 3, "--jump fast".into()),
+            (
+                "FORWARD".into(),
+                1,
+                "--ct-state established --offload".into()
+            ),
+            ("FORWARD".into(), 2, "--accept".into()),
+            ("fast".into(), 4, "-p tcp --offload".into()),
+        ]
+    );
+    let t = m.borrow().table(TableKind::Filter).unwrap().spec();
+    assert_eq!(t.chains[1].rules[1].rule.target, Target::Offload);
+
+    // save, and restore into another kernel: the same text.
+    let saved = ok(&m, &["save"]);
+    assert!(
+        saved.contains("\n-A FORWARD --ct-state established --offload\n"),
+        "{saved}"
+    );
+    let f = temp_file("offload", &saved);
+    let other = model();
+    assert_eq!(ok(&other, &["restore", f.to_str().unwrap()]), "");
+    assert_eq!(ok(&other, &["save"]), saved);
+    std::fs::remove_file(f).unwrap();
+
+    // Anywhere else: refused in one line, nothing changes.
+    ok(&m, &["filter", "chain", "add", "local"]);
+    ok(
+        &m,
+        &["filter", "add", "--chain", "INPUT", "--jump", "local"],
+    );
+    let before = m.borrow().tables.clone();
+    for (args, want) in [
+        (
+            &["filter", "add", "--chain", "INPUT", "--offload"][..],
+            "fwctl: filter: rule 2 in chain INPUT: OFFLOAD not valid in chains reached from INPUT",
+        ),
+        (
+            &["filter", "add", "--chain", "OUTPUT", "--offload"],
+            "fwctl: filter: rule 1 in chain OUTPUT: OFFLOAD not valid in chains reached from OUTPUT",
+        ),
+        (
+            &["filter", "add", "--chain", "local", "--offload"],
+            "fwctl: filter: rule 1 in chain local: OFFLOAD not valid in chains reached from INPUT",
+        ),
+        (
+            &["nat", "add", "--chain", "POSTROUTING", "--offload"],
+            "fwctl: nat: rule 1 in chain POSTROUTING: OFFLOAD not valid in this table",
+        ),
+        (
+            &["mangle", "add", "--chain", "FORWARD", "--offload"],
+            "fwctl: mangle: rule 1 in chain FORWARD: OFFLOAD not valid in this table",
+        ),
+    ] {
+        assert_eq!(run(&m, args).failure(), want, "{args:?}");
+    }
+    assert_eq!(m.borrow().tables, before);
+}
+
+#[test]
 fn a_table_written_without_handles_gets_them_at_its_first_edit() {
     let m = model();
     let mut t = TableSpec::new(TableKind::Filter);

@@ -8,7 +8,7 @@ use std::{cell::RefCell, io, rc::Rc};
 use clap::Parser;
 use rfw_abi::{
     attr, ct_stats as s,
-    ct_status::{ASSURED, CONFIRMED, DST_NAT, SEEN_REPLY, SRC_NAT},
+    ct_status::{ASSURED, CONFIRMED, DST_NAT, OFFLOAD, SEEN_REPLY, SRC_NAT},
     ct_timeout, Cmd, ConfigChange as AbiConfigChange, WireTuple,
 };
 
@@ -284,6 +284,46 @@ fn list_json() {
     assert_eq!(all[7]["state"], "TIME_WAIT");
     assert_eq!(all[7]["flags"], serde_json::json!(["ASSURED"]));
     assert_eq!(all[4]["reply"]["src"], "fd00::53");
+}
+
+#[test]
+fn list_shows_offloaded_flows_as_conntrack_does() {
+    // Connections a and h in the fast path: [OFFLOAD] where [ASSURED] was,
+    // as conntrack -L prints them; still ASSURED for --state.
+    let offloaded = || {
+        let mut m = model(3, true);
+        m.conns[0].status |= OFFLOAD;
+        m.conns[7].status |= OFFLOAD;
+        m
+    };
+    let want = [0, 4, 7]
+        .map(|i| {
+            let line = LINES[i];
+            if i == 4 {
+                format!("{line}\n")
+            } else {
+                format!("{}\n", line.replace("[ASSURED]", "[OFFLOAD]"))
+            }
+        })
+        .concat();
+    let (o, _) = ct(&["ct", "list", "--state", "assured"], offloaded());
+    assert_eq!(o.ok(), want);
+    assert!(o
+        .ok()
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(" bytes=600 [OFFLOAD]"));
+    let (o, _) = ct(&["ct", "list"], offloaded());
+    assert_eq!(o.ok().matches("[OFFLOAD]").count(), 2);
+    assert_eq!(o.ok().matches("[ASSURED]").count(), 1);
+
+    let (o, _) = ct(&["-o", "json", "ct", "list", "-p", "tcp"], offloaded());
+    let v: serde_json::Value = serde_json::from_str(o.ok()).unwrap();
+    let all = v.as_array().unwrap();
+    assert_eq!(all[0]["flags"], serde_json::json!(["OFFLOAD"]));
+    assert_eq!(all[0]["status"], SEEN_REPLY | ASSURED | CONFIRMED | OFFLOAD);
+    assert_eq!(all[1]["flags"], serde_json::json!(["UNREPLIED"]));
 }
 
 /// Records, at each write, how many datagrams the kernel had delivered.

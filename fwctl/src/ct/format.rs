@@ -61,7 +61,9 @@ fn tuple_fields(out: &mut String, t: &CtTuple, c: &Counters) {
 /// The protocol name padded to 8 and its number; the timeout in whole
 /// seconds (rounded down); the TCP state, for TCP; the original tuple and
 /// its counters; `[UNREPLIED]` if no reply was seen; the reply tuple and its
-/// counters; `[ASSURED]` if assured. ICMP tuples show `type= code= id=`
+/// counters; `[OFFLOAD]` if the flow is in the fast path, else `[ASSURED]` if
+/// assured (an offloaded flow's ASSURED is not shown, as by `conntrack -L`
+/// and `/proc/net/nf_conntrack`). ICMP tuples show `type= code= id=`
 /// instead of ports (each direction its own type), protocols without ports
 /// neither.
 pub fn conntrack_line(c: &Conn) -> String {
@@ -81,7 +83,9 @@ pub fn conntrack_line(c: &Conn) -> String {
         out.push_str(" [UNREPLIED]");
     }
     tuple_fields(&mut out, &c.reply, &c.reply_counters);
-    if c.assured() {
+    if c.offloaded() {
+        out.push_str(" [OFFLOAD]");
+    } else if c.assured() {
         out.push_str(" [ASSURED]");
     }
     out
@@ -93,7 +97,9 @@ pub fn flags(c: &Conn) -> Vec<&'static str> {
     if !c.seen_reply() {
         f.push("UNREPLIED");
     }
-    if c.assured() {
+    if c.offloaded() {
+        f.push("OFFLOAD");
+    } else if c.assured() {
         f.push("ASSURED");
     }
     f
@@ -319,7 +325,7 @@ pub fn config_json(c: &CtConfig) -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
-    use rfw_abi::ct_status::{ASSURED, CONFIRMED, SEEN_REPLY};
+    use rfw_abi::ct_status::{ASSURED, CONFIRMED, OFFLOAD, SEEN_REPLY};
 
     use super::*;
 
@@ -366,6 +372,32 @@ mod tests {
             conn_json(&tcp()).unwrap(),
             r#"{"proto":"tcp","proto_num":6,"state":"ESTABLISHED","timeout_s":431999,"orig":{"src":"10.0.1.2","dst":"10.0.2.2","sport":40000,"dport":5201,"packets":10,"bytes":800},"reply":{"src":"10.0.2.2","dst":"10.0.1.2","sport":5201,"dport":40000,"packets":8,"bytes":600},"flags":["ASSURED"],"status":14}"#
         );
+    }
+
+    #[test]
+    fn an_offloaded_flow_shows_offload_where_assured_was() {
+        // As conntrack -L: [OFFLOAD] takes [ASSURED]'s place.
+        let mut c = tcp();
+        c.status |= OFFLOAD;
+        assert_eq!(
+            conntrack_line(&c),
+            "tcp      6 431999 ESTABLISHED src=10.0.1.2 dst=10.0.2.2 sport=40000 dport=5201 \
+             packets=10 bytes=800 src=10.0.2.2 dst=10.0.1.2 sport=5201 dport=40000 packets=8 \
+             bytes=600 [OFFLOAD]"
+        );
+        assert_eq!(flags(&c), ["OFFLOAD"]);
+        assert!(conn_json(&c)
+            .unwrap()
+            .ends_with(r#""flags":["OFFLOAD"],"status":16398}"#));
+        // Without ASSURED too; and UNREPLIED keeps its place.
+        c.status = OFFLOAD | CONFIRMED;
+        let line = conntrack_line(&c);
+        assert!(
+            line.contains("bytes=800 [UNREPLIED] src=10.0.2.2"),
+            "{line}"
+        );
+        assert!(line.ends_with("bytes=600 [OFFLOAD]"), "{line}");
+        assert_eq!(flags(&c), ["UNREPLIED", "OFFLOAD"]);
     }
 
     #[test]

@@ -229,6 +229,11 @@ impl Conn {
     pub fn assured(&self) -> bool {
         self.status & ct_status::ASSURED != 0
     }
+
+    /// Whether the flow is offloaded to rfw's fast path.
+    pub fn offloaded(&self) -> bool {
+        self.status & ct_status::OFFLOAD != 0
+    }
 }
 
 fn placeholder_tuple() -> CtTuple {

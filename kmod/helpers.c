@@ -30,6 +30,11 @@
 #include <net/sock.h>
 #include <linux/user_namespace.h>
 #include <net/netfilter/nf_log.h>
+#include <net/dst.h>
+#include <net/gso.h>
+#include <net/ip6_route.h>
+#include <net/neighbour.h>
+#include <net/xfrm.h>
 
 #include "helpers.h"
 
@@ -366,4 +371,104 @@ void *rfw_context_cpu_ptr(void __percpu *ptr, unsigned int *ctx)
 	*ctx = interrupt_context_level() |
 	       (in_softirq() ? RFW_CONTEXT_BH_OFF : 0);
 	return raw_cpu_ptr(ptr);
+}
+
+/* ---- the fast path (kmod/sys/dst.rs) ---- */
+
+struct dst_entry *rfw_skb_dst(const struct sk_buff *skb)
+{
+	return skb_dst(skb);
+}
+
+bool rfw_dst_hold_safe(struct dst_entry *dst)
+{
+	return dst_hold_safe(dst);
+}
+
+void rfw_dst_release(struct dst_entry *dst)
+{
+	dst_release(dst);
+}
+
+bool rfw_dst_has_xfrm(const struct dst_entry *dst)
+{
+	return dst_xfrm(dst) != NULL;
+}
+
+u32 rfw_rt6_cookie(struct dst_entry *dst)
+{
+	return rt6_get_cookie(dst_rt6_info(dst));
+}
+
+bool rfw_dst_check(struct dst_entry *dst, u32 cookie)
+{
+	return dst_check(dst, cookie) != NULL;
+}
+
+/* The MTU a forwarded packet is held to (nf_flow_table_core.c's
+ * flow_offload_fill_route: ip(6)_dst_mtu_maybe_forward(dst, true)). */
+unsigned int rfw_dst_mtu_forward(const struct dst_entry *dst, bool v6)
+{
+	return v6 ? ip6_dst_mtu_maybe_forward(dst, true) :
+		    ip_dst_mtu_maybe_forward(dst, true);
+}
+
+int rfw_dst_ifindex(const struct dst_entry *dst)
+{
+	return dst->dev->ifindex;
+}
+
+/* nf_flow_table_ip.c's nf_flow_exceeds_mtu (after ip_exceeds_mtu). */
+bool rfw_skb_exceeds_mtu(const struct sk_buff *skb, unsigned int mtu)
+{
+	return skb->len > mtu &&
+	       !(skb_is_gso(skb) && skb_gso_validate_network_len(skb, mtu));
+}
+
+/* The headroom the route's device needs for its link-layer header
+ * (ip_forward's skb_cow(skb, LL_RESERVED_SPACE(dev) + header_len)). */
+int rfw_skb_cow_head_for(struct sk_buff *skb, const struct dst_entry *dst)
+{
+	return skb_cow_head(skb, LL_RESERVED_SPACE(dst->dev) + dst->header_len);
+}
+
+/*
+ * nf_flow_offload_ip_hook's FLOW_OFFLOAD_XMIT_NEIGH transmit, whose steps
+ * must run together: the packet leaves on the held route's device, with
+ * the route attached without a reference (the caller's RCU section, the
+ * hook's, outlives the transmit; a queue that keeps the skb takes its own
+ * with skb_dst_force), to the route's next hop for daddr.
+ */
+void rfw_neigh_xmit4(struct sk_buff *skb, struct dst_entry *dst, __be32 daddr)
+{
+	__be32 nexthop = rt_nexthop(dst_rtable(dst), daddr);
+
+	skb->dev = dst->dev;
+	skb_clear_tstamp(skb);
+	skb_dst_drop(skb);
+	skb_dst_set_noref(skb, dst);
+	neigh_xmit(NEIGH_ARP_TABLE, dst->dev, &nexthop, skb);
+}
+
+/* As rfw_neigh_xmit4, nf_flow_offload_ipv6_hook's. */
+void rfw_neigh_xmit6(struct sk_buff *skb, struct dst_entry *dst,
+		     const struct in6_addr *daddr)
+{
+	const struct in6_addr *nexthop = rt6_nexthop(dst_rt6_info(dst), daddr);
+
+	skb->dev = dst->dev;
+	skb_clear_tstamp(skb);
+	skb_dst_drop(skb);
+	skb_dst_set_noref(skb, dst);
+	neigh_xmit(NEIGH_ND_TABLE, dst->dev, nexthop, skb);
+}
+
+/* The device of a netdevice notifier event: its namespace, and its index
+ * in *ifindex. */
+struct net *rfw_netdev_info(void *ptr, int *ifindex)
+{
+	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
+
+	*ifindex = dev->ifindex;
+	return dev_net(dev);
 }

@@ -119,4 +119,23 @@ void rfw_skb_orphan(struct sk_buff *skb);
 
 bool rfw_skb_is_gso_tcp(const struct sk_buff *skb);
 
+struct net *rfw_netdev_info(void *ptr, int *ifindex);
+
+/* The fast path (kmod/sys/dst.rs): a forwarded packet's route, held. */
+struct dst_entry;
+struct in6_addr;
+struct dst_entry *rfw_skb_dst(const struct sk_buff *skb);
+bool rfw_dst_hold_safe(struct dst_entry *dst);
+void rfw_dst_release(struct dst_entry *dst);
+bool rfw_dst_has_xfrm(const struct dst_entry *dst);
+u32 rfw_rt6_cookie(struct dst_entry *dst);
+bool rfw_dst_check(struct dst_entry *dst, u32 cookie);
+unsigned int rfw_dst_mtu_forward(const struct dst_entry *dst, bool v6);
+int rfw_dst_ifindex(const struct dst_entry *dst);
+bool rfw_skb_exceeds_mtu(const struct sk_buff *skb, unsigned int mtu);
+int rfw_skb_cow_head_for(struct sk_buff *skb, const struct dst_entry *dst);
+void rfw_neigh_xmit4(struct sk_buff *skb, struct dst_entry *dst, __be32 daddr);
+void rfw_neigh_xmit6(struct sk_buff *skb, struct dst_entry *dst,
+		     const struct in6_addr *daddr);
+
 #endif

@@ -131,18 +131,21 @@ impl AddrDown for Masq {
     }
 }
 
-/// The address notifiers, registered for as long as this value lives.
+/// The address notifiers, and the device notifier of the fast path
+/// (`pkt::offload`), registered for as long as this value lives.
 /// Created after the pernet operations (every namespace has its
 /// `RfwNet`), dropped before them.
 pub(crate) struct Registration {
     _notifiers: notifier::Registration<Masq>,
+    _devices: notifier::DevRegistration<crate::pkt::offload::DevGone>,
 }
 
 impl Registration {
-    /// Registers both notifiers.
+    /// Registers the notifiers.
     pub(crate) fn new() -> Result<Self> {
         Ok(Registration {
             _notifiers: notifier::Registration::new()?,
+            _devices: notifier::DevRegistration::new()?,
         })
     }
 }

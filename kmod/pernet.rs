@@ -27,8 +27,8 @@ use crate::sys::defrag::NetDefrag;
 use crate::sys::genl::Request;
 use crate::sys::netfilter::NetHooks;
 use crate::sys::percpu::PerCpu;
-pub(crate) use crate::sys::pernet::{get, NetRef, Registration};
 use crate::sys::pernet::{ForEach, NetState};
+pub(crate) use crate::sys::pernet::{NetRef, Registration};
 use crate::sys::rcu::RcuGuard;
 use ::nat::rule::TableKind;
 
@@ -52,6 +52,10 @@ pub(crate) struct RfwNet {
     /// IPv4 and IPv6 defragmentation, held while the namespace tracks
     /// (`RfwNet::sync`).
     pub(crate) defrag: NetDefrag,
+    /// Set once the state is in place (`start`): the notifiers also see
+    /// namespaces whose creation failed before rfw's `init` ran, whose
+    /// state area is still zeroed (`sys::pernet::get_live`).
+    pub(crate) live: AtomicBool,
 }
 
 impl NetState for RfwNet {
@@ -65,12 +69,14 @@ impl NetState for RfwNet {
             slot: PerCpu::new(Slot::default)?,
             masq: MasqNet::new(),
             defrag: NetDefrag::new(),
+            live: AtomicBool::new(false),
         })
     }
 
     fn start(self: Pin<&Self>) {
         MasqNet::init(self);
         self.hooks.bind(self);
+        self.live.store(true, Ordering::Release);
     }
 
     fn pre_exit(&self, net: NetRef<'_>) {
@@ -176,7 +182,12 @@ impl RfwNet {
             let forward = hold
                 || set.get(TableKind::Filter).is_some()
                 || set.get(TableKind::Mangle).is_some();
-            hooks::wanted(hold || self.tracks(set), forward, self.counting())
+            hooks::wanted(
+                hold || self.tracks(set),
+                forward,
+                crate::pkt::offload::wanted(set),
+                self.counting(),
+            )
         });
         if r.is_err() {
             // Given back unless the namespace tracks without the change.

@@ -11,8 +11,8 @@ use core::sync::atomic::Ordering;
 use conntrack::{Direction, Family, InvalidReason, ParseError, Status, Tuple};
 use kernel::prelude::*;
 use rfw_abi::{
-    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_timeout, ct_tuple, ConfigChange,
-    WireTuple,
+    attr, ct_config, ct_counters, ct_reason, ct_stats, ct_status, ct_timeout, ct_tuple,
+    ConfigChange, WireTuple,
 };
 
 use super::table::{self, EntryRef, Removal, Snapshot, ENTRY_SIZE_V4};
@@ -63,14 +63,18 @@ fn put_tuple(w: &Writer, ty: u16, t: &Tuple) -> Result {
     Ok(())
 }
 
-/// The attributes of one connection message.
-fn put_conn(w: &Writer, s: &Snapshot) -> Result {
+/// The attributes of one connection message; `gen` is the namespace's
+/// ruleset generation (a fast-path record of another one is stale).
+fn put_conn(w: &Writer, s: &Snapshot, gen: u32) -> Result {
     put_tuple(w, attr::CT_ORIG, &s.key.tuple(Direction::Original))?;
     put_tuple(w, attr::CT_REPLY, &s.key.tuple(Direction::Reply))?;
-    w.put_u32(
-        attr::CT_STATUS,
-        u32::from(s.status.0 & !(Status::TABLE_PRIVATE | Status::MASQUERADE)),
-    )?;
+    // MASQUERADE's bit is rfw's own; `IPS_OFFLOAD` is the same bit in
+    // Linux's numbering, reported from the fast path's record.
+    let mut status = u32::from(s.status.0 & !(Status::TABLE_PRIVATE | Status::MASQUERADE));
+    if s.offload_gen == Some(gen) {
+        status |= ct_status::OFFLOAD;
+    }
+    w.put_u32(attr::CT_STATUS, status)?;
     w.put_u32(attr::CT_TIMEOUT, s.expires_in)?;
     if let Some(st) = s.tcp_state {
         w.put_u8(attr::CT_PROTO_STATE, st as u8)?;
@@ -100,17 +104,20 @@ impl DoIt for CtGet {
         let t = tuple(req)?;
         let ct = &req.net().ct;
         let tbl = table::get();
-        let found = {
+        let (found, gen) = {
             let rcu = RcuGuard::new();
-            tbl.lookup(&rcu, ct, &t)
-                .and_then(|(e, _)| e.snapshot(tbl, now_ms()))
+            let gen = req.net().rules.current(&rcu).generation;
+            let snap = tbl
+                .lookup(&rcu, ct, &t)
+                .and_then(|(e, _)| e.snapshot(tbl, now_ms()));
+            (snap, gen)
         };
         let Some(snap) = found else {
             req.report(None, c"no such connection");
             return Err(ENOENT);
         };
         let r = Reply::new(req, rfw_abi::Cmd::CtGet as u8)?;
-        put_conn(&r, &snap)?;
+        put_conn(&r, &snap, gen)?;
         r.send()
     }
 }
@@ -168,6 +175,7 @@ impl DumpIt for CtGet {
         let mut stop = false;
         while b < n && !stop {
             let rcu = RcuGuard::new();
+            let gen = dump.net().rules.current(&rcu).generation;
             let end = (b + DUMP_BUCKETS_PER_SECTION).min(n);
             while b < end {
                 // Entries of bucket `b` sent by earlier calls (a split bucket).
@@ -182,7 +190,7 @@ impl DumpIt for CtGet {
                         }
                         if idx >= skip {
                             let ok = dump.message(rfw_abi::Cmd::CtGet as u8).and_then(|m| {
-                                put_conn(&m, s)?;
+                                put_conn(&m, s, gen)?;
                                 m.end();
                                 Ok(())
                             });

@@ -9,4 +9,5 @@ pub(crate) mod alias;
 pub(crate) mod genl;
 pub(crate) mod hook;
 pub(crate) mod net;
+pub(crate) mod offload;
 pub(crate) mod table;

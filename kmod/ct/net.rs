@@ -64,6 +64,10 @@ pub(crate) struct CtNet {
     /// `ct_config::TRACKING_ON`: track every packet, rules or not (else
     /// only while the namespace has rules; see `RfwNet::tracks`).
     pub(crate) track_always: AtomicBool,
+    /// Fast-path records of the namespace's connections (offloaded or
+    /// being offloaded): a hint, so that a device going away in a
+    /// namespace with none costs no table walk. Never below the true count.
+    pub(crate) offloads: AtomicU32,
     /// The namespace is being dismantled (set in its pernet `exit`): the
     /// batch's table walk removes its entries (`Table::remove_dying`).
     pub(crate) dying: AtomicBool,
@@ -84,6 +88,7 @@ impl CtNet {
             limit: AtomicU32::new(limit),
             mix: u64::from_ne_bytes(mix),
             track_always: AtomicBool::new(false),
+            offloads: AtomicU32::new(0),
             dying: AtomicBool::new(false),
             config: RcuBox::new(cfg),
             stats: PerCpu::zeroed()?,

@@ -18,10 +18,12 @@
 //!   Code outside this file holds an [`EntryRef`], a handle of either.
 //! * An entry: 16 bytes of chain nodes, 8 of namespace, the original
 //!   tuple, the reply tuple, a 16-bit status word (atomic), the counters
-//!   and deadline (32 bytes of atomics), and for TCP a pointer to its
+//!   and deadline (32 bytes of atomics), for TCP a pointer to its
 //!   window state (52 bytes, `kmalloc`ed apart: no other protocol needs
-//!   them). 96 bytes for IPv4, 144 for IPv6 (checked at compile time);
-//!   nf_conntrack's `nf_conn` with its extensions takes 383 bytes of slab.
+//!   them), and a pointer to the fast path's record of an offloaded
+//!   connection (`ct::offload`, likewise apart). 104 bytes for IPv4, 152
+//!   for IPv6 (checked at compile time); nf_conntrack's `nf_conn` with its
+//!   extensions takes 383 bytes of slab.
 //!
 //! # Life of an entry (`__nf_conntrack_confirm`, `nf_conntrack_alter_reply`)
 //! * The first packet of a connection inserts it at its first hook,
@@ -120,8 +122,9 @@ use rfw_abi::ct_stats;
 
 use super::alias::Aliases;
 use super::net::CtNet;
+use super::offload::Offload;
 use crate::sys::global::{Global, Published};
-use crate::sys::rcu::{Rcu, RcuGuard};
+use crate::sys::rcu::{Rcu, RcuGuard, RcuOption, RcuValue};
 use crate::sys::rculist::{self, Chains, Linked, ParentRef, Unlinked};
 use crate::sys::striped::{SealedCell, StripedLocks};
 use crate::sys::sync::LockClassKey;
@@ -209,6 +212,9 @@ pub(crate) struct Tracked<A: Addr> {
         Option<KBox<Tcp>>,
         { Status::CONFIRMED },
     >,
+    /// The fast path's record of an offloaded connection (`--offload`):
+    /// absent for every other (see `ct::offload`).
+    offload: RcuOption<Offload>,
 }
 
 /// One connection of family `A`: its two chain nodes (one per direction;
@@ -225,9 +231,9 @@ pub(crate) const ENTRY_SIZE_V6: usize = size_of::<Entry<[u8; 16]>>();
 pub(crate) const TCP_STATE_SIZE: usize = size_of::<Tcp>();
 
 // The memory goal: at most a third of nf_conntrack's 383 bytes of slab
-// per connection (`nf_conn` with its extensions); 96 bytes for IPv4.
+// per connection (`nf_conn` with its extensions); 104 bytes for IPv4.
 const _: () = assert!(ENTRY_SIZE_V4 <= 128);
-const _: () = assert!(ENTRY_SIZE_V6 <= 144);
+const _: () = assert!(ENTRY_SIZE_V6 <= 152);
 
 /// A family's entries: its address type, and where the table keeps them.
 pub(crate) trait Fam: Addr {
@@ -275,6 +281,10 @@ pub(crate) struct Snapshot {
     pub(crate) expires_in: u32,
     pub(crate) tcp_state: Option<TcpState>,
     pub(crate) counters: [(u32, u64); 2],
+    /// The ruleset generation of the connection's fast-path record, once
+    /// both directions' routes are known: the connection is on the fast
+    /// path while that is the namespace's generation.
+    pub(crate) offload_gen: Option<u32>,
 }
 
 impl<A: Fam> Entry<A> {
@@ -479,6 +489,11 @@ impl<'g> EntryRef<'g> {
     /// What a dump sends of a confirmed entry; `None` if it is not
     /// confirmed or dying.
     pub(crate) fn snapshot(self, table: &Table, now: u64) -> Option<Snapshot> {
+        let offload_gen = each!(self, e => e
+            .offload
+            .read(&RcuGuard::new())
+            .filter(|o| o.ready())
+            .map(|o| o.gen));
         let snap = |k: &ConnKey, c: ConnRef<'_, Word>| {
             let status = c.status.load();
             status.has(Status::CONFIRMED).then(|| Snapshot {
@@ -490,6 +505,7 @@ impl<'g> EntryRef<'g> {
                     c.state.counters(Direction::Original),
                     c.state.counters(Direction::Reply),
                 ],
+                offload_gen,
             })
         };
         // The state lock for TCP only: a confirmed key is read without it.
@@ -533,6 +549,85 @@ impl<'g> EntryRef<'g> {
                     Ok(true)
                 })
                 .unwrap_or(Err(()))
+        })
+    }
+}
+
+impl<'g> EntryRef<'g> {
+    /// The connection's fast-path record, if it has one.
+    #[inline]
+    pub(crate) fn offload(self, rcu: &'g Rcu) -> Option<&'g Offload> {
+        each!(self, e => e.offload.read(rcu))
+    }
+
+    /// The connection's fast-path record for ruleset generation `gen`:
+    /// the one it has, or a new one (`None` without memory, or if the
+    /// record it has is of another generation: the caller ends that one).
+    pub(crate) fn offload_for(self, rcu: &'g Rcu, gen: u32) -> Option<&'g Offload> {
+        each!(self, e => {
+            if let Some(o) = e.offload.read(rcu) {
+                return (o.gen == gen).then_some(o);
+            }
+            // Atomic context, no warning (a failure leaves the connection
+            // on the normal path), charged as the entries are.
+            let account = GFP_KERNEL_ACCOUNT & !GFP_KERNEL;
+            let v = RcuValue::new(Offload::new(gen), GFP_ATOMIC | __GFP_NOWARN | account).ok()?;
+            // Another CPU may have published first: then take theirs.
+            if e.offload.publish(v).is_ok() {
+                e.net.get().offloads.fetch_add(1, Ordering::Relaxed);
+            }
+            e.offload.read(rcu).filter(|o| o.gen == gen)
+        })
+    }
+
+    /// Ends the offload of record `cur` (one this handle's entry had):
+    /// the record goes, a grace period from now, with its route
+    /// references. Counts `why` if it was a whole offload (both routes
+    /// known). False if `cur` was gone already.
+    pub(crate) fn offload_end(self, cur: &Offload, why: ct_stats::Counter) -> bool {
+        let ready = cur.ready();
+        let taken = each!(self, e => e.offload.take_if(cur));
+        if taken {
+            self.net().offloads.fetch_sub(1, Ordering::Relaxed);
+            if ready {
+                self.net().count(why);
+            }
+        }
+        taken
+    }
+
+    /// A packet of `len` bytes in `dir` forwarded by the fast path:
+    /// counted, and the deadline moved to `now + timeout_ms`.
+    #[inline]
+    pub(crate) fn offloaded_packet(self, dir: Direction, len: u64, now: u64, timeout_ms: u32) {
+        each!(self, e => e.cell.shared().offloaded_packet(dir, len, now, timeout_ms))
+    }
+
+    /// Makes a TCP connection's window checks liberal in both directions
+    /// (`flow_offload_fixup_tcp`): the fast path forwards segments its
+    /// tracker does not see.
+    pub(crate) fn set_tcp_liberal(self, table: &Table) {
+        each!(self, e => {
+            if e.is_tcp() {
+                table.state_locks.with_locked(&e.cell, |_, tcp| {
+                    if let Some(t) = tcp.as_deref_mut() {
+                        t.set_liberal();
+                    }
+                });
+            }
+        })
+    }
+
+    /// True for a TCP connection in ESTABLISHED (read under the state
+    /// lock), or any connection of another protocol.
+    pub(crate) fn may_offload(self, table: &Table) -> bool {
+        each!(self, e => {
+            if !e.is_tcp() {
+                return true;
+            }
+            table
+                .state_locks
+                .with_locked(&e.cell, |_, tcp| tcp.as_deref().is_some_and(Tcp::can_offload))
         })
     }
 }
@@ -1172,6 +1267,7 @@ impl Table {
         A::chains(self).alloc(Tracked {
             net: ParentRef::new(net),
             cell: SealedCell::new(orig, status.0, reply, state, tcp),
+            offload: RcuOption::new(),
         })
     }
 
@@ -1263,6 +1359,18 @@ impl Table {
             net.unconfirmed.fetch_sub(1, Ordering::Relaxed);
         }
         net.count(stat);
+        // The fast path's record goes with the entry now, not when the
+        // entry is freed: its route references hold devices.
+        let rcu = RcuGuard::new();
+        if let Some(o) = e.offload.read(&rcu) {
+            let why = if stat == ct_stats::Counter::Expired {
+                ct_stats::Counter::OffloadEndExpired
+            } else {
+                ct_stats::Counter::OffloadEndDeleted
+            };
+            A::wrap(e).offload_end(o, why);
+        }
+        drop(rcu);
         if let Some(gone) = gone {
             self.bury(chains, gone);
         }
@@ -1453,6 +1561,57 @@ impl Table {
     /// the caller repeats until the namespaces hold none.
     pub(crate) fn remove_dying(&self) -> u64 {
         self.remove_where(|e| e.net().dying.load(Ordering::Relaxed))
+    }
+
+    /// Ends the offload of every connection of `net` whose fast-path
+    /// routes arrive on or leave by device `ifindex` (it went down or
+    /// away), counted as `offload_end_device`. Process context: a walk of
+    /// the whole table, as [`Self::remove_where`].
+    pub(crate) fn offload_end_dev(&self, net: &CtNet, ifindex: core::ffi::c_int) -> u64 {
+        let mut ended = 0u64;
+        if net.offloads.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.walk_all(|rcu, e| {
+            if !e.is_of(net) {
+                return;
+            }
+            if let Some(o) = e.offload(rcu).filter(|o| o.uses(ifindex)) {
+                if e.offload_end(o, ct_stats::Counter::OffloadEndDevice) {
+                    ended += 1;
+                }
+            }
+        });
+        ended
+    }
+
+    /// Calls `f` on every entry of both families (by its original node),
+    /// 256 buckets per RCU section, yielding the CPU between sections.
+    /// Process context.
+    fn walk_all(&self, mut f: impl FnMut(&Rcu, EntryRef<'_>)) {
+        let n = self.buckets().max(1);
+        let mut b = 0;
+        while b < n {
+            let rcu = RcuGuard::new();
+            let end = (b + 256).min(n);
+            while b < end {
+                self.walk::<[u8; 4]>(&rcu, b, |e, dir| {
+                    if dir == Direction::Original {
+                        f(&rcu, <[u8; 4]>::wrap(e));
+                    }
+                    false
+                });
+                self.walk::<[u8; 16]>(&rcu, b, |e, dir| {
+                    if dir == Direction::Original {
+                        f(&rcu, <[u8; 16]>::wrap(e));
+                    }
+                    false
+                });
+                b += 1;
+            }
+            drop(rcu);
+            crate::sys::sched::cond_resched();
+        }
     }
 
     /// The walk of [`Self::remove_if`] and [`Self::remove_dying`]: both

@@ -79,6 +79,7 @@
 //! * `nat`: the NAT step (nf_nat_core.c, nf_nat_masquerade.c,
 //!   nf_nat_redirect.c).
 //! * `reject`: REJECT's answers (nf_reject_ipv4.c, nf_reject_ipv6.c).
+//! * `offload`: the fast path for established flows (nf_flow_table_ip.c).
 //! * `log`: LOG lines (nf_log_syslog.c).
 
 use ::nat::eval::{Outcome, Verdict};
@@ -99,6 +100,7 @@ use crate::sys::skbuff::{IpSummed, SkBuff};
 mod log;
 mod meta;
 mod nat;
+pub(crate) mod offload;
 mod reject;
 mod slot;
 
@@ -364,6 +366,11 @@ fn first_steps(rn: &RfwNet, rcu: &Rcu, skb: &mut SkBuff, state: &HookState) -> n
             if let Some(v) = terminal(&out, &p, &rn.rules, &mut queued) {
                 return v;
             }
+            // An accepted packet that met an `--offload` rule (a queued
+            // one is the listener's to judge).
+            if let (true, None, Some(c)) = (out.offload, queued, &ct) {
+                offload::capture(rn, rcu, set, &p, c);
+            }
         }
     }
     queued.unwrap_or(netfilter::ACCEPT)
@@ -405,6 +412,9 @@ pub(crate) fn last(
     }
     let (mut ct, st) = find(rn, rcu, &p, rec.as_ref());
     p.set_ct_state(st);
+    if let Some(c) = &ct {
+        offload::recheck(rcu, set, c);
+    }
     let v = last_steps(
         rn,
         rcu,

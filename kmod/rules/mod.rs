@@ -30,9 +30,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL_ACCOUNT, KBox, KVVec};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use nat::codec::{self, Entry, Table, TableInfo};
+use nat::codec::{self, Entry, EntryKind, Table, TableInfo};
 use nat::eval::TokenBucket;
-use nat::rule::TableKind;
+use nat::rule::{TableKind, Target};
 use rfw_abi::rules_stats;
 
 use crate::sys::percpu::{Counter, PerCpu, PerCpuSlice};
@@ -53,6 +53,9 @@ pub(crate) struct Loaded {
     /// LOG rate-limit state, one bucket per entry: only tried, never
     /// waited for (see `log_allow`).
     log: SpinLockBh<KVVec<TokenBucket>>,
+    /// The table has an `--offload` rule (filter FORWARD only, validated):
+    /// the namespace needs the fast path's hook.
+    offloads: bool,
 }
 
 // A published table is shared by every CPU (see `Ruleset`): it must be
@@ -89,6 +92,11 @@ impl Loaded {
             .map_err(LoadError::Codec)?
             .info();
         let used = info.attach(&entries).map_or(0, |t| t.entries().len());
+        let offloads = info.attach(&entries).is_some_and(|t| {
+            t.entries()
+                .iter()
+                .any(|e| matches!(e.kind(), EntryKind::Rule(r) if r.target == Target::Offload))
+        });
         let mut copy = KVVec::with_capacity(blob.len(), GFP_KERNEL_ACCOUNT)
             .map_err(|_| LoadError::NoMemory)?;
         copy.extend_from_slice(blob, GFP_KERNEL_ACCOUNT)
@@ -117,6 +125,7 @@ impl Loaded {
                 blob: copy,
                 counters: c,
                 log: SpinLockBh::new(log, c"rfw_log_state", &LOG_CLASS),
+                offloads,
             },
             GFP_KERNEL_ACCOUNT,
         )
@@ -204,6 +213,12 @@ impl Ruleset {
     /// True when no table is loaded.
     pub(crate) fn is_empty(&self) -> bool {
         self.tables.iter().all(Option::is_none)
+    }
+
+    /// True when the filter table has an `--offload` rule.
+    #[inline]
+    pub(crate) fn offloads(&self) -> bool {
+        self.get(TableKind::Filter).is_some_and(|t| t.offloads)
     }
 }
 

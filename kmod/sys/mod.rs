@@ -18,6 +18,8 @@
 //!   and replies.
 //! * [`defrag`]: IP defragmentation (nf_defrag_ipv4/6) held per
 //!   namespace while rfw tracks there.
+//! * [`dst`]: routes held for the fast path, and its transmit
+//!   (`neigh_xmit`).
 //! * [`global`]: a value published from module init to exit (the table).
 //! * [`kernel_static`]: statics whose address is handed to the kernel
 //!   (`pernet_operations`, `genl_family`, hook and notifier tables).
@@ -56,6 +58,7 @@
 
 pub(crate) mod bindings;
 pub(crate) mod defrag;
+pub(crate) mod dst;
 pub(crate) mod genl;
 pub(crate) mod global;
 pub(crate) mod kernel_static;

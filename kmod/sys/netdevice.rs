@@ -49,6 +49,13 @@ impl NetDevice {
         self.0.get()
     }
 
+    /// `dev->ifindex`.
+    #[inline]
+    pub(crate) fn ifindex(&self) -> c_int {
+        // SAFETY: the device is valid (type invariant); a plain field.
+        unsafe { (*self.as_ptr()).ifindex }
+    }
+
     /// `dev->name`, whole (NUL-padded).
     #[inline]
     pub(crate) fn name(&self) -> [u8; IFNAMSIZ] {

@@ -15,6 +15,7 @@ use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
+use super::dst::FastSkb;
 use super::netdevice::NetDevice;
 use super::pernet::NetRef;
 use super::rcu::Rcu;
@@ -30,6 +31,8 @@ pub(crate) type Verdict = c_uint;
 pub(crate) const ACCEPT: Verdict = bindings::NF_ACCEPT;
 /// `NF_DROP`: the packet is freed.
 pub(crate) const DROP: Verdict = bindings::NF_DROP;
+/// `NF_STOLEN`: the hook handed the packet on (the fast path's transmit).
+pub(crate) const STOLEN: Verdict = bindings::NF_STOLEN;
 
 /// `NF_QUEUE_NR(n)`: the packet goes to userspace queue `n`; with
 /// `bypass` (`NF_VERDICT_FLAG_QUEUE_BYPASS`) it is accepted when nobody
@@ -226,6 +229,40 @@ unsafe extern "C" fn trampoline<H: NetHook>(
     H::run(rn, &rcu, skb, state)
 }
 
+/// What runs at a hook that may hand the packet on instead of returning
+/// a verdict on it (the fast path): netfilter calls [`FastHook::run`]
+/// through the trampoline of a [`HookOps`] made by [`HookOps::new_fast`].
+pub(crate) trait FastHook {
+    /// Handles one packet, as [`NetHook::run`]; the packet comes as a
+    /// [`FastSkb`], whose `xmit` consumes it and gives `NF_STOLEN`.
+    fn run(rn: &RfwNet, rcu: &Rcu, skb: FastSkb<'_>, state: &HookState) -> Verdict;
+}
+
+/// The `nf_hookfn` of fast hooks: runs `H` on the packet.
+///
+/// # Safety
+///
+/// As [`trampoline`].
+unsafe extern "C" fn fast_trampoline<H: FastHook>(
+    priv_: *mut c_void,
+    skb: *mut bindings::sk_buff,
+    state: *const bindings::nf_hook_state,
+) -> c_uint {
+    // SAFETY: as in `trampoline`.
+    let state = unsafe { HookState::from_raw(state) };
+    // SAFETY: as in `trampoline`.
+    let skb = unsafe { SkBuff::from_raw(skb) };
+    // SAFETY: as in `trampoline`.
+    let rcu = unsafe { Rcu::assume() };
+    // SAFETY: as in `trampoline`.
+    let rn = unsafe { &*priv_.cast_const().cast::<RfwNet>() };
+    // The hook's own packet, and this function returns `H`'s verdict,
+    // which is `xmit`'s STOLEN whenever `H` handed the packet on.
+    // SAFETY: so the handle's contract holds.
+    let skb = unsafe { FastSkb::new(skb) };
+    H::run(rn, &rcu, skb, state)
+}
+
 /// One hook of a [`NetHooks`]: hook `H` at hook point `hooknum` of family
 /// `pf`, at priority `priority`.
 #[derive(Clone, Copy)]
@@ -245,6 +282,16 @@ impl HookOps {
     pub(crate) const fn new<H: NetHook>(pf: u8, hooknum: u8, priority: c_int) -> HookOps {
         HookOps {
             hook: trampoline::<H>,
+            pf,
+            hooknum,
+            priority,
+        }
+    }
+
+    /// Fast hook `H` at hook point `hooknum` of family `pf`, at `priority`.
+    pub(crate) const fn new_fast<H: FastHook>(pf: u8, hooknum: u8, priority: c_int) -> HookOps {
+        HookOps {
+            hook: fast_trampoline::<H>,
             pf,
             hooknum,
             priority,

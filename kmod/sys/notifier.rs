@@ -99,11 +99,15 @@ impl<H: AddrDown> Registration<H> {
         let net = unsafe { bindings::rfw_ifa4_info(ptr, &mut a) };
         let mut addr = [0u8; 16];
         addr[..4].copy_from_slice(&a.to_ne_bytes());
-        // The device's namespace is live and rfw's `init` ran for it (the
-        // registration lives inside the pernet operations' one); `exit`
-        // runs after its devices, and so their addresses, are gone.
-        // SAFETY: so its `RfwNet` is live for this call.
-        H::addr_down(unsafe { crate::pernet::get(net) }, addr);
+        // The device's namespace is live and rfw's pernet operations are
+        // registered (this registration lives inside theirs); `exit` runs
+        // after its devices, and so their addresses, are gone. rfw's
+        // `init` may not have run for it (a namespace whose creation
+        // failed removes the addresses it had).
+        // SAFETY: so `get_live` may look.
+        if let Some(rn) = unsafe { crate::sys::pernet::get_live(net) } {
+            H::addr_down(rn, addr);
+        }
         bindings::NOTIFY_DONE as c_int
     }
 
@@ -124,7 +128,9 @@ impl<H: AddrDown> Registration<H> {
         // SAFETY: `ptr` is the chain's `inet6_ifaddr`; `addr` has 16 bytes.
         let net = unsafe { bindings::rfw_ifa6_info(ptr, addr.as_mut_ptr()) };
         // SAFETY: as in `inet_event`.
-        H::addr_down(unsafe { crate::pernet::get(net) }, addr);
+        if let Some(rn) = unsafe { crate::sys::pernet::get_live(net) } {
+            H::addr_down(rn, addr);
+        }
         bindings::NOTIFY_DONE as c_int
     }
 }
@@ -138,5 +144,90 @@ impl<H: AddrDown> Drop for Registration<H> {
             bindings::unregister_inet6addr_notifier(self.nb6.get());
             bindings::unregister_inetaddr_notifier(self.nb4.get());
         }
+    }
+}
+
+/// What to do when a network device goes down or away, or its MTU
+/// changes.
+pub(crate) trait DevDown {
+    /// `NETDEV_DOWN`, `NETDEV_UNREGISTER` or `NETDEV_CHANGEMTU` of the device with index
+    /// `ifindex` in the namespace whose state is `net`. Process context,
+    /// RTNL held.
+    fn dev_down(net: &RfwNet, ifindex: c_int);
+}
+
+/// `H`'s handler on the netdevice notifier chain
+/// (`register_netdevice_notifier`), registered for as long as this value
+/// lives. Registration replays `NETDEV_REGISTER`/`UP` for the devices that
+/// exist, and unregistration `DOWN`/`UNREGISTER` (the chain's rule): `H`
+/// sees those too.
+///
+/// Create it after rfw's pernet operations and drop it before them: a
+/// namespace's devices are unregistered before any pernet `exit` runs
+/// (`cleanup_net` runs `exit_batch_rtnl`, which unregisters them, first).
+///
+/// # Invariants
+///
+/// `nb` is registered on the netdevice chain with
+/// [`DevRegistration::<H>::event`] as callback, until `drop`.
+pub(crate) struct DevRegistration<H: DevDown> {
+    nb: KBox<Opaque<bindings::notifier_block>>,
+    _handler: PhantomData<fn() -> H>,
+}
+
+// SAFETY: as `Registration`.
+unsafe impl<H: DevDown> Send for DevRegistration<H> {}
+// SAFETY: as `Registration`.
+unsafe impl<H: DevDown> Sync for DevRegistration<H> {}
+
+impl<H: DevDown> DevRegistration<H> {
+    /// Registers `H`.
+    pub(crate) fn new() -> Result<Self> {
+        let nb = block(Some(Self::event))?;
+        // SAFETY: a filled block in its own allocation, kept until `drop`.
+        to_result(unsafe { bindings::register_netdevice_notifier(nb.get()) })?;
+        // INVARIANT: registered above.
+        Ok(DevRegistration {
+            nb,
+            _handler: PhantomData,
+        })
+    }
+
+    /// A netdevice event.
+    ///
+    /// # Safety
+    ///
+    /// Called by the netdevice notifier chain, with its
+    /// `netdev_notifier_info`.
+    unsafe extern "C" fn event(
+        _nb: *mut bindings::notifier_block,
+        event: c_ulong,
+        ptr: *mut c_void,
+    ) -> c_int {
+        if event != c_ulong::from(bindings::netdev_cmd_NETDEV_DOWN)
+            && event != c_ulong::from(bindings::netdev_cmd_NETDEV_UNREGISTER)
+            && event != c_ulong::from(bindings::netdev_cmd_NETDEV_CHANGEMTU)
+        {
+            return bindings::NOTIFY_DONE as c_int;
+        }
+        let mut ifindex: c_int = 0;
+        // SAFETY: `ptr` is the chain's `netdev_notifier_info`.
+        let net = unsafe { bindings::rfw_netdev_info(ptr, &mut ifindex) };
+        // The device's namespace is live and rfw's pernet operations are
+        // registered (this registration lives inside theirs); its `exit`
+        // runs after all its devices were unregistered. rfw's `init` may
+        // not have run for it (a namespace whose creation failed).
+        // SAFETY: so `get_live` may look.
+        if let Some(rn) = unsafe { crate::sys::pernet::get_live(net) } {
+            H::dev_down(rn, ifindex);
+        }
+        bindings::NOTIFY_DONE as c_int
+    }
+}
+
+impl<H: DevDown> Drop for DevRegistration<H> {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new` (invariant); no callback runs after.
+        unsafe { bindings::unregister_netdevice_notifier(self.nb.get()) };
     }
 }

@@ -24,6 +24,7 @@ use core::marker::PhantomData;
 use core::mem::size_of;
 use core::pin::Pin;
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
 
 use kernel::error::to_result;
 use kernel::prelude::*;
@@ -136,6 +137,30 @@ unsafe fn slot(net: *const bindings::net) -> *mut RfwNet {
 pub(crate) unsafe fn get<'a>(net: *const bindings::net) -> &'a RfwNet {
     // SAFETY: per this function's contract `slot` holds an initialised value.
     unsafe { &*slot(net) }
+}
+
+/// rfw's state in `net` if rfw's `init` ran for it: for the address and
+/// device notifiers, which also see the devices of a namespace whose
+/// creation failed (`setup_net` unregisters them, a failed `init` of rfw's
+/// or of an earlier module's notwithstanding), when rfw's state area is
+/// still the zeroed memory `net_generic` gave it.
+///
+/// # Safety
+///
+/// `net` must be a live namespace and rfw's pernet operations registered,
+/// and its `exit_batch` must not have dropped the state (a namespace's
+/// devices are all unregistered before any pernet `exit` runs).
+pub(crate) unsafe fn get_live<'a>(net: *const bindings::net) -> Option<&'a RfwNet> {
+    // SAFETY: as `get`'s contract, up to whether `init` ran.
+    let slot = unsafe { slot(net) };
+    // Zeroed (a false `AtomicBool`) until `init` wrote the state, whose
+    // `start` then set it; read through the field alone, without a
+    // reference to a state that may not be there.
+    // SAFETY: `slot` is our area of `net`, valid memory either way.
+    let live = unsafe { &*core::ptr::addr_of!((*slot).live) };
+    // Acquire pairs with `start`'s Release: the state written before.
+    // SAFETY: initialised once `live` is set, and not dropped (caller).
+    live.load(Ordering::Acquire).then(|| unsafe { &*slot })
 }
 
 /// `pernet_operations.init`: the state of a new namespace.

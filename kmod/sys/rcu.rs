@@ -295,3 +295,166 @@ impl Drop for CallbackBarrier {
         unsafe { bindings::rcu_barrier() };
     }
 }
+
+/// An optional heap value published under RCU: [`RcuBox`] that may be
+/// empty, for what only some owners need (an offloaded connection's
+/// routes). Readers get `Option<&T>` for their read-side section; a writer
+/// publishes into an empty one ([`RcuOption::publish`]) or takes the value
+/// out ([`RcuOption::take_if`]), which an RCU callback then drops a grace
+/// period later. Publishing and taking are single atomic operations, so
+/// writers need no lock: of two publishers one wins and the other gets its
+/// value back, and a value is taken (and retired) once.
+///
+/// # Invariants
+///
+/// `ptr` is null or came from `KBox::into_raw` of a `Node<T>` that this
+/// value owns; a node it stopped pointing to was handed to `call_rcu` by
+/// the operation that unpublished it.
+pub(crate) struct RcuOption<T> {
+    ptr: AtomicPtr<Node<T>>,
+    _owns: PhantomData<(KBox<T>, *const ())>,
+}
+
+// SAFETY: as `RcuBox`.
+unsafe impl<T: Send> Send for RcuOption<T> {}
+// SAFETY: as `RcuBox`.
+unsafe impl<T: Send + Sync> Sync for RcuOption<T> {}
+
+impl<T: Send + 'static> RcuOption<T> {
+    /// An empty one.
+    pub(crate) const fn new() -> Self {
+        // INVARIANT: null.
+        RcuOption {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The value, if any, valid for the read-side section `'g`.
+    #[inline]
+    pub(crate) fn read<'g>(&self, _rcu: &'g Rcu) -> Option<&'g T> {
+        // Acquire pairs with `publish`'s Release.
+        let p = self.ptr.load(Ordering::Acquire);
+        // Null, or a node freed only a grace period after it was
+        // unpublished (invariant), after `'g`'s section ends.
+        // SAFETY: so valid for `'g` when not null.
+        unsafe { p.as_ref() }.map(|n| &n.value)
+    }
+
+    /// Publishes `v` if none is; else gives it back. Any context.
+    pub(crate) fn publish(&self, v: RcuValue<T>) -> core::result::Result<(), RcuValue<T>> {
+        let new = KBox::into_raw(v.0);
+        match self.ptr.compare_exchange(
+            core::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // INVARIANT: ours now, published.
+            Ok(_) => Ok(()),
+            // SAFETY: `new` came from `KBox::into_raw` above and was
+            // never published.
+            Err(_) => Err(RcuValue(unsafe { KBox::from_raw(new) })),
+        }
+    }
+
+    /// Unpublishes the value if it is `cur` (one a reader found: a value
+    /// published since is left alone) and has an RCU callback drop it a
+    /// grace period later; true if this call took it. Any context.
+    pub(crate) fn take_if(&self, cur: &T) -> bool {
+        let want = self.ptr.load(Ordering::Acquire);
+        // SAFETY: compared by address only, never dereferenced here.
+        if want.is_null() || !core::ptr::eq(unsafe { core::ptr::addr_of!((*want).value) }, cur) {
+            return false;
+        }
+        match self.ptr.compare_exchange(
+            want,
+            core::ptr::null_mut(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(old) => {
+                // SAFETY: non-null (checked above, and the exchange saw it).
+                RcuBox::<T>::retire(unsafe { NonNull::new_unchecked(old) });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl<T> Drop for RcuOption<T> {
+    fn drop(&mut self) {
+        // Owners drop it only once no reader can reach it (an entry is
+        // freed a grace period after it was unlinked).
+        let p = *self.ptr.get_mut();
+        if !p.is_null() {
+            // SAFETY: from `KBox::into_raw` and ours (invariant).
+            drop(unsafe { KBox::from_raw(p) });
+        }
+    }
+}
+
+/// A heap value set at most once and then fixed until its owner drops:
+/// readers need no lock and no RCU beyond their hold on the owner.
+///
+/// # Invariants
+///
+/// `ptr` is null or came from `KBox::into_raw` of a `T` this value owns,
+/// and once non-null never changes until drop.
+pub(crate) struct SetOnce<T> {
+    ptr: AtomicPtr<T>,
+    _owns: PhantomData<KBox<T>>,
+}
+
+// SAFETY: owns a `T` (moving it moves the `T`).
+unsafe impl<T: Send> Send for SetOnce<T> {}
+// SAFETY: hands `&T` to any CPU; a `T` set by one CPU is dropped by another.
+unsafe impl<T: Send + Sync> Sync for SetOnce<T> {}
+
+impl<T> SetOnce<T> {
+    /// An empty one.
+    pub(crate) const fn new() -> Self {
+        SetOnce {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The value, once set.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        // Acquire pairs with `set`'s Release.
+        let p = self.ptr.load(Ordering::Acquire);
+        // Fixed once set, freed only when `self` drops (invariant), which
+        // the borrow of `self` keeps away.
+        // SAFETY: so valid for the borrow when not null.
+        unsafe { p.as_ref() }
+    }
+
+    /// Sets the value unless one is set already (then `v` comes back).
+    pub(crate) fn set(&self, v: KBox<T>) -> core::result::Result<(), KBox<T>> {
+        let new = KBox::into_raw(v);
+        match self.ptr.compare_exchange(
+            core::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // INVARIANT: set once, from `into_raw`.
+            Ok(_) => Ok(()),
+            // SAFETY: from `into_raw` above, never published.
+            Err(_) => Err(unsafe { KBox::from_raw(new) }),
+        }
+    }
+}
+
+impl<T> Drop for SetOnce<T> {
+    fn drop(&mut self) {
+        let p = *self.ptr.get_mut();
+        if !p.is_null() {
+            // SAFETY: ours (invariant).
+            drop(unsafe { KBox::from_raw(p) });
+        }
+    }
+}

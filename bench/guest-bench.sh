@@ -20,6 +20,8 @@
 #           --ct-state established,related accept, -i r0 -o r1 accept;
 #           masquerade out of r1 (--to-ports 1024-65535: keep free ports,
 #           as nft's masquerade does); UDP timeouts 300 s as P1
+#   R2      R plus rfw's fast path: `--ct-state established --offload` ahead
+#           of the stateful accept (as P2 is P1 plus `flow add @ft`)
 #   R0      rfw.ko loaded as for R, no ruleset, `fwctl ct tracking on` in
 #           the router: its hooks and connection tracking only, no
 #           filtering, no NAT
@@ -62,7 +64,7 @@ set -u
 out=$1
 shift
 WARMUP=1 ROUNDS=5 DUR=2 RAMP=1 MEM_ENTRIES=100000 MEM_REPEATS=2
-SETUPS="B0 B1 P1 R P2 R0 P1r1000 R1000"
+SETUPS="B0 B1 P1 R P2 R2 R0 P1r1000 R1000"
 MEM_SETUPS="P1 R"
 WORKLOADS="udp1k udp64k tcp newconn"
 PROFILE=""
@@ -351,9 +353,10 @@ run_workload() { # ROUND SETUP WORKLOAD
 		fi
 		# the sink's namespace has no rules: no entries (see the top)
 		[ "$CT_KIND" = rfw ] && rec "$round" "$setup" "$wl" sink_ct_entries "$(ct_count snk)" entries
-		# witness that P2's flows really went through the flowtable
-		[ "$setup" = P2 ] && rec "$round" "$setup" "$wl" ct_offloaded \
-			"$(grep -c OFFLOAD /tmp/bench-ct.txt)" entries
+		# witness that P2's and R2's flows really went through the fast path
+		case "$setup" in P2 | R2) rec "$round" "$setup" "$wl" ct_offloaded \
+			"$(grep -c OFFLOAD /tmp/bench-ct.txt)" entries ;;
+		esac
 		;;
 	newconn)
 		measure_pps "$round" "$setup" "$wl" "${NEWCONN[@]}"
@@ -411,13 +414,14 @@ setup_nft() { # EXTRA_RULES FLOWTABLE
 # P1's nft ruleset (nft_ruleset EXTRA_RULES 0) in fwctl's text form
 # (docs/RULESET.md): built-in chains not declared are ACCEPT, as nft has no
 # chain there.
-rfw_ruleset() { # EXTRA_RULES
+rfw_ruleset() { # EXTRA_RULES [offload]
 	local i
 	echo "*filter"
 	echo ":FORWARD DROP [0:0]"
 	for ((i = 0; i < $1; i++)); do
 		echo "-A FORWARD -p udp --dport $((20000 + i)) --drop"
 	done
+	[ "${2:-}" = offload ] && echo "-A FORWARD --ct-state established --offload"
 	echo "-A FORWARD --ct-state established,related --accept"
 	echo "-A FORWARD -i r0 -o r1 --accept"
 	echo "COMMIT"
@@ -438,9 +442,9 @@ load_rfw() { # TIMEOUT: rfw sized as P1's nf_conntrack, UDP timeouts TIMEOUT s
 }
 
 # setup_R: the R set-up: rfw with P1's ruleset.
-setup_R() { # EXTRA_RULES
+setup_R() { # EXTRA_RULES [offload]
 	load_rfw 300 || return 1
-	rfw_ruleset "$1" >/tmp/bench.rfw
+	rfw_ruleset "$1" "${2:-}" >/tmp/bench.rfw
 	ip netns exec rtr fwctl restore /tmp/bench.rfw || return 1
 	REPLY_DST=$R1_IP
 }
@@ -450,7 +454,7 @@ setup() { # SETUP
 	case "$1" in
 	B0|B1) CT_KIND=none ;;
 	P1|P2|P1r1000) CT_KIND=nf ;;
-	R0|R|R1000) CT_KIND=rfw ;;
+	R0|R|R2|R1000) CT_KIND=rfw ;;
 	esac
 	case "$1" in
 	B0) ip -n rtr route add blackhole $K_IP/32 ;;
@@ -460,6 +464,7 @@ setup() { # SETUP
 	P1r1000) setup_nft 1000 0 ;;
 	R0) load_rfw 300 && ip netns exec rtr fwctl ct tracking on >>"$log" ;;
 	R) setup_R 0 ;;
+	R2) setup_R 0 offload ;;
 	R1000) setup_R 1000 ;;
 	*) say "unknown set-up $1"; return 1 ;;
 	esac
@@ -474,7 +479,7 @@ teardown() { # SETUP ROUND
 		ip netns exec rtr nft flush ruleset
 		ip netns exec rtr conntrack -F >/dev/null 2>&1
 		;;
-	R0|R|R1000)
+	R0|R|R2|R1000)
 		# rfw's counters: table (drops, early drops, insert failures...),
 		# rule path (NAT bindings and failures), hooks; the sink's table too
 		local ns

@@ -14,7 +14,7 @@
 #
 # Environment (defaults of the full run): BENCH_WARMUP=1 BENCH_ROUNDS=5
 # BENCH_DUR=2 (seconds per measurement) BENCH_RAMP=1 BENCH_MEM_ENTRIES=100000
-# BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 R P2 R0 P1r1000 R1000"
+# BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 R P2 R2 R0 P1r1000 R1000"
 # BENCH_WORKLOADS="udp1k udp64k tcp newconn" BENCH_MEM_SETUPS="P1 R" (the
 # set-ups whose bytes per connection are measured) BENCH_PROFILE="P1 R0 R P1:newconn
 # R:newconn" (set-ups profiled with perf during udp1k, or SETUP:newconn during
@@ -53,7 +53,7 @@ else
 	: "${BENCH_WARMUP:=1}" "${BENCH_ROUNDS:=5}" "${BENCH_DUR:=2}" "${BENCH_RAMP:=1}"
 	: "${BENCH_MEM_ENTRIES:=100000}" "${BENCH_MEM_REPEATS:=2}"
 fi
-: "${BENCH_SETUPS:=B0 B1 P1 R P2 R0 P1r1000 R1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
+: "${BENCH_SETUPS:=B0 B1 P1 R P2 R2 R0 P1r1000 R1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
 : "${BENCH_MEM_SETUPS:=P1 R}"
 BENCH_PROFILE=${BENCH_PROFILE-P1 R0 R P1:newconn R:newconn}
 

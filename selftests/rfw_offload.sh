@@ -1,0 +1,228 @@
+#!/bin/bash
+# The fast path (`--offload` in filter FORWARD, as nftables' `flow add
+# @ft`): flows through a masquerading router, offloaded once established
+# both ways, then taken off again by each event that must end an offload.
+#
+#   client 10.0.1.2 -- router (rfw) veth1 10.0.2.1 -- veth0 10.0.2.2 server
+#                                   veth2 10.0.3.1 -- veth1 10.0.3.2 (same server)
+#   the server's service address 10.9.9.9 / fd00:9::9 (on its lo), routed
+#   by the router via 10.0.2.2 / fd00:2::2, later via the second link.
+#
+# Witnesses in the end hosts and the kernel: each end's datagram counts
+# (udp_pingpong.py), cmp of what a TCP transfer delivered, the router's own
+# forwarding counter (/proc/net/snmp Ip ForwDatagrams, which the kernel's
+# ip_forward counts and the fast path skips), the server's nftables
+# counters per input link (the route change), the client's route cache
+# (PMTU), and that `ip link del` of a device an offloaded flow uses
+# returns (a leaked route reference would make it wait forever). rfw's
+# own: `fwctl ct list` ([OFFLOAD], counters equal to the end hosts') and
+# the offload counters of `fwctl ct stats`.
+source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
+
+checktool "modinfo rfw" "rfw.ko installed for modprobe"
+checktool "socat -V" "socat"
+checktool "nft --version" "nftables (the server's witness counters)"
+dir=$(mktemp -d)
+trap rfw_cleanup EXIT
+here=$(dirname "$0")
+
+modprobe rfw || { fail "modprobe rfw"; exit $ret; }
+setup_ns cl rt sv || { fail "setup_ns"; exit $ret; }
+setup_router "$cl" "$rt" "$sv" || { fail "setup_router"; exit $ret; }
+ip link add veth2 netns "$rt" type veth peer name veth1 netns "$sv" || fail "second link"
+ip -net "$rt" -batch - <<EOF || fail "router set-up"
+addr add 10.0.3.1/24 dev veth2
+addr add fd00:3::1/64 dev veth2 nodad
+link set veth2 up
+route add 10.9.9.9/32 via 10.0.2.2
+route add fd00:9::9/128 via fd00:2::2
+EOF
+ip -net "$sv" -batch - <<EOF || fail "server set-up"
+addr add 10.9.9.9/32 dev lo
+addr add fd00:9::9/128 dev lo
+addr add 10.0.3.2/24 dev veth1
+addr add fd00:3::2/64 dev veth1 nodad
+link set veth1 up
+EOF
+# The server's witness: UDP datagrams to the service per input link.
+netns_exec "$sv" nft -f - <<'NFT' || fail "server nft counters"
+table inet rfw_w {
+	counter via2 { }
+	counter via3 { }
+	chain input {
+		type filter hook input priority 0; policy accept;
+		iifname "veth0" udp dport 7002 counter name via2
+		iifname "veth1" udp dport 7002 counter name via3
+	}
+}
+NFT
+fw "$rt" filter add --chain forward --ct-state established --offload >/dev/null || fail "offload rule"
+fw "$rt" nat add -o veth1 --masquerade >/dev/null || fail "masquerade veth1"
+fw "$rt" nat add -o veth2 --masquerade >/dev/null || fail "masquerade veth2"
+netns_exec "$cl" ping -q -c 1 -W 10 10.9.9.9 >/dev/null || fail "IPv4 path up"
+netns_exec "$cl" ping -6 -q -c 1 -W 10 fd00:9::9 >/dev/null || fail "IPv6 path up"
+
+# UDP echo servers on the service addresses; their counts at the end.
+for p in 7001 7002 7004 7005; do
+	nsenter --net="/run/netns/$sv" python3 -S "$here/udp_pingpong.py" server 10.9.9.9 $p "$dir/srv.$p" &
+	eval "srv_$p=\$!"
+done
+nsenter --net="/run/netns/$sv" python3 -S "$here/udp_pingpong.py" server fd00:9::9 7006 "$dir/srv.7006" &
+srv_7006=$!
+sleep 1
+# server_count PORT: stops that echo server and prints what it received.
+server_count() {
+	local pid
+	eval "pid=\$srv_$1"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	cat "$dir/srv.$1" 2>/dev/null || echo none
+}
+pingpong() { # pingpong DST PORT SPORT COUNT [PAUSE GO]
+	netns_exec "$cl" python3 -S "$here/udp_pingpong.py" client "$1" "$2" "$3" "$4" 100 ${5:+"$5" "$6"}
+}
+# flow_line SPORT: the router's `fwctl ct list` line of the UDP flow from
+# client port SPORT.
+flow_line() { ct_list "$rt" -p udp | grep -m1 "sport=$1 "; }
+# packets_of LINE: its two packet counts, original then reply.
+packets_of() { grep -o 'packets=[0-9]*' <<<"$1" | cut -d= -f2 | tr '\n' ' ' | sed 's/ $//'; }
+stats() { ct_stats "$rt" offloaded offload_packets offload_punted offload_end_tcp offload_end_expired \
+	offload_end_route offload_end_device offload_end_ruleset offload_end_deleted; }
+# stat_delta NAME BEFORE AFTER: one counter's growth between two `stats`.
+names=(offloaded offload_packets offload_punted offload_end_tcp offload_end_expired
+	offload_end_route offload_end_device offload_end_ruleset offload_end_deleted)
+stat_delta() {
+	local i b=($2) a=($3)
+	for i in "${!names[@]}"; do
+		[ "${names[i]}" = "$1" ] && { echo $((a[i] - b[i])); return; }
+	done
+	echo missing
+}
+
+# (a) A UDP flow: offloaded after its first exchange; both ends' counts,
+# rfw's counters and the kernel's forwarding counter agree.
+s0=$(stats)
+fwd0=$(snmp_counter "$rt" Ip:ForwDatagrams)
+out=$(pingpong 10.9.9.9 7001 40001 200)
+fwd1=$(snmp_counter "$rt" Ip:ForwDatagrams)
+s1=$(stats)
+check "UDP: the client's 200 datagrams were all echoed" "sent 200 echoed 200" "$out"
+line=$(flow_line 40001)
+case "$line" in *"[OFFLOAD]"*) pass "UDP: fwctl ct list marks the flow [OFFLOAD]" ;;
+*) fail "UDP: no [OFFLOAD] in: $line" ;; esac
+check "UDP: its counters kept counting on the fast path (original, reply)" "200 200" "$(packets_of "$line")"
+check "UDP: offloaded +1" 1 "$(stat_delta offloaded "$s0" "$s1")"
+op=$(stat_delta offload_packets "$s0" "$s1")
+[ "$op" -ge 396 ] && pass "UDP: offload_packets +$op (>= 396 of 400)" || fail "UDP: offload_packets +$op (< 396)"
+fwd=$((fwd1 - fwd0))
+[ "$fwd" -le 8 ] && pass "UDP: the kernel forwarded $fwd of 400 packets itself (Ip ForwDatagrams; the rest took the fast path)" ||
+	fail "UDP: the kernel forwarded $fwd of 400 packets itself (Ip ForwDatagrams)"
+
+# (b) A ruleset without the offload rule takes the flow back, with its
+# state; the rule again offloads it again.
+fw "$rt" filter flush >/dev/null || fail "filter flush"
+out=$(pingpong 10.9.9.9 7001 40001 20)
+s2=$(stats)
+check "replace: the flow goes on without the rule" "sent 20 echoed 20" "$out"
+check "replace: offload_end_ruleset +1" 1 "$(stat_delta offload_end_ruleset "$s1" "$s2")"
+line=$(flow_line 40001)
+case "$line" in *"[OFFLOAD]"*) fail "replace: still [OFFLOAD]: $line" ;;
+*) pass "replace: the flow is on the normal path (no [OFFLOAD])" ;; esac
+check "replace: the same connection, its counts went on (original, reply)" "220 220" "$(packets_of "$line")"
+fw "$rt" filter add --chain forward --ct-state established --offload >/dev/null || fail "offload rule again"
+out=$(pingpong 10.9.9.9 7001 40001 20)
+s3=$(stats)
+check "replace: with the rule back, offloaded again" "sent 20 echoed 20 1" "$out $(stat_delta offloaded "$s2" "$s3")"
+check "server: every datagram of the flow arrived (220 + 20 + 20)" 240 "$(server_count 7001)"
+
+# (c) A route change mid-flow moves the offloaded flow to the new next hop.
+out=$(pingpong 10.9.9.9 7002 40002 100 "$dir/pause" "$dir/go" &
+	busywait 60000 test -e "$dir/pause"
+	ip -net "$rt" route replace 10.9.9.9/32 via 10.0.3.2 dev veth2
+	touch "$dir/go"
+	wait)
+s4=$(stats)
+check "route: the client's 100 datagrams were all echoed" "sent 100 echoed 100" "$out"
+check "route: the server got 50 by the first link, 50 by the second (nft)" "50 50" \
+	"$(nft_packets "$sv" via2) $(nft_packets "$sv" via3)"
+r=$(stat_delta offload_end_route "$s3" "$s4")
+[ "$r" -ge 1 ] && pass "route: offload_end_route +$r" || fail "route: offload_end_route +$r"
+line=$(flow_line 40002)
+case "$line" in *"[OFFLOAD]"*) pass "route: offloaded again on the new route" ;;
+*) fail "route: not offloaded on the new route: $line" ;; esac
+
+# (d) A smaller MTU on the way out: the flow leaves the fast path (its
+# record holds the old MTU), packets too large for the link go the normal
+# way, whose ICMP teaches the client the path MTU.
+nsenter --net="/run/netns/$sv" python3 -S "$here/tcp_stream.py" server 10.9.9.9 7003 "$dir/tcp.count" &
+tpid=$!
+nsenter --net="/run/netns/$cl" python3 -S "$here/tcp_stream.py" client 10.9.9.9 7003 200000 "$dir/tcp.stop" 120 "$dir/tcp.res" &
+cpid=$!
+busywait 60000 grep -qs '^[2-9]' "$dir/tcp.res.progress" || fail "MTU: the stream did not start"
+s5=$(stats)
+ip -net "$rt" link set veth2 mtu 1280
+ip -net "$sv" link set veth1 mtu 1280
+busywait 60000 grep -qs '^[5-9]' "$dir/tcp.res.progress" || fail "MTU: the stream did not go on"
+touch "$dir/tcp.stop"
+wait $cpid
+wait $tpid
+s6=$(stats)
+sent=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent"])' "$dir/tcp.res" 2>/dev/null)
+check "MTU: the server received every byte the client sent" "$sent" "$(cat "$dir/tcp.count" 2>/dev/null)"
+pm=$(netns_exec "$cl" ip route get 10.9.9.9 | grep -o 'mtu [0-9]*')
+check "MTU: the client learnt the path MTU (its route cache)" "mtu 1280" "$pm"
+d=$(stat_delta offload_end_device "$s5" "$s6")
+[ "$d" -ge 1 ] && pass "MTU: the MTU change ended the offload (offload_end_device +$d)" || fail "MTU: offload_end_device +$d"
+pu=$(stat_delta offload_punted "$s5" "$s6")
+t=$(stat_delta offload_end_tcp "$s5" "$s6")
+[ "$t" -ge 1 ] && pass "TCP: FIN ended the stream's offload (offload_end_tcp +$t; punted +$pu)" || fail "TCP: offload_end_tcp +$t"
+
+# (e) Bulk TCP through the offloaded NAT flow, IPv4 and IPv6: byte for byte.
+head -c 2097152 /dev/urandom >"$dir/data"
+transfer() { # transfer LISTEN CONNECT LABEL
+	: >"$dir/out"
+	nsenter --net="/run/netns/$sv" socat -T 60 -u "$1" OPEN:"$dir/out",creat,trunc </dev/null 2>/dev/null &
+	local s=$!
+	netns_exec "$cl" socat -T 60 -u OPEN:"$dir/data" "$2,connect-timeout=60,retry=600,interval=0.2" </dev/null 2>/dev/null
+	wait $s
+	cmp -s "$dir/data" "$dir/out" && pass "$3: 2 MiB arrived identical" || fail "$3: $(stat -c %s "$dir/out") bytes arrived, not identical"
+}
+s7=$(stats)
+transfer TCP4-LISTEN:7010,reuseaddr TCP4:10.9.9.9:7010 "IPv4 TCP"
+transfer TCP6-LISTEN:7011,reuseaddr,ipv6only=1 "TCP6:[fd00:9::9]:7011" "IPv6 TCP"
+s8=$(stats)
+o=$(stat_delta offloaded "$s7" "$s8")
+p=$(stat_delta offload_packets "$s7" "$s8")
+[ "$o" -ge 2 ] && [ "$p" -ge 500 ] && pass "TCP: both transfers offloaded (offloaded +$o, offload_packets +$p)" ||
+	fail "TCP: offloaded +$o, offload_packets +$p"
+out=$(pingpong fd00:9::9 7006 40006 100)
+check "IPv6 UDP: 100 datagrams echoed" "sent 100 echoed 100" "$out"
+case "$(ct_list "$rt" -p udp | grep -m1 "sport=40006 ")" in *"[OFFLOAD]"*) pass "IPv6 UDP: [OFFLOAD]" ;;
+*) fail "IPv6 UDP: not offloaded" ;; esac
+check "IPv6 UDP: the server got all 100" 100 "$(server_count 7006)"
+
+# (f) The device an offloaded flow leaves by goes away under traffic: the
+# deletion returns (no route reference left behind) and the offload ends.
+pingpong 10.9.9.9 7004 40004 3000 >/dev/null &
+ppid=$!
+busywait 60000 sh -c "nsenter --net=/run/netns/$rt fwctl ct list -p udp 2>/dev/null | grep 'sport=40004 ' | grep -q OFFLOAD" ||
+	fail "device: the flow was not offloaded"
+s9=$(stats)
+if timeout 60 ip -net "$rt" link del veth2; then pass "device: ip link del veth2 returned under offloaded traffic"; else fail "device: ip link del veth2 hung or failed"; fi
+s10=$(stats)
+d=$(stat_delta offload_end_device "$s9" "$s10")
+[ "$d" -ge 1 ] && pass "device: offload_end_device +$d" || fail "device: offload_end_device +$d"
+kill $ppid 2>/dev/null
+wait $ppid 2>/dev/null
+
+# (g) Module unload under offloaded traffic.
+ip -net "$rt" route replace 10.9.9.9/32 via 10.0.2.2
+pingpong 10.9.9.9 7005 40005 3000 >/dev/null &
+ppid=$!
+busywait 60000 sh -c "nsenter --net=/run/netns/$rt fwctl ct list -p udp 2>/dev/null | grep 'sport=40005 ' | grep -q OFFLOAD" ||
+	fail "unload: the flow was not offloaded"
+if timeout 120 modprobe -r rfw; then pass "unload: modprobe -r rfw under offloaded traffic"; else fail "unload: modprobe -r rfw"; fi
+kill $ppid 2>/dev/null
+wait $ppid 2>/dev/null
+kernel_log_clean
+exit $ret

@@ -3,7 +3,10 @@
 
   udp_pingpong.py server ADDR PORT COUNT_FILE
       echoes every datagram back to its sender; on SIGTERM writes the
-      number of datagrams it received to COUNT_FILE and exits.
+      number of datagrams it received to COUNT_FILE and exits; also
+      writes COUNT_FILE.peers: each sender address seen, with the TTL
+      (hop limit) its datagrams arrived with ("ADDR TTL", one line each
+      distinct pair).
   udp_pingpong.py client DST PORT SPORT COUNT SIZE [PAUSE_FILE GO_FILE]
       from source port SPORT, sends COUNT datagrams of SIZE bytes, each
       after the echo of the one before (or 1 s without one), and prints
@@ -26,17 +29,33 @@ def server(addr, port, count_file):
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        want = (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)
+    else:
+        # IP_RECVTTL (linux/in.h: 12), which the socket module does not name.
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTTL", 12), 1)
+        want = (socket.IPPROTO_IP, socket.IP_TTL)
     n = 0
+    peers = set()
 
     def done(*_):
+        with open(count_file + ".peers", "w") as f:
+            for p in sorted(peers):
+                f.write("%s %d\n" % p)
         with open(count_file, "w") as f:
             f.write("%d\n" % n)
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, done)
     while True:
-        data, peer = s.recvfrom(65535)
+        data, anc, _, peer = s.recvmsg(65535, 64)
         n += 1
+        ttl = -1
+        for level, kind, v in anc:
+            if (level, kind) == want and len(v) >= 4:
+                ttl = int.from_bytes(v[:4], sys.byteorder)
+        peers.add((peer[0], ttl))
         s.sendto(data, peer)
 
 

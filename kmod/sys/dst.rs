@@ -120,6 +120,10 @@ impl<'a> FastSkb<'a> {
     /// passes).
     #[inline]
     pub(crate) fn exceeds_mtu(&self, mtu: u32) -> bool {
+        // Most packets fit: no call for those.
+        if self.0.len() <= mtu {
+            return false;
+        }
         // SAFETY: the skb is valid while lent to us.
         unsafe { bindings::rfw_skb_exceeds_mtu(self.0.as_ptr(), mtu) }
     }

@@ -1565,7 +1565,7 @@ impl Table {
 
     /// Ends the offload of every connection of `net` whose fast-path
     /// routes arrive on or leave by device `ifindex` (it went down or
-    /// away), counted as `offload_end_device`. Process context: a walk of
+    /// away, or its MTU changed), counted as `offload_end_device`. Process context: a walk of
     /// the whole table, as [`Self::remove_where`].
     pub(crate) fn offload_end_dev(&self, net: &CtNet, ifindex: core::ffi::c_int) -> u64 {
         let mut ended = 0u64;

@@ -8,6 +8,9 @@
 #   the server's service address 10.9.9.9 / fd00:9::9 (on its lo), routed
 #   by the router via 10.0.2.2 / fd00:2::2, later via the second link.
 #
+# Ends of an offload checked: a ruleset without the rule, `fwctl ct
+# flush`, a route change, an MTU change, FIN, RST, the device deleted,
+# rmmod; each under traffic, each counted by its reason.
 # The first flow also goes through a twin router running nf_conntrack and
 # nftables' flowtable, and the two are compared.
 #
@@ -182,7 +185,18 @@ fw "$rt" filter add --chain forward --ct-state established --offload >/dev/null 
 out=$(pingpong 10.9.9.9 7001 40001 20)
 s3=$(stats)
 check "replace: with the rule back, offloaded again" "sent 20 echoed 20 1" "$out $(stat_delta offloaded "$s2" "$s3")"
-check "server: every datagram of the flow arrived (20 + 20 after the 200)" 40 "$(server_count 7001)"
+# `fwctl ct flush` ends it with the connection; the next datagrams make a
+# new one, which is offloaded in turn.
+fw "$rt" ct flush >/dev/null || fail "ct flush"
+out=$(pingpong 10.9.9.9 7001 40001 20)
+s3b=$(stats)
+check "flush: the flow goes on as a new connection" "sent 20 echoed 20" "$out"
+check "flush: offload_end_deleted +1, offloaded +1" "1 1" \
+	"$(stat_delta offload_end_deleted "$s3" "$s3b") $(stat_delta offloaded "$s3" "$s3b")"
+check "flush: the new connection counts from its first datagram (original, reply)" "20 20" \
+	"$(packets_of "$(flow_line 40001)")"
+s3=$s3b
+check "server: every datagram of the flow arrived (20 + 20 + 20 after the 200)" 60 "$(server_count 7001)"
 
 # (c) A route change mid-flow moves the offloaded flow to the new next hop.
 out=$(pingpong 10.9.9.9 7002 40002 100 "$dir/pause" "$dir/go" &
@@ -249,6 +263,53 @@ check "IPv6 UDP: 100 datagrams echoed" "sent 100 echoed 100" "$out"
 case "$(ct_list "$rt" -p udp | grep -m1 "sport=40006 ")" in *"[OFFLOAD]"*) pass "IPv6 UDP: [OFFLOAD]" ;;
 *) fail "IPv6 UDP: not offloaded" ;; esac
 check "IPv6 UDP: the server got all 100" 100 "$(server_count 7006)"
+
+# RST ends an offload too: a TCP connection offloaded by its exchanges,
+# then reset by the client (SO_LINGER 0).
+nsenter --net="/run/netns/$sv" python3 -S -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.9.9", 7020)); s.listen(1); c, _ = s.accept()
+try:
+    while True:
+        d = c.recv(100)
+        if not d: break
+        c.sendall(d)
+except OSError:
+    pass
+' &
+rpid=$!
+nsenter --net="/run/netns/$cl" python3 -S -c '
+import os, socket, struct, sys, time
+d = sys.argv[1]
+for _ in range(600):
+    try:
+        s = socket.create_connection(("10.9.9.9", 7020), timeout=5); break
+    except OSError:
+        time.sleep(0.2)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+for _ in range(20):
+    s.sendall(b"ping"); s.recv(100)
+print(s.getsockname()[1], flush=True)
+open(d + "/rst.ready", "w").close()
+t = time.time() + 120
+while not os.path.exists(d + "/rst.go") and time.time() < t: time.sleep(0.05)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+' "$dir" >"$dir/rst.port" &
+cpid=$!
+busywait 60000 test -e "$dir/rst.ready" || fail "RST: the connection did not start"
+rport=$(cat "$dir/rst.port")
+case "$(ct_list "$rt" -p tcp | grep -m1 "sport=$rport ")" in *"[OFFLOAD]"*) pass "RST: the connection was offloaded" ;;
+*) fail "RST: the connection was not offloaded" ;; esac
+s8b=$(stats)
+touch "$dir/rst.go"
+wait $cpid
+wait $rpid
+busywait 30000 sh -c "! nsenter --net=/run/netns/$rt fwctl ct list -p tcp 2>/dev/null | grep 'sport=$rport ' | grep -q OFFLOAD" ||
+	fail "RST: still [OFFLOAD]"
+s8c=$(stats)
+check "RST: offload_end_tcp +1" 1 "$(stat_delta offload_end_tcp "$s8b" "$s8c")"
 
 # (f) The device an offloaded flow leaves by goes away under traffic: the
 # deletion returns (no route reference left behind) and the offload ends.

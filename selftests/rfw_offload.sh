@@ -134,8 +134,14 @@ if setup_ns cl2 rt2 sv2 && setup_router "$cl2" "$rt2" "$sv2"; then
 	netns_exec "$rt2" nft -f - <<'NFT' || fail "twin: nft ruleset"
 table inet twin {
 	flowtable ft { hook ingress priority 0; devices = { veth0, veth1 }; counter; }
-	chain fwd { type filter hook forward priority 0; policy accept; ct state established flow add @ft; }
-	chain post { type nat hook postrouting priority 100; oifname "veth1" masquerade; }
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		ct state established meta l4proto { tcp, udp } flow add @ft
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "veth1" masquerade
+	}
 }
 NFT
 	# conntrack's counters are off by default (nf_conntrack_acct).

@@ -16,6 +16,7 @@
 //! removal of the entry itself.
 
 use core::ffi::c_int;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use conntrack::Direction;
 
@@ -42,6 +43,9 @@ pub(crate) struct Offload {
     /// decides again under the new ruleset.
     pub(crate) gen: u32,
     routes: [SetOnce<Route>; 2],
+    /// Set by whoever completed the record first (two directions may be
+    /// filled on two CPUs at once): the offload is counted once.
+    announced: AtomicBool,
 }
 
 impl Offload {
@@ -50,7 +54,13 @@ impl Offload {
         Offload {
             gen,
             routes: [SetOnce::new(), SetOnce::new()],
+            announced: AtomicBool::new(false),
         }
+    }
+
+    /// True for the one caller that first sees the record complete.
+    pub(crate) fn announce(&self) -> bool {
+        self.ready() && !self.announced.swap(true, Ordering::AcqRel)
     }
 
     /// The route of direction `dir`, once known.

@@ -48,7 +48,7 @@
 use ::nat::nat_core::Binding;
 use ::nat::offload as fast;
 use conntrack::{ipproto, CtState, Direction, Family, Hook, Status};
-use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
+use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT};
 use kernel::alloc::KBox;
 use rfw_abi::{ct_stats, rules_stats};
 
@@ -104,10 +104,12 @@ pub(super) fn capture(rn: &RfwNet, rcu: &Rcu, set: &Ruleset, p: &Pkt<'_>, c: &Ct
         mtu: dst.mtu(v6),
         dst,
     };
-    let Ok(route) = KBox::new(route, GFP_ATOMIC | __GFP_NOWARN) else {
+    // Charged as the entries are.
+    let account = GFP_KERNEL_ACCOUNT & !GFP_KERNEL;
+    let Ok(route) = KBox::new(route, GFP_ATOMIC | __GFP_NOWARN | account) else {
         return;
     };
-    if o.set_route(c.dir, route) && o.ready() {
+    if o.set_route(c.dir, route) && o.announce() {
         // Offloaded now: the tracker will not see the fast path's
         // segments.
         e.set_tcp_liberal(t);

@@ -1615,38 +1615,13 @@ impl Table {
     }
 
     /// The walk of [`Self::remove_if`] and [`Self::remove_dying`]: both
-    /// families' chains.
+    /// families' chains ([`Self::walk_all`]).
     fn remove_where(&self, f: impl Fn(EntryRef<'_>) -> bool) -> u64 {
         let mut removed = 0u64;
-        let n = self.buckets().max(1);
-        let mut b = 0;
-        while b < n {
-            let rcu = RcuGuard::new();
-            let end = (b + 256).min(n);
-            while b < end {
-                removed += self.remove_where_in::<[u8; 4]>(&rcu, b, &f);
-                removed += self.remove_where_in::<[u8; 16]>(&rcu, b, &f);
-                b += 1;
-            }
-            drop(rcu);
-            crate::sys::sched::cond_resched();
-        }
-        removed
-    }
-
-    /// [`Self::remove_where`] in chain `b` of family `A`.
-    fn remove_where_in<A: Fam>(
-        &self,
-        rcu: &Rcu,
-        b: usize,
-        f: &impl Fn(EntryRef<'_>) -> bool,
-    ) -> u64 {
-        let mut removed = 0;
-        self.walk::<A>(rcu, b, |e, dir| {
-            if dir == Direction::Original && f(A::wrap(e)) && self.remove_in(e, Removal::Deleted) {
+        self.walk_all(|_, e| {
+            if f(e) && self.remove(e, Removal::Deleted) {
                 removed += 1;
             }
-            false
         });
         removed
     }

@@ -225,6 +225,8 @@ case "$line" in *"[OFFLOAD]"*) pass "route: offloaded again on the new route" ;;
 # way, whose ICMP teaches the client the path MTU.
 nsenter --net="/run/netns/$sv" python3 -S "$here/tcp_stream.py" server 10.9.9.9 7003 "$dir/tcp.count" &
 tpid=$!
+# The client connects once: it must not race the server's listen().
+busywait 60000 listening "$sv" 7003 tcp || fail "MTU: the stream server does not listen"
 nsenter --net="/run/netns/$cl" python3 -S "$here/tcp_stream.py" client 10.9.9.9 7003 200000 "$dir/tcp.stop" 120 "$dir/tcp.res" &
 cpid=$!
 busywait 60000 grep -qs '^[2-9]' "$dir/tcp.res.progress" || fail "MTU: the stream did not start"

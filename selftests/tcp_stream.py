@@ -2,8 +2,8 @@
 """A TCP transfer that lasts as long as the test needs, not a fixed time.
 
   tcp_stream.py server ADDR PORT COUNT_FILE
-      accepts one connection, reads it to its end, writes the number of
-      bytes received to COUNT_FILE, exits.
+      accepts one connection (within 300 s), reads it to its end, writes
+      the number of bytes received to COUNT_FILE, exits.
   tcp_stream.py client DST PORT RATE STOP_FILE MAX_SECONDS RESULT_FILE
       connects and sends RATE bytes per second (paced in 10 ms steps)
       until STOP_FILE exists, then closes its side, waits for the server
@@ -34,7 +34,11 @@ def server(addr, port, count_file):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((addr, port))
     ls.listen(1)
+    # A client that never comes (it failed to connect) must not leave the
+    # test waiting on this process forever.
+    ls.settimeout(300)
     c, _ = ls.accept()
+    c.settimeout(None)
     ls.close()
     got = 0
     while True:

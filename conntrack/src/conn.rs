@@ -571,6 +571,10 @@ impl PartialEq for ConnState {
 
 impl Eq for ConnState {}
 
+/// How far a fast path's refresh may leave the deadline behind
+/// ([`ConnState::offloaded_packet`]): one second, the flowtable's `HZ`.
+pub const REFRESH_SLACK_MS: u32 = 1000;
+
 fn cap(t: u32) -> u32 {
     t.min(MAX_TIMEOUT_MS)
 }
@@ -636,10 +640,20 @@ impl ConnState {
     /// timeout_ms` with the timeout of the connection's established state
     /// ([`Timeouts::offloaded`]), as the flowtable keeps an offloaded
     /// conntrack alive while its packets flow. No tracker runs.
+    ///
+    /// The deadline is written only when it moves by more than
+    /// [`REFRESH_SLACK_MS`], as `flow_offload_refresh` writes the flow's
+    /// (`timeout - flow->timeout > HZ`): the two directions of a busy flow,
+    /// often on two CPUs, do not write the same word at every packet. A
+    /// later deadline (of a longer timeout set before) stays.
     #[inline]
     pub fn offloaded_packet(&self, dir: Direction, len: u64, now: u64, timeout_ms: u32) {
         self.account(dir, len);
-        self.set_timeout(now, timeout_ms);
+        let want = (now as u32).wrapping_add(cap(timeout_ms));
+        let cur = self.expires.load(Ordering::Relaxed);
+        if want.wrapping_sub(cur) as i32 > REFRESH_SLACK_MS as i32 {
+            self.expires.store(want, Ordering::Relaxed);
+        }
     }
 
     /// `nf_ct_acct_update()`: one packet of `len` bytes in `dir`.
@@ -985,6 +999,17 @@ mod tests {
         assert_eq!(st.counters(Direction::Reply), (1, 60));
         assert_eq!(st.counters(Direction::Original), (0, 0));
         assert_eq!(st.expires_in(2000), t.udp_replied);
+        // Within the slack: counted, the deadline left as it is.
+        st.offloaded_packet(Direction::Original, 40, 2900, t.udp_replied);
+        assert_eq!(st.counters(Direction::Original), (1, 40));
+        assert_eq!(st.expires_in(2000), t.udp_replied);
+        // Past it: moved.
+        st.offloaded_packet(Direction::Original, 40, 3001, t.udp_replied);
+        assert_eq!(st.expires_in(3001), t.udp_replied);
+        // A later deadline of a longer timeout stays.
+        st.set_timeout(3001, 100 * t.udp_replied);
+        st.offloaded_packet(Direction::Original, 40, 9000, t.udp_replied);
+        assert_eq!(st.expires_in(3001), 100 * t.udp_replied);
         assert_eq!(t.offloaded(crate::ipproto::TCP), t.tcp.established);
         assert_eq!(t.offloaded(47), t.generic);
     }

@@ -35,6 +35,8 @@
 #include <net/ip6_route.h>
 #include <net/neighbour.h>
 #include <net/xfrm.h>
+#include <linux/netfilter.h>
+#include <linux/rtnetlink.h>
 
 #include "helpers.h"
 
@@ -471,4 +473,94 @@ struct net *rfw_netdev_info(void *ptr, int *ifindex)
 
 	*ifindex = dev->ifindex;
 	return dev_net(dev);
+}
+
+/*
+ * The fast path's hooks: one netdev ingress hook per device
+ * (kmod/sys/netfilter.rs DevHooks), as nftables' flowtable registers one
+ * per device it lists (nft_register_flowtable_net_hooks). Each lives in
+ * an allocation of its own, freed a grace period after it was
+ * unregistered: the kernel's hook blobs point at their ops (orig_ops, for
+ * nf_queue and nfnetlink_hook dumps) until their own RCU free.
+ */
+struct rfw_dev_hook {
+	struct nf_hook_ops ops;
+	struct rcu_head rcu;
+};
+
+struct nf_hook_ops *rfw_dev_hook_new(struct net_device *dev,
+				     unsigned int (*fn)(void *priv, struct sk_buff *skb,
+							const struct nf_hook_state *state),
+				     void *priv, int priority)
+{
+	struct rfw_dev_hook *h = kzalloc(sizeof(*h), GFP_KERNEL_ACCOUNT);
+
+	if (!h)
+		return NULL;
+	h->ops.hook = fn;
+	h->ops.priv = priv;
+	h->ops.pf = NFPROTO_NETDEV;
+	h->ops.hooknum = NF_NETDEV_INGRESS;
+	h->ops.priority = priority;
+	h->ops.dev = dev;
+	return &h->ops;
+}
+
+void rfw_dev_hook_free(struct nf_hook_ops *ops)
+{
+	kfree_rcu(container_of(ops, struct rfw_dev_hook, ops), rcu);
+}
+
+const struct net_device *rfw_dev_hook_dev(const struct nf_hook_ops *ops)
+{
+	return ops->dev;
+}
+
+void rfw_rtnl_lock(void)
+{
+	rtnl_lock();
+}
+
+void rfw_rtnl_unlock(void)
+{
+	rtnl_unlock();
+}
+
+/* fn(ctx, dev) for each device of net, RTNL held, until one returns
+ * nonzero (returned). */
+int rfw_for_each_netdev(struct net *net,
+			int (*fn)(void *ctx, struct net_device *dev), void *ctx)
+{
+	struct net_device *dev;
+	int r;
+
+	ASSERT_RTNL();
+	for_each_netdev(net, dev) {
+		r = fn(ctx, dev);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+struct net_device *rfw_netdev_notifier_dev(void *ptr)
+{
+	return netdev_notifier_info_to_dev(ptr);
+}
+
+/*
+ * At netdev ingress, before ip_rcv/ipv6_rcv: the frame's network protocol
+ * (host order) if it was addressed to this host (PACKET_HOST: ip_rcv
+ * drops PACKET_OTHERHOST, and broadcast or multicast is never a
+ * forwarded flow's), else 0.
+ */
+u16 rfw_skb_host_protocol(const struct sk_buff *skb)
+{
+	return skb->pkt_type == PACKET_HOST ? ntohs(skb->protocol) : 0;
+}
+
+/* ip_rcv_core's and ipv6_rcv's trim of link-layer padding. */
+int rfw_skb_trim_rcsum(struct sk_buff *skb, unsigned int len)
+{
+	return pskb_trim_rcsum(skb, len);
 }

@@ -138,4 +138,21 @@ void rfw_neigh_xmit4(struct sk_buff *skb, struct dst_entry *dst, __be32 daddr);
 void rfw_neigh_xmit6(struct sk_buff *skb, struct dst_entry *dst,
 		     const struct in6_addr *daddr);
 
+/* The fast path's ingress hooks (kmod/sys/netfilter.rs DevHooks). */
+struct nf_hook_ops;
+struct nf_hook_state;
+struct nf_hook_ops *rfw_dev_hook_new(struct net_device *dev,
+				     unsigned int (*fn)(void *priv, struct sk_buff *skb,
+							const struct nf_hook_state *state),
+				     void *priv, int priority);
+void rfw_dev_hook_free(struct nf_hook_ops *ops);
+const struct net_device *rfw_dev_hook_dev(const struct nf_hook_ops *ops);
+void rfw_rtnl_lock(void);
+void rfw_rtnl_unlock(void);
+int rfw_for_each_netdev(struct net *net,
+			int (*fn)(void *ctx, struct net_device *dev), void *ctx);
+struct net_device *rfw_netdev_notifier_dev(void *ptr);
+u16 rfw_skb_host_protocol(const struct sk_buff *skb);
+int rfw_skb_trim_rcsum(struct sk_buff *skb, unsigned int len);
+
 #endif

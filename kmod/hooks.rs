@@ -19,9 +19,10 @@
 //! * Priority `INT_MAX` (`NF_IP_PRI_CONNTRACK_CONFIRM`), LOCAL_IN and
 //!   POST_ROUTING: `pkt::last` (mangle, filter INPUT, SNAT, confirmation of
 //!   a new connection once its first packet passed every other hook).
-//! * Priority -300 at PRE_ROUTING, while the ruleset has an `--offload`
-//!   rule: the fast path (`pkt::offload`), after defragmentation (-400)
-//!   and before tracking.
+//!
+//! The fast path (`pkt::offload`) is not among them: it hooks netdev
+//! ingress, on each device of a namespace whose ruleset has an
+//! `--offload` rule ([`new_dev_hooks`], `RfwNet::sync`).
 
 use core::ffi::c_int;
 
@@ -29,27 +30,27 @@ use conntrack::{Family, Hook};
 
 use crate::pernet::RfwNet;
 use crate::pkt::offload::Fast;
-use crate::sys::netfilter::{HookOps, HookState, NetHook, NetHooks, Verdict};
+use crate::sys::netfilter::{DevHooks, HookOps, HookState, NetHook, NetHooks, Verdict};
 use crate::sys::rcu::Rcu;
 use crate::sys::skbuff::SkBuff;
 
-/// Fast-path hooks per namespace (PRE_ROUTING, one per family).
-const FAST: usize = Family::ALL.len();
 /// Hooks at priority -200 per namespace.
 const MAIN: usize = Family::ALL.len() * Hook::COUNT;
 /// Confirmation hooks per namespace.
 const CONFIRM: usize = Family::ALL.len() * 2;
-/// Number of hook entries per namespace: the fast path's, the -200 ones by
-/// family and hook number, then the confirmation ones (a packet's later
-/// hooks at higher indices, as `NetHooks::switch` wants).
-pub(crate) const COUNT: usize = FAST + MAIN + CONFIRM;
+/// Number of hook entries per namespace: the -200 ones by family and hook
+/// number, then the confirmation ones (a packet's later hooks at higher
+/// indices, as `NetHooks::switch` wants).
+pub(crate) const COUNT: usize = MAIN + CONFIRM;
 
 /// Where rfw sits among other hooks at each point: with connection tracking
 /// (`NF_IP_PRI_CONNTRACK`, -200), before any NAT or filter table.
 const PRIORITY: c_int = -200;
-/// The fast path: after defragmentation (`NF_IP_PRI_CONNTRACK_DEFRAG`,
-/// -400), before tracking (`NF_IP_PRI_RAW`, -300).
-const PRIORITY_FAST: c_int = -300;
+/// The fast path's ingress hook: at the priority nftables' documentation
+/// gives its flowtables (`hook ingress priority filter`, 0); a netdev
+/// chain of the user's at a lower priority (a drop list, say) sees the
+/// packets first.
+const PRIORITY_FAST: c_int = 0;
 /// After every other hook (`NF_IP_PRI_CONNTRACK_CONFIRM`).
 const PRIORITY_CONFIRM: c_int = c_int::MAX;
 /// The hooks of the confirmation entries, in index order.
@@ -58,31 +59,28 @@ const CONFIRM_HOOKS: [Hook; 2] = [Hook::Input, Hook::Postrouting];
 /// A namespace's entries, none registered.
 pub(crate) fn new_hooks() -> NetHooks<COUNT> {
     NetHooks::new(core::array::from_fn(|k| {
-        if k < FAST {
-            let f = Family::ALL[k];
-            HookOps::new_fast::<Fast>(f.nfproto(), Hook::Prerouting as u8, PRIORITY_FAST)
-        } else if k < FAST + MAIN {
-            let k = k - FAST;
+        if k < MAIN {
             let (f, h) = (Family::ALL[k / Hook::COUNT], Hook::ALL[k % Hook::COUNT]);
             HookOps::new::<Main>(f.nfproto(), h as u8, PRIORITY)
         } else {
-            let k = k - FAST;
             let (f, j) = (Family::ALL[(k - MAIN) / 2], (k - MAIN) % 2);
             HookOps::new::<Confirm>(f.nfproto(), CONFIRM_HOOKS[j] as u8, PRIORITY_CONFIRM)
         }
     }))
 }
 
+/// A namespace's fast-path hooks, one per device once registered.
+pub(crate) fn new_dev_hooks() -> DevHooks<Fast> {
+    DevHooks::new(PRIORITY_FAST)
+}
+
 /// Which entries a namespace needs (a `NetHooks` mask): `tracks` when it
 /// tracks connections (`RfwNet::tracks`), `forward` when its ruleset has
-/// a table that runs at FORWARD (filter or mangle), `offload` when it has
-/// an `--offload` rule, `counting` when `fwctl stats` counts its packets.
-pub(crate) fn wanted(tracks: bool, forward: bool, offload: bool, counting: bool) -> u32 {
+/// a table that runs at FORWARD (filter or mangle), `counting` when
+/// `fwctl stats` counts its packets.
+pub(crate) fn wanted(tracks: bool, forward: bool, counting: bool) -> u32 {
     let mut m = 0u32;
     for (fi, _) in Family::ALL.iter().enumerate() {
-        if tracks && forward && offload {
-            m |= 1 << fi;
-        }
         for h in Hook::ALL {
             let first = match h {
                 Hook::Prerouting | Hook::Output => tracks,
@@ -90,11 +88,11 @@ pub(crate) fn wanted(tracks: bool, forward: bool, offload: bool, counting: bool)
                 Hook::Input | Hook::Postrouting => false,
             };
             if first || counting {
-                m |= 1 << (FAST + fi * Hook::COUNT + h.index());
+                m |= 1 << (fi * Hook::COUNT + h.index());
             }
         }
         if tracks {
-            m |= 0b11 << (FAST + MAIN + fi * 2);
+            m |= 0b11 << (MAIN + fi * 2);
         }
     }
     m

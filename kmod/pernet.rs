@@ -21,11 +21,12 @@ use crate::ct::{self, net::CtNet};
 use crate::hooks;
 use crate::masq::MasqNet;
 use crate::percpu::HookCounters;
+use crate::pkt::offload::Fast;
 use crate::pkt::Slot;
 use crate::rules::RulesNet;
 use crate::sys::defrag::NetDefrag;
 use crate::sys::genl::Request;
-use crate::sys::netfilter::NetHooks;
+use crate::sys::netfilter::{DevHooks, NetHooks};
 use crate::sys::percpu::PerCpu;
 use crate::sys::pernet::{ForEach, NetState};
 pub(crate) use crate::sys::pernet::{NetRef, Registration};
@@ -36,6 +37,9 @@ use ::nat::rule::TableKind;
 pub(crate) struct RfwNet {
     /// The namespace's netfilter hooks, registered as it needs them.
     hooks: NetHooks<{ hooks::COUNT }>,
+    /// The fast path's ingress hook on each of its devices, while its
+    /// ruleset offloads.
+    pub(crate) dev_hooks: DevHooks<Fast>,
     /// Whether the hooks count packets for `fwctl stats` (off by default:
     /// counting keeps every hook registered).
     counting: AtomicBool,
@@ -62,6 +66,7 @@ impl NetState for RfwNet {
     fn new() -> Result<Self> {
         Ok(RfwNet {
             hooks: hooks::new_hooks(),
+            dev_hooks: hooks::new_dev_hooks(),
             counting: AtomicBool::new(false),
             counters: HookCounters::new()?,
             ct: CtNet::new(ct::table::get().default_limit())?,
@@ -76,11 +81,13 @@ impl NetState for RfwNet {
     fn start(self: Pin<&Self>) {
         MasqNet::init(self);
         self.hooks.bind(self);
+        self.dev_hooks.bind(self);
         self.live.store(true, Ordering::Release);
     }
 
     fn pre_exit(&self, net: NetRef<'_>) {
         self.hooks.close(net);
+        self.dev_hooks.close(net);
     }
 
     fn exit(&self, net: NetRef<'_>) {
@@ -182,17 +189,20 @@ impl RfwNet {
             let forward = hold
                 || set.get(TableKind::Filter).is_some()
                 || set.get(TableKind::Mangle).is_some();
-            hooks::wanted(
-                hold || self.tracks(set),
-                forward,
-                crate::pkt::offload::wanted(set),
-                self.counting(),
-            )
+            hooks::wanted(hold || self.tracks(set), forward, self.counting())
         });
         if r.is_err() {
             // Given back unless the namespace tracks without the change.
             let _ = self.defrag.switch(net, tracks_now);
+            return r;
         }
+        // The fast path follows the ruleset as it is (not `hold`): a
+        // device it cannot hook only goes without it (`DevHooks`).
+        self.dev_hooks.switch(net, || {
+            let rcu = RcuGuard::new();
+            let set = self.rules.current(&rcu);
+            self.tracks(set) && crate::pkt::offload::wanted(set)
+        });
         r
     }
 }

@@ -8,6 +8,8 @@
 #   the server's service address 10.9.9.9 / fd00:9::9 (on its lo), routed
 #   by the router via 10.0.2.2 / fd00:2::2, later via the second link.
 #
+# Fragments go the normal way (the fast path runs at netdev ingress,
+# before defragmentation) without ending their flow's offload.
 # Ends of an offload checked: a ruleset without the rule, `fwctl ct
 # flush`, a route change, an MTU change, FIN, RST, the device deleted,
 # rmmod; each under traffic, each counted by its reason.
@@ -15,9 +17,10 @@
 # nftables' flowtable, and the two are compared.
 #
 # Witnesses in the end hosts and the kernel: each end's datagram counts
-# (udp_pingpong.py), cmp of what a TCP transfer delivered, the router's own
-# forwarding counter (/proc/net/snmp Ip ForwDatagrams, which the kernel's
-# ip_forward counts and the fast path skips), the server's nftables
+# and the sources and TTLs the server saw (udp_pingpong.py), cmp of what a
+# TCP transfer delivered, the router's own IP counters (/proc/net/snmp Ip
+# ForwDatagrams, which the kernel's ip_forward counts, and InReceives,
+# ip_rcv's: the fast path runs at ingress and skips both), the server's nftables
 # counters per input link (the route change), the client's route cache
 # (PMTU), and that `ip link del` of a device an offloaded flow uses
 # returns (a leaked route reference would make it wait forever). rfw's
@@ -112,8 +115,10 @@ stat_delta() {
 # rfw's counters and the kernel's forwarding counter agree.
 s0=$(stats)
 fwd0=$(snmp_counter "$rt" Ip:ForwDatagrams)
+rcv0=$(snmp_counter "$rt" Ip:InReceives)
 out=$(pingpong 10.9.9.9 7001 40001 200)
 fwd1=$(snmp_counter "$rt" Ip:ForwDatagrams)
+rcv1=$(snmp_counter "$rt" Ip:InReceives)
 s1=$(stats)
 check "UDP: the client's 200 datagrams were all echoed" "sent 200 echoed 200" "$out"
 line=$(flow_line 40001)
@@ -126,6 +131,11 @@ op=$(stat_delta offload_packets "$s0" "$s1")
 fwd=$((fwd1 - fwd0))
 [ "$fwd" -le 8 ] && pass "UDP: the kernel forwarded $fwd of 400 packets itself (Ip ForwDatagrams; the rest took the fast path)" ||
 	fail "UDP: the kernel forwarded $fwd of 400 packets itself (Ip ForwDatagrams)"
+# The fast path runs at netdev ingress, before ip_rcv (which counts
+# InReceives): the IP layer never saw the offloaded packets.
+rcv=$((rcv1 - rcv0))
+[ "$rcv" -le 12 ] && pass "UDP: the router's IP layer received $rcv of 400 packets (Ip InReceives; the fast path runs before it)" ||
+	fail "UDP: the router's IP layer received $rcv of 400 packets (Ip InReceives)"
 
 # (a') The same flow through nftables' flowtable (`flow add @ft`, with
 # counters) in a twin router: the server sees the same source and TTL, the
@@ -176,6 +186,23 @@ else
 	fail "twin: set-up"
 fi
 
+# (a'') Fragments: the fast path runs before defragmentation, so datagrams
+# larger than the links' MTU go the normal way (reassembled, masqueraded,
+# fragmented again) while their flow stays offloaded. The server's
+# witness: every one arrived, from the router's address alone.
+nsenter --net="/run/netns/$sv" python3 -S "$here/udp_pingpong.py" server 10.9.9.9 7007 "$dir/srv.7007" &
+srv_7007=$!
+busywait 60000 listening "$sv" 7007 udp || fail "fragments: server listens"
+out=$(pingpong 10.9.9.9 7007 40007 20)
+big=$(netns_exec "$cl" python3 -S "$here/udp_pingpong.py" client 10.9.9.9 7007 40007 10 3000)
+line=$(flow_line 40007)
+check "fragments: the small datagrams, then 10 of 3000 bytes, all echoed" "sent 20 echoed 20 sent 10 echoed 10" "$out $big"
+case "$line" in *"[OFFLOAD]"*) pass "fragments: the flow stayed offloaded" ;;
+*) fail "fragments: no [OFFLOAD] in: $line" ;; esac
+check "fragments: the connection counted each datagram once (original, reply)" "30 30" "$(packets_of "$line")"
+check "fragments: the server got all 30, from the router's address only" "30 10.0.2.1" \
+	"$(server_count 7007) $(cut -d' ' -f1 "$dir/srv.7007.peers" 2>/dev/null | sort -u | paste -sd' ')"
+
 # (b) A ruleset without the offload rule takes the flow back, with its
 # state; the rule again offloads it again.
 fw "$rt" filter flush >/dev/null || fail "filter flush"
@@ -192,12 +219,15 @@ out=$(pingpong 10.9.9.9 7001 40001 20)
 s3=$(stats)
 check "replace: with the rule back, offloaded again" "sent 20 echoed 20 1" "$out $(stat_delta offloaded "$s2" "$s3")"
 # `fwctl ct flush` ends it with the connection; the next datagrams make a
-# new one, which is offloaded in turn.
+# new one, which is offloaded in turn. The flush ends every offloaded
+# connection (this flow's and the fragments' of (a'')), each counted.
+noff=$(ct_list "$rt" | grep -c '\[OFFLOAD\]')
 fw "$rt" ct flush >/dev/null || fail "ct flush"
 out=$(pingpong 10.9.9.9 7001 40001 20)
 s3b=$(stats)
 check "flush: the flow goes on as a new connection" "sent 20 echoed 20" "$out"
-check "flush: offload_end_deleted +1, offloaded +1" "1 1" \
+[ "$noff" -ge 1 ] || fail "flush: no offloaded connection before the flush"
+check "flush: offload_end_deleted +$noff (the offloaded connections flushed), offloaded +1" "$noff 1" \
 	"$(stat_delta offload_end_deleted "$s3" "$s3b") $(stat_delta offloaded "$s3" "$s3b")"
 check "flush: the new connection counts from its first datagram (original, reply)" "20 20" \
 	"$(packets_of "$(flow_line 40001)")"

@@ -12,17 +12,24 @@
 //! device it arrived on and the route's MTU; once both directions have
 //! one, the connection is offloaded.
 //!
-//! From then on [`Fast`], at PRE_ROUTING before rfw's tracking hook
-//! (priority -300, after defragmentation's -400), looks each TCP or UDP
-//! packet up by its tuple, and for an offloaded connection applies its NAT,
-//! takes one from the TTL or hop limit, counts the packet and refreshes the
-//! connection's timeout, and sends it on the cached route to the route's
-//! next hop (`neigh_xmit`): no routing, no FORWARD or POST_ROUTING hook, no
-//! rules. What it cannot do exactly goes the normal way, which handles the
-//! packet as any other (counted as `offload_punted`): IPv4 options, a TTL
-//! of 1, a packet larger than the route's MTU (the normal path sends the
-//! ICMP that PMTU discovery needs), one that arrived on another device than
-//! its direction's, no memory to make its header writable.
+//! From then on [`Fast`], a netdev ingress hook on each device of the
+//! namespace (registered while its ruleset has an `--offload` rule, as
+//! nftables hooks a flowtable's devices: `sys::netfilter::DevHooks`),
+//! looks each TCP or UDP packet up by its tuple before the IP layer sees
+//! it, and for an offloaded connection applies its NAT, takes one from the
+//! TTL or hop limit, counts the packet and refreshes the connection's
+//! timeout, and sends it on the cached route to the route's next hop
+//! (`neigh_xmit`): no `ip_rcv`, no routing, no PRE_ROUTING, FORWARD or
+//! POST_ROUTING hook, no rules. Since it runs before `ip_rcv`, it checks
+//! what that would: the frame is for this host, the IPv4 header's
+//! checksum and length fields are right, and link-layer padding is
+//! trimmed. What it cannot do exactly goes the normal way, which handles
+//! the packet as any other (counted as `offload_punted`): IPv4 options, a
+//! bad IPv4 header checksum, a TTL of 1, a packet larger than the route's
+//! MTU (the normal path sends the ICMP that PMTU discovery needs), one
+//! that arrived on another device than its direction's, no memory to trim
+//! it or make its header writable. Fragments go the normal way uncounted
+//! (defragmentation comes after ingress), as do VLAN and PPPoE frames.
 //!
 //! The connection leaves the fast path (its record goes, with the route
 //! references; counted by reason in `fwctl ct stats`):
@@ -47,7 +54,7 @@
 
 use ::nat::nat_core::Binding;
 use ::nat::offload as fast;
-use conntrack::{ipproto, CtState, Direction, Family, Hook, Status};
+use conntrack::{ipproto, CtState, Direction, Family, Status};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT};
 use kernel::alloc::KBox;
 use rfw_abi::{ct_stats, rules_stats};
@@ -57,12 +64,14 @@ use super::rewrite;
 use super::slot::Ct;
 use crate::ct::offload::Route;
 use crate::ct::table::{self, EntryRef};
-use crate::pernet::RfwNet;
+use crate::pernet::{NetRef, RfwNet};
 use crate::rules::Ruleset;
 use crate::sys::dst::{Dst, FastSkb};
+use crate::sys::netdevice::NetDevice;
 use crate::sys::netfilter::{self, FastHook, HookState};
 use crate::sys::notifier::DevDown;
 use crate::sys::rcu::Rcu;
+use crate::sys::rtnl::Rtnl;
 
 /// At FORWARD, after the filter table accepted `p` and an `--offload` rule
 /// matched it: marks the connection for offload under `set`'s generation
@@ -148,6 +157,10 @@ impl FastHook for Fast {
 /// Bytes of the network header on that [`fast::parse`] reads.
 const PARSE_BYTES: usize = 60;
 
+/// `ETH_P_IP`, `ETH_P_IPV6`: `skb->protocol` of IPv4 and IPv6 frames.
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+
 /// The fast path proper: `Err` hands the packet to the normal path.
 fn forward(
     rn: &RfwNet,
@@ -155,10 +168,15 @@ fn forward(
     mut skb: FastSkb<'_>,
     state: &HookState,
 ) -> Result<netfilter::Verdict, ()> {
-    let family = Family::from_nfproto(state.pf()).ok_or(())?;
-    if state.hook() != Hook::Prerouting as u8 {
-        return Err(());
-    }
+    // Netdev ingress: before `ip_rcv`, so nothing was checked yet. Frames
+    // for other hosts (a device in promiscuous mode), broadcast and
+    // multicast are never an offloaded flow's; VLAN and PPPoE frames go
+    // the normal way.
+    let family = match skb.host_protocol() {
+        ETH_P_IP => Family::Ipv4,
+        ETH_P_IPV6 => Family::Ipv6,
+        _ => return Err(()),
+    };
     let set = rn.rules.current(rcu);
     let len = skb.skb().network_len().ok_or(())?;
     let f =
@@ -187,11 +205,15 @@ fn forward(
         rn.ct.count(ct_stats::Counter::OffloadPunted);
         Err(())
     };
-    if f.slow
-        || state.in_dev().map(|d| d.ifindex()) != Some(route.iif)
-        || skb.exceeds_mtu(route.mtu)
-        || !skb.headroom_for(&route.dst)
-    {
+    if f.slow || state.in_dev().map(|d| d.ifindex()) != Some(route.iif) {
+        return punt();
+    }
+    // Link-layer padding is not the datagram's (`ip_rcv_core` trims it).
+    let ip_len = u32::try_from(f.ip_len).map_err(|_| ())?;
+    if ip_len < len && !skb.trim(ip_len) {
+        return punt();
+    }
+    if skb.exceeds_mtu(route.mtu) || !skb.headroom_for(&route.dst) {
         return punt();
     }
     let Some(key) = e.key() else {
@@ -215,7 +237,7 @@ fn forward(
     }
     let now = u64::from(crate::sys::time::jiffies_msecs());
     let timeout = rn.ct.config(rcu).timeouts.offloaded(f.tuple.proto);
-    e.offloaded_packet(dir, u64::from(len), now, timeout);
+    e.offloaded_packet(dir, u64::from(ip_len), now, timeout);
     rn.ct.count(ct_stats::Counter::OffloadPackets);
     // The packet's destination after NAT: the other direction's source.
     let daddr = key.tuple(dir.opposite()).src;
@@ -225,12 +247,21 @@ fn forward(
 /// The device notifier's handler: a device that went down or away, or
 /// whose MTU changed (the records hold the MTU their route had), takes its
 /// namespace's offloads through it back to the normal path, which may
-/// offload them again with what is true now.
+/// offload them again with what is true now; a device that comes or goes
+/// gains or loses the fast path's hook.
 pub(crate) struct DevGone;
 
 impl DevDown for DevGone {
     fn dev_down(net: &RfwNet, ifindex: core::ffi::c_int) {
         table::get().offload_end_dev(&net.ct, ifindex);
+    }
+
+    fn dev_registered(net: &RfwNet, netref: NetRef<'_>, dev: &NetDevice, rtnl: &mut Rtnl) {
+        net.dev_hooks.dev_registered(netref, dev, rtnl);
+    }
+
+    fn dev_unregistered(net: &RfwNet, netref: NetRef<'_>, dev: &NetDevice, rtnl: &mut Rtnl) {
+        net.dev_hooks.dev_unregistered(netref, dev, rtnl);
     }
 }
 

@@ -162,7 +162,9 @@ impl DoIt for RulesReplace {
             let r = rules.replace(new, expect);
             // Given back, with the hooks nothing needs any more, if the
             // replace failed or removed the last table and nothing else
-            // tracks (this only unregisters: it cannot fail).
+            // tracks; the fast path's device hooks follow the new ruleset
+            // (this registers nothing else and cannot fail: a device hook
+            // that cannot be registered is only warned about).
             let _ = crate::pernet::sync_req(req, false);
             r
         };

@@ -115,6 +115,26 @@ impl<'a> FastSkb<'a> {
         self.0
     }
 
+    /// The frame's network protocol (`skb->protocol`, host order:
+    /// `ETH_P_IP`, `ETH_P_IPV6`, ...) if it was addressed to this host
+    /// (`PACKET_HOST`), else 0: at netdev ingress nothing checked either
+    /// yet.
+    #[inline]
+    pub(crate) fn host_protocol(&self) -> u16 {
+        // SAFETY: the skb is valid while lent to us.
+        unsafe { bindings::rfw_skb_host_protocol(self.0.as_ptr()) }
+    }
+
+    /// Trims the packet to `len` bytes from `skb->data`, keeping a
+    /// `CHECKSUM_COMPLETE` sum right (`pskb_trim_rcsum`, as `ip_rcv_core`
+    /// drops link-layer padding); false if the kernel could not (no
+    /// memory).
+    pub(crate) fn trim(&mut self, len: u32) -> bool {
+        // SAFETY: the skb is ours for the hook call; its bytes may move
+        // (`&mut`: nothing borrows them).
+        unsafe { bindings::rfw_skb_trim_rcsum(self.0.as_ptr(), len) == 0 }
+    }
+
     /// Whether the packet is larger than `mtu` in a way forwarding must
     /// refuse (`nf_flow_exceeds_mtu`: a GSO packet whose segments fit
     /// passes).

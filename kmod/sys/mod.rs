@@ -40,6 +40,8 @@
 //! * [`rcu`]: RCU read-side sections as lifetimes, grace periods, values
 //!   published under RCU ([`rcu::RcuBox`]) and freed by RCU callbacks,
 //!   the barrier that waits for those at unload.
+//! * [`rtnl`]: the RTNL mutex as a token, and values only touched under
+//!   it.
 //! * [`rculist`]: RCU hash chains of objects in two chains at once, their
 //!   lock stripes and graveyard (the connection table's pointer work).
 //! * [`skbuff`]: socket buffers: length, mark, network header, checksum
@@ -74,6 +76,7 @@ pub(crate) mod printk;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod rculist;
+pub(crate) mod rtnl;
 pub(crate) mod sched;
 pub(crate) mod skbuff;
 pub(crate) mod slab;

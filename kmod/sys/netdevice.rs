@@ -45,7 +45,7 @@ impl NetDevice {
         unsafe { ptr.cast::<NetDevice>().as_ref() }
     }
 
-    fn as_ptr(&self) -> *mut bindings::net_device {
+    pub(super) fn as_ptr(&self) -> *mut bindings::net_device {
         self.0.get()
     }
 

@@ -8,9 +8,13 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
+use core::marker::PhantomData;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
+use kernel::alloc::flags::GFP_KERNEL_ACCOUNT;
+use kernel::alloc::KVec;
 use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::types::Opaque;
@@ -19,6 +23,7 @@ use super::dst::FastSkb;
 use super::netdevice::NetDevice;
 use super::pernet::NetRef;
 use super::rcu::Rcu;
+use super::rtnl::{Rtnl, RtnlCell};
 use super::skbuff::SkBuff;
 use super::sync::{LockClassKey, Mutex};
 use crate::bindings;
@@ -222,7 +227,7 @@ unsafe extern "C" fn trampoline<H: NetHook>(
     let rcu = unsafe { Rcu::assume() };
     // `priv` is the `RfwNet` that holds the registered entry, which lives
     // until a grace period after the entry was unregistered (`NetHooks`
-    // invariants); this call runs inside a read-side section that began
+    // and `DevHooks` invariants); this call runs inside a read-side section that began
     // while the entry was registered.
     // SAFETY: so it is live, and only shared, for the call.
     let rn = unsafe { &*priv_.cast_const().cast::<RfwNet>() };
@@ -231,18 +236,19 @@ unsafe extern "C" fn trampoline<H: NetHook>(
 
 /// What runs at a hook that may hand the packet on instead of returning
 /// a verdict on it (the fast path): netfilter calls [`FastHook::run`]
-/// through the trampoline of a [`HookOps`] made by [`HookOps::new_fast`].
+/// through the trampoline of a device's hook in [`DevHooks`].
 pub(crate) trait FastHook {
     /// Handles one packet, as [`NetHook::run`]; the packet comes as a
     /// [`FastSkb`], whose `xmit` consumes it and gives `NF_STOLEN`.
     fn run(rn: &RfwNet, rcu: &Rcu, skb: FastSkb<'_>, state: &HookState) -> Verdict;
 }
 
-/// The `nf_hookfn` of fast hooks: runs `H` on the packet.
+/// The `nf_hookfn` of the fast path's hooks: runs `H` on the packet.
 ///
 /// # Safety
 ///
-/// As [`trampoline`].
+/// As [`trampoline`], for a hook of a [`DevHooks`] (whose `priv` is its
+/// namespace's `RfwNet`, live as `NetHooks`' is).
 unsafe extern "C" fn fast_trampoline<H: FastHook>(
     priv_: *mut c_void,
     skb: *mut bindings::sk_buff,
@@ -282,16 +288,6 @@ impl HookOps {
     pub(crate) const fn new<H: NetHook>(pf: u8, hooknum: u8, priority: c_int) -> HookOps {
         HookOps {
             hook: trampoline::<H>,
-            pf,
-            hooknum,
-            priority,
-        }
-    }
-
-    /// Fast hook `H` at hook point `hooknum` of family `pf`, at `priority`.
-    pub(crate) const fn new_fast<H: FastHook>(pf: u8, hooknum: u8, priority: c_int) -> HookOps {
-        HookOps {
-            hook: fast_trampoline::<H>,
             pf,
             hooknum,
             priority,
@@ -468,4 +464,276 @@ impl<const N: usize> NetHooks<N> {
         self.closed.store(true, Ordering::Relaxed);
         self.unregister(net, u32::MAX);
     }
+}
+
+/// The fast path's hook `H` at netdev ingress (`NF_NETDEV_INGRESS`) of
+/// each device of one namespace, registered while the namespace wants it
+/// ([`DevHooks::switch`]), as nftables registers a flowtable's hook on
+/// each of its devices (`nft_register_flowtable_net_hooks`), and kept in
+/// step with the devices that come and go (the netdevice notifier calls
+/// [`DevHooks::dev_registered`] and [`DevHooks::dev_unregistered`]).
+/// Each hook's `priv` is the namespace's `RfwNet`, as with [`NetHooks`].
+///
+/// A hook that cannot be registered (the kernel's `ENOMEM`) leaves its
+/// device without the fast path, with a warning: its packets take the
+/// normal path, which forwards them as before.
+///
+/// # Invariants
+///
+/// * `owner` is null until [`DevHooks::bind`], then the address of the
+///   `RfwNet` that holds this value, which does not move and is dropped
+///   only after a grace period has passed since [`DevHooks::close`]
+///   unregistered every hook (as `NetHooks`).
+/// * `state.hooks` holds exactly the hooks registered, each on a live
+///   device of the namespace (one per device), made by `rfw_dev_hook_new`
+///   with `owner` as `priv`; they change only under RTNL. Nothing is
+///   registered before `bind` or after `close`.
+pub(crate) struct DevHooks<H: FastHook> {
+    owner: AtomicPtr<RfwNet>,
+    state: RtnlCell<DevState>,
+    priority: c_int,
+    _hook: PhantomData<fn() -> H>,
+}
+
+/// What [`DevHooks`] keeps under RTNL.
+struct DevState {
+    /// The namespace wants the hooks (its last switch said so).
+    want: bool,
+    /// Closed for good (pernet `pre_exit`).
+    closed: bool,
+    /// The registered hooks' ops (`rfw_dev_hook_new`).
+    hooks: KVec<NonNull<bindings::nf_hook_ops>>,
+}
+
+// SAFETY: the ops pointers are only touched under RTNL (type invariants),
+// from whichever thread holds it.
+unsafe impl Send for DevState {}
+
+impl<H: FastHook> DevHooks<H> {
+    /// No hook, at `priority` once there are.
+    pub(crate) fn new(priority: c_int) -> Self {
+        DevHooks {
+            owner: AtomicPtr::new(core::ptr::null_mut()),
+            state: RtnlCell::new(DevState {
+                want: false,
+                closed: false,
+                hooks: KVec::new(),
+            }),
+            priority,
+            _hook: PhantomData,
+        }
+    }
+
+    /// Makes `owner`, the namespace state that holds `self`, the `priv` of
+    /// every hook; nothing is registered before this.
+    pub(crate) fn bind(&self, owner: Pin<&RfwNet>) {
+        let p = core::ptr::from_ref::<RfwNet>(owner.get_ref()).cast_mut();
+        // INVARIANT: `owner` is pinned and holds `self`; read under RTNL
+        // after this store (the registration paths take it, and RTNL's
+        // mutex orders them after this store, made before the namespace
+        // is live).
+        self.owner.store(p, Ordering::Release);
+    }
+
+    /// Registers the hook on every device of `net` (the namespace whose
+    /// state holds `self`) if `want()`, else unregisters them all; `want`
+    /// runs under RTNL, after every earlier switch, so it must read the
+    /// namespace's state then. Process context; takes RTNL.
+    pub(crate) fn switch(&self, net: NetRef<'_>, want: impl FnOnce() -> bool) {
+        let mut rtnl = Rtnl::lock();
+        let owner = self.owner.load(Ordering::Acquire);
+        let s = self.state.get(&mut rtnl);
+        if owner.is_null() || s.closed {
+            return;
+        }
+        s.want = want();
+        if !s.want {
+            Self::remove_all(s, net);
+            return;
+        }
+        struct Ctx<'a> {
+            s: &'a mut DevState,
+            net: NetRef<'a>,
+            owner: *mut RfwNet,
+            priority: c_int,
+        }
+        /// `rfw_for_each_netdev`'s callback: `add` for `dev`.
+        ///
+        /// # Safety
+        ///
+        /// `ctx` is a `Ctx` lent for the walk, `dev` a device of its
+        /// namespace, under RTNL.
+        unsafe extern "C" fn each<H: FastHook>(
+            ctx: *mut c_void,
+            dev: *mut bindings::net_device,
+        ) -> c_int {
+            // SAFETY: the walk lends the context exclusively to each call.
+            let c = unsafe { &mut *ctx.cast::<Ctx<'_>>() };
+            // SAFETY: a listed device of `net`, under RTNL.
+            unsafe { DevHooks::<H>::add(c.s, c.net, dev, c.owner, c.priority) };
+            0
+        }
+        let mut c = Ctx {
+            s,
+            net,
+            owner,
+            priority: self.priority,
+        };
+        // SAFETY: RTNL is held (`rtnl`); `c` outlives the walk, and only
+        // the callbacks use it meanwhile.
+        unsafe {
+            bindings::rfw_for_each_netdev(
+                net.as_ptr(),
+                Some(each::<H>),
+                core::ptr::from_mut(&mut c).cast::<c_void>(),
+            )
+        };
+    }
+
+    /// `NETDEV_REGISTER` of `dev` in `net`: the hook goes on it too if
+    /// the namespace wants the hooks. `rtnl` is the notifier's RTNL.
+    pub(crate) fn dev_registered(&self, net: NetRef<'_>, dev: &NetDevice, rtnl: &mut Rtnl) {
+        let owner = self.owner.load(Ordering::Acquire);
+        let s = self.state.get(rtnl);
+        if owner.is_null() || s.closed || !s.want {
+            return;
+        }
+        // SAFETY: the notifier's device, registered in `net`, under RTNL.
+        unsafe { Self::add(s, net, dev.as_ptr(), owner, self.priority) };
+    }
+
+    /// `NETDEV_UNREGISTER` of `dev` in `net` (going away, or to another
+    /// namespace): its hook goes. `rtnl` is the notifier's RTNL.
+    pub(crate) fn dev_unregistered(&self, net: NetRef<'_>, dev: &NetDevice, rtnl: &mut Rtnl) {
+        let s = self.state.get(rtnl);
+        let found = find(&s.hooks, dev.as_ptr());
+        if let Some(o) = found.and_then(|i| take(&mut s.hooks, i)) {
+            // INVARIANT: out of the list, unregistered and freed here.
+            // SAFETY: registered in `net` on `dev`, which is still
+            // `net`'s during its `NETDEV_UNREGISTER`.
+            unsafe { Self::unregister(net, o) };
+        }
+    }
+
+    /// Unregisters every hook for good (pernet `pre_exit`): later
+    /// switches and device events register nothing. Takes RTNL.
+    pub(crate) fn close(&self, net: NetRef<'_>) {
+        let mut rtnl = Rtnl::lock();
+        let s = self.state.get(&mut rtnl);
+        s.closed = true;
+        Self::remove_all(s, net);
+    }
+
+    /// Unregisters and frees every hook of `s`; RTNL held.
+    fn remove_all(s: &mut DevState, net: NetRef<'_>) {
+        while let Some(o) = s
+            .hooks
+            .len()
+            .checked_sub(1)
+            .and_then(|i| take(&mut s.hooks, i))
+        {
+            // INVARIANT: out of the list, unregistered and freed here.
+            // SAFETY: a hook of the list, registered in `net` on one of
+            // its live devices (type invariants).
+            unsafe { Self::unregister(net, o) };
+        }
+    }
+
+    /// Unregisters hook `o` from `net` and frees it a grace period later
+    /// (the kernel's hook blobs point at it until their RCU free).
+    ///
+    /// # Safety
+    ///
+    /// `o` is a hook of `rfw_dev_hook_new` registered in `net`, on a device
+    /// still in `net`, no longer in any list; RTNL is held.
+    unsafe fn unregister(net: NetRef<'_>, o: NonNull<bindings::nf_hook_ops>) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            bindings::nf_unregister_net_hook(net.as_ptr(), o.as_ptr());
+            bindings::rfw_dev_hook_free(o.as_ptr());
+        }
+    }
+
+    /// Registers the hook on `dev` unless it has one; a failure leaves the
+    /// device without it, with a warning.
+    ///
+    /// # Safety
+    ///
+    /// `dev` is a registered device of `net`, RTNL is held (so it stays
+    /// one until its `NETDEV_UNREGISTER`, which removes the hook), and
+    /// `owner` is the bound owner of the `DevHooks` that holds `s`.
+    unsafe fn add(
+        s: &mut DevState,
+        net: NetRef<'_>,
+        dev: *mut bindings::net_device,
+        owner: *mut RfwNet,
+        priority: c_int,
+    ) {
+        if find(&s.hooks, dev).is_some() {
+            return;
+        }
+        // Room first: a registered hook must not fail to be listed.
+        if s.hooks.reserve(1, GFP_KERNEL_ACCOUNT).is_err() {
+            pr_warn!("rfw: no memory for the fast path's hook on a device; its packets take the normal path\n");
+            return;
+        }
+        // SAFETY: `dev` is live (contract); the trampoline's contract is
+        // the ops' `priv`, `owner` (type invariants).
+        let ops = unsafe {
+            bindings::rfw_dev_hook_new(
+                dev,
+                Some(fast_trampoline::<H>),
+                owner.cast::<c_void>(),
+                priority,
+            )
+        };
+        let Some(o) = NonNull::new(ops) else {
+            pr_warn!("rfw: no memory for the fast path's hook on a device; its packets take the normal path\n");
+            return;
+        };
+        // SAFETY: a filled ops on a device of `net`, kept until it is
+        // unregistered.
+        let r = unsafe { bindings::nf_register_net_hook(net.as_ptr(), o.as_ptr()) };
+        if let Err(e) = to_result(r) {
+            pr_warn!(
+                "rfw: the fast path's hook on a device failed ({:?}); its packets take the normal path\n",
+                e
+            );
+            // SAFETY: made above and never registered.
+            unsafe { bindings::rfw_dev_hook_free(o.as_ptr()) };
+            return;
+        }
+        // INVARIANT: registered, and listed (room reserved above).
+        if s.hooks.push(o, GFP_KERNEL_ACCOUNT).is_err() {
+            // Cannot happen (room reserved); never leave a hook unlisted.
+            // SAFETY: registered above, in no list.
+            unsafe { Self::unregister(net, o) };
+        }
+    }
+}
+
+/// Where the hook on `dev` is among `hooks` (a [`DevHooks`]' list, under
+/// RTNL).
+fn find(
+    hooks: &KVec<NonNull<bindings::nf_hook_ops>>,
+    dev: *mut bindings::net_device,
+) -> Option<usize> {
+    hooks.as_slice().iter().position(|o| {
+        // SAFETY: each entry is a live ops of `rfw_dev_hook_new` (`DevHooks`
+        // invariants); only its `dev` field is read.
+        let d = unsafe { bindings::rfw_dev_hook_dev(o.as_ptr()) };
+        d == dev.cast_const()
+    })
+}
+
+/// Removes entry `i` of `v` (the last one takes its place), as `swap_remove`,
+/// which 6.12's `KVec` lacks; `None` if there is no entry `i`.
+fn take<T: Copy>(v: &mut KVec<T>, i: usize) -> Option<T> {
+    let n = v.len();
+    let last = *v.as_slice().last()?;
+    let out = core::mem::replace(v.as_mut_slice().get_mut(i)?, last);
+    // SAFETY: `n - 1 < n` entries stay initialised (`T: Copy` has no drop
+    // to run for the one left past the end).
+    unsafe { v.set_len(n - 1) };
+    Some(out)
 }

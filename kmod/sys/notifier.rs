@@ -11,12 +11,16 @@
 
 use core::ffi::{c_int, c_ulong, c_void};
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
+use super::netdevice::NetDevice;
+use super::pernet::NetRef;
+use super::rtnl::Rtnl;
 use crate::bindings;
 use crate::pernet::RfwNet;
 
@@ -147,13 +151,20 @@ impl<H: AddrDown> Drop for Registration<H> {
     }
 }
 
-/// What to do when a network device goes down or away, or its MTU
-/// changes.
+/// What to do when a network device comes, goes down or away, or its MTU
+/// changes. Process context, RTNL held (`rtnl`, the notifier's).
 pub(crate) trait DevDown {
-    /// `NETDEV_DOWN`, `NETDEV_UNREGISTER` or `NETDEV_CHANGEMTU` of the device with index
-    /// `ifindex` in the namespace whose state is `net`. Process context,
-    /// RTNL held.
+    /// `NETDEV_DOWN`, `NETDEV_UNREGISTER` or `NETDEV_CHANGEMTU` of the
+    /// device with index `ifindex` in the namespace whose state is `net`.
     fn dev_down(net: &RfwNet, ifindex: c_int);
+
+    /// `NETDEV_REGISTER` of `dev` in namespace `netref`, whose state is
+    /// `net`.
+    fn dev_registered(net: &RfwNet, netref: NetRef<'_>, dev: &NetDevice, rtnl: &mut Rtnl);
+
+    /// `NETDEV_UNREGISTER` of `dev` in namespace `netref` (it goes away,
+    /// or to another namespace), after [`DevDown::dev_down`].
+    fn dev_unregistered(net: &RfwNet, netref: NetRef<'_>, dev: &NetDevice, rtnl: &mut Rtnl);
 }
 
 /// `H`'s handler on the netdevice notifier chain
@@ -204,10 +215,13 @@ impl<H: DevDown> DevRegistration<H> {
         event: c_ulong,
         ptr: *mut c_void,
     ) -> c_int {
-        if event != c_ulong::from(bindings::netdev_cmd_NETDEV_DOWN)
-            && event != c_ulong::from(bindings::netdev_cmd_NETDEV_UNREGISTER)
-            && event != c_ulong::from(bindings::netdev_cmd_NETDEV_CHANGEMTU)
-        {
+        let is = |e: u32| event == c_ulong::from(e);
+        let registered = is(bindings::netdev_cmd_NETDEV_REGISTER);
+        let unregistered = is(bindings::netdev_cmd_NETDEV_UNREGISTER);
+        let down = unregistered
+            || is(bindings::netdev_cmd_NETDEV_DOWN)
+            || is(bindings::netdev_cmd_NETDEV_CHANGEMTU);
+        if !registered && !down {
             return bindings::NOTIFY_DONE as c_int;
         }
         let mut ifindex: c_int = 0;
@@ -218,8 +232,28 @@ impl<H: DevDown> DevRegistration<H> {
         // runs after all its devices were unregistered. rfw's `init` may
         // not have run for it (a namespace whose creation failed).
         // SAFETY: so `get_live` may look.
-        if let Some(rn) = unsafe { crate::sys::pernet::get_live(net) } {
+        let Some(rn) = (unsafe { crate::sys::pernet::get_live(net) }) else {
+            return bindings::NOTIFY_DONE as c_int;
+        };
+        if down {
             H::dev_down(rn, ifindex);
+        }
+        if registered || unregistered {
+            // SAFETY: the chain's device, live for the call.
+            let dev = unsafe { NetDevice::from_raw(bindings::rfw_netdev_notifier_dev(ptr)) };
+            // SAFETY: the device's namespace, live for the call (above).
+            let netref = NonNull::new(net).map(|n| unsafe { NetRef::from_raw(n) });
+            // The netdevice chain runs under RTNL, and this call holds no
+            // other token.
+            // SAFETY: so the token is RTNL's for the call.
+            let mut rtnl = unsafe { Rtnl::assume() };
+            if let (Some(dev), Some(netref)) = (dev, netref) {
+                if registered {
+                    H::dev_registered(rn, netref, dev, &mut rtnl);
+                } else {
+                    H::dev_unregistered(rn, netref, dev, &mut rtnl);
+                }
+            }
         }
         bindings::NOTIFY_DONE as c_int
     }

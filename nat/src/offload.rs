@@ -8,7 +8,7 @@
 //! other.
 
 use conntrack::wire::{ipv4, ipv6};
-use conntrack::{ipproto, Direction, Family, Tuple};
+use conntrack::{checksum, ipproto, Direction, Family, Tuple};
 
 use crate::nat_core::{Binding, ManipType};
 use crate::nat_proto::{self, CsumMode, RewriteError};
@@ -19,8 +19,9 @@ pub enum Punt {
     /// Another IP version than the hook's, too short for its headers, a
     /// protocol other than TCP or UDP, IPv6 extension headers.
     Unknown,
-    /// A fragment (`nf_flow_tuple_ip`: "ip_is_fragment"); normally
-    /// gathered before rfw's hooks, so only where defragmentation left it.
+    /// A fragment (`nf_flow_tuple_ip`: "ip_is_fragment"): the fast path
+    /// runs at ingress, before defragmentation, which the normal path
+    /// does.
     Fragment,
 }
 
@@ -35,8 +36,14 @@ pub struct Fast {
     /// The packet belongs to the normal path even if its flow is
     /// offloaded: IPv4 options, a TTL or hop limit that forwarding would
     /// take to 0 (the normal path answers with ICMP), a length field that
-    /// disagrees with the packet.
+    /// disagrees with the packet, an IPv4 header whose checksum is wrong
+    /// (`ip_rcv_core` drops it and counts it in `InCsumErrors`).
     pub slow: bool,
+    /// The datagram's length by its IP header (IPv4 total length, IPv6's
+    /// fixed header plus payload): less than the packet's when the link
+    /// padded the frame, as Ethernet pads one shorter than 60 bytes
+    /// (`ip_rcv_core` and `ipv6_rcv` trim it).
+    pub ip_len: usize,
 }
 
 /// TCP's FIN and RST flags.
@@ -74,8 +81,10 @@ fn ports(b: &[u8], l4: usize, proto: u8) -> Result<(u16, u16, u8), Punt> {
 /// way), not a fragment, TTL above 1, TCP or UDP with the ports (and
 /// TCP's flags) in `b`, a total length that the packet holds. IPv6
 /// (`nf_flow_tuple_ipv6`): TCP or UDP right after the fixed header, hop
-/// limit above 1. The IP header's checksum is not verified: the hook runs
-/// after `ip_rcv` checked it.
+/// limit above 1. The IPv4 header's checksum is verified, since the fast
+/// path runs at ingress, before `ip_rcv`; TCP's and UDP's are not (as in
+/// nf_flow_table_ip.c): the rewrite updates them incrementally, so a
+/// wrong one stays wrong and the receiver drops the packet.
 pub fn parse(b: &[u8], len: usize, family: Family) -> Result<Fast, Punt> {
     match family {
         Family::Ipv4 => {
@@ -96,13 +105,21 @@ pub fn parse(b: &[u8], len: usize, family: Family) -> Result<Fast, Punt> {
             }
             let (sport, dport, tcp_flags) = ports(b, ihl, proto)?;
             let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            let slow = ihl != ipv4::HEADER_LEN || h[8] <= 1 || total > len || total < ihl;
+            // `ip_fast_csum`: the header's ones'-complement sum, its
+            // checksum included, is all ones (ip_rcv_core checks it before
+            // PRE_ROUTING; the fast path runs before ip_rcv).
+            let slow = ihl != ipv4::HEADER_LEN
+                || h[8] <= 1
+                || total > len
+                || total < ihl
+                || checksum::data(h) != 0xffff;
             let src = [h[12], h[13], h[14], h[15]];
             let dst = [h[16], h[17], h[18], h[19]];
             Ok(Fast {
                 tuple: Tuple::v4(src, dst, proto, sport, dport),
                 tcp_flags,
                 slow,
+                ip_len: total,
             })
         }
         Family::Ipv6 => {
@@ -130,6 +147,7 @@ pub fn parse(b: &[u8], len: usize, family: Family) -> Result<Fast, Punt> {
                 tuple: Tuple::v6(src, dst, proto, sport, dport),
                 tcp_flags,
                 slow,
+                ip_len: ipv6::HEADER_LEN + payload,
             })
         }
     }
@@ -196,7 +214,6 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
-    use conntrack::checksum;
     use conntrack::conn::ConnKey;
 
     fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ttl: u8) -> Vec<u8> {
@@ -262,6 +279,28 @@ mod tests {
         let mut o = p.clone();
         o[9] = ipproto::ICMP;
         assert_eq!(parse(&o, o.len(), Family::Ipv4), Err(Punt::Unknown));
+        // A header checksum that is wrong.
+        let mut c = p.clone();
+        c[10] ^= 0x01;
+        assert_eq!(slow(&c, c.len()), Ok(true));
+    }
+
+    #[test]
+    fn link_padding_is_not_the_datagram() {
+        // 32 bytes of datagram in a frame padded to 46 bytes of payload.
+        let mut p = udp4([10, 0, 0, 2], [192, 0, 2, 1], 4000, 53, 64);
+        let ip_len = p.len();
+        p.resize(46, 0);
+        let f = parse(&p, p.len(), Family::Ipv4).unwrap();
+        assert!(!f.slow);
+        assert_eq!(f.ip_len, ip_len);
+        let mut q = std::vec![0u8; 48];
+        q[0] = 0x60;
+        q[4..6].copy_from_slice(&8u16.to_be_bytes());
+        q[6] = ipproto::UDP;
+        q[7] = 64;
+        q.resize(60, 0);
+        assert_eq!(parse(&q, q.len(), Family::Ipv6).unwrap().ip_len, 48);
     }
 
     #[test]

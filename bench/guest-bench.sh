@@ -46,10 +46,11 @@
 #           router's connection table (nf_conntrack_count, or fwctl ct count)
 #   tcp     TCP bulk, iperf3 from snd to snk, receiver's bits/s
 #   profile after the rounds, for each of PROFILE (default none; bench/run.sh
-#           asks for P1 R0 R P1:newconn R:newconn): SETUP's udp1k (or
-#           SETUP:WORKLOAD's udp1k or newconn) once more under `perf record
-#           -C 0` (cpu-clock; pktgen's thread and the softirq that forwards
-#           its packets run on CPU 0), the flat profile by symbol in
+#           asks for P1 R0 R P2 R2 P1:newconn R:newconn P2:tcp R2:tcp):
+#           SETUP's udp1k (or SETUP:WORKLOAD's udp1k, newconn or tcp) once
+#           more under `perf record -C 0` (cpu-clock; pktgen's thread and
+#           the softirq that forwards its packets run on CPU 0; tcp: `-a`,
+#           iperf3 and its softirqs use both), the flat profile by symbol in
 #           OUTDIR/files/profile-SETUP-WORKLOAD.txt and by object in
 #           profile-dso-SETUP-WORKLOAD.txt; not a figure of the tables
 #   mem     once per MEM_REPEATS for each of MEM_SETUPS (P1 R): slab bytes
@@ -563,27 +564,38 @@ profile() { # SETUP[:WORKLOAD]
 	local f="$out/files/profile-$s-$wl.txt" fd="$out/files/profile-dso-$s-$wl.txt"
 	command -v perf >/dev/null || { say "profile $s $wl: no perf in the guest"; return 0; }
 	case "$wl" in
-	udp1k|newconn) ;;
-	*) say "profile $s: unknown workload $wl (udp1k or newconn)"; return 0 ;;
+	udp1k|newconn|tcp) ;;
+	*) say "profile $s: unknown workload $wl (udp1k, newconn or tcp)"; return 0 ;;
 	esac
 	if ! setup "$s" >>"$log" 2>&1; then
 		say "profile $s $wl: set-up failed"
 		teardown "$s" "prof-$wl" >>"$log" 2>&1
 		return 0
 	fi
-	if [ "$wl" = udp1k ]; then
-		prewarm 1000
-		flow_args 1000
-		pg_config snd s0 0 "${FLOW[@]}" 2>>"$log"
+	if [ "$wl" = tcp ]; then
+		# iperf3's sender, receiver and the softirqs that forward its
+		# segments share both CPUs: every CPU is sampled.
+		ip netns exec snd timeout $((RAMP + DUR + 30)) iperf3 -c $K_IP -p 5201 \
+			-t $((RAMP + DUR + 1)) >/dev/null 2>>"$log" &
+		pid=$!
+		sleep "$RAMP"
+		perf record -q -a -e cpu-clock -F 4999 -o "/tmp/perf-$s.data" -- sleep "$DUR" >>"$log" 2>&1
+		wait "$pid"
 	else
-		pg_config snd s0 0 "${NEWCONN[@]}" 2>>"$log"
+		if [ "$wl" = udp1k ]; then
+			prewarm 1000
+			flow_args 1000
+			pg_config snd s0 0 "${FLOW[@]}" 2>>"$log"
+		else
+			pg_config snd s0 0 "${NEWCONN[@]}" 2>>"$log"
+		fi
+		pg_start snd 2>>"$log" &
+		pid=$!
+		sleep "$RAMP"
+		perf record -q -C 0 -e cpu-clock -F 4999 -o "/tmp/perf-$s.data" -- sleep "$DUR" >>"$log" 2>&1
+		pg_stop snd
+		wait "$pid"
 	fi
-	pg_start snd 2>>"$log" &
-	pid=$!
-	sleep "$RAMP"
-	perf record -q -C 0 -e cpu-clock -F 4999 -o "/tmp/perf-$s.data" -- sleep "$DUR" >>"$log" 2>&1
-	pg_stop snd
-	wait "$pid"
 	perf report -i "/tmp/perf-$s.data" --stdio --no-children --sort dso,sym \
 		--percent-limit 0.3 2>>"$log" | grep -v '^$' >"$f"
 	# per object, every sample counted (the symbol list stops at 0.3 %:

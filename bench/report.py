@@ -36,7 +36,7 @@ SETUP_DOC = {
          "--accept`, `-i r0 -o r1 --accept`; nat `-o r1 --masquerade --to-ports 1024-65535`: free source ports kept, "
          "as nft's masquerade keeps them; rfw's default would move ports below `ip_local_port_range`)",
     "R2": "R + rfw's fast path (`-A FORWARD --ct-state established --offload` before the stateful accept): "
-          "at PRE_ROUTING priority -300 rfw forwards an offloaded flow's packets itself (NAT, TTL, counters, "
+          "at each device's netdev ingress rfw forwards an offloaded flow's packets itself (NAT, TTL, counters, "
           "`neigh_xmit` on the cached route)",
     "P1r1000": "P1 with 1000 non-matching rules ahead of the stateful accept",
     "R1000": "R with the same 1000 non-matching rules (`-p udp --dport N --drop`)",
@@ -240,7 +240,7 @@ def profiles(results):
     for fn in sorted(os.listdir(d)):
         if fn.startswith("profile-dso-"):
             continue
-        m = re.fullmatch(r"profile-([^-]+)(?:-(udp1k|newconn))?\.txt", fn)
+        m = re.fullmatch(r"profile-([^-]+)(?:-(udp1k|newconn|tcp))?\.txt", fn)
         if not m:
             continue
         setup, wl = m.group(1), m.group(2) or "udp1k"
@@ -596,9 +596,10 @@ def main():
         L.append("  attach state to the skb (`_nfct` is nf_conntrack's, modules cannot add skb extensions;")
         L.append("  docs/DESIGN.md).")
         L.append("- R2's offloaded flows skip all of that: while the ruleset has an `--offload` rule rfw hooks")
-        L.append("  PRE_ROUTING at priority -300 too, and there forwards an offloaded flow's packet itself (NAT,")
-        L.append("  TTL, counters, `neigh_xmit` on the route cached in the entry): no routing, FORWARD or")
-        L.append("  POST_ROUTING. P2's flowtable does the same for nftables (docs/RULESET.md, Offload).")
+        L.append("  netdev ingress on each device, as nftables' flowtable does, and there forwards an offloaded")
+        L.append("  flow's packet itself (NAT, TTL, counters, `neigh_xmit` on the route cached in the entry):")
+        L.append("  no `ip_rcv`, routing, PRE_ROUTING, FORWARD or POST_ROUTING. P2's flowtable does the same")
+        L.append("  for nftables (docs/RULESET.md, Offload).")
         L.append("- The tracker refreshes a UDP, ICMP or other connection without a lock, as nf_conntrack does")
         L.append("  (an atomic store of the deadline, atomic counters, an atomic OR for SEEN_REPLY/ASSURED);")
         L.append("  only TCP's window tracking takes the entry's state lock. The NAT hooks read the binding")
@@ -625,15 +626,20 @@ def main():
             L.append("")
 
         prof = profiles(results)
-        for wl in ("udp1k", "newconn"):
+        for wl in ("udp1k", "newconn", "tcp"):
             runs = [(setup, v) for (setup, w), v in prof.items() if w == wl]
             if not runs:
                 continue
             L.append(f"## Where the time goes: profiles during {wl}")
             L.append("")
-            L.append(f"After the rounds, {wl} once more per set-up under `perf record -C 0 -e cpu-clock` (CPU 0")
-            L.append("runs pktgen's thread and the softirq that forwards its packets through the router and into")
-            L.append("the sink). Share of CPU 0's samples per object, then by symbol (self time), the top")
+            if wl == "tcp":
+                L.append("After the rounds, tcp once more per set-up under `perf record -a -e cpu-clock` (iperf3's")
+                L.append("sender and receiver and the softirqs that forward its segments share both CPUs). Share of")
+                L.append("all samples per object, then by symbol (self time), the top")
+            else:
+                L.append(f"After the rounds, {wl} once more per set-up under `perf record -C 0 -e cpu-clock` (CPU 0")
+                L.append("runs pktgen's thread and the softirq that forwards its packets through the router and into")
+                L.append("the sink). Share of CPU 0's samples per object, then by symbol (self time), the top")
             L.append(f"{PROFILE_TOP} of each; `[rfw]` is rfw.ko. A profile, not a figure of the tables above.")
             L.append("")
             L.append("| set-up | " + " | ".join(PROFILE_OBJECTS) + " |")

@@ -16,9 +16,9 @@
 # BENCH_DUR=2 (seconds per measurement) BENCH_RAMP=1 BENCH_MEM_ENTRIES=100000
 # BENCH_MEM_REPEATS=2 BENCH_SETUPS="B0 B1 P1 R P2 R2 R0 P1r1000 R1000"
 # BENCH_WORKLOADS="udp1k udp64k tcp newconn" BENCH_MEM_SETUPS="P1 R" (the
-# set-ups whose bytes per connection are measured) BENCH_PROFILE="P1 R0 R P1:newconn
-# R:newconn" (set-ups profiled with perf during udp1k, or SETUP:newconn during
-# newconn, after the rounds; "" for none); and selftests/run.sh's
+# set-ups whose bytes per connection are measured) BENCH_PROFILE="P1 R0 R P2 R2
+# P1:newconn R:newconn P2:tcp R2:tcp" (set-ups profiled with perf during udp1k,
+# or SETUP:WORKLOAD during newconn or tcp, after the rounds; "" for none); and selftests/run.sh's
 # RFW_ACCEL, RFW_CPUS, RFW_MEM. Results: target/bench/DATE/.
 #
 # It prints figures; it asserts nothing about them (no test depends on it).
@@ -55,7 +55,7 @@ else
 fi
 : "${BENCH_SETUPS:=B0 B1 P1 R P2 R2 R0 P1r1000 R1000}" "${BENCH_WORKLOADS:=udp1k udp64k tcp newconn}"
 : "${BENCH_MEM_SETUPS:=P1 R}"
-BENCH_PROFILE=${BENCH_PROFILE-P1 R0 R P1:newconn R:newconn}
+BENCH_PROFILE=${BENCH_PROFILE-P1 R0 R P2 R2 P1:newconn R:newconn P2:tcp R2:tcp}
 
 # The exact command, for the report.
 cmd="${env_given}bench/run.sh"

@@ -40,9 +40,9 @@
 # one per attempt (default 3 and 4: each load costs seconds under TCG);
 # 0 fails every one of them (long: for runs with --repeat).
 # RFW_ALLOC_FAIL_RESTORES=N: the most restores of (c) (default 60);
-# RFW_ALLOC_FAIL_STEP=S: (c) fails allocation 1, 1+S, 1+2S, ... (default 3:
-# a restore costs seconds under TCG; 1 fails every one of them, for runs
-# with --repeat).
+# RFW_ALLOC_FAIL_STEP=S: (c) fails allocation 1, 1+S, 1+2S, ... (default 6:
+# a restore costs about 10 s under TCG on a slow host; 1 fails every one of
+# them, for runs with --repeat).
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
 
 checktool "modinfo rfw" "rfw.ko installed for modprobe"
@@ -233,7 +233,7 @@ elif restore_failed "restore with every allocation failing"; then
 fi
 fault_reset
 fault_nth_setup "$rfw_start" "$rfw_end"
-failed=0 absorbed=0 done_at="" broke=0 step=${RFW_ALLOC_FAIL_STEP:-3}
+failed=0 absorbed=0 done_at="" broke=0 step=${RFW_ALLOC_FAIL_STEP:-6}
 for n in $(seq 1 "$step" "${RFW_ALLOC_FAIL_RESTORES:-60}"); do
 	broke=1
 	before=$(fault_times)

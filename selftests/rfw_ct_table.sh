@@ -11,7 +11,7 @@
 #     SYN_SENT entries that expire; once the server listens, the next
 #     attempt is a fresh connection that reaches ESTABLISHED. Witness: the
 #     server's nft counter of dropped SYNs.
-# (c) Namespace teardown: 3 times (RFW_CT_TABLE_ROUNDS; rfw_teardown.sh
+# (c) Namespace teardown: 2 times (RFW_CT_TABLE_ROUNDS; rfw_teardown.sh
 #     does more, under churn), a namespace with 1000 live entries is
 #     deleted; rfw's slab (/proc/slabinfo rfw_conn active objects) returns
 #     to its starting size, and unloading finds no object left (the slab
@@ -26,7 +26,7 @@
 # Processes that hold sockets open do so until the test ends (no fixed
 # hold time), and the entries a check counts have timeouts set long
 # enough that no step's duration matters.
-# RFW_CT_TABLE_ROUNDS=N: N teardown rounds in (c) (default 3). run.sh does
+# RFW_CT_TABLE_ROUNDS=N: N teardown rounds in (c) (default 2). run.sh does
 # not pass it on; in the VM, from the repository's root:
 #   selftests/run.sh -- env RFW_CT_TABLE_ROUNDS=10 bash selftests/rfw_ct_table.sh
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
@@ -176,7 +176,7 @@ busywait 120000 low || fail "rfw_conn did not drain before the teardown rounds: 
 slab_start=$(slab_active)
 
 peak=0
-rounds=${RFW_CT_TABLE_ROUNDS:-3}
+rounds=${RFW_CT_TABLE_ROUNDS:-2}
 for i in $(seq "$rounds"); do
 	ns="tear-$i-$$"
 	ip netns add "$ns"

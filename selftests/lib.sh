@@ -115,6 +115,21 @@ rfw_hooks() {
 	# calls this 30 times).
 	echo "${points//$'\n'/ }"
 }
+# ns_devs NS: the names of NS's devices, sorted, on one line.
+ns_devs() {
+	netns_exec "$1" ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | sort | paste -sd' '
+}
+# rfw_ingress_devs NS: the devices of NS on which rfw has a netdev ingress
+# hook (the fast path's), sorted, on one line, from `nft list hooks netdev
+# device DEV`.
+rfw_ingress_devs() {
+	local d out=""
+	for d in $(ns_devs "$1"); do
+		netns_exec "$1" nft list hooks netdev device "$d" 2>/dev/null | grep -q '\[rfw\]' &&
+			out="$out${out:+ }$d"
+	done
+	echo "$out"
+}
 # Every hook point of both families, as rfw_hooks prints them.
 rfw_all_points="ip forward ip input ip output ip postrouting ip prerouting ip6 forward ip6 input ip6 output ip6 postrouting ip6 prerouting"
 

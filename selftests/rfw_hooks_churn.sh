@@ -10,10 +10,14 @@
 # An iperf3 TCP stream (IPv4, 20 Mbit/s) and a ping -6 stream run client -> server
 # through the router while, 5 times (RFW_CHURN_ROUNDS), the router loads a filter table
 # (FORWARD policy DROP, the client's interface accepted both ways), then
+# the same with an `--offload` rule (the fast path's ingress hook on each
+# device, the stream offloaded), then
 # switches counting on, then unloads the table, switches counting off and
 # turns tracking on and back to auto. After every step the kernel's own
 # list of registered hooks (`nft list hooks`) must show exactly the hook
-# points that step needs (none in the end). Witnesses in the end hosts:
+# points that step needs (none in the end), and `nft list hooks netdev
+# device DEV` rfw's ingress hook on every device exactly while the
+# ruleset offloads. Witnesses in the end hosts:
 # the stream's acknowledged bytes keep growing, the server took the
 # segments, the pings were answered; the router's kernel log stays clean.
 source "${RFW_SELFTESTS:-$(dirname "$0")}/lib.sh"
@@ -39,6 +43,8 @@ cat >"$dir/filter" <<'EOF'
 -A FORWARD -i veth1 -o veth0 -j ACCEPT
 COMMIT
 EOF
+# The same with the fast path: the stream is offloaded while it is loaded.
+sed 's/^-A FORWARD -i veth0/-A FORWARD --ct-state established --offload\n&/' "$dir/filter" >"$dir/offload"
 fw() { netns_exec "$rt" fwctl "$@" >/dev/null; }
 
 netns_exec "$sv" nice -n 19 iperf3 -s -1 -D -I /tmp/iperf3-churn.pid >/dev/null 2>&1
@@ -59,6 +65,9 @@ flowing() { [ "$(acked)" -gt 100000 ] 2>/dev/null; }
 busywait 60000 flowing || fail "no iperf3 data flowing before the churn"
 
 rounds=${RFW_CHURN_ROUNDS:-5} wrong=0 done=0
+# Every device of the router gets the fast path's hook (lo, the veths,
+# and whatever the kernel adds to each namespace, such as sit0).
+devs=$(ns_devs "$rt")
 for i in $(seq 1 $rounds); do
 	kill -0 $client_pid 2>/dev/null || { fail "iperf3 ended in round $i"; break; }
 	step() { # WHAT EXPECTED
@@ -69,8 +78,20 @@ for i in $(seq 1 $rounds); do
 			echo "# round $i, $1: hooks '$now', expected '$2'"
 		fi
 	}
+	ingress() { # WHAT EXPECTED: the devices with the fast path's hook
+		local now
+		now=$(rfw_ingress_devs "$rt")
+		if [ "$now" != "$2" ]; then
+			wrong=$((wrong + 1))
+			echo "# round $i, $1: ingress hooks on '$now', expected '$2'"
+		fi
+	}
 	fw restore "$dir/filter" || { fail "restore in round $i"; break; }
 	step "filter loaded" "$all"
+	sleep 0.3
+	fw restore "$dir/offload" || { fail "restore with --offload in round $i"; break; }
+	step "filter with --offload" "$all"
+	ingress "filter with --offload" "$devs"
 	sleep 0.3
 	fw stats counting on || { fail "counting on in round $i"; break; }
 	step "counting on" "$all"
@@ -78,6 +99,7 @@ for i in $(seq 1 $rounds); do
 	step "filter unloaded, counting on" "$all"
 	fw stats counting off || { fail "counting off in round $i"; break; }
 	step "counting off, no table" ""
+	ingress "counting off, no table" ""
 	fw ct tracking on || { fail "tracking on in round $i"; break; }
 	step "tracking on" "$tracking"
 	sleep 0.3
@@ -87,7 +109,7 @@ for i in $(seq 1 $rounds); do
 done
 check "rounds of gaining and losing the ruleset, counting and tracking" $rounds "$done"
 check "nft list hooks showed what each step needs, every step (wrong steps)" 0 "$wrong"
-check "no rfw hook left in the router (nft list hooks)" "" "$(rfw_hooks "$rt")"
+check "no rfw hook left in the router (nft list hooks)" "" "$(rfw_hooks "$rt")$(rfw_ingress_devs "$rt")"
 
 a1=$(acked)
 progressed() {
